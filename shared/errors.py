@@ -1,0 +1,72 @@
+"""One error hierarchy for the CLI and every service.
+
+Each error carries a machine-readable ``type`` and an HTTP status; the services install one handler
+(:func:`shared.serving.install_error_handler`) that turns any :class:`ChorusError` into
+``{"type": ..., "detail": ...}`` with that status, and the CLI prints ``chorus: error: <detail>`` and exits
+non-zero.
+"""
+
+from __future__ import annotations
+
+
+class ChorusError(Exception):
+    """Base class: a problem a user can act on, with a message that says what and where."""
+
+    type: str = "error"
+    status_code: int = 500
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+    def to_dict(self) -> dict[str, str]:
+        return {"type": self.type, "detail": self.detail}
+
+
+class InvalidInput(ChorusError):
+    """A request or command-line value that is not acceptable (HTTP 422)."""
+
+    type = "invalid_input"
+    status_code = 422
+
+
+class NotFound(ChorusError):
+    """An unknown user, item or version (HTTP 404)."""
+
+    type = "not_found"
+    status_code = 404
+
+
+class DataError(ChorusError):
+    """A data file that cannot be read at all (no valid row, unknown format, unreadable)."""
+
+    type = "data_error"
+    status_code = 422
+
+
+class ArtifactError(ChorusError):
+    """A missing, truncated, altered or incompatible artifact; never served."""
+
+    type = "bad_artifact"
+    status_code = 503
+
+
+class NotReady(ChorusError):
+    """The process has no servable artifact yet (HTTP 503)."""
+
+    type = "not_ready"
+    status_code = 503
+
+
+class UpstreamUnavailable(ChorusError):
+    """A downstream service could not be reached (HTTP 503)."""
+
+    type = "upstream_unavailable"
+    status_code = 503
+
+
+class UpstreamTimeout(ChorusError):
+    """A downstream service did not answer in time (HTTP 504)."""
+
+    type = "upstream_timeout"
+    status_code = 504
