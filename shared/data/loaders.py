@@ -1,0 +1,409 @@
+"""Readers for review dumps: Amazon TSV, McAuley Amazon JSON lines, MovieLens 100K and MovieLens CSV.
+
+Each reader walks the file in blocks of lines, splits fields with ``str.split``
+and converts whole columns with numpy, so no Python object is built per row beyond the split itself. Every row
+is either accepted or skipped with a reason (:data:`REASONS`); the first few skipped rows are kept with their
+line numbers. Files may be plain or gzip (recognised by content, not by name).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import operator
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from shared.errors import DataError
+from shared.progress import Progress
+
+from .ratings import LoadReport, Ratings, RatingScale, RawColumns, assemble
+
+FORMATS = ("amazon-tsv", "amazon-json", "movielens-100k", "movielens-csv")
+
+SCALES = {
+    "amazon-tsv": RatingScale(1.0, 5.0, 1.0),
+    "amazon-json": RatingScale(1.0, 5.0, 1.0),
+    "movielens-100k": RatingScale(1.0, 5.0, 1.0),
+    "movielens-csv": RatingScale(0.5, 5.0, 0.5),
+}
+
+#: Why a row can be skipped, in the order the checks run (a row is counted under its first failure).
+REASONS = (
+    "bad_json",
+    "wrong_field_count",
+    "empty_user_id",
+    "empty_item_id",
+    "bad_rating",
+    "rating_out_of_scale",
+    "bad_timestamp",
+    "bad_votes",
+    "duplicate_pair",
+)
+
+TSV_HEADER = (
+    "marketplace customer_id review_id product_id product_parent product_title product_category star_rating "
+    "helpful_votes total_votes vine verified_purchase review_headline review_body review_date"
+).split()
+
+CHUNK_BYTES = 8 << 20
+
+
+def _open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
+    """Open plain or gzip text; lines end at ``\\n`` only and keep any ``\\r`` (stripped by the readers)."""
+    raw = open(path, "rb")  # noqa: SIM115 - handed to the wrapper, closed with it
+    magic = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+    stream = gzip.GzipFile(fileobj=raw, mode="rb") if magic == b"\x1f\x8b" else raw
+    return io.TextIOWrapper(stream, encoding=encoding, errors="replace", newline="\n")
+
+
+def _first_line(path: Path) -> str:
+    with _open_text(path) as f:
+        for line in f:
+            if line.strip():
+                return line.rstrip("\r\n")
+    return ""
+
+
+def detect_format(path: Path) -> str:
+    """Guess the format from the file name and its first non-empty line."""
+    name = path.name.lower()
+    first = _first_line(path)
+    if first.startswith("marketplace\tcustomer_id") or name.endswith((".tsv", ".tsv.gz")):
+        return "amazon-tsv"
+    if first.lstrip().startswith("{") or name.endswith((".json", ".json.gz", ".jsonl", ".jsonl.gz")):
+        return "amazon-json"
+    if first.lower().startswith("userid,movieid") or name in ("ratings.csv", "ratings.csv.gz"):
+        return "movielens-csv"
+    parts = first.split("\t")
+    if len(parts) == 4 and all(p.strip().lstrip("-").replace(".", "", 1).isdigit() for p in parts):
+        return "movielens-100k"
+    raise DataError(
+        f"cannot tell the format of {path}: name one with --format ({', '.join(FORMATS)}); "
+        f"first line starts {first[:60]!r}"
+    )
+
+
+def _chunks(f: io.TextIOBase, progress: Progress, size: int) -> Iterator[tuple[int, list[str]]]:
+    """Yield (line number of the first line, lines without ``\\n``; a ``\\r`` before it is left in place).
+
+    Reads fixed-size blocks and splits them with one ``str.split`` call, carrying the partial last line over.
+    """
+    line_no = 1
+    raw = f.buffer
+    carry = ""
+    while True:
+        block = f.read(CHUNK_BYTES)
+        if not block:
+            if carry:
+                yield line_no, [carry]
+            return
+        lines = (carry + block).split("\n")
+        carry = lines.pop()
+        if lines:
+            yield line_no, lines
+            line_no += len(lines)
+        if size:
+            try:
+                progress.update(raw.fileobj.tell() if hasattr(raw, "fileobj") else raw.tell())
+            except (OSError, ValueError, AttributeError):
+                pass
+
+
+def _floats(values: list[str]) -> np.ndarray:
+    """float64 array, NaN where a value is not a number."""
+    try:
+        return np.array(values, dtype=np.float64)
+    except (ValueError, TypeError):
+        out = np.empty(len(values), dtype=np.float64)
+        for k, v in enumerate(values):
+            try:
+                out[k] = float(v)
+            except (ValueError, TypeError):
+                out[k] = np.nan
+        return out
+
+
+def _ints(values: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 array, ok mask); a value that is not an integer gives ok=False."""
+    try:
+        return np.array(values, dtype=np.int64), np.ones(len(values), dtype=bool)
+    except (ValueError, TypeError, OverflowError):
+        out = np.zeros(len(values), dtype=np.int64)
+        ok = np.ones(len(values), dtype=bool)
+        for k, v in enumerate(values):
+            try:
+                out[k] = int(v)
+            except (ValueError, TypeError, OverflowError):
+                ok[k] = False
+        return out, ok
+
+
+def _dates(values: list[str], cache: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """ISO dates (YYYY-MM-DD) to unix seconds; (int64 array, ok mask). -1 in ``cache`` marks a bad date.
+
+    A dump spans a few thousand distinct dates, so each is parsed once and then looked up.
+    """
+    get = cache.get
+    out = [get(v) for v in values]
+    if None in out:
+        for k, v in enumerate(values):
+            if out[k] is None:
+                try:
+                    day = np.datetime64(v.strip(), "D")
+                    secs = -1 if np.isnat(day) else int(day.astype("datetime64[s]").astype(np.int64))
+                except ValueError:
+                    secs = -1
+                cache[v] = out[k] = secs
+    arr = np.array(out, dtype=np.int64)
+    return np.maximum(arr, 0), arr >= 0
+
+
+class _ChunkFilter:
+    """Applies the shared checks to one chunk's candidate rows and appends the accepted ones."""
+
+    def __init__(self, cols: RawColumns, report: LoadReport, scale: RatingScale):
+        self.cols, self.report, self.scale = cols, report, scale
+        # raw id -> code in order of first appearance; assemble() turns codes into sorted-vocabulary indices
+        self.user_codes: dict[str, int] = cols.user_codes
+        self.item_codes: dict[str, int] = cols.item_codes
+
+    @staticmethod
+    def _codes(ids: list[str], codes: dict[str, int]) -> np.ndarray:
+        # New ids get the next codes (a loop over distinct ids only); the per-row lookup runs in C.
+        for x in dict.fromkeys(ids):
+            if x not in codes:
+                codes[x] = len(codes)
+        if len(ids) == 1:
+            return np.array([codes[ids[0]]], dtype=np.int64)
+        return np.array(operator.itemgetter(*ids)(codes) if ids else (), dtype=np.int64)
+
+    def reject(self, lines: np.ndarray, texts: list[str], bad: np.ndarray, reason: str) -> np.ndarray:
+        """Record rows where ``bad`` and return the mask of rows still alive (``~bad``)."""
+        idx = np.flatnonzero(bad)
+        self.report.skip_many(lines[idx], reason, lambda k: texts[idx[k]].rstrip("\r"))
+        return ~bad
+
+    def accept(
+        self,
+        lines: np.ndarray,
+        texts: list[str],
+        users: list[str],
+        items: list[str],
+        rating: np.ndarray,
+        ts: np.ndarray,
+        ts_ok: np.ndarray,
+        extras: dict[str, tuple[object, np.ndarray | None]] | None = None,
+    ) -> None:
+        """Check and keep rows; ``extras`` maps a column name to (values, ok mask or None)."""
+        u = self._codes(users, self.user_codes)
+        i = self._codes(items, self.item_codes)
+        alive = np.ones(len(users), dtype=bool)
+        checks = [
+            (u == self.user_codes.get("", -1), "empty_user_id"),
+            (i == self.item_codes.get("", -1), "empty_item_id"),
+            (~np.isfinite(rating), "bad_rating"),
+            (np.isfinite(rating) & ~self.scale.valid(rating), "rating_out_of_scale"),
+            (~ts_ok, "bad_timestamp"),
+        ]
+        for name, (_, ok) in (extras or {}).items():
+            if ok is not None:
+                checks.append((~ok, f"bad_{name}" if name != "helpful" else "bad_votes"))
+        for bad, reason in checks:
+            alive &= self.reject(lines, texts, bad & alive, reason)
+        keep = np.flatnonzero(alive)
+        cols = self.cols
+        cols.lines.append(lines[keep])
+        cols.users.append(u[keep])
+        cols.items.append(i[keep])
+        cols.ratings.append(rating[keep])
+        cols.timestamps.append(ts[keep])
+        for name, (values, _) in (extras or {}).items():
+            target = getattr(cols, name)
+            if isinstance(values, np.ndarray):
+                target.append(values[keep])
+            else:
+                target.append([values[k] for k in keep.tolist()])
+
+
+def _split_rows(
+    start: int, lines: list[str], sep: str, n_fields: int, filt: _ChunkFilter
+) -> tuple[np.ndarray, list[str], list[list[str]]]:
+    """Split lines on ``sep``; count rows with the wrong number of fields; skip blank lines silently
+    only when they are the file's trailing newline artefacts (an empty line is counted otherwise)."""
+    rows = [ln.split(sep) for ln in lines]
+    nums = np.arange(start, start + len(lines), dtype=np.int64)
+    good = [k for k, r in enumerate(rows) if len(r) == n_fields]
+    if len(good) != len(rows):
+        bad = np.ones(len(rows), dtype=bool)
+        bad[good] = False
+        filt.reject(nums, lines, bad, "wrong_field_count")
+        rows = [rows[k] for k in good]
+        lines = [lines[k] for k in good]
+        nums = nums[good]
+    return nums, lines, rows
+
+
+def _read_amazon_tsv(path: Path, filt: _ChunkFilter, progress: Progress, size: int, with_text: bool) -> None:
+    cols = filt.cols
+    cols.titles, cols.verified, cols.helpful, cols.total = [], [], [], []
+    if with_text:
+        cols.text = []
+    date_cache: dict[str, int] = {}
+    with _open_text(path) as f:
+        for start, lines in _chunks(f, progress, size):
+            if start == 1 and lines and lines[0].split("\t")[:2] == TSV_HEADER[:2]:
+                lines, start = lines[1:], 2
+            nums, lines, rows = _split_rows(start, lines, "\t", 15, filt)
+            helpful, ok_h = _ints([r[8] for r in rows])
+            total, ok_t = _ints([r[9] for r in rows])
+            ts, ts_ok = _dates([r[14] for r in rows], date_cache)
+            extras = {
+                "titles": ([r[5] for r in rows], None),
+                "verified": (np.array([r[11] == "Y" for r in rows], dtype=bool), None),
+                "helpful": (helpful, ok_h & ok_t & (helpful >= 0) & (total >= helpful)),
+                "total": (total, None),
+            }
+            if with_text:
+                extras["text"] = ([r[12] + "\n" + r[13] for r in rows], None)
+            filt.accept(nums, lines, [r[1] for r in rows], [r[3] for r in rows],
+                        _floats([r[7] for r in rows]), ts, ts_ok, extras)
+
+
+def _read_amazon_json(path: Path, filt: _ChunkFilter, progress: Progress, size: int, with_text: bool) -> None:
+    cols = filt.cols
+    cols.helpful, cols.total, cols.verified = [], [], []
+    if with_text:
+        cols.text = []
+    saw_verified = False
+    with _open_text(path) as f:
+        for start, lines in _chunks(f, progress, size):
+            nums = np.arange(start, start + len(lines), dtype=np.int64)
+            recs, bad = [], np.zeros(len(lines), dtype=bool)
+            for k, ln in enumerate(lines):
+                try:
+                    rec = json.loads(ln)
+                    if not isinstance(rec, dict):
+                        raise ValueError("not an object")
+                    recs.append(rec)
+                except ValueError:
+                    bad[k] = True
+            if bad.any():
+                filt.reject(nums, lines, bad, "bad_json")
+                nums = nums[~bad]
+                lines = [ln for ln, b in zip(lines, bad, strict=True) if not b]
+
+            def field(name, default=""):
+                return [r.get(name, default) for r in recs]  # noqa: B023 - used within this iteration
+
+            ratings = _floats([v if isinstance(v, int | float | str) else "" for v in field("overall", "")])
+            ts, ts_ok = _ints([v if isinstance(v, int | str) else "" for v in field("unixReviewTime", "")])
+            votes = [v if isinstance(v, list) and len(v) == 2 else [0, 0] for v in field("helpful", [0, 0])]
+            helpful, ok_h = _ints([v[0] for v in votes])
+            total, ok_t = _ints([v[1] for v in votes])
+            ver = field("verified", None)
+            saw_verified = saw_verified or any(v is not None for v in ver)
+            extras = {
+                "helpful": (helpful, ok_h & ok_t),
+                "total": (total, None),
+                "verified": (np.array([bool(v) for v in ver], dtype=bool), None),
+            }
+            if with_text:
+                extras["text"] = ([f"{r.get('summary', '')}\n{r.get('reviewText', '')}" for r in recs], None)
+            filt.accept(nums, lines, [str(u or "") for u in field("reviewerID")],
+                        [str(i or "") for i in field("asin")], ratings, ts, ts_ok, extras)
+    if not saw_verified:
+        cols.verified = None  # the 2014 release has no such field: report null, not 0%
+
+
+def _read_movielens_100k(path: Path, filt: _ChunkFilter, progress: Progress, size: int, with_text: bool):
+    with _open_text(path) as f:
+        for start, lines in _chunks(f, progress, size):
+            nums, lines, rows = _split_rows(start, lines, "\t", 4, filt)
+            ts, ts_ok = _ints([r[3] for r in rows])
+            filt.accept(nums, lines, [r[0].strip() for r in rows], [r[1].strip() for r in rows],
+                        _floats([r[2] for r in rows]), ts, ts_ok)
+    titles: dict[str, str] = {}
+    side = path.with_name("u.item")
+    if side.exists():
+        with open(side, encoding="latin-1") as f:
+            for ln in f:
+                parts = ln.rstrip("\r\n").split("|")
+                if len(parts) >= 2:
+                    titles[parts[0]] = parts[1]
+    return titles
+
+
+def _read_movielens_csv(path: Path, filt: _ChunkFilter, progress: Progress, size: int, with_text: bool):
+    with _open_text(path) as f:
+        for start, lines in _chunks(f, progress, size):
+            if start == 1 and lines and lines[0].lower().startswith("userid,"):
+                lines, start = lines[1:], 2
+            nums, lines, rows = _split_rows(start, lines, ",", 4, filt)
+            ts, ts_ok = _ints([r[3] for r in rows])
+            filt.accept(nums, lines, [r[0].strip() for r in rows], [r[1].strip() for r in rows],
+                        _floats([r[2] for r in rows]), ts, ts_ok)
+    titles: dict[str, str] = {}
+    side = path.with_name("movies.csv")
+    if side.exists():
+        with open(side, encoding="utf-8", errors="replace", newline="") as f:
+            reader = csv.reader(f)
+            next(reader, None)
+            for row in reader:
+                if len(row) >= 2:
+                    titles[row[0]] = row[1]
+    return titles
+
+
+_READERS: dict[str, Callable] = {
+    "amazon-tsv": _read_amazon_tsv,
+    "amazon-json": _read_amazon_json,
+    "movielens-100k": _read_movielens_100k,
+    "movielens-csv": _read_movielens_csv,
+}
+
+
+def load_ratings(path: str | os.PathLike, format: str | None = None, *, with_text: bool = False,
+                 progress: bool = True) -> Ratings:
+    """Load a review dump into a :class:`Ratings`.
+
+    Parameters
+    ----------
+    path : the data file (plain or gzip).
+    format : one of :data:`FORMATS`, or None to detect it from the name and first line.
+    with_text : also keep review text (costs memory on large files).
+    progress : show a progress bar on a terminal (never in pipes or CI).
+
+    Raises
+    ------
+    DataError : the file is missing or unreadable, the format unknown, or no row is valid.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"no such data file: {p}")
+    if format is None:
+        format = detect_format(p)
+    elif format not in FORMATS:
+        raise DataError(f"unknown format {format!r}: expected one of {', '.join(FORMATS)}")
+    scale = SCALES[format]
+    report = LoadReport(path=str(p), format=format)
+    cols = RawColumns()
+    filt = _ChunkFilter(cols, report, scale)
+    size = p.stat().st_size
+    try:
+        with Progress(f"loading {p.name}", total=size) as bar:
+            bar.enabled = bar.enabled and progress
+            titles = _READERS[format](p, filt, bar, size, with_text)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataError(f"cannot read {p}: {exc}") from exc
+    accepted = sum(len(c) for c in cols.users)
+    report.rows_read = accepted + report.skipped_rows
+    if accepted == 0:
+        reasons = ", ".join(f"{r}: {c}" for r, c in sorted(report.skipped_by_reason.items())) or "the file is empty"
+        raise DataError(f"{p} has no valid {format} row ({reasons})")
+    return assemble(cols, scale, report, title_by_item=titles)

@@ -1,0 +1,194 @@
+"""The demo data generator: Amazon Customer Reviews TSV with a planted rating model.
+
+What it plants, so that every part of Chorus has something real to find:
+
+* long-tailed activity: users and items are drawn from Zipf-like weights ``(rank + c) ** -s``, so a few
+  products and customers have many reviews and most have one or two;
+* ratings ``round(mu + b_user + b_item + p_user . q_item + noise)`` clipped to 1..5, with a rank-8 interaction
+  strong enough that a latent factor model beats bias-only on held-out data;
+* musical-instrument product titles (brand, series, product type, model number), about 90% verified
+  purchases, helpful/total votes, and headline/body words that depend on the star rating.
+
+Every (customer, product) pair is distinct and the output has exactly ``n_reviews`` data rows. The same seed
+gives the same file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from shared.errors import InvalidInput
+from shared.progress import Progress
+
+from .loaders import TSV_HEADER
+
+BRANDS = ("Fender", "Yamaha", "Gibson", "Ibanez", "Roland", "Korg", "Shure", "Boss", "Ernie Ball", "D'Addario",
+          "Martin", "Taylor", "Epiphone", "Squier", "Casio", "Behringer", "Audio-Technica", "Zildjian", "Pearl",
+          "Ludwig", "Marshall", "Vox", "Orange", "PRS", "Gretsch", "Dunlop", "Planet Waves", "Snark", "Hohner",
+          "Nord", "Akai", "Novation", "Sennheiser", "Elixir", "Levy's", "Hercules", "On-Stage", "Kyser")
+SERIES = ("Classic", "Pro", "Studio", "Vintage", "Deluxe", "Standard", "Player", "Signature", "Artist",
+          "Performer", "Road", "Stage", "Custom", "Select", "Essential", "Limited", "Elite", "Junior")
+PRODUCTS = ("Electric Guitar", "Acoustic Guitar", "Bass Guitar", "Ukulele", "Guitar Strings", "Bass Strings",
+            "Guitar Tuner", "Capo", "Guitar Strap", "Guitar Picks (12 Pack)", "Instrument Cable", "Overdrive Pedal",
+            "Distortion Pedal", "Delay Pedal", "Reverb Pedal", "Chorus Pedal", "Looper Pedal", "Guitar Amplifier",
+            "Bass Amplifier", "Dynamic Microphone", "Condenser Microphone", "Microphone Stand", "Pop Filter",
+            "Studio Headphones", "Digital Piano", "MIDI Keyboard Controller", "Synthesizer", "Drum Sticks",
+            "Cymbal Pack", "Snare Drum", "Practice Pad", "Harmonica", "Guitar Stand", "Gig Bag", "Hard Case",
+            "Audio Interface", "Metronome", "Sustain Pedal", "String Winder", "Fretboard Conditioner")
+COLORS = ("Black", "Sunburst", "Natural", "Red", "White", "Blue", "Silver", "Tobacco Burst", "Walnut")
+
+NEUTRAL = ("the", "it", "this", "with", "for", "sound", "price", "quality", "shipping", "arrived", "use",
+           "guitar", "setup", "after", "weeks", "bought", "strings", "case", "tone", "really")
+BY_STAR = {
+    1: ("broke", "returned", "junk", "cheap", "useless", "defective", "waste", "awful", "stopped", "refund"),
+    2: ("disappointed", "flimsy", "noisy", "poor", "wobbly", "meh", "buzzes", "thin", "overpriced", "loose"),
+    3: ("okay", "decent", "average", "fine", "acceptable", "mixed", "adequate", "so-so", "usable", "basic"),
+    4: ("good", "solid", "nice", "happy", "recommend", "reliable", "sturdy", "warm", "clear", "pleased"),
+    5: ("excellent", "perfect", "love", "amazing", "fantastic", "flawless", "beautiful", "superb", "awesome",
+        "best"),
+}
+HEADLINES = {1: "One Star", 2: "Two Stars", 3: "Three Stars", 4: "Four Stars", 5: "Five Stars"}
+
+EPOCH_START = np.datetime64("2009-01-01", "D")
+EPOCH_DAYS = 2434  # to 2015-08-31, the end of the public TSV dumps
+
+
+@dataclass(frozen=True)
+class PlantedModel:
+    """The generator's ground truth, documented so tests and benchmarks can reason about it."""
+
+    mu: float = 4.0
+    user_bias_sd: float = 0.35
+    item_bias_sd: float = 0.45
+    rank: int = 8
+    factor_sd: float = 0.46  # interaction sd is about sqrt(rank) * factor_sd**2 = 0.6
+    noise_sd: float = 0.55
+    user_zipf: float = 1.0
+    item_zipf: float = 0.9
+
+
+def _zipf_weights(n: int, s: float, offset: float, rng: np.random.Generator) -> np.ndarray:
+    w = (np.arange(n) + offset) ** -s
+    w = w[rng.permutation(n)]  # popular ids are scattered, not the first ones
+    return w / w.sum()
+
+
+def _base36(values: np.ndarray, width: int) -> np.ndarray:
+    digits = np.array(list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+    out = np.empty((values.size, width), dtype="<U1")
+    v = values.astype(np.int64).copy()
+    for pos in range(width - 1, -1, -1):
+        out[:, pos] = digits[v % 36]
+        v //= 36
+    return np.array(["".join(r) for r in out.tolist()])
+
+
+def _pairs(n: int, n_users: int, n_items: int, model: PlantedModel, rng: np.random.Generator):
+    """Exactly ``n`` distinct (user, item) pairs, drawn from the long-tailed weights."""
+    pu = _zipf_weights(n_users, model.user_zipf, 10.0, rng)
+    pi = _zipf_weights(n_items, model.item_zipf, 5.0, rng)
+    keys = np.zeros(0, dtype=np.int64)
+    for _attempt in range(50):
+        need = n - keys.size
+        if need <= 0:
+            break
+        m = int(need * 1.3) + 64
+        cand = rng.choice(n_users, m, p=pu).astype(np.int64) * n_items + rng.choice(n_items, m, p=pi)
+        allk = np.concatenate([keys, cand])
+        _, first = np.unique(allk, return_index=True)
+        keys = allk[np.sort(first)]
+    if keys.size < n:  # the head is saturated: fill the rest uniformly from unused pairs
+        taken = set(keys.tolist())
+        extra = [k for k in rng.permutation(n_users * n_items).tolist() if k not in taken][: n - keys.size]
+        keys = np.concatenate([keys, np.array(extra, dtype=np.int64)])
+    keys = keys[:n]
+    return keys // n_items, keys % n_items
+
+
+def generate_reviews(out: str | os.PathLike, n_reviews: int, seed: int = 0,
+                     model: PlantedModel | None = None, progress: bool = True) -> Path:
+    """Write ``n_reviews`` rows of Amazon TSV (gzip when ``out`` ends in ``.gz``) and return the path.
+
+    The file is written beside ``out`` under a temporary name and moved into place when complete.
+    """
+    if n_reviews < 1:
+        raise InvalidInput(f"--reviews must be at least 1, got {n_reviews}")
+    model = model or PlantedModel()
+    rng = np.random.default_rng(seed)
+    n_users = max(20, n_reviews // 6)
+    n_items = max(20, n_reviews // 25)
+    users, items = _pairs(n_reviews, n_users, n_items, model, rng)
+
+    bu = rng.normal(0, model.user_bias_sd, n_users)
+    bi = rng.normal(0, model.item_bias_sd, n_items)
+    P = rng.normal(0, model.factor_sd, (n_users, model.rank))
+    Q = rng.normal(0, model.factor_sd, (n_items, model.rank))
+    raw = model.mu + bu[users] + bi[items] + np.einsum("ij,ij->i", P[users], Q[items])
+    raw += rng.normal(0, model.noise_sd, n_reviews)
+    stars = np.clip(np.rint(raw), 1, 5).astype(np.int64)
+
+    customer_ids = (np.arange(n_users, dtype=np.int64) * 7919 + 1_234_567) % 90_000_000 + 10_000_000
+    product_ids = np.char.add("B0", _base36((np.arange(n_items, dtype=np.int64) * 1_000_003 + 77_777)
+                                            % 36**8, 8))
+    parents = (np.arange(n_items, dtype=np.int64) * 104_729 + 5_000_000) % 900_000_000 + 100_000_000
+    titles = np.array([
+        f"{BRANDS[b]} {SERIES[s]} {PRODUCTS[p]}, {COLORS[c]} (Model {m})"
+        for b, s, p, c, m in zip(rng.integers(0, len(BRANDS), n_items).tolist(),
+                                 rng.integers(0, len(SERIES), n_items).tolist(),
+                                 rng.integers(0, len(PRODUCTS), n_items).tolist(),
+                                 rng.integers(0, len(COLORS), n_items).tolist(),
+                                 rng.integers(100, 1000, n_items).tolist(), strict=True)
+    ])
+    review_ids = np.char.add("R", _base36((np.arange(n_reviews, dtype=np.int64) * 2_654_435_761 + 99)
+                                          % 36**12, 12))
+    total_votes = rng.geometric(0.45, n_reviews) - 1
+    helpful_votes = rng.binomial(total_votes, 0.7)
+    verified = np.where(rng.random(n_reviews) < 0.9, "Y", "N")
+    vine = np.where(rng.random(n_reviews) < 0.01, "Y", "N")
+    dates = (EPOCH_START + rng.integers(0, EPOCH_DAYS, n_reviews)).astype(str)
+    star_words = rng.integers(0, 10, (n_reviews, 4))
+    neutral_words = rng.integers(0, len(NEUTRAL), (n_reviews, 5))
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    opener = (lambda p: gzip.open(p, "wt", encoding="utf-8", compresslevel=5, newline="\n")) \
+        if out.name.endswith(".gz") else (lambda p: open(p, "w", encoding="utf-8", newline="\n"))
+    chunk = 100_000
+    # Python lists: element access on them is several times cheaper than on numpy arrays in this loop.
+    stars_l, users_l, items_l = stars.tolist(), users.tolist(), items.tolist()
+    cust_l, prod_l, par_l, title_l = customer_ids.tolist(), product_ids.tolist(), parents.tolist(), titles.tolist()
+    rid_l, hv_l, tv_l = review_ids.tolist(), helpful_votes.tolist(), total_votes.tolist()
+    ver_l, vine_l, date_l = verified.tolist(), vine.tolist(), dates.tolist()
+    sw_l, nw_l = star_words.tolist(), neutral_words.tolist()
+    try:
+        with opener(tmp) as f, Progress(f"generating {out.name}", total=n_reviews) as bar:
+            bar.enabled = bar.enabled and progress
+            f.write("\t".join(TSV_HEADER) + "\n")
+            for lo in range(0, n_reviews, chunk):
+                hi = min(n_reviews, lo + chunk)
+                rows = []
+                for r in range(lo, hi):
+                    s = stars_l[r]
+                    words = BY_STAR[s]
+                    sw, nw = sw_l[r], nw_l[r]
+                    body = (f"{words[sw[0]]} {NEUTRAL[nw[0]]} {NEUTRAL[nw[1]]} {words[sw[1]]} {NEUTRAL[nw[2]]} "
+                            f"{words[sw[2]]} {NEUTRAL[nw[3]]} {NEUTRAL[nw[4]]} {words[sw[3]]}")
+                    u, i = users_l[r], items_l[r]
+                    rows.append(
+                        f"US\t{cust_l[u]}\t{rid_l[r]}\t{prod_l[i]}\t{par_l[i]}\t{title_l[i]}\t"
+                        f"Musical Instruments\t{s}\t{hv_l[r]}\t{tv_l[r]}\t{vine_l[r]}\t"
+                        f"{ver_l[r]}\t{HEADLINES[s]}\t{body}\t{date_l[r]}\n"
+                    )
+                f.write("".join(rows))
+                bar.update(hi)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out
