@@ -1,0 +1,136 @@
+"""The ``chorus`` command: data statistics, demo data, training, and (later) evaluation and serving.
+
+Every subcommand has ``--help``. Errors a user can fix print ``chorus: error: <what and where>`` and exit 1;
+usage errors exit 2 (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from shared.errors import ChorusError
+
+DEFAULT_ARTIFACTS = "artifacts"
+DEFAULT_DEMO = "demo/demo.tsv.gz"
+DEMO_REVIEWS = 200_000
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
+def _formats():
+    from shared.data import FORMATS
+
+    return FORMATS
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from shared.data import dataset_stats, format_stats, load_ratings
+
+    ratings = load_ratings(args.data, format=args.format, progress=not args.json)
+    stats = dataset_stats(ratings)
+    if args.json:
+        print(json.dumps(stats, indent=2))
+    else:
+        print(f"{args.data} ({ratings.report.format})")
+        print(format_stats(stats))
+        for line, reason, text in ratings.report.examples:
+            print(f"  skipped line {line}: {reason}: {text!r}", file=sys.stderr)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from shared.data.synthetic import generate_reviews
+
+    out = generate_reviews(args.out, args.reviews, seed=args.seed)
+    print(f"wrote {args.reviews:,} reviews to {out}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from chorus.train import parse_components, train
+
+    train(args.data, args.artifacts, parse_components(args.components), seed=args.seed, format=args.format,
+          keep=args.keep)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Generate the demo data when it is not there yet, train every component, print the statistics."""
+    from chorus.train import parse_components, train
+    from shared.data import dataset_stats, format_stats, load_ratings
+    from shared.data.synthetic import generate_reviews
+
+    data = Path(args.data)
+    if not data.exists():
+        generate_reviews(data, args.reviews, seed=args.seed)
+        print(f"generated {args.reviews:,} demo reviews in {data}")
+    train(data, args.artifacts, parse_components(None), seed=args.seed)
+    print(format_stats(dataset_stats(load_ratings(data, progress=False))))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chorus",
+        description="Chorus: recommendations from product-review dumps (similar items, because-you-liked, "
+                    "predicted ratings).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = sub.add_parser("data", help="inspect review files and generate demo data")
+    dsub = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    stats = dsub.add_parser("stats", help="dataset statistics of a review file")
+    stats.add_argument("--data", required=True, help="review file (Amazon TSV/JSON lines, MovieLens; .gz ok)")
+    stats.add_argument("--format", choices=_formats(), help="file format (default: detect)")
+    stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    stats.set_defaults(func=cmd_stats)
+    gen = dsub.add_parser("generate", help="write synthetic reviews in the Amazon TSV format")
+    gen.add_argument("--out", required=True, help="output file; .gz compresses")
+    gen.add_argument("--reviews", type=_positive, required=True, help="exact number of data rows")
+    gen.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    gen.set_defaults(func=cmd_generate)
+
+    train = sub.add_parser("train", help="train components and publish an artifact version")
+    train.add_argument("--data", required=True, help="review file")
+    train.add_argument("--artifacts", default=DEFAULT_ARTIFACTS, help="artifact root (default ./artifacts)")
+    train.add_argument("--components", help="comma-separated: similarity,rating (default: all)")
+    train.add_argument("--format", choices=_formats(), help="file format (default: detect)")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument("--keep", type=_positive, default=5, help="versions to keep (default 5)")
+    train.set_defaults(func=cmd_train)
+
+    demo = sub.add_parser("demo", help="generate demo data, train on it and print its statistics")
+    demo.add_argument("--data", default=DEFAULT_DEMO, help=f"demo data file (default {DEFAULT_DEMO})")
+    demo.add_argument("--reviews", type=_positive, default=DEMO_REVIEWS, help="reviews to generate")
+    demo.add_argument("--artifacts", default=DEFAULT_ARTIFACTS, help="artifact root (default ./artifacts)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ChorusError as exc:
+        print(f"chorus: error: {exc.detail}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("chorus: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

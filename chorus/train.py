@@ -1,0 +1,85 @@
+"""``chorus train``: load a review dump, build the requested components, publish one artifact version.
+
+Every version holds the ``data`` component (ratings, vocabularies, titles) and the dataset statistics; the
+components named on the command line are trained from it, each by the module beside the core of the service
+that serves it (``services/<name>/``), through one function::
+
+    train_component(ratings: shared.data.Ratings, writer: shared.artifacts.VersionWriter, *,
+                    seed: int, progress: bool) -> dict   # a summary printed by the CLI
+
+A component that is not retrained is carried over from the current version when that version was built
+from the same data file (same sha256), so ``--components rating`` does not throw the similarity table away.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from shared.artifacts import (
+    ArtifactStore,
+    VersionWriter,
+    file_fingerprint,
+    save_data_component,
+)
+from shared.data import dataset_stats, load_ratings
+from shared.errors import ArtifactError, InvalidInput
+
+#: component name -> "module:function" of its trainer
+COMPONENTS: dict[str, str] = {
+    "similarity": "services.similarity.build:train_component",
+    "rating": "services.rating.train:train_component",
+}
+
+
+def trainer(component: str) -> Callable:
+    if component not in COMPONENTS:
+        raise InvalidInput(f"unknown component {component!r}: expected one of {', '.join(COMPONENTS)}")
+    module, func = COMPONENTS[component].split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def parse_components(text: str | None) -> list[str]:
+    if not text:
+        return list(COMPONENTS)
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    for c in names:
+        trainer(c)  # validates the name
+    return names
+
+
+def train(data: str | Path, artifacts: str | Path, components: list[str], *, seed: int = 0,
+          format: str | None = None, keep: int = 5, progress: bool = True,
+          log: Callable[[str], None] = print) -> str:
+    """Train ``components`` on ``data`` into a new version under ``artifacts``; return the version name."""
+    start = time.perf_counter()
+    ratings = load_ratings(data, format=format, progress=progress)
+    stats = dataset_stats(ratings)
+    log(f"loaded {stats['reviews']:,} reviews ({stats['users']:,} users, {stats['items']:,} items; "
+        f"{stats['skipped_rows']:,} rows skipped) in {time.perf_counter() - start:.1f} s")
+    fingerprint = file_fingerprint(data, ratings.report.format)
+    store = ArtifactStore(artifacts)
+    previous = None
+    if store.current() is not None:
+        try:
+            previous = store.open(verify=True)
+        except ArtifactError as exc:
+            log(f"note: the current version cannot be reused ({exc.detail})")
+    with VersionWriter(artifacts) as writer:
+        writer.set_dataset(fingerprint, stats)
+        save_data_component(writer, ratings)
+        for component in components:
+            t0 = time.perf_counter()
+            summary = trainer(component)(ratings, writer, seed=seed, progress=progress)
+            log(f"trained {component} in {time.perf_counter() - t0:.1f} s: {summary}")
+        if previous is not None and previous.manifest["dataset"].get("fingerprint", {}).get("sha256") \
+                == fingerprint["sha256"]:
+            for component in previous.components:
+                if component not in components and component != "data":
+                    writer.adopt_component(previous, component)
+                    log(f"kept {component} from version {previous.name} (same data file)")
+        version = writer.commit(keep=keep)
+    log(f"published version {version} in {Path(artifacts)} ({time.perf_counter() - start:.1f} s in all)")
+    return version

@@ -1,0 +1,362 @@
+"""The artifact store: versioned, checksummed, atomically published model files.
+
+Layout of an artifact root::
+
+    <root>/CURRENT                      the name of the version to serve (replaced atomically)
+    <root>/<version>/manifest.json      format version, creation time, dataset fingerprint and statistics,
+                                        components, and for every file: sha256, bytes, shape, dtype;
+                                        each component's hyperparameters and metrics
+    <root>/<version>/<component>/<name>.npy
+    <root>/.tmp-<version>/              a version being written (never read by a loader)
+
+Writing (:class:`VersionWriter`): arrays go into a temporary directory and are fsynced; the manifest is
+written last; the directory is renamed to its final name; only then is ``CURRENT`` replaced (temporary file,
+fsync, ``os.replace``). A crash at any point leaves ``CURRENT`` on the previous complete version.
+
+Reading (:class:`ArtifactStore.open`): the manifest is validated and every file of the requested components
+is checked against its size and sha256 before anything is returned, so a missing, truncated or altered file
+raises :class:`~shared.errors.ArtifactError` and is never served. Arrays load with ``mmap_mode="r"`` and
+``allow_pickle=False``.
+
+The ``data`` component (written by every ``chorus train``) holds the ratings and vocabularies that the
+services share; see :func:`save_data_component` and :func:`load_data_component`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared.data.ratings import LoadReport, Ratings, RatingScale
+from shared.errors import ArtifactError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+CURRENT = "CURRENT"
+DEFAULT_KEEP = 5
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def new_version_name() -> str:
+    """Sortable by creation time: ``20261127T010203.123456Z-1a2b``."""
+    now = dt.datetime.now(dt.UTC)
+    return f"{now:%Y%m%dT%H%M%S.%f}Z-{secrets.token_hex(2)}"
+
+
+def file_fingerprint(path: str | os.PathLike, format: str) -> dict[str, Any]:
+    """Identify a data file by content: sha256, size, name and format."""
+    p = Path(path)
+    return {"sha256": _sha256(p), "bytes": p.stat().st_size, "name": p.name, "format": format}
+
+
+class VersionWriter:
+    """Write one version; nothing is visible to loaders until :meth:`commit`.
+
+    Use as a context manager: leaving the block with an exception removes the temporary directory.
+    """
+
+    def __init__(self, root: str | os.PathLike, version: str | None = None):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.version = version or new_version_name()
+        if (self.root / self.version).exists():
+            raise ArtifactError(f"version {self.version} already exists in {self.root}")
+        self.tmp = self.root / f".tmp-{self.version}"
+        self.tmp.mkdir()
+        self.manifest: dict[str, Any] = {
+            "format_version": FORMAT_VERSION,
+            "version": self.version,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "dataset": {},
+            "components": {},
+        }
+        self.committed = False
+
+    def _component(self, component: str) -> dict[str, Any]:
+        return self.manifest["components"].setdefault(
+            component, {"files": {}, "hyperparameters": {}, "metrics": {}}
+        )
+
+    def save_array(self, component: str, name: str, array: np.ndarray) -> None:
+        """Write ``array`` as ``<component>/<name>.npy`` (no pickles: object arrays are refused)."""
+        arr = np.asarray(array)
+        if arr.dtype == object:
+            raise ArtifactError(f"{component}/{name}: object arrays cannot be stored; convert to str or numbers")
+        folder = self.tmp / component
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{name}.npy"
+        with open(path, "wb") as f:
+            np.save(f, arr, allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        self._component(component)["files"][name] = {
+            "path": f"{component}/{name}.npy",
+            "sha256": _sha256(path),
+            "bytes": path.stat().st_size,
+            "shape": list(arr.shape),
+            "dtype": arr.dtype.str,
+        }
+
+    def set_component_meta(self, component: str, hyperparameters: dict | None = None,
+                           metrics: dict | None = None, **extra: Any) -> None:
+        """Record what was trained: hyperparameters, metrics and any other JSON-able facts."""
+        comp = self._component(component)
+        if hyperparameters is not None:
+            comp["hyperparameters"] = hyperparameters
+        if metrics is not None:
+            comp["metrics"] = metrics
+        comp.update(extra)
+
+    def set_dataset(self, fingerprint: dict, stats: dict) -> None:
+        self.manifest["dataset"] = {"fingerprint": fingerprint, "stats": stats}
+
+    def adopt_component(self, source: Version, component: str) -> None:
+        """Carry a verified component of another version over unchanged (hard links where possible)."""
+        meta = source.manifest["components"][component]
+        folder = self.tmp / component
+        folder.mkdir(exist_ok=True)
+        for info in meta["files"].values():
+            src, dst = source.path / info["path"], self.tmp / info["path"]
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)
+        self.manifest["components"][component] = json.loads(json.dumps(meta))
+        self.manifest["components"][component]["adopted_from"] = source.name
+
+    def commit(self, make_current: bool = True, keep: int = DEFAULT_KEEP) -> str:
+        """Publish the version: manifest, rename into place, then point CURRENT at it; prune old versions."""
+        if not self.manifest["components"]:
+            raise ArtifactError("refusing to publish a version with no components")
+        for component in self.manifest["components"]:
+            _fsync_dir(self.tmp / component)
+        _write_atomic(self.tmp / MANIFEST, json.dumps(self.manifest, indent=2, sort_keys=True).encode())
+        final = self.root / self.version
+        os.rename(self.tmp, final)
+        _fsync_dir(self.root)
+        self.committed = True
+        if make_current:
+            set_current(self.root, self.version)
+            prune(self.root, keep=keep)
+        return self.version
+
+    def abort(self) -> None:
+        if not self.committed:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self) -> VersionWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+def set_current(root: str | os.PathLike, version: str) -> None:
+    """Point CURRENT at ``version`` (which must be a complete version) atomically."""
+    root = Path(root)
+    if not (root / version / MANIFEST).is_file():
+        raise ArtifactError(f"cannot make {version} current: {root / version} is not a complete version")
+    _write_atomic(root / CURRENT, (version + "\n").encode())
+
+
+def list_versions(root: str | os.PathLike) -> list[str]:
+    """Complete versions (those with a manifest), oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file())
+
+
+def prune(root: str | os.PathLike, keep: int = DEFAULT_KEEP) -> list[str]:
+    """Delete all but the newest ``keep`` versions (never the current one) and abandoned temporary
+    directories; return the names removed."""
+    root = Path(root)
+    current = read_current(root)
+    versions = list_versions(root)
+    doomed = [v for v in versions[: max(0, len(versions) - keep)] if v != current]
+    for v in doomed:
+        shutil.rmtree(root / v, ignore_errors=True)
+    for p in root.iterdir():
+        if p.is_dir() and p.name.startswith(".tmp-"):
+            shutil.rmtree(p, ignore_errors=True)
+            doomed.append(p.name)
+    return doomed
+
+
+def read_current(root: str | os.PathLike) -> str | None:
+    path = Path(root) / CURRENT
+    try:
+        name = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    return name or None
+
+
+class Version:
+    """A verified, read-only version. Arrays are memory-mapped on first use and cached."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any]):
+        self.path = path
+        self.name = path.name
+        self.manifest = manifest
+        self._arrays: dict[tuple[str, str], np.ndarray] = {}
+
+    @property
+    def components(self) -> list[str]:
+        return sorted(self.manifest["components"])
+
+    def component_meta(self, component: str) -> dict[str, Any]:
+        try:
+            return self.manifest["components"][component]
+        except KeyError:
+            raise ArtifactError(f"version {self.name} has no {component!r} component") from None
+
+    def has(self, component: str, name: str) -> bool:
+        return name in self.manifest["components"].get(component, {}).get("files", {})
+
+    def array(self, component: str, name: str) -> np.ndarray:
+        key = (component, name)
+        if key not in self._arrays:
+            files = self.component_meta(component)["files"]
+            if name not in files:
+                raise ArtifactError(f"version {self.name}: component {component!r} has no array {name!r}")
+            info = files[name]
+            path = self.path / info["path"]
+            mmap = "r" if int(np.prod(info["shape"])) > 0 else None  # an empty array cannot be mapped
+            self._arrays[key] = np.load(path, mmap_mode=mmap, allow_pickle=False)
+        return self._arrays[key]
+
+
+class ArtifactStore:
+    """Read side of an artifact root."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def current(self) -> str | None:
+        return read_current(self.root)
+
+    def versions(self) -> list[str]:
+        return list_versions(self.root)
+
+    def open(self, version: str | None = None, components: tuple[str, ...] | list[str] | None = None,
+             verify: bool = True) -> Version:
+        """Open ``version`` (default: CURRENT), checking the manifest and, when ``verify``, every file of
+        ``components`` (default: all) against its size, sha256, shape and dtype."""
+        if version is None:
+            version = self.current()
+            if version is None:
+                raise ArtifactError(f"no version to serve: {self.root / CURRENT} does not exist yet "
+                                    "(run `chorus train`)")
+        path = self.root / version
+        manifest_path = path / MANIFEST
+        if not manifest_path.is_file():
+            raise ArtifactError(f"version {version} is incomplete or missing: no {manifest_path}")
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"version {version}: unreadable manifest ({exc})") from exc
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise ArtifactError(f"version {version}: format_version {manifest.get('format_version')!r}, "
+                                f"this Chorus reads {FORMAT_VERSION}")
+        have = manifest.get("components", {})
+        wanted = list(have) if components is None else list(components)
+        missing = [c for c in wanted if c not in have]
+        if missing:
+            raise ArtifactError(f"version {version} lacks the component(s) {', '.join(missing)} "
+                                f"(it has {', '.join(sorted(have)) or 'none'})")
+        if verify:
+            for component in wanted:
+                for name, info in have[component]["files"].items():
+                    _verify_file(version, path / info["path"], f"{component}/{name}", info)
+        return Version(path, manifest)
+
+
+def _verify_file(version: str, path: Path, label: str, info: dict) -> None:
+    if not path.is_file():
+        raise ArtifactError(f"version {version}: file {label} is missing ({path})")
+    size = path.stat().st_size
+    if size != info["bytes"]:
+        raise ArtifactError(f"version {version}: file {label} is truncated or altered "
+                            f"({size} bytes, manifest says {info['bytes']})")
+    if _sha256(path) != info["sha256"]:
+        raise ArtifactError(f"version {version}: file {label} fails its checksum (altered or corrupt)")
+    with open(path, "rb") as f:
+        try:
+            major, _ = np.lib.format.read_magic(f)
+            header = (np.lib.format.read_array_header_1_0(f) if major == 1
+                      else np.lib.format.read_array_header_2_0(f))
+        except ValueError as exc:
+            raise ArtifactError(f"version {version}: file {label} is not a valid .npy ({exc})") from exc
+    shape, _, dtype = header
+    if list(shape) != info["shape"] or dtype.str != info["dtype"]:
+        raise ArtifactError(f"version {version}: file {label} has shape {list(shape)} {dtype.str}, "
+                            f"manifest says {info['shape']} {info['dtype']}")
+
+
+# --- the data component -------------------------------------------------------------------------------------
+
+DATA = "data"
+
+
+def save_data_component(writer: VersionWriter, ratings: Ratings) -> None:
+    """Store the ratings and vocabularies every service needs (``shared.data.Ratings``)."""
+    writer.save_array(DATA, "user", ratings.user.astype(np.int32))
+    writer.save_array(DATA, "item", ratings.item.astype(np.int32))
+    writer.save_array(DATA, "rating", ratings.rating.astype(np.float32))
+    writer.save_array(DATA, "timestamp", ratings.timestamp.astype(np.int64))
+    writer.save_array(DATA, "user_ids", ratings.user_ids.astype(str))
+    writer.save_array(DATA, "item_ids", ratings.item_ids.astype(str))
+    writer.save_array(DATA, "titles", np.asarray(ratings.titles).astype(str))
+    scale = ratings.scale
+    writer.set_component_meta(DATA, scale={"low": scale.low, "high": scale.high, "step": scale.step},
+                              format=ratings.report.format, load_report=ratings.report.to_dict())
+
+
+def load_data_component(version: Version) -> Ratings:
+    """The stored ratings as a ``shared.data.Ratings`` (arrays memory-mapped)."""
+    meta = version.component_meta(DATA)
+    report = LoadReport(path=meta["load_report"]["path"], format=meta["format"],
+                        rows_read=meta["load_report"]["rows_read"])
+    report.skipped_by_reason.update(meta["load_report"]["skipped_by_reason"])
+    return Ratings(
+        user=version.array(DATA, "user"), item=version.array(DATA, "item"),
+        rating=version.array(DATA, "rating"), timestamp=version.array(DATA, "timestamp"),
+        user_ids=version.array(DATA, "user_ids"), item_ids=version.array(DATA, "item_ids"),
+        titles=version.array(DATA, "titles"), scale=RatingScale(**meta["scale"]), report=report,
+    )

@@ -1,0 +1,53 @@
+"""The `chorus` command as a user runs it (a real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def chorus(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "chorus.cli", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_stats_json_on_movielens(ml100k):
+    proc = chorus("data", "stats", "--data", str(ml100k), "--json")
+    assert proc.returncode == 0, proc.stderr
+    stats = json.loads(proc.stdout)
+    assert (stats["reviews"], stats["users"], stats["items"], stats["mean_rating"]) == (100000, 943, 1682, 3.52986)
+    assert stats["skipped_rows"] == 0 and stats["skipped_by_reason"] == {}
+
+
+def test_stats_table_reports_skipped_rows(tmp_path):
+    path = tmp_path / "u.data"
+    path.write_text("1\t1\t5\t881250949\n1\t2\t9\t881250949\n2\t1\n")
+    proc = chorus("data", "stats", "--data", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert "rating_out_of_scale" in proc.stdout and "wrong_field_count" in proc.stdout
+    assert "skipped line 2: rating_out_of_scale" in proc.stderr
+    assert "skipped line 3: wrong_field_count" in proc.stderr
+
+
+def test_errors_are_clear_and_non_zero(tmp_path):
+    proc = chorus("data", "stats", "--data", str(tmp_path / "missing.tsv"))
+    assert proc.returncode == 1 and "chorus: error: no such data file" in proc.stderr
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("")
+    proc = chorus("data", "stats", "--data", str(empty))
+    assert proc.returncode == 1 and "no valid amazon-tsv row" in proc.stderr
+    proc = chorus("data", "generate", "--out", str(tmp_path / "x.tsv"), "--reviews", "-3")
+    assert proc.returncode == 2 and "at least 1" in proc.stderr
+    proc = chorus("train", "--data", str(empty), "--components", "nonsense")
+    assert proc.returncode == 1 and "unknown component 'nonsense'" in proc.stderr
+
+
+def test_generate_then_stats(tmp_path):
+    out = tmp_path / "demo.tsv.gz"
+    proc = chorus("data", "generate", "--out", str(out), "--reviews", "2000", "--seed", "3")
+    assert proc.returncode == 0, proc.stderr
+    stats = json.loads(chorus("data", "stats", "--data", str(out), "--json").stdout)
+    assert stats["reviews"] == 2000 and stats["skipped_rows"] == 0

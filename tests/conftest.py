@@ -1,0 +1,37 @@
+"""Shared fixtures: where the real datasets are, and a tiny artifact root."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    """The real datasets: ``$CHORUS_DATA_DIR``, else ``../shared/data`` beside the repository."""
+    return Path(os.environ.get("CHORUS_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+def real_file(*parts: str) -> Path:
+    path = data_dir().joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real dataset not found: {path} (set CHORUS_DATA_DIR)")
+    return path
+
+
+@pytest.fixture
+def ml100k() -> Path:
+    return real_file("movielens-100k", "u.data")
+
+
+@pytest.fixture
+def amazon_5core() -> Path:
+    return real_file("amazon-musical-instruments-5core-2014", "reviews_Musical_Instruments_5.json.gz")
+
+
+@pytest.fixture
+def amazon_tsv_sample() -> Path:
+    return real_file("amazon-customer-reviews-tsv-sample", "amazon_reviews_us_sample_761rows.tsv")

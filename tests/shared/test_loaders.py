@@ -1,0 +1,182 @@
+"""Loaders against every real file (exact counts) and crafted files with each kind of bad row."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+
+import numpy as np
+import pytest
+
+from shared.data import dataset_stats, detect_format, load_ratings
+from shared.errors import DataError
+from tests.conftest import real_file
+
+TSV_HEADER = ("marketplace\tcustomer_id\treview_id\tproduct_id\tproduct_parent\tproduct_title\tproduct_category\t"
+              "star_rating\thelpful_votes\ttotal_votes\tvine\tverified_purchase\treview_headline\treview_body\t"
+              "review_date")
+
+
+def tsv_row(cust="1", prod="P1", stars="5", title="A Title", date="2015-08-31", helpful="0", total="0",
+            verified="Y", body="fine"):
+    return "\t".join(["US", cust, "R1", prod, "9", title, "Musical Instruments", stars, helpful, total, "N",
+                      verified, "head", body, date])
+
+
+def test_movielens_100k_exact(ml100k):
+    r = load_ratings(ml100k)
+    s = dataset_stats(r)
+    assert (s["reviews"], s["users"], s["items"]) == (100_000, 943, 1682)
+    assert s["mean_rating"] == pytest.approx(3.52986, abs=1e-5)
+    assert s["rating_histogram"] == {"1": 6110, "2": 11370, "3": 27145, "4": 34174, "5": 21201}
+    assert s["verified_fraction"] is None
+    assert (s["first_date"], s["last_date"]) == ("1997-09-20", "1998-04-22")
+    assert s["skipped_rows"] == 0
+    # titles come from u.item beside it (Latin-1)
+    assert r.titles[list(r.item_ids).index("1")] == "Toy Story (1995)"
+    assert r.user.dtype == np.int32 and r.rating.dtype == np.float32 and r.timestamp.dtype == np.int64
+
+
+def test_amazon_5core_json_exact(amazon_5core):
+    r = load_ratings(amazon_5core)
+    s = dataset_stats(r)
+    assert r.report.format == "amazon-json"
+    assert (s["reviews"], s["users"], s["items"]) == (10_261, 1429, 900)
+    assert s["rating_histogram"] == {"1": 217, "2": 250, "3": 772, "4": 2084, "5": 6938}
+    assert s["mean_rating"] == pytest.approx(4.4887, abs=1e-4)
+    assert (s["first_date"], s["last_date"]) == ("2004-09-18", "2014-07-22")
+    assert s["verified_fraction"] is None  # the 2014 release has no verified field
+    assert r.helpful_votes is not None and r.total_votes is not None
+    assert (r.helpful_votes <= r.total_votes).all()
+
+
+def test_amazon_tsv_sample_exact(amazon_tsv_sample):
+    r = load_ratings(amazon_tsv_sample, with_text=True)
+    s = dataset_stats(r)
+    assert (s["reviews"], s["users"], s["items"]) == (761, 717, 737)
+    assert s["rating_histogram"] == {"1": 70, "2": 34, "3": 62, "4": 124, "5": 471}
+    assert r.verified is not None and int(r.verified.sum()) == 706
+    # the course's dataset[1]: customer 14640079, product B003LRN53I, Sennheiser HD203, 5 stars
+    u = list(r.user_ids).index("14640079")
+    i = list(r.item_ids).index("B003LRN53I")
+    row = np.flatnonzero((r.user == u) & (r.item == i))
+    assert row.size == 1 and r.rating[row[0]] == 5.0
+    assert "Sennheiser HD203" in r.titles[i]
+    assert r.text is not None and len(r.text) == 761
+
+
+def test_gzip_and_plain_give_the_same(tmp_path, amazon_tsv_sample):
+    gz = tmp_path / "sample.tsv.gz"
+    with open(amazon_tsv_sample, "rb") as src, gzip.open(gz, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    a, b = load_ratings(amazon_tsv_sample), load_ratings(gz)
+    assert np.array_equal(a.user_ids, b.user_ids) and np.array_equal(a.rating, b.rating)
+    assert np.array_equal(a.titles, b.titles)
+
+
+def test_tsv_bad_rows_are_skipped_counted_and_reported(tmp_path):
+    rows = [
+        TSV_HEADER,
+        tsv_row(cust="1", prod="P1"),                       # 2 ok
+        "US\t2\tR\tP2\tonly five fields",                   # 3 wrong_field_count
+        tsv_row(cust="", prod="P1"),                        # 4 empty_user_id
+        tsv_row(cust="3", prod=""),                         # 5 empty_item_id
+        tsv_row(cust="4", stars="five"),                    # 6 bad_rating
+        tsv_row(cust="5", stars="6"),                       # 7 rating_out_of_scale
+        tsv_row(cust="6", stars="3.5"),                     # 8 rating_out_of_scale (integer stars)
+        tsv_row(cust="7", date="31/08/2015"),               # 9 bad_timestamp
+        tsv_row(cust="8", helpful="x"),                     # 10 bad_votes
+        tsv_row(cust="9", prod="P2", title='He said "great"', stars="4"),  # 11 ok, quote is ordinary
+        "",                                                 # 12 wrong_field_count (blank line)
+    ]
+    path = tmp_path / "bad.tsv"
+    path.write_text("\n".join(rows) + "\n")
+    r = load_ratings(path)
+    assert r.n == 2
+    assert dict(r.report.skipped_by_reason) == {
+        "wrong_field_count": 2, "empty_user_id": 1, "empty_item_id": 1, "bad_rating": 1,
+        "rating_out_of_scale": 2, "bad_timestamp": 1, "bad_votes": 1,
+    }
+    assert r.report.rows_read == 11
+    assert [(line, reason) for line, reason, _ in r.report.examples] == [
+        (3, "wrong_field_count"), (12, "wrong_field_count"), (4, "empty_user_id"), (5, "empty_item_id"),
+        (6, "bad_rating"),
+    ]
+    assert r.titles[list(r.item_ids).index("P2")] == 'He said "great"'
+
+
+def test_duplicate_pair_keeps_latest_review(tmp_path):
+    path = tmp_path / "dups.tsv"
+    path.write_text("\n".join([
+        TSV_HEADER,
+        tsv_row(cust="1", prod="P1", stars="2", date="2015-01-01"),
+        tsv_row(cust="1", prod="P1", stars="5", date="2015-03-01"),  # latest: kept
+        tsv_row(cust="1", prod="P1", stars="3", date="2015-02-01"),
+        tsv_row(cust="2", prod="P1", stars="1", date="2015-01-01"),
+        tsv_row(cust="2", prod="P1", stars="4", date="2015-01-01"),  # same time, later in file: kept
+    ]) + "\n")
+    r = load_ratings(path)
+    assert r.n == 2
+    assert sorted(r.rating.tolist()) == [4.0, 5.0]
+    assert r.report.skipped_by_reason["duplicate_pair"] == 3
+    assert {line for line, reason, _ in r.report.examples if reason == "duplicate_pair"} == {2, 4, 5}
+
+
+def test_json_lines_bad_rows(tmp_path):
+    lines = [
+        '{"reviewerID": "A", "asin": "X", "overall": 5.0, "unixReviewTime": 1400000000, "helpful": [1, 2]}',
+        '{"reviewerID": "B", "asin": "X", "overall": 4.0, "unixReviewTime": 1400000000, "verified": true}',
+        "{not json",
+        '{"reviewerID": "", "asin": "X", "overall": 4.0, "unixReviewTime": 1}',
+        '{"reviewerID": "C", "asin": "X", "overall": 0.0, "unixReviewTime": 1}',
+        '{"reviewerID": "D", "asin": "X", "overall": 3.0}',
+        '{"reviewerID": "E", "asin": "Y", "overall": "NaN", "unixReviewTime": 1}',
+    ]
+    path = tmp_path / "reviews.json.gz"
+    with gzip.open(path, "wt") as f:
+        f.write("\n".join(lines) + "\n")
+    r = load_ratings(path)
+    assert r.n == 2
+    assert dict(r.report.skipped_by_reason) == {"bad_json": 1, "empty_user_id": 1, "rating_out_of_scale": 1,
+                                                "bad_timestamp": 1, "bad_rating": 1}
+    assert r.verified is not None and r.verified.tolist() == [False, True]
+
+
+def test_movielens_csv_crlf_half_stars_and_titles(tmp_path):
+    (tmp_path / "ratings.csv").write_bytes(
+        b"userId,movieId,rating,timestamp\r\n1,10,4.5,964982703\r\n1,20,0.5,964982224\r\n"
+        b"2,10,5.5,964983815\r\n2,20,3.25,964982931\r\n3,x\r\n2,30,,964982931\r\n"
+    )
+    (tmp_path / "movies.csv").write_text('movieId,title,genres\n10,"Heat, The (1995)",Action\n20,Up (2009),Kids\n')
+    r = load_ratings(tmp_path / "ratings.csv")
+    assert r.report.format == "movielens-csv"
+    assert r.n == 2 and sorted(r.rating.tolist()) == [0.5, 4.5]
+    assert dict(r.report.skipped_by_reason) == {"rating_out_of_scale": 2, "wrong_field_count": 1,
+                                                "bad_rating": 1}
+    assert list(r.titles) == ["Heat, The (1995)", "Up (2009)"]
+    s = dataset_stats(r)
+    assert s["rating_histogram"]["0.5"] == 1 and s["rating_histogram"]["4.5"] == 1
+
+
+def test_no_valid_row_is_a_clear_error(tmp_path):
+    path = tmp_path / "u.data"
+    path.write_text("1\t2\tx\t3\n1\t2\n")
+    with pytest.raises(DataError, match="no valid movielens-100k row.*bad_rating: 1.*wrong_field_count: 1"):
+        load_ratings(path, format="movielens-100k")
+
+
+def test_unknown_format_and_missing_file(tmp_path):
+    path = tmp_path / "mystery.txt"
+    path.write_text("hello world\n")
+    with pytest.raises(DataError, match="cannot tell the format"):
+        load_ratings(path)
+    with pytest.raises(DataError, match="no such data file"):
+        load_ratings(tmp_path / "absent.tsv")
+    with pytest.raises(DataError, match="unknown format"):
+        load_ratings(path, format="csv")
+
+
+def test_detect_formats(amazon_tsv_sample, amazon_5core):
+    assert detect_format(amazon_tsv_sample) == "amazon-tsv"
+    assert detect_format(amazon_5core) == "amazon-json"
+    assert detect_format(real_file("movielens-100k", "u1.base")) == "movielens-100k"

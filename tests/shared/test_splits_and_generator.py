@@ -1,0 +1,65 @@
+"""Split determinism and the demo generator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shared.data import dataset_stats, holdout_split, kfold_split, load_ratings
+from shared.data.synthetic import generate_reviews
+from shared.errors import InvalidInput
+
+
+def test_holdout_is_deterministic_disjoint_and_complete():
+    a = holdout_split(1000, seed=3)
+    b = holdout_split(1000, seed=3)
+    c = holdout_split(1000, seed=4)
+    for x, y in zip(a, b, strict=True):
+        assert np.array_equal(x, y)
+    assert not np.array_equal(a[2], c[2])
+    assert [len(p) for p in a] == [800, 100, 100]
+    assert np.array_equal(np.sort(np.concatenate(a)), np.arange(1000))
+    # pinned: the same seed gives the same split on every machine (PCG64 stream)
+    assert a[2][:5].tolist() == holdout_split(1000, seed=3)[2][:5].tolist()
+
+
+def test_holdout_rejects_bad_fractions():
+    with pytest.raises(InvalidInput, match="summing to 1"):
+        holdout_split(10, fractions=(0.5, 0.5, 0.5))
+
+
+def test_kfold_covers_every_row_once():
+    folds = kfold_split(103, k=5, seed=0)
+    tests = np.concatenate([t for _, t in folds])
+    assert np.array_equal(np.sort(tests), np.arange(103))
+    for train, test in folds:
+        assert np.intersect1d(train, test).size == 0 and train.size + test.size == 103
+    assert all(np.array_equal(x[1], y[1]) for x, y in zip(folds, kfold_split(103, k=5, seed=0), strict=True))
+    with pytest.raises(InvalidInput):
+        kfold_split(3, k=5)
+
+
+def test_generator_exact_rows_distinct_pairs_deterministic(tmp_path):
+    a = generate_reviews(tmp_path / "a.tsv.gz", 5000, seed=7, progress=False)
+    b = generate_reviews(tmp_path / "b.tsv.gz", 5000, seed=7, progress=False)
+    c = generate_reviews(tmp_path / "c.tsv", 5000, seed=8, progress=False)
+    ra = load_ratings(a)
+    assert ra.n == 5000 and ra.report.skipped_rows == 0  # distinct pairs: no duplicate dropped
+    assert ra.report.rows_read == 5000
+    rb, rc = load_ratings(b), load_ratings(c)
+    assert np.array_equal(ra.user_ids, rb.user_ids) and np.array_equal(ra.rating, rb.rating)
+    assert not np.array_equal(ra.rating, rc.rating)
+    s = dataset_stats(ra)
+    assert 0.85 < s["verified_fraction"] < 0.95
+    assert all(t for t in ra.titles)
+    # long tail: the most active user has many more reviews than the median one
+    counts = np.bincount(ra.user)
+    assert counts.max() >= 10 * np.median(counts)
+
+
+def test_generator_text_depends_on_rating(tmp_path):
+    r = load_ratings(generate_reviews(tmp_path / "t.tsv", 3000, seed=1, progress=False), with_text=True)
+    ones = " ".join(r.text[r.rating == 1][:50])
+    fives = " ".join(r.text[r.rating == 5][:50])
+    assert "One Star" in ones and "Five Stars" in fives
+    assert ("excellent" in fives or "perfect" in fives) and "excellent" not in ones
