@@ -1,0 +1,216 @@
+"""What the similarity and rating services share: artifact hot reload, error bodies, health routes, the app shell.
+
+Hot reload (:class:`ModelHolder`): a background task polls ``<artifacts>/CURRENT``; when it names a version other
+than the one being served, that version is opened and verified (:class:`shared.artifacts.ArtifactStore`), the
+service's model is built from it beside the old one, and the reference is swapped in one assignment. A request
+takes the holder's ``(version, model)`` pair once, at its start, so requests in flight finish on the model they
+began with. A version that fails validation or loading is refused, the old one keeps serving, and ``/readyz``
+says why (the refusal is remembered, so a bad version is not retried on every poll).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.artifacts import ArtifactStore, Version
+from shared.errors import ChorusError, NotReady
+
+log = logging.getLogger("chorus.serving")
+
+M = TypeVar("M")
+
+VERSION_HEADER = "X-Model-Version"
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every model service reads from the environment (prefix ``CHORUS_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="CHORUS_")
+
+    artifacts: Path = Path("artifacts")
+    """Artifact root holding CURRENT and the versions (``CHORUS_ARTIFACTS``)."""
+    reload_interval: float = 2.0
+    """Seconds between checks of CURRENT for a new version (``CHORUS_RELOAD_INTERVAL``)."""
+    verify_checksums: bool = True
+    """Check every file's sha256 before serving a version (``CHORUS_VERIFY_CHECKSUMS``)."""
+
+
+@dataclass(frozen=True)
+class Loaded(Generic[M]):
+    version: str
+    model: M
+
+
+class ModelHolder(Generic[M]):
+    """Holds the served ``(version, model)`` and swaps in new versions; see the module docstring."""
+
+    def __init__(self, root: Path, build: Callable[[Version], M], components: Sequence[str],
+                 verify: bool = True):
+        self.store = ArtifactStore(root)
+        self.build = build
+        self.components = tuple(components)
+        self.verify = verify
+        self.loaded: Loaded[M] | None = None
+        self.last_error: str | None = None
+        self._refused: str | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Loaded[M]:
+        loaded = self.loaded
+        if loaded is None:
+            raise NotReady(f"no model loaded yet: {self.last_error or 'waiting for an artifact version'}")
+        return loaded
+
+    def refresh(self) -> bool:
+        """Load CURRENT if it names a new version; return True when a new version was swapped in."""
+        with self._lock:
+            try:
+                name = self.store.current()
+            except OSError as exc:
+                self.last_error = f"cannot read CURRENT: {exc}"
+                return False
+            if name is None:
+                if self.loaded is None:
+                    self.last_error = f"no version yet: {self.store.root}/CURRENT does not exist"
+                return False
+            if (self.loaded is not None and name == self.loaded.version) or name == self._refused:
+                return False
+            try:
+                version = self.store.open(name, components=self.components, verify=self.verify)
+                model = self.build(version)
+            except ChorusError as exc:
+                self._refuse(name, exc.detail)
+                return False
+            except Exception as exc:  # a broken artifact must never take the service down
+                log.exception("loading version %s failed", name)
+                self._refuse(name, f"{type(exc).__name__}: {exc}")
+                return False
+            self.loaded = Loaded(name, model)
+            self.last_error = None
+            self._refused = None
+            log.info("serving version %s", name)
+            return True
+
+    def _refuse(self, name: str, detail: str) -> None:
+        self._refused = name
+        keeps = f"; still serving {self.loaded.version}" if self.loaded else ""
+        self.last_error = f"version {name} refused: {detail}{keeps}"
+        log.error(self.last_error)
+
+    async def poll(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await run_in_threadpool(self.refresh)
+            except Exception:  # keep polling whatever happens
+                log.exception("reload check failed")
+
+    def readiness(self) -> tuple[int, dict[str, Any]]:
+        loaded = self.loaded
+        body = {
+            "status": "ready" if loaded else "not_ready",
+            "version": loaded.version if loaded else None,
+            "detail": self.last_error,
+        }
+        return (200 if loaded else 503), body
+
+
+def model_dependency(request: Request, response: Response) -> Loaded:
+    """The ``(version, model)`` a request works with, taken once; also labels the response (and any error
+    response, through the handlers below) with the version."""
+    loaded = request.app.state.holder.get()
+    request.state.model_version = loaded.version
+    response.headers[VERSION_HEADER] = loaded.version
+    return loaded
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error body is ``{"type", "detail"}``; validation errors also list ``errors``."""
+
+    def _with_version(request: Request, response: JSONResponse) -> JSONResponse:
+        version = getattr(request.state, "model_version", None)
+        if version:
+            response.headers[VERSION_HEADER] = version
+        return response
+
+    @app.exception_handler(ChorusError)
+    async def _chorus_error(request: Request, exc: ChorusError) -> JSONResponse:
+        return _with_version(request, JSONResponse(exc.to_dict(), status_code=exc.status_code))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        body = {"type": "invalid_input", "detail": _validation_message(exc),
+                "errors": [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]}
+        return _with_version(request, JSONResponse(body, status_code=422))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = "not_found" if exc.status_code == 404 else "http_error"
+        return _with_version(request, JSONResponse({"type": kind, "detail": str(exc.detail)},
+                                                   status_code=exc.status_code, headers=exc.headers))
+
+
+def health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", summary="The process is alive")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="An artifact version is loaded and served",
+                responses={503: {"description": "No version loaded yet; the body says why"}})
+    def readyz(request: Request) -> JSONResponse:
+        status, body = request.app.state.holder.readiness()
+        response = JSONResponse(body, status_code=status)
+        if body["version"]:
+            response.headers[VERSION_HEADER] = body["version"]
+        return response
+
+    return router
+
+
+def create_service_app(*, title: str, description: str, settings: ServiceSettings, build: Callable[[Version], Any],
+                       components: Sequence[str], routers: Sequence[APIRouter], version: str = "1") -> FastAPI:
+    """The shell both model services use: lifespan with first load and reload polling, error handlers,
+    health routes, the version header, then the service's own routers."""
+    holder = ModelHolder(settings.artifacts, build, components, verify=settings.verify_checksums)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await run_in_threadpool(holder.refresh)
+        task = asyncio.create_task(holder.poll(settings.reload_interval))
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app.state.holder = holder
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health_router())
+    for router in routers:
+        app.include_router(router)
+    return app
