@@ -8,6 +8,7 @@ line numbers. Files may be plain or gzip (recognised by content, not by name).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
@@ -60,6 +61,17 @@ def _open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
     magic = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
     stream = gzip.GzipFile(fileobj=raw, mode="rb") if magic == b"\x1f\x8b" else raw
     return io.TextIOWrapper(stream, encoding=encoding, errors="replace", newline="\n")
+
+
+@contextlib.contextmanager
+def _raw_stream(path: Path) -> Iterator[tuple[io.BufferedIOBase, Callable[[], int]]]:
+    """Binary stream of the (decompressed) content and a function giving the position in the file on disk."""
+    with open(path, "rb") as raw:
+        if raw.peek(2)[:2] == b"\x1f\x8b":
+            with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+                yield gz, raw.tell
+        else:
+            yield raw, raw.tell
 
 
 def _first_line(path: Path) -> str:
@@ -144,26 +156,6 @@ def _ints(values: list[str]) -> tuple[np.ndarray, np.ndarray]:
         return out, ok
 
 
-def _dates(values: list[str], cache: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """ISO dates (YYYY-MM-DD) to unix seconds; (int64 array, ok mask). -1 in ``cache`` marks a bad date.
-
-    A dump spans a few thousand distinct dates, so each is parsed once and then looked up.
-    """
-    get = cache.get
-    out = [get(v) for v in values]
-    if None in out:
-        for k, v in enumerate(values):
-            if out[k] is None:
-                try:
-                    day = np.datetime64(v.strip(), "D")
-                    secs = -1 if np.isnat(day) else int(day.astype("datetime64[s]").astype(np.int64))
-                except ValueError:
-                    secs = -1
-                cache[v] = out[k] = secs
-    arr = np.array(out, dtype=np.int64)
-    return np.maximum(arr, 0), arr >= 0
-
-
 class _ChunkFilter:
     """Applies the shared checks to one chunk's candidate rows and appends the accepted ones."""
 
@@ -174,8 +166,14 @@ class _ChunkFilter:
         self.item_codes: dict[str, int] = cols.item_codes
 
     @staticmethod
-    def _codes(ids: list[str], codes: dict[str, int]) -> np.ndarray:
+    def _codes(ids: list[str] | np.ndarray, codes: dict[str, int]) -> np.ndarray:
         # New ids get the next codes (a loop over distinct ids only); the per-row lookup runs in C.
+        if isinstance(ids, np.ndarray):  # fixed-width UTF-8 bytes from the vectorised TSV reader
+            uniq, inverse = np.unique(ids, return_inverse=True)
+            setdefault = codes.setdefault
+            mapped = np.array([setdefault(x.decode("utf-8", "replace"), len(codes)) for x in uniq.tolist()],
+                              dtype=np.int64)
+            return mapped[inverse.ravel()]
         for x in dict.fromkeys(ids):
             if x not in codes:
                 codes[x] = len(codes)
@@ -183,7 +181,7 @@ class _ChunkFilter:
             return np.array([codes[ids[0]]], dtype=np.int64)
         return np.array(operator.itemgetter(*ids)(codes) if ids else (), dtype=np.int64)
 
-    def reject(self, lines: np.ndarray, texts: list[str], bad: np.ndarray, reason: str) -> np.ndarray:
+    def reject(self, lines: np.ndarray, texts, bad: np.ndarray, reason: str) -> np.ndarray:
         """Record rows where ``bad`` and return the mask of rows still alive (``~bad``)."""
         idx = np.flatnonzero(bad)
         self.report.skip_many(lines[idx], reason, lambda k: texts[idx[k]].rstrip("\r"))
@@ -192,15 +190,18 @@ class _ChunkFilter:
     def accept(
         self,
         lines: np.ndarray,
-        texts: list[str],
-        users: list[str],
-        items: list[str],
+        texts,
+        users: list[str] | np.ndarray,
+        items: list[str] | np.ndarray,
         rating: np.ndarray,
         ts: np.ndarray,
         ts_ok: np.ndarray,
         extras: dict[str, tuple[object, np.ndarray | None]] | None = None,
-    ) -> None:
-        """Check and keep rows; ``extras`` maps a column name to (values, ok mask or None)."""
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Check and keep rows; ``extras`` maps a column name to (values, ok mask or None).
+
+        ``texts[k]`` is the text of row k (for skip examples). Returns the kept row positions and the item
+        codes of all rows."""
         u = self._codes(users, self.user_codes)
         i = self._codes(items, self.item_codes)
         alive = np.ones(len(users), dtype=bool)
@@ -229,6 +230,7 @@ class _ChunkFilter:
                 target.append(values[keep])
             else:
                 target.append([values[k] for k in keep.tolist()])
+        return keep, i
 
 
 def _split_rows(
@@ -247,32 +249,6 @@ def _split_rows(
         lines = [lines[k] for k in good]
         nums = nums[good]
     return nums, lines, rows
-
-
-def _read_amazon_tsv(path: Path, filt: _ChunkFilter, progress: Progress, size: int, with_text: bool) -> None:
-    cols = filt.cols
-    cols.titles, cols.verified, cols.helpful, cols.total = [], [], [], []
-    if with_text:
-        cols.text = []
-    date_cache: dict[str, int] = {}
-    with _open_text(path) as f:
-        for start, lines in _chunks(f, progress, size):
-            if start == 1 and lines and lines[0].split("\t")[:2] == TSV_HEADER[:2]:
-                lines, start = lines[1:], 2
-            nums, lines, rows = _split_rows(start, lines, "\t", 15, filt)
-            helpful, ok_h = _ints([r[8] for r in rows])
-            total, ok_t = _ints([r[9] for r in rows])
-            ts, ts_ok = _dates([r[14] for r in rows], date_cache)
-            extras = {
-                "titles": ([r[5] for r in rows], None),
-                "verified": (np.array([r[11] == "Y" for r in rows], dtype=bool), None),
-                "helpful": (helpful, ok_h & ok_t & (helpful >= 0) & (total >= helpful)),
-                "total": (total, None),
-            }
-            if with_text:
-                extras["text"] = ([r[12] + "\n" + r[13] for r in rows], None)
-            filt.accept(nums, lines, [r[1] for r in rows], [r[3] for r in rows],
-                        _floats([r[7] for r in rows]), ts, ts_ok, extras)
 
 
 def _read_amazon_json(path: Path, filt: _ChunkFilter, progress: Progress, size: int, with_text: bool) -> None:
@@ -360,8 +336,14 @@ def _read_movielens_csv(path: Path, filt: _ChunkFilter, progress: Progress, size
     return titles
 
 
+def _tsv():
+    from . import tsv  # the vectorised TSV reader builds on the helpers above
+
+    return tsv
+
+
 _READERS: dict[str, Callable] = {
-    "amazon-tsv": _read_amazon_tsv,
+    "amazon-tsv": lambda *args: _tsv().read_amazon_tsv(*args),
     "amazon-json": _read_amazon_json,
     "movielens-100k": _read_movielens_100k,
     "movielens-csv": _read_movielens_csv,

@@ -152,7 +152,7 @@ class RawColumns:
     items: list = field(default_factory=list)
     ratings: list = field(default_factory=list)  # float64 arrays, one per chunk
     timestamps: list = field(default_factory=list)  # int64 arrays
-    titles: list | None = None  # per-row titles (strings), when the format carries them per review
+    title_by_code: dict | None = None  # item code -> title of its latest row, when reviews carry titles
     verified: list | None = None  # bool arrays
     helpful: list | None = None
     total: list | None = None
@@ -167,8 +167,9 @@ def _concat(chunks: list | None, dtype=None):
     return np.concatenate([np.asarray(c, dtype=dtype) for c in chunks])
 
 
-def _sorted_vocabulary(codes: dict[str, int], row_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Vocabulary of the ids that accepted rows use, sorted, and each row's index into it (int32)."""
+def _sorted_vocabulary(codes: dict[str, int], row_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vocabulary of the ids that accepted rows use, sorted; each row's index into it (int32); and the index
+    of every code (-1 for codes no accepted row uses)."""
     raw = np.array(list(codes), dtype=str) if codes else np.zeros(0, dtype="<U1")
     used = np.zeros(len(codes), dtype=bool)
     used[row_codes] = True
@@ -177,7 +178,7 @@ def _sorted_vocabulary(codes: dict[str, int], row_codes: np.ndarray) -> tuple[np
     vocab = raw[used_codes][order]
     index_of_code = np.full(len(codes), -1, dtype=np.int64)
     index_of_code[used_codes[order]] = np.arange(order.size)
-    return vocab, index_of_code[row_codes].astype(np.int32)
+    return vocab, index_of_code[row_codes].astype(np.int32), index_of_code
 
 
 def assemble(
@@ -191,15 +192,14 @@ def assemble(
     ``title_by_item`` supplies titles from a side file (MovieLens); otherwise per-row titles are used, the
     latest row's title winning.
     """
-    user_ids, user = _sorted_vocabulary(cols.user_codes, _concat(cols.users, np.int64))
-    item_ids, item = _sorted_vocabulary(cols.item_codes, _concat(cols.items, np.int64))
+    user_ids, user, _ = _sorted_vocabulary(cols.user_codes, _concat(cols.users, np.int64))
+    item_ids, item, item_index_of_code = _sorted_vocabulary(cols.item_codes, _concat(cols.items, np.int64))
     rating = _concat(cols.ratings, np.float64).astype(np.float32)
     timestamp = _concat(cols.timestamps, np.int64)
     verified = _concat(cols.verified, bool)
     helpful = _concat(cols.helpful, np.int64)
     total = _concat(cols.total, np.int64)
     text = None if cols.text is None else np.array([t for chunk in cols.text for t in chunk], dtype=object)
-    row_titles = None if cols.titles is None else [t for chunk in cols.titles for t in chunk]
 
     n = user.shape[0]
     order = np.arange(n)
@@ -221,12 +221,11 @@ def assemble(
     titles = np.full(item_ids.shape[0], "", dtype=object)
     if title_by_item is not None:
         titles = np.array([title_by_item.get(i, "") for i in item_ids.tolist()], dtype=object)
-    elif row_titles is not None and n:
-        # latest row per item (by file position) gives the title
-        rev = keep[::-1]
-        _, first_in_rev = np.unique(item[rev], return_index=True)
-        last_rows = rev[first_in_rev]
-        titles[item[last_rows]] = [row_titles[r] for r in last_rows.tolist()]
+    elif cols.title_by_code:
+        codes = np.array(list(cols.title_by_code), dtype=np.int64)
+        index = item_index_of_code[codes]
+        present = index >= 0
+        titles[index[present]] = [t for t, p in zip(cols.title_by_code.values(), present.tolist(), strict=True) if p]
     titles = titles.astype(str) if titles.size else np.zeros(0, dtype="<U1")
 
     def pick(a):

@@ -180,3 +180,42 @@ def test_detect_formats(amazon_tsv_sample, amazon_5core):
     assert detect_format(amazon_tsv_sample) == "amazon-tsv"
     assert detect_format(amazon_5core) == "amazon-json"
     assert detect_format(real_file("movielens-100k", "u1.base")) == "movielens-100k"
+
+
+def test_tsv_fast_path_edge_cases(tmp_path):
+    rows = [
+        TSV_HEADER,
+        tsv_row(cust="1", prod="P1", stars="05"),            # 2 ok: parsed by the slow path as 5
+        tsv_row(cust="2", prod="P1", date="2015-02-30"),     # 3 bad_timestamp: no such day
+        tsv_row(cust="3", prod="P1", helpful="-1"),          # 4 bad_votes
+        tsv_row(cust="4", prod="P1", helpful="3", total="2"),  # 5 bad_votes: more helpful than total
+        tsv_row(cust="ü5", prod="Pé", title="Gitarre für Anfänger"),  # 6 ok: UTF-8 ids and title
+        tsv_row(cust="6", prod="P1", date="2016-02-29"),     # 7 ok: leap day
+        tsv_row(cust="7", prod="P1", total="1234567890123"),  # 8 ok: long number, slow path
+    ]
+    path = tmp_path / "edge.tsv"
+    path.write_bytes(("\r\n".join(rows) + "\r\n").encode())  # CRLF line endings
+    r = load_ratings(path)
+    assert dict(r.report.skipped_by_reason) == {"bad_timestamp": 1, "bad_votes": 2}
+    assert r.n == 4 and sorted(r.user_ids.tolist()) == ["1", "6", "7", "ü5"]
+    assert r.titles[r.item_ids.tolist().index("Pé")] == "Gitarre für Anfänger"
+    assert dataset_stats(r)["last_date"] == "2016-02-29"
+    assert int(r.total_votes.max()) != 0
+
+
+def test_tsv_reader_matches_a_plain_python_reference(tmp_path):
+    from shared.data.synthetic import generate_reviews
+
+    path = generate_reviews(tmp_path / "g.tsv", 3000, seed=5, progress=False)
+    r = load_ratings(path)
+    lines = path.read_text().splitlines()[1:]
+    ref = {}
+    for ln in lines:
+        f = ln.split("\t")
+        ref[(f[1], f[3])] = (float(f[7]), f[11] == "Y", int(f[8]), int(f[9]), f[5])
+    got = {}
+    for k in range(r.n):
+        u, i = r.user_ids[r.user[k]], r.item_ids[r.item[k]]
+        got[(u, i)] = (float(r.rating[k]), bool(r.verified[k]), int(r.helpful_votes[k]), int(r.total_votes[k]),
+                       r.titles[r.item[k]])
+    assert got == ref
