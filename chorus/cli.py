@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -80,6 +81,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_up(args: argparse.Namespace) -> int:
+    from chorus.launcher import up
+
+    return up(Path(args.artifacts), args.data, args.port, args.redis_url, args.similarity_port, args.rating_port,
+              Path(args.log_dir) if args.log_dir else None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chorus",
@@ -116,6 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--artifacts", default=DEFAULT_ARTIFACTS, help="artifact root (default ./artifacts)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(func=cmd_demo)
+    upp = sub.add_parser("up", help="run the similarity, rating and gateway services on loopback",
+                         description="Start the three services as local processes (the docker-compose topology), "
+                                     "training first when the artifact root has no version yet.")
+    upp.add_argument("--artifacts", default=DEFAULT_ARTIFACTS, help="artifact root (default ./artifacts)")
+    upp.add_argument("--data", help="review file to train on when there is no version yet (default: demo data)")
+    upp.add_argument("--port", type=_positive, default=8000, help="gateway port (default 8000)")
+    upp.add_argument("--similarity-port", type=_positive, default=8001, help="similarity service port")
+    upp.add_argument("--rating-port", type=_positive, default=8002, help="rating service port")
+    upp.add_argument("--redis-url", default=os.environ.get("REDIS_URL"),
+                     help="Redis for the cache (default $REDIS_URL; without it an in-process LRU cache)")
+    upp.add_argument("--log-dir", help="write each service's log here (default: this terminal)")
+    upp.set_defaults(func=cmd_up)
     return parser
 
 

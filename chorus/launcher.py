@@ -1,0 +1,179 @@
+"""``chorus up``: the compose topology as local processes.
+
+Three uvicorn processes on loopback, exactly as ``docker-compose.yml`` wires the containers: the similarity and
+rating services read the same artifact root; the gateway talks to both and caches in Redis when a Redis URL is
+given (in-process LRU otherwise). :class:`Topology` is also what the end-to-end tests use, so the tests start
+the system the way users do.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from shared.artifacts import read_current
+from shared.errors import ChorusError
+
+SERVICES = ("similarity", "rating", "gateway")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Topology:
+    """The three services as child processes. Use as a context manager; :meth:`stop` ends every child."""
+
+    artifacts: Path
+    port: int = 8000
+    similarity_port: int = 8001
+    rating_port: int = 8002
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    reload_interval: float = 2.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+    log_dir: Path | None = None
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def url(self, service: str = "gateway") -> str:
+        port = {"gateway": self.port, "similarity": self.similarity_port, "rating": self.rating_port}[service]
+        return f"http://{self.host}:{port}"
+
+    def env(self, service: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("REDIS_URL", None)
+        env.update({
+            "PYTHONUNBUFFERED": "1",
+            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "CHORUS_ARTIFACTS": str(Path(self.artifacts).resolve()),
+            "CHORUS_RELOAD_INTERVAL": str(self.reload_interval),
+            "CHORUS_SIMILARITY_URL": self.url("similarity"),
+            "CHORUS_RATING_URL": self.url("rating"),
+            "CHORUS_VERSION_POLL_INTERVAL": str(min(2.0, self.reload_interval)),
+        })
+        if self.redis_url and service == "gateway":
+            env["REDIS_URL"] = self.redis_url
+        env.update(self.extra_env)
+        return env
+
+    def start(self, service: str) -> None:
+        """Start (or restart) one service."""
+        old = self.procs.get(service)
+        if old is not None and old.poll() is None:
+            raise ChorusError(f"{service} is already running (pid {old.pid})")
+        port = {"gateway": self.port, "similarity": self.similarity_port, "rating": self.rating_port}[service]
+        cmd = [sys.executable, "-m", "uvicorn", f"services.{service}.app:create_app", "--factory",
+               "--host", self.host, "--port", str(port), "--log-level", "warning", "--no-access-log"]
+        out = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            out = open(self.log_dir / f"{service}.log", "ab")  # noqa: SIM115 - owned by the child
+        self.procs[service] = subprocess.Popen(cmd, env=self.env(service), stdout=out, stderr=out,
+                                               start_new_session=True, cwd=Path(__file__).resolve().parent.parent)
+
+    def start_all(self) -> None:
+        for service in SERVICES:
+            self.start(service)
+
+    def stop(self, service: str, timeout: float = 10.0, kill: bool = False) -> None:
+        """Stop one service: SIGTERM (or SIGKILL with ``kill``), then SIGKILL after ``timeout``."""
+        proc = self.procs.get(service)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+    def stop_all(self) -> None:
+        for service in reversed(SERVICES):
+            self.stop(service)
+
+    def wait_ready(self, service: str = "gateway", timeout: float = 120.0) -> dict:
+        """Poll ``/readyz`` until it answers 200; raise with the last answer (or the child's exit) on timeout."""
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise ChorusError(f"the {name} service exited with code {proc.returncode}"
+                                      + (f"; see {self.log_dir / (name + '.log')}" if self.log_dir else ""))
+            try:
+                r = httpx.get(self.url(service) + "/readyz", timeout=2.0)
+                if r.status_code == 200:
+                    return r.json()
+                last = f"{r.status_code} {r.text[:300]}"
+            except httpx.HTTPError as exc:
+                last = f"{type(exc).__name__}"
+            time.sleep(0.2)
+        raise ChorusError(f"the {service} was not ready within {timeout:.0f} s: {last}")
+
+    def __enter__(self) -> Topology:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop_all()
+
+
+def ensure_trained(artifacts: Path, data: str | None, log=print) -> None:
+    """Train into ``artifacts`` when it has no version yet: on ``data``, or on freshly generated demo data."""
+    if read_current(artifacts) is not None:
+        return
+    from chorus.cli import DEFAULT_DEMO, DEMO_REVIEWS
+    from chorus.train import parse_components, train
+    from shared.data.synthetic import generate_reviews
+
+    if data is None:
+        data = DEFAULT_DEMO
+        if not Path(data).exists():
+            log(f"no artifact version in {artifacts}: generating {DEMO_REVIEWS:,} demo reviews into {data}")
+            generate_reviews(data, DEMO_REVIEWS, seed=0)
+    log(f"training on {data} into {artifacts}")
+    train(data, artifacts, parse_components(None), log=log)
+
+
+def up(artifacts: Path, data: str | None, port: int, redis_url: str | None, similarity_port: int,
+       rating_port: int, log_dir: Path | None) -> int:
+    ensure_trained(artifacts, data)
+    topo = Topology(artifacts=artifacts, port=port, similarity_port=similarity_port, rating_port=rating_port,
+                    redis_url=redis_url, log_dir=log_dir)
+    stopping = False
+
+    def on_signal(signum, frame):
+        nonlocal stopping
+        stopping = True
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        topo.start_all()
+        ready = topo.wait_ready("gateway")
+        print(f"Chorus is up (version {ready.get('version') or ready})")
+        print(f"  web page  {topo.url()}/")
+        print(f"  API docs  {topo.url()}/docs")
+        print(f"  cache     {'Redis at ' + redis_url if redis_url else 'in-process LRU (no --redis-url)'}")
+        print("Ctrl-C stops every service.")
+        while True:
+            for name, proc in topo.procs.items():
+                if proc.poll() is not None:
+                    raise ChorusError(f"the {name} service exited with code {proc.returncode}")
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("stopping...", file=sys.stderr)
+        return 0
+    finally:
+        topo.stop_all()
+        signal.signal(signal.SIGTERM, previous)
