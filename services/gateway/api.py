@@ -1,0 +1,247 @@
+"""Routes of the public API: thin handlers that name the downstream route and its canonical query.
+
+Each cached handler builds its query with the functions of :mod:`.hitpath` (every parameter, defaults included, in
+a fixed order), so that equal requests share one cache key; the same string is the query sent downstream. Cache
+hits of these routes are normally answered by :class:`.hitpath.HitPath` before they reach a handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from . import page as pages
+from .core import Answer
+from .deps import GatewayDep
+from .hitpath import (
+    DEFAULT_K,
+    DEFAULT_LIMIT,
+    DEFAULT_MEASURE,
+    DEFAULT_METHOD,
+    DEFAULT_MIN_COMMON,
+    MISSED,
+    ident,
+    k_query,
+    predict_query,
+    recommendation_service,
+    search_query,
+    similar_query,
+)
+from .schemas import (
+    BecauseRecommendationsPublic,
+    ErrorPublic,
+    HealthPublic,
+    ItemPublic,
+    ItemsPublic,
+    Measure,
+    Method,
+    ModelRecommendationsPublic,
+    Prediction,
+    PredictionsPublic,
+    PredictRequest,
+    ReadinessPublic,
+    SimilarItemsPublic,
+    SimilarUsersPublic,
+    StatsPublic,
+)
+
+JSON = "application/json"
+MEASURE_DEFAULT = Measure(DEFAULT_MEASURE)
+METHOD_DEFAULT = Method(DEFAULT_METHOD)
+
+ERRORS = {
+    404: {"model": ErrorPublic, "description": "Unknown user or item (from the service that answers)"},
+    422: {"model": ErrorPublic, "description": "Invalid parameter"},
+    502: {"model": ErrorPublic, "description": "The service that answers failed"},
+    503: {"model": ErrorPublic, "description": "The service that answers is unreachable or not ready"},
+    504: {"model": ErrorPublic, "description": "The service that answers did not answer in time"},
+}
+CACHED_HEADERS = {
+    "X-Model-Version": {"description": "Artifact version that produced the answer", "schema": {"type": "string"}},
+    "X-Cache": {
+        "description": "hit: from the cache; miss: from the service (and stored); "
+        "bypass: from the service, without the cache (unavailable or slow)",
+        "schema": {"type": "string", "enum": ["hit", "miss", "bypass"]},
+    },
+}
+
+ItemId = Annotated[str, Path(min_length=1, max_length=200, description="Product id, e.g. an ASIN")]
+UserId = Annotated[str, Path(min_length=1, max_length=200, description="Reviewer id")]
+K = Annotated[int, Query(ge=1, le=500, description="How many results (1 to 500)")]
+MinCommon = Annotated[
+    int, Query(ge=1, le=1_000_000, description="Candidates share at least this many users (or items)")
+]
+
+
+def respond(answer: Answer) -> Response:
+    """The answer's bytes as they are, with the version and cache outcome in headers."""
+    headers = {"X-Cache": answer.cache}
+    if answer.version is not None:
+        headers["X-Model-Version"] = answer.version
+    return Response(answer.body, answer.status, headers, JSON)
+
+
+def lookup(request: Request) -> dict:
+    """How to use the cache for this request: ``fresh`` (skip the lookup) and the key the hit path ``missed``.
+
+    ``Cache-Control: no-cache`` from the client skips the lookup; the fresh answer is still stored.
+    """
+    value = request.headers.get("cache-control")
+    return {"fresh": value is not None and "no-cache" in value, "missed": request.scope.get(MISSED)}
+
+
+meta = APIRouter(tags=["meta"])
+similarity = APIRouter(prefix="/v1", tags=["similarity"], responses=ERRORS)
+users = APIRouter(prefix="/v1/users", tags=["users"], responses=ERRORS)
+rating = APIRouter(prefix="/v1", tags=["rating"], responses=ERRORS)
+
+
+@meta.get("/healthz", response_model=HealthPublic)
+async def healthz() -> Response:
+    """The gateway process is alive (says nothing about the services)."""
+    return Response(b'{"status":"ok"}', 200, media_type=JSON)
+
+
+@meta.get("/readyz", response_model=ReadinessPublic, responses={503: {"model": ReadinessPublic}})
+async def readyz(gw: GatewayDep) -> JSONResponse:
+    """200 when both services are ready; the body lists each service (with its version) and the cache."""
+    await gw.check_all(timeout=2.0)
+    services = {name: d.status() for name, d in gw.downstreams.items()}
+    ready = all(d.ready for d in gw.downstreams.values())
+    body = {"status": "ready" if ready else "not_ready", "services": services, "cache": await gw.cache.status()}
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+@similarity.get(
+    "/items/{item_id}/similar",
+    response_model=SimilarItemsPublic,
+    responses={200: {"headers": CACHED_HEADERS}},
+)
+async def similar_items(
+    gw: GatewayDep,
+    request: Request,
+    item_id: ItemId,
+    k: K = DEFAULT_K,
+    measure: Measure = MEASURE_DEFAULT,
+    min_common: MinCommon = DEFAULT_MIN_COMMON,
+) -> Response:
+    """The k items most similar to an item under a measure, best first (from the similarity service)."""
+    query = similar_query(k, measure.value, min_common)
+    return respond(await gw.get("similarity", f"items/{ident(item_id)}/similar", query, **lookup(request)))
+
+
+@similarity.get("/items/{item_id}", response_model=ItemPublic, responses={200: {"headers": CACHED_HEADERS}})
+async def item(gw: GatewayDep, request: Request, item_id: ItemId) -> Response:
+    """An item's title, number of reviews and mean rating."""
+    return respond(await gw.get("similarity", f"items/{ident(item_id)}", "", **lookup(request)))
+
+
+@similarity.get("/items", response_model=ItemsPublic, responses={200: {"headers": CACHED_HEADERS}})
+async def search_items(
+    gw: GatewayDep,
+    request: Request,
+    q: Annotated[str, Query(min_length=1, max_length=200, description="Words of a title")],
+    limit: Annotated[int, Query(ge=1, le=100, description="At most this many items")] = DEFAULT_LIMIT,
+) -> Response:
+    """Items whose titles contain the words (for people who do not know product ids)."""
+    query = search_query(q, limit)
+    return respond(await gw.get("similarity", "items", query, **lookup(request)))
+
+
+@similarity.get("/stats", response_model=StatsPublic, responses={200: {"headers": CACHED_HEADERS}})
+async def stats(gw: GatewayDep, request: Request) -> Response:
+    """Statistics of the dataset behind the served version."""
+    return respond(await gw.get("similarity", "stats", "", **lookup(request)))
+
+
+@users.get("/{user_id}/similar", response_model=SimilarUsersPublic, responses={200: {"headers": CACHED_HEADERS}})
+async def similar_users(
+    gw: GatewayDep,
+    request: Request,
+    user_id: UserId,
+    k: K = DEFAULT_K,
+    measure: Measure = MEASURE_DEFAULT,
+    min_common: MinCommon = DEFAULT_MIN_COMMON,
+) -> Response:
+    """The k users most similar to a user under a measure, best first (from the similarity service)."""
+    query = similar_query(k, measure.value, min_common)
+    return respond(await gw.get("similarity", f"users/{ident(user_id)}/similar", query, **lookup(request)))
+
+
+@users.get(
+    "/{user_id}/recommendations",
+    response_model=ModelRecommendationsPublic | BecauseRecommendationsPublic,
+    responses={200: {"headers": CACHED_HEADERS}},
+)
+async def recommendations(
+    gw: GatewayDep,
+    request: Request,
+    user_id: UserId,
+    k: K = DEFAULT_K,
+    method: Annotated[
+        Method,
+        Query(description="model: predicted ratings (rating service); similar: because you liked (similarity)"),
+    ] = METHOD_DEFAULT,
+) -> Response:
+    """Top-k items for a user: by predicted rating (``model``) or because they liked similar items (``similar``)."""
+    service = recommendation_service(method.value)
+    route = f"users/{ident(user_id)}/recommendations"
+    return respond(await gw.get(service, route, k_query(k), **lookup(request)))
+
+
+@rating.get("/predict", response_model=Prediction, responses={200: {"headers": CACHED_HEADERS}})
+async def predict(
+    gw: GatewayDep,
+    request: Request,
+    user_id: Annotated[str, Query(min_length=1, max_length=200)],
+    item_id: Annotated[str, Query(min_length=1, max_length=200)],
+) -> Response:
+    """The rating a user would give an item (the latent factor model of the rating service)."""
+    query = predict_query(user_id, item_id)
+    return respond(await gw.get("rating", "predict", query, **lookup(request)))
+
+
+@rating.post("/predict", response_model=PredictionsPublic)
+async def predict_batch(gw: GatewayDep, request: Request, body: PredictRequest) -> Response:
+    """Predictions for up to 10,000 (user, item) pairs at once; never cached."""
+    # The body was validated above; forward the client's bytes rather than re-serialising 10,000 pairs.
+    return respond(await gw.post("rating", "/v1/predict", await request.body()))
+
+
+page = APIRouter(include_in_schema=False)
+
+
+def _page_k(value: str | None) -> int:
+    try:
+        return min(max(int(value or 10), 1), 500)
+    except ValueError:
+        return 10
+
+
+@page.get("/", response_class=HTMLResponse)
+async def index(
+    gw: GatewayDep,
+    request: Request,
+    q: str | None = None,
+    measure: str | None = None,
+    k: str | None = None,
+    user: str | None = None,
+) -> HTMLResponse:
+    """The web page: similar products for an id or title words; recommendations for a user."""
+    measure = measure if measure in pages.MEASURES else "jaccard"
+    size = _page_k(k)
+    context: dict = {"q": q, "measure": measure, "k": size, "measures": pages.MEASURES, "user": user}
+    if q is not None:
+        context["similar"] = await pages.similar_section(gw, q, measure, size)
+    if user is not None:
+        user = user.strip()
+        if not user:
+            context["user_message"] = "Type a user id."
+        else:
+            context["model"], context["because"] = await asyncio.gather(
+                pages.model_section(gw, user, 10), pages.because_section(gw, user, 10)
+            )
+    return request.app.state.templates.TemplateResponse(request, "index.html", context)

@@ -1,0 +1,150 @@
+"""The gateway's FastAPI application: ``uvicorn services.gateway.app:create_app --factory``.
+
+The lifespan builds one pooled HTTP client per downstream service and the cache (Redis from ``REDIS_URL``, or an
+in-process LRU), asks each service for its version once, then keeps polling ``/readyz`` in the background; all of
+it is closed after the ``yield``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.errors import ChorusError
+
+from . import api
+from .cache import Cache, MemoryCache, NearCache, RedisCache
+from .core import Gateway
+from .downstream import Downstream, build_client
+from .hitpath import HitPath
+from .settings import Settings, get_settings
+
+log = logging.getLogger("chorus.gateway")
+
+HERE = Path(__file__).parent
+SERVICES = ("similarity", "rating")
+
+DESCRIPTION = """One public API over the similarity and rating services of Chorus.
+
+Answers of `GET` routes are cached under the artifact version of the service that produced them (header
+`X-Model-Version`); `X-Cache` says `hit`, `miss`, or `bypass` (the cache was unavailable). Send
+`Cache-Control: no-cache` to skip the cache lookup. Errors are `{"type", "detail"}`.
+"""
+
+
+def build_cache(settings: Settings) -> Cache:
+    if settings.redis_url:
+        redis = RedisCache(
+            settings.redis_url,
+            timeout=settings.redis_timeout,
+            connect_timeout=settings.redis_connect_timeout,
+            max_connections=settings.redis_max_connections,
+            max_backoff=settings.redis_max_backoff,
+        )
+        if settings.near_cache_ttl > 0:
+            return NearCache(redis, settings.near_cache_ttl, settings.near_cache_size, 64_000_000)
+        return redis
+    return MemoryCache(settings.lru_size, int(settings.lru_max_mb * 1_000_000))
+
+
+def build_gateway(settings: Settings, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None) -> Gateway:
+    transports = transports or {}
+    downstreams = {
+        name: Downstream(
+            name,
+            build_client(
+                getattr(settings, f"{name}_url"),
+                connect_timeout=settings.connect_timeout,
+                read_timeout=settings.read_timeout,
+                pool_timeout=settings.pool_timeout,
+                retries=settings.connect_retries,
+                max_connections=settings.max_connections,
+                transport=transports.get(name),
+            ),
+        )
+        for name in SERVICES
+    }
+    return Gateway(downstreams, build_cache(settings), settings.cache_ttl)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+) -> FastAPI:
+    """Build the gateway; ``transports`` (by service name) replaces the network to that service, for tests."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gateway = build_gateway(settings, transports)
+        app.state.gateway = gateway
+        if isinstance(gateway.cache, MemoryCache):
+            log.warning("REDIS_URL is not set: caching in this process only (LRU of %d entries)", settings.lru_size)
+        await gateway.check_all(timeout=settings.connect_timeout + 1.0)
+        poller = asyncio.create_task(gateway.poll_forever(settings.version_poll_interval), name="chorus-poll")
+        try:
+            yield
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+            await gateway.aclose()
+
+    app = FastAPI(
+        title="Chorus",
+        summary="Similar items, because-you-liked and predicted ratings, cached.",
+        description=DESCRIPTION,
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.templates = Jinja2Templates(directory=HERE / "templates")
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    for router in (api.meta, api.similarity, api.users, api.rating, api.page):
+        app.include_router(router)
+    install_error_handlers(app)
+    app.add_middleware(HitPath)
+    return app
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error body is ``{"type", "detail"}``."""
+
+    @app.exception_handler(ChorusError)
+    async def chorus_error(request: Request, exc: ChorusError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"type": "invalid_input", "detail": _explain(exc)}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        detail = exc.detail if exc.status_code != 404 else f"no route {request.url.path}; see /docs"
+        return JSONResponse({"type": kind, "detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def _explain(exc: RequestValidationError) -> str:
+    """FastAPI's validation errors as one sentence, e.g. ``query parameter 'k': Input should be ...``."""
+    parts = []
+    for error in exc.errors():
+        loc = [str(p) for p in error.get("loc", ())]
+        where = loc[0] if loc else "request"
+        name = ".".join(loc[1:])
+        label = {"query": "query parameter", "path": "path parameter", "body": "body"}.get(where, where)
+        parts.append(f"{label} '{name}': {error.get('msg')}" if name else f"{label}: {error.get('msg')}")
+    return "; ".join(parts) or "invalid request"

@@ -1,0 +1,17 @@
+"""Dependency aliases for the gateway's handlers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from .core import Gateway
+
+
+async def get_gateway(request: Request) -> Gateway:
+    # async on purpose: a plain def dependency would be run in the thread pool, on the hot path of every hit
+    return request.app.state.gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]

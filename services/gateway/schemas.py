@@ -1,0 +1,198 @@
+"""Response and request models of the public API, for validation of input and for the OpenAPI schema.
+
+They mirror the wire contract of the similarity and rating services (the gateway passes those bodies through
+byte for byte; these models document them). When ``shared/`` grows the wire schemas, these should import them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Measure(StrEnum):
+    jaccard = "jaccard"
+    cosine = "cosine"
+    pearson = "pearson"
+
+
+class Method(StrEnum):
+    model = "model"
+    similar = "similar"
+
+
+class ErrorPublic(BaseModel):
+    """Every error: a machine-readable type and a message a person can act on."""
+
+    type: str = Field(examples=["not_found"])
+    detail: str = Field(examples=["unknown item 'B000XYZ'"])
+
+
+class SimilarItem(BaseModel):
+    item_id: str = Field(examples=["B0002E1G5C"])
+    title: str | None = Field(None, examples=["Fender Medium Picks, 12 Pack"])
+    score: float = Field(examples=[0.4285714286])
+
+
+class SimilarItemsPublic(BaseModel):
+    """The items most similar to one item, best first."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "item_id": "B0002GLDQM",
+                "measure": "jaccard",
+                "data": [{"item_id": "B0002E1G5C", "title": "Fender Medium Picks, 12 Pack", "score": 0.4285714286}],
+                "count": 1,
+            }
+        }
+    )
+    item_id: str
+    measure: Measure
+    data: list[SimilarItem]
+    count: int
+
+
+class SimilarUser(BaseModel):
+    user_id: str = Field(examples=["A2IBPI20UZIR0U"])
+    score: float = Field(examples=[0.25])
+
+
+class SimilarUsersPublic(BaseModel):
+    """The users most similar to one user, best first."""
+
+    user_id: str
+    measure: Measure
+    data: list[SimilarUser]
+    count: int
+
+
+class ItemRef(BaseModel):
+    item_id: str = Field(examples=["B0002GLDQM"])
+    title: str | None = Field(None, examples=["Guitar Strap"])
+
+
+class BecauseRecommendation(BaseModel):
+    item_id: str = Field(examples=["B0002E1G5C"])
+    title: str | None = Field(None, examples=["Fender Medium Picks, 12 Pack"])
+    score: float = Field(examples=[1.73])
+    because: ItemRef
+
+
+class BecauseRecommendationsPublic(BaseModel):
+    """``method=similar``: items like the ones the user liked, each naming the liked item that weighed most."""
+
+    user_id: str
+    data: list[BecauseRecommendation]
+    count: int
+
+
+class ModelRecommendation(BaseModel):
+    item_id: str = Field(examples=["B0002E1G5C"])
+    title: str | None = Field(None, examples=["Fender Medium Picks, 12 Pack"])
+    predicted_rating: float = Field(examples=[4.71])
+
+
+class ModelRecommendationsPublic(BaseModel):
+    """``method=model``: the user's highest predicted ratings among items they have not reviewed.
+
+    ``fallback`` says the user is unknown and these are popular, well-rated items instead.
+    """
+
+    user_id: str
+    data: list[ModelRecommendation]
+    count: int
+    fallback: bool | str | None = None
+
+
+class Prediction(BaseModel):
+    user_id: str = Field(examples=["A2IBPI20UZIR0U"])
+    item_id: str = Field(examples=["B0002E1G5C"])
+    prediction: float = Field(examples=[4.42])
+    fallback: bool | str | None = Field(None, description="set when the user or item is unknown to the model")
+
+
+class PredictionsPublic(BaseModel):
+    data: list[Prediction]
+    count: int
+
+
+class Pair(BaseModel):
+    user_id: str = Field(min_length=1, max_length=200)
+    item_id: str = Field(min_length=1, max_length=200)
+
+
+class PredictRequest(BaseModel):
+    """Up to 10,000 (user, item) pairs to predict."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"example": {"pairs": [{"user_id": "A2IBPI20UZIR0U", "item_id": "B0002E1G5C"}]}}
+    )
+    pairs: list[Pair] = Field(min_length=1, max_length=10_000)
+
+
+class ItemPublic(BaseModel):
+    item_id: str = Field(examples=["B0002E1G5C"])
+    title: str | None = Field(None, examples=["Fender Medium Picks, 12 Pack"])
+    reviews: int = Field(examples=[42])
+    mean_rating: float = Field(examples=[4.6])
+
+
+class ItemsPublic(BaseModel):
+    """Items whose titles contain the words searched for."""
+
+    q: str
+    data: list[ItemPublic]
+    count: int
+
+
+class StatsPublic(BaseModel):
+    """Statistics of the dataset behind the version the similarity service serves."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "version": "20240101T000000-abc123",
+                "stats": {
+                    "reviews": 10261,
+                    "users": 1429,
+                    "items": 900,
+                    "mean_rating": 4.49,
+                    "rating_histogram": {"1": 217, "2": 250, "3": 772, "4": 2084, "5": 6938},
+                    "verified_fraction": 0.0,
+                    "first_date": "2004-09-18",
+                    "last_date": "2014-07-23",
+                    "skipped_rows": 0,
+                    "skipped_by_reason": {},
+                },
+            }
+        }
+    )
+    version: str
+    stats: dict
+
+
+class DependencyStatus(BaseModel):
+    status: str = Field(examples=["ready"])
+    url: str | None = None
+    version: str | None = None
+    detail: str | None = None
+
+
+class CacheStatus(BaseModel):
+    backend: str = Field(examples=["redis"])
+    status: str = Field(examples=["ok"])
+    detail: str | None = None
+
+
+class ReadinessPublic(BaseModel):
+    """200 when both services are ready; the cache is reported but never makes the gateway unready."""
+
+    status: str = Field(examples=["ready"])
+    services: dict[str, DependencyStatus]
+    cache: CacheStatus
+
+
+class HealthPublic(BaseModel):
+    status: str = Field(examples=["ok"])

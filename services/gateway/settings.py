@@ -1,0 +1,66 @@
+"""Gateway settings, read from the environment (prefix ``CHORUS_``, plus ``REDIS_URL``).
+
+| variable | default | meaning |
+| --- | --- | --- |
+| `CHORUS_SIMILARITY_URL` | `http://127.0.0.1:8001` | base URL of the similarity service |
+| `CHORUS_RATING_URL` | `http://127.0.0.1:8002` | base URL of the rating service |
+| `CHORUS_CONNECT_TIMEOUT` | `1.0` | seconds to open a connection to a downstream service (then 503) |
+| `CHORUS_READ_TIMEOUT` | `10.0` | seconds to wait for a downstream answer (then 504) |
+| `CHORUS_POOL_TIMEOUT` | `2.0` | seconds to wait for a free pooled connection to a downstream service (then 503) |
+| `CHORUS_CONNECT_RETRIES` | `1` | retries of a failed connection (never of a request that reached the service) |
+| `CHORUS_MAX_CONNECTIONS` | `100` | pooled connections per downstream service |
+| `CHORUS_VERSION_POLL_INTERVAL` | `2.0` | seconds between polls of each service's `/readyz` (artifact version) |
+| `REDIS_URL` | unset | Redis for the cache, e.g. `redis://127.0.0.1:6379/0`; unset: in-process LRU cache |
+| `CHORUS_CACHE_TTL` | `300` | seconds a cached answer lives (Redis and in-process alike) |
+| `CHORUS_LRU_SIZE` | `10000` | entries of the in-process LRU cache used without `REDIS_URL` |
+| `CHORUS_LRU_MAX_MB` | `256` | megabytes of answers the in-process LRU cache holds at most |
+| `CHORUS_NEAR_CACHE_TTL` | `0` | with Redis: seconds hot answers also stay in process memory (0: off; see below) |
+| `CHORUS_NEAR_CACHE_SIZE` | `1024` | with Redis: entries of that in-process near cache |
+| `CHORUS_REDIS_TIMEOUT` | `0.1` | seconds for one Redis command; slower counts as an outage (answered uncached) |
+| `CHORUS_REDIS_CONNECT_TIMEOUT` | `0.25` | seconds to connect to Redis |
+| `CHORUS_REDIS_MAX_CONNECTIONS` | `64` | pooled Redis connections; when all are busy a request skips the cache |
+| `CHORUS_REDIS_MAX_BACKOFF` | `30.0` | longest wait in seconds between reconnection attempts (doubling from 0.5 s) |
+
+The near cache is off by default: while it is on, a hot answer can still be served from process memory (as a hit)
+for up to that many seconds after Redis went down, where the gateway otherwise answers uncached (`X-Cache: bypass`)
+at once. It is never stale with respect to the model: keys carry the artifact version.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the gateway reads from its environment; see the module docstring for the table."""
+
+    model_config = SettingsConfigDict(env_prefix="CHORUS_", extra="ignore", populate_by_name=True)
+
+    similarity_url: str = "http://127.0.0.1:8001"
+    rating_url: str = "http://127.0.0.1:8002"
+    connect_timeout: float = Field(1.0, gt=0)
+    read_timeout: float = Field(10.0, gt=0)
+    pool_timeout: float = Field(2.0, gt=0)
+    connect_retries: int = Field(1, ge=0, le=5)
+    max_connections: int = Field(100, ge=1)
+    version_poll_interval: float = Field(2.0, gt=0)
+
+    redis_url: str | None = Field(None, validation_alias=AliasChoices("redis_url", "REDIS_URL"))
+    cache_ttl: int = Field(300, ge=1)
+    lru_size: int = Field(10_000, ge=1)
+    lru_max_mb: float = Field(256.0, gt=0)
+    near_cache_ttl: float = Field(0.0, ge=0)
+    near_cache_size: int = Field(1024, ge=1)
+    redis_timeout: float = Field(0.1, gt=0)
+    redis_connect_timeout: float = Field(0.25, gt=0)
+    redis_max_connections: int = Field(64, ge=1)
+    redis_max_backoff: float = Field(30.0, gt=0)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The settings of this process, read once from the environment."""
+    return Settings()

@@ -1,0 +1,50 @@
+"""Fixtures: a gateway whose downstream services are :class:`FakeService` fakes behind ``httpx.MockTransport``."""
+
+from __future__ import annotations
+
+import warnings
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from services.gateway.app import create_app
+from services.gateway.settings import Settings
+
+from .fakes import FakeService
+
+REDIS_TEST_URL = "redis://127.0.0.1:6379/15"  # the gateway tests' own database: flushed before and after each test
+
+warnings.filterwarnings("ignore", message=".*httpx.*starlette.testclient.*")
+
+
+@pytest.fixture
+def sim() -> FakeService:
+    return FakeService("similarity", version="sim-v1")
+
+
+@pytest.fixture
+def rat() -> FakeService:
+    return FakeService("rating", version="rat-v1")
+
+
+def make_settings(**overrides) -> Settings:
+    base = {
+        "similarity_url": "http://similarity.test",
+        "rating_url": "http://rating.test",
+        "redis_url": None,
+        "version_poll_interval": 60.0,  # tests trigger re-polls themselves
+        "read_timeout": 2.0,
+    }
+    return Settings(**{**base, **overrides})
+
+
+def make_client(sim: FakeService, rat: FakeService, **overrides) -> TestClient:
+    transports = {"similarity": httpx.MockTransport(sim), "rating": httpx.MockTransport(rat)}
+    return TestClient(create_app(make_settings(**overrides), transports=transports))
+
+
+@pytest.fixture
+def client(sim: FakeService, rat: FakeService):
+    with make_client(sim, rat) as c:
+        yield c

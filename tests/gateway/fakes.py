@@ -1,0 +1,208 @@
+"""Fakes of the similarity and rating services that speak their wire contract, for the gateway's tests.
+
+:class:`FakeService` is an ``httpx`` handler: wrap it in ``httpx.MockTransport`` for in-process contract tests, or
+serve it over real HTTP with :func:`asgi_app` (for tests that need a gateway process). Each fake counts its calls,
+can switch version, become unready, refuse connections, time out, fail, or answer slowly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from urllib.parse import unquote
+
+import httpx
+
+ITEMS = {
+    "B001": {"title": "Fender Medium Picks, 12 Pack", "reviews": 12, "mean_rating": 4.5},
+    "B002": {"title": "Leather Guitar Strap", "reviews": 8, "mean_rating": 4.25},
+    "B003": {"title": "Clip-on Guitar Tuner", "reviews": 5, "mean_rating": 3.8},
+    "B 004": {"title": "Item with a space in its id", "reviews": 1, "mean_rating": 5.0},
+}
+USERS = {"U1": ["B001", "B002"], "U2": ["B002"], "U3": ["B003"]}
+
+STATS = {
+    "reviews": 26,
+    "users": 3,
+    "items": 4,
+    "mean_rating": 4.4,
+    "rating_histogram": {"1": 0, "2": 1, "3": 3, "4": 8, "5": 14},
+    "verified_fraction": 0.5,
+    "first_date": "2010-01-01",
+    "last_date": "2014-07-01",
+    "skipped_rows": 0,
+    "skipped_by_reason": {},
+}
+
+
+def _json(status: int, body, version: str | None) -> httpx.Response:
+    headers = {"X-Model-Version": version} if version else {}
+    return httpx.Response(
+        status, content=json.dumps(body).encode(), headers={**headers, "content-type": "application/json"}
+    )
+
+
+def _not_found(kind: str, ident: str, version: str | None) -> httpx.Response:
+    return _json(404, {"type": "not_found", "detail": f"unknown {kind} '{ident}'"}, version)
+
+
+class FakeService:
+    """A downstream service: ``kind`` is ``"similarity"`` or ``"rating"``."""
+
+    def __init__(self, kind: str, version: str = "v1"):
+        self.kind = kind
+        self.version = version
+        self.ready = True
+        self.mode = "ok"  # ok | refuse | timeout | error500 | unready | reject422
+        self.delay = 0.0
+        self.any_user = False  # answer similar users for any user id, not only USERS
+        self.calls: Counter[str] = Counter()
+        self.requests: list[httpx.Request] = []
+
+    # --- what the tests look at -------------------------------------------------------------------------
+    def api_calls(self) -> int:
+        """Calls other than the health and readiness probes."""
+        return sum(n for path, n in self.calls.items() if path.startswith("/v1/"))
+
+    # --- the handler ------------------------------------------------------------------------------------
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        self.calls[path] += 1
+        if path.startswith("/v1/"):
+            self.requests.append(request)
+        if self.mode == "refuse":
+            raise httpx.ConnectError("connection refused", request=request)
+        if self.mode == "timeout" and path != "/healthz":
+            raise httpx.ReadTimeout("timed out", request=request)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if path == "/healthz":
+            return _json(200, {"status": "ok"}, self.version)
+        if path == "/readyz":
+            if self.ready and self.mode != "unready":
+                return _json(200, {"status": "ready", "version": self.version, "detail": None}, self.version)
+            return _json(503, {"status": "not_ready", "version": None, "detail": "no artifact loaded"}, None)
+        if self.mode == "unready":
+            return _json(503, {"type": "not_ready", "detail": "no artifact loaded"}, None)
+        if self.mode == "error500":
+            return _json(500, {"type": "error", "detail": "boom"}, self.version)
+        params = request.url.params
+        if self.mode == "reject422" or ("k" in params and not params["k"].isdigit()):
+            # what FastAPI itself answers for a bad query parameter
+            return _json(422, {"detail": [{"loc": ["query", "k"], "msg": "bad k", "type": "int_parsing"}]}, None)
+        parts = [unquote(p) for p in request.url.raw_path.split(b"?")[0].decode().split("/")]
+        handler = self._similarity if self.kind == "similarity" else self._rating
+        return handler(request, parts, params)
+
+    def _similarity(self, request: httpx.Request, parts: list[str], params) -> httpx.Response:
+        v = self.version
+        k = int(params.get("k", 10))
+        match parts[1:]:
+            case ["v1", "items", item_id, "similar"]:
+                if item_id not in ITEMS:
+                    return _not_found("item", item_id, v)
+                data = [
+                    {"item_id": i, "title": ITEMS[i]["title"], "score": round(1.0 / (n + 2), 10)}
+                    for n, i in enumerate(i for i in ITEMS if i != item_id)
+                ][:k]
+                body = {"item_id": item_id, "measure": params.get("measure", "jaccard"), "data": data}
+                return _json(200, {**body, "count": len(data), "version_seen": v}, v)
+            case ["v1", "users", user_id, "similar"]:
+                if user_id not in USERS and not self.any_user:
+                    return _not_found("user", user_id, v)
+                data = [{"user_id": u, "score": 0.5} for u in USERS if u != user_id][:k]
+                body = {"user_id": user_id, "measure": params.get("measure", "jaccard"), "data": data}
+                return _json(200, {**body, "count": len(data)}, v)
+            case ["v1", "users", user_id, "recommendations"]:
+                if user_id not in USERS:
+                    return _not_found("user", user_id, v)
+                liked = USERS[user_id][0]
+                data = [
+                    {
+                        "item_id": i,
+                        "title": ITEMS[i]["title"],
+                        "score": 1.5,
+                        "because": {"item_id": liked, "title": ITEMS[liked]["title"]},
+                    }
+                    for i in ITEMS
+                    if i not in USERS[user_id]
+                ][:k]
+                return _json(200, {"user_id": user_id, "data": data, "count": len(data)}, v)
+            case ["v1", "items", item_id]:
+                if item_id not in ITEMS:
+                    return _not_found("item", item_id, v)
+                return _json(200, {"item_id": item_id, **ITEMS[item_id]}, v)
+            case ["v1", "items"]:
+                words = params.get("q", "").lower().split()
+                limit = int(params.get("limit", 20))
+                found = [
+                    {"item_id": i, **meta}
+                    for i, meta in ITEMS.items()
+                    if words and all(w in meta["title"].lower() for w in words)
+                ][:limit]
+                return _json(200, {"q": params.get("q", ""), "data": found, "count": len(found)}, v)
+            case ["v1", "stats"]:
+                return _json(200, {"version": v, "stats": STATS}, v)
+            case ["v1", "predict"] if request.method == "POST":
+                pairs = json.loads(request.content)["pairs"]
+                data = [{**p, "prediction": 4.0, "fallback": False} for p in pairs]
+                return _json(200, {"data": data, "count": len(data)}, v)
+        return _json(404, {"detail": "Not Found"}, v)
+
+    def _rating(self, request: httpx.Request, parts: list[str], params) -> httpx.Response:
+        v = self.version
+        match parts[1:]:
+            case ["v1", "predict"] if request.method == "GET":
+                user, item = params.get("user_id"), params.get("item_id")
+                fallback = user not in USERS
+                body = {"user_id": user, "item_id": item, "prediction": 3.9 if fallback else 4.2}
+                return _json(200, {**body, "fallback": fallback}, v)
+            case ["v1", "predict"] if request.method == "POST":
+                pairs = json.loads(request.content)["pairs"]
+                data = [{**p, "prediction": 4.2, "fallback": p["user_id"] not in USERS} for p in pairs]
+                return _json(200, {"data": data, "count": len(data)}, v)
+            case ["v1", "users", user_id, "recommendations"]:
+                k = int(params.get("k", 10))
+                unknown = user_id not in USERS
+                seen = set() if unknown else set(USERS[user_id])
+                data = [
+                    {"item_id": i, "title": ITEMS[i]["title"], "predicted_rating": 4.8 - n / 10}
+                    for n, i in enumerate(i for i in ITEMS if i not in seen)
+                ][:k]
+                return _json(200, {"user_id": user_id, "data": data, "count": len(data), "fallback": unknown}, v)
+        return _json(404, {"detail": "Not Found"}, v)
+
+
+def asgi_app(service: FakeService):
+    """Serve a :class:`FakeService` over real HTTP (e.g. under uvicorn)."""
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        raw = scope.get("raw_path") or scope["path"].encode()
+        if scope.get("query_string"):
+            raw += b"?" + scope["query_string"]
+        request = httpx.Request(scope["method"], "http://fake" + raw.decode("latin-1"), content=body)
+        try:
+            response = await service(request)
+        except httpx.TransportError:
+            response = httpx.Response(500, content=b'{"detail":"fake transport error"}')
+        headers = [(k.encode(), v.encode()) for k, v in response.headers.items() if k.lower() != "content-length"]
+        headers.append((b"content-length", str(len(response.content)).encode()))
+        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": response.content})
+
+    return app

@@ -1,0 +1,263 @@
+"""Contract tests of the gateway's API against fakes of both services (in-process LRU cache)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import make_client
+
+
+def body(response) -> dict:
+    return json.loads(response.content)
+
+
+# --- routing: each public route reaches the right service with a canonical query -----------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "service", "downstream"),
+    [
+        ("/v1/items/B001/similar", "sim", "/v1/items/B001/similar?k=10&measure=jaccard&min_common=1"),
+        (
+            "/v1/items/B001/similar?measure=cosine&min_common=2&k=3",
+            "sim",
+            "/v1/items/B001/similar?k=3&measure=cosine&min_common=2",
+        ),
+        ("/v1/users/U1/similar?measure=pearson", "sim", "/v1/users/U1/similar?k=10&measure=pearson&min_common=1"),
+        ("/v1/users/U1/recommendations", "rat", "/v1/users/U1/recommendations?k=10"),
+        ("/v1/users/U1/recommendations?method=model&k=2", "rat", "/v1/users/U1/recommendations?k=2"),
+        ("/v1/users/U1/recommendations?method=similar", "sim", "/v1/users/U1/recommendations?k=10"),
+        ("/v1/predict?user_id=U1&item_id=B003", "rat", "/v1/predict?user_id=U1&item_id=B003"),
+        ("/v1/items/B002", "sim", "/v1/items/B002"),
+        ("/v1/items?q=guitar%20strap", "sim", "/v1/items?q=guitar+strap&limit=20"),
+        ("/v1/stats", "sim", "/v1/stats"),
+        ("/v1/items/B%20004/similar?k=1", "sim", "/v1/items/B%20004/similar?k=1&measure=jaccard&min_common=1"),
+    ],
+)
+def test_route_reaches_its_service_and_passes_the_body_through(client, sim, rat, url, service, downstream):
+    fake, other = (sim, rat) if service == "sim" else (rat, sim)
+    response = client.get(url)
+    assert response.status_code == 200, response.text
+    assert len(fake.requests) == 1 and other.api_calls() == 0
+    sent = fake.requests[0]
+    assert sent.url.raw_path.decode() == downstream
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["x-model-version"] == fake.version
+    assert response.headers["x-cache"] == "miss"
+
+
+def test_second_identical_request_is_a_hit_with_the_same_bytes(client, sim):
+    first = client.get("/v1/items/B001/similar")
+    second = client.get("/v1/items/B001/similar?k=10&measure=jaccard&min_common=1")  # defaults spelled out
+    assert (first.headers["x-cache"], second.headers["x-cache"]) == ("miss", "hit")
+    assert second.content == first.content
+    assert second.headers["x-model-version"] == "sim-v1"
+    assert sim.api_calls() == 1
+    assert client.get("/v1/items/B001/similar?k=9").headers["x-cache"] == "miss"
+
+
+def test_no_cache_request_skips_the_lookup_but_refreshes_the_entry(client, sim):
+    client.get("/v1/stats")
+    fresh = client.get("/v1/stats", headers={"Cache-Control": "no-cache"})
+    assert fresh.headers["x-cache"] == "miss"
+    assert sim.api_calls() == 2
+    assert client.get("/v1/stats").headers["x-cache"] == "hit"
+
+
+def test_post_predict_goes_to_rating_uncached(client, rat, sim):
+    pairs = {"pairs": [{"user_id": "U1", "item_id": "B003"}, {"user_id": "X", "item_id": "B001"}]}
+    for _ in range(2):
+        response = client.post("/v1/predict", json=pairs)
+        assert response.status_code == 200
+        assert response.headers["x-cache"] == "bypass"
+        assert response.headers["x-model-version"] == "rat-v1"
+    assert body(response)["count"] == 2
+    assert json.loads(rat.requests[0].content) == pairs
+    assert rat.api_calls() == 2 and sim.api_calls() == 0
+
+
+# --- bad input: refused by the gateway, never sent on --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "names"),
+    [
+        ("/v1/items/B001/similar?k=0", ["'k'"]),
+        ("/v1/items/B001/similar?k=501", ["'k'"]),
+        ("/v1/items/B001/similar?k=ten", ["'k'"]),
+        ("/v1/items/B001/similar?measure=euclid", ["'measure'", "jaccard"]),
+        ("/v1/items/B001/similar?min_common=0", ["'min_common'"]),
+        ("/v1/users/U1/similar?measure=nope", ["'measure'"]),
+        ("/v1/users/U1/recommendations?method=magic", ["'method'", "model"]),
+        ("/v1/predict?user_id=U1", ["'item_id'"]),
+        ("/v1/items?q=", ["'q'"]),
+        ("/v1/items?q=a&limit=0", ["'limit'"]),
+    ],
+)
+def test_bad_input_is_a_422_with_a_clear_message(client, sim, rat, url, names):
+    response = client.get(url)
+    assert response.status_code == 422
+    error = body(response)
+    assert error["type"] == "invalid_input"
+    for name in names:
+        assert name in error["detail"]
+    assert sim.api_calls() == rat.api_calls() == 0
+
+
+def test_batch_predict_is_bounded(client, rat):
+    too_many = {"pairs": [{"user_id": "U1", "item_id": "B001"}] * 10_001}
+    response = client.post("/v1/predict", json=too_many)
+    assert response.status_code == 422 and "pairs" in body(response)["detail"]
+    assert client.post("/v1/predict", json={"pairs": []}).status_code == 422
+    assert (
+        client.post("/v1/predict", content=b"not json", headers={"content-type": "application/json"}).status_code == 422
+    )
+    assert rat.api_calls() == 0
+
+
+def test_unknown_gateway_route_is_a_json_404(client):
+    response = client.get("/v1/nothing")
+    assert response.status_code == 404 and body(response)["type"] == "not_found"
+
+
+# --- downstream errors ---------------------------------------------------------------------------------
+
+
+def test_downstream_404_passes_through_uncached(client, sim):
+    for _ in range(2):
+        response = client.get("/v1/items/NOPE/similar")
+        assert response.status_code == 404
+        assert body(response) == {"type": "not_found", "detail": "unknown item 'NOPE'"}
+        assert response.headers["x-cache"] == "miss"
+    assert sim.api_calls() == 2
+
+
+def test_downstream_422_passes_through_with_its_body(client, sim):
+    sim.mode = "reject422"  # a service stricter than the gateway answers with FastAPI's own error shape
+    response = client.get("/v1/items/B001/similar?k=500")
+    assert response.status_code == 422
+    assert body(response) == {"detail": [{"loc": ["query", "k"], "msg": "bad k", "type": "int_parsing"}]}
+    assert response.headers["x-cache"] == "miss"
+
+
+def test_unreachable_service_is_503_naming_it_and_the_other_still_answers(client, sim, rat):
+    rat.mode = "refuse"
+    response = client.get("/v1/predict?user_id=U1&item_id=B001")
+    assert response.status_code == 503
+    error = body(response)
+    assert error["type"] == "upstream_unavailable" and "rating service" in error["detail"]
+    assert client.get("/v1/items/B001/similar").status_code == 200
+    assert client.get("/v1/users/U1/recommendations?method=similar").status_code == 200
+
+
+def test_slow_service_is_504_naming_it(client, sim):
+    sim.mode = "timeout"
+    response = client.get("/v1/items/B001")
+    assert response.status_code == 504
+    assert body(response) == {"type": "upstream_timeout", "detail": "the similarity service did not answer in time"}
+
+
+def test_service_errors_name_the_service(client, sim, rat):
+    sim.mode = "error500"
+    response = client.get("/v1/stats")
+    assert response.status_code == 502
+    assert body(response)["type"] == "upstream_error" and "similarity service" in body(response)["detail"]
+    rat.mode = "unready"
+    response = client.get("/v1/users/U1/recommendations")
+    assert response.status_code == 503 and "rating service is not ready" in body(response)["detail"]
+
+
+# --- versions: a new model never serves an old answer ---------------------------------------------------
+
+
+def test_new_version_from_readyz_changes_the_key(client, sim):
+    old = client.get("/v1/items/B001/similar")
+    assert client.get("/v1/items/B001/similar").headers["x-cache"] == "hit"
+    sim.version = "sim-v2"
+    client.get("/readyz")  # what the background poll does every CHORUS_VERSION_POLL_INTERVAL seconds
+    new = client.get("/v1/items/B001/similar")
+    assert new.headers["x-cache"] == "miss" and new.headers["x-model-version"] == "sim-v2"
+    assert body(new)["version_seen"] == "sim-v2" and body(old)["version_seen"] == "sim-v1"
+    again = client.get("/v1/items/B001/similar")
+    assert again.headers["x-cache"] == "hit" and again.headers["x-model-version"] == "sim-v2"
+
+
+def test_an_answer_from_a_new_version_triggers_a_repoll(client, sim):
+    import time
+
+    client.get("/v1/items/B001/similar")
+    sim.version = "sim-v2"
+    polls = sim.calls["/readyz"]
+    client.get("/v1/items/B002")  # a miss, answered by v2: the gateway re-polls /readyz at once
+    deadline = time.monotonic() + 2
+    while sim.calls["/readyz"] == polls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    response = client.get("/v1/items/B001/similar")
+    assert response.headers["x-cache"] == "miss" and response.headers["x-model-version"] == "sim-v2"
+
+
+def test_background_poll_follows_the_version(sim, rat):
+    import time
+
+    with make_client(sim, rat, version_poll_interval=0.05) as c:
+        c.get("/v1/stats")
+        sim.version = "sim-v3"
+        time.sleep(0.3)
+        response = c.get("/v1/stats")
+    assert response.headers["x-cache"] == "miss" and response.headers["x-model-version"] == "sim-v3"
+
+
+# --- health, readiness, docs ---------------------------------------------------------------------------
+
+
+def test_healthz(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and body(response) == {"status": "ok"}
+
+
+def test_readyz_lists_services_versions_and_cache(client, rat):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    ready = body(response)
+    assert ready["status"] == "ready"
+    assert ready["services"]["similarity"]["version"] == "sim-v1"
+    assert ready["services"]["rating"]["version"] == "rat-v1"
+    assert ready["cache"]["backend"] == "memory" and "REDIS_URL" in ready["cache"]["detail"]
+    rat.ready = False
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    ready = body(response)
+    assert ready["status"] == "not_ready"
+    assert ready["services"]["rating"] == {
+        "status": "not_ready",
+        "url": "http://rating.test",
+        "version": "rat-v1",  # the last version it served
+        "detail": "no artifact loaded",
+    }
+    rat.mode = "refuse"
+    assert "unreachable" in body(client.get("/readyz"))["services"]["rating"]["detail"]
+
+
+def test_openapi_documents_every_route(client):
+    schema = client.get("/openapi.json").json()
+    paths = schema["paths"]
+    for path in [
+        "/v1/items/{item_id}/similar",
+        "/v1/users/{user_id}/similar",
+        "/v1/users/{user_id}/recommendations",
+        "/v1/predict",
+        "/v1/items/{item_id}",
+        "/v1/items",
+        "/v1/stats",
+        "/healthz",
+        "/readyz",
+    ]:
+        assert path in paths
+    similar = paths["/v1/items/{item_id}/similar"]["get"]
+    assert {"200", "404", "422", "503", "504"} <= set(similar["responses"])
+    assert "X-Cache" in similar["responses"]["200"]["headers"]
+    assert "post" in paths["/v1/predict"]
+    assert client.get("/docs").status_code == 200

@@ -1,0 +1,80 @@
+"""The web page at ``/``, rendered by the gateway against fakes of both services (no browser here)."""
+
+from __future__ import annotations
+
+import re
+
+from .conftest import make_client
+
+
+def text(response) -> str:
+    """The page's visible text, roughly: tags dropped, whitespace collapsed."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.text))
+
+
+def test_empty_page_has_both_forms(client):
+    response = client.get("/")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    for marker in ['id="similar-form"', 'name="q"', 'name="measure"', 'id="user-form"', 'name="user"']:
+        assert marker in response.text
+    assert "/static/style.css" in response.text
+    assert client.get("/static/style.css").status_code == 200
+
+
+def test_product_id_shows_similar_items_with_titles_and_scores(client, sim):
+    response = client.get("/", params={"q": "B001", "measure": "cosine", "k": "2"})
+    page = text(response)
+    assert 'id="similar-results"' in response.text
+    assert "Products similar to Fender Medium Picks, 12 Pack" in page
+    assert "Leather Guitar Strap" in page and "0.5000" in page
+    assert "Clip-on Guitar Tuner" in page and "0.3333" in page
+    assert "Item with a space" not in page  # k=2
+    assert '<option value="cosine" selected>' in response.text
+    assert any("measure=cosine" in str(r.url) for r in sim.requests)
+
+
+def test_title_words_search_then_show_the_first_match(client):
+    page = text(client.get("/", params={"q": "guitar", "measure": "jaccard"}))
+    assert "2 products match “guitar”; showing the first" in page
+    assert "Products similar to Leather Guitar Strap" in page
+    assert "Clip-on Guitar Tuner" in page
+
+
+def test_unknown_id_or_empty_search_says_so(client):
+    response = client.get("/", params={"q": "NOPE123"})
+    assert 'id="similar-message"' in response.text
+    assert "No product has the id or title words “NOPE123”" in text(response)
+    assert "No product has the id or title words “purple banjo”" in text(client.get("/", params={"q": "purple banjo"}))
+    assert "Type a product id or some words" in text(client.get("/", params={"q": "  "}))
+
+
+def test_user_gets_predicted_ratings_and_because_you_liked(client):
+    response = client.get("/", params={"user": "U2"})
+    page = text(response)
+    assert 'id="model-results"' in response.text and 'id="because-results"' in response.text
+    assert "4.80 ★" in page
+    assert "because you liked Leather Guitar Strap" in page
+
+
+def test_unknown_user_gets_popular_items_and_a_clear_message(client):
+    page = text(client.get("/", params={"user": "WHO"}))
+    assert "We do not know user “WHO” yet, so these are popular, well-rated products." in page
+    assert "No user has the id “WHO”." in page
+    assert "Type a user id." in text(client.get("/", params={"user": ""}))
+
+
+def test_one_service_down_leaves_the_other_part_of_the_page(sim, rat):
+    sim.mode = "refuse"
+    with make_client(sim, rat) as c:
+        page = text(c.get("/", params={"user": "U1"}))
+        assert "4.80 ★" in page
+        assert "Sorry, that cannot be answered right now: the similarity service" in page
+        page = text(c.get("/", params={"q": "B001"}))
+        assert "cannot be answered right now" in page
+
+
+def test_odd_page_parameters_fall_back_to_defaults(client):
+    response = client.get("/", params={"q": "B001", "measure": "euclid", "k": "lots"})
+    assert response.status_code == 200
+    assert '<option value="jaccard" selected>' in response.text
+    assert "<script" not in client.get("/", params={"q": "<script>alert(1)</script>"}).text

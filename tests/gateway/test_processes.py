@@ -1,0 +1,104 @@
+"""The gateway as a real process (uvicorn) over real HTTP, with fakes of its services served on loopback.
+
+These are contract-level tests: the services are :class:`~tests.gateway.fakes.FakeService` fakes, not the real
+similarity and rating services (those are exercised by the end-to-end tests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import urllib.error
+import urllib.request
+
+import pytest
+
+from .fakes import FakeService, asgi_app
+from .processes import chromium_missing, chromium_page, serve_in_thread, uvicorn_process
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(scope="module")
+def system():
+    """Two fakes on loopback and a gateway process pointed at them (in-process LRU cache)."""
+    sim, rat = FakeService("similarity", "s1"), FakeService("rating", "r1")
+    with contextlib.ExitStack() as stack:
+        sim_url = stack.enter_context(serve_in_thread(asgi_app(sim)))
+        rat_url = stack.enter_context(serve_in_thread(asgi_app(rat)))
+        env = {
+            "CHORUS_SIMILARITY_URL": sim_url,
+            "CHORUS_RATING_URL": rat_url,
+            "CHORUS_READ_TIMEOUT": "0.5",
+            "REDIS_URL": "",
+        }
+        gateway = stack.enter_context(uvicorn_process("services.gateway.app:create_app", env))
+        yield gateway, sim, rat
+
+
+def fetch(url: str) -> tuple[int, dict, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def test_process_answers_caches_and_reports(system):
+    gateway, sim, _ = system
+    status, headers, body = fetch(f"{gateway}/v1/items/B001/similar?k=2")
+    assert status == 200 and headers["x-cache"] == "miss" and headers["x-model-version"] == "s1"
+    status, headers, again = fetch(f"{gateway}/v1/items/B001/similar?k=2")
+    assert headers["x-cache"] == "hit" and again == body
+    status, _, ready = fetch(f"{gateway}/readyz")
+    assert status == 200 and json.loads(ready)["cache"]["backend"] == "memory"
+
+
+def test_a_real_read_timeout_is_a_504(system):
+    gateway, sim, _ = system
+    sim.delay = 1.0  # longer than CHORUS_READ_TIMEOUT
+    try:
+        status, _, body = fetch(f"{gateway}/v1/items/B002")
+    finally:
+        sim.delay = 0.0
+    assert status == 504 and json.loads(body)["type"] == "upstream_timeout"
+
+
+@pytest.mark.browser
+def test_web_page_in_headless_chromium(system):
+    """Contract-level browser test: real Chromium, real gateway process, fake services."""
+    reason = chromium_missing()
+    if reason:
+        pytest.skip(reason)
+    gateway, _, _ = system
+    with chromium_page() as page:
+        page.goto(gateway + "/")
+        page.fill("#q", "B001")
+        page.select_option("#measure", "cosine")
+        page.click("#similar-submit")
+        rows = page.locator("#similar-results tbody tr")
+        rows.first.wait_for()
+        assert rows.count() == 3
+        assert "Leather Guitar Strap" in rows.nth(0).inner_text()
+        assert re.search(r"0\.5000", rows.nth(0).inner_text())
+        assert "Fender Medium Picks" in page.inner_text("#similar-item")
+
+        page.fill("#q", "guitar")
+        page.click("#similar-submit")
+        assert "showing the first" in page.inner_text("#similar-note")
+
+        page.fill("#q", "purple banjo")
+        page.click("#similar-submit")
+        assert "No product has the id or title words" in page.inner_text("#similar-message")
+
+        page.fill("#user-id", "U2")
+        page.click("#user-submit")
+        page.locator("#model-results").wait_for()
+        assert "★" in page.inner_text("#model-results")
+        assert "because you liked Leather Guitar Strap" in page.inner_text("#because-results")
+
+        page.fill("#user-id", "nobody")
+        page.click("#user-submit")
+        assert "We do not know user “nobody” yet" in page.inner_text("#model-note")
+        assert "No user has the id “nobody”." in page.inner_text("#because-message")
