@@ -13,6 +13,24 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from shared.schemas import (
+    BecauseRecommendationsPublic,
+    ErrorPublic,
+    HealthPublic,
+    ItemPublic,
+    ItemsPublic,
+    Measure,
+    Method,
+    ModelRecommendationsPublic,
+    Prediction,
+    PredictionsPublic,
+    PredictRequest,
+    ReadinessPublic,
+    SimilarItemsPublic,
+    SimilarUsersPublic,
+    StatsPublic,
+)
+
 from . import page as pages
 from .core import Answer
 from .deps import GatewayDep
@@ -29,23 +47,6 @@ from .hitpath import (
     recommendation_service,
     search_query,
     similar_query,
-)
-from .schemas import (
-    BecauseRecommendationsPublic,
-    ErrorPublic,
-    HealthPublic,
-    ItemPublic,
-    ItemsPublic,
-    Measure,
-    Method,
-    ModelRecommendationsPublic,
-    Prediction,
-    PredictionsPublic,
-    PredictRequest,
-    ReadinessPublic,
-    SimilarItemsPublic,
-    SimilarUsersPublic,
-    StatsPublic,
 )
 
 JSON = "application/json"

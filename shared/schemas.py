@@ -1,7 +1,7 @@
-"""Response and request models of the public API, for validation of input and for the OpenAPI schema.
+"""The wire contract: request and response models of the public API and of the services behind it.
 
-They mirror the wire contract of the similarity and rating services (the gateway passes those bodies through
-byte for byte; these models document them). When ``shared/`` grows the wire schemas, these should import them.
+The similarity and rating services answer with these models and the gateway documents its routes with them
+(it passes the bodies through byte for byte), so one definition serves all three.
 """
 
 from __future__ import annotations
