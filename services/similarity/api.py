@@ -1,0 +1,111 @@
+"""Routes of the similarity service: validate, call the core, map to the wire schemas."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from shared.schemas import (
+    BecauseRecommendationsPublic,
+    ErrorPublic,
+    ItemPublic,
+    ItemsPublic,
+    Measure,
+    PredictionsPublic,
+    PredictRequest,
+    SimilarItemsPublic,
+    SimilarUsersPublic,
+    StatsPublic,
+)
+from shared.serving import Loaded, model_dependency
+
+from .app import SimilarityModel
+
+ERRORS = {404: {"model": ErrorPublic, "description": "Unknown user or item"},
+          422: {"model": ErrorPublic, "description": "Invalid parameter"},
+          503: {"model": ErrorPublic, "description": "No artifact version loaded yet"}}
+
+router = APIRouter(prefix="/v1", tags=["similarity"], responses=ERRORS)
+
+ModelDep = Annotated[Loaded[SimilarityModel], Depends(model_dependency)]
+K = Annotated[int, Query(ge=1, le=500, description="How many results (1 to 500)")]
+MinCommon = Annotated[int, Query(ge=1, le=1_000_000, description="Least number of shared users (items) to compare")]
+ItemId = Annotated[str, Path(min_length=1, max_length=200, description="Raw item id, e.g. an ASIN")]
+UserId = Annotated[str, Path(min_length=1, max_length=200, description="Raw user id")]
+
+
+@router.get("/items/{item_id}/similar", response_model=SimilarItemsPublic)
+def similar_items(loaded: ModelDep, item_id: ItemId, k: K = 10, measure: Measure = Measure.jaccard,
+                  min_common: MinCommon = 1) -> dict:
+    """The k items most similar to an item (people who reviewed it also reviewed ...), best first."""
+    m = loaded.model
+    found, scores = m.index.similar_items(m.catalog.item_index(item_id), k, measure.value, min_common)
+    data = [{"item_id": str(m.catalog.item_ids[j]), "title": m.catalog.title(j), "score": s}
+            for j, s in zip(found.tolist(), scores.tolist(), strict=True)]
+    return {"item_id": item_id, "measure": measure.value, "data": data, "count": len(data)}
+
+
+@router.get("/users/{user_id}/similar", response_model=SimilarUsersPublic)
+def similar_users(loaded: ModelDep, user_id: UserId, k: K = 10, measure: Measure = Measure.jaccard,
+                  min_common: MinCommon = 1) -> dict:
+    """The k users most similar to a user (over the items they reviewed), best first."""
+    m = loaded.model
+    found, scores = m.index.similar_users(m.catalog.user_index(user_id), k, measure.value, min_common)
+    data = [{"user_id": str(m.catalog.user_ids[v]), "score": s}
+            for v, s in zip(found.tolist(), scores.tolist(), strict=True)]
+    return {"user_id": user_id, "measure": measure.value, "data": data, "count": len(data)}
+
+
+@router.get("/users/{user_id}/recommendations", response_model=BecauseRecommendationsPublic)
+def recommendations(loaded: ModelDep, user_id: UserId, k: K = 10) -> dict:
+    """Items like the ones the user liked (rated 4 or more), each naming the liked item that weighed most."""
+    m = loaded.model
+    rec = m.index.recommend(m.catalog.user_index(user_id), k)
+    cat = m.catalog
+    data = [{"item_id": str(cat.item_ids[j]), "title": cat.title(j), "score": s,
+             "because": {"item_id": str(cat.item_ids[b]), "title": cat.title(b)}}
+            for j, s, b in zip(rec.items.tolist(), rec.scores.tolist(), rec.because.tolist(), strict=True)]
+    return {"user_id": user_id, "data": data, "count": len(data)}
+
+
+@router.post("/predict", response_model=PredictionsPublic)
+def predict(loaded: ModelDep, body: PredictRequest) -> dict:
+    """The course's heuristic: the user's ratings weighted by each rated item's similarity to the item.
+
+    Where the user or item is unknown, or no rated item is similar, the global mean is returned and
+    ``fallback`` says ``"global_mean"``."""
+    m = loaded.model
+    users = [p.user_id for p in body.pairs]
+    items = [p.item_id for p in body.pairs]
+    pred = m.index.predict(m.catalog.user_indices(users), m.catalog.item_indices(items))
+    low, high = m.catalog.scale.low, m.catalog.scale.high
+    data = [{"user_id": u, "item_id": i, "prediction": round(min(high, max(low, r)), 4),
+             "fallback": "global_mean" if bad else None}
+            for u, i, r, bad in zip(users, items, pred.rating.tolist(), pred.impossible.tolist(), strict=True)]
+    return {"data": data, "count": len(data)}
+
+
+@router.get("/items/{item_id}", response_model=ItemPublic)
+def item(loaded: ModelDep, item_id: ItemId) -> dict:
+    """An item's title, number of reviews and mean rating."""
+    cat = loaded.model.catalog
+    return cat.item_public(cat.item_index(item_id))
+
+
+@router.get("/items", response_model=ItemsPublic)
+def search_items(loaded: ModelDep, q: Annotated[str, Query(min_length=1, max_length=200,
+                                                           description="Words of a title, or an item id")],
+                 limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict:
+    """Items whose titles contain every word searched for, most reviewed first (an exact id first); an empty
+    ``data`` list when nothing matches."""
+    cat = loaded.model.catalog
+    found = cat.search(q, limit)
+    data = [cat.item_public(i) for i in found.tolist()]
+    return {"q": q, "data": data, "count": len(data)}
+
+
+@router.get("/stats", response_model=StatsPublic)
+def stats(loaded: ModelDep) -> dict:
+    """Statistics of the dataset behind the served version."""
+    return {"version": loaded.version, "stats": loaded.model.catalog.stats}
