@@ -18,8 +18,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{os.cpu_count()} cores ({cpu or platform.processor() or 'unknown cpu'}), "
-            f"Python {platform.python_version()}, {platform.system()} {platform.machine()}")
+    return (
+        f"{os.cpu_count()} cores ({cpu or platform.processor() or 'unknown cpu'}), "
+        f"Python {platform.python_version()}, {platform.system()} {platform.machine()}"
+    )
 
 
 def write_json(path: str | None, payload: dict) -> None:

@@ -48,9 +48,13 @@ def main() -> int:
         for _ in range(args.repeat):
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             t0 = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "chorus.cli", "data", "stats", "--data", str(path), "--json"],
-                                  capture_output=True, text=True, timeout=args.timeout,
-                                  cwd=Path(__file__).resolve().parent.parent)
+            proc = subprocess.run(
+                [sys.executable, "-m", "chorus.cli", "data", "stats", "--data", str(path), "--json"],
+                capture_output=True,
+                text=True,
+                timeout=args.timeout,
+                cwd=Path(__file__).resolve().parent.parent,
+            )
             seconds = time.perf_counter() - t0
             if proc.returncode != 0:
                 print(proc.stderr, file=sys.stderr)
@@ -62,15 +66,26 @@ def main() -> int:
         runs.sort(key=lambda r: r["seconds"])
         best, median = runs[0], runs[len(runs) // 2]
         print(f"machine: {machine()}")
-        print(f"`chorus data stats --json` on {stats['reviews']:,} rows ({stats['users']:,} users, "
-              f"{stats['items']:,} items), whole process incl. interpreter start:")
+        print(
+            f"`chorus data stats --json` on {stats['reviews']:,} rows ({stats['users']:,} users, "
+            f"{stats['items']:,} items), whole process incl. interpreter start:"
+        )
         print(f"  best   {best['seconds']:.2f} s  {best['rows_per_second']:,.0f} rows/s")
         print(f"  median {median['seconds']:.2f} s  {median['rows_per_second']:,.0f} rows/s")
         print(f"  peak memory {max(r['peak_mb'] for r in runs):,.0f} MB")
         ok = median["rows_per_second"] >= 250_000 and max(r["peak_mb"] for r in runs) < 1536
         print(f"  target (>= 250,000 rows/s, < 1.5 GB): {'met' if ok else 'NOT met'}")
-        write_json(args.json, {"machine": machine(), "reviews": stats["reviews"], "generate_seconds": gen_seconds,
-                               "runs": runs, "target_met": ok, "cpu_count": os.cpu_count()})
+        write_json(
+            args.json,
+            {
+                "machine": machine(),
+                "reviews": stats["reviews"],
+                "generate_seconds": gen_seconds,
+                "runs": runs,
+                "target_met": ok,
+                "cpu_count": os.cpu_count(),
+            },
+        )
     return 0
 
 

@@ -1,0 +1,395 @@
+"""Offline work of the rating component: hyperparameter selection on validation data, refit, evaluation, and
+reading/writing the ``rating`` artifact component.
+
+Honesty rules, enforced here:
+
+* K and λ are chosen on a validation split only; the test ratings are touched once, by the final model.
+* The latent model is selected only if it beats the bias-only model on validation; otherwise the "latent"
+  model *is* the bias-only model, so it is never worse than bias-only on validation by construction.
+* In k-fold evaluation the selection runs inside each training fold (split again into train/validation).
+
+Selection (:func:`select`): first λ_b of the bias-only model over ``SelectionConfig.reg_bias``; then, with
+that λ_b, every (K, λ_f) of the grid is fitted by ALS with early stopping on validation RMSE; the best
+(K, λ_f, number of sweeps) wins. The refit on train + validation runs that many sweeps from the same seeded
+initialisation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from shared.data import holdout_split, kfold_split
+from shared.errors import ArtifactError, InvalidInput
+
+from .core import LatentConfig, RatingModel, fit_als, fit_bias, fit_mean
+
+COMPONENT = "rating"
+MODELS = ("mean", "bias", "latent")
+
+#: ``similarity_predict`` plug-in: ``fit(user, item, rating, n_users, n_items, low, high)`` on training arrays
+#: returns ``predict(users, items) -> float ratings (n,)``.
+SimilarityFit = Callable[..., Callable[[np.ndarray, np.ndarray], np.ndarray]]
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """The selection grid and the split used for it (defaults in one place).
+
+    Attributes
+    ----------
+    base : every other hyperparameter (:class:`~services.rating.core.LatentConfig`); its ``n_factors``,
+        ``reg_factors`` and ``reg_bias`` are replaced by the grid values.
+    factors : K values tried.
+    reg_factors : λ_f values tried (for each K).
+    reg_bias : λ_b values tried for the bias-only model; the winner is used by the latent model too.
+    inner_validation : fraction of a training fold held out for validation in k-fold evaluation.
+    """
+
+    base: LatentConfig = LatentConfig()
+    factors: tuple[int, ...] = (50,)
+    reg_factors: tuple[float, ...] = (0.04, 0.045, 0.05)
+    reg_bias: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+    inner_validation: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not self.factors or not self.reg_factors or not self.reg_bias:
+            raise InvalidInput("the selection grid needs at least one K, one λ_f and one λ_b")
+        if any(k < 1 for k in self.factors):
+            raise InvalidInput("grid values of K must be >= 1 (K = 0 is the bias-only model, always tried)")
+        if not 0 < self.inner_validation < 1:
+            raise InvalidInput(f"inner_validation must be in (0, 1), got {self.inner_validation}")
+
+
+@dataclass
+class Selection:
+    """Outcome of :func:`select`: the bias-only and the selected latent configuration, the sweeps to refit
+    with (0 when the bias-only model was selected), and every grid point's validation RMSE."""
+
+    bias: LatentConfig
+    latent: LatentConfig
+    sweeps: int
+    selected: str  # "latent" or "bias"
+    validation_rmse: dict[str, float]
+    grid: list[dict[str, Any]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        chosen = self.latent if self.selected == "latent" else self.bias
+        return {"selected": self.selected, "trainer": "als", "n_factors": chosen.n_factors,
+                "reg_bias": chosen.reg_bias, "reg_factors": chosen.reg_factors if self.selected == "latent" else None,
+                "weighting": chosen.weighting, "smoothing_bias": chosen.smoothing_bias,
+                "smoothing_factors": chosen.smoothing_factors, "init_scale": chosen.init_scale,
+                "sweeps": self.sweeps, "seed": chosen.seed}
+
+
+def metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """MSE, RMSE and MAE of float predictions (n,) against float truth (n,)."""
+    err = np.asarray(pred, np.float64) - np.asarray(truth, np.float64)
+    mse = float(np.mean(err**2)) if err.size else float("nan")
+    return {"mse": mse, "rmse": float(np.sqrt(mse)), "mae": float(np.mean(np.abs(err))) if err.size else mse}
+
+
+def _rmse(model: RatingModel, u, i, r) -> float:
+    return metrics(model.predict(u, i).rating, r)["rmse"]
+
+
+def select(user, item, rating, n_users: int, n_items: int, low: float, high: float, train: np.ndarray,
+           val: np.ndarray, config: SelectionConfig = SelectionConfig(),
+           progress: Callable[[int], None] | None = None) -> Selection:
+    """Choose λ_b, then (K, λ_f, sweeps) on validation rows only.
+
+    ``user, item, rating``: int/int/float (n,); ``train``, ``val``: int row indices into them (disjoint).
+    Test rows must not be among them. ``progress(done)`` is called after each grid point.
+    """
+    t0 = time.perf_counter()
+    tu, ti, tr = user[train], item[train], rating[train]
+    validation = (user[val], item[val], rating[val])
+    grid: list[dict[str, Any]] = []
+    best_bias: tuple[float, LatentConfig] | None = None
+    for lb in config.reg_bias:
+        cfg = replace(config.base, n_factors=0, reg_bias=lb)
+        rmse = _rmse(fit_bias(tu, ti, tr, n_users, n_items, low, high, cfg), *validation)
+        grid.append({"model": "bias", "reg_bias": lb, "validation_rmse": rmse})
+        if progress:
+            progress(len(grid))
+        if best_bias is None or rmse < best_bias[0]:
+            best_bias = (rmse, cfg)
+    bias_rmse, bias_cfg = best_bias
+    t_bias = time.perf_counter() - t0
+    best_latent: tuple[float, LatentConfig, int] | None = None
+    for k in config.factors:
+        for lf in config.reg_factors:
+            cfg = replace(config.base, n_factors=k, reg_factors=lf, reg_bias=bias_cfg.reg_bias)
+            _, info = fit_als(tu, ti, tr, n_users, n_items, low, high, cfg, validation=validation)
+            grid.append({"model": "latent", "n_factors": k, "reg_factors": lf, "reg_bias": cfg.reg_bias,
+                         "validation_rmse": info.best_validation_rmse, "best_sweep": info.best_sweep,
+                         "sweeps_run": info.sweeps, "seconds": round(info.seconds, 3)})
+            if progress:
+                progress(len(grid))
+            if best_latent is None or info.best_validation_rmse < best_latent[0]:
+                best_latent = (info.best_validation_rmse, cfg, info.best_sweep)
+    latent_rmse, latent_cfg, sweeps = best_latent
+    # Factors must earn their place on validation; a latent fit stopped at sweep 0 is just the init.
+    selected = "latent" if latent_rmse < bias_rmse and sweeps > 0 else "bias"
+    return Selection(bias=bias_cfg, latent=latent_cfg if selected == "latent" else bias_cfg,
+                     sweeps=sweeps if selected == "latent" else 0, selected=selected,
+                     validation_rmse={"bias": bias_rmse, "latent": min(latent_rmse, bias_rmse)},
+                     grid=grid, seconds={"bias": t_bias, "latent": time.perf_counter() - t0 - t_bias})
+
+
+def refit(user, item, rating, n_users: int, n_items: int, low: float, high: float, rows: np.ndarray,
+          selection: Selection) -> tuple[dict[str, RatingModel], dict[str, float]]:
+    """Fit the mean, bias and selected latent models on ``rows`` (train + validation) with the selected
+    hyperparameters; also the seconds each took. ``models["latent"]`` is the bias model itself when
+    bias-only was selected."""
+    u, i, r = user[rows], item[rows], rating[rows]
+    seconds = {}
+    t = time.perf_counter()
+    models = {"mean": fit_mean(u, i, r, n_users, n_items, low, high)}
+    seconds["mean"] = time.perf_counter() - t
+    t = time.perf_counter()
+    models["bias"] = fit_bias(u, i, r, n_users, n_items, low, high, selection.bias)
+    seconds["bias"] = time.perf_counter() - t
+    t = time.perf_counter()
+    if selection.selected == "latent":
+        models["latent"], _ = fit_als(u, i, r, n_users, n_items, low, high, selection.latent,
+                                      n_sweeps=selection.sweeps)
+    else:
+        models["latent"] = models["bias"]
+    seconds["latent"] = time.perf_counter() - t
+    return models, seconds
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` produces: the models refitted on train + validation, the selection, and the
+    component metadata (hyperparameters; validation and test metrics)."""
+
+    models: dict[str, RatingModel]
+    selection: Selection
+    hyperparameters: dict[str, Any]
+    metrics: dict[str, Any]
+    seconds: float
+
+    @property
+    def model(self) -> RatingModel:
+        """The model to serve: the selected latent model (or bias-only, when it won on validation)."""
+        return self.models["latent"]
+
+
+def train(user, item, rating, n_users: int, n_items: int, low: float, high: float, *, seed: int = 0,
+          fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+          config: SelectionConfig = SelectionConfig(),
+          progress: Callable[[int], None] | None = None) -> TrainResult:
+    """What ``chorus train --components rating`` runs: a seeded holdout split (``shared.data.holdout_split``),
+    selection on validation, refit on train + validation, metrics on test.
+
+    ``user, item``: int (n,) dense indices; ``rating``: float (n,); ``low, high``: the rating scale;
+    ``progress(done)`` is called after each of the ``grid_size(config)`` grid points.
+    """
+    t0 = time.perf_counter()
+    user, item, rating = _arrays(user, item, rating)
+    tr, va, te = holdout_split(user.shape[0], seed, fractions)
+    if tr.size == 0 or va.size == 0:
+        raise InvalidInput(f"{user.shape[0]} ratings are too few to split into train and validation")
+    config = replace(config, base=replace(config.base, seed=seed))
+    sel = select(user, item, rating, n_users, n_items, low, high, tr, va, config, progress)
+    rows = np.concatenate([tr, va])
+    models, _ = refit(user, item, rating, n_users, n_items, low, high, rows, sel)
+    test = {}
+    if te.size:
+        test = {name: metrics(m.predict(user[te], item[te]).rating, rating[te]) for name, m in models.items()}
+    result_metrics = {"validation_rmse": sel.validation_rmse, "test": test,
+                      "split": {"train": int(tr.size), "validation": int(va.size), "test": int(te.size),
+                                "seed": seed, "fractions": list(fractions)}}
+    hyper = sel.hyperparameters() | {"grid": {"factors": list(config.factors),
+                                              "reg_factors": list(config.reg_factors),
+                                              "reg_bias": list(config.reg_bias)}}
+    return TrainResult(models, sel, hyper, result_metrics, time.perf_counter() - t0)
+
+
+def grid_size(config: SelectionConfig) -> int:
+    """Number of fits :func:`select` runs."""
+    return len(config.reg_bias) + len(config.factors) * len(config.reg_factors)
+
+
+def train_component(ratings, writer, *, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """``chorus train`` entry point: :func:`train` on a ``shared.data.Ratings`` and write the ``rating``
+    component into a ``shared.artifacts.VersionWriter``. Returns a short summary for the CLI."""
+    from shared.progress import Progress
+
+    config = SelectionConfig()
+    with Progress("rating selection", total=grid_size(config)) as bar:
+        bar.enabled = bar.enabled and progress
+        result = train(ratings.user, ratings.item, ratings.rating, ratings.n_users, ratings.n_items,
+                       ratings.scale.low, ratings.scale.high, seed=seed, config=config, progress=bar.update)
+    write_train_result(writer, result)
+    h, test = result.hyperparameters, result.metrics["test"]
+    return {"selected": h["selected"], "K": h["n_factors"], "reg_factors": h["reg_factors"],
+            "reg_bias": h["reg_bias"], "sweeps": h["sweeps"],
+            "test_rmse": {name: round(m["rmse"], 4) for name, m in test.items()},
+            "seconds": round(result.seconds, 2)}
+
+
+def _arrays(user, item, rating):
+    return (np.asarray(user).astype(np.int64, copy=False), np.asarray(item).astype(np.int64, copy=False),
+            np.asarray(rating).astype(np.float64, copy=False))
+
+
+def _fit_and_score(user, item, rating, n_users, n_items, low, high, rows, val, test, config,
+                   similarity_predict: SimilarityFit | None):
+    """Select on (rows, val), refit on rows ∪ val, score every model on test; seconds per model (the
+    selection time counted to the model it selects for)."""
+    sel = select(user, item, rating, n_users, n_items, low, high, rows, val, config)
+    fit_rows = np.concatenate([rows, val])
+    models, seconds = refit(user, item, rating, n_users, n_items, low, high, fit_rows, sel)
+    seconds["bias"] += sel.seconds["bias"]
+    seconds["latent"] += sel.seconds["latent"]
+    tu, ti, tr = user[test], item[test], rating[test]
+    out = {name: metrics(m.predict(tu, ti).rating, tr) for name, m in models.items()}
+    if similarity_predict is not None:
+        t = time.perf_counter()
+        predict = similarity_predict(user[fit_rows], item[fit_rows], rating[fit_rows], n_users, n_items, low, high)
+        out["similarity"] = metrics(np.clip(np.asarray(predict(tu, ti), np.float64), low, high), tr)
+        seconds["similarity"] = time.perf_counter() - t
+    return out, sel, seconds
+
+
+def evaluate(user, item, rating, n_users: int, n_items: int, low: float, high: float, *,
+             protocol: str = "holdout", folds: int = 5, seed: int = 0,
+             similarity_predict: SimilarityFit | None = None,
+             config: SelectionConfig = SelectionConfig()) -> dict[str, Any]:
+    """Test-set MSE, RMSE and MAE of ``mean``, ``bias``, ``latent`` (and ``similarity`` when a fit callable
+    is given), the hyperparameters chosen, and the seconds taken.
+
+    Parameters
+    ----------
+    user, item : int (n,) dense indices; rating : float (n,); low, high : the rating scale.
+    protocol : ``"holdout"`` (80/10/10 train/validation/test by ``holdout_split(n, seed)``: select on
+        validation, refit on train + validation, score on test) or ``"kfold"`` (``kfold_split(n, folds,
+        seed)``; inside each training fold a further ``config.inner_validation`` share, drawn with
+        ``seed + 1 + fold``, is the validation split for selection; the refit uses the whole training fold).
+    similarity_predict : ``fit(user, item, rating, n_users, n_items, low, high) -> predict(users, items)``,
+        fitted on the same rows as the refit; its predictions are clipped to the scale.
+
+    Returns
+    -------
+    dict
+        ``{"protocol", "folds", "models": {name: {"mse", "rmse", "mae"}}, "model_seconds": {name: s},
+        "hyperparameters": [per fold], "validation_rmse": [per fold], "per_fold": [...], "seconds"}``.
+        In k-fold mode each metric is the mean over folds (as Surprise reports it).
+    """
+    t0 = time.perf_counter()
+    user, item, rating = _arrays(user, item, rating)
+    n = user.shape[0]
+    config = replace(config, base=replace(config.base, seed=seed))
+    if protocol == "holdout":
+        tr, va, te = holdout_split(n, seed, (0.8, 0.1, 0.1))
+        runs = [(tr, va, te)]
+    elif protocol == "kfold":
+        runs = []
+        for f, (tr_all, te) in enumerate(kfold_split(n, folds, seed)):
+            inner_tr, inner_va, _ = holdout_split(tr_all.size, seed + 1 + f,
+                                                   (1 - config.inner_validation, config.inner_validation, 0.0))
+            runs.append((tr_all[inner_tr], tr_all[inner_va], te))
+    else:
+        raise InvalidInput(f"protocol must be 'holdout' or 'kfold', got {protocol!r}")
+    per_fold, selections, seconds = [], [], []
+    for rows, val, test in runs:
+        out, sel, secs = _fit_and_score(user, item, rating, n_users, n_items, low, high, rows, val, test, config,
+                                        similarity_predict)
+        per_fold.append(out)
+        selections.append(sel)
+        seconds.append(secs)
+    names = list(per_fold[0])
+    models = {name: {m: float(np.mean([f[name][m] for f in per_fold])) for m in ("mse", "rmse", "mae")}
+              for name in names}
+    return {
+        "protocol": protocol,
+        "folds": len(runs),
+        "models": models,
+        "model_seconds": {name: float(sum(s[name] for s in seconds)) for name in names},
+        "hyperparameters": [s.hyperparameters() for s in selections],
+        "validation_rmse": [s.validation_rmse for s in selections],
+        "per_fold": per_fold,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+# --- artifact component -------------------------------------------------------------------------------------
+
+_ARRAYS = ("user_bias", "item_bias", "user_factors", "item_factors", "user_count", "item_count", "popular_items")
+
+
+def write_component(writer, model: RatingModel, meta: dict[str, Any] | None = None) -> None:
+    """Store ``model`` as the ``rating`` component of a ``shared.artifacts.VersionWriter``.
+
+    Arrays (``.npy``): ``global_mean`` float64 (1,), biases float32, factors float32 (n, K), counts int32,
+    ``popular_items`` int32. Hyperparameters: ``meta["hyperparameters"]`` plus the scale, K and the model
+    kind; metrics: ``meta["metrics"]`` (e.g. :attr:`TrainResult.metrics`).
+    """
+    meta = meta or {}
+    writer.save_array(COMPONENT, "global_mean", np.array([model.global_mean], dtype=np.float64))
+    for name in _ARRAYS:
+        writer.save_array(COMPONENT, name, getattr(model, name))
+    hyper = dict(meta.get("hyperparameters", {}))
+    hyper.update({"kind": model.kind, "n_factors": model.n_factors, "scale": {"low": model.low, "high": model.high},
+                  "n_users": model.n_users, "n_items": model.n_items})
+    writer.set_component_meta(COMPONENT, hyperparameters=_jsonable(hyper), metrics=_jsonable(meta.get("metrics", {})))
+
+
+def write_train_result(writer, result: TrainResult) -> None:
+    """:func:`write_component` for the output of :func:`train`."""
+    write_component(writer, result.model, {"hyperparameters": result.hyperparameters,
+                                           "metrics": result.metrics | {"seconds": result.seconds}})
+
+
+def load_component(version) -> RatingModel:
+    """The ``rating`` component of a verified ``shared.artifacts.Version`` as a :class:`RatingModel` (arrays
+    memory-mapped read-only).
+
+    Raises
+    ------
+    ArtifactError : a missing array or arrays whose shapes do not fit together.
+    """
+    meta = version.component_meta(COMPONENT)
+    hyper = meta.get("hyperparameters", {})
+    try:
+        arrays = {name: version.array(COMPONENT, name) for name in ("global_mean", *_ARRAYS)}
+        scale = hyper["scale"]
+        model = RatingModel(global_mean=float(arrays["global_mean"][0]),
+                            **{name: arrays[name] for name in _ARRAYS},
+                            low=float(scale["low"]), high=float(scale["high"]), kind=hyper.get("kind", "latent"))
+    except (KeyError, IndexError, TypeError) as exc:
+        raise ArtifactError(f"rating component of version {getattr(version, 'name', '?')} is incomplete: "
+                            f"{exc}") from exc
+    nu, ni = model.user_bias.shape, model.item_bias.shape
+    ok = (len(nu) == 1 and len(ni) == 1 and model.user_factors.ndim == 2 and model.item_factors.ndim == 2
+          and model.user_factors.shape[0] == nu[0] and model.item_factors.shape[0] == ni[0]
+          and model.user_factors.shape[1] == model.item_factors.shape[1]
+          and model.user_count.shape == nu and model.item_count.shape == ni
+          and (model.popular_items.size == 0 or (0 <= model.popular_items.min()
+                                                  and model.popular_items.max() < ni[0])))
+    if not ok:
+        raise ArtifactError(f"rating component of version {getattr(version, 'name', '?')}: array shapes do not "
+                            "fit together")
+    return model
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, LatentConfig):
+        return asdict(value)
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
