@@ -49,15 +49,8 @@ DATASETS = {
 
 
 def similarity_fit():
-    """The similarity core's heuristic as an ``evaluate`` plug-in, or None when it is not available."""
-    try:
-        from services.similarity.core import SimilarityIndex
-    except ImportError:
-        return None
-
-    def fit(user, item, rating, n_users, n_items, low, high):
-        index = SimilarityIndex.from_arrays(user, item, rating, n_users, n_items)
-        return lambda users, items: index.predict(users, items).rating
+    """The similarity core's heuristic as an ``evaluate`` plug-in (``chorus.evaluate.similarity_fit``)."""
+    from chorus.evaluate import similarity_fit as fit
 
     return fit
 

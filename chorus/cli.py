@@ -81,6 +81,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from chorus.evaluate import evaluate, format_report
+    from shared.data import load_ratings
+
+    ratings = load_ratings(args.data, format=args.format, progress=not args.json)
+    result = evaluate(ratings, protocol=args.protocol, folds=args.folds, seed=args.seed,
+                      with_similarity=not args.no_similarity)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{args.data}: {ratings.n:,} reviews")
+        print(format_report(result))
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from chorus.launcher import up
 
@@ -117,6 +132,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.add_argument("--keep", type=_positive, default=5, help="versions to keep (default 5)")
     train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("evaluate", help="test-set MSE/RMSE/MAE of the mean, bias, latent and similarity models",
+                        description="Select hyperparameters on validation data carved from the training rows only, "
+                                    "refit, and report the error on held-out test rows.")
+    ev.add_argument("--data", required=True, help="review file")
+    ev.add_argument("--format", choices=_formats(), help="file format (default: detect)")
+    ev.add_argument("--protocol", choices=("holdout", "kfold"), default="holdout",
+                    help="holdout: 80/10/10 train/validation/test; kfold: k test folds (default holdout)")
+    ev.add_argument("--folds", type=_positive, default=5, help="folds for --protocol kfold (default 5)")
+    ev.add_argument("--seed", type=int, default=0, help="split and initialisation seed (default 0)")
+    ev.add_argument("--no-similarity", action="store_true", help="skip the (slower) similarity heuristic")
+    ev.add_argument("--json", action="store_true", help="print JSON")
+    ev.set_defaults(func=cmd_evaluate)
 
     demo = sub.add_parser("demo", help="generate demo data, train on it and print its statistics")
     demo.add_argument("--data", default=DEFAULT_DEMO, help=f"demo data file (default {DEFAULT_DEMO})")

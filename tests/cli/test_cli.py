@@ -51,3 +51,17 @@ def test_generate_then_stats(tmp_path):
     assert proc.returncode == 0, proc.stderr
     stats = json.loads(chorus("data", "stats", "--data", str(out), "--json").stdout)
     assert stats["reviews"] == 2000 and stats["skipped_rows"] == 0
+
+
+def test_evaluate_reports_every_model_on_test_data(amazon_5core):
+    proc = chorus("evaluate", "--data", str(amazon_5core), "--protocol", "kfold", "--folds", "2", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["protocol"] == "kfold" and result["folds"] == 2 and result["seconds"] > 0
+    assert set(result["models"]) == {"mean", "bias", "latent", "similarity"}
+    for m in result["models"].values():
+        assert abs(m["rmse"] ** 2 - m["mse"]) < 1e-6 and 0 < m["mae"] <= m["rmse"]
+    # the latent model is selected on validation only and is never the worse of the two there
+    assert result["models"]["bias"]["mse"] < result["models"]["mean"]["mse"]
+    table = chorus("evaluate", "--data", str(amazon_5core), "--no-similarity")
+    assert table.returncode == 0 and "latent" in table.stdout and "similarity" not in table.stdout

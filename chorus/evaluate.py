@@ -1,0 +1,42 @@
+"""``chorus evaluate``: test-set error of every rating predictor Chorus has, on one dataset.
+
+The models are ``mean``, ``bias`` and ``latent`` (``services.rating.train.evaluate``: selection on a validation
+split carved out of the training rows only, refit, score on test) and ``similarity``, the course's
+similarity-weighted heuristic from ``services.similarity.core``, fitted on the same training rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from services.rating.train import evaluate as evaluate_rating
+from services.similarity.core import SimilarityIndex
+from shared.data import Ratings
+
+
+def similarity_fit(user, item, rating, n_users: int, n_items: int, low: float, high: float):
+    """Fit the similarity heuristic on training rows; return ``predict(users, items) -> float64 (n,)``."""
+    index = SimilarityIndex.from_arrays(user, item, rating, n_users, n_items)
+    return lambda users, items: np.clip(index.predict(users, items).rating, low, high)
+
+
+def evaluate(ratings: Ratings, protocol: str = "holdout", folds: int = 5, seed: int = 0,
+             with_similarity: bool = True) -> dict:
+    """``{"protocol", "folds", "models": {name: {"mse", "rmse", "mae"}}, "model_seconds", "hyperparameters",
+    "seconds", ...}`` (see ``services.rating.train.evaluate``)."""
+    return evaluate_rating(ratings.user, ratings.item, ratings.rating, ratings.n_users, ratings.n_items,
+                           ratings.scale.low, ratings.scale.high, protocol=protocol, folds=folds, seed=seed,
+                           similarity_predict=similarity_fit if with_similarity else None)
+
+
+def format_report(result: dict) -> str:
+    lines = [f"protocol {result['protocol']} ({result['folds']} fold{'s' if result['folds'] > 1 else ''}), "
+             f"{result['seconds']:.1f} s in all",
+             f"{'model':<12}{'MSE':>10}{'RMSE':>10}{'MAE':>10}{'seconds':>10}"]
+    for name, m in result["models"].items():
+        lines.append(f"{name:<12}{m['mse']:>10.4f}{m['rmse']:>10.4f}{m['mae']:>10.4f}"
+                     f"{result['model_seconds'].get(name, float('nan')):>10.1f}")
+    for k, hp in enumerate(result["hyperparameters"]):
+        chosen = {key: hp[key] for key in ("selected", "trainer", "n_factors", "reg_bias", "reg_factors", "sweeps") if key in hp}
+        lines.append(f"fold {k + 1}: chosen {chosen}")
+    return "\n".join(lines)
