@@ -37,6 +37,7 @@ def format_report(result: dict) -> str:
         lines.append(f"{name:<12}{m['mse']:>10.4f}{m['rmse']:>10.4f}{m['mae']:>10.4f}"
                      f"{result['model_seconds'].get(name, float('nan')):>10.1f}")
     for k, hp in enumerate(result["hyperparameters"]):
-        chosen = {key: hp[key] for key in ("selected", "trainer", "n_factors", "reg_bias", "reg_factors", "sweeps") if key in hp}
+        keys = ("selected", "trainer", "n_factors", "reg_bias", "reg_factors", "sweeps")
+        chosen = {key: hp[key] for key in keys if key in hp}
         lines.append(f"fold {k + 1}: chosen {chosen}")
     return "\n".join(lines)
