@@ -1,0 +1,141 @@
+"""The real processes working together, seen only through the gateway over HTTP."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+import redis
+
+from chorus.train import parse_components, train
+from tests.e2e.conftest import E2E_REDIS_DB, get, start_topology
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+
+def active_user(dataset) -> str:
+    counts = np.bincount(dataset.user, minlength=dataset.n_users)
+    return str(dataset.user_ids[int(np.argmax(counts))])
+
+
+def popular_item(dataset) -> str:
+    counts = np.bincount(dataset.item, minlength=dataset.n_items)
+    return str(dataset.item_ids[int(np.argmax(counts))])
+
+
+def test_the_users_story(system, dataset):
+    item = popular_item(dataset)
+    word = dataset.titles[dataset.item_ids.tolist().index(item)].split()[0]
+
+    r = get(system, "/v1/items", q=word)
+    assert r.status_code == 200, r.text
+    assert any(hit["item_id"] == item for hit in r.json()["data"]) or r.json()["count"] > 0
+
+    r = get(system, f"/v1/items/{item}/similar", k=5, measure="jaccard")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["item_id"] == item and 0 < body["count"] <= 5
+    assert all(hit["item_id"] != item and hit["title"] for hit in body["data"])
+    assert r.headers["X-Cache"] == "miss" and r.headers["X-Model-Version"]
+
+    user = active_user(dataset)
+    r = get(system, f"/v1/users/{user}/recommendations", k=5)
+    assert r.status_code == 200, r.text
+    recs = r.json()["data"]
+    assert len(recs) == 5 and all("predicted_rating" in rec for rec in recs)
+    r = get(system, f"/v1/users/{user}/recommendations", k=5, method="similar")
+    assert r.status_code == 200, r.text
+    assert all(rec["because"] for rec in r.json()["data"])
+
+    r = get(system, "/v1/predict", user_id=user, item_id=recs[0]["item_id"])
+    assert r.status_code == 200, r.text
+    assert 1.0 <= r.json()["prediction"] <= 5.0
+
+    again = get(system, f"/v1/items/{item}/similar", k=5, measure="jaccard")
+    assert again.status_code == 200 and again.headers["X-Cache"] == "hit"
+    assert again.json() == body
+    client = redis.Redis(db=E2E_REDIS_DB)
+    keys = [k for k in client.scan_iter("*") if item.encode() in k and b"similar" in k]
+    assert keys, "the cached answer is not in Redis"
+    assert all(0 < client.ttl(k) <= 3600 for k in keys)
+
+    r = get(system, "/v1/items/NO-SUCH-ITEM/similar")
+    assert r.status_code == 404 and "NO-SUCH-ITEM" in r.json()["detail"]
+
+
+def test_retraining_under_load_swaps_versions_without_failures(system, artifacts, dataset, demo_data):
+    item, user = popular_item(dataset), active_user(dataset)
+    old = get(system, f"/v1/items/{item}/similar").headers["X-Model-Version"]
+    failures: list[str] = []
+    versions: set[str] = set()
+    stop = threading.Event()
+
+    def client_loop():
+        with httpx.Client(base_url=system.url(), timeout=15) as c:
+            while not stop.is_set():
+                for path, params in ((f"/v1/items/{item}/similar", {"k": 3}),
+                                     ("/v1/predict", {"user_id": user, "item_id": item})):
+                    try:
+                        r = c.get(path, params=params)
+                        if r.status_code != 200:
+                            failures.append(f"{path}: {r.status_code} {r.text[:200]}")
+                        versions.add(r.headers.get("X-Model-Version", ""))
+                    except httpx.HTTPError as exc:
+                        failures.append(f"{path}: {exc!r}")
+
+    thread = threading.Thread(target=client_loop)
+    thread.start()
+    try:
+        new = train(demo_data, artifacts, parse_components(None), seed=1, progress=False, log=lambda _m: None)
+        deadline = time.monotonic() + 30
+        while True:
+            a = get(system, f"/v1/items/{item}/similar", k=3).headers["X-Model-Version"]
+            b = get(system, "/v1/predict", user_id=user, item_id=item).headers["X-Model-Version"]
+            if a == b == new:
+                break
+            assert time.monotonic() < deadline, f"still serving {a}/{b}, expected {new}"
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert new != old
+    assert failures == []
+    assert {old, new} <= versions
+
+
+def test_a_dead_rating_service_fails_only_its_routes(system, dataset):
+    item, user = popular_item(dataset), active_user(dataset)
+    system.stop("rating", kill=True)
+    r = get(system, "/v1/predict", user_id=user, item_id=item)
+    assert r.status_code == 503, r.text
+    assert r.json()["type"] and "rating" in r.json()["detail"]
+    r = get(system, f"/v1/users/{user}/recommendations")
+    assert r.status_code == 503 and "rating" in r.json()["detail"]
+    assert get(system, f"/v1/items/{item}/similar", k=4).status_code == 200
+    assert get(system, f"/v1/users/{user}/recommendations", method="similar").status_code == 200
+
+    system.start("rating")
+    deadline = time.monotonic() + 60
+    while get(system, "/v1/predict", user_id=user, item_id=item).status_code != 200:
+        assert time.monotonic() < deadline, "the rating routes did not come back"
+        time.sleep(0.3)
+
+
+def test_answers_continue_uncached_when_redis_stops(artifacts, dataset, own_redis, tmp_path):
+    proc, port = own_redis
+    topo = start_topology(artifacts, f"redis://127.0.0.1:{port}/0", tmp_path / "logs")
+    try:
+        item = popular_item(dataset)
+        assert get(topo, f"/v1/items/{item}/similar").headers["X-Cache"] == "miss"
+        assert get(topo, f"/v1/items/{item}/similar").headers["X-Cache"] == "hit"
+        proc.kill()
+        proc.wait(5)
+        for _ in range(3):
+            r = get(topo, f"/v1/items/{item}/similar")
+            assert r.status_code == 200 and r.headers["X-Cache"] == "bypass"
+        assert get(topo, "/readyz").status_code in (200, 503)
+    finally:
+        topo.stop_all()
