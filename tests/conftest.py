@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,3 +36,18 @@ def amazon_5core() -> Path:
 @pytest.fixture
 def amazon_tsv_sample() -> Path:
     return real_file("amazon-customer-reviews-tsv-sample", "amazon_reviews_us_sample_761rows.tsv")
+
+
+def train_tiny(root: Path, reviews: int, seed: int, components: list[str]) -> Path:
+    """Generate ``reviews`` demo reviews beside ``root`` and train ``components`` into it (quietly)."""
+    from chorus.train import train
+    from shared.data.synthetic import generate_reviews
+
+    data = generate_reviews(root.parent / f"{root.name}.tsv", reviews, seed=seed, progress=False)
+    train(data, root, components, progress=False, log=lambda _m: None)
+    return root
+
+
+def busiest(ids: np.ndarray, index: np.ndarray) -> str:
+    """The raw id with the most reviews: ``ids`` a vocabulary, ``index`` the per-review indices into it."""
+    return str(ids[int(np.argmax(np.bincount(index, minlength=len(ids))))])

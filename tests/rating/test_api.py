@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from chorus.train import train
 from services.rating.app import create_app
 from services.rating.settings import Settings
 from shared.artifacts import ArtifactStore, load_data_component
-from shared.data.synthetic import generate_reviews
+from tests.conftest import busiest, train_tiny
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("rating-artifacts")
-    data = generate_reviews(root.parent / "rating.tsv", 4000, seed=3, progress=False)
-    train(data, root, ["rating"], progress=False, log=lambda _m: None)
-    return root
+    return train_tiny(tmp_path_factory.mktemp("rating-artifacts"), 4000, 3, ["rating"])
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +25,6 @@ def ratings(root):
 def client(root):
     with TestClient(create_app(Settings(artifacts=root, reload_interval=3600))) as c:
         yield c
-
-
-def busiest(ids, index) -> str:
-    return str(ids[int(np.argmax(np.bincount(index, minlength=len(ids))))])
 
 
 def test_readiness_and_version_header(client, root):

@@ -6,19 +6,15 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from chorus.train import train
 from services.similarity.app import create_app
 from services.similarity.settings import Settings
 from shared.artifacts import ArtifactStore, load_data_component
-from shared.data.synthetic import generate_reviews
+from tests.conftest import busiest, train_tiny
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sim-artifacts")
-    data = generate_reviews(root.parent / "sim.tsv", 3000, seed=2, progress=False)
-    train(data, root, ["similarity"], progress=False, log=lambda _m: None)
-    return root
+    return train_tiny(tmp_path_factory.mktemp("similarity-artifacts"), 3000, 2, ["similarity"])
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +26,6 @@ def ratings(root):
 def client(root):
     with TestClient(create_app(Settings(artifacts=root, reload_interval=3600))) as c:
         yield c
-
-
-def busiest(ids, index):
-    return str(ids[int(np.argmax(np.bincount(index, minlength=len(ids))))])
 
 
 def test_health_and_readiness(client, root):
