@@ -6,24 +6,22 @@ import threading
 import time
 
 import httpx
-import numpy as np
 import pytest
 import redis
 
 from chorus.train import parse_components, train
+from tests.conftest import busiest
 from tests.e2e.conftest import E2E_REDIS_DB, get, start_topology
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 
 def active_user(dataset) -> str:
-    counts = np.bincount(dataset.user, minlength=dataset.n_users)
-    return str(dataset.user_ids[int(np.argmax(counts))])
+    return busiest(dataset.user_ids, dataset.user)
 
 
 def popular_item(dataset) -> str:
-    counts = np.bincount(dataset.item, minlength=dataset.n_items)
-    return str(dataset.item_ids[int(np.argmax(counts))])
+    return busiest(dataset.item_ids, dataset.item)
 
 
 def test_the_users_story(system, dataset):
