@@ -15,6 +15,7 @@ import io
 import json
 import operator
 import os
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -40,6 +41,7 @@ REASONS = (
     "wrong_field_count",
     "empty_user_id",
     "empty_item_id",
+    "id_too_long",
     "bad_rating",
     "rating_out_of_scale",
     "bad_timestamp",
@@ -53,6 +55,9 @@ TSV_HEADER = (
 ).split()
 
 CHUNK_BYTES = 8 << 20
+TRUE_WORDS = ("true", "y", "yes", "1")
+#: Longer user or item ids are skipped as ``id_too_long`` (real ids are a few dozen characters at most).
+MAX_ID_LENGTH = 256
 
 
 def _open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
@@ -60,6 +65,8 @@ def _open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
     raw = open(path, "rb")  # noqa: SIM115 - handed to the wrapper, closed with it
     magic = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
     stream = gzip.GzipFile(fileobj=raw, mode="rb") if magic == b"\x1f\x8b" else raw
+    if encoding == "utf-8":
+        encoding = "utf-8-sig"  # a byte-order mark at the start is not part of the first field
     return io.TextIOWrapper(stream, encoding=encoding, errors="replace", newline="\n")
 
 
@@ -166,6 +173,12 @@ class _ChunkFilter:
         self.item_codes: dict[str, int] = cols.item_codes
 
     @staticmethod
+    def _long(ids: list[str] | np.ndarray) -> np.ndarray:
+        if isinstance(ids, np.ndarray):  # the TSV reader drops over-long ids before cutting fixed-width fields
+            return np.zeros(ids.shape[0], dtype=bool)
+        return np.array([len(x) > MAX_ID_LENGTH for x in ids], dtype=bool)
+
+    @staticmethod
     def _codes(ids: list[str] | np.ndarray, codes: dict[str, int]) -> np.ndarray:
         # New ids get the next codes (a loop over distinct ids only); the per-row lookup runs in C.
         if isinstance(ids, np.ndarray):  # fixed-width UTF-8 bytes from the vectorised TSV reader
@@ -208,6 +221,7 @@ class _ChunkFilter:
         checks = [
             (u == self.user_codes.get("", -1), "empty_user_id"),
             (i == self.item_codes.get("", -1), "empty_item_id"),
+            (self._long(users) | self._long(items), "id_too_long"),
             (~np.isfinite(rating), "bad_rating"),
             (np.isfinite(rating) & ~self.scale.valid(rating), "rating_out_of_scale"),
             (~ts_ok, "bad_timestamp"),
@@ -278,16 +292,19 @@ def _read_amazon_json(path: Path, filt: _ChunkFilter, progress: Progress, size: 
                 return [r.get(name, default) for r in recs]  # noqa: B023 - used within this iteration
 
             ratings = _floats([v if isinstance(v, int | float | str) else "" for v in field("overall", "")])
-            ts, ts_ok = _ints([v if isinstance(v, int | str) else "" for v in field("unixReviewTime", "")])
+            raw_ts = _floats([v if isinstance(v, int | float | str) else "" for v in field("unixReviewTime", "")])
+            ts_ok = np.isfinite(raw_ts) & (raw_ts == np.round(raw_ts)) & (np.abs(raw_ts) < 2**53)
+            ts = np.where(ts_ok, raw_ts, 0).astype(np.int64)
             votes = [v if isinstance(v, list) and len(v) == 2 else [0, 0] for v in field("helpful", [0, 0])]
             helpful, ok_h = _ints([v[0] for v in votes])
             total, ok_t = _ints([v[1] for v in votes])
             ver = field("verified", None)
             saw_verified = saw_verified or any(v is not None for v in ver)
             extras = {
-                "helpful": (helpful, ok_h & ok_t),
+                "helpful": (helpful, ok_h & ok_t & (helpful >= 0) & (total >= helpful)),
                 "total": (total, None),
-                "verified": (np.array([bool(v) for v in ver], dtype=bool), None),
+                "verified": (np.array([v is True or v == 1 or (isinstance(v, str) and v.lower() in TRUE_WORDS)
+                                       for v in ver], dtype=bool), None),
             }
             if with_text:
                 extras["text"] = ([f"{r.get('summary', '')}\n{r.get('reviewText', '')}" for r in recs], None)
@@ -368,21 +385,21 @@ def load_ratings(path: str | os.PathLike, format: str | None = None, *, with_tex
     p = Path(path)
     if not p.is_file():
         raise DataError(f"no such data file: {p}")
-    if format is None:
-        format = detect_format(p)
-    elif format not in FORMATS:
+    if format is not None and format not in FORMATS:
         raise DataError(f"unknown format {format!r}: expected one of {', '.join(FORMATS)}")
-    scale = SCALES[format]
-    report = LoadReport(path=str(p), format=format)
-    cols = RawColumns()
-    filt = _ChunkFilter(cols, report, scale)
-    size = p.stat().st_size
     try:
+        if format is None:
+            format = detect_format(p)
+        scale = SCALES[format]
+        report = LoadReport(path=str(p), format=format)
+        cols = RawColumns()
+        filt = _ChunkFilter(cols, report, scale)
+        size = p.stat().st_size
         with Progress(f"loading {p.name}", total=size) as bar:
             bar.enabled = bar.enabled and progress
             titles = _READERS[format](p, filt, bar, size, with_text)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise DataError(f"cannot read {p}: {exc}") from exc
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"cannot read {p}: {exc or type(exc).__name__} (a damaged or truncated file?)") from exc
     accepted = sum(len(c) for c in cols.users)
     report.rows_read = accepted + report.skipped_rows
     if accepted == 0:

@@ -15,7 +15,7 @@ import numpy as np
 
 from shared.progress import Progress
 
-from .loaders import TSV_HEADER, _ChunkFilter, _floats, _ints, _raw_stream
+from .loaders import MAX_ID_LENGTH, TSV_HEADER, _ChunkFilter, _floats, _ints, _raw_stream
 
 BLOCK_BYTES = 32 << 20
 N_TABS = 14
@@ -33,13 +33,19 @@ class _Lines:
         return self.buf[self.starts[k]:self.ends[k]].decode("utf-8", "replace").rstrip("\r")
 
 
-def _fixed_width(a: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """Bytes ``a[s:e]`` of every row as one ``S<w>`` array (w = the longest field)."""
+def _fixed_width(a: np.ndarray, s: np.ndarray, e: np.ndarray, rows_per_step: int = 16384) -> np.ndarray:
+    """Bytes ``a[s:e]`` of every row as one ``S<w>`` array (w = the longest field, at most MAX_ID_LENGTH).
+
+    Cut in steps of rows so the temporary index matrix stays small whatever the width."""
     lengths = e - s
     width = max(1, int(lengths.max()) if lengths.size else 1)
-    idx = s[:, None] + np.arange(width)
-    mat = np.where(idx < e[:, None], a[np.minimum(idx, a.size - 1)], 0).astype(np.uint8)
-    return np.ascontiguousarray(mat).view(f"S{width}").ravel()
+    out = np.zeros((s.size, width), dtype=np.uint8)
+    cols = np.arange(width)
+    for lo in range(0, s.size, rows_per_step):
+        hi = min(s.size, lo + rows_per_step)
+        idx = s[lo:hi, None] + cols
+        out[lo:hi] = np.where(idx < e[lo:hi, None], a[np.minimum(idx, a.size - 1)], 0)
+    return out.view(f"S{width}").ravel()
 
 
 def _digits(a: np.ndarray, s: np.ndarray, e: np.ndarray, max_len: int = 9) -> tuple[np.ndarray, np.ndarray]:
@@ -87,16 +93,16 @@ def _dates(a: np.ndarray, s: np.ndarray, e: np.ndarray, lines: _Lines, rows: np.
     ok = fast.copy()
     slow = np.flatnonzero(~fast)
     if slow.size:
-        def parse(text: str) -> int:
+        def parse(text: str) -> int | None:
             try:
                 d = np.datetime64(text.strip(), "D")
             except ValueError:
-                return -1
-            return -1 if np.isnat(d) else int(d.astype("datetime64[s]").astype(np.int64))
+                return None
+            return None if np.isnat(d) else int(d.astype("datetime64[s]").astype(np.int64))
 
-        vals = np.array(_python_fallback(lines, [F_DATE], rows[slow], parse), dtype=np.int64)
-        secs[slow] = np.maximum(vals, 0)
-        ok[slow] = vals >= 0
+        vals = _python_fallback(lines, [F_DATE], rows[slow], parse)
+        secs[slow] = [0 if v is None else v for v in vals]
+        ok[slow] = [v is not None for v in vals]
     return secs, ok
 
 
@@ -123,6 +129,8 @@ def read_amazon_tsv(path: Path, filt: _ChunkFilter, progress: Progress, size: in
                 data, carry = data[:cut], data[cut:]
                 if not data:
                     continue
+            if line_no == 1 and data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
+                data = data[3:]
             if line_no == 1 and data.startswith(("\t".join(TSV_HEADER[:2]) + "\t").encode()):
                 skip = data.index(b"\n") + 1
                 data, line_no = data[skip:], 2
@@ -148,6 +156,11 @@ def _block(buf: bytes, first_line: int, filt: _ChunkFilter, with_text: bool) -> 
     rows = np.flatnonzero(valid)
     first_tab = (np.cumsum(per_line) - per_line)[rows]
     T = tabs[first_tab[:, None] + np.arange(N_TABS)]  # (rows, 14): tab positions of each valid row
+    too_long = ((T[:, F_CUSTOMER] - T[:, F_CUSTOMER - 1] - 1) > MAX_ID_LENGTH) \
+        | ((T[:, F_PRODUCT] - T[:, F_PRODUCT - 1] - 1) > MAX_ID_LENGTH)
+    if too_long.any():
+        filt.reject(numbers[rows], _Rows(lines, rows), too_long, "id_too_long")
+        rows, T = rows[~too_long], T[~too_long]
 
     def field(k: int) -> tuple[np.ndarray, np.ndarray]:
         s = starts[rows] if k == 0 else T[:, k - 1] + 1

@@ -219,3 +219,39 @@ def test_tsv_reader_matches_a_plain_python_reference(tmp_path):
         got[(u, i)] = (float(r.rating[k]), bool(r.verified[k]), int(r.helpful_votes[k]), int(r.total_votes[k]),
                        r.titles[r.item[k]])
     assert got == ref
+
+
+def test_damaged_gzip_is_a_clear_error(tmp_path, amazon_tsv_sample):
+    data = gzip.compress(amazon_tsv_sample.read_bytes())
+    (tmp_path / "cut.tsv.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match="cannot read .*cut.tsv.gz"):
+        load_ratings(tmp_path / "cut.tsv.gz")
+    (tmp_path / "bad.tsv.gz").write_bytes(data[:20] + b"\x00" * 40 + data[60:])
+    with pytest.raises(DataError, match="cannot read"):
+        load_ratings(tmp_path / "bad.tsv.gz", format="amazon-tsv")
+
+
+def test_byte_order_mark_long_ids_and_old_dates(tmp_path):
+    rows = [TSV_HEADER, tsv_row(cust="1"), tsv_row(cust="x" * 300), tsv_row(cust="2", prod="P" * 257),
+            tsv_row(cust="3", date="1969-07-20")]
+    path = tmp_path / "bom.tsv"
+    path.write_bytes(b"\xef\xbb\xbf" + ("\n".join(rows) + "\n").encode())
+    r = load_ratings(path)
+    assert r.n == 2 and dict(r.report.skipped_by_reason) == {"id_too_long": 2}
+    assert dataset_stats(r)["first_date"] == "1969-07-20"
+    csv_path = tmp_path / "ratings.csv"
+    csv_path.write_bytes(b"\xef\xbb\xbfuserId,movieId,rating,timestamp\n1,2,3.5,10\n")
+    assert load_ratings(csv_path).report.skipped_rows == 0
+
+
+def test_json_verified_words_float_times_and_votes(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text("\n".join([
+        '{"reviewerID": "A", "asin": "X", "overall": 5, "unixReviewTime": 1393545600.0, "verified": "false"}',
+        '{"reviewerID": "B", "asin": "X", "overall": 4, "unixReviewTime": 1393545600, "verified": "true"}',
+        '{"reviewerID": "C", "asin": "X", "overall": 4, "unixReviewTime": 1.5, "verified": true}',
+        '{"reviewerID": "D", "asin": "X", "overall": 4, "unixReviewTime": 1, "helpful": [3, 2]}',
+    ]) + "\n")
+    r = load_ratings(path)
+    assert r.n == 2 and r.verified.tolist() == [False, True]
+    assert dict(r.report.skipped_by_reason) == {"bad_timestamp": 1, "bad_votes": 1}
