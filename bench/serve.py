@@ -2,24 +2,33 @@
 
 For 1, 8 and 32 concurrent keep-alive clients it measures requests per second and p50/p99 latency of
 
-(a) ``hit``: the same cached ``GET /v1/items/{item}/similar`` over and over;
-(b) ``miss``: the same route with ``Cache-Control: no-cache`` and a different ``k`` each time, so every request
-    goes to the similarity service (and is stored);
-(c) ``ceiling``: a bare FastAPI endpoint returning a constant JSON body of the same size, in the same kind of
-    process (uvicorn, one worker, same HTTP implementation, no access log) -- the best a route can do there.
+(a) ``hit``: the same cached ``GET /v1/items/{item}/similar?k=10`` over and over;
+(b) ``miss``: the same route with ``Cache-Control: no-cache`` for a different item each time (round-robin over
+    500 items), so every request goes to the similarity service and its answer is stored again;
+(c) ``ceiling``: a bare FastAPI endpoint returning a constant JSON body (the hit's own bytes), in the same kind
+    of process (uvicorn, one worker, same HTTP implementation, no access log) -- the best a route can do there;
+(d) with the real system, also ``similarity direct``: the miss scenario's requests sent straight to the
+    similarity service, i.e. what a miss waits for.
 
 Usage::
 
-    python bench/serve.py                      # self-contained: starts a fake similarity/rating service,
-                                               # gateways (in-process LRU; Redis without and with the near
-                                               # cache, if Redis is reachable) and the ceiling
+    python bench/serve.py                      # the real system (default): generates the demo data, trains it
+                                               # into a temporary directory, starts the similarity and rating
+                                               # services and the gateway with chorus up's launcher, caching
+                                               # in Redis database 13 (flushed before and after)
+    python bench/serve.py --reviews 20000 --duration 2          # smaller data, shorter rows
+    python bench/serve.py --mode fake          # a fake similarity/rating service instead of the real ones;
+                                               # gateways with each cache backend (in-process LRU; Redis
+                                               # without and with the near cache)
     python bench/serve.py --gateway-url http://127.0.0.1:8000 --item B0002E1G5C   # a running system
     python bench/serve.py --duration 5 --json bench-serve.json
 
-In self-contained mode the downstream is a raw ASGI app answering any item with a fixed body, so the miss row
-measures the gateway's own miss path plus one loopback call, not a real similarity query. The ceiling is always
-started by the bench. Every process the bench starts runs in its own session and is terminated (then killed)
-on exit; the whole run is bounded by ``--max-seconds``.
+The rows are measured by concurrency level, each scenario in turn (ceiling, then the gateway's rows), so that a
+change in the machine's load during the run hits all scenarios alike. In the fake mode the downstream is a raw
+ASGI app answering any item with a fixed body, so the miss row measures the gateway's own miss path plus one
+loopback call, not a real similarity query. The ceiling is always started by the bench. Every process the bench
+starts runs in its own session and is terminated (then killed) on exit; the whole run, training included, is
+bounded by ``--max-seconds``.
 
 The load generator is a small asyncio HTTP/1.1 client (one ``asyncio.Protocol`` per keep-alive connection,
 requests prebuilt as bytes, responses framed by ``Content-Length``): httpx costs far more CPU per request than the
@@ -39,8 +48,10 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,14 +80,15 @@ BACKENDS = {
 
 
 def ceiling_app():
-    """The ceiling: a bare FastAPI route returning constant JSON bytes."""
+    """The ceiling: a bare FastAPI route returning constant JSON bytes (those of ``$BENCH_BODY`` if set)."""
     from fastapi import FastAPI, Response
 
+    body = Path(os.environ["BENCH_BODY"]).read_bytes() if os.environ.get("BENCH_BODY") else CONSTANT
     app = FastAPI()
 
     @app.get("/v1/constant")
     async def constant() -> Response:
-        return Response(CONSTANT, media_type="application/json")
+        return Response(body, media_type="application/json")
 
     return app
 
@@ -270,39 +282,60 @@ async def load(url: str, requests: list[bytes], clients: int, duration: float, w
 
 # --- scenarios ----------------------------------------------------------------------------------------------
 
-
-def scenarios(gateway: str, item: str) -> dict[str, list[bytes]]:
-    host = gateway.split("://", 1)[1]
-    hit = [request_bytes(host, f"/v1/items/{item}/similar?k=10")]
-    # every k from 1 to 500 in turn: with at most 32 in flight no two concurrent requests share a key, so the
-    # gateway's single flight never merges them
-    miss = [
-        request_bytes(host, f"/v1/items/{item}/similar?k={k}", {"Cache-Control": "no-cache"}) for k in range(1, 501)
-    ]
-    return {"hit": hit, "miss": miss}
+MISS_KEYS = 500  # distinct keys the miss scenario cycles through: far more than requests in flight
 
 
-def warm(gateway: str, item: str) -> None:
-    request = urllib.request.Request(f"{gateway}/v1/items/{item}/similar?k=10")
+@dataclass
+class Target:
+    """A gateway to measure: the item of the hit scenario and the items the miss scenario cycles through."""
+
+    label: str
+    url: str
+    item: str
+    miss_items: list[str]
+    similarity_url: str | None = None  # the real similarity service, measured directly with the miss requests
+
+
+def scenarios(target: Target) -> dict[str, list[bytes]]:
+    host = target.url.split("://", 1)[1]
+    hit = [request_bytes(host, f"/v1/items/{target.item}/similar?k=10")]
+    fresh = {"Cache-Control": "no-cache"}
+    if len(target.miss_items) > 1:
+        # a different item each time: with at most 32 requests in flight no two concurrent requests share a key,
+        # so the gateway's single flight never merges them
+        paths = [f"/v1/items/{item}/similar?k=10" for item in target.miss_items]
+    else:  # one known item: vary k within the neighbour table instead
+        paths = [f"/v1/items/{target.item}/similar?k={k}" for k in range(1, 51)]
+    return {"hit": hit, "miss": [request_bytes(host, path, fresh) for path in paths]}
+
+
+def direct_requests(target: Target) -> list[bytes]:
+    """The miss scenario's requests sent straight to the similarity service (what a miss waits for)."""
+    host = target.similarity_url.split("://", 1)[1]
+    return [request_bytes(host, f"/v1/items/{item}/similar?k=10") for item in target.miss_items]
+
+
+def warm(target: Target) -> bytes:
+    """Ask for the hit scenario's answer until it is a cache hit; return its body."""
+    request = urllib.request.Request(f"{target.url}/v1/items/{target.item}/similar?k=10")
     for _ in range(2):
-        with urllib.request.urlopen(request, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:
             state = response.headers.get("X-Cache")
+            body = response.read()
     if state != "hit":
-        raise SystemExit(f"bench: {gateway} does not answer the hit scenario from its cache (X-Cache: {state})")
+        raise SystemExit(f"bench: {target.url} does not answer the hit scenario from its cache (X-Cache: {state})")
+    return body
 
 
-def run_rows(label: str, url: str, requests: list[bytes], args) -> list[dict]:
-    rows = []
-    for clients in args.concurrency:
-        row = asyncio.run(load(url, requests, clients, args.duration, args.warmup))
-        row["scenario"] = label
-        rows.append(row)
-        print(
-            f"  {label:<16} {clients:>3} clients  {row['rps']:>8.0f} req/s  p50 {row['p50_ms']:6.2f} ms"
-            f"  p99 {row['p99_ms']:6.2f} ms  statuses {row['statuses']}",
-            flush=True,
-        )
-    return rows
+def measure(label: str, url: str, requests: list[bytes], clients: int, args) -> dict:
+    row = asyncio.run(load(url, requests, clients, args.duration, args.warmup))
+    row["scenario"] = label
+    print(
+        f"  {label:<18} {clients:>3} clients  {row['rps']:>8.0f} req/s  p50 {row['p50_ms']:6.2f} ms"
+        f"  p99 {row['p99_ms']:6.2f} ms  hits {row['hit_fraction']:4.0%}  statuses {row['statuses']}",
+        flush=True,
+    )
+    return row
 
 
 def redis_reachable(url: str) -> bool:
@@ -317,25 +350,118 @@ def redis_reachable(url: str) -> bool:
         return False
 
 
+def flush_redis(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+def bench_database(url: str) -> str | None:
+    """Why ``url`` must not be flushed by the bench, or ``None``: it must name a database other than 0."""
+    from urllib.parse import urlparse
+
+    path = urlparse(url).path.strip("/")
+    if not path.isdigit() or int(path) == 0:
+        return f"--redis-url {url} must name a dedicated database other than 0 (it is flushed), e.g. .../13"
+    return None
+
+
+# --- the real system ----------------------------------------------------------------------------------------
+
+
+def start_system(args, stack: contextlib.ExitStack) -> Target:
+    """Demo data (or ``--data``) trained into a temporary directory, served by chorus up's three processes."""
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT))
+    from chorus.launcher import Topology
+    from chorus.train import parse_components, train
+    from shared.artifacts import ArtifactStore, load_data_component
+    from shared.data.synthetic import generate_reviews
+
+    work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chorus-bench-")))
+    started = time.monotonic()
+    data = args.data
+    if data is None:
+        data = work / "demo.tsv.gz"
+        generate_reviews(data, args.reviews, seed=args.seed, progress=False)
+    root = work / "artifacts"
+    train(data, root, parse_components(None), seed=args.seed, progress=False, log=lambda _m: None)
+    dataset = load_data_component(ArtifactStore(root).open(components=["data"]))
+    # the most reviewed items: the hottest for the hit scenario, the next ones for the misses
+    order = np.lexsort((dataset.item_ids, -np.bincount(dataset.item, minlength=dataset.n_items)))
+    items = [str(x) for x in dataset.item_ids[order[: MISS_KEYS + 1]]]
+    print(
+        f"bench: trained {dataset.n:,} reviews ({dataset.n_users:,} users, {dataset.n_items:,} items) "
+        f"in {time.monotonic() - started:.1f} s",
+        flush=True,
+    )
+
+    flush_redis(args.redis_url)
+    stack.callback(flush_redis, args.redis_url)
+    extra = {"CHORUS_CACHE_TTL": "600"}
+    if args.cache == "redis+near":
+        extra.update(BACKENDS["redis+near"])
+    topo = Topology(
+        artifacts=root,
+        port=free_port(),
+        similarity_port=free_port(),
+        rating_port=free_port(),
+        redis_url=None if args.cache == "memory" else args.redis_url,
+        extra_env=extra,
+        log_dir=work / "logs",
+    )
+    stack.enter_context(topo)  # stops every service on exit
+    topo.start_all()
+    topo.wait_ready("gateway", timeout=60)
+    label = "" if args.cache == "redis" else f" ({args.cache})"
+    return Target(label, topo.url(), items[0], items[1:], similarity_url=topo.url("similarity"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--mode",
+        choices=["system", "fake"],
+        default="system",
+        help="system (default): the real similarity and rating services on trained demo data; fake: a fake "
+        "downstream answering at once",
+    )
     parser.add_argument("--gateway-url", help="benchmark this running gateway instead of starting one")
     parser.add_argument("--item", help="an item id the similarity service knows (required with --gateway-url)")
+    parser.add_argument("--reviews", type=int, default=200_000, help="system mode: demo reviews (default 200,000)")
+    parser.add_argument("--data", type=Path, help="system mode: train on this review dump instead of demo data")
+    parser.add_argument("--seed", type=int, default=0, help="system mode: seed of the demo data and the training")
     parser.add_argument("--duration", type=float, default=3.0, help="measured seconds per row (default 3)")
     parser.add_argument("--warmup", type=float, default=0.5, help="unmeasured seconds before each row")
     parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 32])
     parser.add_argument(
         "--cache",
         choices=[*BACKENDS, "all"],
-        default="all",
-        help="self-contained mode: cache backend(s): in-process LRU, Redis, Redis behind a near cache",
+        help="cache backend(s) of the gateway: in-process LRU, Redis, Redis behind a near cache "
+        "(default: redis in system mode, all in fake mode)",
     )
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13", help="Redis for the self-contained run")
+    parser.add_argument(
+        "--redis-url",
+        default="redis://127.0.0.1:6379/13",
+        help="Redis of the gateways the bench starts; its database is flushed before and after (default %(default)s)",
+    )
     parser.add_argument("--max-seconds", type=float, default=300.0, help="hard bound on the whole run")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
     if args.gateway_url and not args.item:
         parser.error("--gateway-url needs --item, an item id the similarity service knows")
+    args.cache = args.cache or ("all" if args.mode == "fake" else "redis")
+    if args.mode == "system" and not args.gateway_url and args.cache == "all":
+        parser.error("system mode measures one cache backend at a time: --cache memory, redis or redis+near")
+    if not args.gateway_url and args.cache != "memory":
+        reason = bench_database(args.redis_url)
+        if reason:
+            parser.error(reason)
 
     def out_of_time(signum, frame):
         raise KeyboardInterrupt(f"bench: stopped after --max-seconds {args.max_seconds:.0f}")
@@ -344,61 +470,100 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, out_of_time)
     signal.alarm(int(args.max_seconds))
 
-    procs = Processes()
     rows: list[dict] = []
     try:
-        ceiling = procs.uvicorn("serve:ceiling_app", free_port(), app_dir=str(ROOT / "bench"))
-        targets: list[tuple[str, str, str]] = []  # (label, gateway url, item)
-        if args.gateway_url:
-            targets.append(("", args.gateway_url.rstrip("/"), args.item))
-        else:
-            fake = procs.uvicorn(
-                "serve:fake_downstream_app", free_port(), {"BENCH_VERSION": VERSION}, app_dir=str(ROOT / "bench")
-            )
-            env = {"CHORUS_SIMILARITY_URL": fake, "CHORUS_RATING_URL": fake, "CHORUS_CACHE_TTL": "120"}
-            backends = list(BACKENDS) if args.cache == "all" else [args.cache]
-            if backends != ["memory"] and not redis_reachable(args.redis_url):
-                print(f"bench: no Redis at {args.redis_url}; skipping the Redis rows", file=sys.stderr)
-                backends = [b for b in backends if b == "memory"]
-            for backend in backends:
-                gw_env = dict(env, **BACKENDS[backend], REDIS_URL="" if backend == "memory" else args.redis_url)
-                url = procs.uvicorn("services.gateway.app:create_app", free_port(), gw_env)
-                targets.append((f" ({backend})", url, BENCH_ITEM))
+        with contextlib.ExitStack() as stack:
+            procs = Processes()
+            stack.callback(procs.stop)
+            targets: list[Target] = []
+            if args.gateway_url:
+                targets.append(Target("", args.gateway_url.rstrip("/"), args.item, [args.item]))
+            elif args.mode == "system":
+                if args.cache != "memory" and not redis_reachable(args.redis_url):
+                    raise SystemExit(f"bench: no Redis at {args.redis_url}; start one or pass --cache memory")
+                targets.append(start_system(args, stack))
+            else:
+                targets += start_fake(args, procs, stack)
 
-        print(
-            f"bench: {args.duration:.1f} s per row after {args.warmup:.1f} s warm-up; python {sys.version.split()[0]}"
-        )
-        host = ceiling.split("://", 1)[1]
-        rows += run_rows("ceiling", ceiling, [request_bytes(host, "/v1/constant")], args)
-        for suffix, url, item in targets:
-            warm(url, item)
-            for name, requests in scenarios(url, item).items():
-                rows += run_rows(f"{name}{suffix}", url, requests, args)
+            body = [warm(target) for target in targets][0]
+            # the ceiling answers the very bytes of the (first) hit answer
+            path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chorus-bench-"))) / "body.json"
+            path.write_bytes(body)
+            ceiling = procs.uvicorn(
+                "serve:ceiling_app", free_port(), {"BENCH_BODY": str(path)}, app_dir=str(ROOT / "bench")
+            )
+            ceiling_requests = [request_bytes(ceiling.split("://", 1)[1], "/v1/constant")]
+
+            print(
+                f"bench: {args.duration:.1f} s per row after {args.warmup:.1f} s warm-up; {machine()}; "
+                f"hit answer {len(body)} bytes",
+                flush=True,
+            )
+            for clients in args.concurrency:
+                rows.append(measure("ceiling", ceiling, ceiling_requests, clients, args))
+                for target in targets:
+                    for name, requests in scenarios(target).items():
+                        rows.append(measure(f"{name}{target.label}", target.url, requests, clients, args))
+                    if target.similarity_url:
+                        rows.append(
+                            measure("similarity direct", target.similarity_url, direct_requests(target), clients, args)
+                        )
     except KeyboardInterrupt as exc:
         print(exc or "bench: interrupted", file=sys.stderr)
         return 1
     finally:
         signal.alarm(0)
-        procs.stop()
 
     print_table(rows)
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "python": sys.version}, indent=2))
+        args.json.write_text(json.dumps({"rows": rows, "python": sys.version, "machine": machine()}, indent=2))
     return 0
+
+
+def start_fake(args, procs: Processes, stack: contextlib.ExitStack) -> list[Target]:
+    """A fake of both services and one gateway per cache backend."""
+    fake = procs.uvicorn(
+        "serve:fake_downstream_app", free_port(), {"BENCH_VERSION": VERSION}, app_dir=str(ROOT / "bench")
+    )
+    env = {"CHORUS_SIMILARITY_URL": fake, "CHORUS_RATING_URL": fake, "CHORUS_CACHE_TTL": "120"}
+    backends = list(BACKENDS) if args.cache == "all" else [args.cache]
+    if backends != ["memory"]:
+        if not redis_reachable(args.redis_url):
+            print(f"bench: no Redis at {args.redis_url}; skipping the Redis rows", file=sys.stderr)
+            backends = [b for b in backends if b == "memory"]
+        else:
+            flush_redis(args.redis_url)
+            stack.callback(flush_redis, args.redis_url)
+    miss_items = [f"B{n:07d}" for n in range(2, MISS_KEYS + 2)]
+    targets = []
+    for backend in backends:
+        gw_env = dict(env, **BACKENDS[backend], REDIS_URL="" if backend == "memory" else args.redis_url)
+        url = procs.uvicorn("services.gateway.app:create_app", free_port(), gw_env)
+        targets.append(Target(f" ({backend})", url, BENCH_ITEM, miss_items))
+    return targets
+
+
+def machine() -> str:
+    sys.path.insert(0, str(ROOT))
+    from bench._common import machine as describe
+
+    return describe()
 
 
 def print_table(rows: list[dict]) -> None:
     ceiling = {r["clients"]: r["rps"] for r in rows if r["scenario"] == "ceiling"}
+    order = list(dict.fromkeys(r["scenario"] for r in rows))
     print()
-    print("| scenario | clients | req/s | p50 ms | p99 ms | of ceiling |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for r in rows:
+    print("| scenario | clients | req/s | p50 ms | p99 ms | X-Cache hit | of ceiling |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in sorted(rows, key=lambda r: (order.index(r["scenario"]), r["clients"])):
         share = r["rps"] / ceiling[r["clients"]] if ceiling.get(r["clients"]) else float("nan")
         bad = {s: n for s, n in r["statuses"].items() if s != 200}
         note = f" (non-200: {bad})" if bad else ""
+        hits = "" if r["scenario"] in ("ceiling", "similarity direct") else f"{r['hit_fraction']:.0%}"
         print(
             f"| {r['scenario']}{note} | {r['clients']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
-            f"| {share:.0%} |"
+            f"| {hits} | {share:.0%} |"
         )
 
 
