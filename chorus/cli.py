@@ -29,6 +29,16 @@ def _positive(text: str) -> int:
     return value
 
 
+MAX_GENERATED = 50_000_000  # about 10 GB of memory while generating; beyond that, generate in parts
+
+
+def _review_count(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_GENERATED:
+        raise argparse.ArgumentTypeError(f"at most {MAX_GENERATED:,} reviews per file, got {value:,}")
+    return value
+
+
 def _formats():
     from shared.data import FORMATS
 
@@ -69,15 +79,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate the demo data when it is not there yet, train every component, print the statistics."""
     from chorus.train import parse_components, train
-    from shared.data import dataset_stats, format_stats, load_ratings
+    from shared.artifacts import ArtifactStore
+    from shared.data import format_stats
     from shared.data.synthetic import generate_reviews
 
     data = Path(args.data)
     if not data.exists():
         generate_reviews(data, args.reviews, seed=args.seed)
         print(f"generated {args.reviews:,} demo reviews in {data}")
-    train(data, args.artifacts, parse_components(None), seed=args.seed)
-    print(format_stats(dataset_stats(load_ratings(data, progress=False))))
+    version = train(data, args.artifacts, parse_components(None), seed=args.seed)
+    print(format_stats(ArtifactStore(args.artifacts).open(version, components=[], verify=False)
+                       .manifest["dataset"]["stats"]))
     return 0
 
 
@@ -120,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.set_defaults(func=cmd_stats)
     gen = dsub.add_parser("generate", help="write synthetic reviews in the Amazon TSV format")
     gen.add_argument("--out", required=True, help="output file; .gz compresses")
-    gen.add_argument("--reviews", type=_positive, required=True, help="exact number of data rows")
+    gen.add_argument("--reviews", type=_review_count, required=True, help="exact number of data rows")
     gen.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     gen.set_defaults(func=cmd_generate)
 
@@ -148,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="generate demo data, train on it and print its statistics")
     demo.add_argument("--data", default=DEFAULT_DEMO, help=f"demo data file (default {DEFAULT_DEMO})")
-    demo.add_argument("--reviews", type=_positive, default=DEMO_REVIEWS, help="reviews to generate")
+    demo.add_argument("--reviews", type=_review_count, default=DEMO_REVIEWS, help="reviews to generate")
     demo.add_argument("--artifacts", default=DEFAULT_ARTIFACTS, help="artifact root (default ./artifacts)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(func=cmd_demo)
@@ -174,6 +186,13 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ChorusError as exc:
         print(f"chorus: error: {exc.detail}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a path that is a directory, not writable, a full disk ...
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"chorus: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("chorus: error: out of memory; try a smaller --reviews or dataset", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("chorus: interrupted", file=sys.stderr)

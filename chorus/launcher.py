@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -128,6 +129,14 @@ class Topology:
         self.stop_all()
 
 
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
 def ensure_trained(artifacts: Path, data: str | None, log=print) -> None:
     """Train into ``artifacts`` when it has no version yet: on ``data``, or on freshly generated demo data."""
     if read_current(artifacts) is not None:
@@ -161,10 +170,12 @@ def up(artifacts: Path, data: str | None, port: int, redis_url: str | None, simi
     try:
         topo.start_all()
         ready = topo.wait_ready("gateway")
-        print(f"Chorus is up (version {ready.get('version') or ready})")
+        versions = {name: (svc or {}).get("version") for name, svc in ready.get("services", {}).items()}
+        print("Chorus is up: " + ", ".join(f"{name} serves version {v}" for name, v in versions.items()))
         print(f"  web page  {topo.url()}/")
         print(f"  API docs  {topo.url()}/docs")
-        print(f"  cache     {'Redis at ' + redis_url if redis_url else 'in-process LRU (no --redis-url)'}")
+        cache = f"Redis at {_without_password(redis_url)}" if redis_url else "in-process LRU (no --redis-url)"
+        print(f"  cache     {cache}")
         print("Ctrl-C stops every service.")
         while True:
             for name, proc in topo.procs.items():

@@ -50,6 +50,25 @@ def parse_components(text: str | None) -> list[str]:
     return names
 
 
+def _reusable(store: ArtifactStore, sha256: str, retrained: list[str], log) -> tuple[list[str], object]:
+    """Components of the current version worth carrying over: built from the same data file and not being
+    retrained. Only those are verified (checksums), and only when there is something to reuse."""
+    name = store.current()
+    if name is None:
+        return [], None
+    try:
+        manifest = store.open(name, components=[], verify=False).manifest
+        if manifest["dataset"].get("fingerprint", {}).get("sha256") != sha256:
+            return [], None
+        reuse = [c for c in manifest["components"] if c != "data" and c not in retrained]
+        if not reuse:
+            return [], None
+        return reuse, store.open(name, components=reuse, verify=True)
+    except ArtifactError as exc:
+        log(f"note: the current version cannot be reused ({exc.detail})")
+        return [], None
+
+
 def train(data: str | Path, artifacts: str | Path, components: list[str], *, seed: int = 0,
           format: str | None = None, keep: int = 5, progress: bool = True,
           log: Callable[[str], None] = print) -> str:
@@ -60,13 +79,7 @@ def train(data: str | Path, artifacts: str | Path, components: list[str], *, see
     log(f"loaded {stats['reviews']:,} reviews ({stats['users']:,} users, {stats['items']:,} items; "
         f"{stats['skipped_rows']:,} rows skipped) in {time.perf_counter() - start:.1f} s")
     fingerprint = file_fingerprint(data, ratings.report.format)
-    store = ArtifactStore(artifacts)
-    previous = None
-    if store.current() is not None:
-        try:
-            previous = store.open(verify=True)
-        except ArtifactError as exc:
-            log(f"note: the current version cannot be reused ({exc.detail})")
+    reuse, previous = _reusable(ArtifactStore(artifacts), fingerprint["sha256"], components, log)
     with VersionWriter(artifacts) as writer:
         writer.set_dataset(fingerprint, stats)
         save_data_component(writer, ratings)
@@ -74,12 +87,9 @@ def train(data: str | Path, artifacts: str | Path, components: list[str], *, see
             t0 = time.perf_counter()
             summary = trainer(component)(ratings, writer, seed=seed, progress=progress)
             log(f"trained {component} in {time.perf_counter() - t0:.1f} s: {summary}")
-        if previous is not None and previous.manifest["dataset"].get("fingerprint", {}).get("sha256") \
-                == fingerprint["sha256"]:
-            for component in previous.components:
-                if component not in components and component != "data":
-                    writer.adopt_component(previous, component)
-                    log(f"kept {component} from version {previous.name} (same data file)")
+        for component in reuse:
+            writer.adopt_component(previous, component)
+            log(f"kept {component} from version {previous.name} (same data file)")
         version = writer.commit(keep=keep)
     log(f"published version {version} in {Path(artifacts)} ({time.perf_counter() - start:.1f} s in all)")
     return version

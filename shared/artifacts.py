@@ -94,7 +94,7 @@ class VersionWriter:
         self.version = version or new_version_name()
         if (self.root / self.version).exists():
             raise ArtifactError(f"version {self.version} already exists in {self.root}")
-        self.tmp = self.root / f".tmp-{self.version}"
+        self.tmp = self.root / f".tmp-{self.version}-pid{os.getpid()}"
         self.tmp.mkdir()
         self.manifest: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
@@ -212,10 +212,35 @@ def prune(root: str | os.PathLike, keep: int = DEFAULT_KEEP) -> list[str]:
     for v in doomed:
         shutil.rmtree(root / v, ignore_errors=True)
     for p in root.iterdir():
-        if p.is_dir() and p.name.startswith(".tmp-"):
+        if p.is_dir() and p.name.startswith(".tmp-") and _abandoned(p):
             shutil.rmtree(p, ignore_errors=True)
             doomed.append(p.name)
     return doomed
+
+
+ABANDONED_AFTER = 24 * 3600
+
+
+def _abandoned(tmp: Path) -> bool:
+    """A temporary version directory whose writer has died (its pid is gone), or one a day old (a writer in
+    another container, whose pid means nothing here)."""
+    try:
+        age = dt.datetime.now().timestamp() - tmp.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    pid_text = tmp.name.rpartition("-pid")[2]
+    if age > ABANDONED_AFTER or not pid_text.isdigit():
+        return True
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def read_current(root: str | os.PathLike) -> str | None:

@@ -80,7 +80,7 @@ class Catalog:
         """Items whose title contains every word of ``q`` (case-insensitive), most reviewed first, then id.
 
         An exact item id also matches, first. Returns int64 indices (at most ``limit``)."""
-        words = q.lower().split()
+        words = q.replace("\x00", " ").lower().split()  # numpy strings cannot hold NUL
         if not words:
             raise InvalidInput("q must contain at least one word")
         hit = np.ones(self.n_items, dtype=bool)

@@ -147,7 +147,8 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Every error body is ``{"type", "detail"}``; validation errors also list ``errors``."""
+    """Every error body is ``{"type", "detail"}``; validation errors also list ``errors``; anything unexpected
+    is logged and answered 500 ``{"type": "internal_error", ...}``."""
 
     def _with_version(request: Request, response: JSONResponse) -> JSONResponse:
         version = getattr(request.state, "model_version", None)
@@ -164,6 +165,13 @@ def install_error_handlers(app: FastAPI) -> None:
         body = {"type": "invalid_input", "detail": _validation_message(exc),
                 "errors": [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]}
         return _with_version(request, JSONResponse(body, status_code=422))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        body = {"type": "internal_error",
+                "detail": f"an unexpected {type(exc).__name__} occurred; the service log has the details"}
+        return _with_version(request, JSONResponse(body, status_code=500))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -43,6 +43,10 @@ def test_errors_are_clear_and_non_zero(tmp_path):
     assert proc.returncode == 2 and "at least 1" in proc.stderr
     proc = chorus("train", "--data", str(empty), "--components", "nonsense")
     assert proc.returncode == 1 and "unknown component 'nonsense'" in proc.stderr
+    proc = chorus("data", "generate", "--out", str(tmp_path), "--reviews", "10")
+    assert proc.returncode == 1 and "chorus: error: Is a directory" in proc.stderr and "Traceback" not in proc.stderr
+    proc = chorus("data", "generate", "--out", str(tmp_path / "x.tsv"), "--reviews", "100000000000")
+    assert proc.returncode == 2 and "at most 50,000,000 reviews" in proc.stderr
 
 
 def test_generate_then_stats(tmp_path):
@@ -62,7 +66,9 @@ def test_evaluate_reports_every_model_on_test_data(amazon_5core):
     for m in result["models"].values():
         # fold means: the mean of per-fold RMSEs is at most the root of the mean MSE
         assert m["rmse"] <= m["mse"] ** 0.5 + 1e-9 and 0 < m["mae"] <= m["rmse"]
-    # the latent model is selected on validation only and is never the worse of the two there
     assert result["models"]["bias"]["mse"] < result["models"]["mean"]["mse"]
+    # selection happened inside each training fold, on its own validation rows
+    assert len(result["hyperparameters"]) == 2
+    assert all(hp["selected"] in ("bias", "latent") for hp in result["hyperparameters"])
     table = chorus("evaluate", "--data", str(amazon_5core), "--no-similarity")
     assert table.returncode == 0 and "latent" in table.stdout and "similarity" not in table.stdout

@@ -139,3 +139,11 @@ def test_adopt_component_links_files(tmp_path):
     assert new.name == v and new.component_meta("model")["adopted_from"] == old.name
     assert np.array_equal(new.array("model", "weights"), old.array("model", "weights"))
     assert os.path.samefile(new.path / "model" / "weights.npy", old.path / "model" / "weights.npy")
+
+
+def test_prune_keeps_the_directory_of_a_live_concurrent_writer(tmp_path):
+    publish(tmp_path)
+    live = tmp_path / f".tmp-20990101T000000.000000Z-beef-pid{os.getppid()}"  # the parent process lives
+    live.mkdir()
+    publish(tmp_path)
+    assert live.exists()
