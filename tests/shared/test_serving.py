@@ -26,6 +26,8 @@ router = APIRouter()
 def value(loaded: Annotated[Loaded, Depends(model_dependency)], k: Annotated[int, Query(ge=1, le=5)] = 1):
     if k == 4:
         raise NotFound("unknown thing '4'")
+    if k == 5:
+        raise RuntimeError("a bug")
     return {"value": loaded.model * k}
 
 
@@ -103,3 +105,12 @@ def test_reload_by_polling(tmp_path):
             assert time.monotonic() < deadline, "the new version was not picked up"
             time.sleep(0.05)
         assert client.get("/value").json() == {"value": 3.0}
+
+
+def test_unexpected_errors_are_json_500(tmp_path):
+    publish(tmp_path, 1.0)
+    with TestClient(make_app(tmp_path), raise_server_exceptions=False) as client:
+        r = client.get("/value", params={"k": 5})
+        assert r.status_code == 500
+        assert r.json() == {"type": "internal_error",
+                            "detail": "an unexpected RuntimeError occurred; the service log has the details"}
