@@ -7,6 +7,7 @@ The similarity and rating services answer with these models and the gateway docu
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -103,14 +104,17 @@ class ModelRecommendationsPublic(BaseModel):
     user_id: str
     data: list[ModelRecommendation]
     count: int
-    fallback: bool | str | None = None
+    fallback: Literal["popular"] | None = Field(None, description='"popular" when the user is unknown')
 
 
 class Prediction(BaseModel):
     user_id: str = Field(examples=["A2IBPI20UZIR0U"])
     item_id: str = Field(examples=["B0002E1G5C"])
     prediction: float = Field(examples=[4.42])
-    fallback: bool | str | None = Field(None, description="set when the user or item is unknown to the model")
+    fallback: Literal["item_bias", "user_bias", "global_mean"] | None = Field(
+        None, description="how the prediction was made when the model could not use both the user and the item: "
+                          "item_bias (unknown user), user_bias (unknown item), global_mean (both unknown, or no "
+                          "similar item for the similarity heuristic)")
 
 
 class PredictionsPublic(BaseModel):

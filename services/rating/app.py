@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 from fastapi import FastAPI
 
 from shared.artifacts import Version
@@ -16,7 +17,7 @@ from shared.catalog import Catalog
 from shared.errors import ArtifactError
 from shared.serving import create_service_app
 
-from .core import RatingModel
+from .core import RatingModel, reviewed_matrix
 from .settings import Settings
 from .train import load_component
 
@@ -28,11 +29,11 @@ class RatingService:
     version: str
     model: RatingModel
     catalog: Catalog
-    reviewed_indptr: np.ndarray  # int64 (n_users + 1,)
-    reviewed_items: np.ndarray  # int32 (n_ratings,), items of user u at [indptr[u]:indptr[u+1]]
+    reviewed_by: sp.csr_array  # user×item pattern of every review in the version's data
 
     def reviewed(self, u: int) -> np.ndarray:
-        return self.reviewed_items[self.reviewed_indptr[u]:self.reviewed_indptr[u + 1]]
+        m = self.reviewed_by
+        return m.indices[m.indptr[u]:m.indptr[u + 1]]
 
 
 def load_service(version: Version) -> RatingService:
@@ -41,10 +42,8 @@ def load_service(version: Version) -> RatingService:
     if model.n_items != catalog.n_items or model.n_users != catalog.n_users:
         raise ArtifactError(f"version {version.name}: the rating model has {model.n_users} users and "
                             f"{model.n_items} items, the data {catalog.n_users} and {catalog.n_items}")
-    order = np.argsort(ratings.user, kind="stable")
-    indptr = np.zeros(catalog.n_users + 1, dtype=np.int64)
-    np.cumsum(np.bincount(ratings.user, minlength=catalog.n_users), out=indptr[1:])
-    return RatingService(version.name, model, catalog, indptr, np.asarray(ratings.item)[order])
+    reviewed = reviewed_matrix(ratings.user, ratings.item, catalog.n_users, catalog.n_items)
+    return RatingService(version.name, model, catalog, reviewed)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
