@@ -108,6 +108,42 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_artifacts_list(args: argparse.Namespace) -> int:
+    from shared.artifacts import ArtifactStore
+
+    store = ArtifactStore(args.artifacts)
+    current = store.current()
+    versions = store.versions()
+    if not versions:
+        print(f"no versions in {args.artifacts}")
+        return 0
+    for name in versions:
+        manifest = store.open(name, components=[], verify=False).manifest
+        stats = manifest.get("dataset", {}).get("stats", {})
+        comps = ",".join(c for c in sorted(manifest["components"]) if c != "data")
+        mark = "*" if name == current else " "
+        print(f"{mark} {name}  {manifest.get('created', '?')}  {stats.get('reviews', 0):>10,} reviews  {comps}")
+    return 0
+
+
+def cmd_artifacts_verify(args: argparse.Namespace) -> int:
+    from shared.artifacts import ArtifactStore
+
+    version = ArtifactStore(args.artifacts).open(args.version)
+    files = sum(len(c["files"]) for c in version.manifest["components"].values())
+    print(f"{version.name}: {files} files match their manifest (sha256, size, shape, dtype)")
+    return 0
+
+
+def cmd_artifacts_use(args: argparse.Namespace) -> int:
+    from shared.artifacts import ArtifactStore, set_current
+
+    ArtifactStore(args.artifacts).open(args.version)  # verified before it is served
+    set_current(args.artifacts, args.version)
+    print(f"CURRENT is now {args.version}; running services switch to it at their next reload check")
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from chorus.launcher import up
 
@@ -157,6 +193,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-similarity", action="store_true", help="skip the (slower) similarity heuristic")
     ev.add_argument("--json", action="store_true", help="print JSON")
     ev.set_defaults(func=cmd_evaluate)
+
+    art = sub.add_parser("artifacts", help="list, verify and roll back artifact versions")
+    asub = art.add_subparsers(dest="artifacts_command", required=True, metavar="COMMAND")
+    al = asub.add_parser("list", help="versions, newest last; * marks CURRENT")
+    al.set_defaults(func=cmd_artifacts_list)
+    av = asub.add_parser("verify", help="check every file of a version against its manifest")
+    av.add_argument("version", nargs="?", help="version name (default: CURRENT)")
+    av.set_defaults(func=cmd_artifacts_verify)
+    au = asub.add_parser("use", help="verify a version and make it CURRENT (roll back or forward)")
+    au.add_argument("version", help="version name")
+    au.set_defaults(func=cmd_artifacts_use)
+    for p in (al, av, au):
+        p.add_argument("--artifacts", default=DEFAULT_ARTIFACTS, help="artifact root (default ./artifacts)")
 
     demo = sub.add_parser("demo", help="generate demo data, train on it and print its statistics")
     demo.add_argument("--data", default=DEFAULT_DEMO, help=f"demo data file (default {DEFAULT_DEMO})")

@@ -72,3 +72,24 @@ def test_evaluate_reports_every_model_on_test_data(amazon_5core):
     assert all(hp["selected"] in ("bias", "latent") for hp in result["hyperparameters"])
     table = chorus("evaluate", "--data", str(amazon_5core), "--no-similarity")
     assert table.returncode == 0 and "latent" in table.stdout and "similarity" not in table.stdout
+
+
+def test_artifacts_list_verify_and_roll_back(tmp_path):
+    from chorus.train import train
+    from shared.artifacts import read_current
+    from shared.data.synthetic import generate_reviews
+
+    data = generate_reviews(tmp_path / "d.tsv", 500, seed=1, progress=False)
+    root = tmp_path / "art"
+    first = train(data, root, ["rating"], progress=False, log=lambda _m: None)
+    second = train(data, root, ["rating"], seed=1, progress=False, log=lambda _m: None)
+    listing = chorus("artifacts", "list", "--artifacts", str(root))
+    assert listing.returncode == 0 and f"* {second}" in listing.stdout and f"  {first}" in listing.stdout
+    assert chorus("artifacts", "verify", "--artifacts", str(root)).returncode == 0
+    assert chorus("artifacts", "use", first, "--artifacts", str(root)).returncode == 0
+    assert read_current(root) == first
+    (root / second / "rating" / "user_bias.npy").write_bytes(b"junk")
+    proc = chorus("artifacts", "use", second, "--artifacts", str(root))
+    assert proc.returncode == 1 and "truncated or altered" in proc.stderr and read_current(root) == first
+    proc = chorus("artifacts", "verify", "nope", "--artifacts", str(root))
+    assert proc.returncode == 1 and "incomplete or missing" in proc.stderr
