@@ -175,9 +175,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind = "not_found" if exc.status_code == 404 else "http_error"
-        return _with_version(request, JSONResponse({"type": kind, "detail": str(exc.detail)},
-                                                   status_code=exc.status_code, headers=exc.headers))
+        if exc.status_code == 404 and exc.detail == "Not Found":  # no route matched
+            body = {"type": "not_found", "detail": f"no route {request.url.path}; see /docs"}
+        elif exc.status_code == 405:
+            body = {"type": "method_not_allowed", "detail": f"{request.method} is not allowed on {request.url.path}"}
+        else:
+            body = {"type": "not_found" if exc.status_code == 404 else "http_error", "detail": str(exc.detail)}
+        return _with_version(request, JSONResponse(body, status_code=exc.status_code, headers=exc.headers))
 
 
 def health_router() -> APIRouter:

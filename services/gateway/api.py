@@ -232,9 +232,9 @@ async def index(
     user: str | None = None,
 ) -> HTMLResponse:
     """The web page: similar products for an id or title words; recommendations for a user."""
-    measure = measure if measure in pages.MEASURES else "jaccard"
+    measure = measure if measure in {m.value for m in Measure} else DEFAULT_MEASURE
     size = _page_k(k)
-    context: dict = {"q": q, "measure": measure, "k": size, "measures": pages.MEASURES, "user": user}
+    context: dict = {"q": q, "measure": measure, "k": size, "measures": list(Measure), "user": user}
     if q is not None:
         context["similar"] = await pages.similar_section(gw, q, measure, size)
     if user is not None:

@@ -15,14 +15,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.errors import ChorusError
+from shared.serving import install_error_handlers
 
 from . import api
 from .cache import Cache, MemoryCache, NearCache, RedisCache
@@ -40,7 +37,8 @@ DESCRIPTION = """One public API over the similarity and rating services of Choru
 
 Answers of `GET` routes are cached under the artifact version of the service that produced them (header
 `X-Model-Version`); `X-Cache` says `hit`, `miss`, or `bypass` (the cache was unavailable). Send
-`Cache-Control: no-cache` to skip the cache lookup. Errors are `{"type", "detail"}`.
+`Cache-Control: no-cache` to skip the cache lookup. Errors are `{"type", "detail"}` (invalid input also lists
+`errors`), worded as the services word them; user and item ids containing `/` are not supported (404).
 """
 
 
@@ -115,36 +113,8 @@ def create_app(
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     for router in (api.meta, api.similarity, api.users, api.rating, api.page):
         app.include_router(router)
+    # The services' handlers, so that an error reads the same whether the gateway or a service found it; the
+    # gateway's own upstream errors (downstream.UpstreamError, 502) are ChorusErrors like theirs.
     install_error_handlers(app)
     app.add_middleware(HitPath)
     return app
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Every error body is ``{"type", "detail"}``."""
-
-    @app.exception_handler(ChorusError)
-    async def chorus_error(request: Request, exc: ChorusError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"type": "invalid_input", "detail": _explain(exc)}, status_code=422)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        detail = exc.detail if exc.status_code != 404 else f"no route {request.url.path}; see /docs"
-        return JSONResponse({"type": kind, "detail": detail}, status_code=exc.status_code, headers=exc.headers)
-
-
-def _explain(exc: RequestValidationError) -> str:
-    """FastAPI's validation errors as one sentence, e.g. ``query parameter 'k': Input should be ...``."""
-    parts = []
-    for error in exc.errors():
-        loc = [str(p) for p in error.get("loc", ())]
-        where = loc[0] if loc else "request"
-        name = ".".join(loc[1:])
-        label = {"query": "query parameter", "path": "path parameter", "body": "body"}.get(where, where)
-        parts.append(f"{label} '{name}': {error.get('msg')}" if name else f"{label}: {error.get('msg')}")
-    return "; ".join(parts) or "invalid request"

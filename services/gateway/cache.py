@@ -145,10 +145,6 @@ class RedisCache:
         self._pending: list[tuple[str, asyncio.Future]] = []
         self._batches: set[asyncio.Task] = set()
 
-    @property
-    def available(self) -> bool:
-        return self.down_since is None
-
     async def get(self, key: str) -> tuple[CacheState, bytes | None]:
         """Look ``key`` up; lookups made in the same turn of the event loop go to Redis as one ``MGET``.
 
@@ -276,10 +272,6 @@ class NearCache:
         self.redis = redis
         self.ttl = ttl
         self.near = MemoryCache(max_entries, max_bytes)
-
-    @property
-    def available(self) -> bool:
-        return self.redis.available
 
     async def get(self, key: str) -> tuple[CacheState, bytes | None]:
         state, value = await self.near.get(key)

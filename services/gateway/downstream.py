@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from dataclasses import dataclass
 
 import httpx
@@ -90,7 +89,6 @@ class Downstream:
         self.version: str | None = None
         self.ready = False
         self.detail: str | None = "not checked yet"
-        self.checked_at: float | None = None
         self._refresh: asyncio.Task | None = None
 
     @property
@@ -171,7 +169,6 @@ class Downstream:
                 "%s service is %s%s", self.name, "ready" if ready else "not ready", f": {detail}" if detail else ""
             )
         self.version, self.ready, self.detail = version, ready, detail
-        self.checked_at = time.time()
 
     def status(self) -> dict:
         """This service's entry in the gateway's ``/readyz``."""

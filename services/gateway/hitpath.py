@@ -8,6 +8,9 @@ resolution costs several times a cache lookup. It matches the path of a cached `
 the *raw* query strings (with the same defaults), and if that key holds an answer sends its bytes at once.
 Anything else -- a miss, an unknown path, ``Cache-Control: no-cache`` -- goes on to FastAPI unchanged.
 
+It also answers, for every method, the one request that must not reach routing: a path whose user or item id
+contains an encoded ``/`` (see :func:`ident`).
+
 It needs no validation of its own, and cannot serve a wrong answer: answers are only ever stored by the handlers,
 under keys built from validated values rendered canonically (``str(int)``, the enum's value). A raw string that is
 not already in that form (``k=010``, ``k=9999``, ``measure=JACCARD``) builds a key nothing was stored under, so
@@ -16,9 +19,12 @@ such a request misses here and FastAPI validates it as usual.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
-from urllib.parse import parse_qsl, quote, urlencode
+from urllib.parse import parse_qsl, quote, unquote_to_bytes, urlencode
+
+from shared.errors import NotFound
 
 from .cache import cache_key
 
@@ -31,8 +37,37 @@ DEFAULT_LIMIT = 20
 
 
 def ident(value: str) -> str:
-    """A user or item id as one path segment."""
+    """A user or item id as one path segment of a downstream URL, percent-encoded.
+
+    ``.`` and ``..`` are encoded too (``%2E``): left as they are, they are dot segments, which the HTTP client
+    resolves away (``/v1/items/../similar`` would be sent as ``/v1/similar``); encoded, the service decodes them
+    back and answers about the id, e.g. 404 ``unknown item '..'``.
+
+    Ids containing ``/`` are not supported. Encoded as ``%2F`` they reach the service, which routes on the
+    decoded path and answers 404 (or, for ``x/similar``, another route), so the gateway never sends one: the API
+    answers 404 ``unknown item 'x/y'`` before routing (:func:`encoded_slash`), and the web page treats such an id as
+    unknown.
+    """
+    if value in (".", ".."):
+        return "%2E" * len(value)
     return quote(value, safe="")
+
+
+def encoded_slash(raw_path: bytes) -> NotFound | None:
+    """The 404 for a raw request path under ``/v1/`` with an encoded ``/`` (an id containing ``/``), or ``None``.
+
+    Routing sees the decoded path, where ``/v1/users/a%2Fsimilar`` is ``/v1/users/a/similar``: such a request
+    would be answered about another id, or not found with no word of the id.
+    """
+    if not raw_path.startswith(b"/v1/") or (b"%2F" not in raw_path and b"%2f" not in raw_path):
+        return None
+    parts = raw_path.split(b"/")
+    if len(parts) > 3 and parts[2] in (b"items", b"users") and b"%2f" in parts[3].lower():
+        kind = "item" if parts[2] == b"items" else "user"
+        value = unquote_to_bytes(parts[3]).decode("utf-8", "replace")
+        return NotFound(f"unknown {kind} '{value}': ids containing '/' are not supported")
+    path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
+    return NotFound(f"no route {path}: paths with an encoded '/' are not supported")
 
 
 def similar_query(k: int | str, measure: str, min_common: int | str) -> str:
@@ -125,7 +160,13 @@ class HitPath:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] != "GET":
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        refused = encoded_slash(scope.get("raw_path") or b"")
+        if refused is not None:
+            body = json.dumps(refused.to_dict(), separators=(",", ":")).encode()
+            return await _send_json(send, refused.status_code, body)
+        if scope["method"] != "GET":
             return await self.app(scope, receive, send)
         target = target_of(scope["path"], scope["query_string"])
         gateway = getattr(scope["app"].state, "gateway", None) if target is not None else None
@@ -144,11 +185,10 @@ class HitPath:
             if state == "miss":
                 scope[MISSED] = key  # the handler need not ask the cache again
             return await self.app(scope, receive, send)
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"x-model-version", version.encode()),
-            (b"x-cache", b"hit"),
-        ]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await _send_json(send, 200, body, [(b"x-model-version", version.encode()), (b"x-cache", b"hit")])
+
+
+async def _send_json(send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(headers or ())]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": body})

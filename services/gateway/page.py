@@ -15,8 +15,7 @@ from shared.errors import ChorusError
 from .core import Answer, Gateway
 from .hitpath import ident, k_query, search_query, similar_query
 
-MEASURES = ("jaccard", "cosine", "pearson")
-SEARCH_LIMIT = 10
+SEARCH_LIMIT = 10  # title matches listed; one more is asked for, to tell "more than 10 match"
 
 
 @dataclass
@@ -26,6 +25,7 @@ class Section:
     data: dict | None = None
     message: str | None = None
     note: str | None = None
+    title: str | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -59,7 +59,7 @@ async def similar_section(gw: Gateway, q: str, measure: str, k: int) -> Section:
         return Section(message="Type a product id or some words of a product title.")
     section = Section()
     item = None
-    if " " not in q:
+    if " " not in q and "/" not in q:  # ids have neither (see hitpath.ident)
         try:
             item = await _json(gw, "similarity", f"items/{ident(q)}", "", "")
         except _Failed as failed:
@@ -67,7 +67,7 @@ async def similar_section(gw: Gateway, q: str, measure: str, k: int) -> Section:
                 return Section(message=failed.message)
     if item is None:
         try:
-            found = await _json(gw, "similarity", "items", search_query(q, SEARCH_LIMIT), "")
+            found = await _json(gw, "similarity", "items", search_query(q, SEARCH_LIMIT + 1), "")
         except _Failed as failed:
             return Section(message=failed.message or f"No product has the id or title words “{q}”.")
         matches = found.get("data") or []
@@ -75,8 +75,9 @@ async def similar_section(gw: Gateway, q: str, measure: str, k: int) -> Section:
             return Section(message=f"No product has the id or title words “{q}”. Try other words.")
         item = matches[0]
         if len(matches) > 1:
-            section.note = f"{len(matches)} products match “{q}”; showing the first. Others:"
-            section.extra["matches"] = matches[1:]
+            how_many = f"more than {SEARCH_LIMIT}" if len(matches) > SEARCH_LIMIT else str(len(matches))
+            section.note = f"{how_many} products match “{q}”; showing the first. Others:"
+            section.extra["matches"] = matches[1:SEARCH_LIMIT]
     try:
         similar = await _json(
             gw,
@@ -94,39 +95,34 @@ async def similar_section(gw: Gateway, q: str, measure: str, k: int) -> Section:
     return section
 
 
-async def model_section(gw: Gateway, user: str, k: int) -> Section:
-    """Recommendations by predicted rating (rating service)."""
+async def _recommendations(gw: Gateway, service: str, user: str, k: int, empty: str) -> Section:
+    """A user's recommendations from ``service``; ``empty`` is the message for an empty list."""
+    not_found = f"No user has the id “{user}”."
+    if "/" in user:  # not an id (see hitpath.ident)
+        return Section(message=not_found)
     try:
-        body = await _json(
-            gw,
-            "rating",
-            f"users/{ident(user)}/recommendations",
-            k_query(k),
-            f"No user has the id “{user}”.",
-        )
+        body = await _json(gw, service, f"users/{ident(user)}/recommendations", k_query(k), not_found)
     except _Failed as failed:
         return Section(message=failed.message)
     section = Section(data=body)
-    if body.get("fallback"):
-        section.note = f"We do not know user “{user}” yet, so these are popular, well-rated products."
     if not body.get("data"):
-        section.message = "Nothing left to recommend: this user has reviewed every product."
+        section.message = empty
+    return section
+
+
+async def model_section(gw: Gateway, user: str, k: int) -> Section:
+    """Recommendations by predicted rating (rating service); popular products for a user it does not know."""
+    section = await _recommendations(
+        gw, "rating", user, k, "Nothing left to recommend: this user has reviewed every product."
+    )
+    section.title = "Predicted to rate highly"
+    if section.data and section.data.get("fallback"):
+        # the rating service's "popular" fallback: ranked by popularity, not by a prediction for this user
+        section.title = "Popular, well-rated products"
+        section.note = f"We do not know user “{user}” yet, so these are popular, well-rated products."
     return section
 
 
 async def because_section(gw: Gateway, user: str, k: int) -> Section:
     """Recommendations "because you liked …" (similarity service)."""
-    try:
-        body = await _json(
-            gw,
-            "similarity",
-            f"users/{ident(user)}/recommendations",
-            k_query(k),
-            f"No user has the id “{user}”.",
-        )
-    except _Failed as failed:
-        return Section(message=failed.message)
-    section = Section(data=body)
-    if not body.get("data"):
-        section.message = "No product is similar to the ones this user liked."
-    return section
+    return await _recommendations(gw, "similarity", user, k, "No product is similar to the ones this user liked.")

@@ -8,7 +8,7 @@
 | `CHORUS_READ_TIMEOUT` | `10.0` | seconds to wait for a downstream answer (then 504) |
 | `CHORUS_POOL_TIMEOUT` | `2.0` | seconds to wait for a free pooled connection to a downstream service (then 503) |
 | `CHORUS_CONNECT_RETRIES` | `1` | retries of a failed connection (never of a request that reached the service) |
-| `CHORUS_MAX_CONNECTIONS` | `100` | pooled connections per downstream service |
+| `CHORUS_MAX_CONNECTIONS` | `8` | pooled connections per downstream service (see below) |
 | `CHORUS_VERSION_POLL_INTERVAL` | `2.0` | seconds between polls of each service's `/readyz` (artifact version) |
 | `REDIS_URL` | unset | Redis for the cache, e.g. `redis://127.0.0.1:6379/0`; unset: in-process LRU cache |
 | `CHORUS_CACHE_TTL` | `300` | seconds a cached answer lives (Redis and in-process alike) |
@@ -24,6 +24,15 @@
 The near cache is off by default: while it is on, a hot answer can still be served from process memory (as a hit)
 for up to that many seconds after Redis went down, where the gateway otherwise answers uncached (`X-Cache: bypass`)
 at once. It is never stale with respect to the model: keys carry the artifact version.
+
+`CHORUS_MAX_CONNECTIONS` is small on purpose. A service is one uvicorn process doing CPU-bound work, so more
+requests in flight to it only queue there, while httpx's pool scans every pooled connection (several times over)
+each time a request starts or ends: with 100 allowed, 32 concurrent misses opened 32 connections and the gateway
+spent a third of its time in that scan. With 8, misses at 32 clients ran at about twice the rate with half the
+p99 (`bench/serve.py` on two shared cores, 7-8 runs each: 284-362 req/s with 100, 475-875 with 8; 4 and 16 did
+no better than 8); at 1 and 8 clients, and for hits, the difference was within the run-to-run noise. Raise it
+when one URL stands for several service processes (workers, or replicas behind a load balancer); requests beyond
+it wait for a free connection, up to `CHORUS_POOL_TIMEOUT`.
 """
 
 from __future__ import annotations
@@ -45,7 +54,7 @@ class Settings(BaseSettings):
     read_timeout: float = Field(10.0, gt=0)
     pool_timeout: float = Field(2.0, gt=0)
     connect_retries: int = Field(1, ge=0, le=5)
-    max_connections: int = Field(100, ge=1)
+    max_connections: int = Field(8, ge=1)
     version_poll_interval: float = Field(2.0, gt=0)
 
     redis_url: str | None = Field(None, validation_alias=AliasChoices("redis_url", "REDIS_URL"))

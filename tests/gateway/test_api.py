@@ -84,16 +84,16 @@ def test_post_predict_goes_to_rating_uncached(client, rat, sim):
 @pytest.mark.parametrize(
     ("url", "names"),
     [
-        ("/v1/items/B001/similar?k=0", ["'k'"]),
-        ("/v1/items/B001/similar?k=501", ["'k'"]),
-        ("/v1/items/B001/similar?k=ten", ["'k'"]),
-        ("/v1/items/B001/similar?measure=euclid", ["'measure'", "jaccard"]),
-        ("/v1/items/B001/similar?min_common=0", ["'min_common'"]),
-        ("/v1/users/U1/similar?measure=nope", ["'measure'"]),
-        ("/v1/users/U1/recommendations?method=magic", ["'method'", "model"]),
-        ("/v1/predict?user_id=U1", ["'item_id'"]),
-        ("/v1/items?q=", ["'q'"]),
-        ("/v1/items?q=a&limit=0", ["'limit'"]),
+        ("/v1/items/B001/similar?k=0", ["query.k: "]),
+        ("/v1/items/B001/similar?k=501", ["query.k: "]),
+        ("/v1/items/B001/similar?k=ten", ["query.k: "]),
+        ("/v1/items/B001/similar?measure=euclid", ["query.measure: ", "jaccard"]),
+        ("/v1/items/B001/similar?min_common=0", ["query.min_common: "]),
+        ("/v1/users/U1/similar?measure=nope", ["query.measure: "]),
+        ("/v1/users/U1/recommendations?method=magic", ["query.method: ", "model"]),
+        ("/v1/predict?user_id=U1", ["query.item_id: "]),
+        ("/v1/items?q=", ["query.q: "]),
+        ("/v1/items?q=a&limit=0", ["query.limit: "]),
     ],
 )
 def test_bad_input_is_a_422_with_a_clear_message(client, sim, rat, url, names):
@@ -103,7 +103,26 @@ def test_bad_input_is_a_422_with_a_clear_message(client, sim, rat, url, names):
     assert error["type"] == "invalid_input"
     for name in names:
         assert name in error["detail"]
+    assert error["errors"] and all({"loc", "msg", "type"} == set(e) for e in error["errors"])
     assert sim.api_calls() == rat.api_calls() == 0
+
+
+def test_validation_errors_are_worded_as_the_services_word_them(client):
+    """The gateway installs shared.serving's handlers, so a 422 reads the same from the gateway or a service."""
+    from fastapi import FastAPI, Query
+    from fastapi.testclient import TestClient
+
+    from shared.serving import install_error_handlers
+
+    service = FastAPI()
+    install_error_handlers(service)
+
+    @service.get("/v1/items/{item_id}/similar")
+    def similar(item_id: str, k: int = Query(10, ge=1, le=500)) -> dict:
+        return {}
+
+    url = "/v1/items/B001/similar?k=0"
+    assert body(client.get(url)) == TestClient(service).get(url).json()
 
 
 def test_batch_predict_is_bounded(client, rat):
@@ -120,6 +139,48 @@ def test_batch_predict_is_bounded(client, rat):
 def test_unknown_gateway_route_is_a_json_404(client):
     response = client.get("/v1/nothing")
     assert response.status_code == 404 and body(response)["type"] == "not_found"
+    response = client.delete("/v1/stats")
+    assert response.status_code == 405 and set(body(response)) == {"type", "detail"}
+
+
+# --- ids the HTTP client or the router would misread ----------------------------------------------------
+
+
+@pytest.mark.parametrize("dots", [".", ".."])
+@pytest.mark.parametrize(
+    ("url", "kind", "downstream"),
+    [
+        ("/v1/items/{}/similar", "item", "/v1/items/{}/similar?k=10&measure=jaccard&min_common=1"),
+        ("/v1/items/{}", "item", "/v1/items/{}"),
+        ("/v1/users/{}/similar", "user", "/v1/users/{}/similar?k=10&measure=jaccard&min_common=1"),
+        ("/v1/users/{}/recommendations?method=similar", "user", "/v1/users/{}/recommendations?k=10"),
+    ],
+)
+def test_dot_ids_reach_the_service_as_ids(client, sim, dots, url, kind, downstream):
+    # A client sends them encoded (httpx would resolve a literal ``..`` before sending); the gateway must too.
+    response = client.get(url.format(dots.replace(".", "%2E")))
+    assert response.status_code == 404
+    assert body(response) == {"type": "not_found", "detail": f"unknown {kind} '{dots}'"}
+    assert sim.requests[-1].url.raw_path.decode() == downstream.format("%2E" * len(dots))
+
+
+@pytest.mark.parametrize(
+    ("url", "detail"),
+    [
+        ("/v1/items/a%2Fb/similar", "unknown item 'a/b'"),
+        ("/v1/items/a%2fb", "unknown item 'a/b'"),
+        ("/v1/items/B001%2Fsimilar", "unknown item 'B001/similar'"),  # decoded, another route: never taken
+        ("/v1/users/U1%2Fsimilar", "unknown user 'U1/similar'"),
+        ("/v1/users/a%2Fb/recommendations?method=similar", "unknown user 'a/b'"),
+    ],
+)
+def test_ids_with_a_slash_are_a_404_naming_the_id(client, sim, rat, url, detail):
+    client.get("/v1/items/B001/similar")  # cached: a slashed id must not be answered from it either
+    calls = sim.api_calls() + rat.api_calls()
+    response = client.get(url)
+    assert response.status_code == 404
+    assert body(response) == {"type": "not_found", "detail": f"{detail}: ids containing '/' are not supported"}
+    assert sim.api_calls() + rat.api_calls() == calls
 
 
 # --- downstream errors ---------------------------------------------------------------------------------

@@ -57,10 +57,36 @@ def test_user_gets_predicted_ratings_and_because_you_liked(client):
 
 
 def test_unknown_user_gets_popular_items_and_a_clear_message(client):
-    page = text(client.get("/", params={"user": "WHO"}))
+    response = client.get("/", params={"user": "WHO"})
+    page = text(response)
+    assert '<h3 id="model-title">Popular, well-rated products</h3>' in response.text  # not "predicted"
     assert "We do not know user “WHO” yet, so these are popular, well-rated products." in page
     assert "No user has the id “WHO”." in page
     assert "Type a user id." in text(client.get("/", params={"user": ""}))
+    assert '<h3 id="model-title">Predicted to rate highly</h3>' in client.get("/", params={"user": "U1"}).text
+
+
+def test_more_matches_than_listed_says_more_than(client, sim, monkeypatch):
+    from services.gateway import page as pages
+
+    monkeypatch.setattr(pages, "SEARCH_LIMIT", 1)  # the fakes have 2 guitar products
+    response = client.get("/", params={"q": "guitar"})
+    assert "more than 1 products match “guitar”; showing the first" in text(response)
+    assert "limit=2" in str(sim.requests[1].url)  # after the id lookup of "guitar"
+    assert "<li>" not in response.text
+    monkeypatch.setattr(pages, "SEARCH_LIMIT", 2)
+    page = text(client.get("/", params={"q": "guitar"}))
+    assert "2 products match “guitar”; showing the first" in page and "Clip-on Guitar Tuner" in page
+
+
+def test_ids_with_a_slash_or_dots_are_unknown_on_the_page(client, sim, rat):
+    page = text(client.get("/", params={"q": "B001/similar"}))
+    assert "No product has the id or title words “B001/similar”" in page
+    assert all("/similar" not in r.url.path for r in sim.requests)  # searched for as title words only
+    page = text(client.get("/", params={"user": "U1/similar"}))
+    assert page.count("No user has the id “U1/similar”.") == 2 and rat.api_calls() == 0
+    assert "No product has the id or title words “..”" in text(client.get("/", params={"q": ".."}))
+    assert sim.requests[-2].url.raw_path.decode() == "/v1/items/%2E%2E"
 
 
 def test_one_service_down_leaves_the_other_part_of_the_page(sim, rat):

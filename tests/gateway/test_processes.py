@@ -65,6 +65,22 @@ def test_a_real_read_timeout_is_a_504(system):
     assert status == 504 and json.loads(body)["type"] == "upstream_timeout"
 
 
+@pytest.mark.parametrize(
+    ("path", "detail"),
+    [
+        ("/v1/items/%2E%2E/similar", "unknown item '..'"),  # reaches the service, not /v1/similar
+        ("/v1/users/%2E/similar", "unknown user '.'"),
+        ("/v1/items/a%2Fb/similar", "unknown item 'a/b': ids containing '/' are not supported"),
+        ("/v1/users/U1%2Fsimilar", "unknown user 'U1/similar': ids containing '/' are not supported"),
+    ],
+)
+def test_odd_ids_over_real_http_are_a_404_naming_the_id(system, path, detail):
+    gateway, _, _ = system
+    status, headers, body = fetch(gateway + path)
+    assert status == 404 and headers["content-type"] == "application/json"
+    assert json.loads(body) == {"type": "not_found", "detail": detail}
+
+
 @pytest.mark.browser
 def test_web_page_in_headless_chromium(system):
     """Contract-level browser test: real Chromium, real gateway process, fake services."""
