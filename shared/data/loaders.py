@@ -314,13 +314,22 @@ def _read_amazon_json(path: Path, filt: _ChunkFilter, progress: Progress, size: 
         cols.verified = None  # the 2014 release has no such field: report null, not 0%
 
 
-def _read_movielens_100k(path: Path, filt: _ChunkFilter, progress: Progress, size: int, with_text: bool):
+def _read_four_columns(path: Path, filt: _ChunkFilter, progress: Progress, size: int, sep: str,
+                       header: str | None) -> None:
+    """MovieLens rows: user, item, rating, timestamp separated by ``sep``, after an optional header line
+    starting with ``header`` (case-insensitive)."""
     with _open_text(path) as f:
         for start, lines in _chunks(f, progress, size):
-            nums, lines, rows = _split_rows(start, lines, "\t", 4, filt)
+            if header and start == 1 and lines and lines[0].lower().startswith(header):
+                lines, start = lines[1:], 2
+            nums, lines, rows = _split_rows(start, lines, sep, 4, filt)
             ts, ts_ok = _ints([r[3] for r in rows])
             filt.accept(nums, lines, [r[0].strip() for r in rows], [r[1].strip() for r in rows],
                         _floats([r[2] for r in rows]), ts, ts_ok)
+
+
+def _read_movielens_100k(path: Path, filt: _ChunkFilter, progress: Progress, size: int, with_text: bool):
+    _read_four_columns(path, filt, progress, size, "\t", None)
     titles: dict[str, str] = {}
     side = path.with_name("u.item")
     if side.exists():
@@ -333,14 +342,7 @@ def _read_movielens_100k(path: Path, filt: _ChunkFilter, progress: Progress, siz
 
 
 def _read_movielens_csv(path: Path, filt: _ChunkFilter, progress: Progress, size: int, with_text: bool):
-    with _open_text(path) as f:
-        for start, lines in _chunks(f, progress, size):
-            if start == 1 and lines and lines[0].lower().startswith("userid,"):
-                lines, start = lines[1:], 2
-            nums, lines, rows = _split_rows(start, lines, ",", 4, filt)
-            ts, ts_ok = _ints([r[3] for r in rows])
-            filt.accept(nums, lines, [r[0].strip() for r in rows], [r[1].strip() for r in rows],
-                        _floats([r[2] for r in rows]), ts, ts_ok)
+    _read_four_columns(path, filt, progress, size, ",", "userid,")
     titles: dict[str, str] = {}
     side = path.with_name("movies.csv")
     if side.exists():
