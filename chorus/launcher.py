@@ -186,5 +186,11 @@ def up(artifacts: Path, data: str | None, port: int, redis_url: str | None, simi
         print("stopping...", file=sys.stderr)
         return 0
     finally:
-        topo.stop_all()
-        signal.signal(signal.SIGTERM, previous)
+        # a second Ctrl-C or SIGTERM while the children stop must not cut the shutdown short (and orphan them)
+        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            topo.stop_all()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)

@@ -58,6 +58,8 @@ def test_up_trains_serves_and_stops_every_child(tmp_path, stop_signal):
         assert all(port_open(p) for p in ports)
 
         proc.send_signal(stop_signal)
+        time.sleep(0.05)
+        proc.send_signal(stop_signal)  # impatient users press Ctrl-C twice: the children must still be stopped
         assert proc.wait(30) == 0
         wait_for(lambda: not any(port_open(p) for p in ports), 15, "a child service is still listening")
     finally:
