@@ -4,6 +4,9 @@ What it plants, so that every part of Chorus has something real to find:
 
 * long-tailed activity: users and items are drawn from Zipf-like weights ``(rank + c) ** -s``, so a few
   products and customers have many reviews and most have one or two;
+* shopping habits: every product belongs to a family (guitars and accessories, effects and amps, recording,
+  keys, drums and more) and three quarters of a customer's reviews fall in their favourite family, so similar
+  items are related gear;
 * ratings ``round(mu + b_user + b_item + p_user . q_item + noise)`` clipped to 1..5, with a rank-8 interaction
   strong enough that a latent factor model beats bias-only on held-out data;
 * musical-instrument product titles (brand, series, product type, model number), about 90% verified
@@ -40,6 +43,19 @@ PRODUCTS = ("Electric Guitar", "Acoustic Guitar", "Bass Guitar", "Ukulele", "Gui
             "Studio Headphones", "Digital Piano", "MIDI Keyboard Controller", "Synthesizer", "Drum Sticks",
             "Cymbal Pack", "Snare Drum", "Practice Pad", "Harmonica", "Guitar Stand", "Gig Bag", "Hard Case",
             "Audio Interface", "Metronome", "Sustain Pedal", "String Winder", "Fretboard Conditioner")
+#: Product families: a reviewer mostly shops in one, so "people who bought X also bought Y" finds related gear.
+FAMILIES = (
+    ("Electric Guitar", "Acoustic Guitar", "Bass Guitar", "Ukulele", "Guitar Strings", "Bass Strings",
+     "Guitar Tuner", "Capo", "Guitar Strap", "Guitar Picks (12 Pack)", "Guitar Stand", "Gig Bag", "Hard Case",
+     "String Winder", "Fretboard Conditioner"),
+    ("Instrument Cable", "Overdrive Pedal", "Distortion Pedal", "Delay Pedal", "Reverb Pedal", "Chorus Pedal",
+     "Looper Pedal", "Guitar Amplifier", "Bass Amplifier"),
+    ("Dynamic Microphone", "Condenser Microphone", "Microphone Stand", "Pop Filter", "Studio Headphones",
+     "Audio Interface"),
+    ("Digital Piano", "MIDI Keyboard Controller", "Synthesizer", "Sustain Pedal", "Metronome"),
+    ("Drum Sticks", "Cymbal Pack", "Snare Drum", "Practice Pad", "Harmonica"),
+)
+FAMILY_OF_PRODUCT = {p: f for f, members in enumerate(FAMILIES) for p in members}
 COLORS = ("Black", "Sunburst", "Natural", "Red", "White", "Blue", "Silver", "Tobacco Burst", "Walnut")
 
 NEUTRAL = ("the", "it", "this", "with", "for", "sound", "price", "quality", "shipping", "arrived", "use",
@@ -70,6 +86,7 @@ class PlantedModel:
     noise_sd: float = 0.55
     user_zipf: float = 1.0
     item_zipf: float = 0.9
+    family_affinity: float = 0.75  # share of a reviewer's reviews drawn from their favourite product family
 
 
 def _zipf_weights(n: int, s: float, offset: float, rng: np.random.Generator) -> np.ndarray:
@@ -88,17 +105,30 @@ def _base36(values: np.ndarray, width: int) -> np.ndarray:
     return np.array(["".join(r) for r in out.tolist()])
 
 
-def _pairs(n: int, n_users: int, n_items: int, model: PlantedModel, rng: np.random.Generator):
-    """Exactly ``n`` distinct (user, item) pairs, drawn from the long-tailed weights."""
+def _pairs(n: int, n_users: int, n_items: int, item_family: np.ndarray, model: PlantedModel,
+           rng: np.random.Generator):
+    """Exactly ``n`` distinct (user, item) pairs, drawn from the long-tailed weights; a share
+    ``family_affinity`` of each user's items comes from the user's favourite family."""
     pu = _zipf_weights(n_users, model.user_zipf, 10.0, rng)
     pi = _zipf_weights(n_items, model.item_zipf, 5.0, rng)
+    n_families = len(FAMILIES)
+    favourite = rng.integers(0, n_families, n_users)
+    members = [np.flatnonzero(item_family == f) for f in range(n_families)]
+    weights = [pi[m] / pi[m].sum() if m.size else None for m in members]
     keys = np.zeros(0, dtype=np.int64)
     for _attempt in range(50):
         need = n - keys.size
         if need <= 0:
             break
         m = int(need * 1.3) + 64
-        cand = rng.choice(n_users, m, p=pu).astype(np.int64) * n_items + rng.choice(n_items, m, p=pi)
+        u = rng.choice(n_users, m, p=pu).astype(np.int64)
+        it = rng.choice(n_items, m, p=pi)
+        in_family = rng.random(m) < model.family_affinity
+        for f in range(n_families):
+            pick = np.flatnonzero(in_family & (favourite[u] == f))
+            if pick.size and members[f].size:
+                it[pick] = rng.choice(members[f], pick.size, p=weights[f])
+        cand = u * n_items + it
         allk = np.concatenate([keys, cand])
         _, first = np.unique(allk, return_index=True)
         keys = allk[np.sort(first)]
@@ -122,7 +152,9 @@ def generate_reviews(out: str | os.PathLike, n_reviews: int, seed: int = 0,
     rng = np.random.default_rng(seed)
     n_users = max(20, n_reviews // 6)
     n_items = max(20, n_reviews // 25)
-    users, items = _pairs(n_reviews, n_users, n_items, model, rng)
+    product = rng.integers(0, len(PRODUCTS), n_items)
+    item_family = np.array([FAMILY_OF_PRODUCT[PRODUCTS[p]] for p in product.tolist()])
+    users, items = _pairs(n_reviews, n_users, n_items, item_family, model, rng)
 
     bu = rng.normal(0, model.user_bias_sd, n_users)
     bi = rng.normal(0, model.item_bias_sd, n_items)
@@ -140,7 +172,7 @@ def generate_reviews(out: str | os.PathLike, n_reviews: int, seed: int = 0,
         f"{BRANDS[b]} {SERIES[s]} {PRODUCTS[p]}, {COLORS[c]} (Model {m})"
         for b, s, p, c, m in zip(rng.integers(0, len(BRANDS), n_items).tolist(),
                                  rng.integers(0, len(SERIES), n_items).tolist(),
-                                 rng.integers(0, len(PRODUCTS), n_items).tolist(),
+                                 product.tolist(),
                                  rng.integers(0, len(COLORS), n_items).tolist(),
                                  rng.integers(100, 1000, n_items).tolist(), strict=True)
     ])

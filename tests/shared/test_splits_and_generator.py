@@ -63,3 +63,18 @@ def test_generator_text_depends_on_rating(tmp_path):
     fives = " ".join(r.text[r.rating == 5][:50])
     assert "One Star" in ones and "Five Stars" in fives
     assert ("excellent" in fives or "perfect" in fives) and "excellent" not in ones
+
+
+def test_generator_plants_shopping_families(tmp_path):
+    from shared.data.synthetic import FAMILY_OF_PRODUCT, PRODUCTS
+
+    r = load_ratings(generate_reviews(tmp_path / "f.tsv", 20000, seed=2, progress=False))
+    product_of_item = [next(p for p in PRODUCTS if p in t) for t in r.titles.tolist()]
+    family = np.array([FAMILY_OF_PRODUCT[p] for p in product_of_item])
+    counts = np.bincount(r.user)
+    shares = []
+    for u in np.flatnonzero(counts >= 8)[:300]:
+        fam = family[r.item[r.user == u]]
+        shares.append(np.bincount(fam).max() / fam.size)
+    # without families the favourite family would hold about a third of a reviewer's items
+    assert np.mean(shares) > 0.6
