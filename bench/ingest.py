@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -20,8 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import machine, write_json  # noqa: E402
-from shared.data.synthetic import generate_reviews  # noqa: E402
+from bench._common import machine, run_measured, write_json  # noqa: E402
 
 
 def main() -> int:
@@ -41,27 +39,20 @@ def main() -> int:
         else:
             path = Path(tmp) / "reviews.tsv.gz"
             t0 = time.perf_counter()
-            generate_reviews(path, args.reviews, seed=args.seed, progress=False)
+            subprocess.run([sys.executable, "-m", "chorus.cli", "data", "generate", "--out", str(path),
+                            "--reviews", str(args.reviews), "--seed", str(args.seed)], check=True,
+                           capture_output=True, cwd=Path(__file__).resolve().parent.parent)
             gen_seconds = time.perf_counter() - t0
             print(f"generated {args.reviews:,} reviews in {gen_seconds:.1f} s ({path.stat().st_size / 1e6:.1f} MB gz)")
         runs = []
         for _ in range(args.repeat):
-            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-            t0 = time.perf_counter()
-            proc = subprocess.run(
+            proc, seconds, peak_mb = run_measured(
                 [sys.executable, "-m", "chorus.cli", "data", "stats", "--data", str(path), "--json"],
-                capture_output=True,
-                text=True,
-                timeout=args.timeout,
-                cwd=Path(__file__).resolve().parent.parent,
-            )
-            seconds = time.perf_counter() - t0
+                cwd=Path(__file__).resolve().parent.parent, timeout=args.timeout)
             if proc.returncode != 0:
                 print(proc.stderr, file=sys.stderr)
                 return 1
             stats = json.loads(proc.stdout)
-            # ru_maxrss of children is the largest child so far; each run is the same work, so it is this run's
-            peak_mb = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
             runs.append({"seconds": seconds, "rows_per_second": stats["reviews"] / seconds, "peak_mb": peak_mb})
         runs.sort(key=lambda r: r["seconds"])
         best, median = runs[0], runs[len(runs) // 2]

@@ -9,8 +9,6 @@ Target (issue 4): under 2 minutes for 1M generated reviews on the 2-core machine
 from __future__ import annotations
 
 import argparse
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import machine, write_json  # noqa: E402
+from bench._common import machine, run_measured, write_json  # noqa: E402
 from shared.artifacts import ArtifactStore  # noqa: E402
 from shared.data.synthetic import generate_reviews  # noqa: E402
 
@@ -39,15 +37,12 @@ def main() -> int:
             generate_reviews(data, args.reviews, seed=args.seed, progress=False)
             print(f"generated {args.reviews:,} reviews in {time.perf_counter() - t0:.1f} s")
         artifacts = Path(tmp) / "artifacts"
-        t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "chorus.cli", "train", "--data", str(data), "--artifacts",
-                               str(artifacts), "--seed", str(args.seed)], capture_output=True, text=True,
-                              timeout=args.timeout, cwd=ROOT)
-        seconds = time.perf_counter() - t0
+        proc, seconds, peak_mb = run_measured([sys.executable, "-m", "chorus.cli", "train", "--data", str(data),
+                                               "--artifacts", str(artifacts), "--seed", str(args.seed)],
+                                              cwd=ROOT, timeout=args.timeout)
         if proc.returncode != 0:
             print(proc.stdout, proc.stderr, file=sys.stderr)
             return 1
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(proc.stdout.rstrip())
         version = ArtifactStore(artifacts).open()
         test = version.component_meta("rating")["metrics"].get("test", {})
