@@ -118,11 +118,16 @@ def cmd_artifacts_list(args: argparse.Namespace) -> int:
         print(f"no versions in {args.artifacts}")
         return 0
     for name in versions:
-        manifest = store.open(name, components=[], verify=False).manifest
-        stats = manifest.get("dataset", {}).get("stats", {})
-        comps = ",".join(c for c in sorted(manifest["components"]) if c != "data")
         mark = "*" if name == current else " "
-        print(f"{mark} {name}  {manifest.get('created', '?')}  {stats.get('reviews', 0):>10,} reviews  {comps}")
+        try:
+            manifest = store.open(name, components=[], verify=False).manifest
+            stats = manifest["dataset"]["stats"]
+            comps = ",".join(c for c in sorted(manifest["components"]) if c != "data")
+            print(f"{mark} {name}  {manifest['created']}  {stats['reviews']:>10,} reviews  {comps}")
+        except ChorusError as exc:  # one damaged version must not hide the others (they are what to roll back to)
+            print(f"{mark} {name}  unusable: {exc.detail}")
+        except (KeyError, TypeError, AttributeError):
+            print(f"{mark} {name}  unusable: its manifest lacks the expected fields")
     return 0
 
 

@@ -46,6 +46,8 @@ class Topology:
     extra_env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    starting: bool = False
+    stop_requested: bool = False
 
     def url(self, service: str = "gateway") -> str:
         port = {"gateway": self.port, "similarity": self.similarity_port, "rating": self.rating_port}[service]
@@ -80,8 +82,18 @@ class Topology:
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{service}.log", "ab")  # noqa: SIM115 - owned by the child
-        self.procs[service] = subprocess.Popen(cmd, env=self.env(service), stdout=out, stderr=out,
-                                               start_new_session=True, cwd=Path(__file__).resolve().parent.parent)
+        # A stop signal arriving between fork and bookkeeping would leave a child nobody stops, so the signal
+        # handler of `up` only records a stop while this runs (masking the signals instead would be inherited
+        # by the child, which then could not be stopped).
+        self.starting = True
+        try:
+            self.procs[service] = subprocess.Popen(cmd, env=self.env(service), stdout=out, stderr=out,
+                                                   start_new_session=True,
+                                                   cwd=Path(__file__).resolve().parent.parent)
+        finally:
+            self.starting = False
+        if self.stop_requested:
+            raise KeyboardInterrupt
 
     def start_all(self) -> None:
         for service in SERVICES:
@@ -159,14 +171,16 @@ def up(artifacts: Path, data: str | None, port: int, redis_url: str | None, simi
     ensure_trained(artifacts, data)
     topo = Topology(artifacts=artifacts, port=port, similarity_port=similarity_port, rating_port=rating_port,
                     redis_url=redis_url, log_dir=log_dir)
-    stopping = False
-
     def on_signal(signum, frame):
-        nonlocal stopping
-        stopping = True
-        raise KeyboardInterrupt
+        # further Ctrl-C / SIGTERM must not interrupt the shutdown that this one starts
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        topo.stop_requested = True
+        if not topo.starting:  # otherwise Topology.start raises once the child is on record
+            raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, on_signal)
+    previous_term = signal.signal(signal.SIGTERM, on_signal)
+    previous_int = signal.signal(signal.SIGINT, on_signal)
     try:
         topo.start_all()
         ready = topo.wait_ready("gateway")
@@ -186,11 +200,10 @@ def up(artifacts: Path, data: str | None, port: int, redis_url: str | None, simi
         print("stopping...", file=sys.stderr)
         return 0
     finally:
-        # a second Ctrl-C or SIGTERM while the children stop must not cut the shutdown short (and orphan them)
-        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # also when leaving for another reason than a signal
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         try:
             topo.stop_all()
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGTERM, previous_term)
             signal.signal(signal.SIGINT, previous_int)

@@ -30,6 +30,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,8 @@ class VersionWriter:
         self.version = version or new_version_name()
         if (self.root / self.version).exists():
             raise ArtifactError(f"version {self.version} already exists in {self.root}")
-        self.tmp = self.root / f".tmp-{self.version}-pid{os.getpid()}"
+        # the writer's host and pid, so prune() can tell a dead writer's leftovers from a live one's work
+        self.tmp = self.root / f".tmp-{self.version}@{socket.gethostname()}-pid{os.getpid()}"
         self.tmp.mkdir()
         self.manifest: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
@@ -186,9 +188,9 @@ class VersionWriter:
 
 
 def set_current(root: str | os.PathLike, version: str) -> None:
-    """Point CURRENT at ``version`` (which must be a complete version) atomically."""
+    """Point CURRENT at ``version`` (which must be a complete version of this root) atomically."""
     root = Path(root)
-    if not (root / version / MANIFEST).is_file():
+    if version not in list_versions(root):
         raise ArtifactError(f"cannot make {version} current: {root / version} is not a complete version")
     _write_atomic(root / CURRENT, (version + "\n").encode())
 
@@ -222,15 +224,15 @@ ABANDONED_AFTER = 24 * 3600
 
 
 def _abandoned(tmp: Path) -> bool:
-    """A temporary version directory whose writer has died (its pid is gone), or one a day old (a writer in
-    another container, whose pid means nothing here)."""
+    """Whether a temporary version directory's writer is gone: on this host, when its pid no longer exists;
+    written from another host or container (whose pids mean nothing here), when it is a day old."""
     try:
         age = dt.datetime.now().timestamp() - tmp.stat().st_mtime
     except FileNotFoundError:
         return False
-    pid_text = tmp.name.rpartition("-pid")[2]
-    if age > ABANDONED_AFTER or not pid_text.isdigit():
-        return True
+    host, _, pid_text = tmp.name.rpartition("@")[2].rpartition("-pid")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return age > ABANDONED_AFTER
     pid = int(pid_text)
     if pid == os.getpid():
         return False
@@ -238,7 +240,7 @@ def _abandoned(tmp: Path) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    except PermissionError:
+    except PermissionError:  # alive, owned by someone else
         return False
     return False
 

@@ -168,7 +168,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        # no logging here: Starlette re-raises after this response and the server logs the traceback once
         body = {"type": "internal_error",
                 "detail": f"an unexpected {type(exc).__name__} occurred; the service log has the details"}
         return _with_version(request, JSONResponse(body, status_code=500))

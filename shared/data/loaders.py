@@ -39,9 +39,9 @@ SCALES = {
 REASONS = (
     "bad_json",
     "wrong_field_count",
+    "id_too_long",
     "empty_user_id",
     "empty_item_id",
-    "id_too_long",
     "bad_rating",
     "rating_out_of_scale",
     "bad_timestamp",
@@ -56,7 +56,8 @@ TSV_HEADER = (
 
 CHUNK_BYTES = 8 << 20
 TRUE_WORDS = ("true", "y", "yes", "1")
-#: Longer user or item ids are skipped as ``id_too_long`` (real ids are a few dozen characters at most).
+#: User or item ids longer than this many bytes (UTF-8) are skipped as ``id_too_long`` (real ids are a few
+#: dozen characters at most; one huge id would otherwise widen every entry of the vocabulary array).
 MAX_ID_LENGTH = 256
 
 
@@ -174,9 +175,11 @@ class _ChunkFilter:
 
     @staticmethod
     def _long(ids: list[str] | np.ndarray) -> np.ndarray:
+        """Ids longer than MAX_ID_LENGTH bytes of UTF-8 (encoded only when they could be)."""
         if isinstance(ids, np.ndarray):  # the TSV reader drops over-long ids before cutting fixed-width fields
             return np.zeros(ids.shape[0], dtype=bool)
-        return np.array([len(x) > MAX_ID_LENGTH for x in ids], dtype=bool)
+        quarter = MAX_ID_LENGTH // 4  # a UTF-8 character takes at most 4 bytes
+        return np.array([len(x) > quarter and len(x.encode()) > MAX_ID_LENGTH for x in ids], dtype=bool)
 
     @staticmethod
     def _codes(ids: list[str] | np.ndarray, codes: dict[str, int]) -> np.ndarray:
@@ -215,13 +218,18 @@ class _ChunkFilter:
 
         ``texts[k]`` is the text of row k (for skip examples). Returns the kept row positions and the item
         codes of all rows."""
+        too_long = self._long(users) | self._long(items)
+        if too_long.any():  # never let an over-long id into the vocabulary, whose width is the longest id's
+            keep_id = ~too_long
+            users = [x if ok else "" for x, ok in zip(users, keep_id.tolist(), strict=True)]
+            items = [x if ok else "" for x, ok in zip(items, keep_id.tolist(), strict=True)]
         u = self._codes(users, self.user_codes)
         i = self._codes(items, self.item_codes)
         alive = np.ones(len(users), dtype=bool)
         checks = [
+            (too_long, "id_too_long"),
             (u == self.user_codes.get("", -1), "empty_user_id"),
             (i == self.item_codes.get("", -1), "empty_item_id"),
-            (self._long(users) | self._long(items), "id_too_long"),
             (~np.isfinite(rating), "bad_rating"),
             (np.isfinite(rating) & ~self.scale.valid(rating), "rating_out_of_scale"),
             (~ts_ok, "bad_timestamp"),
@@ -265,6 +273,13 @@ def _split_rows(
     return nums, lines, rows
 
 
+def _number(value) -> int | float | str:
+    """A JSON value as something ``float`` may parse; booleans, lists and objects become "" (not a number)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return ""
+    return value
+
+
 def _read_amazon_json(path: Path, filt: _ChunkFilter, progress: Progress, size: int, with_text: bool) -> None:
     cols = filt.cols
     cols.helpful, cols.total, cols.verified = [], [], []
@@ -291,8 +306,8 @@ def _read_amazon_json(path: Path, filt: _ChunkFilter, progress: Progress, size: 
             def field(name, default=""):
                 return [r.get(name, default) for r in recs]  # noqa: B023 - used within this iteration
 
-            ratings = _floats([v if isinstance(v, int | float | str) else "" for v in field("overall", "")])
-            raw_ts = _floats([v if isinstance(v, int | float | str) else "" for v in field("unixReviewTime", "")])
+            ratings = _floats([_number(v) for v in field("overall", "")])
+            raw_ts = _floats([_number(v) for v in field("unixReviewTime", "")])
             ts_ok = np.isfinite(raw_ts) & (raw_ts == np.round(raw_ts)) & (np.abs(raw_ts) < 2**53)
             ts = np.where(ts_ok, raw_ts, 0).astype(np.int64)
             votes = [v if isinstance(v, list) and len(v) == 2 else [0, 0] for v in field("helpful", [0, 0])]
@@ -308,8 +323,8 @@ def _read_amazon_json(path: Path, filt: _ChunkFilter, progress: Progress, size: 
             }
             if with_text:
                 extras["text"] = ([f"{r.get('summary', '')}\n{r.get('reviewText', '')}" for r in recs], None)
-            filt.accept(nums, lines, [str(u or "") for u in field("reviewerID")],
-                        [str(i or "") for i in field("asin")], ratings, ts, ts_ok, extras)
+            filt.accept(nums, lines, ["" if u is None else str(u) for u in field("reviewerID", None)],
+                        ["" if i is None else str(i) for i in field("asin", None)], ratings, ts, ts_ok, extras)
     if not saw_verified:
         cols.verified = None  # the 2014 release has no such field: report null, not 0%
 
@@ -401,7 +416,7 @@ def load_ratings(path: str | os.PathLike, format: str | None = None, *, with_tex
             bar.enabled = bar.enabled and progress
             titles = _READERS[format](p, filt, bar, size, with_text)
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-        raise DataError(f"cannot read {p}: {exc or type(exc).__name__} (a damaged or truncated file?)") from exc
+        raise DataError(f"cannot read {p}: {str(exc) or type(exc).__name__} (a damaged or truncated file?)") from exc
     accepted = sum(len(c) for c in cols.users)
     report.rows_read = accepted + report.skipped_rows
     if accepted == 0:

@@ -93,3 +93,8 @@ def test_artifacts_list_verify_and_roll_back(tmp_path):
     assert proc.returncode == 1 and "truncated or altered" in proc.stderr and read_current(root) == first
     proc = chorus("artifacts", "verify", "nope", "--artifacts", str(root))
     assert proc.returncode == 1 and "incomplete or missing" in proc.stderr
+    (root / second / "manifest.json").write_text("[]")
+    listing = chorus("artifacts", "list", "--artifacts", str(root))
+    assert listing.returncode == 0 and f"{second}  unusable" in listing.stdout and f"* {first}" in listing.stdout
+    proc = chorus("artifacts", "use", f"../art/{first}", "--artifacts", str(root))
+    assert proc.returncode == 1 and read_current(root) == first

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -17,6 +18,7 @@ from shared.artifacts import (
     load_data_component,
     read_current,
     save_data_component,
+    set_current,
 )
 from shared.data import load_ratings
 from shared.errors import ArtifactError
@@ -143,7 +145,18 @@ def test_adopt_component_links_files(tmp_path):
 
 def test_prune_keeps_the_directory_of_a_live_concurrent_writer(tmp_path):
     publish(tmp_path)
-    live = tmp_path / f".tmp-20990101T000000.000000Z-beef-pid{os.getppid()}"  # the parent process lives
+    host = socket.gethostname()
+    live = tmp_path / f".tmp-20990101T000000.000000Z-beef@{host}-pid{os.getppid()}"  # the parent process lives
+    elsewhere = tmp_path / ".tmp-20990101T000000.000000Z-cafe@another-host-pid1"  # a writer in a container
     live.mkdir()
+    elsewhere.mkdir()
     publish(tmp_path)
-    assert live.exists()
+    assert live.exists() and elsewhere.exists()
+
+
+def test_set_current_accepts_only_versions_of_this_root(tmp_path):
+    v = publish(tmp_path / "a")
+    publish(tmp_path / "b")
+    for bad in (f"../a/{v}", f"{v}/", "nope"):
+        with pytest.raises(ArtifactError, match="not a complete version"):
+            set_current(tmp_path / "b", bad)

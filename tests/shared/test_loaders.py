@@ -255,3 +255,24 @@ def test_json_verified_words_float_times_and_votes(tmp_path):
     r = load_ratings(path)
     assert r.n == 2 and r.verified.tolist() == [False, True]
     assert dict(r.report.skipped_by_reason) == {"bad_timestamp": 1, "bad_votes": 1}
+
+
+def test_an_over_long_id_never_reaches_the_vocabulary(tmp_path):
+    path = tmp_path / "ratings.csv"
+    rows = [f"{u},{u % 7},4.0,100" for u in range(50)] + ["x" * 20000 + ",1,4.0,100", "9,é" * 1 + "é" * 200 + ",4,1"]
+    path.write_text("userId,movieId,rating,timestamp\n" + "\n".join(rows) + "\n")
+    r = load_ratings(path)
+    assert r.n == 50 and r.report.skipped_by_reason["id_too_long"] == 2
+    assert r.user_ids.dtype.itemsize <= 4 * 4  # '<U4' at most: the 20,000-character id is not in it
+
+
+def test_json_booleans_are_not_numbers_and_zero_is_an_id(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text("\n".join([
+        '{"reviewerID": 0, "asin": "X", "overall": 5, "unixReviewTime": 100}',
+        '{"reviewerID": "B", "asin": "X", "overall": true, "unixReviewTime": 100}',
+        '{"reviewerID": "C", "asin": "X", "overall": 4, "unixReviewTime": true}',
+    ]) + "\n")
+    r = load_ratings(path)
+    assert r.user_ids.tolist() == ["0"]
+    assert dict(r.report.skipped_by_reason) == {"bad_rating": 1, "bad_timestamp": 1}
