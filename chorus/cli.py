@@ -156,6 +156,15 @@ def cmd_up(args: argparse.Namespace) -> int:
               Path(args.log_dir) if args.log_dir else None)
 
 
+def _data_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="review file (Amazon TSV/JSON lines, MovieLens; .gz ok)")
+    parser.add_argument("--format", choices=_formats(), help="file format (default: detect)")
+
+
+def _artifacts_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--artifacts", default=DEFAULT_ARTIFACTS, help="artifact root (default ./artifacts)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chorus",
@@ -167,8 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="inspect review files and generate demo data")
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
     stats = dsub.add_parser("stats", help="dataset statistics of a review file")
-    stats.add_argument("--data", required=True, help="review file (Amazon TSV/JSON lines, MovieLens; .gz ok)")
-    stats.add_argument("--format", choices=_formats(), help="file format (default: detect)")
+    _data_args(stats)
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
     stats.set_defaults(func=cmd_stats)
     gen = dsub.add_parser("generate", help="write synthetic reviews in the Amazon TSV format")
@@ -178,10 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=cmd_generate)
 
     train = sub.add_parser("train", help="train components and publish an artifact version")
-    train.add_argument("--data", required=True, help="review file")
-    train.add_argument("--artifacts", default=DEFAULT_ARTIFACTS, help="artifact root (default ./artifacts)")
+    _data_args(train)
+    _artifacts_arg(train)
     train.add_argument("--components", help="comma-separated: similarity,rating (default: all)")
-    train.add_argument("--format", choices=_formats(), help="file format (default: detect)")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.add_argument("--keep", type=_positive, default=5, help="versions to keep (default 5)")
     train.set_defaults(func=cmd_train)
@@ -189,8 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="test-set MSE/RMSE/MAE of the mean, bias, latent and similarity models",
                         description="Select hyperparameters on validation data carved from the training rows only, "
                                     "refit, and report the error on held-out test rows.")
-    ev.add_argument("--data", required=True, help="review file")
-    ev.add_argument("--format", choices=_formats(), help="file format (default: detect)")
+    _data_args(ev)
     ev.add_argument("--protocol", choices=("holdout", "kfold"), default="holdout",
                     help="holdout: 80/10/10 train/validation/test; kfold: k test folds (default holdout)")
     ev.add_argument("--folds", type=_positive, default=5, help="folds for --protocol kfold (default 5)")
@@ -210,18 +216,18 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("version", help="version name")
     au.set_defaults(func=cmd_artifacts_use)
     for p in (al, av, au):
-        p.add_argument("--artifacts", default=DEFAULT_ARTIFACTS, help="artifact root (default ./artifacts)")
+        _artifacts_arg(p)
 
     demo = sub.add_parser("demo", help="generate demo data, train on it and print its statistics")
     demo.add_argument("--data", default=DEFAULT_DEMO, help=f"demo data file (default {DEFAULT_DEMO})")
     demo.add_argument("--reviews", type=_review_count, default=DEMO_REVIEWS, help="reviews to generate")
-    demo.add_argument("--artifacts", default=DEFAULT_ARTIFACTS, help="artifact root (default ./artifacts)")
+    _artifacts_arg(demo)
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(func=cmd_demo)
     upp = sub.add_parser("up", help="run the similarity, rating and gateway services on loopback",
                          description="Start the three services as local processes (the docker-compose topology), "
                                      "training first when the artifact root has no version yet.")
-    upp.add_argument("--artifacts", default=DEFAULT_ARTIFACTS, help="artifact root (default ./artifacts)")
+    _artifacts_arg(upp)
     upp.add_argument("--data", help="review file to train on when there is no version yet (default: demo data)")
     upp.add_argument("--port", type=_positive, default=8000, help="gateway port (default 8000)")
     upp.add_argument("--similarity-port", type=_positive, default=8001, help="similarity service port")
