@@ -2,7 +2,7 @@
 
 Models: ``mean`` (global mean), ``bias`` (α + β_u + β_i), ``latent`` (biases + K factors, ALS, K and λ
 selected on a validation split inside each training fold) and ``similarity`` (the similarity core's rating
-heuristic, when ``services.similarity`` is importable; ``--no-similarity`` skips it). Test folds are never seen
+heuristic, when ``chorus.services.similarity`` is importable; ``--no-similarity`` skips it). Test folds are never seen
 by the selection. Anchors measured on this machine with Surprise (5-fold, shuffled):
 
 * MovieLens 100K: SVD RMSE 0.9344 (6.2 s), SVD++ 0.9187 (86 s), BaselineOnly 0.9440.
@@ -29,9 +29,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from chorus.services.rating.train import SelectionConfig, evaluate  # noqa: E402
+from chorus.shared.data import load_ratings  # noqa: E402
+
 from bench._common import machine, write_json  # noqa: E402
-from services.rating.train import SelectionConfig, evaluate  # noqa: E402
-from shared.data import load_ratings  # noqa: E402
 
 DATASETS = {
     "movielens-100k": {

@@ -378,10 +378,11 @@ def start_system(args, stack: contextlib.ExitStack) -> Target:
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
+    from chorus.shared.artifacts import ArtifactStore, load_data_component
+    from chorus.shared.data.synthetic import generate_reviews
+
     from chorus.launcher import Topology
     from chorus.train import parse_components, train
-    from shared.artifacts import ArtifactStore, load_data_component
-    from shared.data.synthetic import generate_reviews
 
     work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chorus-bench-")))
     started = time.monotonic()
@@ -538,7 +539,7 @@ def start_fake(args, procs: Processes, stack: contextlib.ExitStack) -> list[Targ
     targets = []
     for backend in backends:
         gw_env = dict(env, **BACKENDS[backend], REDIS_URL="" if backend == "memory" else args.redis_url)
-        url = procs.uvicorn("services.gateway.app:create_app", free_port(), gw_env)
+        url = procs.uvicorn("chorus.services.gateway.app:create_app", free_port(), gw_env)
         targets.append(Target(f" ({backend})", url, BENCH_ITEM, miss_items))
     return targets
 

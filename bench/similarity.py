@@ -91,9 +91,9 @@ def timed(f, *args, **kw):
 
 
 def run_dataset(path: Path, label: str, queries: int, literal_budget: float, seed: int) -> dict:
-    from services.similarity.build import build_similarity
-    from services.similarity.core import SimilarityIndex, id_rank
-    from shared.data import load_ratings
+    from chorus.services.similarity.build import build_similarity
+    from chorus.services.similarity.core import SimilarityIndex, id_rank
+    from chorus.shared.data import load_ratings
 
     out: dict = {"dataset": label, "path": str(path)}
     r, load_s = timed(load_ratings, path, progress=False)
@@ -214,13 +214,13 @@ def main(argv: list[str] | None = None) -> int:
 
     datasets = [(d, d.name) for d in (args.data or ([FIVE_CORE] if FIVE_CORE.exists() else []))]
     if not args.no_synthetic:
-        from shared.data.synthetic import generate_reviews
+        from chorus.shared.data.synthetic import generate_reviews
 
         f = args.cache_dir / f"synthetic-{args.reviews}-seed{args.seed}.tsv.gz"
         if not f.exists():
             print(f"generating {args.reviews:,} reviews into {f} (chorus data generate) ...")
             generate_reviews(f, args.reviews, seed=args.seed, progress=False)
-        datasets.append((f, f"generated {args.reviews:,} reviews (shared.data.synthetic, seed {args.seed})"))
+        datasets.append((f, f"generated {args.reviews:,} reviews (chorus.shared.data.synthetic, seed {args.seed})"))
     if not datasets:
         p.error("no dataset: pass --data or allow the generated one")
     info = machine()

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from shared.errors import ChorusError
+from chorus.shared.errors import ChorusError
 
 DEFAULT_ARTIFACTS = "artifacts"
 DEFAULT_DEMO = "demo/demo.tsv.gz"
@@ -40,13 +40,13 @@ def _review_count(text: str) -> int:
 
 
 def _formats():
-    from shared.data import FORMATS
+    from chorus.shared.data import FORMATS
 
     return FORMATS
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from shared.data import dataset_stats, format_stats, load_ratings
+    from chorus.shared.data import dataset_stats, format_stats, load_ratings
 
     ratings = load_ratings(args.data, format=args.format, progress=not args.json)
     stats = dataset_stats(ratings)
@@ -61,7 +61,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from shared.data.synthetic import generate_reviews
+    from chorus.shared.data.synthetic import generate_reviews
 
     out = generate_reviews(args.out, args.reviews, seed=args.seed)
     print(f"wrote {args.reviews:,} reviews to {out}")
@@ -78,10 +78,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate the demo data when it is not there yet, train every component, print the statistics."""
+    from chorus.shared.artifacts import ArtifactStore
+    from chorus.shared.data import format_stats
+    from chorus.shared.data.synthetic import generate_reviews
     from chorus.train import parse_components, train
-    from shared.artifacts import ArtifactStore
-    from shared.data import format_stats
-    from shared.data.synthetic import generate_reviews
 
     data = Path(args.data)
     if not data.exists():
@@ -95,7 +95,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from chorus.evaluate import evaluate, format_report
-    from shared.data import load_ratings
+    from chorus.shared.data import load_ratings
 
     ratings = load_ratings(args.data, format=args.format, progress=not args.json)
     result = evaluate(ratings, protocol=args.protocol, folds=args.folds, seed=args.seed,
@@ -109,7 +109,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_artifacts_list(args: argparse.Namespace) -> int:
-    from shared.artifacts import ArtifactStore
+    from chorus.shared.artifacts import ArtifactStore
 
     store = ArtifactStore(args.artifacts)
     current = store.current()
@@ -132,7 +132,7 @@ def cmd_artifacts_list(args: argparse.Namespace) -> int:
 
 
 def cmd_artifacts_verify(args: argparse.Namespace) -> int:
-    from shared.artifacts import ArtifactStore
+    from chorus.shared.artifacts import ArtifactStore
 
     version = ArtifactStore(args.artifacts).open(args.version)
     files = sum(len(c["files"]) for c in version.manifest["components"].values())
@@ -141,7 +141,7 @@ def cmd_artifacts_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_artifacts_use(args: argparse.Namespace) -> int:
-    from shared.artifacts import ArtifactStore, set_current
+    from chorus.shared.artifacts import ArtifactStore, set_current
 
     ArtifactStore(args.artifacts).open(args.version)  # verified before it is served
     set_current(args.artifacts, args.version)

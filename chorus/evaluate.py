@@ -1,17 +1,17 @@
 """``chorus evaluate``: test-set error of every rating predictor Chorus has, on one dataset.
 
-The models are ``mean``, ``bias`` and ``latent`` (``services.rating.train.evaluate``: selection on a validation
+The models are ``mean``, ``bias`` and ``latent`` (``chorus.services.rating.train.evaluate``: selection on a validation
 split carved out of the training rows only, refit, score on test) and ``similarity``, the course's
-similarity-weighted heuristic from ``services.similarity.core``, fitted on the same training rows.
+similarity-weighted heuristic from ``chorus.services.similarity.core``, fitted on the same training rows.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from services.rating.train import evaluate as evaluate_rating
-from services.similarity.core import SimilarityIndex
-from shared.data import Ratings
+from chorus.services.rating.train import evaluate as evaluate_rating
+from chorus.services.similarity.core import SimilarityIndex
+from chorus.shared.data import Ratings
 
 
 def similarity_fit(user, item, rating, n_users: int, n_items: int, low: float, high: float):
@@ -23,7 +23,7 @@ def similarity_fit(user, item, rating, n_users: int, n_items: int, low: float, h
 def evaluate(ratings: Ratings, protocol: str = "holdout", folds: int = 5, seed: int = 0,
              with_similarity: bool = True) -> dict:
     """``{"protocol", "folds", "models": {name: {"mse", "rmse", "mae"}}, "model_seconds", "hyperparameters",
-    "seconds", ...}`` (see ``services.rating.train.evaluate``)."""
+    "seconds", ...}`` (see ``chorus.services.rating.train.evaluate``)."""
     return evaluate_rating(ratings.user, ratings.item, ratings.rating, ratings.n_users, ratings.n_items,
                            ratings.scale.low, ratings.scale.high, protocol=protocol, folds=folds, seed=seed,
                            similarity_predict=similarity_fit if with_similarity else None)

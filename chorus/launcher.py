@@ -20,8 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from shared.artifacts import read_current
-from shared.errors import ChorusError
+from chorus.shared.artifacts import read_current
+from chorus.shared.errors import ChorusError
 
 SERVICES = ("similarity", "rating", "gateway")
 
@@ -76,7 +76,7 @@ class Topology:
         if old is not None and old.poll() is None:
             raise ChorusError(f"{service} is already running (pid {old.pid})")
         port = {"gateway": self.port, "similarity": self.similarity_port, "rating": self.rating_port}[service]
-        cmd = [sys.executable, "-m", "uvicorn", f"services.{service}.app:create_app", "--factory",
+        cmd = [sys.executable, "-m", "uvicorn", f"chorus.services.{service}.app:create_app", "--factory",
                "--host", self.host, "--port", str(port), "--log-level", "warning", "--no-access-log"]
         out = None
         if self.log_dir is not None:
@@ -154,8 +154,8 @@ def ensure_trained(artifacts: Path, data: str | None, log=print) -> None:
     if read_current(artifacts) is not None:
         return
     from chorus.cli import DEFAULT_DEMO, DEMO_REVIEWS
+    from chorus.shared.data.synthetic import generate_reviews
     from chorus.train import parse_components, train
-    from shared.data.synthetic import generate_reviews
 
     if data is None:
         data = DEFAULT_DEMO

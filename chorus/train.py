@@ -4,7 +4,7 @@ Every version holds the ``data`` component (ratings, vocabularies, titles) and t
 components named on the command line are trained from it, each by the module beside the core of the service
 that serves it (``services/<name>/``), through one function::
 
-    train_component(ratings: shared.data.Ratings, writer: shared.artifacts.VersionWriter, *,
+    train_component(ratings: chorus.shared.data.Ratings, writer: chorus.shared.artifacts.VersionWriter, *,
                     seed: int, progress: bool) -> dict   # a summary printed by the CLI
 
 A component that is not retrained is carried over from the current version when that version was built
@@ -18,19 +18,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from shared.artifacts import (
+from chorus.shared.artifacts import (
     ArtifactStore,
     VersionWriter,
     file_fingerprint,
     save_data_component,
 )
-from shared.data import dataset_stats, load_ratings
-from shared.errors import ArtifactError, InvalidInput
+from chorus.shared.data import dataset_stats, load_ratings
+from chorus.shared.errors import ArtifactError, InvalidInput
 
 #: component name -> "module:function" of its trainer
 COMPONENTS: dict[str, str] = {
-    "similarity": "services.similarity.build:train_component",
-    "rating": "services.rating.train:train_component",
+    "similarity": "chorus.services.similarity.build:train_component",
+    "rating": "chorus.services.rating.train:train_component",
 }
 
 

@@ -15,7 +15,7 @@ fsync, ``os.replace``). A crash at any point leaves ``CURRENT`` on the previous 
 
 Reading (:class:`ArtifactStore.open`): the manifest is validated and every file of the requested components
 is checked against its size and sha256 before anything is returned, so a missing, truncated or altered file
-raises :class:`~shared.errors.ArtifactError` and is never served. Arrays load with ``mmap_mode="r"`` and
+raises :class:`~chorus.shared.errors.ArtifactError` and is never served. Arrays load with ``mmap_mode="r"`` and
 ``allow_pickle=False``.
 
 The ``data`` component (written by every ``chorus train``) holds the ratings and vocabularies that the
@@ -35,9 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from shared.data.ratings import LoadReport, Ratings, RatingScale
-from shared.errors import ArtifactError
+from chorus.shared.data.ratings import LoadReport, Ratings, RatingScale
+from chorus.shared.errors import ArtifactError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -362,7 +361,7 @@ DATA = "data"
 
 
 def save_data_component(writer: VersionWriter, ratings: Ratings) -> None:
-    """Store the ratings and vocabularies every service needs (``shared.data.Ratings``)."""
+    """Store the ratings and vocabularies every service needs (``chorus.shared.data.Ratings``)."""
     writer.save_array(DATA, "user", ratings.user.astype(np.int32))
     writer.save_array(DATA, "item", ratings.item.astype(np.int32))
     writer.save_array(DATA, "rating", ratings.rating.astype(np.float32))
@@ -376,7 +375,7 @@ def save_data_component(writer: VersionWriter, ratings: Ratings) -> None:
 
 
 def load_data_component(version: Version) -> Ratings:
-    """The stored ratings as a ``shared.data.Ratings`` (arrays memory-mapped)."""
+    """The stored ratings as a ``chorus.shared.data.Ratings`` (arrays memory-mapped)."""
     meta = version.component_meta(DATA)
     report = LoadReport(path=meta["load_report"]["path"], format=meta["format"],
                         rows_read=meta["load_report"]["rows_read"])

@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from shared.artifacts import Version, load_data_component
-from shared.data.ratings import Ratings, RatingScale
-from shared.errors import InvalidInput, NotFound
+from chorus.shared.artifacts import Version, load_data_component
+from chorus.shared.data.ratings import Ratings, RatingScale
+from chorus.shared.errors import InvalidInput, NotFound
 
 
 @dataclass

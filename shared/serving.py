@@ -1,7 +1,7 @@
 """What the similarity and rating services share: artifact hot reload, error bodies, health routes, the app shell.
 
 Hot reload (:class:`ModelHolder`): a background task polls ``<artifacts>/CURRENT``; when it names a version other
-than the one being served, that version is opened and verified (:class:`shared.artifacts.ArtifactStore`), the
+than the one being served, that version is opened and verified (:class:`chorus.shared.artifacts.ArtifactStore`), the
 service's model is built from it beside the old one, and the reference is swapped in one assignment. A request
 takes the holder's ``(version, model)`` pair once, at its start, so requests in flight finish on the model they
 began with. A version that fails validation or loading is refused, the old one keeps serving, and ``/readyz``
@@ -19,15 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from chorus.shared.artifacts import ArtifactStore, Version
+from chorus.shared.errors import ChorusError, NotReady
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from shared.artifacts import ArtifactStore, Version
-from shared.errors import ChorusError, NotReady
 
 log = logging.getLogger("chorus.serving")
 

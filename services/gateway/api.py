@@ -10,10 +10,24 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
-
-from shared.schemas import (
+from chorus.services.gateway import page as pages
+from chorus.services.gateway.core import Answer
+from chorus.services.gateway.deps import GatewayDep
+from chorus.services.gateway.hitpath import (
+    DEFAULT_K,
+    DEFAULT_LIMIT,
+    DEFAULT_MEASURE,
+    DEFAULT_METHOD,
+    DEFAULT_MIN_COMMON,
+    MISSED,
+    ident,
+    k_query,
+    predict_query,
+    recommendation_service,
+    search_query,
+    similar_query,
+)
+from chorus.shared.schemas import (
     BecauseRecommendationsPublic,
     ErrorPublic,
     HealthPublic,
@@ -30,24 +44,8 @@ from shared.schemas import (
     SimilarUsersPublic,
     StatsPublic,
 )
-
-from . import page as pages
-from .core import Answer
-from .deps import GatewayDep
-from .hitpath import (
-    DEFAULT_K,
-    DEFAULT_LIMIT,
-    DEFAULT_MEASURE,
-    DEFAULT_METHOD,
-    DEFAULT_MIN_COMMON,
-    MISSED,
-    ident,
-    k_query,
-    predict_query,
-    recommendation_service,
-    search_query,
-    similar_query,
-)
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
 
 JSON = "application/json"
 MEASURE_DEFAULT = Measure(DEFAULT_MEASURE)

@@ -1,4 +1,4 @@
-"""The gateway's FastAPI application: ``uvicorn services.gateway.app:create_app --factory``.
+"""The gateway's FastAPI application: ``uvicorn chorus.services.gateway.app:create_app --factory``.
 
 The lifespan builds one pooled HTTP client per downstream service and the cache (Redis from ``REDIS_URL``, or an
 in-process LRU), asks each service for its version once, then keeps polling ``/readyz`` in the background; all of
@@ -15,18 +15,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+from chorus.services.gateway import api
+from chorus.services.gateway.cache import Cache, MemoryCache, NearCache, RedisCache
+from chorus.services.gateway.core import Gateway
+from chorus.services.gateway.downstream import Downstream, build_client
+from chorus.services.gateway.hitpath import HitPath
+from chorus.services.gateway.settings import Settings, get_settings
+from chorus.shared.serving import install_error_handlers
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-
-from shared.serving import install_error_handlers
-
-from . import api
-from .cache import Cache, MemoryCache, NearCache, RedisCache
-from .core import Gateway
-from .downstream import Downstream, build_client
-from .hitpath import HitPath
-from .settings import Settings, get_settings
 
 log = logging.getLogger("chorus.gateway")
 

@@ -11,8 +11,8 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from .cache import Cache, CacheState, cache_key
-from .downstream import Downstream, Upstream
+from chorus.services.gateway.cache import Cache, CacheState, cache_key
+from chorus.services.gateway.downstream import Downstream, Upstream
 
 log = logging.getLogger("chorus.gateway")
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from chorus.services.gateway.core import Gateway
 from fastapi import Depends, Request
-
-from .core import Gateway
 
 
 async def get_gateway(request: Request) -> Gateway:

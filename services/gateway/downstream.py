@@ -1,9 +1,9 @@
 """Calls to the downstream services, and what the gateway knows about each one (readiness, artifact version).
 
 One :class:`Downstream` per service wraps one pooled ``httpx.AsyncClient``. Transport failures become the most
-specific :mod:`shared.errors` error naming the service: a connection that cannot be opened is
-:class:`~shared.errors.UpstreamUnavailable` (503), an answer that does not come in time is
-:class:`~shared.errors.UpstreamTimeout` (504). A 4xx answer is returned as it is, so its status and message pass
+specific :mod:`chorus.shared.errors` error naming the service: a connection that cannot be opened is
+:class:`~chorus.shared.errors.UpstreamUnavailable` (503), an answer that does not come in time is
+:class:`~chorus.shared.errors.UpstreamTimeout` (504). A 4xx answer is returned as it is, so its status and message pass
 through to the client; a 5xx answer becomes an error of the gateway that names the service.
 """
 
@@ -15,8 +15,7 @@ import logging
 from dataclasses import dataclass
 
 import httpx
-
-from shared.errors import ChorusError, UpstreamTimeout, UpstreamUnavailable
+from chorus.shared.errors import ChorusError, UpstreamTimeout, UpstreamUnavailable
 
 log = logging.getLogger("chorus.gateway")
 

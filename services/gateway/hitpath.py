@@ -24,9 +24,8 @@ import re
 from collections.abc import Callable
 from urllib.parse import parse_qsl, quote, unquote_to_bytes, urlencode
 
-from shared.errors import NotFound
-
-from .cache import cache_key
+from chorus.services.gateway.cache import cache_key
+from chorus.shared.errors import NotFound
 
 # Defaults of the cached routes, used by the handlers' signatures and by the hit path alike.
 DEFAULT_K = 10

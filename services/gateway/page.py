@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from shared.errors import ChorusError
-
-from .core import Answer, Gateway
-from .hitpath import ident, k_query, search_query, similar_query
+from chorus.services.gateway.core import Answer, Gateway
+from chorus.services.gateway.hitpath import ident, k_query, search_query, similar_query
+from chorus.shared.errors import ChorusError
 
 SEARCH_LIMIT = 10  # title matches listed; one more is asked for, to tell "more than 10 match"
 

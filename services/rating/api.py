@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
+from chorus.services.rating.app import RatingService
+from chorus.services.rating.core import FALLBACKS
+from chorus.shared.schemas import ErrorPublic, ModelRecommendationsPublic, Prediction, PredictionsPublic, PredictRequest
+from chorus.shared.serving import Loaded, model_dependency
 from fastapi import APIRouter, Depends, Path, Query
-
-from shared.schemas import ErrorPublic, ModelRecommendationsPublic, Prediction, PredictionsPublic, PredictRequest
-from shared.serving import Loaded, model_dependency
-
-from .app import RatingService
-from .core import FALLBACKS
 
 ERRORS = {422: {"model": ErrorPublic, "description": "Invalid parameter"},
           503: {"model": ErrorPublic, "description": "No artifact version loaded yet"}}

@@ -1,7 +1,7 @@
 """The rating service: predicted star ratings and top-N recommendations from the ``rating`` component (a latent
 factor model, or the bias-only model where factors did not beat it on validation data).
 
-Run: ``CHORUS_ARTIFACTS=DIR uvicorn services.rating.app:create_app --factory --port 8002``
+Run: ``CHORUS_ARTIFACTS=DIR uvicorn chorus.services.rating.app:create_app --factory --port 8002``
 """
 
 from __future__ import annotations
@@ -10,16 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from chorus.services.rating.core import RatingModel, reviewed_matrix
+from chorus.services.rating.settings import Settings
+from chorus.services.rating.train import load_component
+from chorus.shared.artifacts import Version
+from chorus.shared.catalog import Catalog
+from chorus.shared.errors import ArtifactError
+from chorus.shared.serving import create_service_app
 from fastapi import FastAPI
-
-from shared.artifacts import Version
-from shared.catalog import Catalog
-from shared.errors import ArtifactError
-from shared.serving import create_service_app
-
-from .core import RatingModel, reviewed_matrix
-from .settings import Settings
-from .train import load_component
 
 
 @dataclass
@@ -47,7 +45,7 @@ def load_service(version: Version) -> RatingService:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    from .api import router
+    from chorus.services.rating.api import router
 
     settings = settings or Settings()
     return create_service_app(

@@ -50,8 +50,7 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
 import scipy.sparse.linalg
-
-from shared.errors import InvalidInput, NotFound
+from chorus.shared.errors import InvalidInput, NotFound
 
 #: ``fallback`` codes of :meth:`RatingModel.predict`, indexed by the int8 code.
 FALLBACKS: tuple[str | None, ...] = (None, "item_bias", "user_bias", "global_mean")

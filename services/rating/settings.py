@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from shared.serving import ServiceSettings
+from chorus.shared.serving import ServiceSettings
 
 
 class Settings(ServiceSettings):

@@ -22,11 +22,9 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
-
-from shared.data import holdout_split, kfold_split
-from shared.errors import ArtifactError, InvalidInput
-
-from .core import LatentConfig, RatingModel, fit_als, fit_bias, fit_mean
+from chorus.services.rating.core import LatentConfig, RatingModel, fit_als, fit_bias, fit_mean
+from chorus.shared.data import holdout_split, kfold_split
+from chorus.shared.errors import ArtifactError, InvalidInput
 
 COMPONENT = "rating"
 MODELS = ("mean", "bias", "latent")
@@ -42,7 +40,7 @@ class SelectionConfig:
 
     Attributes
     ----------
-    base : every other hyperparameter (:class:`~services.rating.core.LatentConfig`); its ``n_factors``,
+    base : every other hyperparameter (:class:`~chorus.services.rating.core.LatentConfig`); its ``n_factors``,
         ``reg_factors`` and ``reg_bias`` are replaced by the grid values.
     factors : K values tried.
     reg_factors : λ_f values tried (for each K).
@@ -186,7 +184,7 @@ def train(user, item, rating, n_users: int, n_items: int, low: float, high: floa
           fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
           config: SelectionConfig = SelectionConfig(),
           progress: Callable[[int], None] | None = None) -> TrainResult:
-    """What ``chorus train --components rating`` runs: a seeded holdout split (``shared.data.holdout_split``),
+    """What ``chorus train --components rating`` runs: a seeded holdout split (``chorus.shared.data.holdout_split``),
     selection on validation, refit on train + validation, metrics on test.
 
     ``user, item``: int (n,) dense indices; ``rating``: float (n,); ``low, high``: the rating scale;
@@ -219,9 +217,9 @@ def grid_size(config: SelectionConfig) -> int:
 
 
 def train_component(ratings, writer, *, seed: int = 0, progress: bool = True) -> dict[str, Any]:
-    """``chorus train`` entry point: :func:`train` on a ``shared.data.Ratings`` and write the ``rating``
-    component into a ``shared.artifacts.VersionWriter``. Returns a short summary for the CLI."""
-    from shared.progress import Progress
+    """``chorus train`` entry point: :func:`train` on a ``chorus.shared.data.Ratings`` and write the ``rating``
+    component into a ``chorus.shared.artifacts.VersionWriter``. Returns a short summary for the CLI."""
+    from chorus.shared.progress import Progress
 
     config = SelectionConfig()
     with Progress("rating selection", total=grid_size(config)) as bar:
@@ -327,7 +325,7 @@ _ARRAYS = ("user_bias", "item_bias", "user_factors", "item_factors", "user_count
 
 
 def write_component(writer, model: RatingModel, meta: dict[str, Any] | None = None) -> None:
-    """Store ``model`` as the ``rating`` component of a ``shared.artifacts.VersionWriter``.
+    """Store ``model`` as the ``rating`` component of a ``chorus.shared.artifacts.VersionWriter``.
 
     Arrays (``.npy``): ``global_mean`` float64 (1,), biases float32, factors float32 (n, K), counts int32,
     ``popular_items`` int32. Hyperparameters: ``meta["hyperparameters"]`` plus the scale, K and the model
@@ -350,7 +348,7 @@ def write_train_result(writer, result: TrainResult) -> None:
 
 
 def load_component(version) -> RatingModel:
-    """The ``rating`` component of a verified ``shared.artifacts.Version`` as a :class:`RatingModel` (arrays
+    """The ``rating`` component of a verified ``chorus.shared.artifacts.Version`` as a :class:`RatingModel` (arrays
     memory-mapped read-only).
 
     Raises

@@ -1,10 +1,10 @@
 """Similarity service: Jaccard, cosine and Pearson over inverted indexes (issue 3).
 
-The numerical core is :mod:`services.similarity.core` (no web framework inside); the offline build of the
-neighbour table and the artifact component is :mod:`services.similarity.build`.
+The numerical core is :mod:`chorus.services.similarity.core` (no web framework inside); the offline build of the
+neighbour table and the artifact component is :mod:`chorus.services.similarity.build`.
 """
 
-from .core import (
+from chorus.services.similarity.core import (
     DECIMALS,
     MEASURES,
     Predictions,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
-
-from shared.schemas import (
+from chorus.services.similarity.app import SimilarityModel
+from chorus.shared.schemas import (
     BecauseRecommendationsPublic,
     ErrorPublic,
     ItemPublic,
@@ -18,9 +17,8 @@ from shared.schemas import (
     SimilarUsersPublic,
     StatsPublic,
 )
-from shared.serving import Loaded, model_dependency
-
-from .app import SimilarityModel
+from chorus.shared.serving import Loaded, model_dependency
+from fastapi import APIRouter, Depends, Path, Query
 
 ERRORS = {404: {"model": ErrorPublic, "description": "Unknown user or item"},
           422: {"model": ErrorPublic, "description": "Invalid parameter"},

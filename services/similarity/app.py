@@ -1,22 +1,20 @@
 """The similarity service: "people who bought X also bought Y", similar users, "because you liked", and the
 similarity-weighted rating heuristic, over the ``similarity`` component of the current artifact version.
 
-Run: ``CHORUS_ARTIFACTS=DIR uvicorn services.similarity.app:create_app --factory --port 8001``
+Run: ``CHORUS_ARTIFACTS=DIR uvicorn chorus.services.similarity.app:create_app --factory --port 8001``
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chorus.services.similarity.build import load_component
+from chorus.services.similarity.core import SimilarityIndex
+from chorus.services.similarity.settings import Settings
+from chorus.shared.artifacts import Version
+from chorus.shared.catalog import Catalog
+from chorus.shared.serving import create_service_app
 from fastapi import FastAPI
-
-from shared.artifacts import Version
-from shared.catalog import Catalog
-from shared.serving import create_service_app
-
-from .build import load_component
-from .core import SimilarityIndex
-from .settings import Settings
 
 
 @dataclass
@@ -34,7 +32,7 @@ def load_model(version: Version) -> SimilarityModel:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    from .api import router
+    from chorus.services.similarity.api import router
 
     settings = settings or Settings()
     return create_service_app(

@@ -25,10 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
-
-from shared.errors import ArtifactError, InvalidInput
-
-from .core import (
+from chorus.services.similarity.core import (
     _CORE_ARRAYS,
     FORMAT,
     MEASURES,
@@ -39,6 +36,7 @@ from .core import (
     id_rank,
     table_array_names,
 )
+from chorus.shared.errors import ArtifactError, InvalidInput
 
 COMPONENT = "similarity"
 
@@ -119,7 +117,7 @@ def build_similarity(user: np.ndarray, item: np.ndarray, rating: np.ndarray, n_u
     block_rows, block_nnz : int, optional
         Block limits (default: ``config``'s); ``block_nnz`` bounds the candidate pairs held at once.
     item_rank, user_rank : int (n_items,), (n_users,), optional
-        Raw-id order (default: index order; see :func:`services.similarity.core.id_rank`).
+        Raw-id order (default: index order; see :func:`chorus.services.similarity.core.id_rank`).
     progress : callable(done_rows, n_items), optional
     trace_memory : bool
         Measure the peak of numpy allocations with ``tracemalloc`` (``stats["peak_traced_bytes"]``).
@@ -175,7 +173,7 @@ def component_meta(config: SimilarityConfig, K: int, measures, stats: Mapping[st
 def write_component(writer, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Mapping]) -> None:
     """Store ``arrays`` as the ``similarity`` component of an artifact version being written.
 
-    ``writer``: a :class:`shared.artifacts.VersionWriter`; ``meta``: ``{"hyperparameters": ..., "metrics":
+    ``writer``: a :class:`chorus.shared.artifacts.VersionWriter`; ``meta``: ``{"hyperparameters": ..., "metrics":
     ...}`` (see :func:`component_meta`).
     """
     missing = [n for n in _CORE_ARRAYS if n not in arrays]
@@ -188,7 +186,7 @@ def write_component(writer, arrays: Mapping[str, np.ndarray], meta: Mapping[str,
 
 
 def load_component(version, config: SimilarityConfig | None = None) -> SimilarityIndex:
-    """The ``similarity`` component of a verified :class:`shared.artifacts.Version`, as a ready index.
+    """The ``similarity`` component of a verified :class:`chorus.shared.artifacts.Version`, as a ready index.
 
     Arrays stay memory-mapped (read-only); the query settings come from the stored hyperparameters unless
     ``config`` is given.
@@ -210,12 +208,12 @@ def load_component(version, config: SimilarityConfig | None = None) -> Similarit
 
 
 def train_component(ratings, writer, *, seed: int = 0, progress: bool = True) -> dict[str, Any]:
-    """``chorus train`` entry point: build from a :class:`shared.data.Ratings` and write the component.
+    """``chorus train`` entry point: build from a :class:`chorus.shared.data.Ratings` and write the component.
 
     ``seed`` is unused (the build is deterministic). Returns a short summary for the CLI.
     """
     del seed
-    from shared.progress import Progress
+    from chorus.shared.progress import Progress
 
     config = SimilarityConfig()
     with Progress("similarity table", total=ratings.n_items) as bar:

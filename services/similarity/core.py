@@ -14,7 +14,7 @@ matrix (a sparse product touches only the users of ``i`` and their items, never 
 
 Ranking: the score rounded to :data:`DECIMALS` places, descending, then the raw id ascending. The core works on
 dense indices; ``item_rank[i]`` / ``user_rank[u]`` give each index's position in sorted raw-id order. When the
-vocabulary is sorted (``shared.data`` sorts it) index order *is* raw-id order and the ranks default to
+vocabulary is sorted (``chorus.shared.data`` sorts it) index order *is* raw-id order and the ranks default to
 ``arange``. Returned scores are the rounded values (``np.round(score, 10)``), so that a table lookup and an
 online query give bit-identical answers.
 
@@ -27,7 +27,7 @@ Each entry of a sparse product depends only on its own row, summed over the comm
 so a one-row query, a many-row table build and the pairwise path (:meth:`_Side.pair_scores`) produce the same
 floating-point numbers (the tests check this bit for bit).
 
-Nothing here imports FastAPI or pydantic; errors are :mod:`shared.errors` classes so a service maps them to
+Nothing here imports FastAPI or pydantic; errors are :mod:`chorus.shared.errors` classes so a service maps them to
 HTTP statuses without translation.
 """
 
@@ -39,8 +39,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
-
-from shared.errors import ArtifactError, InvalidInput, NotFound
+from chorus.shared.errors import ArtifactError, InvalidInput, NotFound
 
 Measure = Literal["jaccard", "cosine", "pearson"]
 MEASURES: tuple[str, ...] = ("jaccard", "cosine", "pearson")
@@ -603,7 +602,7 @@ class SimilarityIndex:
         n_users, n_items : int
         item_rank, user_rank : int (n_items,), (n_users,), optional
             Position of each index in sorted raw-id order. Default: index order is raw-id order (a sorted
-            vocabulary, as ``shared.data`` builds it). See :func:`id_rank`.
+            vocabulary, as ``chorus.shared.data`` builds it). See :func:`id_rank`.
 
         Raises
         ------

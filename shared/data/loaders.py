@@ -20,11 +20,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
-
-from shared.errors import DataError
-from shared.progress import Progress
-
-from .ratings import LoadReport, Ratings, RatingScale, RawColumns, assemble
+from chorus.shared.data.ratings import LoadReport, Ratings, RatingScale, RawColumns, assemble
+from chorus.shared.errors import DataError
+from chorus.shared.progress import Progress
 
 FORMATS = ("amazon-tsv", "amazon-json", "movielens-100k", "movielens-csv")
 
@@ -371,7 +369,7 @@ def _read_movielens_csv(path: Path, filt: _ChunkFilter, progress: Progress, size
 
 
 def _tsv():
-    from . import tsv  # the vectorised TSV reader builds on the helpers above
+    from chorus.shared.data import tsv  # the vectorised TSV reader builds on the helpers above
 
     return tsv
 

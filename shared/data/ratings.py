@@ -1,6 +1,6 @@
 """The in-memory ratings table: columnar numpy arrays plus the id vocabularies.
 
-Every loader in :mod:`shared.data.loaders` produces raw columns chunk by chunk and hands them to
+Every loader in :mod:`chorus.shared.data.loaders` produces raw columns chunk by chunk and hands them to
 :func:`assemble`, which maps raw string ids to dense integer indices once (``np.unique``: the vocabularies
 are sorted, so index order is raw-id order), applies the duplicate rule and attaches the load report.
 

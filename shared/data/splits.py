@@ -7,8 +7,7 @@ stable across platforms and versions) and cut it, so they depend only on ``n`` a
 from __future__ import annotations
 
 import numpy as np
-
-from shared.errors import InvalidInput
+from chorus.shared.errors import InvalidInput
 
 
 def holdout_split(

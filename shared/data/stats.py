@@ -5,8 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
-
-from .ratings import Ratings
+from chorus.shared.data.ratings import Ratings
 
 
 def _date(ts: int) -> str:

@@ -24,11 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from shared.errors import InvalidInput
-from shared.progress import Progress
-
-from .loaders import TSV_HEADER
+from chorus.shared.data.loaders import TSV_HEADER
+from chorus.shared.errors import InvalidInput
+from chorus.shared.progress import Progress
 
 BRANDS = ("Fender", "Yamaha", "Gibson", "Ibanez", "Roland", "Korg", "Shure", "Boss", "Ernie Ball", "D'Addario",
           "Martin", "Taylor", "Epiphone", "Squier", "Casio", "Behringer", "Audio-Technica", "Zildjian", "Pearl",

@@ -12,10 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
-from shared.progress import Progress
-
-from .loaders import MAX_ID_LENGTH, TSV_HEADER, _ChunkFilter, _floats, _ints, _raw_stream
+from chorus.shared.data.loaders import MAX_ID_LENGTH, TSV_HEADER, _ChunkFilter, _floats, _ints, _raw_stream
+from chorus.shared.progress import Progress
 
 BLOCK_BYTES = 32 << 20
 N_TABS = 14

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
+from chorus.shared.data import load_ratings
+from chorus.shared.data.synthetic import generate_reviews
+
 from chorus.cli import DEMO_REVIEWS
-from shared.data import load_ratings
-from shared.data.synthetic import generate_reviews
 from tests.conftest import REPO
 
 

@@ -69,7 +69,7 @@ def test_dockerfile_shape():
     for target, port in (("similarity", 8001), ("rating", 8002), ("gateway", 8000)):
         section = text.split(f"AS {target}\n", 1)[1].split("\nFROM ", 1)[0]
         assert "HEALTHCHECK" in section and "curl" not in section, target
-        assert f'CMD ["uvicorn", "services.{target}.app:create_app", "--factory"' in section, target
+        assert f'CMD ["uvicorn", "chorus.services.{target}.app:create_app", "--factory"' in section, target
         assert f'"--port", "{port}"]' in section, target
     for name in ("similarity", "rating", "gateway", "trainer"):
         assert f"AS {name}\n" in text

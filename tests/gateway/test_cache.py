@@ -11,12 +11,11 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 import redis
+from chorus.services.gateway.app import build_gateway, create_app
+from chorus.services.gateway.cache import MemoryCache, RedisCache, cache_key
 
-from services.gateway.app import build_gateway, create_app
-from services.gateway.cache import MemoryCache, RedisCache, cache_key
-
-from .conftest import REDIS_TEST_URL, make_settings
-from .fakes import FakeService
+from tests.gateway.conftest import REDIS_TEST_URL, make_settings
+from tests.gateway.fakes import FakeService
 
 
 def run(coro):

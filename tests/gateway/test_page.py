@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .conftest import make_client
+from tests.gateway.conftest import make_client
 
 
 def text(response) -> str:
@@ -67,7 +67,7 @@ def test_unknown_user_gets_popular_items_and_a_clear_message(client):
 
 
 def test_more_matches_than_listed_says_more_than(client, sim, monkeypatch):
-    from services.gateway import page as pages
+    from chorus.services.gateway import page as pages
 
     monkeypatch.setattr(pages, "SEARCH_LIMIT", 1)  # the fakes have 2 guitar products
     response = client.get("/", params={"q": "guitar"})

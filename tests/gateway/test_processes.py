@@ -14,8 +14,8 @@ import urllib.request
 
 import pytest
 
-from .fakes import FakeService, asgi_app
-from .processes import chromium_missing, chromium_page, serve_in_thread, uvicorn_process
+from tests.gateway.fakes import FakeService, asgi_app
+from tests.gateway.processes import chromium_missing, chromium_page, serve_in_thread, uvicorn_process
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -33,7 +33,7 @@ def system():
             "CHORUS_READ_TIMEOUT": "0.5",
             "REDIS_URL": "",
         }
-        gateway = stack.enter_context(uvicorn_process("services.gateway.app:create_app", env))
+        gateway = stack.enter_context(uvicorn_process("chorus.services.gateway.app:create_app", env))
         yield gateway, sim, rat
 
 

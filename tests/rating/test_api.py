@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from chorus.services.rating.app import create_app
+from chorus.services.rating.settings import Settings
+from chorus.shared.artifacts import ArtifactStore, load_data_component
 from fastapi.testclient import TestClient
 
-from services.rating.app import create_app
-from services.rating.settings import Settings
-from shared.artifacts import ArtifactStore, load_data_component
 from tests.conftest import busiest, train_tiny
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from services.rating import core
-from services.rating.core import (
+from chorus.services.rating import core
+from chorus.services.rating.core import (
     FALLBACKS,
     POPULAR,
     LatentConfig,
@@ -23,7 +22,7 @@ from services.rating.core import (
     popular_items,
     reviewed_matrix,
 )
-from shared.errors import InvalidInput, NotFound
+from chorus.shared.errors import InvalidInput, NotFound
 
 WEIGHTINGS = [
     LatentConfig(weighting="uniform", reg_bias=0.03, reg_factors=0.05, dtype="float64"),

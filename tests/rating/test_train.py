@@ -6,10 +6,9 @@ import json
 
 import numpy as np
 import pytest
-
-from services.rating import train as train_mod
-from services.rating.core import FitInfo, LatentConfig, RatingModel
-from services.rating.train import (
+from chorus.services.rating import train as train_mod
+from chorus.services.rating.core import FitInfo, LatentConfig, RatingModel
+from chorus.services.rating.train import (
     SelectionConfig,
     evaluate,
     load_component,
@@ -18,10 +17,10 @@ from services.rating.train import (
     write_component,
     write_train_result,
 )
-from shared.artifacts import ArtifactStore, VersionWriter
-from shared.errors import ArtifactError, InvalidInput
+from chorus.shared.artifacts import ArtifactStore, VersionWriter
+from chorus.shared.errors import ArtifactError, InvalidInput
 
-from .test_core import planted
+from tests.rating.test_core import planted
 
 FAST = SelectionConfig(base=LatentConfig(init_scale=0.01, max_sweeps=10), factors=(4,), reg_factors=(0.02, 0.05),
                        reg_bias=(0.02, 0.1))
@@ -179,7 +178,7 @@ def test_inconsistent_component_is_refused(stars, tmp_path):
 
 
 def test_train_component_writes_a_loadable_rating_component(stars, tmp_path, monkeypatch):
-    from shared.data import LoadReport, Ratings, RatingScale
+    from chorus.shared.data import LoadReport, Ratings, RatingScale
 
     user, item, rating, nu, ni = stars
     ratings = Ratings(user=user.astype(np.int32), item=item.astype(np.int32), rating=rating.astype(np.float32),

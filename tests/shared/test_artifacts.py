@@ -10,8 +10,7 @@ import textwrap
 
 import numpy as np
 import pytest
-
-from shared.artifacts import (
+from chorus.shared.artifacts import (
     ArtifactStore,
     VersionWriter,
     list_versions,
@@ -20,8 +19,9 @@ from shared.artifacts import (
     save_data_component,
     set_current,
 )
-from shared.data import load_ratings
-from shared.errors import ArtifactError
+from chorus.shared.data import load_ratings
+from chorus.shared.errors import ArtifactError
+
 from tests.conftest import REPO
 
 
@@ -50,7 +50,7 @@ def test_crash_mid_write_leaves_current_on_previous_version(tmp_path):
     good = publish(tmp_path)
     script = textwrap.dedent(f"""
         import os, numpy as np
-        from shared.artifacts import VersionWriter
+        from chorus.shared.artifacts import VersionWriter
         w = VersionWriter({str(tmp_path)!r})
         w.save_array("model", "weights", np.zeros((1000, 10)))
         os._exit(9)  # the process dies before commit: no manifest, no rename, no CURRENT update

@@ -7,9 +7,9 @@ import shutil
 
 import numpy as np
 import pytest
+from chorus.shared.data import dataset_stats, detect_format, load_ratings
+from chorus.shared.errors import DataError
 
-from shared.data import dataset_stats, detect_format, load_ratings
-from shared.errors import DataError
 from tests.conftest import real_file
 
 TSV_HEADER = ("marketplace\tcustomer_id\treview_id\tproduct_id\tproduct_parent\tproduct_title\tproduct_category\t"
@@ -204,7 +204,7 @@ def test_tsv_fast_path_edge_cases(tmp_path):
 
 
 def test_tsv_reader_matches_a_plain_python_reference(tmp_path):
-    from shared.data.synthetic import generate_reviews
+    from chorus.shared.data.synthetic import generate_reviews
 
     path = generate_reviews(tmp_path / "g.tsv", 3000, seed=5, progress=False)
     r = load_ratings(path)

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
+from chorus.shared.artifacts import VersionWriter
+from chorus.shared.errors import NotFound
+from chorus.shared.serving import Loaded, ServiceSettings, create_service_app, model_dependency
 from fastapi import APIRouter, Depends, Query
 from fastapi.testclient import TestClient
-
-from shared.artifacts import VersionWriter
-from shared.errors import NotFound
-from shared.serving import Loaded, ServiceSettings, create_service_app, model_dependency
 
 
 def publish(root, value: float) -> str:

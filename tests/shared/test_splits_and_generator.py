@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from shared.data import dataset_stats, holdout_split, kfold_split, load_ratings
-from shared.data.synthetic import generate_reviews
-from shared.errors import InvalidInput
+from chorus.shared.data import dataset_stats, holdout_split, kfold_split, load_ratings
+from chorus.shared.data.synthetic import generate_reviews
+from chorus.shared.errors import InvalidInput
 
 
 def test_holdout_is_deterministic_disjoint_and_complete():
@@ -66,7 +65,7 @@ def test_generator_text_depends_on_rating(tmp_path):
 
 
 def test_generator_plants_shopping_families(tmp_path):
-    from shared.data.synthetic import FAMILY_OF_PRODUCT, PRODUCTS
+    from chorus.shared.data.synthetic import FAMILY_OF_PRODUCT, PRODUCTS
 
     r = load_ratings(generate_reviews(tmp_path / "f.tsv", 20000, seed=2, progress=False))
     product_of_item = [next(p for p in PRODUCTS if p in t) for t in r.titles.tolist()]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from chorus.services.similarity.app import create_app
+from chorus.services.similarity.settings import Settings
+from chorus.shared.artifacts import ArtifactStore, load_data_component
 from fastapi.testclient import TestClient
 
-from services.similarity.app import create_app
-from services.similarity.settings import Settings
-from shared.artifacts import ArtifactStore, load_data_component
 from tests.conftest import busiest, train_tiny
 
 

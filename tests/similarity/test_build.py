@@ -6,8 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
-
-from services.similarity.build import (
+from chorus.services.similarity.build import (
     COMPONENT,
     block_bounds,
     build_similarity,
@@ -15,9 +14,9 @@ from services.similarity.build import (
     load_component,
     write_component,
 )
-from services.similarity.core import MEASURES, SimilarityConfig, SimilarityIndex
-from shared.artifacts import ArtifactStore, VersionWriter
-from shared.errors import ArtifactError
+from chorus.services.similarity.core import MEASURES, SimilarityConfig, SimilarityIndex
+from chorus.shared.artifacts import ArtifactStore, VersionWriter
+from chorus.shared.errors import ArtifactError
 
 
 def random_ratings(seed: int, n_users: int = 60, n_items: int = 40, n: int = 500):

@@ -11,17 +11,16 @@ from collections import defaultdict
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from services.similarity.core import (
+from chorus.services.similarity.core import (
     MEASURES,
     SimilarityConfig,
     SimilarityIndex,
     _aligned,
     id_rank,
 )
-from shared.errors import InvalidInput, NotFound
+from chorus.shared.errors import InvalidInput, NotFound
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 # --- the reference ------------------------------------------------------------------------------------------
 
@@ -162,7 +161,7 @@ def test_similar_items_and_users_match_reference(data, k, min_common):
 @given(datasets(), st.integers(1, 4), st.integers(1, 3))
 def test_table_answers_equal_online_answers(data, K, block_rows):
     ratings, n_users, n_items, item_rank, _ = data
-    from services.similarity.build import build_table
+    from chorus.services.similarity.build import build_table
 
     index = make_index(ratings, n_users, n_items, item_rank)
     table, _ = build_table(index, K, block_rows=block_rows, block_nnz=3)
@@ -347,7 +346,7 @@ def test_bad_input_raises_project_errors(hand):
 
 
 def test_saved_arrays_reload_read_only_with_identical_answers(tmp_path, hand):
-    from services.similarity.build import build_table
+    from chorus.services.similarity.build import build_table
 
     table, _ = build_table(hand, 3)
     hand.attach_table(table)
@@ -387,7 +386,7 @@ def amazon(request):
     from tests.conftest import real_file
 
     path = real_file("amazon-musical-instruments-5core-2014", "reviews_Musical_Instruments_5.json.gz")
-    from shared.data import load_ratings
+    from chorus.shared.data import load_ratings
 
     r = load_ratings(path, progress=False)
     ratings = {(int(u), int(i)): float(x) for u, i, x in zip(r.user, r.item, r.rating, strict=True)}
@@ -411,7 +410,7 @@ def test_amazon_5core_items_and_users_match_reference(amazon):
 
 
 def test_amazon_5core_table_equals_online_for_every_item(amazon):
-    from services.similarity.build import build_table
+    from chorus.services.similarity.build import build_table
 
     index, _, r = amazon
     table, _ = build_table(index, 50, block_nnz=20_000)

@@ -1,0 +1,44 @@
+"""The wheel installs one import namespace, ``chorus``, with the service folders mapped beneath it."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(ROOT)],
+        check=True,
+        timeout=240,
+    )
+    (path,) = out.glob("chorus_recommender-*.whl")
+    return zipfile.ZipFile(path)
+
+
+def test_one_top_level_package(wheel: zipfile.ZipFile) -> None:
+    names = wheel.namelist()
+    (top_level,) = [n for n in names if n.endswith(".dist-info/top_level.txt")]
+    assert wheel.read(top_level).decode().split() == ["chorus"]
+    tops = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith(".dist-info")}
+    assert tops == {"chorus"}
+
+
+def test_services_and_shared_are_mapped_under_chorus(wheel: zipfile.ZipFile) -> None:
+    names = set(wheel.namelist())
+    for module in (
+        "chorus/services/gateway/app.py",
+        "chorus/services/similarity/app.py",
+        "chorus/services/rating/app.py",
+        "chorus/shared/artifacts.py",
+        "chorus/shared/data/loaders.py",
+        "chorus/services/gateway/templates/index.html",
+        "chorus/cli.py",
+    ):
+        assert module in names, module
