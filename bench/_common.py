@@ -51,8 +51,10 @@ def run_measured(cmd: list[str], cwd: Path, timeout: float) -> tuple[subprocess.
         for line in stream:
             sink.append(line)
 
-    threads = [threading.Thread(target=drain, args=(proc.stdout, out_chunks), daemon=True),
-               threading.Thread(target=drain, args=(proc.stderr, err_chunks), daemon=True)]
+    threads = [
+        threading.Thread(target=drain, args=(proc.stdout, out_chunks), daemon=True),
+        threading.Thread(target=drain, args=(proc.stderr, err_chunks), daemon=True),
+    ]
     for t in threads:
         t.start()
     try:

@@ -39,16 +39,33 @@ def main() -> int:
         else:
             path = Path(tmp) / "reviews.tsv.gz"
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "chorus.cli", "data", "generate", "--out", str(path),
-                            "--reviews", str(args.reviews), "--seed", str(args.seed)], check=True,
-                           capture_output=True, cwd=Path(__file__).resolve().parent.parent)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "chorus.cli",
+                    "data",
+                    "generate",
+                    "--out",
+                    str(path),
+                    "--reviews",
+                    str(args.reviews),
+                    "--seed",
+                    str(args.seed),
+                ],
+                check=True,
+                capture_output=True,
+                cwd=Path(__file__).resolve().parent.parent,
+            )
             gen_seconds = time.perf_counter() - t0
             print(f"generated {args.reviews:,} reviews in {gen_seconds:.1f} s ({path.stat().st_size / 1e6:.1f} MB gz)")
         runs = []
         for _ in range(args.repeat):
             proc, seconds, peak_mb = run_measured(
                 [sys.executable, "-m", "chorus.cli", "data", "stats", "--data", str(path), "--json"],
-                cwd=Path(__file__).resolve().parent.parent, timeout=args.timeout)
+                cwd=Path(__file__).resolve().parent.parent,
+                timeout=args.timeout,
+            )
             if proc.returncode != 0:
                 print(proc.stderr, file=sys.stderr)
                 return 1

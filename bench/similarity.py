@@ -42,8 +42,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-FIVE_CORE = Path(os.environ.get("CHORUS_DATA_DIR", REPO.parent / "shared" / "data")) \
-    / "amazon-musical-instruments-5core-2014" / "reviews_Musical_Instruments_5.json.gz"
+FIVE_CORE = (
+    Path(os.environ.get("CHORUS_DATA_DIR", REPO.parent / "shared" / "data"))
+    / "amazon-musical-instruments-5core-2014"
+    / "reviews_Musical_Instruments_5.json.gz"
+)
 
 
 # --- the course's code, literally --------------------------------------------------------------------------
@@ -80,8 +83,13 @@ def stats_ms(seconds: list[float]) -> dict[str, float]:
     a = np.asarray(seconds) * 1e3
     if a.size == 0:
         return {"n": 0}
-    return {"n": int(a.size), "mean_ms": float(a.mean()), "p50_ms": float(np.percentile(a, 50)),
-            "p99_ms": float(np.percentile(a, 99)), "max_ms": float(a.max())}
+    return {
+        "n": int(a.size),
+        "mean_ms": float(a.mean()),
+        "p50_ms": float(np.percentile(a, 50)),
+        "p99_ms": float(np.percentile(a, 99)),
+        "max_ms": float(a.max()),
+    }
 
 
 def timed(f, *args, **kw):
@@ -101,14 +109,25 @@ def run_dataset(path: Path, label: str, queries: int, literal_budget: float, see
     print(f"\n== {label}: {r.n:,} reviews, {r.n_users:,} users, {r.n_items:,} items (loaded in {load_s:.1f} s)")
 
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    result = build_similarity(r.user, r.item, r.rating, r.n_users, r.n_items, K=50,
-                              item_rank=id_rank(r.item_ids), user_rank=id_rank(r.user_ids), trace_memory=True)
+    result = build_similarity(
+        r.user,
+        r.item,
+        r.rating,
+        r.n_users,
+        r.n_items,
+        K=50,
+        item_rank=id_rank(r.item_ids),
+        user_rank=id_rank(r.user_ids),
+        trace_memory=True,
+    )
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     s = result.stats
     out["build"] = {**s, "peak_rss_bytes": rss_after, "rss_before_build_bytes": rss_before}
-    print(f"table build (K=50, jaccard+cosine+pearson): {s['seconds']:.1f} s ({s['blocks']} blocks, "
-          f"work {s['work']:,}); traced numpy peak {s['peak_traced_bytes'] / 2**30:.2f} GiB; "
-          f"process peak RSS {rss_after / 2**30:.2f} GiB (before build {rss_before / 2**30:.2f} GiB)")
+    print(
+        f"table build (K=50, jaccard+cosine+pearson): {s['seconds']:.1f} s ({s['blocks']} blocks, "
+        f"work {s['work']:,}); traced numpy peak {s['peak_traced_bytes'] / 2**30:.2f} GiB; "
+        f"process peak RSS {rss_after / 2**30:.2f} GiB (before build {rss_before / 2**30:.2f} GiB)"
+    )
     index, load_index_s = timed(SimilarityIndex.from_saved, result.arrays)
     out["from_saved_seconds"] = load_index_s
 
@@ -140,34 +159,46 @@ def run_dataset(path: Path, label: str, queries: int, literal_budget: float, see
         spent += dt
         t_literal.append(dt)
         ids, scores = online_res[i]
-        if [x for _, x in lit] != r.item_ids[ids].tolist() or \
-                not np.allclose([round(x, 10) for x, _ in lit], scores, rtol=0, atol=1e-12):
+        if [x for _, x in lit] != r.item_ids[ids].tolist() or not np.allclose(
+            [round(x, 10) for x, _ in lit], scores, rtol=0, atol=1e-12
+        ):
             mismatches += 1
     n_lit = len(t_literal)
     lit_mean = float(np.mean(t_literal)) if n_lit else float("nan")
     on_same = float(np.mean(t_online[:n_lit])) if n_lit else float("nan")
     tab_same = float(np.mean(t_table[:n_lit])) if n_lit else float("nan")
     out["queries"] = {
-        "literal": stats_ms(t_literal), "online": stats_ms(t_online), "table": stats_ms(t_table),
-        "literal_items": n_lit, "sampled_items": int(sample.size),
-        "speedup_online_vs_literal": lit_mean / on_same, "speedup_table_vs_literal": lit_mean / tab_same,
+        "literal": stats_ms(t_literal),
+        "online": stats_ms(t_online),
+        "table": stats_ms(t_table),
+        "literal_items": n_lit,
+        "sampled_items": int(sample.size),
+        "speedup_online_vs_literal": lit_mean / on_same,
+        "speedup_table_vs_literal": lit_mean / tab_same,
         "mismatches": mismatches,
     }
     q = out["queries"]
-    print(f"top-10 Jaccard over {sample.size} uniformly drawn items (literal code on the first {n_lit}, "
-          f"budget {literal_budget:.0f} s); results {'identical' if mismatches == 0 else f'DIFFER on {mismatches}'}")
+    print(
+        f"top-10 Jaccard over {sample.size} uniformly drawn items (literal code on the first {n_lit}, "
+        f"budget {literal_budget:.0f} s); results {'identical' if mismatches == 0 else f'DIFFER on {mismatches}'}"
+    )
     for name in ("literal", "online", "table"):
         st = q[name]
         if st["n"]:
-            print(f"  {name:8s} mean {st['mean_ms']:9.3f} ms   p50 {st['p50_ms']:9.3f} ms   "
-                  f"p99 {st['p99_ms']:9.3f} ms   max {st['max_ms']:9.3f} ms   (n={st['n']})")
-    print(f"  speed-up on the same items: online {q['speedup_online_vs_literal']:.0f}x, "
-          f"table {q['speedup_table_vs_literal']:.0f}x")
+            print(
+                f"  {name:8s} mean {st['mean_ms']:9.3f} ms   p50 {st['p50_ms']:9.3f} ms   "
+                f"p99 {st['p99_ms']:9.3f} ms   max {st['max_ms']:9.3f} ms   (n={st['n']})"
+            )
+    print(
+        f"  speed-up on the same items: online {q['speedup_online_vs_literal']:.0f}x, "
+        f"table {q['speedup_table_vs_literal']:.0f}x"
+    )
 
     extra = {}
     for measure in ("cosine", "pearson"):
-        extra[f"online_{measure}"] = stats_ms([timed(index.similar_items, i, 10, measure, use_table=False)[1]
-                                               for i in sample[:200].tolist()])
+        extra[f"online_{measure}"] = stats_ms(
+            [timed(index.similar_items, i, 10, measure, use_table=False)[1] for i in sample[:200].tolist()]
+        )
     users = rng.choice(r.n_users, size=min(200, r.n_users), replace=False).tolist()
     extra["similar_users_jaccard"] = stats_ms([timed(index.similar_users, u, 10, "jaccard")[1] for u in users])
     extra["recommend_cosine_default"] = stats_ms([timed(index.recommend, u, 10, "cosine")[1] for u in users])
@@ -185,22 +216,36 @@ def run_dataset(path: Path, label: str, queries: int, literal_budget: float, see
 
 
 def machine() -> dict:
-    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "numpy": np.__version__, "scipy": __import__("scipy").__version__,
-            "loadavg_at_start": os.getloadavg()}
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": __import__("scipy").__version__,
+        "loadavg_at_start": os.getloadavg(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--data", action="append", type=Path, help="review file (repeatable); default: the 5-core file")
     p.add_argument("--reviews", type=int, default=1_000_000, help="size of the generated dataset (default 1M)")
     p.add_argument("--no-synthetic", action="store_true", help="skip the generated dataset")
-    p.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "chorus-bench",
-                   help="where the generated file is kept between runs")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "chorus-bench",
+        help="where the generated file is kept between runs",
+    )
     p.add_argument("--queries", type=int, default=300, help="items queried per dataset (default 300)")
-    p.add_argument("--literal-budget", type=float, default=90.0,
-                   help="seconds the literal course code may run per dataset (default 90)")
+    p.add_argument(
+        "--literal-budget",
+        type=float,
+        default=90.0,
+        help="seconds the literal course code may run per dataset (default 90)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="also write the figures as JSON")
     p.add_argument("--worker", nargs=3, metavar=("PATH", "LABEL", "OUT"), help=argparse.SUPPRESS)
@@ -224,14 +269,28 @@ def main(argv: list[str] | None = None) -> int:
     if not datasets:
         p.error("no dataset: pass --data or allow the generated one")
     info = machine()
-    print(f"machine: {info['cpus']} CPUs, {info['platform']}, Python {info['python']}, numpy {info['numpy']}, "
-          f"scipy {info['scipy']}; load average {info['loadavg_at_start'][0]:.2f}")
+    print(
+        f"machine: {info['cpus']} CPUs, {info['platform']}, Python {info['python']}, numpy {info['numpy']}, "
+        f"scipy {info['scipy']}; load average {info['loadavg_at_start'][0]:.2f}"
+    )
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for k, (path, label) in enumerate(datasets):
             out = Path(tmp) / f"{k}.json"
-            cmd = [sys.executable, __file__, "--worker", str(path), label, str(out), "--queries",
-                   str(args.queries), "--literal-budget", str(args.literal_budget), "--seed", str(args.seed)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--worker",
+                str(path),
+                label,
+                str(out),
+                "--queries",
+                str(args.queries),
+                "--literal-budget",
+                str(args.literal_budget),
+                "--seed",
+                str(args.seed),
+            ]
             subprocess.run(cmd, check=True)
             results.append(json.loads(out.read_text()))
     if args.json:

@@ -38,9 +38,22 @@ def main() -> int:
             generate_reviews(data, args.reviews, seed=args.seed, progress=False)
             print(f"generated {args.reviews:,} reviews in {time.perf_counter() - t0:.1f} s")
         artifacts = Path(tmp) / "artifacts"
-        proc, seconds, peak_mb = run_measured([sys.executable, "-m", "chorus.cli", "train", "--data", str(data),
-                                               "--artifacts", str(artifacts), "--seed", str(args.seed)],
-                                              cwd=ROOT, timeout=args.timeout)
+        proc, seconds, peak_mb = run_measured(
+            [
+                sys.executable,
+                "-m",
+                "chorus.cli",
+                "train",
+                "--data",
+                str(data),
+                "--artifacts",
+                str(artifacts),
+                "--seed",
+                str(args.seed),
+            ],
+            cwd=ROOT,
+            timeout=args.timeout,
+        )
         if proc.returncode != 0:
             print(proc.stdout, proc.stderr, file=sys.stderr)
             return 1
@@ -53,8 +66,18 @@ def main() -> int:
             print(f"  rating test RMSE {name:<7} {m['rmse']:.4f}")
         ok = seconds < 120
         print(f"  target (< 120 s): {'met' if ok else 'NOT met'}")
-        write_json(args.json, {"machine": machine(), "reviews": args.reviews, "seconds": seconds,
-                               "peak_mb": peak_mb, "log": proc.stdout, "test": test, "target_met": ok})
+        write_json(
+            args.json,
+            {
+                "machine": machine(),
+                "reviews": args.reviews,
+                "seconds": seconds,
+                "peak_mb": peak_mb,
+                "log": proc.stdout,
+                "test": test,
+                "target_met": ok,
+            },
+        )
     return 0
 
 

@@ -71,8 +71,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from chorus.train import parse_components, train
 
-    train(args.data, args.artifacts, parse_components(args.components), seed=args.seed, format=args.format,
-          keep=args.keep)
+    train(
+        args.data, args.artifacts, parse_components(args.components), seed=args.seed, format=args.format, keep=args.keep
+    )
     return 0
 
 
@@ -88,8 +89,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         generate_reviews(data, args.reviews, seed=args.seed)
         print(f"generated {args.reviews:,} demo reviews in {data}")
     version = train(data, args.artifacts, parse_components(None), seed=args.seed)
-    print(format_stats(ArtifactStore(args.artifacts).open(version, components=[], verify=False)
-                       .manifest["dataset"]["stats"]))
+    print(
+        format_stats(
+            ArtifactStore(args.artifacts).open(version, components=[], verify=False).manifest["dataset"]["stats"]
+        )
+    )
     return 0
 
 
@@ -98,8 +102,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from chorus.shared.data import load_ratings
 
     ratings = load_ratings(args.data, format=args.format, progress=not args.json)
-    result = evaluate(ratings, protocol=args.protocol, folds=args.folds, seed=args.seed,
-                      with_similarity=not args.no_similarity)
+    result = evaluate(
+        ratings, protocol=args.protocol, folds=args.folds, seed=args.seed, with_similarity=not args.no_similarity
+    )
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -152,8 +157,15 @@ def cmd_artifacts_use(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from chorus.launcher import up
 
-    return up(Path(args.artifacts), args.data, args.port, args.redis_url, args.similarity_port, args.rating_port,
-              Path(args.log_dir) if args.log_dir else None)
+    return up(
+        Path(args.artifacts),
+        args.data,
+        args.port,
+        args.redis_url,
+        args.similarity_port,
+        args.rating_port,
+        Path(args.log_dir) if args.log_dir else None,
+    )
 
 
 def _data_args(parser: argparse.ArgumentParser) -> None:
@@ -169,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chorus",
         description="Chorus: recommendations from product-review dumps (similar items, because-you-liked, "
-                    "predicted ratings).",
+        "predicted ratings).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -193,12 +205,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--keep", type=_positive, default=5, help="versions to keep (default 5)")
     train.set_defaults(func=cmd_train)
 
-    ev = sub.add_parser("evaluate", help="test-set MSE/RMSE/MAE of the mean, bias, latent and similarity models",
-                        description="Select hyperparameters on validation data carved from the training rows only, "
-                                    "refit, and report the error on held-out test rows.")
+    ev = sub.add_parser(
+        "evaluate",
+        help="test-set MSE/RMSE/MAE of the mean, bias, latent and similarity models",
+        description="Select hyperparameters on validation data carved from the training rows only, "
+        "refit, and report the error on held-out test rows.",
+    )
     _data_args(ev)
-    ev.add_argument("--protocol", choices=("holdout", "kfold"), default="holdout",
-                    help="holdout: 80/10/10 train/validation/test; kfold: k test folds (default holdout)")
+    ev.add_argument(
+        "--protocol",
+        choices=("holdout", "kfold"),
+        default="holdout",
+        help="holdout: 80/10/10 train/validation/test; kfold: k test folds (default holdout)",
+    )
     ev.add_argument("--folds", type=_positive, default=5, help="folds for --protocol kfold (default 5)")
     ev.add_argument("--seed", type=int, default=0, help="split and initialisation seed (default 0)")
     ev.add_argument("--no-similarity", action="store_true", help="skip the (slower) similarity heuristic")
@@ -224,16 +243,22 @@ def build_parser() -> argparse.ArgumentParser:
     _artifacts_arg(demo)
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(func=cmd_demo)
-    upp = sub.add_parser("up", help="run the similarity, rating and gateway services on loopback",
-                         description="Start the three services as local processes (the docker-compose topology), "
-                                     "training first when the artifact root has no version yet.")
+    upp = sub.add_parser(
+        "up",
+        help="run the similarity, rating and gateway services on loopback",
+        description="Start the three services as local processes (the docker-compose topology), "
+        "training first when the artifact root has no version yet.",
+    )
     _artifacts_arg(upp)
     upp.add_argument("--data", help="review file to train on when there is no version yet (default: demo data)")
     upp.add_argument("--port", type=_positive, default=8000, help="gateway port (default 8000)")
     upp.add_argument("--similarity-port", type=_positive, default=8001, help="similarity service port")
     upp.add_argument("--rating-port", type=_positive, default=8002, help="rating service port")
-    upp.add_argument("--redis-url", default=os.environ.get("REDIS_URL"),
-                     help="Redis for the cache (default $REDIS_URL; without it an in-process LRU cache)")
+    upp.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL"),
+        help="Redis for the cache (default $REDIS_URL; without it an in-process LRU cache)",
+    )
     upp.add_argument("--log-dir", help="write each service's log here (default: this terminal)")
     upp.set_defaults(func=cmd_up)
     return parser

@@ -20,22 +20,37 @@ def similarity_fit(user, item, rating, n_users: int, n_items: int, low: float, h
     return lambda users, items: np.clip(index.predict(users, items).rating, low, high)
 
 
-def evaluate(ratings: Ratings, protocol: str = "holdout", folds: int = 5, seed: int = 0,
-             with_similarity: bool = True) -> dict:
+def evaluate(
+    ratings: Ratings, protocol: str = "holdout", folds: int = 5, seed: int = 0, with_similarity: bool = True
+) -> dict:
     """``{"protocol", "folds", "models": {name: {"mse", "rmse", "mae"}}, "model_seconds", "hyperparameters",
     "seconds", ...}`` (see ``chorus.services.rating.train.evaluate``)."""
-    return evaluate_rating(ratings.user, ratings.item, ratings.rating, ratings.n_users, ratings.n_items,
-                           ratings.scale.low, ratings.scale.high, protocol=protocol, folds=folds, seed=seed,
-                           similarity_predict=similarity_fit if with_similarity else None)
+    return evaluate_rating(
+        ratings.user,
+        ratings.item,
+        ratings.rating,
+        ratings.n_users,
+        ratings.n_items,
+        ratings.scale.low,
+        ratings.scale.high,
+        protocol=protocol,
+        folds=folds,
+        seed=seed,
+        similarity_predict=similarity_fit if with_similarity else None,
+    )
 
 
 def format_report(result: dict) -> str:
-    lines = [f"protocol {result['protocol']} ({result['folds']} fold{'s' if result['folds'] > 1 else ''}), "
-             f"{result['seconds']:.1f} s in all",
-             f"{'model':<12}{'MSE':>10}{'RMSE':>10}{'MAE':>10}{'seconds':>10}"]
+    lines = [
+        f"protocol {result['protocol']} ({result['folds']} fold{'s' if result['folds'] > 1 else ''}), "
+        f"{result['seconds']:.1f} s in all",
+        f"{'model':<12}{'MSE':>10}{'RMSE':>10}{'MAE':>10}{'seconds':>10}",
+    ]
     for name, m in result["models"].items():
-        lines.append(f"{name:<12}{m['mse']:>10.4f}{m['rmse']:>10.4f}{m['mae']:>10.4f}"
-                     f"{result['model_seconds'].get(name, float('nan')):>10.1f}")
+        lines.append(
+            f"{name:<12}{m['mse']:>10.4f}{m['rmse']:>10.4f}{m['mae']:>10.4f}"
+            f"{result['model_seconds'].get(name, float('nan')):>10.1f}"
+        )
     for k, hp in enumerate(result["hyperparameters"]):
         keys = ("selected", "trainer", "n_factors", "reg_bias", "reg_factors", "sweeps")
         chosen = {key: hp[key] for key in keys if key in hp}

@@ -56,15 +56,19 @@ class Topology:
     def env(self, service: str) -> dict[str, str]:
         env = dict(os.environ)
         env.pop("REDIS_URL", None)
-        env.update({
-            "PYTHONUNBUFFERED": "1",
-            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-            "CHORUS_ARTIFACTS": str(Path(self.artifacts).resolve()),
-            "CHORUS_RELOAD_INTERVAL": str(self.reload_interval),
-            "CHORUS_SIMILARITY_URL": self.url("similarity"),
-            "CHORUS_RATING_URL": self.url("rating"),
-            "CHORUS_VERSION_POLL_INTERVAL": str(min(2.0, self.reload_interval)),
-        })
+        env.update(
+            {
+                "PYTHONUNBUFFERED": "1",
+                "OPENBLAS_NUM_THREADS": "1",
+                "OMP_NUM_THREADS": "1",
+                "MKL_NUM_THREADS": "1",
+                "CHORUS_ARTIFACTS": str(Path(self.artifacts).resolve()),
+                "CHORUS_RELOAD_INTERVAL": str(self.reload_interval),
+                "CHORUS_SIMILARITY_URL": self.url("similarity"),
+                "CHORUS_RATING_URL": self.url("rating"),
+                "CHORUS_VERSION_POLL_INTERVAL": str(min(2.0, self.reload_interval)),
+            }
+        )
         if self.redis_url and service == "gateway":
             env["REDIS_URL"] = self.redis_url
         env.update(self.extra_env)
@@ -76,8 +80,20 @@ class Topology:
         if old is not None and old.poll() is None:
             raise ChorusError(f"{service} is already running (pid {old.pid})")
         port = {"gateway": self.port, "similarity": self.similarity_port, "rating": self.rating_port}[service]
-        cmd = [sys.executable, "-m", "uvicorn", f"chorus.services.{service}.app:create_app", "--factory",
-               "--host", self.host, "--port", str(port), "--log-level", "warning", "--no-access-log"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            f"chorus.services.{service}.app:create_app",
+            "--factory",
+            "--host",
+            self.host,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
         out = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -87,9 +103,14 @@ class Topology:
         # by the child, which then could not be stopped).
         self.starting = True
         try:
-            self.procs[service] = subprocess.Popen(cmd, env=self.env(service), stdout=out, stderr=out,
-                                                   start_new_session=True,
-                                                   cwd=Path(__file__).resolve().parent.parent)
+            self.procs[service] = subprocess.Popen(
+                cmd,
+                env=self.env(service),
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+                cwd=Path(__file__).resolve().parent.parent,
+            )
         finally:
             self.starting = False
         if self.stop_requested:
@@ -122,8 +143,10 @@ class Topology:
         while time.monotonic() < deadline:
             for name, proc in self.procs.items():
                 if proc.poll() is not None:
-                    raise ChorusError(f"the {name} service exited with code {proc.returncode}"
-                                      + (f"; see {self.log_dir / (name + '.log')}" if self.log_dir else ""))
+                    raise ChorusError(
+                        f"the {name} service exited with code {proc.returncode}"
+                        + (f"; see {self.log_dir / (name + '.log')}" if self.log_dir else "")
+                    )
             try:
                 r = httpx.get(self.url(service) + "/readyz", timeout=2.0)
                 if r.status_code == 200:
@@ -166,11 +189,25 @@ def ensure_trained(artifacts: Path, data: str | None, log=print) -> None:
     train(data, artifacts, parse_components(None), log=log)
 
 
-def up(artifacts: Path, data: str | None, port: int, redis_url: str | None, similarity_port: int,
-       rating_port: int, log_dir: Path | None) -> int:
+def up(
+    artifacts: Path,
+    data: str | None,
+    port: int,
+    redis_url: str | None,
+    similarity_port: int,
+    rating_port: int,
+    log_dir: Path | None,
+) -> int:
     ensure_trained(artifacts, data)
-    topo = Topology(artifacts=artifacts, port=port, similarity_port=similarity_port, rating_port=rating_port,
-                    redis_url=redis_url, log_dir=log_dir)
+    topo = Topology(
+        artifacts=artifacts,
+        port=port,
+        similarity_port=similarity_port,
+        rating_port=rating_port,
+        redis_url=redis_url,
+        log_dir=log_dir,
+    )
+
     def on_signal(signum, frame):
         # further Ctrl-C / SIGTERM must not interrupt the shutdown that this one starts
         signal.signal(signal.SIGINT, signal.SIG_IGN)

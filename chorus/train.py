@@ -69,15 +69,25 @@ def _reusable(store: ArtifactStore, sha256: str, retrained: list[str], log) -> t
         return [], None
 
 
-def train(data: str | Path, artifacts: str | Path, components: list[str], *, seed: int = 0,
-          format: str | None = None, keep: int = 5, progress: bool = True,
-          log: Callable[[str], None] = print) -> str:
+def train(
+    data: str | Path,
+    artifacts: str | Path,
+    components: list[str],
+    *,
+    seed: int = 0,
+    format: str | None = None,
+    keep: int = 5,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> str:
     """Train ``components`` on ``data`` into a new version under ``artifacts``; return the version name."""
     start = time.perf_counter()
     ratings = load_ratings(data, format=format, progress=progress)
     stats = dataset_stats(ratings)
-    log(f"loaded {stats['reviews']:,} reviews ({stats['users']:,} users, {stats['items']:,} items; "
-        f"{stats['skipped_rows']:,} rows skipped) in {time.perf_counter() - start:.1f} s")
+    log(
+        f"loaded {stats['reviews']:,} reviews ({stats['users']:,} users, {stats['items']:,} items; "
+        f"{stats['skipped_rows']:,} rows skipped) in {time.perf_counter() - start:.1f} s"
+    )
     fingerprint = file_fingerprint(data, ratings.report.format)
     reuse, previous = _reusable(ArtifactStore(artifacts), fingerprint["sha256"], components, log)
     with VersionWriter(artifacts) as writer:

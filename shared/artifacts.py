@@ -107,9 +107,7 @@ class VersionWriter:
         self.committed = False
 
     def _component(self, component: str) -> dict[str, Any]:
-        return self.manifest["components"].setdefault(
-            component, {"files": {}, "hyperparameters": {}, "metrics": {}}
-        )
+        return self.manifest["components"].setdefault(component, {"files": {}, "hyperparameters": {}, "metrics": {}})
 
     def save_array(self, component: str, name: str, array: np.ndarray) -> None:
         """Write ``array`` as ``<component>/<name>.npy`` (no pickles: object arrays are refused)."""
@@ -131,8 +129,9 @@ class VersionWriter:
             "dtype": arr.dtype.str,
         }
 
-    def set_component_meta(self, component: str, hyperparameters: dict | None = None,
-                           metrics: dict | None = None, **extra: Any) -> None:
+    def set_component_meta(
+        self, component: str, hyperparameters: dict | None = None, metrics: dict | None = None, **extra: Any
+    ) -> None:
         """Record what was trained: hyperparameters, metrics and any other JSON-able facts."""
         comp = self._component(component)
         if hyperparameters is not None:
@@ -199,8 +198,9 @@ def list_versions(root: str | os.PathLike) -> list[str]:
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file())
+    return sorted(
+        p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file()
+    )
 
 
 def prune(root: str | os.PathLike, keep: int = DEFAULT_KEEP) -> list[str]:
@@ -300,15 +300,17 @@ class ArtifactStore:
     def versions(self) -> list[str]:
         return list_versions(self.root)
 
-    def open(self, version: str | None = None, components: tuple[str, ...] | list[str] | None = None,
-             verify: bool = True) -> Version:
+    def open(
+        self, version: str | None = None, components: tuple[str, ...] | list[str] | None = None, verify: bool = True
+    ) -> Version:
         """Open ``version`` (default: CURRENT), checking the manifest and, when ``verify``, every file of
         ``components`` (default: all) against its size, sha256, shape and dtype."""
         if version is None:
             version = self.current()
             if version is None:
-                raise ArtifactError(f"no version to serve: {self.root / CURRENT} does not exist yet "
-                                    "(run `chorus train`)")
+                raise ArtifactError(
+                    f"no version to serve: {self.root / CURRENT} does not exist yet (run `chorus train`)"
+                )
         path = self.root / version
         manifest_path = path / MANIFEST
         if not manifest_path.is_file():
@@ -318,14 +320,18 @@ class ArtifactStore:
         except (OSError, ValueError) as exc:
             raise ArtifactError(f"version {version}: unreadable manifest ({exc})") from exc
         if manifest.get("format_version") != FORMAT_VERSION:
-            raise ArtifactError(f"version {version}: format_version {manifest.get('format_version')!r}, "
-                                f"this Chorus reads {FORMAT_VERSION}")
+            raise ArtifactError(
+                f"version {version}: format_version {manifest.get('format_version')!r}, "
+                f"this Chorus reads {FORMAT_VERSION}"
+            )
         have = manifest.get("components", {})
         wanted = list(have) if components is None else list(components)
         missing = [c for c in wanted if c not in have]
         if missing:
-            raise ArtifactError(f"version {version} lacks the component(s) {', '.join(missing)} "
-                                f"(it has {', '.join(sorted(have)) or 'none'})")
+            raise ArtifactError(
+                f"version {version} lacks the component(s) {', '.join(missing)} "
+                f"(it has {', '.join(sorted(have)) or 'none'})"
+            )
         if verify:
             for component in wanted:
                 for name, info in have[component]["files"].items():
@@ -338,21 +344,23 @@ def _verify_file(version: str, path: Path, label: str, info: dict) -> None:
         raise ArtifactError(f"version {version}: file {label} is missing ({path})")
     size = path.stat().st_size
     if size != info["bytes"]:
-        raise ArtifactError(f"version {version}: file {label} is truncated or altered "
-                            f"({size} bytes, manifest says {info['bytes']})")
+        raise ArtifactError(
+            f"version {version}: file {label} is truncated or altered ({size} bytes, manifest says {info['bytes']})"
+        )
     if _sha256(path) != info["sha256"]:
         raise ArtifactError(f"version {version}: file {label} fails its checksum (altered or corrupt)")
     with open(path, "rb") as f:
         try:
             major, _ = np.lib.format.read_magic(f)
-            header = (np.lib.format.read_array_header_1_0(f) if major == 1
-                      else np.lib.format.read_array_header_2_0(f))
+            header = np.lib.format.read_array_header_1_0(f) if major == 1 else np.lib.format.read_array_header_2_0(f)
         except ValueError as exc:
             raise ArtifactError(f"version {version}: file {label} is not a valid .npy ({exc})") from exc
     shape, _, dtype = header
     if list(shape) != info["shape"] or dtype.str != info["dtype"]:
-        raise ArtifactError(f"version {version}: file {label} has shape {list(shape)} {dtype.str}, "
-                            f"manifest says {info['shape']} {info['dtype']}")
+        raise ArtifactError(
+            f"version {version}: file {label} has shape {list(shape)} {dtype.str}, "
+            f"manifest says {info['shape']} {info['dtype']}"
+        )
 
 
 # --- the data component -------------------------------------------------------------------------------------
@@ -370,19 +378,29 @@ def save_data_component(writer: VersionWriter, ratings: Ratings) -> None:
     writer.save_array(DATA, "item_ids", ratings.item_ids.astype(str))
     writer.save_array(DATA, "titles", np.asarray(ratings.titles).astype(str))
     scale = ratings.scale
-    writer.set_component_meta(DATA, scale={"low": scale.low, "high": scale.high, "step": scale.step},
-                              format=ratings.report.format, load_report=ratings.report.to_dict())
+    writer.set_component_meta(
+        DATA,
+        scale={"low": scale.low, "high": scale.high, "step": scale.step},
+        format=ratings.report.format,
+        load_report=ratings.report.to_dict(),
+    )
 
 
 def load_data_component(version: Version) -> Ratings:
     """The stored ratings as a ``chorus.shared.data.Ratings`` (arrays memory-mapped)."""
     meta = version.component_meta(DATA)
-    report = LoadReport(path=meta["load_report"]["path"], format=meta["format"],
-                        rows_read=meta["load_report"]["rows_read"])
+    report = LoadReport(
+        path=meta["load_report"]["path"], format=meta["format"], rows_read=meta["load_report"]["rows_read"]
+    )
     report.skipped_by_reason.update(meta["load_report"]["skipped_by_reason"])
     return Ratings(
-        user=version.array(DATA, "user"), item=version.array(DATA, "item"),
-        rating=version.array(DATA, "rating"), timestamp=version.array(DATA, "timestamp"),
-        user_ids=version.array(DATA, "user_ids"), item_ids=version.array(DATA, "item_ids"),
-        titles=version.array(DATA, "titles"), scale=RatingScale(**meta["scale"]), report=report,
+        user=version.array(DATA, "user"),
+        item=version.array(DATA, "item"),
+        rating=version.array(DATA, "rating"),
+        timestamp=version.array(DATA, "timestamp"),
+        user_ids=version.array(DATA, "user_ids"),
+        item_ids=version.array(DATA, "item_ids"),
+        titles=version.array(DATA, "titles"),
+        scale=RatingScale(**meta["scale"]),
+        report=report,
     )

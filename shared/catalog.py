@@ -35,8 +35,15 @@ class Catalog:
         reviews = np.bincount(ratings.item, minlength=ratings.n_items).astype(np.int64)
         sums = np.bincount(ratings.item, weights=ratings.rating.astype(np.float64), minlength=ratings.n_items)
         mean = np.divide(sums, reviews, out=np.zeros(ratings.n_items), where=reviews > 0)
-        return cls(np.asarray(ratings.user_ids), np.asarray(ratings.item_ids), np.asarray(ratings.titles),
-                   reviews, mean, ratings.scale, stats or {})
+        return cls(
+            np.asarray(ratings.user_ids),
+            np.asarray(ratings.item_ids),
+            np.asarray(ratings.titles),
+            reviews,
+            mean,
+            ratings.scale,
+            stats or {},
+        )
 
     @classmethod
     def from_version(cls, version: Version) -> tuple[Catalog, Ratings]:
@@ -94,5 +101,9 @@ class Catalog:
         return result.astype(np.int64)
 
     def item_public(self, i: int) -> dict:
-        return {"item_id": str(self.item_ids[i]), "title": self.title(i), "reviews": int(self.item_reviews[i]),
-                "mean_rating": round(float(self.item_mean[i]), 4)}
+        return {
+            "item_id": str(self.item_ids[i]),
+            "title": self.title(i),
+            "reviews": int(self.item_reviews[i]),
+            "mean_rating": round(float(self.item_mean[i]), 4),
+        }

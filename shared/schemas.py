@@ -112,9 +112,11 @@ class Prediction(BaseModel):
     item_id: str = Field(examples=["B0002E1G5C"])
     prediction: float = Field(examples=[4.42])
     fallback: Literal["item_bias", "user_bias", "global_mean"] | None = Field(
-        None, description="how the prediction was made when the model could not use both the user and the item: "
-                          "item_bias (unknown user), user_bias (unknown item), global_mean (both unknown, or no "
-                          "similar item for the similarity heuristic)")
+        None,
+        description="how the prediction was made when the model could not use both the user and the item: "
+        "item_bias (unknown user), user_bias (unknown item), global_mean (both unknown, or no "
+        "similar item for the similarity heuristic)",
+    )
 
 
 class PredictionsPublic(BaseModel):

@@ -57,8 +57,7 @@ class Loaded(Generic[M]):
 class ModelHolder(Generic[M]):
     """Holds the served ``(version, model)`` and swaps in new versions; see the module docstring."""
 
-    def __init__(self, root: Path, build: Callable[[Version], M], components: Sequence[str],
-                 verify: bool = True):
+    def __init__(self, root: Path, build: Callable[[Version], M], components: Sequence[str], verify: bool = True):
         self.store = ArtifactStore(root)
         self.build = build
         self.components = tuple(components)
@@ -161,15 +160,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        body = {"type": "invalid_input", "detail": _validation_message(exc),
-                "errors": [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]}
+        body = {
+            "type": "invalid_input",
+            "detail": _validation_message(exc),
+            "errors": [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()],
+        }
         return _with_version(request, JSONResponse(body, status_code=422))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # no logging here: Starlette re-raises after this response and the server logs the traceback once
-        body = {"type": "internal_error",
-                "detail": f"an unexpected {type(exc).__name__} occurred; the service log has the details"}
+        body = {
+            "type": "internal_error",
+            "detail": f"an unexpected {type(exc).__name__} occurred; the service log has the details",
+        }
         return _with_version(request, JSONResponse(body, status_code=500))
 
     @app.exception_handler(StarletteHTTPException)
@@ -190,8 +194,11 @@ def health_router() -> APIRouter:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="An artifact version is loaded and served",
-                responses={503: {"description": "No version loaded yet; the body says why"}})
+    @router.get(
+        "/readyz",
+        summary="An artifact version is loaded and served",
+        responses={503: {"description": "No version loaded yet; the body says why"}},
+    )
     def readyz(request: Request) -> JSONResponse:
         status, body = request.app.state.holder.readiness()
         response = JSONResponse(body, status_code=status)
@@ -202,8 +209,16 @@ def health_router() -> APIRouter:
     return router
 
 
-def create_service_app(*, title: str, description: str, settings: ServiceSettings, build: Callable[[Version], Any],
-                       components: Sequence[str], routers: Sequence[APIRouter], version: str = "1") -> FastAPI:
+def create_service_app(
+    *,
+    title: str,
+    description: str,
+    settings: ServiceSettings,
+    build: Callable[[Version], Any],
+    components: Sequence[str],
+    routers: Sequence[APIRouter],
+    version: str = "1",
+) -> FastAPI:
     """The shell both model services use: lifespan with first load and reload polling, error handlers,
     health routes, the version header, then the service's own routers."""
     holder = ModelHolder(settings.artifacts, build, components, verify=settings.verify_checksums)

@@ -31,15 +31,17 @@ class RatingService:
 
     def reviewed(self, u: int) -> np.ndarray:
         m = self.reviewed_by
-        return m.indices[m.indptr[u]:m.indptr[u + 1]]
+        return m.indices[m.indptr[u] : m.indptr[u + 1]]
 
 
 def load_service(version: Version) -> RatingService:
     catalog, ratings = Catalog.from_version(version)
     model = load_component(version)
     if model.n_items != catalog.n_items or model.n_users != catalog.n_users:
-        raise ArtifactError(f"version {version.name}: the rating model has {model.n_users} users and "
-                            f"{model.n_items} items, the data {catalog.n_users} and {catalog.n_items}")
+        raise ArtifactError(
+            f"version {version.name}: the rating model has {model.n_users} users and "
+            f"{model.n_items} items, the data {catalog.n_users} and {catalog.n_items}"
+        )
     reviewed = reviewed_matrix(ratings.user, ratings.item, catalog.n_users, catalog.n_items)
     return RatingService(version.name, model, catalog, reviewed)
 
@@ -51,7 +53,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return create_service_app(
         title="Chorus rating service",
         description="Predicted star ratings from a latent factor model f(u,i) = α + β_u + β_i + γ_u·γ_i "
-                    "(selected on validation data, measured on test data), and top-N recommendations among "
-                    "items a user has not reviewed.",
-        settings=settings, build=load_service, components=("data", "rating"), routers=[router],
+        "(selected on validation data, measured on test data), and top-N recommendations among "
+        "items a user has not reviewed.",
+        settings=settings,
+        build=load_service,
+        components=("data", "rating"),
+        routers=[router],
     )

@@ -293,8 +293,9 @@ class RatingModel:
         return Recommendations(top.astype(np.int64), np.clip(score[top], self.low, self.high), None)
 
 
-def popular_items(item: np.ndarray, rating: np.ndarray, n_items: int, low: float, high: float,
-                  threshold: float | None = None) -> np.ndarray:
+def popular_items(
+    item: np.ndarray, rating: np.ndarray, n_items: int, low: float, high: float, threshold: float | None = None
+) -> np.ndarray:
     """The fallback ranking for unknown users: the most reviewed among the well-rated items.
 
     Rule: items whose mean rating is at least ``threshold`` (default ``low + 0.75·(high − low)``, 4 on a 1–5
@@ -323,8 +324,10 @@ def reviewed_matrix(user: np.ndarray, item: np.ndarray, n_users: int, n_items: i
 
 
 def _counts(user: np.ndarray, item: np.ndarray, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
-    return (np.bincount(user, minlength=n_users).astype(np.int32),
-            np.bincount(item, minlength=n_items).astype(np.int32))
+    return (
+        np.bincount(user, minlength=n_users).astype(np.int32),
+        np.bincount(item, minlength=n_items).astype(np.int32),
+    )
 
 
 def _check_data(user, item, rating, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -343,18 +346,38 @@ def _check_data(user, item, rating, n_users: int, n_items: int) -> tuple[np.ndar
 def _model(alpha: float, bu, bi, pu, qi, user, item, rating, n_users, n_items, low, high, kind) -> RatingModel:
     uc, ic = _counts(user, item, n_users, n_items)
     return RatingModel(
-        global_mean=float(alpha), user_bias=np.asarray(bu, np.float32), item_bias=np.asarray(bi, np.float32),
-        user_factors=np.ascontiguousarray(pu, np.float32), item_factors=np.ascontiguousarray(qi, np.float32),
-        user_count=uc, item_count=ic, popular_items=popular_items(item, rating, n_items, low, high),
-        low=float(low), high=float(high), kind=kind,
+        global_mean=float(alpha),
+        user_bias=np.asarray(bu, np.float32),
+        item_bias=np.asarray(bi, np.float32),
+        user_factors=np.ascontiguousarray(pu, np.float32),
+        item_factors=np.ascontiguousarray(qi, np.float32),
+        user_count=uc,
+        item_count=ic,
+        popular_items=popular_items(item, rating, n_items, low, high),
+        low=float(low),
+        high=float(high),
+        kind=kind,
     )
 
 
 def fit_mean(user, item, rating, n_users: int, n_items: int, low: float, high: float) -> RatingModel:
     """The global-mean model: f(u, i) = mean training rating. Arrays: int (n,), int (n,), float (n,)."""
     user, item, rating = _check_data(user, item, rating, n_users, n_items)
-    return _model(rating.mean(), np.zeros(n_users), np.zeros(n_items), np.zeros((n_users, 0)),
-                  np.zeros((n_items, 0)), user, item, rating, n_users, n_items, low, high, "mean")
+    return _model(
+        rating.mean(),
+        np.zeros(n_users),
+        np.zeros(n_items),
+        np.zeros((n_users, 0)),
+        np.zeros((n_items, 0)),
+        user,
+        item,
+        rating,
+        n_users,
+        n_items,
+        low,
+        high,
+        "mean",
+    )
 
 
 # --- objective and gradient ---------------------------------------------------------------------------------
@@ -377,8 +400,9 @@ class Params:
     @classmethod
     def unpack(cls, theta: np.ndarray, n_users: int, n_items: int, k: int) -> Params:
         a, b, c, d = 1, 1 + n_users, 1 + n_users + n_items, 1 + n_users + n_items + n_users * k
-        return cls(float(theta[0]), theta[a:b], theta[b:c], theta[c:d].reshape(n_users, k),
-                   theta[d:].reshape(n_items, k))
+        return cls(
+            float(theta[0]), theta[a:b], theta[b:c], theta[c:d].reshape(n_users, k), theta[d:].reshape(n_items, k)
+        )
 
     def copy(self) -> Params:
         return Params(self.alpha, self.bu.copy(), self.bi.copy(), self.pu.copy(), self.qi.copy())
@@ -386,15 +410,24 @@ class Params:
     @classmethod
     def from_model(cls, model: RatingModel) -> Params:
         f = np.float64
-        return cls(model.global_mean, model.user_bias.astype(f), model.item_bias.astype(f),
-                   model.user_factors.astype(f), model.item_factors.astype(f))
+        return cls(
+            model.global_mean,
+            model.user_bias.astype(f),
+            model.item_bias.astype(f),
+            model.user_factors.astype(f),
+            model.item_factors.astype(f),
+        )
 
 
-def init_params(n_users: int, n_items: int, k: int, alpha: float, scale: float,
-                rng: np.random.Generator) -> Params:
+def init_params(n_users: int, n_items: int, k: int, alpha: float, scale: float, rng: np.random.Generator) -> Params:
     """The course's initialisation: α = ``alpha`` (the mean), β = 0, γ ~ Normal(0, scale²) from ``rng``."""
-    return Params(float(alpha), np.zeros(n_users), np.zeros(n_items),
-                  rng.normal(0.0, scale, (n_users, k)), rng.normal(0.0, scale, (n_items, k)))
+    return Params(
+        float(alpha),
+        np.zeros(n_users),
+        np.zeros(n_items),
+        rng.normal(0.0, scale, (n_users, k)),
+        rng.normal(0.0, scale, (n_items, k)),
+    )
 
 
 class _Problem:
@@ -414,8 +447,14 @@ class _Problem:
         if self._layout is None:
             by_user = np.argsort(self.user, kind="stable")
             by_item = np.argsort(self.item, kind="stable")
-            self._layout = (by_user, self.item[by_user], np.concatenate([[0], np.cumsum(self.user_count)]),
-                            by_item, self.user[by_item], np.concatenate([[0], np.cumsum(self.item_count)]))
+            self._layout = (
+                by_user,
+                self.item[by_user],
+                np.concatenate([[0], np.cumsum(self.user_count)]),
+                by_item,
+                self.user[by_item],
+                np.concatenate([[0], np.cumsum(self.item_count)]),
+            )
         return self._layout
 
     def residual(self, p: Params) -> np.ndarray:
@@ -425,8 +464,12 @@ class _Problem:
         return f - self.rating
 
     def penalty(self, p: Params) -> float:
-        return float(self.rb_u @ p.bu**2 + self.rb_i @ p.bi**2
-                     + self.rf_u @ (p.pu**2).sum(1) + self.rf_i @ (p.qi**2).sum(1)) / self.n
+        return (
+            float(
+                self.rb_u @ p.bu**2 + self.rb_i @ p.bi**2 + self.rf_u @ (p.pu**2).sum(1) + self.rf_i @ (p.qi**2).sum(1)
+            )
+            / self.n
+        )
 
     def value(self, p: Params) -> float:
         e = self.residual(p)
@@ -453,12 +496,12 @@ def objective(params: Params, user, item, rating, n_users: int, n_items: int, co
     """``L`` of the module docstring at ``params`` (float64), for training arrays int (n,), int (n,),
     float (n,). The ridges depend on ``config`` (weighting, λ, pseudo-counts) and on the counts in the data."""
     user, item, rating = _check_data(user, item, rating, n_users, n_items)
-    return _Problem(user, item, rating, n_users, n_items, replace(config, n_factors=params.pu.shape[1])).value(
-        params)
+    return _Problem(user, item, rating, n_users, n_items, replace(config, n_factors=params.pu.shape[1])).value(params)
 
 
-def objective_and_gradient(params: Params, user, item, rating, n_users: int, n_items: int,
-                           config: LatentConfig) -> tuple[float, Params]:
+def objective_and_gradient(
+    params: Params, user, item, rating, n_users: int, n_items: int, config: LatentConfig
+) -> tuple[float, Params]:
     """``L`` and its analytic gradient (as a :class:`Params` of the same shapes)::
 
         ∂L/∂α   = (2/N) Σ e                       e = f − R per rating
@@ -509,8 +552,9 @@ class _Side:
             others = np.where(valid, other[order[pos]], n_other)
             self.batches.append((ow, rows, others))
 
-    def solve(self, y: np.ndarray, other_factors: np.ndarray, ridge_b: np.ndarray, ridge_f: np.ndarray,
-              dtype) -> tuple[np.ndarray, np.ndarray, float]:
+    def solve(
+        self, y: np.ndarray, other_factors: np.ndarray, ridge_b: np.ndarray, ridge_f: np.ndarray, dtype
+    ) -> tuple[np.ndarray, np.ndarray, float]:
         """Ridge-regress ``y`` on ``[1, γ_other]`` for every owner at once.
 
         ``y``: float (n,) targets R − α − β_other; ``other_factors``: (n_other, K); ridges float64
@@ -596,9 +640,18 @@ def _rmse(p: Params, users, items, ratings, low, high) -> float:
     return float(np.sqrt(np.mean((np.clip(f, low, high) - ratings) ** 2)))
 
 
-def als_sweeps(prob: _Problem, params: Params, sides: tuple[_Side, _Side] | None, config: LatentConfig,
-               n_sweeps: int, validation=None, low: float = -np.inf, high: float = np.inf,
-               track_objective: bool = False, callback=None) -> tuple[Params, FitInfo]:
+def als_sweeps(
+    prob: _Problem,
+    params: Params,
+    sides: tuple[_Side, _Side] | None,
+    config: LatentConfig,
+    n_sweeps: int,
+    validation=None,
+    low: float = -np.inf,
+    high: float = np.inf,
+    track_objective: bool = False,
+    callback=None,
+) -> tuple[Params, FitInfo]:
     """Run up to ``n_sweeps`` ALS sweeps from ``params`` (updated in place) on ``prob``.
 
     Each sweep: users' (β_u, γ_u) jointly, then α, then items' (β_i, γ_i), then α; every step an exact
@@ -656,9 +709,19 @@ def als_sweeps(prob: _Problem, params: Params, sides: tuple[_Side, _Side] | None
     return params, info
 
 
-def fit_als(user, item, rating, n_users: int, n_items: int, low: float, high: float,
-            config: LatentConfig = LatentConfig(), validation=None, n_sweeps: int | None = None,
-            track_objective: bool = False) -> tuple[RatingModel, FitInfo]:
+def fit_als(
+    user,
+    item,
+    rating,
+    n_users: int,
+    n_items: int,
+    low: float,
+    high: float,
+    config: LatentConfig = LatentConfig(),
+    validation=None,
+    n_sweeps: int | None = None,
+    track_objective: bool = False,
+) -> tuple[RatingModel, FitInfo]:
     """Fit the bias (``config.n_factors == 0``) or latent factor model by alternating least squares.
 
     Parameters
@@ -706,8 +769,24 @@ def fit_als(user, item, rating, n_users: int, n_items: int, low: float, high: fl
         info.final_objective = prob.value(params)
     info.seconds = time.perf_counter() - t0
     kind = "latent" if config.n_factors else "bias"
-    return (_model(params.alpha, params.bu, params.bi, params.pu, params.qi, user, item, rating, n_users,
-                   n_items, low, high, kind), info)
+    return (
+        _model(
+            params.alpha,
+            params.bu,
+            params.bi,
+            params.pu,
+            params.qi,
+            user,
+            item,
+            rating,
+            n_users,
+            n_items,
+            low,
+            high,
+            kind,
+        ),
+        info,
+    )
 
 
 def solve_biases(prob: _Problem, tol: float = 1e-10, maxiter: int = 2000) -> Params:
@@ -724,25 +803,38 @@ def solve_biases(prob: _Problem, tol: float = 1e-10, maxiter: int = 2000) -> Par
     user, item, nu, ni = prob.user, prob.item, prob.n_users, prob.n_items
 
     def matvec(v):
-        w = v[0] + v[1:1 + nu][user] + v[1 + nu:][item]
-        return np.concatenate([[w.sum()], np.bincount(user, w, nu) + prob.rb_u * v[1:1 + nu],
-                               np.bincount(item, w, ni) + prob.rb_i * v[1 + nu:]])
+        w = v[0] + v[1 : 1 + nu][user] + v[1 + nu :][item]
+        return np.concatenate(
+            [
+                [w.sum()],
+                np.bincount(user, w, nu) + prob.rb_u * v[1 : 1 + nu],
+                np.bincount(item, w, ni) + prob.rb_i * v[1 + nu :],
+            ]
+        )
 
     size = 1 + nu + ni
     diag = np.concatenate([[prob.n], prob.user_count + prob.rb_u, prob.item_count + prob.rb_i])
     inv = 1.0 / np.where(diag > 0, diag, 1.0)
-    rhs = np.concatenate([[prob.rating.sum()], np.bincount(user, prob.rating, nu),
-                          np.bincount(item, prob.rating, ni)])
+    rhs = np.concatenate([[prob.rating.sum()], np.bincount(user, prob.rating, nu), np.bincount(item, prob.rating, ni)])
     x0 = np.zeros(size)
     x0[0] = prob.rating.mean()
     op = scipy.sparse.linalg.LinearOperator((size, size), matvec=matvec, dtype=np.float64)
     pre = scipy.sparse.linalg.LinearOperator((size, size), matvec=lambda v: inv * v, dtype=np.float64)
     x, _ = scipy.sparse.linalg.cg(op, rhs, x0=x0, rtol=tol, atol=0.0, maxiter=maxiter, M=pre)
-    return Params(float(x[0]), x[1:1 + nu], x[1 + nu:], np.zeros((nu, 0)), np.zeros((ni, 0)))
+    return Params(float(x[0]), x[1 : 1 + nu], x[1 + nu :], np.zeros((nu, 0)), np.zeros((ni, 0)))
 
 
-def fit_bias(user, item, rating, n_users: int, n_items: int, low: float, high: float,
-             config: LatentConfig = LatentConfig(n_factors=0), tol: float = 1e-10) -> RatingModel:
+def fit_bias(
+    user,
+    item,
+    rating,
+    n_users: int,
+    n_items: int,
+    low: float,
+    high: float,
+    config: LatentConfig = LatentConfig(n_factors=0),
+    tol: float = 1e-10,
+) -> RatingModel:
     """The bias-only model f = α + β_u + β_i, the exact minimiser of ``L`` with K = 0 (only ``reg_bias``,
     ``smoothing_bias`` and ``weighting`` of ``config`` matter); see :func:`solve_biases`.
     """
@@ -755,9 +847,19 @@ def fit_bias(user, item, rating, n_users: int, n_items: int, low: float, high: f
 # --- L-BFGS -------------------------------------------------------------------------------------------------
 
 
-def fit_lbfgs(user, item, rating, n_users: int, n_items: int, low: float, high: float,
-              config: LatentConfig = LatentConfig(), maxiter: int = 500, tol: float = 1e-10,
-              init: Params | None = None) -> tuple[RatingModel, FitInfo]:
+def fit_lbfgs(
+    user,
+    item,
+    rating,
+    n_users: int,
+    n_items: int,
+    low: float,
+    high: float,
+    config: LatentConfig = LatentConfig(),
+    maxiter: int = 500,
+    tol: float = 1e-10,
+    init: Params | None = None,
+) -> tuple[RatingModel, FitInfo]:
     """Fit the same model by ``scipy.optimize.minimize(method="L-BFGS-B")`` on ``L`` with the analytic
     gradient, in float64. Same initialisation (and restarts, keeping the lowest objective) as
     :func:`fit_als` unless ``init`` is given. Slower than ALS; it is the course's method and the reference the
@@ -781,13 +883,28 @@ def fit_lbfgs(user, item, rating, n_users: int, n_items: int, low: float, high: 
     best = None
     for restart in range(1 if init is not None else config.restarts):
         p0 = init if init is not None else init_params(n_users, n_items, k, rating.mean(), config.init_scale, rng)
-        res = scipy.optimize.minimize(fun, p0.pack(), jac=True, method="L-BFGS-B",
-                                      options={"maxiter": maxiter, "ftol": tol, "gtol": 1e-12, "maxcor": 10})
+        res = scipy.optimize.minimize(
+            fun,
+            p0.pack(),
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": maxiter, "ftol": tol, "gtol": 1e-12, "maxcor": 10},
+        )
         if best is None or res.fun < best[0].fun:
             best = (res, restart)
     res, restart = best
     p = Params.unpack(res.x, n_users, n_items, k)
-    info = FitInfo(trainer="lbfgs", sweeps=int(res.nit), best_sweep=int(res.nit), final_objective=float(res.fun),
-                   seconds=time.perf_counter() - t0, restart=restart)
-    return (_model(p.alpha, p.bu, p.bi, p.pu, p.qi, user, item, rating, n_users, n_items, low, high,
-                   "latent" if k else "bias"), info)
+    info = FitInfo(
+        trainer="lbfgs",
+        sweeps=int(res.nit),
+        best_sweep=int(res.nit),
+        final_objective=float(res.fun),
+        seconds=time.perf_counter() - t0,
+        restart=restart,
+    )
+    return (
+        _model(
+            p.alpha, p.bu, p.bi, p.pu, p.qi, user, item, rating, n_users, n_items, low, high, "latent" if k else "bias"
+        ),
+        info,
+    )

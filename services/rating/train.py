@@ -78,11 +78,19 @@ class Selection:
 
     def hyperparameters(self) -> dict[str, Any]:
         chosen = self.latent if self.selected == "latent" else self.bias
-        return {"selected": self.selected, "trainer": "als", "n_factors": chosen.n_factors,
-                "reg_bias": chosen.reg_bias, "reg_factors": chosen.reg_factors if self.selected == "latent" else None,
-                "weighting": chosen.weighting, "smoothing_bias": chosen.smoothing_bias,
-                "smoothing_factors": chosen.smoothing_factors, "init_scale": chosen.init_scale,
-                "sweeps": self.sweeps, "seed": chosen.seed}
+        return {
+            "selected": self.selected,
+            "trainer": "als",
+            "n_factors": chosen.n_factors,
+            "reg_bias": chosen.reg_bias,
+            "reg_factors": chosen.reg_factors if self.selected == "latent" else None,
+            "weighting": chosen.weighting,
+            "smoothing_bias": chosen.smoothing_bias,
+            "smoothing_factors": chosen.smoothing_factors,
+            "init_scale": chosen.init_scale,
+            "sweeps": self.sweeps,
+            "seed": chosen.seed,
+        }
 
 
 def metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -96,9 +104,19 @@ def _rmse(model: RatingModel, u, i, r) -> float:
     return metrics(model.predict(u, i).rating, r)["rmse"]
 
 
-def select(user, item, rating, n_users: int, n_items: int, low: float, high: float, train: np.ndarray,
-           val: np.ndarray, config: SelectionConfig = SelectionConfig(),
-           progress: Callable[[int], None] | None = None) -> Selection:
+def select(
+    user,
+    item,
+    rating,
+    n_users: int,
+    n_items: int,
+    low: float,
+    high: float,
+    train: np.ndarray,
+    val: np.ndarray,
+    config: SelectionConfig = SelectionConfig(),
+    progress: Callable[[int], None] | None = None,
+) -> Selection:
     """Choose λ_b, then (K, λ_f, sweeps) on validation rows only.
 
     ``user, item, rating``: int/int/float (n,); ``train``, ``val``: int row indices into them (disjoint).
@@ -124,9 +142,18 @@ def select(user, item, rating, n_users: int, n_items: int, low: float, high: flo
         for lf in config.reg_factors:
             cfg = replace(config.base, n_factors=k, reg_factors=lf, reg_bias=bias_cfg.reg_bias)
             _, info = fit_als(tu, ti, tr, n_users, n_items, low, high, cfg, validation=validation)
-            grid.append({"model": "latent", "n_factors": k, "reg_factors": lf, "reg_bias": cfg.reg_bias,
-                         "validation_rmse": info.best_validation_rmse, "best_sweep": info.best_sweep,
-                         "sweeps_run": info.sweeps, "seconds": round(info.seconds, 3)})
+            grid.append(
+                {
+                    "model": "latent",
+                    "n_factors": k,
+                    "reg_factors": lf,
+                    "reg_bias": cfg.reg_bias,
+                    "validation_rmse": info.best_validation_rmse,
+                    "best_sweep": info.best_sweep,
+                    "sweeps_run": info.sweeps,
+                    "seconds": round(info.seconds, 3),
+                }
+            )
             if progress:
                 progress(len(grid))
             if best_latent is None or info.best_validation_rmse < best_latent[0]:
@@ -134,14 +161,20 @@ def select(user, item, rating, n_users: int, n_items: int, low: float, high: flo
     latent_rmse, latent_cfg, sweeps = best_latent
     # Factors must earn their place on validation; a latent fit stopped at sweep 0 is just the init.
     selected = "latent" if latent_rmse < bias_rmse and sweeps > 0 else "bias"
-    return Selection(bias=bias_cfg, latent=latent_cfg if selected == "latent" else bias_cfg,
-                     sweeps=sweeps if selected == "latent" else 0, selected=selected,
-                     validation_rmse={"bias": bias_rmse, "latent": min(latent_rmse, bias_rmse)},
-                     grid=grid, seconds={"bias": t_bias, "latent": time.perf_counter() - t0 - t_bias})
+    return Selection(
+        bias=bias_cfg,
+        latent=latent_cfg if selected == "latent" else bias_cfg,
+        sweeps=sweeps if selected == "latent" else 0,
+        selected=selected,
+        validation_rmse={"bias": bias_rmse, "latent": min(latent_rmse, bias_rmse)},
+        grid=grid,
+        seconds={"bias": t_bias, "latent": time.perf_counter() - t0 - t_bias},
+    )
 
 
-def refit(user, item, rating, n_users: int, n_items: int, low: float, high: float, rows: np.ndarray,
-          selection: Selection) -> tuple[dict[str, RatingModel], dict[str, float]]:
+def refit(
+    user, item, rating, n_users: int, n_items: int, low: float, high: float, rows: np.ndarray, selection: Selection
+) -> tuple[dict[str, RatingModel], dict[str, float]]:
     """Fit the mean, bias and selected latent models on ``rows`` (train + validation) with the selected
     hyperparameters; also the seconds each took. ``models["latent"]`` is the bias model itself when
     bias-only was selected."""
@@ -155,8 +188,7 @@ def refit(user, item, rating, n_users: int, n_items: int, low: float, high: floa
     seconds["bias"] = time.perf_counter() - t
     t = time.perf_counter()
     if selection.selected == "latent":
-        models["latent"], _ = fit_als(u, i, r, n_users, n_items, low, high, selection.latent,
-                                      n_sweeps=selection.sweeps)
+        models["latent"], _ = fit_als(u, i, r, n_users, n_items, low, high, selection.latent, n_sweeps=selection.sweeps)
     else:
         models["latent"] = models["bias"]
     seconds["latent"] = time.perf_counter() - t
@@ -180,10 +212,20 @@ class TrainResult:
         return self.models["latent"]
 
 
-def train(user, item, rating, n_users: int, n_items: int, low: float, high: float, *, seed: int = 0,
-          fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-          config: SelectionConfig = SelectionConfig(),
-          progress: Callable[[int], None] | None = None) -> TrainResult:
+def train(
+    user,
+    item,
+    rating,
+    n_users: int,
+    n_items: int,
+    low: float,
+    high: float,
+    *,
+    seed: int = 0,
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    config: SelectionConfig = SelectionConfig(),
+    progress: Callable[[int], None] | None = None,
+) -> TrainResult:
     """What ``chorus train --components rating`` runs: a seeded holdout split (``chorus.shared.data.holdout_split``),
     selection on validation, refit on train + validation, metrics on test.
 
@@ -202,12 +244,24 @@ def train(user, item, rating, n_users: int, n_items: int, low: float, high: floa
     test = {}
     if te.size:
         test = {name: metrics(m.predict(user[te], item[te]).rating, rating[te]) for name, m in models.items()}
-    result_metrics = {"validation_rmse": sel.validation_rmse, "test": test,
-                      "split": {"train": int(tr.size), "validation": int(va.size), "test": int(te.size),
-                                "seed": seed, "fractions": list(fractions)}}
-    hyper = sel.hyperparameters() | {"grid": {"factors": list(config.factors),
-                                              "reg_factors": list(config.reg_factors),
-                                              "reg_bias": list(config.reg_bias)}}
+    result_metrics = {
+        "validation_rmse": sel.validation_rmse,
+        "test": test,
+        "split": {
+            "train": int(tr.size),
+            "validation": int(va.size),
+            "test": int(te.size),
+            "seed": seed,
+            "fractions": list(fractions),
+        },
+    }
+    hyper = sel.hyperparameters() | {
+        "grid": {
+            "factors": list(config.factors),
+            "reg_factors": list(config.reg_factors),
+            "reg_bias": list(config.reg_bias),
+        }
+    }
     return TrainResult(models, sel, hyper, result_metrics, time.perf_counter() - t0)
 
 
@@ -224,23 +278,42 @@ def train_component(ratings, writer, *, seed: int = 0, progress: bool = True) ->
     config = SelectionConfig()
     with Progress("rating selection", total=grid_size(config)) as bar:
         bar.enabled = bar.enabled and progress
-        result = train(ratings.user, ratings.item, ratings.rating, ratings.n_users, ratings.n_items,
-                       ratings.scale.low, ratings.scale.high, seed=seed, config=config, progress=bar.update)
+        result = train(
+            ratings.user,
+            ratings.item,
+            ratings.rating,
+            ratings.n_users,
+            ratings.n_items,
+            ratings.scale.low,
+            ratings.scale.high,
+            seed=seed,
+            config=config,
+            progress=bar.update,
+        )
     write_train_result(writer, result)
     h, test = result.hyperparameters, result.metrics["test"]
-    return {"selected": h["selected"], "K": h["n_factors"], "reg_factors": h["reg_factors"],
-            "reg_bias": h["reg_bias"], "sweeps": h["sweeps"],
-            "test_rmse": {name: round(m["rmse"], 4) for name, m in test.items()},
-            "seconds": round(result.seconds, 2)}
+    return {
+        "selected": h["selected"],
+        "K": h["n_factors"],
+        "reg_factors": h["reg_factors"],
+        "reg_bias": h["reg_bias"],
+        "sweeps": h["sweeps"],
+        "test_rmse": {name: round(m["rmse"], 4) for name, m in test.items()},
+        "seconds": round(result.seconds, 2),
+    }
 
 
 def _arrays(user, item, rating):
-    return (np.asarray(user).astype(np.int64, copy=False), np.asarray(item).astype(np.int64, copy=False),
-            np.asarray(rating).astype(np.float64, copy=False))
+    return (
+        np.asarray(user).astype(np.int64, copy=False),
+        np.asarray(item).astype(np.int64, copy=False),
+        np.asarray(rating).astype(np.float64, copy=False),
+    )
 
 
-def _fit_and_score(user, item, rating, n_users, n_items, low, high, rows, val, test, config,
-                   similarity_predict: SimilarityFit | None):
+def _fit_and_score(
+    user, item, rating, n_users, n_items, low, high, rows, val, test, config, similarity_predict: SimilarityFit | None
+):
     """Select on (rows, val), refit on rows ∪ val, score every model on test; seconds per model (the
     selection time counted to the model it selects for)."""
     sel = select(user, item, rating, n_users, n_items, low, high, rows, val, config)
@@ -258,10 +331,21 @@ def _fit_and_score(user, item, rating, n_users, n_items, low, high, rows, val, t
     return out, sel, seconds
 
 
-def evaluate(user, item, rating, n_users: int, n_items: int, low: float, high: float, *,
-             protocol: str = "holdout", folds: int = 5, seed: int = 0,
-             similarity_predict: SimilarityFit | None = None,
-             config: SelectionConfig = SelectionConfig()) -> dict[str, Any]:
+def evaluate(
+    user,
+    item,
+    rating,
+    n_users: int,
+    n_items: int,
+    low: float,
+    high: float,
+    *,
+    protocol: str = "holdout",
+    folds: int = 5,
+    seed: int = 0,
+    similarity_predict: SimilarityFit | None = None,
+    config: SelectionConfig = SelectionConfig(),
+) -> dict[str, Any]:
     """Test-set MSE, RMSE and MAE of ``mean``, ``bias``, ``latent`` (and ``similarity`` when a fit callable
     is given), the hyperparameters chosen, and the seconds taken.
 
@@ -292,21 +376,24 @@ def evaluate(user, item, rating, n_users: int, n_items: int, low: float, high: f
     elif protocol == "kfold":
         runs = []
         for f, (tr_all, te) in enumerate(kfold_split(n, folds, seed)):
-            inner_tr, inner_va, _ = holdout_split(tr_all.size, seed + 1 + f,
-                                                   (1 - config.inner_validation, config.inner_validation, 0.0))
+            inner_tr, inner_va, _ = holdout_split(
+                tr_all.size, seed + 1 + f, (1 - config.inner_validation, config.inner_validation, 0.0)
+            )
             runs.append((tr_all[inner_tr], tr_all[inner_va], te))
     else:
         raise InvalidInput(f"protocol must be 'holdout' or 'kfold', got {protocol!r}")
     per_fold, selections, seconds = [], [], []
     for rows, val, test in runs:
-        out, sel, secs = _fit_and_score(user, item, rating, n_users, n_items, low, high, rows, val, test, config,
-                                        similarity_predict)
+        out, sel, secs = _fit_and_score(
+            user, item, rating, n_users, n_items, low, high, rows, val, test, config, similarity_predict
+        )
         per_fold.append(out)
         selections.append(sel)
         seconds.append(secs)
     names = list(per_fold[0])
-    models = {name: {m: float(np.mean([f[name][m] for f in per_fold])) for m in ("mse", "rmse", "mae")}
-              for name in names}
+    models = {
+        name: {m: float(np.mean([f[name][m] for f in per_fold])) for m in ("mse", "rmse", "mae")} for name in names
+    }
     return {
         "protocol": protocol,
         "folds": len(runs),
@@ -336,15 +423,25 @@ def write_component(writer, model: RatingModel, meta: dict[str, Any] | None = No
     for name in _ARRAYS:
         writer.save_array(COMPONENT, name, getattr(model, name))
     hyper = dict(meta.get("hyperparameters", {}))
-    hyper.update({"kind": model.kind, "n_factors": model.n_factors, "scale": {"low": model.low, "high": model.high},
-                  "n_users": model.n_users, "n_items": model.n_items})
+    hyper.update(
+        {
+            "kind": model.kind,
+            "n_factors": model.n_factors,
+            "scale": {"low": model.low, "high": model.high},
+            "n_users": model.n_users,
+            "n_items": model.n_items,
+        }
+    )
     writer.set_component_meta(COMPONENT, hyperparameters=_jsonable(hyper), metrics=_jsonable(meta.get("metrics", {})))
 
 
 def write_train_result(writer, result: TrainResult) -> None:
     """:func:`write_component` for the output of :func:`train`."""
-    write_component(writer, result.model, {"hyperparameters": result.hyperparameters,
-                                           "metrics": result.metrics | {"seconds": result.seconds}})
+    write_component(
+        writer,
+        result.model,
+        {"hyperparameters": result.hyperparameters, "metrics": result.metrics | {"seconds": result.seconds}},
+    )
 
 
 def load_component(version) -> RatingModel:
@@ -360,22 +457,34 @@ def load_component(version) -> RatingModel:
     try:
         arrays = {name: version.array(COMPONENT, name) for name in ("global_mean", *_ARRAYS)}
         scale = hyper["scale"]
-        model = RatingModel(global_mean=float(arrays["global_mean"][0]),
-                            **{name: arrays[name] for name in _ARRAYS},
-                            low=float(scale["low"]), high=float(scale["high"]), kind=hyper.get("kind", "latent"))
+        model = RatingModel(
+            global_mean=float(arrays["global_mean"][0]),
+            **{name: arrays[name] for name in _ARRAYS},
+            low=float(scale["low"]),
+            high=float(scale["high"]),
+            kind=hyper.get("kind", "latent"),
+        )
     except (KeyError, IndexError, TypeError) as exc:
-        raise ArtifactError(f"rating component of version {getattr(version, 'name', '?')} is incomplete: "
-                            f"{exc}") from exc
+        raise ArtifactError(
+            f"rating component of version {getattr(version, 'name', '?')} is incomplete: {exc}"
+        ) from exc
     nu, ni = model.user_bias.shape, model.item_bias.shape
-    ok = (len(nu) == 1 and len(ni) == 1 and model.user_factors.ndim == 2 and model.item_factors.ndim == 2
-          and model.user_factors.shape[0] == nu[0] and model.item_factors.shape[0] == ni[0]
-          and model.user_factors.shape[1] == model.item_factors.shape[1]
-          and model.user_count.shape == nu and model.item_count.shape == ni
-          and (model.popular_items.size == 0 or (0 <= model.popular_items.min()
-                                                  and model.popular_items.max() < ni[0])))
+    ok = (
+        len(nu) == 1
+        and len(ni) == 1
+        and model.user_factors.ndim == 2
+        and model.item_factors.ndim == 2
+        and model.user_factors.shape[0] == nu[0]
+        and model.item_factors.shape[0] == ni[0]
+        and model.user_factors.shape[1] == model.item_factors.shape[1]
+        and model.user_count.shape == nu
+        and model.item_count.shape == ni
+        and (model.popular_items.size == 0 or (0 <= model.popular_items.min() and model.popular_items.max() < ni[0]))
+    )
     if not ok:
-        raise ArtifactError(f"rating component of version {getattr(version, 'name', '?')}: array shapes do not "
-                            "fit together")
+        raise ArtifactError(
+            f"rating component of version {getattr(version, 'name', '?')}: array shapes do not fit together"
+        )
     return model
 
 

@@ -15,5 +15,11 @@ from chorus.services.similarity.core import (
 )
 
 __all__ = [
-    "DECIMALS", "MEASURES", "Predictions", "Recommendations", "SimilarityConfig", "SimilarityIndex", "id_rank",
+    "DECIMALS",
+    "MEASURES",
+    "Predictions",
+    "Recommendations",
+    "SimilarityConfig",
+    "SimilarityIndex",
+    "id_rank",
 ]

@@ -20,9 +20,11 @@ from chorus.shared.schemas import (
 from chorus.shared.serving import Loaded, model_dependency
 from fastapi import APIRouter, Depends, Path, Query
 
-ERRORS = {404: {"model": ErrorPublic, "description": "Unknown user or item"},
-          422: {"model": ErrorPublic, "description": "Invalid parameter"},
-          503: {"model": ErrorPublic, "description": "No artifact version loaded yet"}}
+ERRORS = {
+    404: {"model": ErrorPublic, "description": "Unknown user or item"},
+    422: {"model": ErrorPublic, "description": "Invalid parameter"},
+    503: {"model": ErrorPublic, "description": "No artifact version loaded yet"},
+}
 
 router = APIRouter(prefix="/v1", tags=["similarity"], responses=ERRORS)
 
@@ -34,24 +36,30 @@ UserId = Annotated[str, Path(min_length=1, max_length=200, description="Raw user
 
 
 @router.get("/items/{item_id}/similar", response_model=SimilarItemsPublic)
-def similar_items(loaded: ModelDep, item_id: ItemId, k: K = 10, measure: Measure = Measure.jaccard,
-                  min_common: MinCommon = 1) -> dict:
+def similar_items(
+    loaded: ModelDep, item_id: ItemId, k: K = 10, measure: Measure = Measure.jaccard, min_common: MinCommon = 1
+) -> dict:
     """The k items most similar to an item (people who reviewed it also reviewed ...), best first."""
     m = loaded.model
     found, scores = m.index.similar_items(m.catalog.item_index(item_id), k, measure.value, min_common)
-    data = [{"item_id": str(m.catalog.item_ids[j]), "title": m.catalog.title(j), "score": s}
-            for j, s in zip(found.tolist(), scores.tolist(), strict=True)]
+    data = [
+        {"item_id": str(m.catalog.item_ids[j]), "title": m.catalog.title(j), "score": s}
+        for j, s in zip(found.tolist(), scores.tolist(), strict=True)
+    ]
     return {"item_id": item_id, "measure": measure.value, "data": data, "count": len(data)}
 
 
 @router.get("/users/{user_id}/similar", response_model=SimilarUsersPublic)
-def similar_users(loaded: ModelDep, user_id: UserId, k: K = 10, measure: Measure = Measure.jaccard,
-                  min_common: MinCommon = 1) -> dict:
+def similar_users(
+    loaded: ModelDep, user_id: UserId, k: K = 10, measure: Measure = Measure.jaccard, min_common: MinCommon = 1
+) -> dict:
     """The k users most similar to a user (over the items they reviewed), best first."""
     m = loaded.model
     found, scores = m.index.similar_users(m.catalog.user_index(user_id), k, measure.value, min_common)
-    data = [{"user_id": str(m.catalog.user_ids[v]), "score": s}
-            for v, s in zip(found.tolist(), scores.tolist(), strict=True)]
+    data = [
+        {"user_id": str(m.catalog.user_ids[v]), "score": s}
+        for v, s in zip(found.tolist(), scores.tolist(), strict=True)
+    ]
     return {"user_id": user_id, "measure": measure.value, "data": data, "count": len(data)}
 
 
@@ -61,9 +69,15 @@ def recommendations(loaded: ModelDep, user_id: UserId, k: K = 10) -> dict:
     m = loaded.model
     rec = m.index.recommend(m.catalog.user_index(user_id), k)
     cat = m.catalog
-    data = [{"item_id": str(cat.item_ids[j]), "title": cat.title(j), "score": s,
-             "because": {"item_id": str(cat.item_ids[b]), "title": cat.title(b)}}
-            for j, s, b in zip(rec.items.tolist(), rec.scores.tolist(), rec.because.tolist(), strict=True)]
+    data = [
+        {
+            "item_id": str(cat.item_ids[j]),
+            "title": cat.title(j),
+            "score": s,
+            "because": {"item_id": str(cat.item_ids[b]), "title": cat.title(b)},
+        }
+        for j, s, b in zip(rec.items.tolist(), rec.scores.tolist(), rec.because.tolist(), strict=True)
+    ]
     return {"user_id": user_id, "data": data, "count": len(data)}
 
 
@@ -78,9 +92,15 @@ def predict(loaded: ModelDep, body: PredictRequest) -> dict:
     items = [p.item_id for p in body.pairs]
     pred = m.index.predict(m.catalog.user_indices(users), m.catalog.item_indices(items))
     low, high = m.catalog.scale.low, m.catalog.scale.high
-    data = [{"user_id": u, "item_id": i, "prediction": round(min(high, max(low, r)), 4),
-             "fallback": "global_mean" if bad else None}
-            for u, i, r, bad in zip(users, items, pred.rating.tolist(), pred.impossible.tolist(), strict=True)]
+    data = [
+        {
+            "user_id": u,
+            "item_id": i,
+            "prediction": round(min(high, max(low, r)), 4),
+            "fallback": "global_mean" if bad else None,
+        }
+        for u, i, r, bad in zip(users, items, pred.rating.tolist(), pred.impossible.tolist(), strict=True)
+    ]
     return {"data": data, "count": len(data)}
 
 
@@ -92,9 +112,11 @@ def item(loaded: ModelDep, item_id: ItemId) -> dict:
 
 
 @router.get("/items", response_model=ItemsPublic)
-def search_items(loaded: ModelDep, q: Annotated[str, Query(min_length=1, max_length=200,
-                                                           description="Words of a title, or an item id")],
-                 limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict:
+def search_items(
+    loaded: ModelDep,
+    q: Annotated[str, Query(min_length=1, max_length=200, description="Words of a title, or an item id")],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> dict:
     """Items whose titles contain every word searched for, most reviewed first (an exact id first); an empty
     ``data`` list when nothing matches."""
     cat = loaded.model.catalog

@@ -38,7 +38,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return create_service_app(
         title="Chorus similarity service",
         description="Jaccard, cosine and Pearson similarity between items and between users, computed over "
-                    "inverted indexes; recommendations from the items a user liked; the course's "
-                    "similarity-weighted rating prediction.",
-        settings=settings, build=load_model, components=("data", "similarity"), routers=[router],
+        "inverted indexes; recommendations from the items a user liked; the course's "
+        "similarity-weighted rating prediction.",
+        settings=settings,
+        build=load_model,
+        components=("data", "similarity"),
+        routers=[router],
     )

@@ -58,9 +58,15 @@ def block_bounds(work: np.ndarray, block_rows: int, block_nnz: int) -> list[tupl
     return out
 
 
-def build_table(index: SimilarityIndex, K: int = 50, measures=MEASURES, *, block_rows: int | None = None,
-                block_nnz: int | None = None, progress: Callable[[int, int], None] | None = None,
-                ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def build_table(
+    index: SimilarityIndex,
+    K: int = 50,
+    measures=MEASURES,
+    *,
+    block_rows: int | None = None,
+    block_nnz: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Top-``K`` neighbours of every item for each of ``measures``, block by block.
 
     Returns the table arrays (``n_neighbors``, ``neighbors_<m>``, ``scores_<m>``) and statistics.
@@ -100,12 +106,23 @@ def build_table(index: SimilarityIndex, K: int = 50, measures=MEASURES, *, block
     return arrays, stats
 
 
-def build_similarity(user: np.ndarray, item: np.ndarray, rating: np.ndarray, n_users: int, n_items: int, *,
-                     K: int = 50, block_rows: int | None = None, block_nnz: int | None = None,
-                     measures=MEASURES, item_rank: np.ndarray | None = None,
-                     user_rank: np.ndarray | None = None, config: SimilarityConfig | None = None,
-                     progress: Callable[[int, int], None] | None = None,
-                     trace_memory: bool = True) -> BuildResult:
+def build_similarity(
+    user: np.ndarray,
+    item: np.ndarray,
+    rating: np.ndarray,
+    n_users: int,
+    n_items: int,
+    *,
+    K: int = 50,
+    block_rows: int | None = None,
+    block_nnz: int | None = None,
+    measures=MEASURES,
+    item_rank: np.ndarray | None = None,
+    user_rank: np.ndarray | None = None,
+    config: SimilarityConfig | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    trace_memory: bool = True,
+) -> BuildResult:
     """Build the whole similarity component from rating columns.
 
     Parameters
@@ -135,11 +152,11 @@ def build_similarity(user: np.ndarray, item: np.ndarray, rating: np.ndarray, n_u
         tracemalloc.start()
     try:
         t0 = time.perf_counter()
-        index = SimilarityIndex.from_arrays(user, item, rating, n_users, n_items, item_rank=item_rank,
-                                            user_rank=user_rank, config=config)
+        index = SimilarityIndex.from_arrays(
+            user, item, rating, n_users, n_items, item_rank=item_rank, user_rank=user_rank, config=config
+        )
         t1 = time.perf_counter()
-        table, tstats = build_table(index, K, measures, block_rows=block_rows, block_nnz=block_nnz,
-                                    progress=progress)
+        table, tstats = build_table(index, K, measures, block_rows=block_rows, block_nnz=block_nnz, progress=progress)
         peak = tracemalloc.get_traced_memory()[1] if tracemalloc.is_tracing() else None
     finally:
         if tracing:
@@ -181,8 +198,9 @@ def write_component(writer, arrays: Mapping[str, np.ndarray], meta: Mapping[str,
         raise ArtifactError(f"refusing to write a similarity component without {', '.join(missing)}")
     for name, array in arrays.items():
         writer.save_array(COMPONENT, name, np.asarray(array))
-    writer.set_component_meta(COMPONENT, hyperparameters=dict(meta.get("hyperparameters", {})),
-                              metrics=dict(meta.get("metrics", {})))
+    writer.set_component_meta(
+        COMPONENT, hyperparameters=dict(meta.get("hyperparameters", {})), metrics=dict(meta.get("metrics", {}))
+    )
 
 
 def load_component(version, config: SimilarityConfig | None = None) -> SimilarityIndex:
@@ -218,11 +236,23 @@ def train_component(ratings, writer, *, seed: int = 0, progress: bool = True) ->
     config = SimilarityConfig()
     with Progress("similarity table", total=ratings.n_items) as bar:
         bar.enabled = bar.enabled and progress
-        result = build_similarity(ratings.user, ratings.item, ratings.rating, ratings.n_users, ratings.n_items,
-                                  K=config.table_k, item_rank=id_rank(ratings.item_ids),
-                                  user_rank=id_rank(ratings.user_ids), config=config,
-                                  progress=lambda done, total: bar.update(done))
+        result = build_similarity(
+            ratings.user,
+            ratings.item,
+            ratings.rating,
+            ratings.n_users,
+            ratings.n_items,
+            K=config.table_k,
+            item_rank=id_rank(ratings.item_ids),
+            user_rank=id_rank(ratings.user_ids),
+            config=config,
+            progress=lambda done, total: bar.update(done),
+        )
     write_component(writer, result.arrays, component_meta(config, config.table_k, MEASURES, result.stats))
     s = result.stats
-    return {"items": s["items"], "K": config.table_k, "seconds": round(s["seconds"], 2),
-            "peak_mb": round((s["peak_traced_bytes"] or 0) / 2**20, 1)}
+    return {
+        "items": s["items"],
+        "K": config.table_k,
+        "seconds": round(s["seconds"], 2),
+        "peak_mb": round((s["peak_traced_bytes"] or 0) / 2**20, 1),
+    }

@@ -220,8 +220,7 @@ def _aligned(pattern: sp.csr_array, other: sp.csr_array) -> np.ndarray:
     o_end = np.concatenate([[0], np.cumsum(o_cnt)])
     n_cols = int(pattern.shape[1])
     group = max(1, _SLOT_BUDGET // max(n_cols, 1))
-    slot = np.empty(min(group, rows.shape[0]) * n_cols,
-                    dtype=np.int32 if pattern.nnz < 2**31 else np.int64)
+    slot = np.empty(min(group, rows.shape[0]) * n_cols, dtype=np.int32 if pattern.nnz < 2**31 else np.int64)
     for g0 in range(0, rows.shape[0], group):
         g1 = min(g0 + group, rows.shape[0])
         a, b = p_end[g0], p_end[g1]
@@ -248,8 +247,9 @@ def _chunks(lengths: np.ndarray, budget: int) -> list[tuple[int, int]]:
     return out
 
 
-def _reduce_contributions(col: np.ndarray, value: np.ndarray, best_q: np.ndarray, src: np.ndarray,
-                          rank: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _reduce_contributions(
+    col: np.ndarray, value: np.ndarray, best_q: np.ndarray, src: np.ndarray, rank: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Group contributions by ``col``: (unique cols, summed ``value``, best rounded score, its source).
 
     The best source has the largest ``best_q`` (a score times 10**10, rounded), ties going to the smallest
@@ -276,8 +276,20 @@ class _Side:
     ratings. Statistics are per row: number of ratings, mean rating, Euclidean norm of the rating vector.
     """
 
-    def __init__(self, name: str, indptr, indices, ratings, t_indptr, t_indices, t_ratings,
-                 count: np.ndarray, mean: np.ndarray, norm: np.ndarray, rank: np.ndarray):
+    def __init__(
+        self,
+        name: str,
+        indptr,
+        indices,
+        ratings,
+        t_indptr,
+        t_indices,
+        t_ratings,
+        count: np.ndarray,
+        mean: np.ndarray,
+        norm: np.ndarray,
+        rank: np.ndarray,
+    ):
         self.name = name
         self.n_rows = int(indptr.shape[0]) - 1
         self.n_cols = int(t_indptr.shape[0]) - 1
@@ -310,9 +322,10 @@ class _Side:
         self.left = {"b": ones, "x": ratings, "z": z, "z2": z * z}
         shape = (self.n_cols, self.n_rows)
         zt2 = zt * zt
-        self.right = {kind: sp.csr_array((data, t_indices, t_indptr), shape=shape)
-                      for kind, data in (("b", ones), ("x", t_ratings), ("z", zt), ("bc", ones + 0j),
-                                         ("z2i", zt2 + 1j))}
+        self.right = {
+            kind: sp.csr_array((data, t_indices, t_indptr), shape=shape)
+            for kind, data in (("b", ones), ("x", t_ratings), ("z", zt), ("bc", ones + 0j), ("z2i", zt2 + 1j))
+        }
         self._keys_sorted: np.ndarray | None = None
         self._work: np.ndarray | None = None
 
@@ -333,11 +346,13 @@ class _Side:
             data = self.left["b"][take] + 0j
         else:
             data = self.left[kind][take]
-        return sp.csr_array((data, self.indices[take], bptr.astype(self.indices.dtype)),
-                            shape=(bptr.shape[0] - 1, self.n_cols))
+        return sp.csr_array(
+            (data, self.indices[take], bptr.astype(self.indices.dtype)), shape=(bptr.shape[0] - 1, self.n_cols)
+        )
 
-    def candidates(self, rows: np.ndarray, measures, min_common: int = 1, exclude_self: bool = True,
-                   contiguous: bool = False) -> _Candidates:
+    def candidates(
+        self, rows: np.ndarray, measures, min_common: int = 1, exclude_self: bool = True, contiguous: bool = False
+    ) -> _Candidates:
         """Every (row, candidate) pair sharing at least ``min_common`` columns, with raw scores.
 
         ``rows``: int64 (r,) row indices (ascending and consecutive when ``contiguous``).
@@ -345,7 +360,7 @@ class _Side:
         rows = np.asarray(rows, dtype=np.int64)
         if contiguous and rows.shape[0]:
             a, b = int(self.indptr[rows[0]]), int(self.indptr[rows[-1] + 1])
-            bptr, take = self.indptr[rows[0]: rows[-1] + 2] - a, slice(a, b)
+            bptr, take = self.indptr[rows[0] : rows[-1] + 2] - a, slice(a, b)
         else:
             bptr, take = _gather(self.indptr, rows)
         pearson = "pearson" in measures
@@ -510,9 +525,23 @@ class _Side:
 
 # --- the index ---------------------------------------------------------------------------------------------
 
-_CORE_ARRAYS = ("shape", "item_indptr", "item_users", "item_ratings", "user_indptr", "user_items",
-                "user_ratings", "item_rank", "user_rank", "item_count", "item_mean", "item_norm", "user_count",
-                "user_mean", "user_norm")
+_CORE_ARRAYS = (
+    "shape",
+    "item_indptr",
+    "item_users",
+    "item_ratings",
+    "user_indptr",
+    "user_items",
+    "user_ratings",
+    "item_rank",
+    "user_rank",
+    "item_count",
+    "item_mean",
+    "item_norm",
+    "user_count",
+    "user_mean",
+    "user_norm",
+)
 
 
 def _csr_layout(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_rows: int):
@@ -568,18 +597,40 @@ class SimilarityIndex:
         a = arrays
         self.n_users, self.n_items = (int(v) for v in a["shape"])
         self._arrays = {name: a[name] for name in _CORE_ARRAYS}
-        self.item_count, self.item_mean, self.item_norm = (np.asarray(a[f"item_{s}"]) for s in
-                                                           ("count", "mean", "norm"))
-        self.user_count, self.user_mean, self.user_norm = (np.asarray(a[f"user_{s}"]) for s in
-                                                           ("count", "mean", "norm"))
+        self.item_count, self.item_mean, self.item_norm = (
+            np.asarray(a[f"item_{s}"]) for s in ("count", "mean", "norm")
+        )
+        self.user_count, self.user_mean, self.user_norm = (
+            np.asarray(a[f"user_{s}"]) for s in ("count", "mean", "norm")
+        )
         self.item_rank = np.asarray(a["item_rank"], dtype=np.int64)
         self.user_rank = np.asarray(a["user_rank"], dtype=np.int64)
-        self._items = _Side("item", a["item_indptr"], a["item_users"], a["item_ratings"], a["user_indptr"],
-                            a["user_items"], a["user_ratings"], self.item_count, self.item_mean,
-                            self.item_norm, self.item_rank)
-        self._users = _Side("user", a["user_indptr"], a["user_items"], a["user_ratings"], a["item_indptr"],
-                            a["item_users"], a["item_ratings"], self.user_count, self.user_mean,
-                            self.user_norm, self.user_rank)
+        self._items = _Side(
+            "item",
+            a["item_indptr"],
+            a["item_users"],
+            a["item_ratings"],
+            a["user_indptr"],
+            a["user_items"],
+            a["user_ratings"],
+            self.item_count,
+            self.item_mean,
+            self.item_norm,
+            self.item_rank,
+        )
+        self._users = _Side(
+            "user",
+            a["user_indptr"],
+            a["user_items"],
+            a["user_ratings"],
+            a["item_indptr"],
+            a["item_users"],
+            a["item_ratings"],
+            self.user_count,
+            self.user_mean,
+            self.user_norm,
+            self.user_rank,
+        )
         nnz = int(self._items.indices.shape[0])
         self.global_mean = float(np.sum(self._items.left["x"]) / nnz) if nnz else 0.0
         self._table: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -589,9 +640,18 @@ class SimilarityIndex:
     # -- construction -------------------------------------------------------------------------------------
 
     @classmethod
-    def from_arrays(cls, user: np.ndarray, item: np.ndarray, rating: np.ndarray, n_users: int, n_items: int,
-                    *, item_rank: np.ndarray | None = None, user_rank: np.ndarray | None = None,
-                    config: SimilarityConfig | None = None) -> SimilarityIndex:
+    def from_arrays(
+        cls,
+        user: np.ndarray,
+        item: np.ndarray,
+        rating: np.ndarray,
+        n_users: int,
+        n_items: int,
+        *,
+        item_rank: np.ndarray | None = None,
+        user_rank: np.ndarray | None = None,
+        config: SimilarityConfig | None = None,
+    ) -> SimilarityIndex:
         """Index ratings given as columns.
 
         Parameters
@@ -613,8 +673,7 @@ class SimilarityIndex:
         rating = np.asarray(rating).astype(np.float64, copy=False)
         n = user.shape[0]
         if item.shape[0] != n or rating.shape[0] != n:
-            raise InvalidInput(f"user, item and rating differ in length ({n}, {item.shape[0]}, "
-                               f"{rating.shape[0]})")
+            raise InvalidInput(f"user, item and rating differ in length ({n}, {item.shape[0]}, {rating.shape[0]})")
         if n and (user.min() < 0 or user.max() >= n_users or item.min() < 0 or item.max() >= n_items):
             raise InvalidInput("user or item index out of range")
         if not np.all(np.isfinite(rating)):
@@ -627,18 +686,29 @@ class SimilarityIndex:
         uc, um, unorm = _row_stats(u_indptr, u_ratings)
         arrays = {
             "shape": np.array([n_users, n_items], dtype=np.int64),
-            "item_indptr": i_indptr, "item_users": i_users, "item_ratings": i_ratings,
-            "user_indptr": u_indptr, "user_items": u_items, "user_ratings": u_ratings,
+            "item_indptr": i_indptr,
+            "item_users": i_users,
+            "item_ratings": i_ratings,
+            "user_indptr": u_indptr,
+            "user_items": u_items,
+            "user_ratings": u_ratings,
             "item_rank": _rank_or_identity(item_rank, n_items, "item_rank"),
             "user_rank": _rank_or_identity(user_rank, n_users, "user_rank"),
-            "item_count": ic, "item_mean": im, "item_norm": inorm,
-            "user_count": uc, "user_mean": um, "user_norm": unorm,
+            "item_count": ic,
+            "item_mean": im,
+            "item_norm": inorm,
+            "user_count": uc,
+            "user_mean": um,
+            "user_norm": unorm,
         }
         return cls(arrays, config)
 
     @classmethod
-    def from_saved(cls, arrays: Mapping[str, np.ndarray], config: SimilarityConfig | None = None,
-                   ) -> SimilarityIndex:
+    def from_saved(
+        cls,
+        arrays: Mapping[str, np.ndarray],
+        config: SimilarityConfig | None = None,
+    ) -> SimilarityIndex:
         """Rebuild from :meth:`to_arrays` output (arrays may be read-only memory maps; none is modified).
 
         Only cheap O(nnz) steps run: validation, the centred values for Pearson, the CSR wrappers. The neighbour
@@ -683,8 +753,10 @@ class SimilarityIndex:
                 continue
             nb, sc = np.asarray(table[f"neighbors_{m}"]), np.asarray(table[f"scores_{m}"])
             if nb.ndim != 2 or nb.shape[0] != self.n_items or sc.shape != nb.shape or sc.dtype != np.float64:
-                raise ArtifactError(f"neighbour table for {m}: shapes {nb.shape} and {sc.shape} {sc.dtype}, "
-                                    f"expected ({self.n_items}, K) and float64")
+                raise ArtifactError(
+                    f"neighbour table for {m}: shapes {nb.shape} and {sc.shape} {sc.dtype}, "
+                    f"expected ({self.n_items}, K) and float64"
+                )
             if k is not None and nb.shape[1] != k:
                 raise ArtifactError("neighbour tables of different K")
             k = nb.shape[1]
@@ -705,8 +777,9 @@ class SimilarityIndex:
 
     # -- similar items / users ----------------------------------------------------------------------------
 
-    def similar_items(self, i: int, k: int = 10, measure: str = "jaccard", min_common: int = 1, *,
-                      use_table: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def similar_items(
+        self, i: int, k: int = 10, measure: str = "jaccard", min_common: int = 1, *, use_table: bool | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` items most similar to item ``i``.
 
         Returns (int64 indices (n,), float64 scores rounded to 10 places (n,)), n ≤ k, best first; ties by raw id.
@@ -717,8 +790,7 @@ class SimilarityIndex:
         k, min_common = _check_k(k), _check_min_common(min_common)
         can = measure in self._table and k <= self.table_k and min_common == 1
         if use_table and not can:
-            raise InvalidInput(f"the neighbour table cannot answer k={k}, measure={measure!r}, "
-                               f"min_common={min_common}")
+            raise InvalidInput(f"the neighbour table cannot answer k={k}, measure={measure!r}, min_common={min_common}")
         if can and use_table is not False:
             i = self._items.check_row(i)
             nb, sc = self._table[measure]
@@ -726,8 +798,13 @@ class SimilarityIndex:
             return nb[i, :n].astype(np.int64), np.array(sc[i, :n], dtype=np.float64)
         return self._items.most_similar(i, k, measure, min_common)
 
-    def similar_users(self, u: int, k: int = 10, measure: str = "jaccard", min_common: int = 1,
-                      ) -> tuple[np.ndarray, np.ndarray]:
+    def similar_users(
+        self,
+        u: int,
+        k: int = 10,
+        measure: str = "jaccard",
+        min_common: int = 1,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` users most similar to user ``u`` (computed online). Same conventions as
         :meth:`similar_items`."""
         check_measure(measure)
@@ -787,10 +864,16 @@ class SimilarityIndex:
             if not fresh.any():
                 continue
             sim = cand.scores[measure][fresh]
-            part = _reduce_contributions(col[fresh], sim, np.rint(sim * _SCALE), liked[lo:hi][cand.row[fresh]],
-                                         self.item_rank)
-            state = part if state is None else _reduce_contributions(
-                *(np.concatenate([a, b]) for a, b in zip(state, part, strict=True)), self.item_rank)
+            part = _reduce_contributions(
+                col[fresh], sim, np.rint(sim * _SCALE), liked[lo:hi][cand.row[fresh]], self.item_rank
+            )
+            state = (
+                part
+                if state is None
+                else _reduce_contributions(
+                    *(np.concatenate([a, b]) for a, b in zip(state, part, strict=True)), self.item_rank
+                )
+            )
         if state is None:
             return Recommendations(empty, np.zeros(0), empty)
         uniq, total, _, because = state
@@ -806,8 +889,9 @@ class SimilarityIndex:
         norms = side.norm[liked]
         inv_norm = np.divide(1.0, norms, out=np.zeros(liked.shape[0]), where=norms > 0)
         users, group = np.unique(side.indices[pos], return_inverse=True)
-        q = np.bincount(group, weights=side.left["x"][pos] * np.repeat(inv_norm, np.diff(bptr)),
-                        minlength=users.shape[0])
+        q = np.bincount(
+            group, weights=side.left["x"][pos] * np.repeat(inv_norm, np.diff(bptr)), minlength=users.shape[0]
+        )
         idt = side.indices.dtype
         ptr = np.array([0, users.shape[0]], dtype=idt)
         shape = (1, side.n_cols)
@@ -833,8 +917,9 @@ class SimilarityIndex:
         idt = side.indices.dtype
 
         def right(kind: str) -> sp.csr_array:  # users × top
-            m = sp.csr_array((side.left[kind][tpos], side.indices[tpos], tptr.astype(idt)),
-                             shape=(top.shape[0], side.n_cols))
+            m = sp.csr_array(
+                (side.left[kind][tpos], side.indices[tpos], tptr.astype(idt)), shape=(top.shape[0], side.n_cols)
+            )
             return m.T.tocsr()
 
         bptr, take = _gather(side.indptr, liked)
@@ -944,8 +1029,9 @@ def _validate(a: Mapping[str, np.ndarray]) -> None:
             raise ArtifactError(f"similarity {side}_{other} holds an index out of range")
         for stat in ("rank", "count", "mean", "norm"):
             if a[f"{side}_{stat}"].shape != (n_rows,):
-                raise ArtifactError(f"similarity {side}_{stat} has shape {a[f'{side}_{stat}'].shape}, "
-                                    f"expected ({n_rows},)")
+                raise ArtifactError(
+                    f"similarity {side}_{stat} has shape {a[f'{side}_{stat}'].shape}, expected ({n_rows},)"
+                )
         if not np.array_equal(np.asarray(a[f"{side}_count"]), np.diff(indptr)):
             raise ArtifactError(f"similarity {side}_count does not match {side}_indptr")
     if a["item_indptr"][-1] != a["user_indptr"][-1]:

@@ -6,6 +6,16 @@ from chorus.shared.data.splits import holdout_split, kfold_split
 from chorus.shared.data.stats import dataset_stats, format_stats
 
 __all__ = [
-    "FORMATS", "REASONS", "SCALES", "LoadReport", "RatingScale", "Ratings", "dataset_stats", "detect_format",
-    "format_stats", "holdout_split", "kfold_split", "load_ratings",
+    "FORMATS",
+    "REASONS",
+    "SCALES",
+    "LoadReport",
+    "RatingScale",
+    "Ratings",
+    "dataset_stats",
+    "detect_format",
+    "format_stats",
+    "holdout_split",
+    "kfold_split",
+    "load_ratings",
 ]

@@ -185,8 +185,9 @@ class _ChunkFilter:
         if isinstance(ids, np.ndarray):  # fixed-width UTF-8 bytes from the vectorised TSV reader
             uniq, inverse = np.unique(ids, return_inverse=True)
             setdefault = codes.setdefault
-            mapped = np.array([setdefault(x.decode("utf-8", "replace"), len(codes)) for x in uniq.tolist()],
-                              dtype=np.int64)
+            mapped = np.array(
+                [setdefault(x.decode("utf-8", "replace"), len(codes)) for x in uniq.tolist()], dtype=np.int64
+            )
             return mapped[inverse.ravel()]
         for x in dict.fromkeys(ids):
             if x not in codes:
@@ -316,19 +317,33 @@ def _read_amazon_json(path: Path, filt: _ChunkFilter, progress: Progress, size: 
             extras = {
                 "helpful": (helpful, ok_h & ok_t & (helpful >= 0) & (total >= helpful)),
                 "total": (total, None),
-                "verified": (np.array([v is True or v == 1 or (isinstance(v, str) and v.lower() in TRUE_WORDS)
-                                       for v in ver], dtype=bool), None),
+                "verified": (
+                    np.array(
+                        [v is True or v == 1 or (isinstance(v, str) and v.lower() in TRUE_WORDS) for v in ver],
+                        dtype=bool,
+                    ),
+                    None,
+                ),
             }
             if with_text:
                 extras["text"] = ([f"{r.get('summary', '')}\n{r.get('reviewText', '')}" for r in recs], None)
-            filt.accept(nums, lines, ["" if u is None else str(u) for u in field("reviewerID", None)],
-                        ["" if i is None else str(i) for i in field("asin", None)], ratings, ts, ts_ok, extras)
+            filt.accept(
+                nums,
+                lines,
+                ["" if u is None else str(u) for u in field("reviewerID", None)],
+                ["" if i is None else str(i) for i in field("asin", None)],
+                ratings,
+                ts,
+                ts_ok,
+                extras,
+            )
     if not saw_verified:
         cols.verified = None  # the 2014 release has no such field: report null, not 0%
 
 
-def _read_four_columns(path: Path, filt: _ChunkFilter, progress: Progress, size: int, sep: str,
-                       header: str | None) -> None:
+def _read_four_columns(
+    path: Path, filt: _ChunkFilter, progress: Progress, size: int, sep: str, header: str | None
+) -> None:
     """MovieLens rows: user, item, rating, timestamp separated by ``sep``, after an optional header line
     starting with ``header`` (case-insensitive)."""
     with _open_text(path) as f:
@@ -337,8 +352,15 @@ def _read_four_columns(path: Path, filt: _ChunkFilter, progress: Progress, size:
                 lines, start = lines[1:], 2
             nums, lines, rows = _split_rows(start, lines, sep, 4, filt)
             ts, ts_ok = _ints([r[3] for r in rows])
-            filt.accept(nums, lines, [r[0].strip() for r in rows], [r[1].strip() for r in rows],
-                        _floats([r[2] for r in rows]), ts, ts_ok)
+            filt.accept(
+                nums,
+                lines,
+                [r[0].strip() for r in rows],
+                [r[1].strip() for r in rows],
+                _floats([r[2] for r in rows]),
+                ts,
+                ts_ok,
+            )
 
 
 def _read_movielens_100k(path: Path, filt: _ChunkFilter, progress: Progress, size: int, with_text: bool):
@@ -382,8 +404,9 @@ _READERS: dict[str, Callable] = {
 }
 
 
-def load_ratings(path: str | os.PathLike, format: str | None = None, *, with_text: bool = False,
-                 progress: bool = True) -> Ratings:
+def load_ratings(
+    path: str | os.PathLike, format: str | None = None, *, with_text: bool = False, progress: bool = True
+) -> Ratings:
     """Load a review dump into a :class:`Ratings`.
 
     Parameters

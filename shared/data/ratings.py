@@ -134,10 +134,19 @@ class Ratings:
             return None if a is None else a[rows]
 
         return Ratings(
-            user=self.user[rows], item=self.item[rows], rating=self.rating[rows],
-            timestamp=self.timestamp[rows], user_ids=self.user_ids, item_ids=self.item_ids,
-            titles=self.titles, scale=self.scale, report=self.report, verified=pick(self.verified),
-            helpful_votes=pick(self.helpful_votes), total_votes=pick(self.total_votes), text=pick(self.text),
+            user=self.user[rows],
+            item=self.item[rows],
+            rating=self.rating[rows],
+            timestamp=self.timestamp[rows],
+            user_ids=self.user_ids,
+            item_ids=self.item_ids,
+            titles=self.titles,
+            scale=self.scale,
+            report=self.report,
+            verified=pick(self.verified),
+            helpful_votes=pick(self.helpful_votes),
+            total_votes=pick(self.total_votes),
+            text=pick(self.text),
         )
 
 
@@ -213,9 +222,12 @@ def assemble(
     if dropped.size:
         lines = _concat(cols.lines, np.int64)
         report.skip_many(
-            lines[dropped], "duplicate_pair",
-            lambda k: f"user {user_ids[user[dropped[k]]]} item {item_ids[item[dropped[k]]]}: a newer review "
-            "of the same pair is kept",
+            lines[dropped],
+            "duplicate_pair",
+            lambda k: (
+                f"user {user_ids[user[dropped[k]]]} item {item_ids[item[dropped[k]]]}: a newer review "
+                "of the same pair is kept"
+            ),
         )
 
     titles = np.full(item_ids.shape[0], "", dtype=object)
@@ -232,9 +244,17 @@ def assemble(
         return None if a is None else a[keep]
 
     return Ratings(
-        user=user[keep], item=item[keep], rating=rating[keep], timestamp=timestamp[keep],
-        user_ids=user_ids.astype(str), item_ids=item_ids.astype(str), titles=titles, scale=scale,
-        report=report, verified=pick(verified),
+        user=user[keep],
+        item=item[keep],
+        rating=rating[keep],
+        timestamp=timestamp[keep],
+        user_ids=user_ids.astype(str),
+        item_ids=item_ids.astype(str),
+        titles=titles,
+        scale=scale,
+        report=report,
+        verified=pick(verified),
         helpful_votes=None if helpful is None else helpful[keep].astype(np.int32),
-        total_votes=None if total is None else total[keep].astype(np.int32), text=pick(text),
+        total_votes=None if total is None else total[keep].astype(np.int32),
+        text=pick(text),
     )

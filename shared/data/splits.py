@@ -24,7 +24,7 @@ def holdout_split(
     n_val = int(np.floor(fractions[1] * n))
     n_test = int(np.floor(fractions[2] * n))
     n_train = n - n_val - n_test
-    train, val, test = perm[:n_train], perm[n_train:n_train + n_val], perm[n_train + n_val:]
+    train, val, test = perm[:n_train], perm[n_train : n_train + n_val], perm[n_train + n_val :]
     return np.sort(train), np.sort(val), np.sort(test)
 
 

@@ -28,43 +28,180 @@ from chorus.shared.data.loaders import TSV_HEADER
 from chorus.shared.errors import InvalidInput
 from chorus.shared.progress import Progress
 
-BRANDS = ("Fender", "Yamaha", "Gibson", "Ibanez", "Roland", "Korg", "Shure", "Boss", "Ernie Ball", "D'Addario",
-          "Martin", "Taylor", "Epiphone", "Squier", "Casio", "Behringer", "Audio-Technica", "Zildjian", "Pearl",
-          "Ludwig", "Marshall", "Vox", "Orange", "PRS", "Gretsch", "Dunlop", "Planet Waves", "Snark", "Hohner",
-          "Nord", "Akai", "Novation", "Sennheiser", "Elixir", "Levy's", "Hercules", "On-Stage", "Kyser")
-SERIES = ("Classic", "Pro", "Studio", "Vintage", "Deluxe", "Standard", "Player", "Signature", "Artist",
-          "Performer", "Road", "Stage", "Custom", "Select", "Essential", "Limited", "Elite", "Junior")
-PRODUCTS = ("Electric Guitar", "Acoustic Guitar", "Bass Guitar", "Ukulele", "Guitar Strings", "Bass Strings",
-            "Guitar Tuner", "Capo", "Guitar Strap", "Guitar Picks (12 Pack)", "Instrument Cable", "Overdrive Pedal",
-            "Distortion Pedal", "Delay Pedal", "Reverb Pedal", "Chorus Pedal", "Looper Pedal", "Guitar Amplifier",
-            "Bass Amplifier", "Dynamic Microphone", "Condenser Microphone", "Microphone Stand", "Pop Filter",
-            "Studio Headphones", "Digital Piano", "MIDI Keyboard Controller", "Synthesizer", "Drum Sticks",
-            "Cymbal Pack", "Snare Drum", "Practice Pad", "Harmonica", "Guitar Stand", "Gig Bag", "Hard Case",
-            "Audio Interface", "Metronome", "Sustain Pedal", "String Winder", "Fretboard Conditioner")
+BRANDS = (
+    "Fender",
+    "Yamaha",
+    "Gibson",
+    "Ibanez",
+    "Roland",
+    "Korg",
+    "Shure",
+    "Boss",
+    "Ernie Ball",
+    "D'Addario",
+    "Martin",
+    "Taylor",
+    "Epiphone",
+    "Squier",
+    "Casio",
+    "Behringer",
+    "Audio-Technica",
+    "Zildjian",
+    "Pearl",
+    "Ludwig",
+    "Marshall",
+    "Vox",
+    "Orange",
+    "PRS",
+    "Gretsch",
+    "Dunlop",
+    "Planet Waves",
+    "Snark",
+    "Hohner",
+    "Nord",
+    "Akai",
+    "Novation",
+    "Sennheiser",
+    "Elixir",
+    "Levy's",
+    "Hercules",
+    "On-Stage",
+    "Kyser",
+)
+SERIES = (
+    "Classic",
+    "Pro",
+    "Studio",
+    "Vintage",
+    "Deluxe",
+    "Standard",
+    "Player",
+    "Signature",
+    "Artist",
+    "Performer",
+    "Road",
+    "Stage",
+    "Custom",
+    "Select",
+    "Essential",
+    "Limited",
+    "Elite",
+    "Junior",
+)
+PRODUCTS = (
+    "Electric Guitar",
+    "Acoustic Guitar",
+    "Bass Guitar",
+    "Ukulele",
+    "Guitar Strings",
+    "Bass Strings",
+    "Guitar Tuner",
+    "Capo",
+    "Guitar Strap",
+    "Guitar Picks (12 Pack)",
+    "Instrument Cable",
+    "Overdrive Pedal",
+    "Distortion Pedal",
+    "Delay Pedal",
+    "Reverb Pedal",
+    "Chorus Pedal",
+    "Looper Pedal",
+    "Guitar Amplifier",
+    "Bass Amplifier",
+    "Dynamic Microphone",
+    "Condenser Microphone",
+    "Microphone Stand",
+    "Pop Filter",
+    "Studio Headphones",
+    "Digital Piano",
+    "MIDI Keyboard Controller",
+    "Synthesizer",
+    "Drum Sticks",
+    "Cymbal Pack",
+    "Snare Drum",
+    "Practice Pad",
+    "Harmonica",
+    "Guitar Stand",
+    "Gig Bag",
+    "Hard Case",
+    "Audio Interface",
+    "Metronome",
+    "Sustain Pedal",
+    "String Winder",
+    "Fretboard Conditioner",
+)
 #: Product families: a reviewer mostly shops in one, so "people who bought X also bought Y" finds related gear.
 FAMILIES = (
-    ("Electric Guitar", "Acoustic Guitar", "Bass Guitar", "Ukulele", "Guitar Strings", "Bass Strings",
-     "Guitar Tuner", "Capo", "Guitar Strap", "Guitar Picks (12 Pack)", "Guitar Stand", "Gig Bag", "Hard Case",
-     "String Winder", "Fretboard Conditioner"),
-    ("Instrument Cable", "Overdrive Pedal", "Distortion Pedal", "Delay Pedal", "Reverb Pedal", "Chorus Pedal",
-     "Looper Pedal", "Guitar Amplifier", "Bass Amplifier"),
-    ("Dynamic Microphone", "Condenser Microphone", "Microphone Stand", "Pop Filter", "Studio Headphones",
-     "Audio Interface"),
+    (
+        "Electric Guitar",
+        "Acoustic Guitar",
+        "Bass Guitar",
+        "Ukulele",
+        "Guitar Strings",
+        "Bass Strings",
+        "Guitar Tuner",
+        "Capo",
+        "Guitar Strap",
+        "Guitar Picks (12 Pack)",
+        "Guitar Stand",
+        "Gig Bag",
+        "Hard Case",
+        "String Winder",
+        "Fretboard Conditioner",
+    ),
+    (
+        "Instrument Cable",
+        "Overdrive Pedal",
+        "Distortion Pedal",
+        "Delay Pedal",
+        "Reverb Pedal",
+        "Chorus Pedal",
+        "Looper Pedal",
+        "Guitar Amplifier",
+        "Bass Amplifier",
+    ),
+    (
+        "Dynamic Microphone",
+        "Condenser Microphone",
+        "Microphone Stand",
+        "Pop Filter",
+        "Studio Headphones",
+        "Audio Interface",
+    ),
     ("Digital Piano", "MIDI Keyboard Controller", "Synthesizer", "Sustain Pedal", "Metronome"),
     ("Drum Sticks", "Cymbal Pack", "Snare Drum", "Practice Pad", "Harmonica"),
 )
 FAMILY_OF_PRODUCT = {p: f for f, members in enumerate(FAMILIES) for p in members}
 COLORS = ("Black", "Sunburst", "Natural", "Red", "White", "Blue", "Silver", "Tobacco Burst", "Walnut")
 
-NEUTRAL = ("the", "it", "this", "with", "for", "sound", "price", "quality", "shipping", "arrived", "use",
-           "guitar", "setup", "after", "weeks", "bought", "strings", "case", "tone", "really")
+NEUTRAL = (
+    "the",
+    "it",
+    "this",
+    "with",
+    "for",
+    "sound",
+    "price",
+    "quality",
+    "shipping",
+    "arrived",
+    "use",
+    "guitar",
+    "setup",
+    "after",
+    "weeks",
+    "bought",
+    "strings",
+    "case",
+    "tone",
+    "really",
+)
 BY_STAR = {
     1: ("broke", "returned", "junk", "cheap", "useless", "defective", "waste", "awful", "stopped", "refund"),
     2: ("disappointed", "flimsy", "noisy", "poor", "wobbly", "meh", "buzzes", "thin", "overpriced", "loose"),
     3: ("okay", "decent", "average", "fine", "acceptable", "mixed", "adequate", "so-so", "usable", "basic"),
     4: ("good", "solid", "nice", "happy", "recommend", "reliable", "sturdy", "warm", "clear", "pleased"),
-    5: ("excellent", "perfect", "love", "amazing", "fantastic", "flawless", "beautiful", "superb", "awesome",
-        "best"),
+    5: ("excellent", "perfect", "love", "amazing", "fantastic", "flawless", "beautiful", "superb", "awesome", "best"),
 }
 HEADLINES = {1: "One Star", 2: "Two Stars", 3: "Three Stars", 4: "Four Stars", 5: "Five Stars"}
 
@@ -103,8 +240,7 @@ def _base36(values: np.ndarray, width: int) -> np.ndarray:
     return np.array(["".join(r) for r in out.tolist()])
 
 
-def _pairs(n: int, n_users: int, n_items: int, item_family: np.ndarray, model: PlantedModel,
-           rng: np.random.Generator):
+def _pairs(n: int, n_users: int, n_items: int, item_family: np.ndarray, model: PlantedModel, rng: np.random.Generator):
     """Exactly ``n`` distinct (user, item) pairs, drawn from the long-tailed weights; a share
     ``family_affinity`` of each user's items comes from the user's favourite family."""
     pu = _zipf_weights(n_users, model.user_zipf, 10.0, rng)
@@ -138,8 +274,9 @@ def _pairs(n: int, n_users: int, n_items: int, item_family: np.ndarray, model: P
     return keys // n_items, keys % n_items
 
 
-def generate_reviews(out: str | os.PathLike, n_reviews: int, seed: int = 0,
-                     model: PlantedModel | None = None, progress: bool = True) -> Path:
+def generate_reviews(
+    out: str | os.PathLike, n_reviews: int, seed: int = 0, model: PlantedModel | None = None, progress: bool = True
+) -> Path:
     """Write ``n_reviews`` rows of Amazon TSV (gzip when ``out`` ends in ``.gz``) and return the path.
 
     The file is written beside ``out`` under a temporary name and moved into place when complete.
@@ -163,19 +300,22 @@ def generate_reviews(out: str | os.PathLike, n_reviews: int, seed: int = 0,
     stars = np.clip(np.rint(raw), 1, 5).astype(np.int64)
 
     customer_ids = (np.arange(n_users, dtype=np.int64) * 7919 + 1_234_567) % 90_000_000 + 10_000_000
-    product_ids = np.char.add("B0", _base36((np.arange(n_items, dtype=np.int64) * 1_000_003 + 77_777)
-                                            % 36**8, 8))
+    product_ids = np.char.add("B0", _base36((np.arange(n_items, dtype=np.int64) * 1_000_003 + 77_777) % 36**8, 8))
     parents = (np.arange(n_items, dtype=np.int64) * 104_729 + 5_000_000) % 900_000_000 + 100_000_000
-    titles = np.array([
-        f"{BRANDS[b]} {SERIES[s]} {PRODUCTS[p]}, {COLORS[c]} (Model {m})"
-        for b, s, p, c, m in zip(rng.integers(0, len(BRANDS), n_items).tolist(),
-                                 rng.integers(0, len(SERIES), n_items).tolist(),
-                                 product.tolist(),
-                                 rng.integers(0, len(COLORS), n_items).tolist(),
-                                 rng.integers(100, 1000, n_items).tolist(), strict=True)
-    ])
-    review_ids = np.char.add("R", _base36((np.arange(n_reviews, dtype=np.int64) * 2_654_435_761 + 99)
-                                          % 36**12, 12))
+    titles = np.array(
+        [
+            f"{BRANDS[b]} {SERIES[s]} {PRODUCTS[p]}, {COLORS[c]} (Model {m})"
+            for b, s, p, c, m in zip(
+                rng.integers(0, len(BRANDS), n_items).tolist(),
+                rng.integers(0, len(SERIES), n_items).tolist(),
+                product.tolist(),
+                rng.integers(0, len(COLORS), n_items).tolist(),
+                rng.integers(100, 1000, n_items).tolist(),
+                strict=True,
+            )
+        ]
+    )
+    review_ids = np.char.add("R", _base36((np.arange(n_reviews, dtype=np.int64) * 2_654_435_761 + 99) % 36**12, 12))
     total_votes = rng.geometric(0.45, n_reviews) - 1
     helpful_votes = rng.binomial(total_votes, 0.7)
     verified = np.where(rng.random(n_reviews) < 0.9, "Y", "N")
@@ -187,8 +327,11 @@ def generate_reviews(out: str | os.PathLike, n_reviews: int, seed: int = 0,
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    opener = (lambda p: gzip.open(p, "wt", encoding="utf-8", compresslevel=5, newline="\n")) \
-        if out.name.endswith(".gz") else (lambda p: open(p, "w", encoding="utf-8", newline="\n"))
+    opener = (
+        (lambda p: gzip.open(p, "wt", encoding="utf-8", compresslevel=5, newline="\n"))
+        if out.name.endswith(".gz")
+        else (lambda p: open(p, "w", encoding="utf-8", newline="\n"))
+    )
     chunk = 100_000
     # Python lists: element access on them is several times cheaper than on numpy arrays in this loop.
     stars_l, users_l, items_l = stars.tolist(), users.tolist(), items.tolist()
@@ -207,8 +350,10 @@ def generate_reviews(out: str | os.PathLike, n_reviews: int, seed: int = 0,
                     s = stars_l[r]
                     words = BY_STAR[s]
                     sw, nw = sw_l[r], nw_l[r]
-                    body = (f"{words[sw[0]]} {NEUTRAL[nw[0]]} {NEUTRAL[nw[1]]} {words[sw[1]]} {NEUTRAL[nw[2]]} "
-                            f"{words[sw[2]]} {NEUTRAL[nw[3]]} {NEUTRAL[nw[4]]} {words[sw[3]]}")
+                    body = (
+                        f"{words[sw[0]]} {NEUTRAL[nw[0]]} {NEUTRAL[nw[1]]} {words[sw[1]]} {NEUTRAL[nw[2]]} "
+                        f"{words[sw[2]]} {NEUTRAL[nw[3]]} {NEUTRAL[nw[4]]} {words[sw[3]]}"
+                    )
                     u, i = users_l[r], items_l[r]
                     rows.append(
                         f"US\t{cust_l[u]}\t{rid_l[r]}\t{prod_l[i]}\t{par_l[i]}\t{title_l[i]}\t"

@@ -18,7 +18,17 @@ from chorus.shared.progress import Progress
 BLOCK_BYTES = 32 << 20
 N_TABS = 14
 F_CUSTOMER, F_PRODUCT, F_TITLE, F_STARS, F_HELPFUL, F_TOTAL, F_VERIFIED, F_HEADLINE, F_BODY, F_DATE = (
-    1, 3, 5, 7, 8, 9, 11, 12, 13, 14)
+    1,
+    3,
+    5,
+    7,
+    8,
+    9,
+    11,
+    12,
+    13,
+    14,
+)
 
 
 class _Lines:
@@ -28,7 +38,7 @@ class _Lines:
         self.buf, self.starts, self.ends = buf, starts, ends
 
     def __getitem__(self, k: int) -> str:
-        return self.buf[self.starts[k]:self.ends[k]].decode("utf-8", "replace").rstrip("\r")
+        return self.buf[self.starts[k] : self.ends[k]].decode("utf-8", "replace").rstrip("\r")
 
 
 def _fixed_width(a: np.ndarray, s: np.ndarray, e: np.ndarray, rows_per_step: int = 16384) -> np.ndarray:
@@ -81,16 +91,17 @@ def _dates(a: np.ndarray, s: np.ndarray, e: np.ndarray, lines: _Lines, rows: np.
     month = dig[:, 4] * 10 + dig[:, 5]
     day = dig[:, 6] * 10 + dig[:, 7]
     fast &= (month >= 1) & (month <= 12) & (day >= 1)
-    first = (np.where(fast, year, 1970) - 1970).astype("datetime64[Y]") \
-        + np.where(fast, month - 1, 0).astype("timedelta64[M]")
+    first = (np.where(fast, year, 1970) - 1970).astype("datetime64[Y]") + np.where(fast, month - 1, 0).astype(
+        "timedelta64[M]"
+    )
     first_day = first.astype("datetime64[D]")
     next_day = (first + np.timedelta64(1, "M")).astype("datetime64[D]")
     fast &= day <= (next_day - first_day).astype(np.int64)
-    secs = ((first_day + np.where(fast, day - 1, 0).astype("timedelta64[D]")).astype("datetime64[s]")
-            .astype(np.int64))
+    secs = (first_day + np.where(fast, day - 1, 0).astype("timedelta64[D]")).astype("datetime64[s]").astype(np.int64)
     ok = fast.copy()
     slow = np.flatnonzero(~fast)
     if slow.size:
+
         def parse(text: str) -> int | None:
             try:
                 d = np.datetime64(text.strip(), "D")
@@ -154,8 +165,9 @@ def _block(buf: bytes, first_line: int, filt: _ChunkFilter, with_text: bool) -> 
     rows = np.flatnonzero(valid)
     first_tab = (np.cumsum(per_line) - per_line)[rows]
     T = tabs[first_tab[:, None] + np.arange(N_TABS)]  # (rows, 14): tab positions of each valid row
-    too_long = ((T[:, F_CUSTOMER] - T[:, F_CUSTOMER - 1] - 1) > MAX_ID_LENGTH) \
-        | ((T[:, F_PRODUCT] - T[:, F_PRODUCT - 1] - 1) > MAX_ID_LENGTH)
+    too_long = ((T[:, F_CUSTOMER] - T[:, F_CUSTOMER - 1] - 1) > MAX_ID_LENGTH) | (
+        (T[:, F_PRODUCT] - T[:, F_PRODUCT - 1] - 1) > MAX_ID_LENGTH
+    )
     if too_long.any():
         filt.reject(numbers[rows], _Rows(lines, rows), too_long, "id_too_long")
         rows, T = rows[~too_long], T[~too_long]
@@ -202,7 +214,7 @@ def _block(buf: bytes, first_line: int, filt: _ChunkFilter, with_text: bool) -> 
     ts_, te_ = field(F_TITLE)
     titles = filt.cols.title_by_code
     for code, r in zip(item_codes[last_rows].tolist(), last_rows.tolist(), strict=True):
-        titles[code] = buf[ts_[r]:te_[r]].decode("utf-8", "replace")
+        titles[code] = buf[ts_[r] : te_[r]].decode("utf-8", "replace")
     return n
 
 

@@ -10,8 +10,9 @@ from tests.conftest import REPO
 
 
 def chorus(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "chorus.cli", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "chorus.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_stats_json_on_movielens(ml100k):

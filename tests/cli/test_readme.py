@@ -16,7 +16,8 @@ def test_curl_examples_name_ids_of_the_default_demo(tmp_path):
     items = set(re.findall(r"/v1/items/([A-Z0-9]+)", readme))
     users = set(re.findall(r"/v1/users/(\d+)/", readme)) | set(re.findall(r"user_id=(\d+)", readme))
     assert items and users
-    demo = load_ratings(generate_reviews(tmp_path / "demo.tsv.gz", DEMO_REVIEWS, seed=0, progress=False),
-                        progress=False)
+    demo = load_ratings(
+        generate_reviews(tmp_path / "demo.tsv.gz", DEMO_REVIEWS, seed=0, progress=False), progress=False
+    )
     assert items <= set(demo.item_ids.tolist())
     assert users <= set(demo.user_ids.tolist())

@@ -23,8 +23,13 @@ def test_docker_compose_accepts_the_file():
     exe = shutil.which("docker-compose")
     if exe is None:
         pytest.skip("docker-compose is not installed (.ci/run installs Debian's package)")
-    proc = subprocess.run([exe, "-f", str(REPO / "docker-compose.yml"), "config", "--quiet"], cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [exe, "-f", str(REPO / "docker-compose.yml"), "config", "--quiet"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -51,7 +56,10 @@ def test_startup_order(compose):
     for name in ("similarity", "rating"):
         assert s[name]["depends_on"]["trainer"]["condition"] == "service_completed_successfully"
     assert {k: v["condition"] for k, v in s["gateway"]["depends_on"].items()} == {
-        "redis": "service_healthy", "similarity": "service_healthy", "rating": "service_healthy"}
+        "redis": "service_healthy",
+        "similarity": "service_healthy",
+        "rating": "service_healthy",
+    }
 
 
 def test_redis_evicts_lru_under_a_memory_cap(compose):

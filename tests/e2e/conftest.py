@@ -47,8 +47,15 @@ def dataset(trained):
 
 
 def start_topology(artifacts: Path, redis_url: str | None, log_dir: Path) -> Topology:
-    topo = Topology(artifacts=artifacts, port=free_port(), similarity_port=free_port(), rating_port=free_port(),
-                    redis_url=redis_url, reload_interval=0.5, log_dir=log_dir)
+    topo = Topology(
+        artifacts=artifacts,
+        port=free_port(),
+        similarity_port=free_port(),
+        rating_port=free_port(),
+        redis_url=redis_url,
+        reload_interval=0.5,
+        log_dir=log_dir,
+    )
     try:
         topo.start_all()
         topo.wait_ready("gateway", timeout=90)
@@ -78,8 +85,11 @@ def own_redis(tmp_path):
     if exe is None:
         pytest.skip("redis-server is not installed")
     port = free_port()
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     client = redis.Redis(port=port)
     deadline = time.monotonic() + 10
     while True:

@@ -74,8 +74,10 @@ def test_retraining_under_load_swaps_versions_without_failures(system, artifacts
     def client_loop():
         with httpx.Client(base_url=system.url(), timeout=15) as c:
             while not stop.is_set():
-                for path, params in ((f"/v1/items/{item}/similar", {"k": 3}),
-                                     ("/v1/predict", {"user_id": user, "item_id": item})):
+                for path, params in (
+                    (f"/v1/items/{item}/similar", {"k": 3}),
+                    ("/v1/predict", {"user_id": user, "item_id": item}),
+                ):
                     try:
                         r = c.get(path, params=params)
                         if r.status_code != 200:

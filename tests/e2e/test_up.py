@@ -38,11 +38,27 @@ def test_up_trains_serves_and_stops_every_child(tmp_path, stop_signal):
     data = generate_reviews(tmp_path / "reviews.tsv", 3000, seed=4, progress=False)
     artifacts = tmp_path / "artifacts"
     ports = [free_port() for _ in range(3)]
-    cmd = [sys.executable, "-m", "chorus.cli", "up", "--artifacts", str(artifacts), "--data", str(data),
-           "--port", str(ports[0]), "--similarity-port", str(ports[1]), "--rating-port", str(ports[2]),
-           "--log-dir", str(tmp_path / "logs")]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "REDIS_URL": ""})
+    cmd = [
+        sys.executable,
+        "-m",
+        "chorus.cli",
+        "up",
+        "--artifacts",
+        str(artifacts),
+        "--data",
+        str(data),
+        "--port",
+        str(ports[0]),
+        "--similarity-port",
+        str(ports[1]),
+        "--rating-port",
+        str(ports[2]),
+        "--log-dir",
+        str(tmp_path / "logs"),
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "REDIS_URL": ""}
+    )
     try:
         lines = []
         deadline = time.monotonic() + 120

@@ -35,8 +35,12 @@ def test_readiness_and_version_header(client, root):
 
 def test_predict_known_pair_and_every_fallback(client, ratings):
     user, item = busiest(ratings.user_ids, ratings.user), busiest(ratings.item_ids, ratings.item)
-    cases = {(user, item): None, ("ghost", item): "item_bias", (user, "no-item"): "user_bias",
-             ("ghost", "no-item"): "global_mean"}
+    cases = {
+        (user, item): None,
+        ("ghost", item): "item_bias",
+        (user, "no-item"): "user_bias",
+        ("ghost", "no-item"): "global_mean",
+    }
     for (u, i), fallback in cases.items():
         r = client.get("/v1/predict", params={"user_id": u, "item_id": i})
         assert r.status_code == 200, r.text
@@ -48,8 +52,9 @@ def test_predict_known_pair_and_every_fallback(client, ratings):
 def test_batch_equals_single(client, ratings):
     users = ratings.user_ids[ratings.user[:50]].tolist() + ["ghost"]
     items = ratings.item_ids[ratings.item[50:100]].tolist() + ["no-item"]
-    r = client.post("/v1/predict", json={"pairs": [{"user_id": u, "item_id": i} for u, i in zip(users, items,
-                                                                                                  strict=True)]})
+    r = client.post(
+        "/v1/predict", json={"pairs": [{"user_id": u, "item_id": i} for u, i in zip(users, items, strict=True)]}
+    )
     assert r.status_code == 200 and r.json()["count"] == 51
     for d in r.json()["data"][::10]:
         single = client.get("/v1/predict", params={"user_id": d["user_id"], "item_id": d["item_id"]}).json()
@@ -74,15 +79,18 @@ def test_unknown_user_gets_popular_items(client):
     assert r.status_code == 200 and r.json()["fallback"] == "popular" and r.json()["count"] == 5
 
 
-@pytest.mark.parametrize("method,path,kwargs,needle", [
-    ("get", "/v1/predict", {"params": {"user_id": "u"}}, "item_id"),
-    ("get", "/v1/predict", {"params": {"item_id": "i", "user_id": ""}}, "user_id"),
-    ("get", "/v1/users/u/recommendations", {"params": {"k": 0}}, "k"),
-    ("get", "/v1/users/u/recommendations", {"params": {"k": 501}}, "less than or equal to 500"),
-    ("post", "/v1/predict", {"json": {"pairs": []}}, "pairs"),
-    ("post", "/v1/predict", {"json": {"pairs": [{"user_id": "u"}]}}, "item_id"),
-    ("post", "/v1/predict", {"json": {"pairs": [{"user_id": "u", "item_id": "i"}] * 10_001}}, "10000"),
-])
+@pytest.mark.parametrize(
+    "method,path,kwargs,needle",
+    [
+        ("get", "/v1/predict", {"params": {"user_id": "u"}}, "item_id"),
+        ("get", "/v1/predict", {"params": {"item_id": "i", "user_id": ""}}, "user_id"),
+        ("get", "/v1/users/u/recommendations", {"params": {"k": 0}}, "k"),
+        ("get", "/v1/users/u/recommendations", {"params": {"k": 501}}, "less than or equal to 500"),
+        ("post", "/v1/predict", {"json": {"pairs": []}}, "pairs"),
+        ("post", "/v1/predict", {"json": {"pairs": [{"user_id": "u"}]}}, "item_id"),
+        ("post", "/v1/predict", {"json": {"pairs": [{"user_id": "u", "item_id": "i"}] * 10_001}}, "10000"),
+    ],
+)
 def test_bad_input_is_422_with_a_clear_message(client, method, path, kwargs, needle):
     r = getattr(client, method)(path, **kwargs)
     assert r.status_code == 422

@@ -26,8 +26,9 @@ from chorus.shared.errors import InvalidInput, NotFound
 
 WEIGHTINGS = [
     LatentConfig(weighting="uniform", reg_bias=0.03, reg_factors=0.05, dtype="float64"),
-    LatentConfig(weighting="count", reg_bias=0.2, reg_factors=0.3, smoothing_bias=2.0, smoothing_factors=3.0,
-                 dtype="float64"),
+    LatentConfig(
+        weighting="count", reg_bias=0.2, reg_factors=0.3, smoothing_bias=2.0, smoothing_factors=3.0, dtype="float64"
+    ),
 ]
 
 
@@ -64,7 +65,9 @@ def normal_equations_biases(user, item, rating, n_users, n_items, config: Latent
     rb_i, _ = core.ridges(np.bincount(item, minlength=n_items), n, config)
     d = np.diag(np.concatenate([[0.0], rb_u, rb_i]))
     theta = np.linalg.lstsq(a.T @ a + d, a.T @ rating, rcond=None)[0]
-    return Params(theta[0], theta[1:1 + n_users], theta[1 + n_users:], np.zeros((n_users, 0)), np.zeros((n_items, 0)))
+    return Params(
+        theta[0], theta[1 : 1 + n_users], theta[1 + n_users :], np.zeros((n_users, 0)), np.zeros((n_items, 0))
+    )
 
 
 # --- objective and gradient ---------------------------------------------------------------------------------
@@ -85,8 +88,10 @@ def test_gradient_matches_finite_differences(config):
         up, down = theta.copy(), theta.copy()
         up[j] += h
         down[j] -= h
-        numeric[j] = (objective(Params.unpack(up, nu, ni, 3), user, item, rating, nu, ni, cfg)
-                      - objective(Params.unpack(down, nu, ni, 3), user, item, rating, nu, ni, cfg)) / (2 * h)
+        numeric[j] = (
+            objective(Params.unpack(up, nu, ni, 3), user, item, rating, nu, ni, cfg)
+            - objective(Params.unpack(down, nu, ni, 3), user, item, rating, nu, ni, cfg)
+        ) / (2 * h)
     np.testing.assert_allclose(g, numeric, rtol=1e-6, atol=1e-8)
 
 
@@ -97,8 +102,9 @@ def test_objective_is_the_course_formula_with_uniform_weighting():
     p = init_params(nu, ni, 2, 3.0, 0.4, np.random.default_rng(0))
     p.bu[:] = 0.1
     f = p.alpha + p.bu[user] + p.bi[item] + np.sum(p.pu[user] * p.qi[item], axis=1)
-    expected = np.mean((f - rating) ** 2) + lam * (np.sum(p.bu**2) + np.sum(p.bi**2) + np.sum(p.pu**2)
-                                                  + np.sum(p.qi**2))
+    expected = np.mean((f - rating) ** 2) + lam * (
+        np.sum(p.bu**2) + np.sum(p.bi**2) + np.sum(p.pu**2) + np.sum(p.qi**2)
+    )
     assert objective(p, user, item, rating, nu, ni, cfg) == pytest.approx(expected, rel=1e-12)
 
 
@@ -145,8 +151,7 @@ def test_chunked_gram_products_give_the_same_solution(monkeypatch):
 
 def test_als_converges_to_a_stationary_point_that_lbfgs_cannot_improve():
     user, item, rating, nu, ni = random_ratings(n=70)
-    cfg = LatentConfig(n_factors=2, weighting="count", reg_bias=0.2, reg_factors=0.3, dtype="float64",
-                       init_scale=0.3)
+    cfg = LatentConfig(n_factors=2, weighting="count", reg_bias=0.2, reg_factors=0.3, dtype="float64", init_scale=0.3)
     model, info = fit_als(user, item, rating, nu, ni, 1, 5, cfg, n_sweeps=400, track_objective=True)
     p = Params.from_model(model)
     value, grad = objective_and_gradient(p, user, item, rating, nu, ni, cfg)
@@ -158,8 +163,9 @@ def test_als_converges_to_a_stationary_point_that_lbfgs_cannot_improve():
 
 def test_lbfgs_and_als_reach_the_same_objective_from_the_same_start():
     user, item, rating, _ = planted(n_users=40, n_items=30, k=2, density=0.6, seed=3)
-    cfg = LatentConfig(n_factors=2, weighting="uniform", reg_bias=5e-3, reg_factors=1e-2, init_scale=0.3,
-                       dtype="float64")
+    cfg = LatentConfig(
+        n_factors=2, weighting="uniform", reg_bias=5e-3, reg_factors=1e-2, init_scale=0.3, dtype="float64"
+    )
     als, ai = fit_als(user, item, rating, 40, 30, -10, 10, cfg, n_sweeps=100, track_objective=True)
     lb, li = fit_lbfgs(user, item, rating, 40, 30, -10, 10, cfg, maxiter=1000)
     assert li.final_objective == pytest.approx(ai.objective[-1], rel=1e-6)
@@ -172,8 +178,9 @@ def test_planted_low_rank_matrix_is_recovered_on_held_out_entries():
     user, item, rating, full = planted()
     rng = np.random.default_rng(1)
     held = rng.random(user.size) < 0.1
-    cfg = LatentConfig(n_factors=3, weighting="uniform", reg_bias=1e-4, reg_factors=1e-4, init_scale=0.1,
-                       max_sweeps=40, patience=3)
+    cfg = LatentConfig(
+        n_factors=3, weighting="uniform", reg_bias=1e-4, reg_factors=1e-4, init_scale=0.1, max_sweeps=40, patience=3
+    )
     tr = ~held
     val = (user[held], item[held], rating[held])
     model, info = fit_als(user[tr], item[tr], rating[tr], 150, 120, -100, 100, cfg, validation=val)
@@ -221,8 +228,9 @@ def test_restarts_keep_the_best_validation_run():
 def test_early_stopping_returns_the_best_sweep():
     user, item, rating, full = planted(n_users=60, n_items=50, density=0.3, noise=0.8, seed=2)
     val = (user[:200], item[:200], rating[:200])
-    cfg = LatentConfig(n_factors=8, weighting="uniform", reg_bias=3e-3, reg_factors=3e-3, init_scale=0.1,
-                       max_sweeps=25, patience=2)
+    cfg = LatentConfig(
+        n_factors=8, weighting="uniform", reg_bias=3e-3, reg_factors=3e-3, init_scale=0.1, max_sweeps=25, patience=2
+    )
     model, info = fit_als(user[200:], item[200:], rating[200:], 60, 50, -100, 100, cfg, validation=val)
     assert info.best_validation_rmse == pytest.approx(min(info.validation_rmse))
     assert info.validation_rmse[info.best_sweep - 1] == info.best_validation_rmse
@@ -286,20 +294,23 @@ def test_mean_model_is_the_mean():
 def tiny_model(k=2) -> RatingModel:
     rng = np.random.default_rng(0)
     return RatingModel(
-        global_mean=3.5, user_bias=np.array([0.5, -0.5, 0.2, 9.0], np.float32),
+        global_mean=3.5,
+        user_bias=np.array([0.5, -0.5, 0.2, 9.0], np.float32),
         item_bias=np.array([0.3, -0.3, 0.0, 0.1, 7.0], np.float32),
         user_factors=rng.normal(0, 1, (4, k)).astype(np.float32),
         item_factors=rng.normal(0, 1, (5, k)).astype(np.float32),
-        user_count=np.array([3, 2, 4, 0], np.int32), item_count=np.array([2, 3, 1, 3, 0], np.int32),
-        popular_items=np.array([1, 3, 0, 2], np.int32), low=1.0, high=5.0,
+        user_count=np.array([3, 2, 4, 0], np.int32),
+        item_count=np.array([2, 3, 1, 3, 0], np.int32),
+        popular_items=np.array([1, 3, 0, 2], np.int32),
+        low=1.0,
+        high=5.0,
     )
 
 
 def test_predictions_are_clipped_and_match_the_formula():
     m = tiny_model()
     users, items = np.array([0, 0, 1, 2, 2]), np.array([0, 1, 2, 3, 1])
-    raw = (3.5 + m.user_bias[users] + m.item_bias[items]
-           + np.sum(m.user_factors[users] * m.item_factors[items], axis=1))
+    raw = 3.5 + m.user_bias[users] + m.item_bias[items] + np.sum(m.user_factors[users] * m.item_factors[items], axis=1)
     p = m.predict(users, items)
     np.testing.assert_allclose(p.rating, np.clip(raw, 1, 5), rtol=1e-6)
     assert np.all(p.fallback == 0)
@@ -346,7 +357,7 @@ def test_recommendations_exclude_reviewed_items_and_match_brute_force():
     model, _ = fit_als(user, item, rating, 30, 40, 1, 5, LatentConfig(n_factors=3, init_scale=0.1, max_sweeps=5))
     csr = reviewed_matrix(user, item, 30, 40)
     for u in range(30):
-        reviewed = csr.indices[csr.indptr[u]:csr.indptr[u + 1]]
+        reviewed = csr.indices[csr.indptr[u] : csr.indptr[u + 1]]
         assert sorted(reviewed) == sorted(item[user == u])
         rec = model.recommend(u, k=7, exclude=reviewed)
         assert rec.fallback is None

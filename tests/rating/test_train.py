@@ -22,8 +22,9 @@ from chorus.shared.errors import ArtifactError, InvalidInput
 
 from tests.rating.test_core import planted
 
-FAST = SelectionConfig(base=LatentConfig(init_scale=0.01, max_sweeps=10), factors=(4,), reg_factors=(0.02, 0.05),
-                       reg_bias=(0.02, 0.1))
+FAST = SelectionConfig(
+    base=LatentConfig(init_scale=0.01, max_sweeps=10), factors=(4,), reg_factors=(0.02, 0.05), reg_bias=(0.02, 0.1)
+)
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +54,18 @@ def test_bias_only_is_selected_when_factors_do_not_beat_it_on_validation(stars, 
 
     def useless_als(u, i, r, n_users, n_items, low, high, config, validation=None, n_sweeps=None, **kw):
         calls.append(n_sweeps)
-        model = RatingModel(4.0, np.zeros(n_users, np.float32), np.zeros(n_items, np.float32),
-                            np.ones((n_users, 1), np.float32), np.ones((n_items, 1), np.float32),
-                            np.ones(n_users, np.int32), np.ones(n_items, np.int32), np.arange(n_items, dtype=np.int32),
-                            low, high)
+        model = RatingModel(
+            4.0,
+            np.zeros(n_users, np.float32),
+            np.zeros(n_items, np.float32),
+            np.ones((n_users, 1), np.float32),
+            np.ones((n_items, 1), np.float32),
+            np.ones(n_users, np.int32),
+            np.ones(n_items, np.int32),
+            np.arange(n_items, dtype=np.int32),
+            low,
+            high,
+        )
         return model, FitInfo("als", sweeps=3, best_sweep=3, best_validation_rmse=9.0)
 
     monkeypatch.setattr(train_mod, "fit_als", useless_als)
@@ -85,8 +94,9 @@ def test_selection_sees_neither_test_rows_nor_fits_on_validation_rows(stars, mon
         return lambda users, items: np.full(users.shape, mean)
 
     monkeypatch.setattr(train_mod, "select", spy)
-    res = evaluate(user, item, rating, nu, ni, 1, 5, protocol="kfold", folds=3, seed=0,
-                   similarity_predict=similarity, config=FAST)
+    res = evaluate(
+        user, item, rating, nu, ni, 1, 5, protocol="kfold", folds=3, seed=0, similarity_predict=similarity, config=FAST
+    )
     folds = train_mod.kfold_split(user.size, 3, 0)
     assert len(seen) == 3
     for (rows, val), (train_rows, test_rows) in zip(seen, folds, strict=True):
@@ -181,10 +191,17 @@ def test_train_component_writes_a_loadable_rating_component(stars, tmp_path, mon
     from chorus.shared.data import LoadReport, Ratings, RatingScale
 
     user, item, rating, nu, ni = stars
-    ratings = Ratings(user=user.astype(np.int32), item=item.astype(np.int32), rating=rating.astype(np.float32),
-                      timestamp=np.zeros(user.size, np.int64), user_ids=np.array([f"u{j}" for j in range(nu)]),
-                      item_ids=np.array([f"i{j}" for j in range(ni)]), titles=np.array([""] * ni),
-                      scale=RatingScale(1.0, 5.0, 1.0), report=LoadReport(path="planted", format="test"))
+    ratings = Ratings(
+        user=user.astype(np.int32),
+        item=item.astype(np.int32),
+        rating=rating.astype(np.float32),
+        timestamp=np.zeros(user.size, np.int64),
+        user_ids=np.array([f"u{j}" for j in range(nu)]),
+        item_ids=np.array([f"i{j}" for j in range(ni)]),
+        titles=np.array([""] * ni),
+        scale=RatingScale(1.0, 5.0, 1.0),
+        report=LoadReport(path="planted", format="test"),
+    )
     monkeypatch.setattr(train_mod, "SelectionConfig", lambda: FAST)
     with VersionWriter(tmp_path) as writer:
         summary = train_mod.train_component(ratings, writer, seed=0, progress=False)

@@ -12,15 +12,43 @@ from chorus.shared.errors import DataError
 
 from tests.conftest import real_file
 
-TSV_HEADER = ("marketplace\tcustomer_id\treview_id\tproduct_id\tproduct_parent\tproduct_title\tproduct_category\t"
-              "star_rating\thelpful_votes\ttotal_votes\tvine\tverified_purchase\treview_headline\treview_body\t"
-              "review_date")
+TSV_HEADER = (
+    "marketplace\tcustomer_id\treview_id\tproduct_id\tproduct_parent\tproduct_title\tproduct_category\t"
+    "star_rating\thelpful_votes\ttotal_votes\tvine\tverified_purchase\treview_headline\treview_body\t"
+    "review_date"
+)
 
 
-def tsv_row(cust="1", prod="P1", stars="5", title="A Title", date="2015-08-31", helpful="0", total="0",
-            verified="Y", body="fine"):
-    return "\t".join(["US", cust, "R1", prod, "9", title, "Musical Instruments", stars, helpful, total, "N",
-                      verified, "head", body, date])
+def tsv_row(
+    cust="1",
+    prod="P1",
+    stars="5",
+    title="A Title",
+    date="2015-08-31",
+    helpful="0",
+    total="0",
+    verified="Y",
+    body="fine",
+):
+    return "\t".join(
+        [
+            "US",
+            cust,
+            "R1",
+            prod,
+            "9",
+            title,
+            "Musical Instruments",
+            stars,
+            helpful,
+            total,
+            "N",
+            verified,
+            "head",
+            body,
+            date,
+        ]
+    )
 
 
 def test_movielens_100k_exact(ml100k):
@@ -77,29 +105,37 @@ def test_gzip_and_plain_give_the_same(tmp_path, amazon_tsv_sample):
 def test_tsv_bad_rows_are_skipped_counted_and_reported(tmp_path):
     rows = [
         TSV_HEADER,
-        tsv_row(cust="1", prod="P1"),                       # 2 ok
-        "US\t2\tR\tP2\tonly five fields",                   # 3 wrong_field_count
-        tsv_row(cust="", prod="P1"),                        # 4 empty_user_id
-        tsv_row(cust="3", prod=""),                         # 5 empty_item_id
-        tsv_row(cust="4", stars="five"),                    # 6 bad_rating
-        tsv_row(cust="5", stars="6"),                       # 7 rating_out_of_scale
-        tsv_row(cust="6", stars="3.5"),                     # 8 rating_out_of_scale (integer stars)
-        tsv_row(cust="7", date="31/08/2015"),               # 9 bad_timestamp
-        tsv_row(cust="8", helpful="x"),                     # 10 bad_votes
+        tsv_row(cust="1", prod="P1"),  # 2 ok
+        "US\t2\tR\tP2\tonly five fields",  # 3 wrong_field_count
+        tsv_row(cust="", prod="P1"),  # 4 empty_user_id
+        tsv_row(cust="3", prod=""),  # 5 empty_item_id
+        tsv_row(cust="4", stars="five"),  # 6 bad_rating
+        tsv_row(cust="5", stars="6"),  # 7 rating_out_of_scale
+        tsv_row(cust="6", stars="3.5"),  # 8 rating_out_of_scale (integer stars)
+        tsv_row(cust="7", date="31/08/2015"),  # 9 bad_timestamp
+        tsv_row(cust="8", helpful="x"),  # 10 bad_votes
         tsv_row(cust="9", prod="P2", title='He said "great"', stars="4"),  # 11 ok, quote is ordinary
-        "",                                                 # 12 wrong_field_count (blank line)
+        "",  # 12 wrong_field_count (blank line)
     ]
     path = tmp_path / "bad.tsv"
     path.write_text("\n".join(rows) + "\n")
     r = load_ratings(path)
     assert r.n == 2
     assert dict(r.report.skipped_by_reason) == {
-        "wrong_field_count": 2, "empty_user_id": 1, "empty_item_id": 1, "bad_rating": 1,
-        "rating_out_of_scale": 2, "bad_timestamp": 1, "bad_votes": 1,
+        "wrong_field_count": 2,
+        "empty_user_id": 1,
+        "empty_item_id": 1,
+        "bad_rating": 1,
+        "rating_out_of_scale": 2,
+        "bad_timestamp": 1,
+        "bad_votes": 1,
     }
     assert r.report.rows_read == 11
     assert [(line, reason) for line, reason, _ in r.report.examples] == [
-        (3, "wrong_field_count"), (12, "wrong_field_count"), (4, "empty_user_id"), (5, "empty_item_id"),
+        (3, "wrong_field_count"),
+        (12, "wrong_field_count"),
+        (4, "empty_user_id"),
+        (5, "empty_item_id"),
         (6, "bad_rating"),
     ]
     assert r.titles[list(r.item_ids).index("P2")] == 'He said "great"'
@@ -107,14 +143,19 @@ def test_tsv_bad_rows_are_skipped_counted_and_reported(tmp_path):
 
 def test_duplicate_pair_keeps_latest_review(tmp_path):
     path = tmp_path / "dups.tsv"
-    path.write_text("\n".join([
-        TSV_HEADER,
-        tsv_row(cust="1", prod="P1", stars="2", date="2015-01-01"),
-        tsv_row(cust="1", prod="P1", stars="5", date="2015-03-01"),  # latest: kept
-        tsv_row(cust="1", prod="P1", stars="3", date="2015-02-01"),
-        tsv_row(cust="2", prod="P1", stars="1", date="2015-01-01"),
-        tsv_row(cust="2", prod="P1", stars="4", date="2015-01-01"),  # same time, later in file: kept
-    ]) + "\n")
+    path.write_text(
+        "\n".join(
+            [
+                TSV_HEADER,
+                tsv_row(cust="1", prod="P1", stars="2", date="2015-01-01"),
+                tsv_row(cust="1", prod="P1", stars="5", date="2015-03-01"),  # latest: kept
+                tsv_row(cust="1", prod="P1", stars="3", date="2015-02-01"),
+                tsv_row(cust="2", prod="P1", stars="1", date="2015-01-01"),
+                tsv_row(cust="2", prod="P1", stars="4", date="2015-01-01"),  # same time, later in file: kept
+            ]
+        )
+        + "\n"
+    )
     r = load_ratings(path)
     assert r.n == 2
     assert sorted(r.rating.tolist()) == [4.0, 5.0]
@@ -137,8 +178,13 @@ def test_json_lines_bad_rows(tmp_path):
         f.write("\n".join(lines) + "\n")
     r = load_ratings(path)
     assert r.n == 2
-    assert dict(r.report.skipped_by_reason) == {"bad_json": 1, "empty_user_id": 1, "rating_out_of_scale": 1,
-                                                "bad_timestamp": 1, "bad_rating": 1}
+    assert dict(r.report.skipped_by_reason) == {
+        "bad_json": 1,
+        "empty_user_id": 1,
+        "rating_out_of_scale": 1,
+        "bad_timestamp": 1,
+        "bad_rating": 1,
+    }
     assert r.verified is not None and r.verified.tolist() == [False, True]
 
 
@@ -151,8 +197,7 @@ def test_movielens_csv_crlf_half_stars_and_titles(tmp_path):
     r = load_ratings(tmp_path / "ratings.csv")
     assert r.report.format == "movielens-csv"
     assert r.n == 2 and sorted(r.rating.tolist()) == [0.5, 4.5]
-    assert dict(r.report.skipped_by_reason) == {"rating_out_of_scale": 2, "wrong_field_count": 1,
-                                                "bad_rating": 1}
+    assert dict(r.report.skipped_by_reason) == {"rating_out_of_scale": 2, "wrong_field_count": 1, "bad_rating": 1}
     assert list(r.titles) == ["Heat, The (1995)", "Up (2009)"]
     s = dataset_stats(r)
     assert s["rating_histogram"]["0.5"] == 1 and s["rating_histogram"]["4.5"] == 1
@@ -185,12 +230,12 @@ def test_detect_formats(amazon_tsv_sample, amazon_5core):
 def test_tsv_fast_path_edge_cases(tmp_path):
     rows = [
         TSV_HEADER,
-        tsv_row(cust="1", prod="P1", stars="05"),            # 2 ok: parsed by the slow path as 5
-        tsv_row(cust="2", prod="P1", date="2015-02-30"),     # 3 bad_timestamp: no such day
-        tsv_row(cust="3", prod="P1", helpful="-1"),          # 4 bad_votes
+        tsv_row(cust="1", prod="P1", stars="05"),  # 2 ok: parsed by the slow path as 5
+        tsv_row(cust="2", prod="P1", date="2015-02-30"),  # 3 bad_timestamp: no such day
+        tsv_row(cust="3", prod="P1", helpful="-1"),  # 4 bad_votes
         tsv_row(cust="4", prod="P1", helpful="3", total="2"),  # 5 bad_votes: more helpful than total
         tsv_row(cust="ü5", prod="Pé", title="Gitarre für Anfänger"),  # 6 ok: UTF-8 ids and title
-        tsv_row(cust="6", prod="P1", date="2016-02-29"),     # 7 ok: leap day
+        tsv_row(cust="6", prod="P1", date="2016-02-29"),  # 7 ok: leap day
         tsv_row(cust="7", prod="P1", total="1234567890123"),  # 8 ok: long number, slow path
     ]
     path = tmp_path / "edge.tsv"
@@ -216,8 +261,13 @@ def test_tsv_reader_matches_a_plain_python_reference(tmp_path):
     got = {}
     for k in range(r.n):
         u, i = r.user_ids[r.user[k]], r.item_ids[r.item[k]]
-        got[(u, i)] = (float(r.rating[k]), bool(r.verified[k]), int(r.helpful_votes[k]), int(r.total_votes[k]),
-                       r.titles[r.item[k]])
+        got[(u, i)] = (
+            float(r.rating[k]),
+            bool(r.verified[k]),
+            int(r.helpful_votes[k]),
+            int(r.total_votes[k]),
+            r.titles[r.item[k]],
+        )
     assert got == ref
 
 
@@ -232,8 +282,13 @@ def test_damaged_gzip_is_a_clear_error(tmp_path, amazon_tsv_sample):
 
 
 def test_byte_order_mark_long_ids_and_old_dates(tmp_path):
-    rows = [TSV_HEADER, tsv_row(cust="1"), tsv_row(cust="x" * 300), tsv_row(cust="2", prod="P" * 257),
-            tsv_row(cust="3", date="1969-07-20")]
+    rows = [
+        TSV_HEADER,
+        tsv_row(cust="1"),
+        tsv_row(cust="x" * 300),
+        tsv_row(cust="2", prod="P" * 257),
+        tsv_row(cust="3", date="1969-07-20"),
+    ]
     path = tmp_path / "bom.tsv"
     path.write_bytes(b"\xef\xbb\xbf" + ("\n".join(rows) + "\n").encode())
     r = load_ratings(path)
@@ -246,12 +301,17 @@ def test_byte_order_mark_long_ids_and_old_dates(tmp_path):
 
 def test_json_verified_words_float_times_and_votes(tmp_path):
     path = tmp_path / "r.json"
-    path.write_text("\n".join([
-        '{"reviewerID": "A", "asin": "X", "overall": 5, "unixReviewTime": 1393545600.0, "verified": "false"}',
-        '{"reviewerID": "B", "asin": "X", "overall": 4, "unixReviewTime": 1393545600, "verified": "true"}',
-        '{"reviewerID": "C", "asin": "X", "overall": 4, "unixReviewTime": 1.5, "verified": true}',
-        '{"reviewerID": "D", "asin": "X", "overall": 4, "unixReviewTime": 1, "helpful": [3, 2]}',
-    ]) + "\n")
+    path.write_text(
+        "\n".join(
+            [
+                '{"reviewerID": "A", "asin": "X", "overall": 5, "unixReviewTime": 1393545600.0, "verified": "false"}',
+                '{"reviewerID": "B", "asin": "X", "overall": 4, "unixReviewTime": 1393545600, "verified": "true"}',
+                '{"reviewerID": "C", "asin": "X", "overall": 4, "unixReviewTime": 1.5, "verified": true}',
+                '{"reviewerID": "D", "asin": "X", "overall": 4, "unixReviewTime": 1, "helpful": [3, 2]}',
+            ]
+        )
+        + "\n"
+    )
     r = load_ratings(path)
     assert r.n == 2 and r.verified.tolist() == [False, True]
     assert dict(r.report.skipped_by_reason) == {"bad_timestamp": 1, "bad_votes": 1}
@@ -268,11 +328,16 @@ def test_an_over_long_id_never_reaches_the_vocabulary(tmp_path):
 
 def test_json_booleans_are_not_numbers_and_zero_is_an_id(tmp_path):
     path = tmp_path / "r.json"
-    path.write_text("\n".join([
-        '{"reviewerID": 0, "asin": "X", "overall": 5, "unixReviewTime": 100}',
-        '{"reviewerID": "B", "asin": "X", "overall": true, "unixReviewTime": 100}',
-        '{"reviewerID": "C", "asin": "X", "overall": 4, "unixReviewTime": true}',
-    ]) + "\n")
+    path.write_text(
+        "\n".join(
+            [
+                '{"reviewerID": 0, "asin": "X", "overall": 5, "unixReviewTime": 100}',
+                '{"reviewerID": "B", "asin": "X", "overall": true, "unixReviewTime": 100}',
+                '{"reviewerID": "C", "asin": "X", "overall": 4, "unixReviewTime": true}',
+            ]
+        )
+        + "\n"
+    )
     r = load_ratings(path)
     assert r.user_ids.tolist() == ["0"]
     assert dict(r.report.skipped_by_reason) == {"bad_rating": 1, "bad_timestamp": 1}

@@ -32,9 +32,14 @@ def value(loaded: Annotated[Loaded, Depends(model_dependency)], k: Annotated[int
 
 def make_app(root):
     settings = ServiceSettings(artifacts=root, reload_interval=3600)
-    return create_service_app(title="toy", description="toy", settings=settings,
-                              build=lambda v: float(v.array("toy", "value")[0]), components=["toy"],
-                              routers=[router])
+    return create_service_app(
+        title="toy",
+        description="toy",
+        settings=settings,
+        build=lambda v: float(v.array("toy", "value")[0]),
+        components=["toy"],
+        routers=[router],
+    )
 
 
 def test_not_ready_until_a_version_exists_then_hot_reload(tmp_path):
@@ -94,9 +99,14 @@ def test_reload_by_polling(tmp_path):
 
     publish(tmp_path, 1.0)
     settings = ServiceSettings(artifacts=tmp_path, reload_interval=0.05)
-    app = create_service_app(title="toy", description="toy", settings=settings,
-                             build=lambda v: float(v.array("toy", "value")[0]), components=["toy"],
-                             routers=[router])
+    app = create_service_app(
+        title="toy",
+        description="toy",
+        settings=settings,
+        build=lambda v: float(v.array("toy", "value")[0]),
+        components=["toy"],
+        routers=[router],
+    )
     with TestClient(app) as client:
         v2 = publish(tmp_path, 3.0)
         deadline = time.monotonic() + 10
@@ -111,5 +121,7 @@ def test_unexpected_errors_are_json_500(tmp_path):
     with TestClient(make_app(tmp_path), raise_server_exceptions=False) as client:
         r = client.get("/value", params={"k": 5})
         assert r.status_code == 500
-        assert r.json() == {"type": "internal_error",
-                            "detail": "an unexpected RuntimeError occurred; the service log has the details"}
+        assert r.json() == {
+            "type": "internal_error",
+            "detail": "an unexpected RuntimeError occurred; the service log has the details",
+        }

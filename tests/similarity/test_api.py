@@ -75,8 +75,11 @@ def test_similar_users_and_recommendations(client, ratings):
 def test_predict_batch_with_fallbacks(client, ratings):
     user = busiest(ratings.user_ids, ratings.user)
     item = busiest(ratings.item_ids, ratings.item)
-    pairs = [{"user_id": user, "item_id": item}, {"user_id": "ghost", "item_id": item},
-             {"user_id": user, "item_id": "no-such-item"}]
+    pairs = [
+        {"user_id": user, "item_id": item},
+        {"user_id": "ghost", "item_id": item},
+        {"user_id": user, "item_id": "no-such-item"},
+    ]
     r = client.post("/v1/predict", json={"pairs": pairs})
     assert r.status_code == 200
     data = r.json()["data"]
@@ -102,19 +105,22 @@ def test_item_search_and_stats(client, ratings):
     assert stats["stats"]["reviews"] == ratings.n
 
 
-@pytest.mark.parametrize("path,params,status,needle", [
-    ("/v1/items/{item}/similar", {"k": 0}, 422, "k"),
-    ("/v1/items/{item}/similar", {"k": 501}, 422, "less than or equal to 500"),
-    ("/v1/items/{item}/similar", {"k": "ten"}, 422, "valid integer"),
-    ("/v1/items/{item}/similar", {"measure": "euclid"}, 422, "'jaccard', 'cosine' or 'pearson'"),
-    ("/v1/items/{item}/similar", {"min_common": 0}, 422, "min_common"),
-    ("/v1/items/NO-SUCH/similar", {}, 404, "unknown item 'NO-SUCH'"),
-    ("/v1/users/NO-SUCH/similar", {}, 404, "unknown user 'NO-SUCH'"),
-    ("/v1/users/NO-SUCH/recommendations", {}, 404, "unknown user 'NO-SUCH'"),
-    ("/v1/items/NO-SUCH", {}, 404, "unknown item 'NO-SUCH'"),
-    ("/v1/items", {}, 422, "q"),
-    ("/v1/items", {"q": "   "}, 422, "at least one word"),
-])
+@pytest.mark.parametrize(
+    "path,params,status,needle",
+    [
+        ("/v1/items/{item}/similar", {"k": 0}, 422, "k"),
+        ("/v1/items/{item}/similar", {"k": 501}, 422, "less than or equal to 500"),
+        ("/v1/items/{item}/similar", {"k": "ten"}, 422, "valid integer"),
+        ("/v1/items/{item}/similar", {"measure": "euclid"}, 422, "'jaccard', 'cosine' or 'pearson'"),
+        ("/v1/items/{item}/similar", {"min_common": 0}, 422, "min_common"),
+        ("/v1/items/NO-SUCH/similar", {}, 404, "unknown item 'NO-SUCH'"),
+        ("/v1/users/NO-SUCH/similar", {}, 404, "unknown user 'NO-SUCH'"),
+        ("/v1/users/NO-SUCH/recommendations", {}, 404, "unknown user 'NO-SUCH'"),
+        ("/v1/items/NO-SUCH", {}, 404, "unknown item 'NO-SUCH'"),
+        ("/v1/items", {}, 422, "q"),
+        ("/v1/items", {"q": "   "}, 422, "at least one word"),
+    ],
+)
 def test_bad_input(client, ratings, path, params, status, needle):
     r = client.get(path.format(item=busiest(ratings.item_ids, ratings.item)), params=params)
     assert r.status_code == status

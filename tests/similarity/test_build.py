@@ -23,8 +23,13 @@ def random_ratings(seed: int, n_users: int = 60, n_items: int = 40, n: int = 500
     rng = np.random.default_rng(seed)
     # long-tailed, like real data: a few popular items and heavy users
     keys = np.unique(rng.zipf(1.6, 4 * n) % n_users * n_items + rng.zipf(1.4, 4 * n) % n_items)[:n]
-    return (keys // n_items).astype(np.int32), (keys % n_items).astype(np.int32), \
-        rng.integers(1, 6, keys.size).astype(np.float32), n_users, n_items
+    return (
+        (keys // n_items).astype(np.int32),
+        (keys % n_items).astype(np.int32),
+        rng.integers(1, 6, keys.size).astype(np.float32),
+        n_users,
+        n_items,
+    )
 
 
 def test_block_bounds_cover_rows_within_limits():
@@ -39,10 +44,12 @@ def test_block_bounds_cover_rows_within_limits():
 @pytest.mark.parametrize("block_rows, block_nnz", [(1, 1), (3, 50), (7, 10**9), (4096, 10**9)])
 def test_any_blocking_gives_the_same_table(block_rows, block_nnz):
     user, item, rating, nu, ni = random_ratings(1)
-    want = build_similarity(user, item, rating, nu, ni, K=5, block_rows=4096, block_nnz=10**9,
-                            trace_memory=False).arrays
-    got = build_similarity(user, item, rating, nu, ni, K=5, block_rows=block_rows, block_nnz=block_nnz,
-                           trace_memory=False)
+    want = build_similarity(
+        user, item, rating, nu, ni, K=5, block_rows=4096, block_nnz=10**9, trace_memory=False
+    ).arrays
+    got = build_similarity(
+        user, item, rating, nu, ni, K=5, block_rows=block_rows, block_nnz=block_nnz, trace_memory=False
+    )
     assert got.arrays.keys() == want.keys()
     for name in want:
         np.testing.assert_array_equal(got.arrays[name], want[name], err_msg=name)

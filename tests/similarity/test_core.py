@@ -28,8 +28,9 @@ from hypothesis import strategies as st
 class Reference:
     """Issue 3's definitions, literally. ``ratings``: {(user, item): rating}."""
 
-    def __init__(self, ratings: dict[tuple[int, int], float], n_users: int, n_items: int,
-                 item_rank=None, user_rank=None):
+    def __init__(
+        self, ratings: dict[tuple[int, int], float], n_users: int, n_items: int, item_rank=None, user_rank=None
+    ):
         self.n_users, self.n_items = n_users, n_items
         self.by_item: dict[int, dict[int, float]] = defaultdict(dict)  # item -> {user: rating}
         self.by_user: dict[int, dict[int, float]] = defaultdict(dict)  # user -> {item: rating}
@@ -81,8 +82,11 @@ class Reference:
         for j in range(self.n_items):
             if j in mine:
                 continue
-            sims = [(self.sim(self.by_item[i], self.by_item[j], measure), i) for i in liked
-                    if set(self.by_item[i]) & set(self.by_item[j])]
+            sims = [
+                (self.sim(self.by_item[i], self.by_item[j], measure), i)
+                for i in liked
+                if set(self.by_item[i]) & set(self.by_item[j])
+            ]
             if not sims:
                 continue
             total = sum(s for s, _ in sims)
@@ -109,9 +113,15 @@ class Reference:
 def make_index(ratings: dict, n_users: int, n_items: int, item_rank=None, user_rank=None, **cfg):
     keys = sorted(ratings)
     return SimilarityIndex.from_arrays(
-        np.array([u for u, _ in keys], dtype=np.int32), np.array([i for _, i in keys], dtype=np.int32),
-        np.array([ratings[p] for p in keys], dtype=np.float32), n_users, n_items,
-        item_rank=item_rank, user_rank=user_rank, config=SimilarityConfig(**cfg) if cfg else None)
+        np.array([u for u, _ in keys], dtype=np.int32),
+        np.array([i for _, i in keys], dtype=np.int32),
+        np.array([ratings[p] for p in keys], dtype=np.float32),
+        n_users,
+        n_items,
+        item_rank=item_rank,
+        user_rank=user_rank,
+        config=SimilarityConfig(**cfg) if cfg else None,
+    )
 
 
 def assert_same_ranking(got, want, what=""):
@@ -131,8 +141,11 @@ RATING_VALUES = [1.0, 2.0, 3.0, 4.0, 5.0, 4.5]
 def datasets(draw, max_users: int = 7, max_items: int = 7):
     n_users = draw(st.integers(1, max_users))
     n_items = draw(st.integers(1, max_items))
-    pairs = draw(st.sets(st.tuples(st.integers(0, n_users - 1), st.integers(0, n_items - 1)),
-                         min_size=1, max_size=n_users * n_items))
+    pairs = draw(
+        st.sets(
+            st.tuples(st.integers(0, n_users - 1), st.integers(0, n_items - 1)), min_size=1, max_size=n_users * n_items
+        )
+    )
     ratings = {p: draw(st.sampled_from(RATING_VALUES)) for p in sorted(pairs)}
     item_rank = draw(st.permutations(range(n_items)))
     user_rank = draw(st.permutations(range(n_users)))
@@ -150,11 +163,17 @@ def test_similar_items_and_users_match_reference(data, k, min_common):
     index = make_index(ratings, n_users, n_items, item_rank, user_rank)
     for measure in MEASURES:
         for i in range(n_items):
-            assert_same_ranking(index.similar_items(i, k, measure, min_common),
-                                ref.similar_items(i, k, measure, min_common), f"item {i} {measure}")
+            assert_same_ranking(
+                index.similar_items(i, k, measure, min_common),
+                ref.similar_items(i, k, measure, min_common),
+                f"item {i} {measure}",
+            )
         for u in range(n_users):
-            assert_same_ranking(index.similar_users(u, k, measure, min_common),
-                                ref.similar_users(u, k, measure, min_common), f"user {u} {measure}")
+            assert_same_ranking(
+                index.similar_users(u, k, measure, min_common),
+                ref.similar_users(u, k, measure, min_common),
+                f"user {u} {measure}",
+            )
 
 
 @PROPERTY
@@ -243,11 +262,19 @@ def test_predictions_match_reference_with_flagged_fallback(data, measure):
 # A made-up example in the course's style (we could not find the course's own U1..U4 figures): users a..e are
 # 0..4; U1 = {a, b, c}, U2 = {b, c, d}, U3 = {a, b, c, d}, U4 = {e}, and item 5 rated 4 by b and c.
 HAND = {
-    (0, 0): 5.0, (1, 0): 3.0, (2, 0): 4.0,  # U1: a=5 b=3 c=4, mean 4
-    (1, 1): 2.0, (2, 1): 4.0, (3, 1): 5.0,  # U2: b=2 c=4 d=5, mean 11/3
-    (0, 2): 1.0, (1, 2): 2.0, (2, 2): 3.0, (3, 2): 4.0,  # U3: a..d = 1..4, mean 2.5
+    (0, 0): 5.0,
+    (1, 0): 3.0,
+    (2, 0): 4.0,  # U1: a=5 b=3 c=4, mean 4
+    (1, 1): 2.0,
+    (2, 1): 4.0,
+    (3, 1): 5.0,  # U2: b=2 c=4 d=5, mean 11/3
+    (0, 2): 1.0,
+    (1, 2): 2.0,
+    (2, 2): 3.0,
+    (3, 2): 4.0,  # U3: a..d = 1..4, mean 2.5
     (4, 3): 5.0,  # U4: e=5
-    (1, 4): 4.0, (2, 4): 4.0,  # U5: b=4 c=4, mean 4 (every deviation 0)
+    (1, 4): 4.0,
+    (2, 4): 4.0,  # U5: b=4 c=4, mean 4 (every deviation 0)
 }
 
 
@@ -359,8 +386,11 @@ def test_saved_arrays_reload_read_only_with_identical_answers(tmp_path, hand):
     for measure in MEASURES:
         for i in range(5):
             for use_table in (None, False):
-                for a, b in zip(again.similar_items(i, 3, measure, use_table=use_table),
-                                hand.similar_items(i, 3, measure, use_table=use_table), strict=True):
+                for a, b in zip(
+                    again.similar_items(i, 3, measure, use_table=use_table),
+                    hand.similar_items(i, 3, measure, use_table=use_table),
+                    strict=True,
+                ):
                     np.testing.assert_array_equal(a, b)
         for u in range(5):
             for a, b in zip(again.similar_users(u, 4, measure), hand.similar_users(u, 4, measure), strict=True):
@@ -373,8 +403,7 @@ def test_saved_arrays_reload_read_only_with_identical_answers(tmp_path, hand):
 def test_aligned_handles_any_column_order():
     # The fallback path: the same entries listed in another order within rows, some missing.
     pattern = sp.csr_array((np.ones(5), np.array([3, 1, 0, 2, 4]), np.array([0, 3, 5])), shape=(2, 5))
-    other = sp.csr_array((np.array([10.0, 30.0, 40.0]), np.array([1, 3, 4]), np.array([0, 2, 3])),
-                         shape=(2, 5))
+    other = sp.csr_array((np.array([10.0, 30.0, 40.0]), np.array([1, 3, 4]), np.array([0, 2, 3])), shape=(2, 5))
     np.testing.assert_array_equal(_aligned(pattern, other), [30.0, 10.0, 0.0, 0.0, 40.0])
 
 
@@ -390,8 +419,9 @@ def amazon(request):
 
     r = load_ratings(path, progress=False)
     ratings = {(int(u), int(i)): float(x) for u, i, x in zip(r.user, r.item, r.rating, strict=True)}
-    index = SimilarityIndex.from_arrays(r.user, r.item, r.rating, r.n_users, r.n_items,
-                                        item_rank=id_rank(r.item_ids), user_rank=id_rank(r.user_ids))
+    index = SimilarityIndex.from_arrays(
+        r.user, r.item, r.rating, r.n_users, r.n_items, item_rank=id_rank(r.item_ids), user_rank=id_rank(r.user_ids)
+    )
     return index, Reference(ratings, r.n_users, r.n_items, id_rank(r.item_ids), id_rank(r.user_ids)), r
 
 
@@ -400,13 +430,18 @@ def test_amazon_5core_items_and_users_match_reference(amazon):
     rng = np.random.default_rng(3)
     for measure in MEASURES:
         for i in rng.choice(r.n_items, 12, replace=False).tolist():
-            assert_same_ranking(index.similar_items(i, 20, measure), ref.similar_items(i, 20, measure),
-                                f"item {i} {measure}")
-            assert_same_ranking(index.similar_items(i, 10, measure, min_common=3),
-                                ref.similar_items(i, 10, measure, min_common=3), f"item {i} {measure} mc3")
+            assert_same_ranking(
+                index.similar_items(i, 20, measure), ref.similar_items(i, 20, measure), f"item {i} {measure}"
+            )
+            assert_same_ranking(
+                index.similar_items(i, 10, measure, min_common=3),
+                ref.similar_items(i, 10, measure, min_common=3),
+                f"item {i} {measure} mc3",
+            )
         for u in rng.choice(r.n_users, 12, replace=False).tolist():
-            assert_same_ranking(index.similar_users(u, 20, measure), ref.similar_users(u, 20, measure),
-                                f"user {u} {measure}")
+            assert_same_ranking(
+                index.similar_users(u, 20, measure), ref.similar_users(u, 20, measure), f"user {u} {measure}"
+            )
 
 
 def test_amazon_5core_table_equals_online_for_every_item(amazon):
@@ -425,8 +460,9 @@ def test_amazon_5core_table_equals_online_for_every_item(amazon):
         i = np.repeat(np.arange(r.n_items), 50)
         nb = table[f"neighbors_{measure}"].ravel()
         ok = nb >= 0
-        np.testing.assert_array_equal(np.round(index.item_similarity(i[ok], nb[ok], measure), 10),
-                                      table[f"scores_{measure}"].ravel()[ok])
+        np.testing.assert_array_equal(
+            np.round(index.item_similarity(i[ok], nb[ok], measure), 10), table[f"scores_{measure}"].ravel()[ok]
+        )
 
 
 def test_amazon_5core_recommend_and_predict(amazon):
