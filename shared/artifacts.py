@@ -88,7 +88,7 @@ class VersionWriter:
     Use as a context manager: leaving the block with an exception removes the temporary directory.
     """
 
-    def __init__(self, root: str | os.PathLike, version: str | None = None):
+    def __init__(self, root: str | os.PathLike, version: str | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.version = version or new_version_name()
@@ -256,7 +256,7 @@ def read_current(root: str | os.PathLike) -> str | None:
 class Version:
     """A verified, read-only version. Arrays are memory-mapped on first use and cached."""
 
-    def __init__(self, path: Path, manifest: dict[str, Any]):
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
         self.path = path
         self.name = path.name
         self.manifest = manifest
@@ -291,7 +291,7 @@ class Version:
 class ArtifactStore:
     """Read side of an artifact root."""
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
 
     def current(self) -> str | None:

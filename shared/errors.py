@@ -15,7 +15,7 @@ class ChorusError(Exception):
     type: str = "error"
     status_code: int = 500
 
-    def __init__(self, detail: str):
+    def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
 

@@ -18,7 +18,7 @@ class Progress:
     Nothing is written unless the stream is a terminal and ``CI`` is unset, so logs and pipes stay clean.
     """
 
-    def __init__(self, label: str, total: int | None = None, stream: TextIO | None = None):
+    def __init__(self, label: str, total: int | None = None, stream: TextIO | None = None) -> None:
         self.label = label
         self.total = total
         self.stream = stream if stream is not None else sys.stderr

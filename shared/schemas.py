@@ -6,21 +6,10 @@ The similarity and rating services answer with these models and the gateway docu
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Literal
 
+from chorus.shared.contract import MAX_ID_LENGTH, MAX_PAIRS, Measure
 from pydantic import BaseModel, ConfigDict, Field
-
-
-class Measure(StrEnum):
-    jaccard = "jaccard"
-    cosine = "cosine"
-    pearson = "pearson"
-
-
-class Method(StrEnum):
-    model = "model"
-    similar = "similar"
 
 
 class ErrorPublic(BaseModel):
@@ -125,8 +114,8 @@ class PredictionsPublic(BaseModel):
 
 
 class Pair(BaseModel):
-    user_id: str = Field(min_length=1, max_length=200)
-    item_id: str = Field(min_length=1, max_length=200)
+    user_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    item_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
 
 
 class PredictRequest(BaseModel):
@@ -135,7 +124,7 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={"example": {"pairs": [{"user_id": "A2IBPI20UZIR0U", "item_id": "B0002E1G5C"}]}}
     )
-    pairs: list[Pair] = Field(min_length=1, max_length=10_000)
+    pairs: list[Pair] = Field(min_length=1, max_length=MAX_PAIRS)
 
 
 class ItemPublic(BaseModel):

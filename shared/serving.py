@@ -57,7 +57,9 @@ class Loaded(Generic[M]):
 class ModelHolder(Generic[M]):
     """Holds the served ``(version, model)`` and swaps in new versions; see the module docstring."""
 
-    def __init__(self, root: Path, build: Callable[[Version], M], components: Sequence[str], verify: bool = True):
+    def __init__(
+        self, root: Path, build: Callable[[Version], M], components: Sequence[str], verify: bool = True
+    ) -> None:
         self.store = ArtifactStore(root)
         self.build = build
         self.components = tuple(components)

@@ -27,14 +27,13 @@ from chorus.services.gateway.hitpath import (
     search_query,
     similar_query,
 )
+from chorus.shared.contract import Measure, Method
 from chorus.shared.schemas import (
     BecauseRecommendationsPublic,
     ErrorPublic,
     HealthPublic,
     ItemPublic,
     ItemsPublic,
-    Measure,
-    Method,
     ModelRecommendationsPublic,
     Prediction,
     PredictionsPublic,

@@ -61,7 +61,9 @@ class MemoryCache:
 
     backend = "memory"
 
-    def __init__(self, max_entries: int, max_bytes: int | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, max_entries: int, max_bytes: int | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.clock = clock
         self.max_entries = max_entries
         self.max_bytes = max_bytes
@@ -125,7 +127,7 @@ class RedisCache:
         max_connections: int,
         max_backoff: float = 30.0,
         first_backoff: float = 0.5,
-    ):
+    ) -> None:
         # No retries inside redis-py: a failing Redis must cost a request one timeout at most, once per outage.
         self.client = aioredis.Redis.from_url(
             url,
@@ -268,7 +270,7 @@ class NearCache:
 
     backend = "redis"
 
-    def __init__(self, redis: RedisCache, ttl: float, max_entries: int, max_bytes: int):
+    def __init__(self, redis: RedisCache, ttl: float, max_entries: int, max_bytes: int) -> None:
         self.redis = redis
         self.ttl = ttl
         self.near = MemoryCache(max_entries, max_bytes)

@@ -30,7 +30,7 @@ class Answer:
 class Gateway:
     """The downstream services, the cache, and the requests in flight."""
 
-    def __init__(self, downstreams: dict[str, Downstream], cache: Cache, ttl: int):
+    def __init__(self, downstreams: dict[str, Downstream], cache: Cache, ttl: int) -> None:
         self.downstreams = downstreams
         self.cache = cache
         self.ttl = ttl

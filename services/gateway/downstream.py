@@ -82,7 +82,7 @@ class Downstream:
     model swap is noticed by the first answer of the new model, and no later than one poll interval otherwise.
     """
 
-    def __init__(self, name: str, client: httpx.AsyncClient):
+    def __init__(self, name: str, client: httpx.AsyncClient) -> None:
         self.name = name
         self.client = client
         self.version: str | None = None

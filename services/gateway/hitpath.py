@@ -155,7 +155,7 @@ def target_of(path: str, query_string: bytes) -> Target | None:
 class HitPath:
     """ASGI middleware answering cache hits of the cached ``GET`` routes without entering FastAPI."""
 
-    def __init__(self, app):
+    def __init__(self, app) -> None:
         self.app = app
 
     async def __call__(self, scope, receive, send):

@@ -29,7 +29,7 @@ class Section:
 
 
 class _Failed(Exception):
-    def __init__(self, message: str):
+    def __init__(self, message: str) -> None:
         self.message = message
 
 

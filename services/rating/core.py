@@ -433,7 +433,7 @@ def init_params(n_users: int, n_items: int, k: int, alpha: float, scale: float, 
 class _Problem:
     """Training ratings with the sparse layouts and ridges the objective and its gradient need."""
 
-    def __init__(self, user, item, rating, n_users: int, n_items: int, config: LatentConfig):
+    def __init__(self, user, item, rating, n_users: int, n_items: int, config: LatentConfig) -> None:
         self.user, self.item, self.rating = user, item, rating
         self.n, self.n_users, self.n_items, self.k = user.shape[0], n_users, n_items, config.n_factors
         self.user_count, self.item_count = _counts(user, item, n_users, n_items)
@@ -526,7 +526,7 @@ class _Side:
     Batches wider than :func:`gram_chunk` rows are padded to a multiple of it.
     """
 
-    def __init__(self, owner: np.ndarray, other: np.ndarray, n_owner: int, n_other: int, k: int):
+    def __init__(self, owner: np.ndarray, other: np.ndarray, n_owner: int, n_other: int, k: int) -> None:
         n = owner.shape[0]
         self.n_owner, self.n_other, self.k = n_owner, n_other, k
         self.chunk = gram_chunk(k)

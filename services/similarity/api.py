@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from chorus.services.similarity.app import SimilarityModel
+from chorus.shared.contract import Measure
 from chorus.shared.schemas import (
     BecauseRecommendationsPublic,
     ErrorPublic,
     ItemPublic,
     ItemsPublic,
-    Measure,
     PredictionsPublic,
     PredictRequest,
     SimilarItemsPublic,

@@ -289,7 +289,7 @@ class _Side:
         mean: np.ndarray,
         norm: np.ndarray,
         rank: np.ndarray,
-    ):
+    ) -> None:
         self.name = name
         self.n_rows = int(indptr.shape[0]) - 1
         self.n_cols = int(t_indptr.shape[0]) - 1
@@ -591,7 +591,7 @@ class SimilarityIndex:
         Neighbours per item in the table (0 when there is no table).
     """
 
-    def __init__(self, arrays: Mapping[str, np.ndarray], config: SimilarityConfig | None = None):
+    def __init__(self, arrays: Mapping[str, np.ndarray], config: SimilarityConfig | None = None) -> None:
         """Use :meth:`from_arrays` or :meth:`from_saved`."""
         self.config = config or SimilarityConfig()
         a = arrays

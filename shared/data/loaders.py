@@ -165,7 +165,7 @@ def _ints(values: list[str]) -> tuple[np.ndarray, np.ndarray]:
 class _ChunkFilter:
     """Applies the shared checks to one chunk's candidate rows and appends the accepted ones."""
 
-    def __init__(self, cols: RawColumns, report: LoadReport, scale: RatingScale):
+    def __init__(self, cols: RawColumns, report: LoadReport, scale: RatingScale) -> None:
         self.cols, self.report, self.scale = cols, report, scale
         # raw id -> code in order of first appearance; assemble() turns codes into sorted-vocabulary indices
         self.user_codes: dict[str, int] = cols.user_codes

@@ -34,7 +34,7 @@ F_CUSTOMER, F_PRODUCT, F_TITLE, F_STARS, F_HELPFUL, F_TOTAL, F_VERIFIED, F_HEADL
 class _Lines:
     """Lazy access to the text of line ``k`` of a block (for skip examples and fallbacks)."""
 
-    def __init__(self, buf: bytes, starts: np.ndarray, ends: np.ndarray):
+    def __init__(self, buf: bytes, starts: np.ndarray, ends: np.ndarray) -> None:
         self.buf, self.starts, self.ends = buf, starts, ends
 
     def __getitem__(self, k: int) -> str:
@@ -221,7 +221,7 @@ def _block(buf: bytes, first_line: int, filt: _ChunkFilter, with_text: bool) -> 
 class _Rows:
     """Lines of the valid rows only, indexed by row."""
 
-    def __init__(self, lines: _Lines, rows: np.ndarray):
+    def __init__(self, lines: _Lines, rows: np.ndarray) -> None:
         self.lines, self.rows = lines, rows
 
     def __getitem__(self, k: int) -> str:
