@@ -1,0 +1,76 @@
+"""The wire contract's parameters and error responses, as FastAPI declares them, for every service and the gateway.
+
+One definition of each path and query parameter (its bounds come from :mod:`chorus.shared.contract`), so a
+request the gateway accepts is one the service behind it accepts, and one table of documented error answers:
+:func:`error_responses` lists, per route, the :class:`~chorus.shared.errors.ChorusError` types it can answer with,
+each documented by a model whose ``type`` is that error's own (as Polar documents its errors).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Any, Literal
+
+from chorus.shared.contract import MAX_ID_LENGTH, MAX_K, MAX_MIN_COMMON, MAX_SEARCH_LENGTH, MAX_SEARCH_LIMIT
+from chorus.shared.errors import ChorusError
+from fastapi import Path, Query
+from pydantic import BaseModel, Field, create_model
+
+ItemId = Annotated[
+    str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="Product id, e.g. an ASIN", examples=["B001QBF855"])
+]
+UserId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="Reviewer id", examples=["65272693"])]
+ItemIdQuery = Annotated[str, Query(min_length=1, max_length=MAX_ID_LENGTH, description="Product id, e.g. an ASIN")]
+UserIdQuery = Annotated[str, Query(min_length=1, max_length=MAX_ID_LENGTH, description="Reviewer id")]
+K = Annotated[int, Query(ge=1, le=MAX_K, description=f"How many results (1 to {MAX_K})")]
+MinCommon = Annotated[
+    int,
+    Query(ge=1, le=MAX_MIN_COMMON, description="Candidates share at least this many users (or items) with the query"),
+]
+SearchText = Annotated[
+    str, Query(min_length=1, max_length=MAX_SEARCH_LENGTH, description="Words of a title, or an item id")
+]
+SearchLimit = Annotated[int, Query(ge=1, le=MAX_SEARCH_LIMIT, description="How many items (1 to 100)")]
+
+DEFAULT_K = 10
+DEFAULT_MIN_COMMON = 1
+DEFAULT_SEARCH_LIMIT = 20
+
+
+@cache
+def error_model(error: type[ChorusError]) -> type[BaseModel]:
+    """The OpenAPI model of one error type: ``{"type": <its type>, "detail": str}``."""
+    return create_model(
+        error.__name__ + "Public",
+        __doc__=(error.__doc__ or "").strip(),
+        type=(Literal[error.type], Field(examples=[error.type])),  # type: ignore[valid-type]
+        detail=(str, Field(description="What went wrong, in words a user can act on")),
+    )
+
+
+def error_responses(*errors: type[ChorusError], **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route or router: each status its ``errors`` can answer with, documented by their
+    models (a union where several types share a status). ``descriptions`` override the text per status, keyed
+    ``s404`` and so on."""
+    by_status: dict[int, list[type[ChorusError]]] = {}
+    for error in errors:
+        by_status.setdefault(error.status_code, []).append(error)
+    out: dict[int | str, dict[str, Any]] = {}
+    for status, group in sorted(by_status.items()):
+        models = [error_model(e) for e in group]
+        model: Any = models[0] if len(models) == 1 else _union(tuple(models))
+        text = descriptions.get(f"s{status}") or "; ".join(_summary(e) for e in group)
+        out[status] = {"model": model, "description": text}
+    return out
+
+
+def _summary(error: type[ChorusError]) -> str:
+    """The first sentence of the error's docstring, without the status it names."""
+    first = (error.__doc__ or error.type).strip().split("\n")[0].rstrip(".")
+    return first.split(" (HTTP ")[0]
+
+
+def _union(models: tuple[type[BaseModel], ...]) -> Any:
+    from typing import Union
+
+    return Union[models]  # noqa: UP007 - built at run time from a tuple
