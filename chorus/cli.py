@@ -1,4 +1,4 @@
-"""The ``chorus`` command: data statistics, demo data, training, and (later) evaluation and serving.
+"""The ``chorus`` command: data statistics, demo data, training, evaluation, artifacts and serving.
 
 Every subcommand has ``--help``. Errors a user can fix print ``chorus: error: <what and where>`` and exit 1;
 usage errors exit 2 (argparse).
@@ -12,11 +12,10 @@ import os
 import sys
 from pathlib import Path
 
+from chorus.demo import DEFAULT_DEMO, DEMO_REVIEWS
 from chorus.shared.errors import ChorusError
 
 DEFAULT_ARTIFACTS = "artifacts"
-DEFAULT_DEMO = "demo/demo.tsv.gz"
-DEMO_REVIEWS = 200_000
 
 
 def _positive(text: str) -> int:
@@ -79,15 +78,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate the demo data when it is not there yet, train every component, print the statistics."""
+    from chorus.demo import ensure_demo_data
     from chorus.shared.artifacts import ArtifactStore
     from chorus.shared.data import format_stats
-    from chorus.shared.data.synthetic import generate_reviews
     from chorus.train import parse_components, train
 
-    data = Path(args.data)
-    if not data.exists():
-        generate_reviews(data, args.reviews, seed=args.seed)
-        print(f"generated {args.reviews:,} demo reviews in {data}")
+    data = ensure_demo_data(args.data, args.reviews, seed=args.seed)
     version = train(data, args.artifacts, parse_components(None), seed=args.seed)
     print(
         format_stats(

@@ -14,14 +14,18 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from types import FrameType
 
 import httpx
 
+from chorus.demo import ensure_demo_data
 from chorus.shared.artifacts import read_current
+from chorus.shared.contract import redact_url
 from chorus.shared.errors import ChorusError
+from chorus.train import parse_components, train
 
 SERVICES = ("similarity", "rating", "gateway")
 
@@ -164,27 +168,13 @@ class Topology:
         self.stop_all()
 
 
-def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
-
-
-def ensure_trained(artifacts: Path, data: str | None, log=print) -> None:
+def ensure_trained(artifacts: Path, data: str | None, log: Callable[[str], object] = print) -> None:
     """Train into ``artifacts`` when it has no version yet: on ``data``, or on freshly generated demo data."""
     if read_current(artifacts) is not None:
         return
-    from chorus.cli import DEFAULT_DEMO, DEMO_REVIEWS
-    from chorus.shared.data.synthetic import generate_reviews
-    from chorus.train import parse_components, train
-
     if data is None:
-        data = DEFAULT_DEMO
-        if not Path(data).exists():
-            log(f"no artifact version in {artifacts}: generating {DEMO_REVIEWS:,} demo reviews into {data}")
-            generate_reviews(data, DEMO_REVIEWS, seed=0)
+        log(f"no artifact version in {artifacts}: training on the demo data")
+        data = str(ensure_demo_data(log=log))
     log(f"training on {data} into {artifacts}")
     train(data, artifacts, parse_components(None), log=log)
 
@@ -208,7 +198,7 @@ def up(
         log_dir=log_dir,
     )
 
-    def on_signal(signum, frame):
+    def on_signal(signum: int, frame: FrameType | None) -> None:
         # further Ctrl-C / SIGTERM must not interrupt the shutdown that this one starts
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -225,7 +215,7 @@ def up(
         print("Chorus is up: " + ", ".join(f"{name} serves version {v}" for name, v in versions.items()))
         print(f"  web page  {topo.url()}/")
         print(f"  API docs  {topo.url()}/docs")
-        cache = f"Redis at {_without_password(redis_url)}" if redis_url else "in-process LRU (no --redis-url)"
+        cache = f"Redis at {redact_url(redis_url)}" if redis_url else "in-process LRU (no --redis-url)"
         print(f"  cache     {cache}")
         print("Ctrl-C stops every service.")
         while True:

@@ -50,7 +50,9 @@ def parse_components(text: str | None) -> list[str]:
     return names
 
 
-def _reusable(store: ArtifactStore, sha256: str, retrained: list[str], log) -> tuple[list[str], object]:
+def _reusable(
+    store: ArtifactStore, sha256: str, retrained: list[str], log: Callable[[str], object]
+) -> tuple[list[str], object]:
     """Components of the current version worth carrying over: built from the same data file and not being
     retrained. Only those are verified (checksums), and only when there is something to reuse."""
     name = store.current()

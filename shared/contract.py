@@ -39,6 +39,12 @@ MAX_SEARCH_LIMIT = 100
 MAX_PAIRS = 10_000
 """Most (user, item) pairs in one batch prediction."""
 
+DEFAULT_K = 10
+DEFAULT_MIN_COMMON = 1
+DEFAULT_MEASURE = Measure.jaccard
+DEFAULT_METHOD = Method.model
+DEFAULT_SEARCH_LIMIT = 20
+
 VERSION_HEADER = "X-Model-Version"
 """Response header naming the artifact version that produced an answer."""
 CACHE_HEADER = "X-Cache"

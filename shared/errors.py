@@ -65,6 +65,13 @@ class UpstreamUnavailable(ChorusError):
     status_code = 503
 
 
+class UpstreamError(ChorusError):
+    """A downstream service answered with a server error (HTTP 502)."""
+
+    type = "upstream_error"
+    status_code = 502
+
+
 class UpstreamTimeout(ChorusError):
     """A downstream service did not answer in time (HTTP 504)."""
 

@@ -11,10 +11,35 @@ from __future__ import annotations
 from functools import cache
 from typing import Annotated, Any, Literal
 
-from chorus.shared.contract import MAX_ID_LENGTH, MAX_K, MAX_MIN_COMMON, MAX_SEARCH_LENGTH, MAX_SEARCH_LIMIT
+from chorus.shared.contract import (
+    DEFAULT_K,
+    DEFAULT_MIN_COMMON,
+    DEFAULT_SEARCH_LIMIT,
+    MAX_ID_LENGTH,
+    MAX_K,
+    MAX_MIN_COMMON,
+    MAX_SEARCH_LENGTH,
+    MAX_SEARCH_LIMIT,
+)
 from chorus.shared.errors import ChorusError
 from fastapi import Path, Query
 from pydantic import BaseModel, Field, create_model
+
+__all__ = [
+    "DEFAULT_K",
+    "DEFAULT_MIN_COMMON",
+    "DEFAULT_SEARCH_LIMIT",
+    "K",
+    "ItemId",
+    "ItemIdQuery",
+    "MinCommon",
+    "SearchLimit",
+    "SearchText",
+    "UserId",
+    "UserIdQuery",
+    "error_model",
+    "error_responses",
+]
 
 ItemId = Annotated[
     str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="Product id, e.g. an ASIN", examples=["B001QBF855"])
@@ -31,10 +56,6 @@ SearchText = Annotated[
     str, Query(min_length=1, max_length=MAX_SEARCH_LENGTH, description="Words of a title, or an item id")
 ]
 SearchLimit = Annotated[int, Query(ge=1, le=MAX_SEARCH_LIMIT, description="How many items (1 to 100)")]
-
-DEFAULT_K = 10
-DEFAULT_MIN_COMMON = 1
-DEFAULT_SEARCH_LIMIT = 20
 
 
 @cache

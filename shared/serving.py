@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from chorus.shared.artifacts import ArtifactStore, Version
+from chorus.shared.contract import VERSION_HEADER
 from chorus.shared.errors import ChorusError, NotReady
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -31,8 +32,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 log = logging.getLogger("chorus.serving")
 
 M = TypeVar("M")
-
-VERSION_HEADER = "X-Model-Version"
 
 
 class ServiceSettings(BaseSettings):

@@ -14,11 +14,6 @@ from chorus.services.gateway import page as pages
 from chorus.services.gateway.core import Answer
 from chorus.services.gateway.deps import GatewayDep
 from chorus.services.gateway.hitpath import (
-    DEFAULT_K,
-    DEFAULT_LIMIT,
-    DEFAULT_MEASURE,
-    DEFAULT_METHOD,
-    DEFAULT_MIN_COMMON,
     MISSED,
     ident,
     k_query,
@@ -27,10 +22,39 @@ from chorus.services.gateway.hitpath import (
     search_query,
     similar_query,
 )
-from chorus.shared.contract import Measure, Method
+from chorus.shared.contract import (
+    CACHE_HEADER,
+    DEFAULT_K,
+    DEFAULT_MEASURE,
+    DEFAULT_METHOD,
+    DEFAULT_MIN_COMMON,
+    DEFAULT_SEARCH_LIMIT,
+    MAX_K,
+    VERSION_HEADER,
+    Measure,
+    Method,
+)
+from chorus.shared.errors import (
+    InvalidInput,
+    NotFound,
+    NotReady,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from chorus.shared.params import (
+    ItemId,
+    ItemIdQuery,
+    K,
+    MinCommon,
+    SearchLimit,
+    SearchText,
+    UserId,
+    UserIdQuery,
+    error_responses,
+)
 from chorus.shared.schemas import (
     BecauseRecommendationsPublic,
-    ErrorPublic,
     HealthPublic,
     ItemPublic,
     ItemsPublic,
@@ -43,42 +67,36 @@ from chorus.shared.schemas import (
     SimilarUsersPublic,
     StatsPublic,
 )
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
 JSON = "application/json"
-MEASURE_DEFAULT = Measure(DEFAULT_MEASURE)
-METHOD_DEFAULT = Method(DEFAULT_METHOD)
 
-ERRORS = {
-    404: {"model": ErrorPublic, "description": "Unknown user or item (from the service that answers)"},
-    422: {"model": ErrorPublic, "description": "Invalid parameter"},
-    502: {"model": ErrorPublic, "description": "The service that answers failed"},
-    503: {"model": ErrorPublic, "description": "The service that answers is unreachable or not ready"},
-    504: {"model": ErrorPublic, "description": "The service that answers did not answer in time"},
-}
+ERRORS = error_responses(
+    NotFound,
+    InvalidInput,
+    UpstreamError,
+    UpstreamUnavailable,
+    NotReady,
+    UpstreamTimeout,
+    s404="Unknown user or item (from the service that answers)",
+    s503="The service that answers is unreachable or not ready",
+)
 CACHED_HEADERS = {
-    "X-Model-Version": {"description": "Artifact version that produced the answer", "schema": {"type": "string"}},
-    "X-Cache": {
+    VERSION_HEADER: {"description": "Artifact version that produced the answer", "schema": {"type": "string"}},
+    CACHE_HEADER: {
         "description": "hit: from the cache; miss: from the service (and stored); "
         "bypass: from the service, without the cache (unavailable or slow)",
         "schema": {"type": "string", "enum": ["hit", "miss", "bypass"]},
     },
 }
 
-ItemId = Annotated[str, Path(min_length=1, max_length=200, description="Product id, e.g. an ASIN")]
-UserId = Annotated[str, Path(min_length=1, max_length=200, description="Reviewer id")]
-K = Annotated[int, Query(ge=1, le=500, description="How many results (1 to 500)")]
-MinCommon = Annotated[
-    int, Query(ge=1, le=1_000_000, description="Candidates share at least this many users (or items)")
-]
-
 
 def respond(answer: Answer) -> Response:
     """The answer's bytes as they are, with the version and cache outcome in headers."""
-    headers = {"X-Cache": answer.cache}
+    headers = {CACHE_HEADER: answer.cache}
     if answer.version is not None:
-        headers["X-Model-Version"] = answer.version
+        headers[VERSION_HEADER] = answer.version
     return Response(answer.body, answer.status, headers, JSON)
 
 
@@ -123,7 +141,7 @@ async def similar_items(
     request: Request,
     item_id: ItemId,
     k: K = DEFAULT_K,
-    measure: Measure = MEASURE_DEFAULT,
+    measure: Measure = DEFAULT_MEASURE,
     min_common: MinCommon = DEFAULT_MIN_COMMON,
 ) -> Response:
     """The k items most similar to an item under a measure, best first (from the similarity service)."""
@@ -141,8 +159,8 @@ async def item(gw: GatewayDep, request: Request, item_id: ItemId) -> Response:
 async def search_items(
     gw: GatewayDep,
     request: Request,
-    q: Annotated[str, Query(min_length=1, max_length=200, description="Words of a title")],
-    limit: Annotated[int, Query(ge=1, le=100, description="At most this many items")] = DEFAULT_LIMIT,
+    q: SearchText,
+    limit: SearchLimit = DEFAULT_SEARCH_LIMIT,
 ) -> Response:
     """Items whose titles contain the words (for people who do not know product ids)."""
     query = search_query(q, limit)
@@ -161,7 +179,7 @@ async def similar_users(
     request: Request,
     user_id: UserId,
     k: K = DEFAULT_K,
-    measure: Measure = MEASURE_DEFAULT,
+    measure: Measure = DEFAULT_MEASURE,
     min_common: MinCommon = DEFAULT_MIN_COMMON,
 ) -> Response:
     """The k users most similar to a user under a measure, best first (from the similarity service)."""
@@ -182,7 +200,7 @@ async def recommendations(
     method: Annotated[
         Method,
         Query(description="model: predicted ratings (rating service); similar: because you liked (similarity)"),
-    ] = METHOD_DEFAULT,
+    ] = DEFAULT_METHOD,
 ) -> Response:
     """Top-k items for a user: by predicted rating (``model``) or because they liked similar items (``similar``)."""
     service = recommendation_service(method.value)
@@ -194,8 +212,8 @@ async def recommendations(
 async def predict(
     gw: GatewayDep,
     request: Request,
-    user_id: Annotated[str, Query(min_length=1, max_length=200)],
-    item_id: Annotated[str, Query(min_length=1, max_length=200)],
+    user_id: UserIdQuery,
+    item_id: ItemIdQuery,
 ) -> Response:
     """The rating a user would give an item (the latent factor model of the rating service)."""
     query = predict_query(user_id, item_id)
@@ -214,9 +232,9 @@ page = APIRouter(include_in_schema=False)
 
 def _page_k(value: str | None) -> int:
     try:
-        return min(max(int(value or 10), 1), 500)
+        return min(max(int(value or DEFAULT_K), 1), MAX_K)
     except ValueError:
-        return 10
+        return DEFAULT_K
 
 
 @page.get("/", response_class=HTMLResponse)

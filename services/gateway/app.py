@@ -112,7 +112,7 @@ def create_app(
     for router in (api.meta, api.similarity, api.users, api.rating, api.page):
         app.include_router(router)
     # The services' handlers, so that an error reads the same whether the gateway or a service found it; the
-    # gateway's own upstream errors (downstream.UpstreamError, 502) are ChorusErrors like theirs.
+    # gateway's own upstream errors (UpstreamError, 502) are ChorusErrors like theirs.
     install_error_handlers(app)
     app.add_middleware(HitPath)
     return app

@@ -25,6 +25,7 @@ from typing import Literal, Protocol
 from urllib.parse import quote
 
 import redis.asyncio as aioredis
+from chorus.shared.contract import redact_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import MaxConnectionsError, RedisError
@@ -137,7 +138,7 @@ class RedisCache:
             health_check_interval=30,
             max_connections=max_connections,
         )
-        self.url = _redact(url)
+        self.url = redact_url(url)
         self.max_backoff = max_backoff
         self.first_backoff = first_backoff
         self.down_since: float | None = None
@@ -251,14 +252,6 @@ class RedisCache:
         for task in list(self._batches):
             task.cancel()
         await self.client.aclose()
-
-
-def _redact(url: str) -> str:
-    """The URL without a password, for logs and ``/readyz``."""
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest:
-        rest = "***@" + rest.rsplit("@", 1)[1]
-    return f"{scheme}{sep}{rest}"
 
 
 class NearCache:

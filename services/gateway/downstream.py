@@ -15,21 +15,10 @@ import logging
 from dataclasses import dataclass
 
 import httpx
-from chorus.shared.errors import ChorusError, UpstreamTimeout, UpstreamUnavailable
+from chorus.shared.contract import VERSION_HEADER
+from chorus.shared.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 
 log = logging.getLogger("chorus.gateway")
-
-VERSION_HEADER = "x-model-version"
-
-
-class UpstreamError(ChorusError):
-    """A downstream service answered with a server error (HTTP 502).
-
-    Lives here rather than in ``shared/errors.py`` because only the gateway raises it.
-    """
-
-    type = "upstream_error"
-    status_code = 502
 
 
 @dataclass(slots=True, frozen=True)

@@ -25,14 +25,15 @@ from collections.abc import Callable
 from urllib.parse import parse_qsl, quote, unquote_to_bytes, urlencode
 
 from chorus.services.gateway.cache import cache_key
+from chorus.shared.contract import (
+    DEFAULT_K,
+    DEFAULT_MEASURE,
+    DEFAULT_METHOD,
+    DEFAULT_MIN_COMMON,
+    DEFAULT_SEARCH_LIMIT,
+    Method,
+)
 from chorus.shared.errors import NotFound
-
-# Defaults of the cached routes, used by the handlers' signatures and by the hit path alike.
-DEFAULT_K = 10
-DEFAULT_MEASURE = "jaccard"
-DEFAULT_MIN_COMMON = 1
-DEFAULT_METHOD = "model"
-DEFAULT_LIMIT = 20
 
 
 def ident(value: str) -> str:
@@ -85,8 +86,12 @@ def predict_query(user_id: str, item_id: str) -> str:
     return urlencode({"user_id": user_id, "item_id": item_id})
 
 
+RECOMMENDATION_SERVICES = {Method.model: "rating", Method.similar: "similarity"}
+"""Which service answers ``/v1/users/{id}/recommendations`` for each method."""
+
+
 def recommendation_service(method: str) -> str | None:
-    return {"model": "rating", "similar": "similarity"}.get(method)
+    return RECOMMENDATION_SERVICES.get(method)  # type: ignore[call-overload]
 
 
 MISSED = "chorus.missed"  # scope key: the cache key the hit path just missed
@@ -115,7 +120,7 @@ def _recommendations(m: re.Match, p: Params) -> Target | None:
 def _search(m: re.Match, p: Params) -> Target | None:
     if "q" not in p:
         return None
-    return "similarity", "items", search_query(p["q"], p.get("limit", DEFAULT_LIMIT))
+    return "similarity", "items", search_query(p["q"], p.get("limit", DEFAULT_SEARCH_LIMIT))
 
 
 def _predict(m: re.Match, p: Params) -> Target | None:

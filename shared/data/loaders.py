@@ -8,12 +8,10 @@ line numbers. Files may be plain or gzip (recognised by content, not by name).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import gzip
 import io
 import json
-import operator
 import os
 import zlib
 from collections.abc import Callable, Iterator
@@ -21,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 from chorus.shared.data.ratings import LoadReport, Ratings, RatingScale, RawColumns, assemble
+from chorus.shared.data.rows import CHUNK_BYTES, TRUE_WORDS, ChunkFilter, floats, ints
+from chorus.shared.data.tsv import read_amazon_tsv
 from chorus.shared.errors import DataError
 from chorus.shared.progress import Progress
 
@@ -47,17 +47,6 @@ REASONS = (
     "duplicate_pair",
 )
 
-TSV_HEADER = (
-    "marketplace customer_id review_id product_id product_parent product_title product_category star_rating "
-    "helpful_votes total_votes vine verified_purchase review_headline review_body review_date"
-).split()
-
-CHUNK_BYTES = 8 << 20
-TRUE_WORDS = ("true", "y", "yes", "1")
-#: User or item ids longer than this many bytes (UTF-8) are skipped as ``id_too_long`` (real ids are a few
-#: dozen characters at most; one huge id would otherwise widen every entry of the vocabulary array).
-MAX_ID_LENGTH = 256
-
 
 def _open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
     """Open plain or gzip text; lines end at ``\\n`` only and keep any ``\\r`` (stripped by the readers)."""
@@ -67,17 +56,6 @@ def _open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
     if encoding == "utf-8":
         encoding = "utf-8-sig"  # a byte-order mark at the start is not part of the first field
     return io.TextIOWrapper(stream, encoding=encoding, errors="replace", newline="\n")
-
-
-@contextlib.contextmanager
-def _raw_stream(path: Path) -> Iterator[tuple[io.BufferedIOBase, Callable[[], int]]]:
-    """Binary stream of the (decompressed) content and a function giving the position in the file on disk."""
-    with open(path, "rb") as raw:
-        if raw.peek(2)[:2] == b"\x1f\x8b":
-            with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
-                yield gz, raw.tell
-        else:
-            yield raw, raw.tell
 
 
 def _first_line(path: Path) -> str:
@@ -133,129 +111,8 @@ def _chunks(f: io.TextIOBase, progress: Progress, size: int) -> Iterator[tuple[i
                 pass
 
 
-def _floats(values: list[str]) -> np.ndarray:
-    """float64 array, NaN where a value is not a number."""
-    try:
-        return np.array(values, dtype=np.float64)
-    except (ValueError, TypeError):
-        out = np.empty(len(values), dtype=np.float64)
-        for k, v in enumerate(values):
-            try:
-                out[k] = float(v)
-            except (ValueError, TypeError):
-                out[k] = np.nan
-        return out
-
-
-def _ints(values: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(int64 array, ok mask); a value that is not an integer gives ok=False."""
-    try:
-        return np.array(values, dtype=np.int64), np.ones(len(values), dtype=bool)
-    except (ValueError, TypeError, OverflowError):
-        out = np.zeros(len(values), dtype=np.int64)
-        ok = np.ones(len(values), dtype=bool)
-        for k, v in enumerate(values):
-            try:
-                out[k] = int(v)
-            except (ValueError, TypeError, OverflowError):
-                ok[k] = False
-        return out, ok
-
-
-class _ChunkFilter:
-    """Applies the shared checks to one chunk's candidate rows and appends the accepted ones."""
-
-    def __init__(self, cols: RawColumns, report: LoadReport, scale: RatingScale) -> None:
-        self.cols, self.report, self.scale = cols, report, scale
-        # raw id -> code in order of first appearance; assemble() turns codes into sorted-vocabulary indices
-        self.user_codes: dict[str, int] = cols.user_codes
-        self.item_codes: dict[str, int] = cols.item_codes
-
-    @staticmethod
-    def _long(ids: list[str] | np.ndarray) -> np.ndarray:
-        """Ids longer than MAX_ID_LENGTH bytes of UTF-8 (encoded only when they could be)."""
-        if isinstance(ids, np.ndarray):  # the TSV reader drops over-long ids before cutting fixed-width fields
-            return np.zeros(ids.shape[0], dtype=bool)
-        quarter = MAX_ID_LENGTH // 4  # a UTF-8 character takes at most 4 bytes
-        return np.array([len(x) > quarter and len(x.encode()) > MAX_ID_LENGTH for x in ids], dtype=bool)
-
-    @staticmethod
-    def _codes(ids: list[str] | np.ndarray, codes: dict[str, int]) -> np.ndarray:
-        # New ids get the next codes (a loop over distinct ids only); the per-row lookup runs in C.
-        if isinstance(ids, np.ndarray):  # fixed-width UTF-8 bytes from the vectorised TSV reader
-            uniq, inverse = np.unique(ids, return_inverse=True)
-            setdefault = codes.setdefault
-            mapped = np.array(
-                [setdefault(x.decode("utf-8", "replace"), len(codes)) for x in uniq.tolist()], dtype=np.int64
-            )
-            return mapped[inverse.ravel()]
-        for x in dict.fromkeys(ids):
-            if x not in codes:
-                codes[x] = len(codes)
-        if len(ids) == 1:
-            return np.array([codes[ids[0]]], dtype=np.int64)
-        return np.array(operator.itemgetter(*ids)(codes) if ids else (), dtype=np.int64)
-
-    def reject(self, lines: np.ndarray, texts, bad: np.ndarray, reason: str) -> np.ndarray:
-        """Record rows where ``bad`` and return the mask of rows still alive (``~bad``)."""
-        idx = np.flatnonzero(bad)
-        self.report.skip_many(lines[idx], reason, lambda k: texts[idx[k]].rstrip("\r"))
-        return ~bad
-
-    def accept(
-        self,
-        lines: np.ndarray,
-        texts,
-        users: list[str] | np.ndarray,
-        items: list[str] | np.ndarray,
-        rating: np.ndarray,
-        ts: np.ndarray,
-        ts_ok: np.ndarray,
-        extras: dict[str, tuple[object, np.ndarray | None]] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Check and keep rows; ``extras`` maps a column name to (values, ok mask or None).
-
-        ``texts[k]`` is the text of row k (for skip examples). Returns the kept row positions and the item
-        codes of all rows."""
-        too_long = self._long(users) | self._long(items)
-        if too_long.any():  # never let an over-long id into the vocabulary, whose width is the longest id's
-            keep_id = ~too_long
-            users = [x if ok else "" for x, ok in zip(users, keep_id.tolist(), strict=True)]
-            items = [x if ok else "" for x, ok in zip(items, keep_id.tolist(), strict=True)]
-        u = self._codes(users, self.user_codes)
-        i = self._codes(items, self.item_codes)
-        alive = np.ones(len(users), dtype=bool)
-        checks = [
-            (too_long, "id_too_long"),
-            (u == self.user_codes.get("", -1), "empty_user_id"),
-            (i == self.item_codes.get("", -1), "empty_item_id"),
-            (~np.isfinite(rating), "bad_rating"),
-            (np.isfinite(rating) & ~self.scale.valid(rating), "rating_out_of_scale"),
-            (~ts_ok, "bad_timestamp"),
-        ]
-        for name, (_, ok) in (extras or {}).items():
-            if ok is not None:
-                checks.append((~ok, f"bad_{name}" if name != "helpful" else "bad_votes"))
-        for bad, reason in checks:
-            alive &= self.reject(lines, texts, bad & alive, reason)
-        keep = np.flatnonzero(alive)
-        cols = self.cols
-        cols.lines.append(lines[keep])
-        cols.users.append(u[keep])
-        cols.items.append(i[keep])
-        cols.ratings.append(rating[keep])
-        cols.timestamps.append(ts[keep])
-        for name, (values, _) in (extras or {}).items():
-            target = getattr(cols, name)
-            if isinstance(values, np.ndarray):
-                target.append(values[keep])
-            else:
-                target.append([values[k] for k in keep.tolist()])
-        return keep, i
-
-
 def _split_rows(
-    start: int, lines: list[str], sep: str, n_fields: int, filt: _ChunkFilter
+    start: int, lines: list[str], sep: str, n_fields: int, filt: ChunkFilter
 ) -> tuple[np.ndarray, list[str], list[list[str]]]:
     """Split lines on ``sep``; count rows with the wrong number of fields; skip blank lines silently
     only when they are the file's trailing newline artefacts (an empty line is counted otherwise)."""
@@ -279,7 +136,7 @@ def _number(value) -> int | float | str:
     return value
 
 
-def _read_amazon_json(path: Path, filt: _ChunkFilter, progress: Progress, size: int, with_text: bool) -> None:
+def _read_amazon_json(path: Path, filt: ChunkFilter, progress: Progress, size: int, with_text: bool) -> None:
     cols = filt.cols
     cols.helpful, cols.total, cols.verified = [], [], []
     if with_text:
@@ -305,13 +162,13 @@ def _read_amazon_json(path: Path, filt: _ChunkFilter, progress: Progress, size: 
             def field(name, default=""):
                 return [r.get(name, default) for r in recs]  # noqa: B023 - used within this iteration
 
-            ratings = _floats([_number(v) for v in field("overall", "")])
-            raw_ts = _floats([_number(v) for v in field("unixReviewTime", "")])
+            ratings = floats([_number(v) for v in field("overall", "")])
+            raw_ts = floats([_number(v) for v in field("unixReviewTime", "")])
             ts_ok = np.isfinite(raw_ts) & (raw_ts == np.round(raw_ts)) & (np.abs(raw_ts) < 2**53)
             ts = np.where(ts_ok, raw_ts, 0).astype(np.int64)
             votes = [v if isinstance(v, list) and len(v) == 2 else [0, 0] for v in field("helpful", [0, 0])]
-            helpful, ok_h = _ints([v[0] for v in votes])
-            total, ok_t = _ints([v[1] for v in votes])
+            helpful, ok_h = ints([v[0] for v in votes])
+            total, ok_t = ints([v[1] for v in votes])
             ver = field("verified", None)
             saw_verified = saw_verified or any(v is not None for v in ver)
             extras = {
@@ -342,7 +199,7 @@ def _read_amazon_json(path: Path, filt: _ChunkFilter, progress: Progress, size: 
 
 
 def _read_four_columns(
-    path: Path, filt: _ChunkFilter, progress: Progress, size: int, sep: str, header: str | None
+    path: Path, filt: ChunkFilter, progress: Progress, size: int, sep: str, header: str | None
 ) -> None:
     """MovieLens rows: user, item, rating, timestamp separated by ``sep``, after an optional header line
     starting with ``header`` (case-insensitive)."""
@@ -351,19 +208,19 @@ def _read_four_columns(
             if header and start == 1 and lines and lines[0].lower().startswith(header):
                 lines, start = lines[1:], 2
             nums, lines, rows = _split_rows(start, lines, sep, 4, filt)
-            ts, ts_ok = _ints([r[3] for r in rows])
+            ts, ts_ok = ints([r[3] for r in rows])
             filt.accept(
                 nums,
                 lines,
                 [r[0].strip() for r in rows],
                 [r[1].strip() for r in rows],
-                _floats([r[2] for r in rows]),
+                floats([r[2] for r in rows]),
                 ts,
                 ts_ok,
             )
 
 
-def _read_movielens_100k(path: Path, filt: _ChunkFilter, progress: Progress, size: int, with_text: bool):
+def _read_movielens_100k(path: Path, filt: ChunkFilter, progress: Progress, size: int, with_text: bool):
     _read_four_columns(path, filt, progress, size, "\t", None)
     titles: dict[str, str] = {}
     side = path.with_name("u.item")
@@ -376,7 +233,7 @@ def _read_movielens_100k(path: Path, filt: _ChunkFilter, progress: Progress, siz
     return titles
 
 
-def _read_movielens_csv(path: Path, filt: _ChunkFilter, progress: Progress, size: int, with_text: bool):
+def _read_movielens_csv(path: Path, filt: ChunkFilter, progress: Progress, size: int, with_text: bool):
     _read_four_columns(path, filt, progress, size, ",", "userid,")
     titles: dict[str, str] = {}
     side = path.with_name("movies.csv")
@@ -390,14 +247,8 @@ def _read_movielens_csv(path: Path, filt: _ChunkFilter, progress: Progress, size
     return titles
 
 
-def _tsv():
-    from chorus.shared.data import tsv  # the vectorised TSV reader builds on the helpers above
-
-    return tsv
-
-
 _READERS: dict[str, Callable] = {
-    "amazon-tsv": lambda *args: _tsv().read_amazon_tsv(*args),
+    "amazon-tsv": read_amazon_tsv,
     "amazon-json": _read_amazon_json,
     "movielens-100k": _read_movielens_100k,
     "movielens-csv": _read_movielens_csv,
@@ -431,7 +282,7 @@ def load_ratings(
         scale = SCALES[format]
         report = LoadReport(path=str(p), format=format)
         cols = RawColumns()
-        filt = _ChunkFilter(cols, report, scale)
+        filt = ChunkFilter(cols, report, scale)
         size = p.stat().st_size
         with Progress(f"loading {p.name}", total=size) as bar:
             bar.enabled = bar.enabled and progress

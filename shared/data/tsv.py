@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from chorus.shared.data.loaders import MAX_ID_LENGTH, TSV_HEADER, _ChunkFilter, _floats, _ints, _raw_stream
+from chorus.shared.data.rows import MAX_ID_LENGTH, TSV_HEADER, ChunkFilter, floats, ints, raw_stream
 from chorus.shared.progress import Progress
 
 BLOCK_BYTES = 32 << 20
@@ -115,7 +115,7 @@ def _dates(a: np.ndarray, s: np.ndarray, e: np.ndarray, lines: _Lines, rows: np.
     return secs, ok
 
 
-def read_amazon_tsv(path: Path, filt: _ChunkFilter, progress: Progress, size: int, with_text: bool) -> None:
+def read_amazon_tsv(path: Path, filt: ChunkFilter, progress: Progress, size: int, with_text: bool) -> None:
     cols = filt.cols
     cols.title_by_code = {}
     cols.verified, cols.helpful, cols.total = [], [], []
@@ -123,7 +123,7 @@ def read_amazon_tsv(path: Path, filt: _ChunkFilter, progress: Progress, size: in
         cols.text = []
     line_no = 1
     carry = b""
-    with _raw_stream(path) as (stream, position):
+    with raw_stream(path) as (stream, position):
         while True:
             block = stream.read(BLOCK_BYTES)
             data = carry + block
@@ -150,7 +150,7 @@ def read_amazon_tsv(path: Path, filt: _ChunkFilter, progress: Progress, size: in
                 break
 
 
-def _block(buf: bytes, first_line: int, filt: _ChunkFilter, with_text: bool) -> int:
+def _block(buf: bytes, first_line: int, filt: ChunkFilter, with_text: bool) -> int:
     """Parse one block of whole lines; return the number of lines in it."""
     a = np.frombuffer(buf, dtype=np.uint8)
     ends = np.flatnonzero(a == 10)
@@ -186,14 +186,14 @@ def _block(buf: bytes, first_line: int, filt: _ChunkFilter, with_text: bool) -> 
     rating = np.where(one & (digit >= 0) & (digit <= 9), digit, np.nan)
     slow = np.flatnonzero(np.isnan(rating))
     if slow.size:
-        rating[slow] = _floats(_python_fallback(lines, [F_STARS], rows[slow], lambda x: x))
+        rating[slow] = floats(_python_fallback(lines, [F_STARS], rows[slow], lambda x: x))
 
     helpful, ok_h = _digits(a, *field(F_HELPFUL))
     total, ok_t = _digits(a, *field(F_TOTAL))
     for values, ok, f in ((helpful, ok_h, F_HELPFUL), (total, ok_t, F_TOTAL)):
         slow = np.flatnonzero(~ok)
         if slow.size:
-            parsed, parsed_ok = _ints(_python_fallback(lines, [f], rows[slow], lambda x: x))
+            parsed, parsed_ok = ints(_python_fallback(lines, [f], rows[slow], lambda x: x))
             values[slow], ok[slow] = parsed, parsed_ok & (parsed >= 0)
     votes_ok = ok_h & ok_t & (total >= helpful)
 
