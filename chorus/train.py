@@ -20,6 +20,7 @@ from pathlib import Path
 
 from chorus.shared.artifacts import (
     ArtifactStore,
+    Version,
     VersionWriter,
     file_fingerprint,
     save_data_component,
@@ -52,7 +53,7 @@ def parse_components(text: str | None) -> list[str]:
 
 def _reusable(
     store: ArtifactStore, sha256: str, retrained: list[str], log: Callable[[str], object]
-) -> tuple[list[str], object]:
+) -> tuple[list[str], Version | None]:
     """Components of the current version worth carrying over: built from the same data file and not being
     retrained. Only those are verified (checksums), and only when there is something to reuse."""
     name = store.current()
@@ -80,7 +81,7 @@ def train(
     format: str | None = None,
     keep: int = 5,
     progress: bool = True,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], object] = print,
 ) -> str:
     """Train ``components`` on ``data`` into a new version under ``artifacts``; return the version name."""
     start = time.perf_counter()
@@ -100,6 +101,7 @@ def train(
             summary = trainer(component)(ratings, writer, seed=seed, progress=progress)
             log(f"trained {component} in {time.perf_counter() - t0:.1f} s: {summary}")
         for component in reuse:
+            assert previous is not None  # reuse is empty without a previous version
             writer.adopt_component(previous, component)
             log(f"kept {component} from version {previous.name} (same data file)")
         version = writer.commit(keep=keep)

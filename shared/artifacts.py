@@ -32,7 +32,8 @@ import secrets
 import shutil
 import socket
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Literal
 
 import numpy as np
 from chorus.shared.data.ratings import LoadReport, Ratings, RatingScale
@@ -180,7 +181,9 @@ class VersionWriter:
     def __enter__(self) -> VersionWriter:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if exc_type is not None:
             self.abort()
 
@@ -272,9 +275,6 @@ class Version:
         except KeyError:
             raise ArtifactError(f"version {self.name} has no {component!r} component") from None
 
-    def has(self, component: str, name: str) -> bool:
-        return name in self.manifest["components"].get(component, {}).get("files", {})
-
     def array(self, component: str, name: str) -> np.ndarray:
         key = (component, name)
         if key not in self._arrays:
@@ -283,7 +283,9 @@ class Version:
                 raise ArtifactError(f"version {self.name}: component {component!r} has no array {name!r}")
             info = files[name]
             path = self.path / info["path"]
-            mmap = "r" if int(np.prod(info["shape"])) > 0 else None  # an empty array cannot be mapped
+            mmap: Literal["r"] | None = (
+                "r" if int(np.prod(info["shape"])) > 0 else None
+            )  # an empty array cannot be mapped
             self._arrays[key] = np.load(path, mmap_mode=mmap, allow_pickle=False)
         return self._arrays[key]
 

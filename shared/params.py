@@ -8,7 +8,6 @@ each documented by a model whose ``type`` is that error's own (as Polar document
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Annotated, Any, Literal
 
 from chorus.shared.contract import (
@@ -58,13 +57,21 @@ SearchText = Annotated[
 SearchLimit = Annotated[int, Query(ge=1, le=MAX_SEARCH_LIMIT, description="How many items (1 to 100)")]
 
 
-@cache
+_MODELS: dict[str, type[BaseModel]] = {}
+
+
 def error_model(error: type[ChorusError]) -> type[BaseModel]:
-    """The OpenAPI model of one error type: ``{"type": <its type>, "detail": str}``."""
+    """The OpenAPI model of one error type: ``{"type": <its type>, "detail": str}`` (one model per type)."""
+    if error.type not in _MODELS:
+        _MODELS[error.type] = _build_error_model(error)
+    return _MODELS[error.type]
+
+
+def _build_error_model(error: type[ChorusError]) -> type[BaseModel]:
     return create_model(
         error.__name__ + "Public",
         __doc__=(error.__doc__ or "").strip(),
-        type=(Literal[error.type], Field(examples=[error.type])),  # type: ignore[valid-type]
+        type=(Literal[error.type], Field(examples=[error.type])),  # type: ignore[arg-type]
         detail=(str, Field(description="What went wrong, in words a user can act on")),
     )
 

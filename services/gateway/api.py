@@ -15,10 +15,10 @@ from chorus.services.gateway.core import Answer
 from chorus.services.gateway.deps import GatewayDep
 from chorus.services.gateway.hitpath import (
     MISSED,
+    RECOMMENDATION_SERVICES,
     ident,
     k_query,
     predict_query,
-    recommendation_service,
     search_query,
     similar_query,
 )
@@ -94,7 +94,7 @@ CACHED_HEADERS = {
 
 def respond(answer: Answer) -> Response:
     """The answer's bytes as they are, with the version and cache outcome in headers."""
-    headers = {CACHE_HEADER: answer.cache}
+    headers: dict[str, str] = {CACHE_HEADER: answer.cache}
     if answer.version is not None:
         headers[VERSION_HEADER] = answer.version
     return Response(answer.body, answer.status, headers, JSON)
@@ -203,7 +203,7 @@ async def recommendations(
     ] = DEFAULT_METHOD,
 ) -> Response:
     """Top-k items for a user: by predicted rating (``model``) or because they liked similar items (``similar``)."""
-    service = recommendation_service(method.value)
+    service = RECOMMENDATION_SERVICES[method]
     route = f"users/{ident(user_id)}/recommendations"
     return respond(await gw.get(service, route, k_query(k), **lookup(request)))
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -47,7 +48,7 @@ class Cache(Protocol):
 
     async def get(self, key: str) -> tuple[CacheState, bytes | None]: ...
 
-    async def set(self, key: str, value: bytes, ttl: int) -> bool: ...
+    async def set(self, key: str, value: bytes, ttl: float) -> bool: ...
 
     async def status(self) -> dict: ...
 
@@ -81,7 +82,7 @@ class MemoryCache:
         self._data.move_to_end(key)
         return "hit", entry[1]
 
-    async def set(self, key: str, value: bytes, ttl: int) -> bool:
+    async def set(self, key: str, value: bytes, ttl: float) -> bool:
         if self.max_bytes is not None and len(value) > self.max_bytes:
             return False
         if key in self._data:
@@ -143,7 +144,6 @@ class RedisCache:
         self.first_backoff = first_backoff
         self.down_since: float | None = None
         self.last_error: str | None = None
-        self.outages = 0
         self._reconnect: asyncio.Task | None = None
         self._pending: list[tuple[str, asyncio.Future]] = []
         self._batches: set[asyncio.Task] = set()
@@ -194,11 +194,11 @@ class RedisCache:
                 value = values[i]
                 future.set_result(("miss", None) if value is None else ("hit", value))
 
-    async def set(self, key: str, value: bytes, ttl: int) -> bool:
+    async def set(self, key: str, value: bytes, ttl: float) -> bool:
         if self.down_since is not None:
             return False
         try:
-            await self.client.set(key, value, ex=ttl)
+            await self.client.set(key, value, ex=max(1, math.ceil(ttl)))  # Redis takes whole seconds
         except MaxConnectionsError:
             return False
         except (TimeoutError, RedisError, OSError) as exc:
@@ -211,7 +211,6 @@ class RedisCache:
         if self.down_since is not None:
             return
         self.down_since = time.monotonic()
-        self.outages += 1
         log.warning("Redis at %s failed (%s); answering uncached until it is back", self.url, self.last_error)
         self._reconnect = asyncio.create_task(self._reconnect_loop(), name="chorus-redis-reconnect")
 
@@ -277,7 +276,7 @@ class NearCache:
             await self.near.set(key, value, self.ttl)
         return state, value
 
-    async def set(self, key: str, value: bytes, ttl: int) -> bool:
+    async def set(self, key: str, value: bytes, ttl: float) -> bool:
         await self.near.set(key, value, min(self.ttl, ttl))
         return await self.redis.set(key, value, ttl)
 

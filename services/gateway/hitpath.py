@@ -34,6 +34,7 @@ from chorus.shared.contract import (
     Method,
 )
 from chorus.shared.errors import NotFound
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 def ident(value: str) -> str:
@@ -160,10 +161,10 @@ def target_of(path: str, query_string: bytes) -> Target | None:
 class HitPath:
     """ASGI middleware answering cache hits of the cached ``GET`` routes without entering FastAPI."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         refused = encoded_slash(scope.get("raw_path") or b"")
@@ -173,8 +174,8 @@ class HitPath:
         if scope["method"] != "GET":
             return await self.app(scope, receive, send)
         target = target_of(scope["path"], scope["query_string"])
-        gateway = getattr(scope["app"].state, "gateway", None) if target is not None else None
-        if gateway is None:
+        gateway = getattr(scope["app"].state, "gateway", None)
+        if target is None or gateway is None:
             return await self.app(scope, receive, send)
         for name, value in scope["headers"]:
             if name == b"cache-control" and b"no-cache" in value:
@@ -192,7 +193,7 @@ class HitPath:
         await _send_json(send, 200, body, [(b"x-model-version", version.encode()), (b"x-cache", b"hit")])
 
 
-async def _send_json(send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
     head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(headers or ())]
     await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": body})

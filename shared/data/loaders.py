@@ -14,7 +14,7 @@ import io
 import json
 import os
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +91,7 @@ def _chunks(f: io.TextIOBase, progress: Progress, size: int) -> Iterator[tuple[i
     Reads fixed-size blocks and splits them with one ``str.split`` call, carrying the partial last line over.
     """
     line_no = 1
-    raw = f.buffer
+    raw = f.buffer  # type: ignore[attr-defined] # a TextIOWrapper, as _open_text makes
     carry = ""
     while True:
         block = f.read(CHUNK_BYTES)
@@ -129,7 +129,7 @@ def _split_rows(
     return nums, lines, rows
 
 
-def _number(value) -> int | float | str:
+def _number(value: object) -> int | float | str:
     """A JSON value as something ``float`` may parse; booleans, lists and objects become "" (not a number)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return ""
@@ -159,7 +159,7 @@ def _read_amazon_json(path: Path, filt: ChunkFilter, progress: Progress, size: i
                 nums = nums[~bad]
                 lines = [ln for ln, b in zip(lines, bad, strict=True) if not b]
 
-            def field(name, default=""):
+            def field(name: str, default: object = "") -> list[object]:
                 return [r.get(name, default) for r in recs]  # noqa: B023 - used within this iteration
 
             ratings = floats([_number(v) for v in field("overall", "")])
@@ -171,7 +171,7 @@ def _read_amazon_json(path: Path, filt: ChunkFilter, progress: Progress, size: i
             total, ok_t = ints([v[1] for v in votes])
             ver = field("verified", None)
             saw_verified = saw_verified or any(v is not None for v in ver)
-            extras = {
+            extras: dict[str, tuple[Sequence[object] | np.ndarray, np.ndarray | None]] = {
                 "helpful": (helpful, ok_h & ok_t & (helpful >= 0) & (total >= helpful)),
                 "total": (total, None),
                 "verified": (

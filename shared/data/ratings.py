@@ -12,9 +12,11 @@ is kept; among equal timestamps the one later in the file wins. Every dropped du
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 MAX_EXAMPLES = 5
 
@@ -60,7 +62,7 @@ class LoadReport:
         if len(self.examples) < MAX_EXAMPLES:
             self.examples.append((line, reason, text[:120]))
 
-    def skip_many(self, lines: np.ndarray, reason: str, texts) -> None:
+    def skip_many(self, lines: np.ndarray, reason: str, texts: Callable[[int], str]) -> None:
         """Count ``len(lines)`` rows skipped for ``reason``; ``texts(k)`` gives the k-th row's text lazily."""
         if len(lines) == 0:
             return
@@ -127,28 +129,6 @@ class Ratings:
     def n_items(self) -> int:
         return int(self.item_ids.shape[0])
 
-    def subset(self, rows: np.ndarray) -> Ratings:
-        """The same vocabularies with only ``rows`` (int index array) of the reviews."""
-
-        def pick(a):
-            return None if a is None else a[rows]
-
-        return Ratings(
-            user=self.user[rows],
-            item=self.item[rows],
-            rating=self.rating[rows],
-            timestamp=self.timestamp[rows],
-            user_ids=self.user_ids,
-            item_ids=self.item_ids,
-            titles=self.titles,
-            scale=self.scale,
-            report=self.report,
-            verified=pick(self.verified),
-            helpful_votes=pick(self.helpful_votes),
-            total_votes=pick(self.total_votes),
-            text=pick(self.text),
-        )
-
 
 @dataclass
 class RawColumns:
@@ -168,9 +148,7 @@ class RawColumns:
     text: list | None = None
 
 
-def _concat(chunks: list | None, dtype=None):
-    if chunks is None:
-        return None
+def _concat(chunks: list, dtype: npt.DTypeLike) -> np.ndarray:
     if not chunks:
         return np.zeros(0, dtype=dtype)
     return np.concatenate([np.asarray(c, dtype=dtype) for c in chunks])
@@ -205,9 +183,9 @@ def assemble(
     item_ids, item, item_index_of_code = _sorted_vocabulary(cols.item_codes, _concat(cols.items, np.int64))
     rating = _concat(cols.ratings, np.float64).astype(np.float32)
     timestamp = _concat(cols.timestamps, np.int64)
-    verified = _concat(cols.verified, bool)
-    helpful = _concat(cols.helpful, np.int64)
-    total = _concat(cols.total, np.int64)
+    verified = None if cols.verified is None else _concat(cols.verified, bool)
+    helpful = None if cols.helpful is None else _concat(cols.helpful, np.int64)
+    total = None if cols.total is None else _concat(cols.total, np.int64)
     text = None if cols.text is None else np.array([t for chunk in cols.text for t in chunk], dtype=object)
 
     n = user.shape[0]
@@ -240,7 +218,7 @@ def assemble(
         titles[index[present]] = [t for t, p in zip(cols.title_by_code.values(), present.tolist(), strict=True) if p]
     titles = titles.astype(str) if titles.size else np.zeros(0, dtype="<U1")
 
-    def pick(a):
+    def pick(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else a[keep]
 
     return Ratings(

@@ -8,11 +8,19 @@ import contextlib
 import gzip
 import io
 import operator
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from chorus.shared.data.ratings import LoadReport, RatingScale, RawColumns
+
+
+class Texts(Protocol):
+    """The text of row ``k`` of a chunk, by index (a list of lines, or a lazy view of a byte block)."""
+
+    def __getitem__(self, k: int, /) -> str: ...
+
 
 TSV_HEADER = (
     "marketplace customer_id review_id product_id product_parent product_title product_category star_rating "
@@ -37,7 +45,7 @@ def raw_stream(path: Path) -> Iterator[tuple[io.BufferedIOBase, Callable[[], int
             yield raw, raw.tell
 
 
-def floats(values: list[str]) -> np.ndarray:
+def floats(values: Sequence[str | int | float]) -> np.ndarray:
     """float64 array, NaN where a value is not a number."""
     try:
         return np.array(values, dtype=np.float64)
@@ -51,7 +59,7 @@ def floats(values: list[str]) -> np.ndarray:
         return out
 
 
-def ints(values: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def ints(values: Sequence[str | int | float]) -> tuple[np.ndarray, np.ndarray]:
     """(int64 array, ok mask); a value that is not an integer gives ok=False."""
     try:
         return np.array(values, dtype=np.int64), np.ones(len(values), dtype=bool)
@@ -100,7 +108,7 @@ class ChunkFilter:
             return np.array([codes[ids[0]]], dtype=np.int64)
         return np.array(operator.itemgetter(*ids)(codes) if ids else (), dtype=np.int64)
 
-    def reject(self, lines: np.ndarray, texts, bad: np.ndarray, reason: str) -> np.ndarray:
+    def reject(self, lines: np.ndarray, texts: Texts, bad: np.ndarray, reason: str) -> np.ndarray:
         """Record rows where ``bad`` and return the mask of rows still alive (``~bad``)."""
         idx = np.flatnonzero(bad)
         self.report.skip_many(lines[idx], reason, lambda k: texts[idx[k]].rstrip("\r"))
@@ -109,13 +117,13 @@ class ChunkFilter:
     def accept(
         self,
         lines: np.ndarray,
-        texts,
+        texts: Texts,
         users: list[str] | np.ndarray,
         items: list[str] | np.ndarray,
         rating: np.ndarray,
         ts: np.ndarray,
         ts_ok: np.ndarray,
-        extras: dict[str, tuple[object, np.ndarray | None]] | None = None,
+        extras: Mapping[str, tuple[Sequence[object] | np.ndarray, np.ndarray | None]] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Check and keep rows; ``extras`` maps a column name to (values, ok mask or None).
 

@@ -9,6 +9,7 @@ per item, go through Python. A million rows take about a second plus decompressi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +73,7 @@ def _digits(a: np.ndarray, s: np.ndarray, e: np.ndarray, max_len: int = 9) -> tu
     return value, ok
 
 
-def _python_fallback(lines: _Lines, fields: list[int], rows: np.ndarray, parse) -> list:
+def _python_fallback(lines: _Lines, fields: list[int], rows: np.ndarray, parse: Callable[..., object]) -> list:
     out = []
     for r in rows.tolist():
         parts = lines[r].split("\t")
@@ -213,6 +214,7 @@ def _block(buf: bytes, first_line: int, filt: ChunkFilter, with_text: bool) -> i
     last_rows = keep[::-1][last_in_rev]
     ts_, te_ = field(F_TITLE)
     titles = filt.cols.title_by_code
+    assert titles is not None  # read_amazon_tsv sets it: TSV rows carry titles
     for code, r in zip(item_codes[last_rows].tolist(), last_rows.tolist(), strict=True):
         titles[code] = buf[ts_[r] : te_[r]].decode("utf-8", "replace")
     return n
