@@ -1,7 +1,7 @@
 """Ingest benchmark: generate N reviews (Amazon TSV, gzip), then time `chorus data stats` on them.
 
 Prints rows per second and the peak resident memory of the `chorus data stats` process.
-Targets (issue 2): at least 250,000 rows/s and under 1.5 GB peak for 1M rows on a 2-core machine.
+Targets: at least 250,000 rows/s and under 1.5 GB peak for 1M rows on a 2-core machine.
 
     .venv/bin/python bench/ingest.py --reviews 1000000 [--repeat 3] [--json bench/results/ingest.json]
 """

@@ -1,4 +1,5 @@
-"""Benchmark of the similarity core (issue 3): the course's ``mostSimilarFast`` against our online query and
+"""Benchmark of the similarity core: the textbook ``mostSimilarFast`` (as in McAuley, "Personalized Machine Learning",
+2022, written literally) against our online query and
 our table lookup, plus the neighbour-table build.
 
 For each dataset (the Amazon 5-core file and a generated 1M-review Amazon TSV by default), in a fresh process
@@ -7,14 +8,14 @@ so that its peak memory is its own:
 1. build the index and the top-50 neighbour table for the three measures: seconds, traced peak of numpy
    allocations (tracemalloc), and the process's peak RSS right after the build;
 2. draw ``--queries`` items uniformly (seeded) and time, per item, top-10 Jaccard by
-   (a) the course's ``mostSimilarFast`` written literally (Python sets, a loop over candidate items),
+   (a) the textbook ``mostSimilarFast`` written literally (Python sets, a loop over candidate items),
    (b) ``SimilarityIndex.similar_items(..., use_table=False)`` (sparse product online) and
    (c) the table lookup; results are checked equal; mean, p50 and p99 latency and the speed-ups are printed.
    The literal code runs until ``--literal-budget`` seconds are spent; speed-ups compare the same items.
 3. online latency of cosine and Pearson, user-user Jaccard, recommendations (cosine, the default, and
    Jaccard) for 200 random users, and a 10,000-pair prediction batch.
 
-Targets (issue 3): online ≥ 50× faster than the literal code on 1M reviews; table lookup p99 < 1 ms; the full
+Targets: online ≥ 50× faster than the literal code on 1M reviews; table lookup p99 < 1 ms; the full
 table for 1M reviews in < 2 minutes and < 4 GB.
 
 Usage::
@@ -49,10 +50,10 @@ FIVE_CORE = (
 )
 
 
-# --- the course's code, literally --------------------------------------------------------------------------
+# --- the textbook code, literally ----------------------------------------------------------------------------
 
 
-def Jaccard(s1, s2):  # noqa: N802 - the course's name
+def Jaccard(s1, s2):  # noqa: N802 - the textbook's name
     numer = len(s1.intersection(s2))
     denom = len(s1.union(s2))
     return numer / denom
@@ -69,7 +70,7 @@ def mostSimilarFast(i, usersPerItem, itemsPerUser, k=10):  # noqa: N802, N803
             continue
         sim = Jaccard(users, usersPerItem[i2])
         similarities.append((sim, i2))
-    # The one change: issue 3's ranking (rounded score descending, raw id ascending) instead of the course's
+    # The one change: Chorus's ranking (rounded score descending, raw id ascending) instead of the textbook's
     # similarities.sort(reverse=True), whose ties fall to the largest id; otherwise the results could not be
     # compared item for item.
     similarities.sort(key=lambda t: (-round(t[0], 10), t[1]))

@@ -1,7 +1,7 @@
 """Full-training benchmark: generate N reviews, then time `chorus train` (both components) on them.
 
 Prints the wall time of each stage as `chorus train` logs it, the total, and the peak memory of the process.
-Target (issue 4): under 2 minutes for 1M generated reviews on the 2-core machine.
+Target: under 2 minutes for 1M generated reviews on the 2-core machine.
 
     .venv/bin/python bench/train.py --reviews 1000000 [--json bench/results/train.json]
 """

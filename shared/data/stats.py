@@ -1,4 +1,4 @@
-"""Dataset statistics (the course's first task)."""
+"""Dataset statistics: counts, mean, histogram, verified fraction, date range and skipped rows (docs/models.md)."""
 
 from __future__ import annotations
 

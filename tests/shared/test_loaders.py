@@ -84,7 +84,7 @@ def test_amazon_tsv_sample_exact(amazon_tsv_sample):
     assert (s["reviews"], s["users"], s["items"]) == (761, 717, 737)
     assert s["rating_histogram"] == {"1": 70, "2": 34, "3": 62, "4": 124, "5": 471}
     assert r.verified is not None and int(r.verified.sum()) == 706
-    # the course's dataset[1]: customer 14640079, product B003LRN53I, Sennheiser HD203, 5 stars
+    # the sample's second data row: customer 14640079, product B003LRN53I, Sennheiser HD203, 5 stars
     u = list(r.user_ids).index("14640079")
     i = list(r.item_ids).index("B003LRN53I")
     row = np.flatnonzero((r.user == u) & (r.item == i))
