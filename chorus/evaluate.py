@@ -1,23 +1,28 @@
 """``chorus evaluate``: test-set error of every rating predictor Chorus has, on one dataset.
 
 The models are ``mean``, ``bias`` and ``latent`` (``chorus.services.rating.train.evaluate``: selection on a validation
-split carved out of the training rows only, refit, score on test) and ``similarity``, the course's
-similarity-weighted heuristic from ``chorus.services.similarity.core``, fitted on the same training rows.
+split carved out of the training rows only, refit, score on test) and ``similarity``, the
+similarity-weighted rating heuristic from ``chorus.services.similarity.predict``, fitted on the same training rows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from chorus.services.rating.train import evaluate as evaluate_rating
-from chorus.services.similarity.core import SimilarityIndex
+from chorus.services.similarity.index import SimilarityIndex
 from chorus.shared.data import Ratings
 
 
-def similarity_fit(user, item, rating, n_users: int, n_items: int, low: float, high: float):
-    """Fit the similarity heuristic on training rows; return ``predict(users, items) -> float64 (n,)``."""
+def similarity_fit(
+    user: np.ndarray, item: np.ndarray, rating: np.ndarray, n_users: int, n_items: int, low: float, high: float
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Fit the similarity heuristic on training rows (int (n,), int (n,), float (n,)); return
+    ``predict(users, items) -> float64 (n,)``, clipped to ``[low, high]``."""
     index = SimilarityIndex.from_arrays(user, item, rating, n_users, n_items)
-    return lambda users, items: np.clip(index.predict(users, items).rating, low, high)
+    return lambda users, items: index.predict(users, items, low=low, high=high).rating
 
 
 def evaluate(

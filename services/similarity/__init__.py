@@ -1,25 +1,17 @@
-"""Similarity service: Jaccard, cosine and Pearson over inverted indexes (issue 3).
+"""Similarity service: Jaccard, cosine and Pearson similarity over inverted indexes, "because you liked"
+recommendations and the similarity-weighted rating heuristic.
 
-The numerical core is :mod:`chorus.services.similarity.core` (no web framework inside); the offline build of the
-neighbour table and the artifact component is :mod:`chorus.services.similarity.build`.
+Where each number is computed: the measures' formulas in :mod:`~chorus.services.similarity.measures`, the sums
+they are computed from in :mod:`~chorus.services.similarity.side`, the ranking in
+:mod:`~chorus.services.similarity.ranking`, recommendations in :mod:`~chorus.services.similarity.recommend`, the
+rating heuristic in :mod:`~chorus.services.similarity.predict`; :class:`SimilarityIndex`
+(:mod:`~chorus.services.similarity.index`) answers with them. The offline build of the neighbour table is
+:mod:`~chorus.services.similarity.build`; the service (``app``, ``api``) loads what it wrote through
+:mod:`~chorus.services.similarity.persistence`.
 """
 
-from chorus.services.similarity.core import (
-    DECIMALS,
-    MEASURES,
-    Predictions,
-    Recommendations,
-    SimilarityConfig,
-    SimilarityIndex,
-    id_rank,
-)
+from chorus.services.similarity.config import SimilarityConfig
+from chorus.services.similarity.index import SimilarityIndex
+from chorus.services.similarity.ranking import id_rank
 
-__all__ = [
-    "DECIMALS",
-    "MEASURES",
-    "Predictions",
-    "Recommendations",
-    "SimilarityConfig",
-    "SimilarityIndex",
-    "id_rank",
-]
+__all__ = ["SimilarityConfig", "SimilarityIndex", "id_rank"]

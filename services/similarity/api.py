@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from chorus.services.similarity.app import SimilarityModel
+from chorus.services.similarity.model import SimilarityModel
 from chorus.shared.contract import Measure
 from chorus.shared.schemas import (
     BecauseRecommendationsPublic,
@@ -83,20 +83,21 @@ def recommendations(loaded: ModelDep, user_id: UserId, k: K = 10) -> dict:
 
 @router.post("/predict", response_model=PredictionsPublic)
 def predict(loaded: ModelDep, body: PredictRequest) -> dict:
-    """The course's heuristic: the user's ratings weighted by each rated item's similarity to the item.
+    """The similarity-weighted rating heuristic: the user's ratings weighted by each rated item's similarity to
+    the item, clipped to the rating scale.
 
     Where the user or item is unknown, or no rated item is similar, the global mean is returned and
     ``fallback`` says ``"global_mean"``."""
     m = loaded.model
     users = [p.user_id for p in body.pairs]
     items = [p.item_id for p in body.pairs]
-    pred = m.index.predict(m.catalog.user_indices(users), m.catalog.item_indices(items))
-    low, high = m.catalog.scale.low, m.catalog.scale.high
+    scale = m.catalog.scale
+    pred = m.index.predict(m.catalog.user_indices(users), m.catalog.item_indices(items), low=scale.low, high=scale.high)
     data = [
         {
             "user_id": u,
             "item_id": i,
-            "prediction": round(min(high, max(low, r)), 4),
+            "prediction": round(r, 4),
             "fallback": "global_mean" if bad else None,
         }
         for u, i, r, bad in zip(users, items, pred.rating.tolist(), pred.impossible.tolist(), strict=True)

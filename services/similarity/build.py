@@ -3,47 +3,39 @@
 The table holds, for every item and each measure, its top ``K`` neighbours (ranked as the online query ranks
 them). Like Amazon's item-to-item table it is built a block of item rows at a time: the block's rows of the
 item×user matrix times the user×item matrix, so memory is bounded by the block (``block_nnz``), never by the
-catalogue squared.
+catalogue squared. The arrays written are described in :mod:`chorus.services.similarity.layout`.
 
-Artifact layout (component ``similarity``; every array a plain ``.npy``)::
-
-    shape, item_indptr, item_users, item_ratings, user_indptr, user_items, user_ratings,
-    item_rank, user_rank, item_count, item_mean, item_norm, user_count, user_mean, user_norm   (the index)
-    n_neighbors int32 (n_items,)                                      (neighbours per item, ≤ K)
-    neighbors_<measure> int32 (n_items, K), -1 padded                  (for jaccard, cosine, pearson)
-    scores_<measure> float64 (n_items, K), 0 padded, rounded to 10 places
-
-Titles are not repeated here: the ``data`` component of the same version holds them with the vocabularies.
+Only ``chorus train`` and the benchmarks import this module; the service loads the component with
+:mod:`chorus.services.similarity.persistence`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import tracemalloc
-from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-from chorus.services.similarity.core import (
-    _CORE_ARRAYS,
-    FORMAT,
-    MEASURES,
-    SimilarityConfig,
-    SimilarityIndex,
-    _chunks,
-    check_measure,
-    id_rank,
-    table_array_names,
-)
-from chorus.shared.errors import ArtifactError, InvalidInput
+from chorus.services.similarity.config import SimilarityConfig
+from chorus.services.similarity.index import SimilarityIndex
+from chorus.services.similarity.layout import CORE_ARRAYS
+from chorus.services.similarity.measures import measure_specs
+from chorus.services.similarity.persistence import component_meta, write_component
+from chorus.services.similarity.ranking import id_rank
+from chorus.services.similarity.sparse import chunks
+from chorus.shared.artifacts import VersionWriter
+from chorus.shared.contract import Measure
+from chorus.shared.errors import InvalidInput
+from chorus.shared.progress import Progress
 
-COMPONENT = "similarity"
+if TYPE_CHECKING:
+    from chorus.shared.data import Ratings
 
 
 class BuildResult(NamedTuple):
-    """``arrays``: everything to store (see the module docstring); ``stats``: seconds, blocks, candidate pairs
-    and memory figures (bytes)."""
+    """``arrays``: everything to store (see :mod:`chorus.services.similarity.layout`); ``stats``: seconds,
+    blocks, candidate pairs and memory figures (bytes)."""
 
     arrays: dict[str, np.ndarray]
     stats: dict[str, Any]
@@ -52,8 +44,8 @@ class BuildResult(NamedTuple):
 def block_bounds(work: np.ndarray, block_rows: int, block_nnz: int) -> list[tuple[int, int]]:
     """Consecutive row ranges with at most ``block_rows`` rows and a total ``work`` within ``block_nnz``
     (a single heavier row forms a block of its own). ``work``: int64 (n_rows,)."""
-    out = []
-    for lo, hi in _chunks(work, block_nnz):
+    out: list[tuple[int, int]] = []
+    for lo, hi in chunks(work, block_nnz):
         out.extend((s, min(hi, s + block_rows)) for s in range(lo, hi, block_rows))
     return out
 
@@ -61,7 +53,7 @@ def block_bounds(work: np.ndarray, block_rows: int, block_nnz: int) -> list[tupl
 def build_table(
     index: SimilarityIndex,
     K: int = 50,
-    measures=MEASURES,
+    measures: Iterable[str] = tuple(Measure),
     *,
     block_rows: int | None = None,
     block_nnz: int | None = None,
@@ -74,19 +66,19 @@ def build_table(
     """
     if K < 1:
         raise InvalidInput(f"K must be at least 1, got {K}")
-    measures = tuple(check_measure(m) for m in measures)
+    chosen = tuple(spec.measure for spec in measure_specs(measures))
     cfg = index.config
     block_rows = block_rows or cfg.block_rows
     block_nnz = block_nnz or cfg.block_nnz
-    side = index._items
+    side = index.items
     n = index.n_items
     start = time.perf_counter()
-    work = side.work()
+    work = side.row_work()
     blocks = block_bounds(work, block_rows, block_nnz)
     n_nb = np.zeros(n, dtype=np.int32)
-    tables = {m: (np.full((n, K), -1, dtype=np.int32), np.zeros((n, K), dtype=np.float64)) for m in measures}
+    tables = {m: (np.full((n, K), -1, dtype=np.int32), np.zeros((n, K), dtype=np.float64)) for m in chosen}
     for lo, hi in blocks:
-        out = side.top_k_block(lo, hi, K, measures)
+        out = side.top_k_block(lo, hi, K, chosen)
         for m, (nb, sc, cnt) in out.items():
             tables[m][0][lo:hi] = nb
             tables[m][1][lo:hi] = sc
@@ -116,7 +108,7 @@ def build_similarity(
     K: int = 50,
     block_rows: int | None = None,
     block_nnz: int | None = None,
-    measures=MEASURES,
+    measures: Iterable[str] = tuple(Measure),
     item_rank: np.ndarray | None = None,
     user_rank: np.ndarray | None = None,
     config: SimilarityConfig | None = None,
@@ -134,7 +126,7 @@ def build_similarity(
     block_rows, block_nnz : int, optional
         Block limits (default: ``config``'s); ``block_nnz`` bounds the candidate pairs held at once.
     item_rank, user_rank : int (n_items,), (n_users,), optional
-        Raw-id order (default: index order; see :func:`chorus.services.similarity.core.id_rank`).
+        Raw-id order (default: index order; see :func:`chorus.services.similarity.ranking.id_rank`).
     progress : callable(done_rows, n_items), optional
     trace_memory : bool
         Measure the peak of numpy allocations with ``tracemalloc`` (``stats["peak_traced_bytes"]``).
@@ -142,7 +134,8 @@ def build_similarity(
     Returns
     -------
     BuildResult
-        ``arrays`` for :func:`write_component` / :meth:`SimilarityIndex.from_saved`, and ``stats``: seconds
+        ``arrays`` for :func:`~chorus.services.similarity.persistence.write_component` /
+        :meth:`SimilarityIndex.from_saved`, and ``stats``: seconds
         (index, table, total), blocks, work (Σ over items of Σ_{u∈U_i}|I_u|), candidate bound per block, bytes
         of the index and of the table, and the traced peak.
     """
@@ -169,7 +162,7 @@ def build_similarity(
         "blocks": tstats["blocks"],
         "work": tstats["work"],
         "max_block_work": tstats["max_block_work"],
-        "index_bytes": int(sum(np.asarray(index.to_arrays()[n]).nbytes for n in _CORE_ARRAYS)),
+        "index_bytes": int(sum(np.asarray(index.to_arrays()[n]).nbytes for n in CORE_ARRAYS)),
         "table_bytes": tstats["table_bytes"],
         "peak_traced_bytes": peak,
         "reviews": int(np.asarray(user).shape[0]),
@@ -179,60 +172,12 @@ def build_similarity(
     return BuildResult(arrays, stats)
 
 
-def component_meta(config: SimilarityConfig, K: int, measures, stats: Mapping[str, Any]) -> dict[str, dict]:
-    """The ``hyperparameters`` and ``metrics`` recorded for the component."""
-    hyper = dataclasses.asdict(config)
-    hyper.update(table_k=int(K), measures=list(measures), format=FORMAT)
-    metrics = {k: (float(v) if isinstance(v, float) else v) for k, v in stats.items()}
-    return {"hyperparameters": hyper, "metrics": metrics}
-
-
-def write_component(writer, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Mapping]) -> None:
-    """Store ``arrays`` as the ``similarity`` component of an artifact version being written.
-
-    ``writer``: a :class:`chorus.shared.artifacts.VersionWriter`; ``meta``: ``{"hyperparameters": ..., "metrics":
-    ...}`` (see :func:`component_meta`).
-    """
-    missing = [n for n in _CORE_ARRAYS if n not in arrays]
-    if missing:
-        raise ArtifactError(f"refusing to write a similarity component without {', '.join(missing)}")
-    for name, array in arrays.items():
-        writer.save_array(COMPONENT, name, np.asarray(array))
-    writer.set_component_meta(
-        COMPONENT, hyperparameters=dict(meta.get("hyperparameters", {})), metrics=dict(meta.get("metrics", {}))
-    )
-
-
-def load_component(version, config: SimilarityConfig | None = None) -> SimilarityIndex:
-    """The ``similarity`` component of a verified :class:`chorus.shared.artifacts.Version`, as a ready index.
-
-    Arrays stay memory-mapped (read-only); the query settings come from the stored hyperparameters unless
-    ``config`` is given.
-
-    Raises
-    ------
-    ArtifactError : no such component, another format, or arrays that do not fit together.
-    """
-    meta = version.component_meta(COMPONENT)
-    hyper = dict(meta.get("hyperparameters", {}))
-    if hyper.get("format") != FORMAT:
-        raise ArtifactError(f"similarity component of format {hyper.get('format')!r}; this Chorus reads {FORMAT}")
-    if config is None:
-        fields = {f.name for f in dataclasses.fields(SimilarityConfig)}
-        config = SimilarityConfig(**{k: v for k, v in hyper.items() if k in fields})
-    measures = [m for m in hyper.get("measures", []) if m in MEASURES]
-    names = list(_CORE_ARRAYS) + (table_array_names(measures) if measures else [])
-    return SimilarityIndex.from_saved({name: version.array(COMPONENT, name) for name in names}, config)
-
-
-def train_component(ratings, writer, *, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+def train_component(ratings: Ratings, writer: VersionWriter, *, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """``chorus train`` entry point: build from a :class:`chorus.shared.data.Ratings` and write the component.
 
     ``seed`` is unused (the build is deterministic). Returns a short summary for the CLI.
     """
     del seed
-    from chorus.shared.progress import Progress
-
     config = SimilarityConfig()
     with Progress("similarity table", total=ratings.n_items) as bar:
         bar.enabled = bar.enabled and progress
@@ -248,7 +193,7 @@ def train_component(ratings, writer, *, seed: int = 0, progress: bool = True) ->
             config=config,
             progress=lambda done, total: bar.update(done),
         )
-    write_component(writer, result.arrays, component_meta(config, config.table_k, MEASURES, result.stats))
+    write_component(writer, result.arrays, component_meta(config, config.table_k, tuple(Measure), result.stats))
     s = result.stats
     return {
         "items": s["items"],

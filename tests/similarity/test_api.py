@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from chorus.services.similarity.app import create_app
@@ -134,3 +137,12 @@ def test_bad_predict_bodies(client):
     assert r.status_code == 422 and "10000" in r.json()["detail"]
     r = client.post("/v1/predict", content=b"not json", headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.json()["type"] == "invalid_input"
+
+
+def test_the_service_imports_nothing_offline():
+    code = (
+        "import sys, chorus.services.similarity.app; "
+        "print(sorted({'tracemalloc', 'chorus.services.similarity.build', 'hypothesis'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

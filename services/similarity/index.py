@@ -1,0 +1,355 @@
+"""The similarity index: what the similarity service answers with.
+
+Ratings held as item×user and user×item CSR matrices (:class:`chorus.services.similarity.side.Side`), with per-row
+statistics and an optional precomputed item neighbour table. :class:`SimilarityIndex` validates arguments and
+answers similar items and users (:mod:`~chorus.services.similarity.measures` defines the scores,
+:mod:`~chorus.services.similarity.side` computes them, :mod:`~chorus.services.similarity.ranking` ranks them),
+"because you liked" recommendations (:mod:`~chorus.services.similarity.recommend`) and the similarity-weighted
+rating heuristic (:mod:`~chorus.services.similarity.predict`).
+
+Nothing here imports FastAPI or pydantic; errors are :mod:`chorus.shared.errors` classes so a service maps them to
+HTTP statuses without translation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from chorus.services.similarity.config import SimilarityConfig
+from chorus.services.similarity.layout import CORE_ARRAYS, table_array_names, tabled_measures, validate_arrays
+from chorus.services.similarity.measures import measure_spec
+from chorus.services.similarity.predict import Predictions, predict
+from chorus.services.similarity.ranking import rank_or_identity
+from chorus.services.similarity.recommend import Recommendations, recommend
+from chorus.services.similarity.side import Side, check_indices
+from chorus.services.similarity.sparse import csr_layout, row_stats
+from chorus.shared.contract import Measure
+from chorus.shared.errors import ArtifactError, InvalidInput
+
+
+def check_k(k: int) -> int:
+    """``k`` (how many results) as an int of at least 1; :class:`InvalidInput` otherwise."""
+    if int(k) < 1:
+        raise InvalidInput(f"k must be at least 1, got {k}")
+    return int(k)
+
+
+def check_min_common(m: int) -> int:
+    """``min_common`` as an int of at least 1; :class:`InvalidInput` otherwise."""
+    if int(m) < 1:
+        raise InvalidInput(f"min_common must be at least 1, got {m}")
+    return int(m)
+
+
+class SimilarityIndex:
+    """Ratings held as item×user and user×item CSR matrices, with per-row statistics and an optional
+    precomputed item neighbour table.
+
+    Build with :meth:`from_arrays` (from ratings) or :meth:`from_saved` (from :meth:`to_arrays` output, e.g.
+    memory-mapped read-only ``.npy`` files). Every query is vectorised: sparse products and numpy, no Python
+    loop over items or ratings. Indices are dense (0..n-1); map raw ids before calling.
+
+    Attributes
+    ----------
+    n_users, n_items : int
+    item_count, user_count : int64 (n_items,), (n_users,)
+        Number of ratings.
+    item_mean, user_mean : float64
+        Mean rating (0 for a row without ratings).
+    item_norm, user_norm : float64
+        √Σ R², the Euclidean norm used by cosine.
+    item_rank, user_rank : int64
+        Position of each index in sorted raw-id order (the ranking tie-break).
+    items, users : Side
+        The item×user and user×item orientations of the ratings.
+    global_mean : float
+        Mean of all ratings: the fallback prediction.
+    table_k : int
+        Neighbours per item in the table (0 when there is no table).
+    """
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], config: SimilarityConfig | None = None) -> None:
+        """Use :meth:`from_arrays` or :meth:`from_saved`."""
+        self.config = config or SimilarityConfig()
+        a = arrays
+        self.n_users, self.n_items = (int(v) for v in a["shape"])
+        self._arrays = {name: a[name] for name in CORE_ARRAYS}
+        self.item_count, self.item_mean, self.item_norm = (
+            np.asarray(a[f"item_{s}"]) for s in ("count", "mean", "norm")
+        )
+        self.user_count, self.user_mean, self.user_norm = (
+            np.asarray(a[f"user_{s}"]) for s in ("count", "mean", "norm")
+        )
+        self.item_rank = np.asarray(a["item_rank"], dtype=np.int64)
+        self.user_rank = np.asarray(a["user_rank"], dtype=np.int64)
+        self.items = Side(
+            "item",
+            a["item_indptr"],
+            a["item_users"],
+            a["item_ratings"],
+            a["user_indptr"],
+            a["user_items"],
+            a["user_ratings"],
+            self.item_count,
+            self.item_mean,
+            self.item_norm,
+            self.item_rank,
+        )
+        self.users = Side(
+            "user",
+            a["user_indptr"],
+            a["user_items"],
+            a["user_ratings"],
+            a["item_indptr"],
+            a["item_users"],
+            a["item_ratings"],
+            self.user_count,
+            self.user_mean,
+            self.user_norm,
+            self.user_rank,
+        )
+        nnz = int(self.items.indices.shape[0])
+        self.global_mean = float(np.sum(self.items.ratings) / nnz) if nnz else 0.0
+        self._table: dict[Measure, tuple[np.ndarray, np.ndarray]] = {}
+        self._n_neighbors = np.zeros(0, dtype=np.int32)
+        self.table_k = 0
+
+    # -- construction and persistence ---------------------------------------------------------------------
+
+    @classmethod
+    def from_arrays(
+        cls,
+        user: np.ndarray,
+        item: np.ndarray,
+        rating: np.ndarray,
+        n_users: int,
+        n_items: int,
+        *,
+        item_rank: np.ndarray | None = None,
+        user_rank: np.ndarray | None = None,
+        config: SimilarityConfig | None = None,
+    ) -> SimilarityIndex:
+        """Index ratings given as columns.
+
+        Parameters
+        ----------
+        user, item : int (n,)
+            Dense indices in ``0..n_users-1`` / ``0..n_items-1``; each (user, item) pair at most once.
+        rating : float (n,)
+        n_users, n_items : int
+        item_rank, user_rank : int (n_items,), (n_users,), optional
+            Position of each index in sorted raw-id order. Default: index order is raw-id order (a sorted
+            vocabulary, as ``chorus.shared.data`` builds it). See :func:`chorus.services.similarity.ranking.id_rank`.
+        config : SimilarityConfig, optional
+
+        Raises
+        ------
+        InvalidInput : mismatched lengths, indices out of range, a repeated pair, or non-finite ratings.
+        """
+        user = np.asarray(user).astype(np.int64, copy=False)
+        item = np.asarray(item).astype(np.int64, copy=False)
+        rating = np.asarray(rating).astype(np.float64, copy=False)
+        n = user.shape[0]
+        if item.shape[0] != n or rating.shape[0] != n:
+            raise InvalidInput(f"user, item and rating differ in length ({n}, {item.shape[0]}, {rating.shape[0]})")
+        if n and (user.min() < 0 or user.max() >= n_users or item.min() < 0 or item.max() >= n_items):
+            raise InvalidInput("user or item index out of range")
+        if not np.all(np.isfinite(rating)):
+            raise InvalidInput("ratings must be finite")
+        i_indptr, i_users, i_ratings, i_rows = csr_layout(item, user, rating, n_items)
+        if n > 1 and np.any((i_rows[1:] == i_rows[:-1]) & (i_users[1:] == i_users[:-1])):
+            raise InvalidInput("a (user, item) pair occurs more than once")
+        u_indptr, u_items, u_ratings, _ = csr_layout(user, item, rating, n_users)
+        ic, im, inorm = row_stats(i_indptr, i_ratings)
+        uc, um, unorm = row_stats(u_indptr, u_ratings)
+        arrays = {
+            "shape": np.array([n_users, n_items], dtype=np.int64),
+            "item_indptr": i_indptr,
+            "item_users": i_users,
+            "item_ratings": i_ratings,
+            "user_indptr": u_indptr,
+            "user_items": u_items,
+            "user_ratings": u_ratings,
+            "item_rank": rank_or_identity(item_rank, n_items, "item_rank"),
+            "user_rank": rank_or_identity(user_rank, n_users, "user_rank"),
+            "item_count": ic,
+            "item_mean": im,
+            "item_norm": inorm,
+            "user_count": uc,
+            "user_mean": um,
+            "user_norm": unorm,
+        }
+        return cls(arrays, config)
+
+    @classmethod
+    def from_saved(cls, arrays: Mapping[str, np.ndarray], config: SimilarityConfig | None = None) -> SimilarityIndex:
+        """Rebuild from :meth:`to_arrays` output (arrays may be read-only memory maps; none is modified).
+
+        Only cheap O(nnz) steps run: validation, the centred values for Pearson, the CSR wrappers. The neighbour
+        table is attached when its arrays are present (layout in :mod:`chorus.services.similarity.layout`).
+
+        Raises
+        ------
+        ArtifactError : a missing array, or arrays that do not fit together.
+        """
+        validate_arrays(arrays)
+        index = cls(arrays, config)
+        measures = tabled_measures(arrays)
+        if measures:
+            index.attach_table({n: arrays[n] for n in table_array_names(measures)})
+        return index
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Everything needed by :meth:`from_saved`, as plain numeric arrays (``allow_pickle=False`` safe)."""
+        out = dict(self._arrays)
+        if self._table:
+            out["n_neighbors"] = self._n_neighbors
+            for m, (nb, sc) in self._table.items():
+                out[f"neighbors_{m}"], out[f"scores_{m}"] = nb, sc
+        return out
+
+    def attach_table(self, table: Mapping[str, np.ndarray]) -> None:
+        """Use a neighbour table (``n_neighbors``, ``neighbors_<m>``, ``scores_<m>``; see
+        :func:`chorus.services.similarity.layout.table_array_names`).
+
+        Raises
+        ------
+        ArtifactError : shapes that do not match the index.
+        """
+        n_nb = np.asarray(table["n_neighbors"])
+        if n_nb.shape != (self.n_items,):
+            raise ArtifactError(f"n_neighbors has shape {n_nb.shape}, expected ({self.n_items},)")
+        tab, k = {}, None
+        for m in tabled_measures(table):
+            nb, sc = np.asarray(table[f"neighbors_{m}"]), np.asarray(table[f"scores_{m}"])
+            if nb.ndim != 2 or nb.shape[0] != self.n_items or sc.shape != nb.shape or sc.dtype != np.float64:
+                raise ArtifactError(
+                    f"neighbour table for {m}: shapes {nb.shape} and {sc.shape} {sc.dtype}, "
+                    f"expected ({self.n_items}, K) and float64"
+                )
+            if k is not None and nb.shape[1] != k:
+                raise ArtifactError("neighbour tables of different K")
+            k = nb.shape[1]
+            tab[m] = (nb, sc)
+        if not tab or k is None:
+            raise ArtifactError("neighbour table without any measure")
+        if n_nb.size and (n_nb.min() < 0 or n_nb.max() > k):
+            raise ArtifactError("n_neighbors out of range")
+        self._table, self._n_neighbors, self.table_k = tab, n_nb, int(k)
+
+    @property
+    def has_table(self) -> bool:
+        """Whether a neighbour table is attached."""
+        return bool(self._table)
+
+    # -- similar items / users ----------------------------------------------------------------------------
+
+    def similar_items(
+        self,
+        i: int,
+        k: int = 10,
+        measure: str = Measure.jaccard,
+        min_common: int = 1,
+        *,
+        use_table: bool | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` items most similar to item ``i``.
+
+        Returns (int64 indices (n,), float64 scores rounded to 10 places (n,)), n ≤ k, best first; ties by raw id.
+        ``use_table``: None reads the table when it can answer (``k <= table_k``, ``min_common == 1``),
+        False forces the online computation, True requires the table. Both give identical answers.
+        """
+        measure = measure_spec(measure).measure
+        k, min_common = check_k(k), check_min_common(min_common)
+        can = measure in self._table and k <= self.table_k and min_common == 1
+        if use_table and not can:
+            raise InvalidInput(
+                f"the neighbour table cannot answer k={k}, measure={measure.value!r}, min_common={min_common}"
+            )
+        if can and use_table is not False:
+            i = self.items.check_row(i)
+            nb, sc = self._table[measure]
+            n = min(k, int(self._n_neighbors[i]))
+            return nb[i, :n].astype(np.int64), np.array(sc[i, :n], dtype=np.float64)
+        return self.items.most_similar(i, k, measure, min_common)
+
+    def similar_users(
+        self, u: int, k: int = 10, measure: str = Measure.jaccard, min_common: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` users most similar to user ``u`` (computed online). Same conventions as
+        :meth:`similar_items`."""
+        measure = measure_spec(measure).measure
+        return self.users.most_similar(u, check_k(k), measure, check_min_common(min_common))
+
+    def item_similarity(self, i: np.ndarray, j: np.ndarray, measure: str = Measure.jaccard) -> np.ndarray:
+        """sim(i[p], j[p]) (raw, not rounded). ``i, j``: int (n,) valid item indices -> float64 (n,)."""
+        i, j = check_indices(i, self.n_items, "item"), check_indices(j, self.n_items, "item")
+        return self.items.pair_scores(i, j, measure, self.config.pair_chunk)
+
+    def user_similarity(self, u: np.ndarray, v: np.ndarray, measure: str = Measure.jaccard) -> np.ndarray:
+        """sim(u[p], v[p]) between users (raw). int (n,) -> float64 (n,)."""
+        u, v = check_indices(u, self.n_users, "user"), check_indices(v, self.n_users, "user")
+        return self.users.pair_scores(u, v, measure, self.config.pair_chunk)
+
+    def user_items(self, u: int) -> tuple[np.ndarray, np.ndarray]:
+        """Items rated by user ``u`` (ascending int32 view) and the ratings (float64 view)."""
+        return self.users.row_entries(u)
+
+    # -- recommendations and predictions ------------------------------------------------------------------
+
+    def recommend(self, u: int, k: int = 10, measure: str | None = None) -> Recommendations:
+        """Items for user ``u`` from the items they liked (rated at least ``config.like_threshold``), by summed
+        similarity (``config.recommend_measure`` by default); see :mod:`chorus.services.similarity.recommend`."""
+        spec = measure_spec(self.config.recommend_measure if measure is None else measure)
+        k = check_k(k)
+        rated, ratings = self.user_items(u)
+        return recommend(
+            self.items,
+            rated,
+            ratings,
+            k,
+            spec.measure,
+            like_threshold=self.config.like_threshold,
+            block_nnz=self.config.block_nnz,
+        )
+
+    def predict(
+        self,
+        users: np.ndarray,
+        items: np.ndarray,
+        measure: str | None = None,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+    ) -> Predictions:
+        """The similarity-weighted rating heuristic (:mod:`chorus.services.similarity.predict`), with
+        ``config.predict_measure`` by default.
+
+        ``users, items``: int (n,) (or scalars); -1 marks an unknown user or item. Where the user or item is
+        unknown or the denominator is 0, the rating is the global mean and ``impossible`` is True. ``low``,
+        ``high``: the rating scale, to clip every prediction to (not clipped when omitted).
+
+        Raises
+        ------
+        InvalidInput : ``users`` and ``items`` of different shapes.
+        NotFound : an index below -1 or beyond the last user/item.
+        """
+        spec = measure_spec(self.config.predict_measure if measure is None else measure)
+        users = np.atleast_1d(np.asarray(users, dtype=np.int64))
+        items = np.atleast_1d(np.asarray(items, dtype=np.int64))
+        if users.shape != items.shape or users.ndim != 1:
+            raise InvalidInput(f"users and items must be 1-d and of equal length ({users.shape}, {items.shape})")
+        users = check_indices(users, self.n_users, "user", unknown_ok=True)
+        items = check_indices(items, self.n_items, "item", unknown_ok=True)
+        return predict(
+            self.users,
+            self.items,
+            users,
+            items,
+            spec.measure,
+            global_mean=self.global_mean,
+            pair_chunk=self.config.pair_chunk,
+            low=low,
+            high=high,
+        )

@@ -1,0 +1,360 @@
+"""One orientation of the ratings (items against users, or users against items) and the sums every measure is
+computed from, over inverted indexes.
+
+Candidates for "most similar to ``a``" are the rows sharing at least ``min_common`` columns with ``a``, never
+``a`` itself. They come from the inverted indexes: the row of ``a`` in the rows×columns matrix times the
+columns×rows matrix (a sparse product touches only the columns of ``a`` and their rows, never the whole
+catalogue).
+
+How the sums (:class:`chorus.services.similarity.measures.Term`) are formed: for a block of rows ``R``, scipy's
+CSR products ``B[R] Bᵀ`` (common counts; ``B`` is the 0/1 pattern), ``X[R] Xᵀ`` (the dot products), ``Z[R] Zᵀ``
+(the centred dot products; ``Z`` holds ``R_ua − R̄_a`` on the pattern) and, for the two sums of centred squares
+over the common columns, the complex products ``(Z² + i)[R] Bᵀ`` and ``B[R] (Z² + i)ᵀ`` whose imaginary part is the
+common count (so no entry is dropped). scipy drops entries whose sum is exactly 0;
+:func:`chorus.services.similarity.sparse.aligned` puts such products back on the common counts' entries. Each
+entry of a sparse product depends only on its own row, summed over the common columns in ascending order, so a
+one-row query, a many-row table build and the pairwise path (:meth:`Side.pair_scores`) produce the same
+floating-point numbers (the tests check this bit for bit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+from chorus.services.similarity.measures import Term, measure_spec, measure_specs, terms_needed
+from chorus.services.similarity.ranking import decode_keys, rank_bits, ranking_keys, smallest_keys, top_k_rows
+from chorus.services.similarity.sparse import aligned, chunks, gather_rows
+from chorus.shared.contract import Measure
+from chorus.shared.errors import NotFound
+
+
+def _unknown(index: int, n: int, what: str, hint: str = "") -> NotFound:
+    return NotFound(f"unknown {what} index {index} (there are {n} {what}s{hint})")
+
+
+def check_index(i: int, n: int, what: str) -> int:
+    """``i`` as an int, checked to be a valid index of ``n`` rows named ``what`` ("item", "user").
+
+    Raises
+    ------
+    NotFound : outside ``0..n-1``.
+    """
+    i = int(i)
+    if not 0 <= i < n:
+        raise _unknown(i, n, what)
+    return i
+
+
+def check_indices(idx: np.ndarray | int, n: int, what: str, *, unknown_ok: bool = False) -> np.ndarray:
+    """``idx`` as int64 (m,) (a scalar becomes (1,)), checked to lie in ``0..n-1``.
+
+    Parameters
+    ----------
+    idx : int (m,) or int
+    n : int
+    what : str
+        What the rows are ("item", "user"), for the message.
+    unknown_ok : bool
+        Also accept -1, meaning an id the vocabulary does not know.
+
+    Raises
+    ------
+    NotFound : an index out of range.
+    """
+    idx = np.atleast_1d(np.asarray(idx, dtype=np.int64))
+    low = -1 if unknown_ok else 0
+    if idx.size and (idx.min() < low or idx.max() >= n):
+        bad = int(idx[(idx < low) | (idx >= n)][0])
+        raise _unknown(bad, n, what, "; -1 means unknown" if unknown_ok else "")
+    return idx
+
+
+class Candidates(NamedTuple):
+    """Every (query row, candidate) pair of a block with its raw scores."""
+
+    row: np.ndarray
+    """int64 (m,): position of the query row in the block."""
+    col: np.ndarray
+    """int32 or int64 (m,): the candidate."""
+    scores: dict[Measure, np.ndarray]
+    """Raw score of each pair, float64 (m,), by measure."""
+
+
+class Side:
+    """The ratings as rows (items, or users) against columns (users, or items).
+
+    ``indptr/indices/ratings`` is the rows×columns CSR layout, ``t_*`` the columns×rows layout of the same
+    ratings. Statistics are per row: number of ratings, mean rating, Euclidean norm of the rating vector.
+
+    Parameters
+    ----------
+    name : str
+        What a row is ("item", "user"), for messages.
+    indptr : int64 (n_rows + 1,); indices : int (nnz,); ratings : float (nnz,)
+    t_indptr : int64 (n_cols + 1,); t_indices : int (nnz,); t_ratings : float (nnz,)
+    count : int (n_rows,); mean, norm : float64 (n_rows,)
+    rank : int64 (n_rows,)
+        Raw-id rank of each row (the ranking tie-break).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        ratings: np.ndarray,
+        t_indptr: np.ndarray,
+        t_indices: np.ndarray,
+        t_ratings: np.ndarray,
+        count: np.ndarray,
+        mean: np.ndarray,
+        norm: np.ndarray,
+        rank: np.ndarray,
+    ) -> None:
+        self.name = name
+        self.n_rows = int(indptr.shape[0]) - 1
+        self.n_cols = int(t_indptr.shape[0]) - 1
+        nnz = int(indices.shape[0])
+        idx = np.int32 if max(nnz, self.n_rows, self.n_cols) < 2**31 - 1 else np.int64
+        self.indptr = np.asarray(indptr, dtype=np.int64)
+        self.indices: np.ndarray = np.asarray(indices, dtype=idx)
+        t_indptr = np.asarray(t_indptr, dtype=idx)
+        t_indices = np.asarray(t_indices, dtype=idx)
+        self.count = np.asarray(count, dtype=np.float64)
+        self.count_int = np.diff(self.indptr)
+        self.mean = np.asarray(mean, dtype=np.float64)
+        self.norm = np.asarray(norm, dtype=np.float64)
+        self.rank = np.asarray(rank, dtype=np.int64)
+        self.index_of_rank = np.empty_like(self.rank)
+        self.index_of_rank[self.rank] = np.arange(self.n_rows)
+        self.rank_bits = rank_bits(self.n_rows)
+        ratings = np.asarray(ratings, dtype=np.float64)
+        t_ratings = np.asarray(t_ratings, dtype=np.float64)
+        # The same (row, col) value is computed from the same operands in both layouts, so the products
+        # below see identical numbers whichever side they come from.
+        z = ratings - self.mean[np.repeat(np.arange(self.n_rows), self.count_int)]
+        zt = t_ratings - self.mean[t_indices]
+        ones = np.ones(nnz)
+        # Complex values carry two sums through one product with the exact pattern of the common counts:
+        # (z² + i)[R] · (1 + 0i)ᵀ = Σ z_r² + i·|common|, and 1[R] · (z² + i)ᵀ = Σ z_c² + i·|common|. The
+        # imaginary part is ≥ 1 on every candidate, so scipy never drops an entry, and multiplying by exact
+        # 0s and 1s leaves the real parts bit-identical to the real products.
+        self.left = {"b": ones, "x": ratings, "z": z, "z2": z * z}
+        """Entry values of the rows×columns layout by kind: ``b`` ones, ``x`` ratings, ``z`` centred, ``z2``."""
+        shape = (self.n_cols, self.n_rows)
+        zt2 = zt * zt
+        self.right = {
+            kind: sp.csr_array((data, t_indices, t_indptr), shape=shape)
+            for kind, data in (("b", ones), ("x", t_ratings), ("z", zt), ("bc", ones + 0j), ("z2i", zt2 + 1j))
+        }
+        """The columns×rows matrices by kind (``bc`` = ``b`` + 0i, ``z2i`` = ``z²`` + i)."""
+        self._keys_sorted: np.ndarray | None = None
+        self._work: np.ndarray | None = None
+
+    @property
+    def ratings(self) -> np.ndarray:
+        """The ratings in rows×columns CSR order, float64 (nnz,)."""
+        return self.left["x"]
+
+    def check_row(self, i: int) -> int:
+        """``i``, checked to be a row (:func:`check_index`)."""
+        return check_index(i, self.n_rows, self.name)
+
+    def row_entries(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """The columns of row ``i`` (ascending, int32 or int64 view) and their ratings (float64 view)."""
+        i = self.check_row(i)
+        a, b = self.indptr[i], self.indptr[i + 1]
+        return self.indices[a:b], self.ratings[a:b]
+
+    # -- block products -----------------------------------------------------------------------------------
+
+    def left_block(self, kind: str, bptr: np.ndarray, take: np.ndarray | slice) -> sp.csr_array:
+        """Rows of the rows×columns matrix of ``kind`` (a key of :attr:`left`, or the complex ``z2i`` and ``bc``,
+        formed for the block only). ``bptr``: int64 (r + 1,) the block's indptr; ``take``: positions of its
+        entries."""
+        if kind == "z2i":
+            data = self.left["z2"][take] + 1j
+        elif kind == "bc":
+            data = self.left["b"][take] + 0j
+        else:
+            data = self.left[kind][take]
+        return sp.csr_array(
+            (data, self.indices[take], bptr.astype(self.indices.dtype)), shape=(bptr.shape[0] - 1, self.n_cols)
+        )
+
+    def _row_terms(self, needs: frozenset[Term], a: np.ndarray, b: np.ndarray) -> dict[Term, np.ndarray]:
+        """The per-row statistics among ``needs`` for pairs of rows ``a``, ``b`` (int (m,))."""
+        out: dict[Term, np.ndarray] = {}
+        for term, stat, rows in (
+            (Term.count_a, self.count, a),
+            (Term.count_b, self.count, b),
+            (Term.norm_a, self.norm, a),
+            (Term.norm_b, self.norm, b),
+        ):
+            if term in needs:
+                out[term] = stat[rows]
+        return out
+
+    def candidates(
+        self,
+        rows: np.ndarray,
+        measures: Iterable[str],
+        min_common: int = 1,
+        exclude_self: bool = True,
+        contiguous: bool = False,
+    ) -> Candidates:
+        """Every (row, candidate) pair sharing at least ``min_common`` columns, with raw scores.
+
+        ``rows``: int64 (r,) row indices (ascending and consecutive when ``contiguous``).
+        """
+        specs = measure_specs(measures)
+        needs = terms_needed(specs)
+        rows = np.asarray(rows, dtype=np.int64)
+        take: np.ndarray | slice
+        if contiguous and rows.shape[0]:
+            a, b = int(self.indptr[rows[0]]), int(self.indptr[rows[-1] + 1])
+            bptr, take = self.indptr[rows[0] : rows[-1] + 2] - a, slice(a, b)
+        else:
+            bptr, take = gather_rows(self.indptr, rows)
+        squares = Term.centred_squares_a in needs or Term.centred_squares_b in needs
+        if squares:
+            common = self.left_block("z2i", bptr, take) @ self.right["bc"]  # Σ z_row² + i·|common|
+            roots = self.left_block("bc", bptr, take) @ self.right["z2i"]  # Σ z_col² + i·|common|
+            if not np.array_equal(roots.indices, common.indices):  # same pattern by construction
+                raise AssertionError("scipy returned different patterns for equal-pattern products")
+            cnt_all = common.data.imag
+        else:
+            common = self.left_block("b", bptr, take) @ self.right["b"]
+            cnt_all = common.data
+        lens = np.diff(common.indptr)
+        row = np.repeat(np.arange(rows.shape[0], dtype=np.int64), lens)
+        keep = None
+        if min_common > 1:
+            keep = cnt_all >= min_common
+        if exclude_self:
+            not_self = common.indices != np.repeat(rows, lens)
+            keep = not_self if keep is None else keep & not_self
+
+        def sel(values: np.ndarray) -> np.ndarray:
+            return values if keep is None else values[keep]
+
+        col, cnt, row = sel(common.indices), sel(cnt_all), sel(row)
+        terms = self._row_terms(needs, rows[row], col)
+        terms[Term.common] = cnt
+        for term, kind in ((Term.dot, "x"), (Term.centred_dot, "z")):
+            if term in needs:
+                terms[term] = sel(aligned(common, self.left_block(kind, bptr, take) @ self.right[kind]))
+        if squares:
+            terms[Term.centred_squares_a] = sel(common.data.real)
+            terms[Term.centred_squares_b] = sel(roots.data.real)
+        return Candidates(row, col, {spec.measure: spec.score(terms) for spec in specs})
+
+    # -- queries ------------------------------------------------------------------------------------------
+
+    def most_similar(self, i: int, k: int, measure: str, min_common: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` rows most similar to row ``i``: (int64 indices (n,), float64 rounded scores (n,)), n ≤ k,
+        best first (ranked as :mod:`chorus.services.similarity.ranking` says)."""
+        i = self.check_row(i)
+        cand = self.candidates(np.array([i]), (measure,), min_common, contiguous=True)
+        (scores,) = cand.scores.values()
+        keys = smallest_keys(ranking_keys(scores, self.rank[cand.col], self.rank_bits), k)
+        return decode_keys(keys, self.index_of_rank, self.rank_bits)
+
+    def top_k_block(
+        self, start: int, stop: int, k: int, measures: Iterable[str]
+    ) -> dict[Measure, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Top ``k`` neighbours of rows ``start..stop-1`` for each measure.
+
+        Returns ``{measure: (neighbours int32 (r, k) padded with -1, rounded scores float64 (r, k) padded with
+        0, number of neighbours int32 (r,))}``.
+        """
+        rows = np.arange(start, stop, dtype=np.int64)
+        r = rows.shape[0]
+        cand = self.candidates(rows, measures, contiguous=True)
+        n_nb = np.minimum(np.bincount(cand.row, minlength=r), k).astype(np.int32)
+        out = {}
+        for measure, scores in cand.scores.items():
+            nbrs, rounded = top_k_rows(cand.row, cand.col, scores, self.rank, r, k, self.index_of_rank, self.rank_bits)
+            out[measure] = (nbrs, rounded, n_nb)
+        return out
+
+    def row_work(self) -> np.ndarray:
+        """Per row, Σ over its columns of their number of entries: an upper bound on its candidate count.
+        int64 (n_rows,), computed once."""
+        if self._work is None:
+            col_len = np.diff(self.right["b"].indptr).astype(np.int64)
+            per_entry = col_len[self.indices]
+            csum = np.concatenate([[0], np.cumsum(per_entry, dtype=np.int64)])
+            self._work = csum[self.indptr[1:]] - csum[self.indptr[:-1]]
+        return self._work
+
+    # -- arbitrary pairs ----------------------------------------------------------------------------------
+
+    def _sorted_keys(self) -> np.ndarray:
+        """row * n_cols + col for every entry; sorted, because the CSR rows are and their columns are."""
+        if self._keys_sorted is None:
+            rows = np.repeat(np.arange(self.n_rows, dtype=np.int64), self.count_int)
+            self._keys_sorted = rows * self.n_cols + self.indices
+        return self._keys_sorted
+
+    def pair_scores(self, a: np.ndarray, b: np.ndarray, measure: str, chunk: int) -> np.ndarray:
+        """sim(a[p], b[p]) for every p. ``a, b``: int64 (n,) valid row indices -> float64 (n,).
+
+        The shorter of the two rows is walked and each of its columns looked up in the other row (binary
+        search in the sorted entry keys), so the cost is Σ_p min(|a_p|, |b_p|) · log(nnz); at most ``chunk``
+        entries are expanded at once.
+        """
+        spec = measure_spec(measure)
+        needs = terms_needed((spec,))
+        a = np.asarray(a, dtype=np.int64)
+        b = np.asarray(b, dtype=np.int64)
+        n = a.shape[0]
+        out = np.zeros(n, dtype=np.float64)
+        if n == 0:
+            return out
+        keys = self._sorted_keys()
+        swap = self.count_int[a] > self.count_int[b]
+        s, t = np.where(swap, b, a), np.where(swap, a, b)
+        lens = self.count_int[s]
+        n_cols = np.int64(self.n_cols)
+        for lo, hi in chunks(lens, chunk):
+            bptr, pos = gather_rows(self.indptr, s[lo:hi])
+            pair = np.repeat(np.arange(hi - lo), np.diff(bptr))
+            target = t[lo:hi][pair] * n_cols + self.indices[pos]
+            at = np.minimum(np.searchsorted(keys, target), keys.shape[0] - 1)
+            hit = keys[at] == target
+            pair, pos_s, pos_t = pair[hit], pos[hit], at[hit]
+            m = hi - lo
+            out[lo:hi] = spec.score(self._pair_terms(needs, a[lo:hi], b[lo:hi], swap[lo:hi], pair, pos_s, pos_t, m))
+        return out
+
+    def _pair_terms(
+        self,
+        needs: frozenset[Term],
+        a: np.ndarray,
+        b: np.ndarray,
+        swap: np.ndarray,
+        pair: np.ndarray,
+        pos_s: np.ndarray,
+        pos_t: np.ndarray,
+        m: int,
+    ) -> dict[Term, np.ndarray]:
+        """The terms of ``m`` pairs ``(a, b)`` from their shared entries: ``pair`` (int (h,)) numbers the pair of
+        each shared column, ``pos_s`` / ``pos_t`` its entry in the walked (shorter) row and in the other one;
+        ``swap`` (bool (m,)) is True where the walked row is ``b``."""
+        terms = self._row_terms(needs, a, b)
+        terms[Term.common] = np.bincount(pair, minlength=m).astype(np.float64)
+        for term, kind in ((Term.dot, "x"), (Term.centred_dot, "z")):
+            if term in needs:
+                v = self.left[kind]
+                terms[term] = np.bincount(pair, weights=v[pos_s] * v[pos_t], minlength=m)
+        if Term.centred_squares_a in needs or Term.centred_squares_b in needs:
+            z2 = self.left["z2"]
+            ss = np.bincount(pair, weights=z2[pos_s], minlength=m)
+            tt = np.bincount(pair, weights=z2[pos_t], minlength=m)
+            terms[Term.centred_squares_a] = np.where(swap, tt, ss)
+            terms[Term.centred_squares_b] = np.where(swap, ss, tt)
+        return terms
