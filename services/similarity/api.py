@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from chorus.services.similarity.model import SimilarityModel
 from chorus.shared.contract import Measure
+from chorus.shared.errors import InvalidInput, NotFound, NotReady
+from chorus.shared.params import (
+    DEFAULT_K,
+    DEFAULT_MIN_COMMON,
+    DEFAULT_SEARCH_LIMIT,
+    ItemId,
+    K,
+    MinCommon,
+    SearchLimit,
+    SearchText,
+    UserId,
+    error_responses,
+)
 from chorus.shared.schemas import (
     BecauseRecommendationsPublic,
-    ErrorPublic,
     ItemPublic,
     ItemsPublic,
     PredictionsPublic,
@@ -18,30 +30,24 @@ from chorus.shared.schemas import (
     StatsPublic,
 )
 from chorus.shared.serving import Loaded, model_dependency
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends
 
-ERRORS = {
-    404: {"model": ErrorPublic, "description": "Unknown user or item"},
-    422: {"model": ErrorPublic, "description": "Invalid parameter"},
-    503: {"model": ErrorPublic, "description": "No artifact version loaded yet"},
-}
-
-router = APIRouter(prefix="/v1", tags=["similarity"], responses=ERRORS)
+router = APIRouter(prefix="/v1", tags=["similarity"], responses=error_responses(NotFound, InvalidInput, NotReady))
 
 ModelDep = Annotated[Loaded[SimilarityModel], Depends(model_dependency)]
-K = Annotated[int, Query(ge=1, le=500, description="How many results (1 to 500)")]
-MinCommon = Annotated[int, Query(ge=1, le=1_000_000, description="Least number of shared users (items) to compare")]
-ItemId = Annotated[str, Path(min_length=1, max_length=200, description="Raw item id, e.g. an ASIN")]
-UserId = Annotated[str, Path(min_length=1, max_length=200, description="Raw user id")]
 
 
 @router.get("/items/{item_id}/similar", response_model=SimilarItemsPublic)
 def similar_items(
-    loaded: ModelDep, item_id: ItemId, k: K = 10, measure: Measure = Measure.jaccard, min_common: MinCommon = 1
-) -> dict:
+    loaded: ModelDep,
+    item_id: ItemId,
+    k: K = DEFAULT_K,
+    measure: Measure = Measure.jaccard,
+    min_common: MinCommon = DEFAULT_MIN_COMMON,
+) -> dict[str, Any]:
     """The k items most similar to an item (people who reviewed it also reviewed ...), best first."""
     m = loaded.model
-    found, scores = m.index.similar_items(m.catalog.item_index(item_id), k, measure.value, min_common)
+    found, scores = m.index.similar_items(m.catalog.item_index(item_id), k, measure, min_common)
     data = [
         {"item_id": str(m.catalog.item_ids[j]), "title": m.catalog.title(j), "score": s}
         for j, s in zip(found.tolist(), scores.tolist(), strict=True)
@@ -51,11 +57,15 @@ def similar_items(
 
 @router.get("/users/{user_id}/similar", response_model=SimilarUsersPublic)
 def similar_users(
-    loaded: ModelDep, user_id: UserId, k: K = 10, measure: Measure = Measure.jaccard, min_common: MinCommon = 1
-) -> dict:
+    loaded: ModelDep,
+    user_id: UserId,
+    k: K = DEFAULT_K,
+    measure: Measure = Measure.jaccard,
+    min_common: MinCommon = DEFAULT_MIN_COMMON,
+) -> dict[str, Any]:
     """The k users most similar to a user (over the items they reviewed), best first."""
     m = loaded.model
-    found, scores = m.index.similar_users(m.catalog.user_index(user_id), k, measure.value, min_common)
+    found, scores = m.index.similar_users(m.catalog.user_index(user_id), k, measure, min_common)
     data = [
         {"user_id": str(m.catalog.user_ids[v]), "score": s}
         for v, s in zip(found.tolist(), scores.tolist(), strict=True)
@@ -64,7 +74,7 @@ def similar_users(
 
 
 @router.get("/users/{user_id}/recommendations", response_model=BecauseRecommendationsPublic)
-def recommendations(loaded: ModelDep, user_id: UserId, k: K = 10) -> dict:
+def recommendations(loaded: ModelDep, user_id: UserId, k: K = DEFAULT_K) -> dict[str, Any]:
     """Items like the ones the user liked (rated 4 or more), each naming the liked item that weighed most."""
     m = loaded.model
     rec = m.index.recommend(m.catalog.user_index(user_id), k)
@@ -82,7 +92,7 @@ def recommendations(loaded: ModelDep, user_id: UserId, k: K = 10) -> dict:
 
 
 @router.post("/predict", response_model=PredictionsPublic)
-def predict(loaded: ModelDep, body: PredictRequest) -> dict:
+def predict(loaded: ModelDep, body: PredictRequest) -> dict[str, Any]:
     """The similarity-weighted rating heuristic: the user's ratings weighted by each rated item's similarity to
     the item, clipped to the rating scale.
 
@@ -94,30 +104,21 @@ def predict(loaded: ModelDep, body: PredictRequest) -> dict:
     scale = m.catalog.scale
     pred = m.index.predict(m.catalog.user_indices(users), m.catalog.item_indices(items), low=scale.low, high=scale.high)
     data = [
-        {
-            "user_id": u,
-            "item_id": i,
-            "prediction": round(r, 4),
-            "fallback": "global_mean" if bad else None,
-        }
+        {"user_id": u, "item_id": i, "prediction": round(r, 4), "fallback": "global_mean" if bad else None}
         for u, i, r, bad in zip(users, items, pred.rating.tolist(), pred.impossible.tolist(), strict=True)
     ]
     return {"data": data, "count": len(data)}
 
 
 @router.get("/items/{item_id}", response_model=ItemPublic)
-def item(loaded: ModelDep, item_id: ItemId) -> dict:
+def item(loaded: ModelDep, item_id: ItemId) -> dict[str, Any]:
     """An item's title, number of reviews and mean rating."""
     cat = loaded.model.catalog
     return cat.item_public(cat.item_index(item_id))
 
 
 @router.get("/items", response_model=ItemsPublic)
-def search_items(
-    loaded: ModelDep,
-    q: Annotated[str, Query(min_length=1, max_length=200, description="Words of a title, or an item id")],
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> dict:
+def search_items(loaded: ModelDep, q: SearchText, limit: SearchLimit = DEFAULT_SEARCH_LIMIT) -> dict[str, Any]:
     """Items whose titles contain every word searched for, most reviewed first (an exact id first); an empty
     ``data`` list when nothing matches."""
     cat = loaded.model.catalog
@@ -127,6 +128,6 @@ def search_items(
 
 
 @router.get("/stats", response_model=StatsPublic)
-def stats(loaded: ModelDep) -> dict:
+def stats(loaded: ModelDep) -> dict[str, Any]:
     """Statistics of the dataset behind the served version."""
     return {"version": loaded.version, "stats": loaded.model.catalog.stats}
