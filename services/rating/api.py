@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
-from chorus.services.rating.app import RatingService
-from chorus.services.rating.core import FALLBACKS
-from chorus.shared.schemas import ErrorPublic, ModelRecommendationsPublic, Prediction, PredictionsPublic, PredictRequest
+from chorus.services.rating.models.base import FALLBACKS
+from chorus.services.rating.service import RatingService
+from chorus.shared.errors import InvalidInput, NotReady
+from chorus.shared.params import DEFAULT_K, ItemIdQuery, K, UserId, UserIdQuery, error_responses
+from chorus.shared.schemas import ModelRecommendationsPublic, Prediction, PredictionsPublic, PredictRequest
 from chorus.shared.serving import Loaded, model_dependency
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends
 
-ERRORS = {
-    422: {"model": ErrorPublic, "description": "Invalid parameter"},
-    503: {"model": ErrorPublic, "description": "No artifact version loaded yet"},
-}
-
-router = APIRouter(prefix="/v1", tags=["rating"], responses=ERRORS)
+router = APIRouter(prefix="/v1", tags=["rating"], responses=error_responses(InvalidInput, NotReady))
 
 ServiceDep = Annotated[Loaded[RatingService], Depends(model_dependency)]
-Id = Annotated[str, Query(min_length=1, max_length=200)]
 
 
-def _predict(svc: RatingService, users: list[str], items: list[str]) -> list[dict]:
+def _predict(svc: RatingService, users: list[str], items: list[str]) -> list[dict[str, Any]]:
     pred = svc.model.predict(svc.catalog.user_indices(users), svc.catalog.item_indices(items))
     return [
         {"user_id": u, "item_id": i, "prediction": round(r, 4), "fallback": FALLBACKS[f]}
@@ -31,7 +27,7 @@ def _predict(svc: RatingService, users: list[str], items: list[str]) -> list[dic
 
 
 @router.get("/predict", response_model=Prediction)
-def predict(loaded: ServiceDep, user_id: Id, item_id: Id) -> dict:
+def predict(loaded: ServiceDep, user_id: UserIdQuery, item_id: ItemIdQuery) -> dict[str, Any]:
     """The predicted star rating of a user for an item, clipped to the rating scale.
 
     An unknown user or item falls back (``fallback``: ``"item_bias"`` for an unknown user, ``"user_bias"`` for
@@ -40,18 +36,14 @@ def predict(loaded: ServiceDep, user_id: Id, item_id: Id) -> dict:
 
 
 @router.post("/predict", response_model=PredictionsPublic)
-def predict_batch(loaded: ServiceDep, body: PredictRequest) -> dict:
+def predict_batch(loaded: ServiceDep, body: PredictRequest) -> dict[str, Any]:
     """Predictions for up to 10,000 (user, item) pairs, in the order given."""
     data = _predict(loaded.model, [p.user_id for p in body.pairs], [p.item_id for p in body.pairs])
     return {"data": data, "count": len(data)}
 
 
 @router.get("/users/{user_id}/recommendations", response_model=ModelRecommendationsPublic)
-def recommendations(
-    loaded: ServiceDep,
-    user_id: Annotated[str, Path(min_length=1, max_length=200)],
-    k: Annotated[int, Query(ge=1, le=500, description="How many items (1 to 500)")] = 10,
-) -> dict:
+def recommendations(loaded: ServiceDep, user_id: UserId, k: K = DEFAULT_K) -> dict[str, Any]:
     """The user's highest predicted ratings among items they have not reviewed.
 
     An unknown user gets the most popular well-rated items instead, with ``fallback: "popular"``."""

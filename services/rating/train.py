@@ -1,5 +1,5 @@
 """Offline work of the rating component: hyperparameter selection on validation data, refit, evaluation, and
-reading/writing the ``rating`` artifact component.
+the ``chorus train`` entry point that writes the selected model (never imported by the service).
 
 Honesty rules, enforced here:
 
@@ -18,16 +18,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from chorus.services.rating.core import LatentConfig, RatingModel, fit_als, fit_bias, fit_mean
-from chorus.shared.data import holdout_split, kfold_split
-from chorus.shared.errors import ArtifactError, InvalidInput
-
-COMPONENT = "rating"
-MODELS = ("mean", "bias", "latent")
+from chorus.services.rating.accuracy import metrics, rmse
+from chorus.services.rating.als import fit_als
+from chorus.services.rating.baseline import fit_bias, fit_mean
+from chorus.services.rating.config import LatentConfig
+from chorus.services.rating.fitting import Trainset
+from chorus.services.rating.models import RatingModel
+from chorus.services.rating.persistence import write_component
+from chorus.shared.artifacts import VersionWriter
+from chorus.shared.data import Ratings, holdout_split, kfold_split
+from chorus.shared.errors import InvalidInput
 
 #: ``similarity_predict`` plug-in: ``fit(user, item, rating, n_users, n_items, low, high)`` on training arrays
 #: returns ``predict(users, items) -> float ratings (n,)``.
@@ -40,7 +44,7 @@ class SelectionConfig:
 
     Attributes
     ----------
-    base : every other hyperparameter (:class:`~chorus.services.rating.core.LatentConfig`); its ``n_factors``,
+    base : every other hyperparameter (:class:`~chorus.services.rating.config.LatentConfig`); its ``n_factors``,
         ``reg_factors`` and ``reg_bias`` are replaced by the grid values.
     factors : K values tried.
     reg_factors : λ_f values tried (for each K).
@@ -93,25 +97,8 @@ class Selection:
         }
 
 
-def metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """MSE, RMSE and MAE of float predictions (n,) against float truth (n,)."""
-    err = np.asarray(pred, np.float64) - np.asarray(truth, np.float64)
-    mse = float(np.mean(err**2)) if err.size else float("nan")
-    return {"mse": mse, "rmse": float(np.sqrt(mse)), "mae": float(np.mean(np.abs(err))) if err.size else mse}
-
-
-def _rmse(model: RatingModel, u, i, r) -> float:
-    return metrics(model.predict(u, i).rating, r)["rmse"]
-
-
 def select(
-    user,
-    item,
-    rating,
-    n_users: int,
-    n_items: int,
-    low: float,
-    high: float,
+    data: Trainset,
     train: np.ndarray,
     val: np.ndarray,
     config: SelectionConfig = SelectionConfig(),
@@ -119,36 +106,39 @@ def select(
 ) -> Selection:
     """Choose λ_b, then (K, λ_f, sweeps) on validation rows only.
 
-    ``user, item, rating``: int/int/float (n,); ``train``, ``val``: int row indices into them (disjoint).
-    Test rows must not be among them. ``progress(done)`` is called after each grid point.
+    ``train``, ``val``: int row indices into ``data`` (disjoint); test rows must not be among them.
+    ``progress(done)`` is called after each grid point.
     """
     t0 = time.perf_counter()
-    tu, ti, tr = user[train], item[train], rating[train]
-    validation = (user[val], item[val], rating[val])
+    fit_on = data.subset(train)
+    vu, vi, vr = validation = (data.user[val], data.item[val], data.rating[val])
     grid: list[dict[str, Any]] = []
     best_bias: tuple[float, LatentConfig] | None = None
     for lb in config.reg_bias:
         cfg = replace(config.base, n_factors=0, reg_bias=lb)
-        rmse = _rmse(fit_bias(tu, ti, tr, n_users, n_items, low, high, cfg), *validation)
-        grid.append({"model": "bias", "reg_bias": lb, "validation_rmse": rmse})
+        error = rmse(fit_bias(fit_on, cfg).predict(vu, vi).rating, vr)
+        grid.append({"model": "bias", "reg_bias": lb, "validation_rmse": error})
         if progress:
             progress(len(grid))
-        if best_bias is None or rmse < best_bias[0]:
-            best_bias = (rmse, cfg)
+        if best_bias is None or error < best_bias[0]:
+            best_bias = (error, cfg)
+    assert best_bias is not None  # the grid is not empty (SelectionConfig)
     bias_rmse, bias_cfg = best_bias
     t_bias = time.perf_counter() - t0
     best_latent: tuple[float, LatentConfig, int] | None = None
     for k in config.factors:
         for lf in config.reg_factors:
             cfg = replace(config.base, n_factors=k, reg_factors=lf, reg_bias=bias_cfg.reg_bias)
-            _, info = fit_als(tu, ti, tr, n_users, n_items, low, high, cfg, validation=validation)
+            _, info = fit_als(fit_on, cfg, validation=validation)
+            latent_error = info.best_validation_rmse
+            assert latent_error is not None  # fitted with a validation set
             grid.append(
                 {
                     "model": "latent",
                     "n_factors": k,
                     "reg_factors": lf,
                     "reg_bias": cfg.reg_bias,
-                    "validation_rmse": info.best_validation_rmse,
+                    "validation_rmse": latent_error,
                     "best_sweep": info.best_sweep,
                     "sweeps_run": info.sweeps,
                     "seconds": round(info.seconds, 3),
@@ -156,8 +146,9 @@ def select(
             )
             if progress:
                 progress(len(grid))
-            if best_latent is None or info.best_validation_rmse < best_latent[0]:
-                best_latent = (info.best_validation_rmse, cfg, info.best_sweep)
+            if best_latent is None or latent_error < best_latent[0]:
+                best_latent = (latent_error, cfg, info.best_sweep)
+    assert best_latent is not None
     latent_rmse, latent_cfg, sweeps = best_latent
     # Factors must earn their place on validation; a latent fit stopped at sweep 0 is just the init.
     selected = "latent" if latent_rmse < bias_rmse and sweeps > 0 else "bias"
@@ -172,23 +163,20 @@ def select(
     )
 
 
-def refit(
-    user, item, rating, n_users: int, n_items: int, low: float, high: float, rows: np.ndarray, selection: Selection
-) -> tuple[dict[str, RatingModel], dict[str, float]]:
-    """Fit the mean, bias and selected latent models on ``rows`` (train + validation) with the selected
+def refit(data: Trainset, selection: Selection) -> tuple[dict[str, RatingModel], dict[str, float]]:
+    """Fit the mean, bias and selected latent models on ``data`` (train + validation) with the selected
     hyperparameters; also the seconds each took. ``models["latent"]`` is the bias model itself when
     bias-only was selected."""
-    u, i, r = user[rows], item[rows], rating[rows]
-    seconds = {}
+    seconds: dict[str, float] = {}
     t = time.perf_counter()
-    models = {"mean": fit_mean(u, i, r, n_users, n_items, low, high)}
+    models: dict[str, RatingModel] = {"mean": fit_mean(data)}
     seconds["mean"] = time.perf_counter() - t
     t = time.perf_counter()
-    models["bias"] = fit_bias(u, i, r, n_users, n_items, low, high, selection.bias)
+    models["bias"] = fit_bias(data, selection.bias)
     seconds["bias"] = time.perf_counter() - t
     t = time.perf_counter()
     if selection.selected == "latent":
-        models["latent"], _ = fit_als(u, i, r, n_users, n_items, low, high, selection.latent, n_sweeps=selection.sweeps)
+        models["latent"], _ = fit_als(data, selection.latent, n_sweeps=selection.sweeps)
     else:
         models["latent"] = models["bias"]
     seconds["latent"] = time.perf_counter() - t
@@ -213,13 +201,7 @@ class TrainResult:
 
 
 def train(
-    user,
-    item,
-    rating,
-    n_users: int,
-    n_items: int,
-    low: float,
-    high: float,
+    data: Trainset,
     *,
     seed: int = 0,
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
@@ -229,21 +211,18 @@ def train(
     """What ``chorus train --components rating`` runs: a seeded holdout split (``chorus.shared.data.holdout_split``),
     selection on validation, refit on train + validation, metrics on test.
 
-    ``user, item``: int (n,) dense indices; ``rating``: float (n,); ``low, high``: the rating scale;
     ``progress(done)`` is called after each of the ``grid_size(config)`` grid points.
     """
     t0 = time.perf_counter()
-    user, item, rating = _arrays(user, item, rating)
-    tr, va, te = holdout_split(user.shape[0], seed, fractions)
+    tr, va, te = holdout_split(data.n, seed, fractions)
     if tr.size == 0 or va.size == 0:
-        raise InvalidInput(f"{user.shape[0]} ratings are too few to split into train and validation")
+        raise InvalidInput(f"{data.n} ratings are too few to split into train and validation")
     config = replace(config, base=replace(config.base, seed=seed))
-    sel = select(user, item, rating, n_users, n_items, low, high, tr, va, config, progress)
-    rows = np.concatenate([tr, va])
-    models, _ = refit(user, item, rating, n_users, n_items, low, high, rows, sel)
-    test = {}
+    sel = select(data, tr, va, config, progress)
+    models, _ = refit(data.subset(np.concatenate([tr, va])), sel)
+    test: dict[str, dict[str, float]] = {}
     if te.size:
-        test = {name: metrics(m.predict(user[te], item[te]).rating, rating[te]) for name, m in models.items()}
+        test = {name: _test_metrics(m, data, te) for name, m in models.items()}
     result_metrics = {
         "validation_rmse": sel.validation_rmse,
         "test": test,
@@ -270,15 +249,15 @@ def grid_size(config: SelectionConfig) -> int:
     return len(config.reg_bias) + len(config.factors) * len(config.reg_factors)
 
 
-def train_component(ratings, writer, *, seed: int = 0, progress: bool = True) -> dict[str, Any]:
-    """``chorus train`` entry point: :func:`train` on a ``chorus.shared.data.Ratings`` and write the ``rating``
-    component into a ``chorus.shared.artifacts.VersionWriter``. Returns a short summary for the CLI."""
+def train_component(ratings: Ratings, writer: VersionWriter, *, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """``chorus train`` entry point: :func:`train` on the ratings and write the ``rating`` component into the
+    version being written. Returns a short summary for the CLI."""
     from chorus.shared.progress import Progress
 
     config = SelectionConfig()
     with Progress("rating selection", total=grid_size(config)) as bar:
         bar.enabled = bar.enabled and progress
-        result = train(
+        data = Trainset(
             ratings.user,
             ratings.item,
             ratings.rating,
@@ -286,6 +265,9 @@ def train_component(ratings, writer, *, seed: int = 0, progress: bool = True) ->
             ratings.n_items,
             ratings.scale.low,
             ratings.scale.high,
+        )
+        result = train(
+            data,
             seed=seed,
             config=config,
             progress=bar.update,
@@ -303,38 +285,51 @@ def train_component(ratings, writer, *, seed: int = 0, progress: bool = True) ->
     }
 
 
-def _arrays(user, item, rating):
-    return (
-        np.asarray(user).astype(np.int64, copy=False),
-        np.asarray(item).astype(np.int64, copy=False),
-        np.asarray(rating).astype(np.float64, copy=False),
+def write_train_result(writer: VersionWriter, result: TrainResult) -> None:
+    """:func:`~chorus.services.rating.persistence.write_component` for the output of :func:`train`: the served
+    model, the selection's hyperparameters, the metrics and the seconds."""
+    write_component(
+        writer,
+        result.model,
+        {"hyperparameters": result.hyperparameters, "metrics": result.metrics | {"seconds": result.seconds}},
     )
 
 
+def _test_metrics(model: RatingModel, data: Trainset, test: np.ndarray) -> dict[str, float]:
+    """MSE, RMSE and MAE of ``model`` on the rows ``test`` (int (m,)) of ``data``."""
+    return metrics(model.predict(data.user[test], data.item[test]).rating, data.rating[test])
+
+
 def _fit_and_score(
-    user, item, rating, n_users, n_items, low, high, rows, val, test, config, similarity_predict: SimilarityFit | None
-):
+    data: Trainset,
+    rows: np.ndarray,
+    val: np.ndarray,
+    test: np.ndarray,
+    config: SelectionConfig,
+    similarity: SimilarityFit | None,
+) -> tuple[dict[str, dict[str, float]], Selection, dict[str, float]]:
     """Select on (rows, val), refit on rows ∪ val, score every model on test; seconds per model (the
     selection time counted to the model it selects for)."""
-    sel = select(user, item, rating, n_users, n_items, low, high, rows, val, config)
-    fit_rows = np.concatenate([rows, val])
-    models, seconds = refit(user, item, rating, n_users, n_items, low, high, fit_rows, sel)
+    sel = select(data, rows, val, config)
+    fit_on = data.subset(np.concatenate([rows, val]))
+    models, seconds = refit(fit_on, sel)
     seconds["bias"] += sel.seconds["bias"]
     seconds["latent"] += sel.seconds["latent"]
-    tu, ti, tr = user[test], item[test], rating[test]
-    out = {name: metrics(m.predict(tu, ti).rating, tr) for name, m in models.items()}
-    if similarity_predict is not None:
+    out = {name: _test_metrics(m, data, test) for name, m in models.items()}
+    if similarity is not None:
         t = time.perf_counter()
-        predict = similarity_predict(user[fit_rows], item[fit_rows], rating[fit_rows], n_users, n_items, low, high)
-        out["similarity"] = metrics(np.clip(np.asarray(predict(tu, ti), np.float64), low, high), tr)
+        f = fit_on
+        predict = similarity(f.user, f.item, f.rating, f.n_users, f.n_items, f.low, f.high)
+        predicted = np.clip(np.asarray(predict(data.user[test], data.item[test]), np.float64), f.low, f.high)
+        out["similarity"] = metrics(predicted, data.rating[test])
         seconds["similarity"] = time.perf_counter() - t
     return out, sel, seconds
 
 
 def evaluate(
-    user,
-    item,
-    rating,
+    user: np.ndarray,
+    item: np.ndarray,
+    rating: np.ndarray,
     n_users: int,
     n_items: int,
     low: float,
@@ -367,8 +362,8 @@ def evaluate(
         In k-fold mode each metric is the mean over folds (as Surprise reports it).
     """
     t0 = time.perf_counter()
-    user, item, rating = _arrays(user, item, rating)
-    n = user.shape[0]
+    data = Trainset(user, item, rating, n_users, n_items, low, high)
+    n = data.n
     config = replace(config, base=replace(config.base, seed=seed))
     if protocol == "holdout":
         tr, va, te = holdout_split(n, seed, (0.8, 0.1, 0.1))
@@ -384,9 +379,7 @@ def evaluate(
         raise InvalidInput(f"protocol must be 'holdout' or 'kfold', got {protocol!r}")
     per_fold, selections, seconds = [], [], []
     for rows, val, test in runs:
-        out, sel, secs = _fit_and_score(
-            user, item, rating, n_users, n_items, low, high, rows, val, test, config, similarity_predict
-        )
+        out, sel, secs = _fit_and_score(data, rows, val, test, config, similarity_predict)
         per_fold.append(out)
         selections.append(sel)
         seconds.append(secs)
@@ -404,99 +397,3 @@ def evaluate(
         "per_fold": per_fold,
         "seconds": time.perf_counter() - t0,
     }
-
-
-# --- artifact component -------------------------------------------------------------------------------------
-
-_ARRAYS = ("user_bias", "item_bias", "user_factors", "item_factors", "user_count", "item_count", "popular_items")
-
-
-def write_component(writer, model: RatingModel, meta: dict[str, Any] | None = None) -> None:
-    """Store ``model`` as the ``rating`` component of a ``chorus.shared.artifacts.VersionWriter``.
-
-    Arrays (``.npy``): ``global_mean`` float64 (1,), biases float32, factors float32 (n, K), counts int32,
-    ``popular_items`` int32. Hyperparameters: ``meta["hyperparameters"]`` plus the scale, K and the model
-    kind; metrics: ``meta["metrics"]`` (e.g. :attr:`TrainResult.metrics`).
-    """
-    meta = meta or {}
-    writer.save_array(COMPONENT, "global_mean", np.array([model.global_mean], dtype=np.float64))
-    for name in _ARRAYS:
-        writer.save_array(COMPONENT, name, getattr(model, name))
-    hyper = dict(meta.get("hyperparameters", {}))
-    hyper.update(
-        {
-            "kind": model.kind,
-            "n_factors": model.n_factors,
-            "scale": {"low": model.low, "high": model.high},
-            "n_users": model.n_users,
-            "n_items": model.n_items,
-        }
-    )
-    writer.set_component_meta(COMPONENT, hyperparameters=_jsonable(hyper), metrics=_jsonable(meta.get("metrics", {})))
-
-
-def write_train_result(writer, result: TrainResult) -> None:
-    """:func:`write_component` for the output of :func:`train`."""
-    write_component(
-        writer,
-        result.model,
-        {"hyperparameters": result.hyperparameters, "metrics": result.metrics | {"seconds": result.seconds}},
-    )
-
-
-def load_component(version) -> RatingModel:
-    """The ``rating`` component of a verified ``chorus.shared.artifacts.Version`` as a :class:`RatingModel` (arrays
-    memory-mapped read-only).
-
-    Raises
-    ------
-    ArtifactError : a missing array or arrays whose shapes do not fit together.
-    """
-    meta = version.component_meta(COMPONENT)
-    hyper = meta.get("hyperparameters", {})
-    try:
-        arrays = {name: version.array(COMPONENT, name) for name in ("global_mean", *_ARRAYS)}
-        scale = hyper["scale"]
-        model = RatingModel(
-            global_mean=float(arrays["global_mean"][0]),
-            **{name: arrays[name] for name in _ARRAYS},
-            low=float(scale["low"]),
-            high=float(scale["high"]),
-            kind=hyper.get("kind", "latent"),
-        )
-    except (KeyError, IndexError, TypeError) as exc:
-        raise ArtifactError(
-            f"rating component of version {getattr(version, 'name', '?')} is incomplete: {exc}"
-        ) from exc
-    nu, ni = model.user_bias.shape, model.item_bias.shape
-    ok = (
-        len(nu) == 1
-        and len(ni) == 1
-        and model.user_factors.ndim == 2
-        and model.item_factors.ndim == 2
-        and model.user_factors.shape[0] == nu[0]
-        and model.item_factors.shape[0] == ni[0]
-        and model.user_factors.shape[1] == model.item_factors.shape[1]
-        and model.user_count.shape == nu
-        and model.item_count.shape == ni
-        and (model.popular_items.size == 0 or (0 <= model.popular_items.min() and model.popular_items.max() < ni[0]))
-    )
-    if not ok:
-        raise ArtifactError(
-            f"rating component of version {getattr(version, 'name', '?')}: array shapes do not fit together"
-        )
-    return model
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, LatentConfig):
-        return asdict(value)
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value

@@ -1,0 +1,31 @@
+"""The rating models the service serves, by the ``kind`` their artifact records.
+
+Adding a model: a rating model is one module in ``services/rating/models/``, a dataclass that subclasses
+:class:`~chorus.services.rating.models.base.RatingModel` with a ``kind`` string and a ``score(users, items)``
+method, the unclipped f(u, i) of known pairs (Surprise's ``estimate``); index checks, the fallbacks for unknown
+users and items, clipping to the rating scale and top-N come from the base. A model with parameters beyond the
+baseline every model holds (α, β_u, β_i, training counts, popular items) extends ``to_arrays()`` and
+``from_arrays()`` (as ``models/latent.py`` does), and may override ``score_items(user)`` with a faster form for
+top-N. Register it with one line in :data:`REGISTRY`: the artifact loader finds the class by the ``kind`` in the
+component's manifest. Test it with a two-line subclass of the contract test in ``tests/rating/model_contract.py``
+that says how to fit it (``class TestMyModel(RatingModelContract):`` and ``fit = staticmethod(fit_my_model)``); the
+contract checks batch against single predictions, bit-identical ``to_arrays``/``from_arrays`` and artifact round
+trips, exclusions, every fallback and its code, finite ratings within the scale, and the bounds on ``k``. Its
+trainer is offline code beside ``als.py`` and ``lbfgs.py``, which the service never imports; ``train.py`` decides
+which model is written as the served component.
+"""
+
+from __future__ import annotations
+
+from chorus.services.rating.models.base import RatingModel
+from chorus.services.rating.models.bias import BiasModel
+from chorus.services.rating.models.latent import LatentModel
+from chorus.services.rating.models.mean import MeanModel
+
+REGISTRY: dict[str, type[RatingModel]] = {
+    MeanModel.kind: MeanModel,
+    BiasModel.kind: BiasModel,
+    LatentModel.kind: LatentModel,
+}
+
+__all__ = ["REGISTRY", "BiasModel", "LatentModel", "MeanModel", "RatingModel"]

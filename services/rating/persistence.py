@@ -1,0 +1,84 @@
+"""The ``rating`` artifact component: write a model into a version, load the served model from one.
+
+Files (``.npy``, memory-mapped on load): ``global_mean`` float64 (1,), ``user_bias``, ``item_bias`` float32,
+``user_factors``, ``item_factors`` float32 (n, K), ``user_count``, ``item_count`` int32, ``popular_items`` int32,
+whatever the kind (models without factors store K = 0), and any further arrays a model's ``to_arrays`` names. The
+manifest's ``hyperparameters`` record the model's ``kind``, which picks its class in
+:data:`chorus.services.rating.models.REGISTRY`, with ``n_factors``, the ``scale`` and the sizes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from chorus.services.rating.models import REGISTRY, RatingModel
+from chorus.shared.artifacts import Version, VersionWriter
+from chorus.shared.errors import ArtifactError, InvalidInput
+
+COMPONENT = "rating"
+#: The kind of a version whose manifest names none (written before kinds were recorded).
+DEFAULT_KIND = "latent"
+
+
+def component_arrays(model: RatingModel) -> dict[str, np.ndarray]:
+    """``model.to_arrays()``, with zero-width factor arrays, float32 (n_users, 0) and (n_items, 0), for a model
+    without factors."""
+    arrays = model.to_arrays()
+    arrays.setdefault("user_factors", np.zeros((model.n_users, 0), np.float32))
+    arrays.setdefault("item_factors", np.zeros((model.n_items, 0), np.float32))
+    return arrays
+
+
+def write_component(writer: VersionWriter, model: RatingModel, meta: dict[str, Any] | None = None) -> None:
+    """Store ``model`` as the ``rating`` component of a version being written.
+
+    ``meta["hyperparameters"]`` (e.g. the selection's) and ``meta["metrics"]`` go into the manifest, the
+    hyperparameters completed with the model's kind, K, scale and sizes.
+    """
+    meta = meta or {}
+    arrays = component_arrays(model)
+    for name, array in arrays.items():
+        writer.save_array(COMPONENT, name, array)
+    described = model.to_meta()
+    hyper = dict(meta.get("hyperparameters", {}))
+    hyper.update({"kind": described.pop("kind"), "n_factors": int(arrays["user_factors"].shape[1]), **described})
+    writer.set_component_meta(COMPONENT, hyperparameters=_jsonable(hyper), metrics=_jsonable(meta.get("metrics", {})))
+
+
+def load_component(version: Version) -> RatingModel:
+    """The ``rating`` component of a verified version, as the class its kind names (arrays memory-mapped
+    read-only).
+
+    Raises
+    ------
+    ArtifactError : an unknown kind, a missing array, or arrays whose shapes do not fit together.
+    """
+    meta = version.component_meta(COMPONENT)
+    hyper = meta.get("hyperparameters", {})
+    kind = hyper.get("kind", DEFAULT_KIND)
+    if kind not in REGISTRY:
+        raise ArtifactError(
+            f"rating component of version {version.name} holds a {kind!r} model; this build serves "
+            f"{', '.join(REGISTRY)}"
+        )
+    try:
+        arrays = {name: version.array(COMPONENT, name) for name in meta.get("files", {})}
+        return REGISTRY[kind].from_arrays(arrays, hyper)
+    except (KeyError, IndexError, TypeError) as exc:
+        raise ArtifactError(f"rating component of version {version.name} is incomplete: {exc}") from exc
+    except InvalidInput as exc:
+        raise ArtifactError(f"rating component of version {version.name}: {exc.detail}") from exc
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars as Python numbers, tuples as lists, non-finite floats as None."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
