@@ -1,4 +1,5 @@
-"""Alternating least squares with biases on the objective ``L`` of :mod:`chorus.services.rating.objective`.
+"""Alternating least squares with biases (Zhou, Wilkinson, Schreiber & Pan 2008; see docs/models.md) on the
+objective ``L`` of :mod:`chorus.services.rating.objective`.
 
 A half-sweep solves, for every user at once, the ridge regression of ``R − α − β_i`` on ``[1, γ_i]`` (so β_u and
 γ_u jointly), then α in closed form; then the same for items. Each step minimises ``L`` exactly over its block, so

@@ -1,5 +1,6 @@
-"""L-BFGS on the objective of :mod:`chorus.services.rating.objective` with its analytic gradient: slower than
-alternating least squares, and the reference the ALS solutions are checked against."""
+"""L-BFGS (Liu & Nocedal 1989, through ``scipy.optimize``) on the objective of
+:mod:`chorus.services.rating.objective` with its analytic gradient: slower than alternating least squares, and the
+reference the ALS solutions are checked against (see docs/models.md)."""
 
 from __future__ import annotations
 

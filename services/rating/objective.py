@@ -15,10 +15,11 @@ where ``ρ`` is a per-row ridge in sum-of-squares units, set by
 * ``"uniform"``: ``ρᵇ = N·λ_b`` and ``ρᶠ = N·λ_f`` for every row, so that
   ``L = (1/N) Σ (f − R)² + λ_b (Σβ_u² + Σβ_i²) + λ_f (Σ‖γ_u‖² + Σ‖γ_i‖²)``: with ``λ_b = λ_f = λ`` the objective
   of Koren, Bell & Volinsky 2009, divided by N.
-* ``"count"`` (the default, "weighted-λ" of Zhou et al. 2008 with pseudo-counts): ``ρᵇ_u = λ_b (n_u + c_b)``
-  and ``ρᶠ_u = λ_f (n_u + c_f)``, ``n_u`` the user's number of training ratings (items alike). A row's
-  penalty grows with its data, so every rating is regularised alike; the pseudo-count ``c`` keeps rows with
-  few ratings from going unregularised (the "smoothed weighted trace norm" of Foygel et al. 2011).
+* ``"count"`` (the default, the "weighted-λ" regularisation of Zhou, Wilkinson, Schreiber & Pan 2008 with
+  pseudo-counts): ``ρᵇ_u = λ_b (n_u + c_b)`` and ``ρᶠ_u = λ_f (n_u + c_f)``, ``n_u`` the user's number of
+  training ratings (items alike). A row's penalty grows with its data, so every rating is regularised alike; the
+  pseudo-count ``c`` keeps rows with few ratings from going unregularised (the "smoothed weighted trace norm" of
+  Foygel, Salakhutdinov, Shamir & Srebro 2011).
 
 Every trainer minimises this ``L``: :mod:`~chorus.services.rating.als` (alternating least squares, the default),
 :mod:`~chorus.services.rating.lbfgs` (L-BFGS on :func:`objective_and_gradient`) and, for K = 0, the exact solver

@@ -1,5 +1,5 @@
-"""The bias-only model (baseline predictor): ``f(u, i) = α + β_u + β_i`` (Koren, Bell & Volinsky 2009, the
-latent factor model without factors; see docs/models.md)."""
+"""The bias-only model: ``f(u, i) = α + β_u + β_i``, the "baseline predictors" of Koren 2008 (the latent factor
+model of Koren, Bell & Volinsky 2009 with K = 0; see docs/models.md)."""
 
 from __future__ import annotations
 
