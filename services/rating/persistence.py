@@ -21,15 +21,6 @@ COMPONENT = "rating"
 DEFAULT_KIND = "latent"
 
 
-def component_arrays(model: RatingModel) -> dict[str, np.ndarray]:
-    """``model.to_arrays()``, with zero-width factor arrays, float32 (n_users, 0) and (n_items, 0), for a model
-    without factors."""
-    arrays = model.to_arrays()
-    arrays.setdefault("user_factors", np.zeros((model.n_users, 0), np.float32))
-    arrays.setdefault("item_factors", np.zeros((model.n_items, 0), np.float32))
-    return arrays
-
-
 def write_component(writer: VersionWriter, model: RatingModel, meta: dict[str, Any] | None = None) -> None:
     """Store ``model`` as the ``rating`` component of a version being written.
 
@@ -37,7 +28,10 @@ def write_component(writer: VersionWriter, model: RatingModel, meta: dict[str, A
     hyperparameters completed with the model's kind, K, scale and sizes.
     """
     meta = meta or {}
-    arrays = component_arrays(model)
+    arrays = model.to_arrays()
+    # the format's factor arrays, zero-width for a model without factors
+    arrays.setdefault("user_factors", np.zeros((model.n_users, 0), np.float32))
+    arrays.setdefault("item_factors", np.zeros((model.n_items, 0), np.float32))
     for name, array in arrays.items():
         writer.save_array(COMPONENT, name, array)
     described = model.to_meta()

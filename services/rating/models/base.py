@@ -215,14 +215,6 @@ class RatingModel(ABC):
             raise NotFound(f"{what} index {bad} is outside 0..{n - 1} (use -1 for an unknown {what})")
         return idx
 
-    def known_users(self, users: np.ndarray) -> np.ndarray:
-        """bool (n,): the user index (int (n,)) is not -1 and the user had training ratings."""
-        return _known(self.check_indices(users, self.n_users, "user"), self.user_count)
-
-    def known_items(self, items: np.ndarray) -> np.ndarray:
-        """bool (n,): the item index (int (n,)) is not -1 and the item had training ratings."""
-        return _known(self.check_indices(items, self.n_items, "item"), self.item_count)
-
     def predict(self, users: np.ndarray, items: np.ndarray) -> Predictions:
         """Predicted ratings for pairs, clipped to ``[low, high]``, vectorised.
 
@@ -249,13 +241,12 @@ class RatingModel(ABC):
             raise InvalidInput(f"users and items must have the same shape, got {users.shape} and {items.shape}")
         ku, ki = _known(users, self.user_count), _known(items, self.item_count)
         u, i = np.where(ku, users, 0), np.where(ki, items, 0)
-        # the fallbacks; in the parameters' precision (float32 for stored models), as the model's own score
-        score = self.global_mean + np.where(ku, self.user_bias[u], 0.0) + np.where(ki, self.item_bias[i], 0.0)
         both = ku & ki
-        if both.any():
-            known = self.score(u[both], i[both])
-            score = score.astype(np.result_type(score, known), copy=False)  # a model may score more precisely
-            score[both] = known
+        score = self.score(u, i)  # every pair; those with an unknown side are replaced by their fallback
+        if not both.all():
+            # in the parameters' precision (float32 for stored models), as the models' own scores
+            baseline = self.global_mean + np.where(ku, self.user_bias[u], 0.0) + np.where(ki, self.item_bias[i], 0.0)
+            score = np.where(both, score, baseline)
         fallback = np.where(both, NO_FALLBACK, np.where(ki, ITEM_BIAS, np.where(ku, USER_BIAS, GLOBAL_MEAN)))
         rating = np.clip(score, self.low, self.high).astype(np.float64, copy=False)
         return Predictions(rating, fallback.astype(np.int8))
