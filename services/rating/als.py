@@ -26,6 +26,10 @@ from chorus.shared.errors import InvalidInput
 #: batch: smaller means less padding, larger means fewer (Python-level) batches.
 BUCKET_RATIO = 1.25
 
+#: What a half-sweep solves for its side: β float64 (n_owner,), γ float64 (n_owner, K), and Σ over ratings of
+#: β_owner + γ_owner·γ_other (for the α update).
+HalfSweep = tuple[np.ndarray, np.ndarray, float]
+
 #: Held-out ratings ``(users int64 (n,), items int64 (n,), ratings float64 (n,))`` for early stopping.
 Validation = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -78,21 +82,16 @@ class Side:
             self.batches.append((ow, rows, others))
 
     def solve(
-        self,
-        y: np.ndarray,
-        other_factors: np.ndarray,
-        ridge_b: np.ndarray,
-        ridge_f: np.ndarray,
-        dtype: np.dtype,
-    ) -> tuple[np.ndarray, np.ndarray, float]:
+        self, y: np.ndarray, factors: np.ndarray, ridge_b: np.ndarray, ridge_f: np.ndarray, dtype: np.dtype
+    ) -> HalfSweep:
         """Ridge-regress ``y`` on ``[1, γ_other]`` for every owner at once.
 
         Parameters
         ----------
         y : numpy.ndarray
             float (n,), targets R − α − β_other.
-        other_factors : numpy.ndarray
-            float (n_other, K).
+        factors : numpy.ndarray
+            float (n_other, K), the other side's γ.
         ridge_b, ridge_f : numpy.ndarray
             float64 (n_owner,), ρᵇ and ρᶠ.
         dtype : numpy.dtype
@@ -104,10 +103,10 @@ class Side:
             β float64 (n_owner,), γ float64 (n_owner, K), and Σ over ratings of β_owner + γ_owner·γ_other (for
             the α update). Owners without ratings get 0 (their penalty's minimum).
         """
-        k = other_factors.shape[1]
+        k = factors.shape[1]
         x = np.zeros((self.n_other + 1, k + 1), dtype)
         x[:-1, 0] = 1.0
-        x[:-1, 1:] = other_factors
+        x[:-1, 1:] = factors
         y_pad = np.append(y, 0.0).astype(dtype)
         out = np.zeros((self.n_owner, k + 1))
         fitted = 0.0
@@ -158,13 +157,8 @@ class BiasSide:
         self.count = np.bincount(owner, minlength=n_owner)
 
     def solve(
-        self,
-        y: np.ndarray,
-        other_factors: np.ndarray,
-        ridge_b: np.ndarray,
-        ridge_f: np.ndarray,
-        dtype: np.dtype,
-    ) -> tuple[np.ndarray, np.ndarray, float]:
+        self, y: np.ndarray, factors: np.ndarray, ridge_b: np.ndarray, ridge_f: np.ndarray, dtype: np.dtype
+    ) -> HalfSweep:
         """β float64 (n_owner,), γ float64 (n_owner, 0) and Σ over ratings of β_owner, as :meth:`Side.solve`."""
         total = np.bincount(self.owner, weights=y, minlength=self.n_owner)
         denom = self.count + ridge_b
