@@ -255,23 +255,11 @@ def train_component(ratings: Ratings, writer: VersionWriter, *, seed: int = 0, p
     from chorus.shared.progress import Progress
 
     config = SelectionConfig()
+    scale = ratings.scale
+    data = Trainset(ratings.user, ratings.item, ratings.rating, ratings.n_users, ratings.n_items, scale.low, scale.high)
     with Progress("rating selection", total=grid_size(config)) as bar:
         bar.enabled = bar.enabled and progress
-        data = Trainset(
-            ratings.user,
-            ratings.item,
-            ratings.rating,
-            ratings.n_users,
-            ratings.n_items,
-            ratings.scale.low,
-            ratings.scale.high,
-        )
-        result = train(
-            data,
-            seed=seed,
-            config=config,
-            progress=bar.update,
-        )
+        result = train(data, seed=seed, config=config, progress=bar.update)
     write_train_result(writer, result)
     h, test = result.hyperparameters, result.metrics["test"]
     return {
