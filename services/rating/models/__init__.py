@@ -7,12 +7,12 @@ users and items, clipping to the rating scale and top-N come from the base. A mo
 baseline every model holds (α, β_u, β_i, training counts, popular items) extends ``to_arrays()`` and
 ``from_arrays()`` (as ``models/latent.py`` does), and may override ``score_items(user)`` with a faster form for
 top-N. Register it with one line in :data:`REGISTRY`: the artifact loader finds the class by the ``kind`` in the
-component's manifest. Test it with a two-line subclass of the contract test in ``tests/rating/model_contract.py``
-that says how to fit it (``class TestMyModel(RatingModelContract):`` and ``fit = staticmethod(fit_my_model)``); the
-contract checks batch against single predictions, bit-identical ``to_arrays``/``from_arrays`` and artifact round
-trips, exclusions, every fallback and its code, finite ratings within the scale, and the bounds on ``k``. Its
-trainer is offline code beside ``als.py`` and ``lbfgs.py``, which the service never imports; ``train.py`` decides
-which model is written as the served component.
+component's manifest. Its trainer, a function from a ``Trainset`` (``fitting.py``) to the model, is offline code
+beside ``als.py`` and ``lbfgs.py`` that the service never imports; ``train.py`` decides which model is written as
+the served component. Test it with a two-line subclass of the contract in ``tests/rating/model_contract.py``,
+``class TestMyModel(RatingModelContract):`` and ``fit = staticmethod(fit_my_model)``; the contract checks batch
+against single predictions, bit-identical ``to_arrays``/``from_arrays`` and artifact round trips, exclusions,
+every fallback and its code, finite ratings within the scale, and the bounds on ``k``.
 """
 
 from __future__ import annotations
