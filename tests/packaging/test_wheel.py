@@ -49,3 +49,14 @@ def test_services_and_shared_are_mapped_under_chorus(wheel: zipfile.ZipFile) -> 
         "chorus/cli.py",
     ):
         assert module in names, module
+
+
+def test_every_package_folder_is_in_the_wheel(wheel: zipfile.ZipFile) -> None:
+    """A new subpackage under services/ or shared/ must be listed in pyproject.toml's packages."""
+    names = set(wheel.namelist())
+    for folder in ("services", "shared"):
+        for init in (ROOT / folder).rglob("__init__.py"):
+            if "__pycache__" in init.parts:
+                continue
+            mapped = "chorus/" + init.relative_to(ROOT).as_posix()
+            assert mapped in names, f"{init.parent.relative_to(ROOT)} is missing from [tool.setuptools] packages"
