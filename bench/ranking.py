@@ -268,7 +268,8 @@ def build(name: str, params: dict, threads: int, seed: int):
     return Implicit(make, dtype, threads, seed, **params)
 
 
-# Rough seconds per grid point relative to each other (measured on MovieLens 100K): a slot's share of the budget.
+# Rough seconds per grid point relative to each other (measured on MovieLens 100K); with the grid's size and the
+# dataset's ratings they set a (dataset, model) slot's share of the budget.
 COST = {"popular": 0.1, "implicit-als": 1.0, "implicit-bpr": 3.0, "implicit-cosine": 0.4, "implicit-itemitem": 0.4}
 
 
@@ -287,8 +288,8 @@ class Budget:
         return now + share
 
 
-def weight(name: str) -> float:
-    return len(GRIDS[name]) * COST.get(name, 1.0)
+def weight(name: str, ratings: int) -> float:
+    return len(GRIDS[name]) * COST.get(name, 1.0) * max(0.1, ratings / 100_000)
 
 
 def grid_summary(name: str) -> str:
@@ -341,9 +342,8 @@ def select_and_test(
     return result, tried
 
 
-def run_dataset(name: str, path: Path, args: argparse.Namespace, budget: Budget) -> dict:
-    t0 = time.perf_counter()
-    data = load_ratings(path)
+def run_dataset(name: str, data: Ratings, load_seconds: float, args: argparse.Namespace, budget: Budget) -> dict:
+    t0 = time.perf_counter() - load_seconds
     train, test_rows = user_holdout_split(data.user, data.n_users, seed=args.seed)
     fit_rows, val_rows = user_validation_split(data.user, train, data.n_users, seed=args.seed)
     val = Fold.of(data, fit_rows, val_rows)
@@ -430,8 +430,12 @@ def main() -> int:
     for n in args.datasets:
         if n not in present:
             print(f"\n== {n}: skipped, {paths[n]} not found (set --data-dir or CHORUS_DATA_DIR)")
-    budget = Budget(args.budget, [weight(m) for _ in present for m in GRIDS])
-    results = [run_dataset(n, paths[n], args, budget) for n in present]
+    loaded = {}
+    for n in present:
+        t0 = time.perf_counter()
+        loaded[n] = (load_ratings(paths[n]), time.perf_counter() - t0)
+    budget = Budget(args.budget, [weight(m, loaded[n][0].n) for n in present for m in GRIDS])
+    results = [run_dataset(n, *loaded[n], args, budget) for n in present]
     seconds = time.perf_counter() - start
     print(f"\nwhole run {seconds:.1f} s")
     write_json(args.json, {"machine": machine(), "threads": args.threads, "seconds": seconds, "results": results})
