@@ -52,7 +52,7 @@ class Term(StrEnum):
 
 
 Terms = Mapping[Term, np.ndarray]
-"""The terms of ``m`` pairs, each float64 (m,)."""
+"""The terms of ``m`` pairs, each float64 (m,) (a per-row statistic may be (1,), the same for every pair)."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,8 @@ def _ratio(num: np.ndarray, den: np.ndarray, defined: np.ndarray) -> np.ndarray:
 
 def _jaccard(t: Terms) -> np.ndarray:
     common = t[Term.common]
-    return _ratio(common, t[Term.count_a] + t[Term.count_b] - common, common > 0)
+    # the union is at least 1 wherever common is (and 0 / 1 = 0 where two empty rows share nothing)
+    return common / np.maximum(t[Term.count_a] + t[Term.count_b] - common, 1.0)
 
 
 def _cosine(t: Terms) -> np.ndarray:
@@ -135,8 +136,8 @@ def measure_spec(measure: str) -> MeasureSpec:
     InvalidInput : a name that is no measure, or a measure without a :data:`REGISTRY` entry.
     """
     try:
-        return REGISTRY[Measure(measure)]
-    except (ValueError, KeyError):
+        return REGISTRY[measure]  # type: ignore[index]  # a Measure is a str, so its name finds it too
+    except (KeyError, TypeError):
         known = ", ".join(m.value for m in REGISTRY)
         raise InvalidInput(f"unknown measure {measure!r}: expected one of {known}") from None
 

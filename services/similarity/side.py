@@ -186,7 +186,8 @@ class Side:
         )
 
     def _row_terms(self, needs: frozenset[Term], a: np.ndarray, b: np.ndarray) -> dict[Term, np.ndarray]:
-        """The per-row statistics among ``needs`` for pairs of rows ``a``, ``b`` (int (m,))."""
+        """The per-row statistics among ``needs`` for pairs of rows ``a``, ``b`` (int (m,); either may be (1,),
+        one row paired with every other)."""
         out: dict[Term, np.ndarray] = {}
         for term, stat, rows in (
             (Term.count_a, self.count, a),
@@ -242,7 +243,8 @@ class Side:
             return values if keep is None else values[keep]
 
         col, cnt, row = sel(common.indices), sel(cnt_all), sel(row)
-        terms = self._row_terms(needs, rows[row], col)
+        # one query row (an online query): its statistics broadcast instead of being gathered per candidate
+        terms = self._row_terms(needs, rows if rows.shape[0] == 1 else rows[row], col)
         terms[Term.common] = cnt
         for term, kind in ((Term.dot, "x"), (Term.centred_dot, "z")):
             if term in needs:
