@@ -20,11 +20,12 @@ floating-point numbers (the tests check this bit for bit).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
-from chorus.services.similarity.measures import Term, measure_spec, measure_specs, terms_needed
+from chorus.services.similarity.measures import MeasureSpec, Term, measure_spec, measure_specs, terms_needed
 from chorus.services.similarity.ranking import decode_keys, rank_bits, ranking_keys, smallest_keys, top_k_rows
 from chorus.services.similarity.sparse import aligned, chunks, gather_rows
 from chorus.shared.contract import Measure
@@ -70,6 +71,13 @@ def check_indices(idx: np.ndarray | int, n: int, what: str, *, unknown_ok: bool 
         bad = int(idx[(idx < low) | (idx >= n)][0])
         raise _unknown(bad, n, what, "; -1 means unknown" if unknown_ok else "")
     return idx
+
+
+@cache
+def _plan(measures: tuple[str, ...]) -> tuple[tuple[MeasureSpec, ...], frozenset[Term]]:
+    """The specifications of ``measures`` and every term they need (looked up once per combination)."""
+    specs = measure_specs(measures)
+    return specs, terms_needed(specs)
 
 
 class Candidates(NamedTuple):
@@ -189,14 +197,14 @@ class Side:
         """The per-row statistics among ``needs`` for pairs of rows ``a``, ``b`` (int (m,); either may be (1,),
         one row paired with every other)."""
         out: dict[Term, np.ndarray] = {}
-        for term, stat, rows in (
-            (Term.count_a, self.count, a),
-            (Term.count_b, self.count, b),
-            (Term.norm_a, self.norm, a),
-            (Term.norm_b, self.norm, b),
-        ):
-            if term in needs:
-                out[term] = stat[rows]
+        if Term.count_a in needs:
+            out[Term.count_a] = self.count.take(a)
+        if Term.count_b in needs:
+            out[Term.count_b] = self.count.take(b)
+        if Term.norm_a in needs:
+            out[Term.norm_a] = self.norm.take(a)
+        if Term.norm_b in needs:
+            out[Term.norm_b] = self.norm.take(b)
         return out
 
     def candidates(
@@ -211,8 +219,7 @@ class Side:
 
         ``rows``: int64 (r,) row indices (ascending and consecutive when ``contiguous``).
         """
-        specs = measure_specs(measures)
-        needs = terms_needed(specs)
+        specs, needs = _plan(tuple(measures))
         rows = np.asarray(rows, dtype=np.int64)
         take: np.ndarray | slice
         if contiguous and rows.shape[0]:
