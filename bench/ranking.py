@@ -62,11 +62,10 @@ from threadpoolctl import threadpool_info, threadpool_limits
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench._common import machine, write_json  # noqa: E402
 from chorus.shared.data import Ratings, load_ratings  # noqa: E402
 from chorus.shared.data.splits import user_holdout_split, user_validation_split  # noqa: E402
 from chorus.shared.ranking import evaluate_rankings, relevance_matrix, top_k  # noqa: E402
-
-from bench._common import machine, write_json  # noqa: E402
 
 DATASETS = {
     "movielens-100k": {

@@ -29,10 +29,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench._common import machine, write_json  # noqa: E402
 from chorus.services.rating.train import SelectionConfig, evaluate  # noqa: E402
 from chorus.shared.data import load_ratings  # noqa: E402
-
-from bench._common import machine, write_json  # noqa: E402
 
 DATASETS = {
     "movielens-100k": {

@@ -378,10 +378,9 @@ def start_system(args, stack: contextlib.ExitStack) -> Target:
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
+    from chorus.launcher import Topology
     from chorus.shared.artifacts import ArtifactStore, load_data_component
     from chorus.shared.data.synthetic import generate_reviews
-
-    from chorus.launcher import Topology
     from chorus.train import parse_components, train
 
     work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chorus-bench-")))

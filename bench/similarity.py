@@ -100,8 +100,8 @@ def timed(f, *args, **kw):
 
 
 def run_dataset(path: Path, label: str, queries: int, literal_budget: float, seed: int) -> dict:
+    from chorus.services.similarity import SimilarityIndex, id_rank
     from chorus.services.similarity.build import build_similarity
-    from chorus.services.similarity.core import SimilarityIndex, id_rank
     from chorus.shared.data import load_ratings
 
     out: dict = {"dataset": label, "path": str(path)}

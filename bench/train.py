@@ -17,10 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._common import machine, run_measured, write_json  # noqa: E402
 from chorus.shared.artifacts import ArtifactStore  # noqa: E402
 from chorus.shared.data.synthetic import generate_reviews  # noqa: E402
-
-from bench._common import machine, run_measured, write_json  # noqa: E402
 
 
 def main() -> int:

@@ -36,6 +36,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 import numpy as np
+
 from chorus.shared.data.ratings import LoadReport, Ratings, RatingScale
 from chorus.shared.errors import ArtifactError
 

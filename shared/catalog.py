@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from chorus.shared.artifacts import Version, load_data_component
 from chorus.shared.data.ratings import Ratings, RatingScale
 from chorus.shared.errors import InvalidInput, NotFound

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from fastapi import Path, Query
+from pydantic import BaseModel, Field, create_model
+
 from chorus.shared.contract import (
     DEFAULT_K,
     DEFAULT_MIN_COMMON,
@@ -21,8 +24,6 @@ from chorus.shared.contract import (
     MAX_SEARCH_LIMIT,
 )
 from chorus.shared.errors import ChorusError
-from fastapi import Path, Query
-from pydantic import BaseModel, Field, create_model
 
 __all__ = [
     "DEFAULT_K",

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from chorus.shared.contract import MAX_ID_LENGTH, MAX_PAIRS, Measure
 from pydantic import BaseModel, ConfigDict, Field
+
+from chorus.shared.contract import MAX_ID_LENGTH, MAX_PAIRS, Measure
 
 
 class ErrorPublic(BaseModel):

@@ -19,15 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from chorus.shared.artifacts import ArtifactStore, Version
-from chorus.shared.contract import VERSION_HEADER
-from chorus.shared.errors import ChorusError, NotReady
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from chorus.shared.artifacts import ArtifactStore, Version
+from chorus.shared.contract import VERSION_HEADER
+from chorus.shared.errors import ChorusError, NotReady
 
 log = logging.getLogger("chorus.serving")
 

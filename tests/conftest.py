@@ -41,7 +41,6 @@ def amazon_tsv_sample() -> Path:
 def train_tiny(root: Path, reviews: int, seed: int, components: list[str]) -> Path:
     """Generate ``reviews`` demo reviews beside ``root`` and train ``components`` into it (quietly)."""
     from chorus.shared.data.synthetic import generate_reviews
-
     from chorus.train import train
 
     data = generate_reviews(root.parent / f"{root.name}.tsv", reviews, seed=seed, progress=False)

@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+
 from chorus.services.gateway import page as pages
 from chorus.services.gateway.core import Answer
 from chorus.services.gateway.deps import GatewayDep
@@ -67,8 +70,6 @@ from chorus.shared.schemas import (
     SimilarUsersPublic,
     StatsPublic,
 )
-from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
 
 JSON = "application/json"
 

@@ -15,6 +15,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
 from chorus.services.gateway import api
 from chorus.services.gateway.cache import Cache, MemoryCache, NearCache, RedisCache
 from chorus.services.gateway.core import Gateway
@@ -22,9 +26,6 @@ from chorus.services.gateway.downstream import Downstream, build_client
 from chorus.services.gateway.hitpath import HitPath
 from chorus.services.gateway.settings import Settings, get_settings
 from chorus.shared.serving import install_error_handlers
-from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 
 log = logging.getLogger("chorus.gateway")
 

@@ -26,10 +26,11 @@ from typing import Literal, Protocol
 from urllib.parse import quote
 
 import redis.asyncio as aioredis
-from chorus.shared.contract import redact_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import MaxConnectionsError, RedisError
+
+from chorus.shared.contract import redact_url
 
 log = logging.getLogger("chorus.gateway")
 

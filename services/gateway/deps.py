@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from chorus.services.gateway.core import Gateway
 from fastapi import Depends, Request
+
+from chorus.services.gateway.core import Gateway
 
 
 async def get_gateway(request: Request) -> Gateway:

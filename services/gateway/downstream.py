@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 
 import httpx
+
 from chorus.shared.contract import VERSION_HEADER
 from chorus.shared.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 

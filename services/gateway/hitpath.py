@@ -24,6 +24,8 @@ import re
 from collections.abc import Callable
 from urllib.parse import parse_qsl, quote, unquote_to_bytes, urlencode
 
+from starlette.types import ASGIApp, Receive, Scope, Send
+
 from chorus.services.gateway.cache import cache_key
 from chorus.shared.contract import (
     DEFAULT_K,
@@ -34,7 +36,6 @@ from chorus.shared.contract import (
     Method,
 )
 from chorus.shared.errors import NotFound
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 def ident(value: str) -> str:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+
 from chorus.services.rating.accuracy import rmse
 from chorus.services.rating.config import DEFAULT_CONFIG, LatentConfig
 from chorus.services.rating.fitting import FitInfo, Trainset

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import numpy as np
+from fastapi import APIRouter, Depends
+
 from chorus.services.rating.models.base import FALLBACKS
 from chorus.services.rating.service import RatingService
 from chorus.shared.errors import InvalidInput, NotReady
 from chorus.shared.params import DEFAULT_K, ItemIdQuery, K, UserId, UserIdQuery, error_responses
 from chorus.shared.schemas import ModelRecommendationsPublic, Prediction, PredictionsPublic, PredictRequest
 from chorus.shared.serving import Loaded, model_dependency
-from fastapi import APIRouter, Depends
 
 router = APIRouter(prefix="/v1", tags=["rating"], responses=error_responses(InvalidInput, NotReady))
 

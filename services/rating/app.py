@@ -6,11 +6,12 @@ Run: ``CHORUS_ARTIFACTS=DIR uvicorn chorus.services.rating.app:create_app --fact
 
 from __future__ import annotations
 
+from fastapi import FastAPI
+
 from chorus.services.rating.api import router
 from chorus.services.rating.service import load_service
 from chorus.services.rating.settings import Settings
 from chorus.shared.serving import create_service_app
-from fastapi import FastAPI
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import scipy.sparse.linalg
+
 from chorus.services.rating.config import DEFAULT_CONFIG, LatentConfig
 from chorus.services.rating.fitting import Trainset
 from chorus.services.rating.models import RatingModel

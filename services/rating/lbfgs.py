@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import scipy.optimize
+
 from chorus.services.rating.config import DEFAULT_CONFIG, LatentConfig
 from chorus.services.rating.fitting import FitInfo, Trainset
 from chorus.services.rating.models import RatingModel

@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
+
 from chorus.services.rating.config import LatentConfig
 from chorus.services.rating.fitting import Trainset, popular_items, rating_counts
 from chorus.services.rating.models import REGISTRY, RatingModel

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from chorus.services.rating.models import REGISTRY, RatingModel
 from chorus.shared.artifacts import Version, VersionWriter
 from chorus.shared.errors import ArtifactError, InvalidInput

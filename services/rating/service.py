@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+
 from chorus.services.rating.models import RatingModel
 from chorus.services.rating.persistence import load_component
 from chorus.shared.artifacts import Version

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+
 from chorus.services.rating.accuracy import metrics, rmse
 from chorus.services.rating.als import fit_als
 from chorus.services.rating.baseline import fit_bias, fit_mean

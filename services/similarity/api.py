@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from fastapi import APIRouter, Depends
+
 from chorus.services.similarity.model import SimilarityModel
 from chorus.shared.contract import Measure
 from chorus.shared.errors import InvalidInput, NotFound, NotReady
@@ -30,7 +32,6 @@ from chorus.shared.schemas import (
     StatsPublic,
 )
 from chorus.shared.serving import Loaded, model_dependency
-from fastapi import APIRouter, Depends
 
 router = APIRouter(prefix="/v1", tags=["similarity"], responses=error_responses(NotFound, InvalidInput, NotReady))
 

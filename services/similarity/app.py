@@ -6,11 +6,12 @@ Run: ``CHORUS_ARTIFACTS=DIR uvicorn chorus.services.similarity.app:create_app --
 
 from __future__ import annotations
 
+from fastapi import FastAPI
+
 from chorus.services.similarity.api import router
 from chorus.services.similarity.model import load_model
 from chorus.services.similarity.settings import Settings
 from chorus.shared.serving import create_service_app
-from fastapi import FastAPI
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

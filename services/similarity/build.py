@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+
 from chorus.services.similarity.config import SimilarityConfig
 from chorus.services.similarity.index import SimilarityIndex
 from chorus.services.similarity.layout import CORE_ARRAYS

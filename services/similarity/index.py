@@ -16,16 +16,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+
 from chorus.services.similarity.config import SimilarityConfig
 from chorus.services.similarity.layout import CORE_ARRAYS, table_array_names, tabled_measures, validate_arrays
 from chorus.services.similarity.measures import measure_spec
 from chorus.services.similarity.predict import Predictions, predict
 from chorus.services.similarity.ranking import rank_or_identity
 from chorus.services.similarity.recommend import Recommendations, recommend
-from chorus.services.similarity.side import Side, check_indices
+from chorus.services.similarity.side import Side
 from chorus.services.similarity.sparse import csr_layout, row_stats
 from chorus.shared.contract import Measure
 from chorus.shared.errors import ArtifactError, InvalidInput
+from chorus.shared.indices import check_indices
 
 
 def check_k(k: int) -> int:

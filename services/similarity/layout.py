@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import numpy as np
+
 from chorus.shared.contract import Measure
 from chorus.shared.errors import ArtifactError
 

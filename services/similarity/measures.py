@@ -23,6 +23,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 import numpy as np
+
 from chorus.shared.contract import Measure
 from chorus.shared.errors import InvalidInput
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+
 from chorus.services.similarity.side import Side
 from chorus.services.similarity.sparse import chunks, gather_rows
 from chorus.shared.contract import Measure

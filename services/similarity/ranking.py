@@ -15,6 +15,7 @@ row, so a partial sort of keys is an exact top ``k``. Unbounded scores (sums ove
 from __future__ import annotations
 
 import numpy as np
+
 from chorus.shared.errors import InvalidInput
 
 DECIMALS = 10

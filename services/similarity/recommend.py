@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
+
 from chorus.services.similarity.measures import REGISTRY, Term
 from chorus.services.similarity.ranking import DECIMALS, best_per_group, order_by_rounded_score, rounded_units
 from chorus.services.similarity.side import Side

@@ -25,52 +25,12 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
+
 from chorus.services.similarity.measures import MeasureSpec, Term, measure_spec, measure_specs, terms_needed
 from chorus.services.similarity.ranking import decode_keys, rank_bits, ranking_keys, smallest_keys, top_k_rows
 from chorus.services.similarity.sparse import aligned, chunks, gather_rows
 from chorus.shared.contract import Measure
-from chorus.shared.errors import NotFound
-
-
-def _unknown(index: int, n: int, what: str, hint: str = "") -> NotFound:
-    return NotFound(f"unknown {what} index {index} (there are {n} {what}s{hint})")
-
-
-def check_index(i: int, n: int, what: str) -> int:
-    """``i`` as an int, checked to be a valid index of ``n`` rows named ``what`` ("item", "user").
-
-    Raises
-    ------
-    NotFound : outside ``0..n-1``.
-    """
-    i = int(i)
-    if not 0 <= i < n:
-        raise _unknown(i, n, what)
-    return i
-
-
-def check_indices(idx: np.ndarray | int, n: int, what: str, *, unknown_ok: bool = False) -> np.ndarray:
-    """``idx`` as int64 (m,) (a scalar becomes (1,)), checked to lie in ``0..n-1``.
-
-    Parameters
-    ----------
-    idx : int (m,) or int
-    n : int
-    what : str
-        What the rows are ("item", "user"), for the message.
-    unknown_ok : bool
-        Also accept -1, meaning an id the vocabulary does not know.
-
-    Raises
-    ------
-    NotFound : an index out of range.
-    """
-    idx = np.atleast_1d(np.asarray(idx, dtype=np.int64))
-    low = -1 if unknown_ok else 0
-    if idx.size and (idx.min() < low or idx.max() >= n):
-        bad = int(idx[(idx < low) | (idx >= n)][0])
-        raise _unknown(bad, n, what, "; -1 means unknown" if unknown_ok else "")
-    return idx
+from chorus.shared.indices import check_index
 
 
 @cache

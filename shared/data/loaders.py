@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+
 from chorus.shared.data.ratings import LoadReport, Ratings, RatingScale, RawColumns, assemble
 from chorus.shared.data.rows import CHUNK_BYTES, TRUE_WORDS, ChunkFilter, floats, ints
 from chorus.shared.data.tsv import read_amazon_tsv

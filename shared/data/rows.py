@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
 from chorus.shared.data.ratings import LoadReport, RatingScale, RawColumns
 
 

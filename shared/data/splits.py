@@ -7,6 +7,7 @@ stable across platforms and versions) and cut it, so they depend only on ``n`` a
 from __future__ import annotations
 
 import numpy as np
+
 from chorus.shared.errors import InvalidInput
 
 

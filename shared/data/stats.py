@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+
 from chorus.shared.data.ratings import Ratings
 
 

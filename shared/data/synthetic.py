@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from chorus.shared.data.rows import TSV_HEADER
 from chorus.shared.errors import InvalidInput
 from chorus.shared.progress import Progress

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
 from chorus.shared.data.rows import MAX_ID_LENGTH, TSV_HEADER, ChunkFilter, floats, ints, raw_stream
 from chorus.shared.progress import Progress
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 
+from chorus.cli import DEMO_REVIEWS
 from chorus.shared.data import load_ratings
 from chorus.shared.data.synthetic import generate_reviews
-
-from chorus.cli import DEMO_REVIEWS
 from tests.conftest import REPO
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from chorus.shared.artifacts import ArtifactStore, load_data_component
-from chorus.shared.data.synthetic import generate_reviews
 
 from chorus.launcher import Topology, free_port
+from chorus.shared.artifacts import ArtifactStore, load_data_component
+from chorus.shared.data.synthetic import generate_reviews
 from chorus.train import parse_components, train
 
 E2E_REDIS_DB = 14  # a dedicated database of the machine's Redis; only this one is flushed

@@ -11,10 +11,10 @@ import time
 
 import httpx
 import pytest
-from chorus.shared.artifacts import read_current
-from chorus.shared.data.synthetic import generate_reviews
 
 from chorus.launcher import free_port
+from chorus.shared.artifacts import read_current
+from chorus.shared.data.synthetic import generate_reviews
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]

@@ -6,10 +6,10 @@ import warnings
 
 import httpx
 import pytest
-from chorus.services.gateway.app import create_app
-from chorus.services.gateway.settings import Settings
 from fastapi.testclient import TestClient
 
+from chorus.services.gateway.app import create_app
+from chorus.services.gateway.settings import Settings
 from tests.gateway.fakes import FakeService
 
 REDIS_TEST_URL = "redis://127.0.0.1:6379/15"  # the gateway tests' own database: flushed before and after each test

@@ -109,9 +109,10 @@ def test_bad_input_is_a_422_with_a_clear_message(client, sim, rat, url, names):
 
 def test_validation_errors_are_worded_as_the_services_word_them(client):
     """The gateway installs chorus.shared.serving's handlers, so a 422 reads the same from the gateway or a service."""
-    from chorus.shared.serving import install_error_handlers
     from fastapi import FastAPI, Query
     from fastapi.testclient import TestClient
+
+    from chorus.shared.serving import install_error_handlers
 
     service = FastAPI()
     install_error_handlers(service)

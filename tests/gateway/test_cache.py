@@ -11,9 +11,9 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 import redis
+
 from chorus.services.gateway.app import build_gateway, create_app
 from chorus.services.gateway.cache import MemoryCache, RedisCache, cache_key
-
 from tests.gateway.conftest import REDIS_TEST_URL, make_settings
 from tests.gateway.fakes import FakeService
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from urllib.parse import quote, urlencode
 
 import pytest
-from chorus.services.gateway.hitpath import target_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chorus.services.gateway.hitpath import target_of
 from tests.gateway.conftest import make_client
 from tests.gateway.fakes import FakeService
 

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+
 from chorus.services.rating import als
 from chorus.services.rating.als import BiasSide, Side, als_sweeps, fit_als, make_sides
 from chorus.services.rating.baseline import fit_bias
@@ -16,7 +17,6 @@ from chorus.services.rating.lbfgs import fit_lbfgs
 from chorus.services.rating.models import LatentModel
 from chorus.services.rating.objective import Params, Problem, init_params, objective_and_gradient
 from chorus.shared.errors import InvalidInput
-
 from tests.rating.data import planted, random_ratings
 from tests.rating.test_objective import WEIGHTINGS
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from fastapi.testclient import TestClient
+
 from chorus.services.rating.app import create_app
 from chorus.services.rating.settings import Settings
 from chorus.shared.artifacts import ArtifactStore, load_data_component
-from fastapi.testclient import TestClient
-
 from tests.conftest import busiest, train_tiny
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from chorus.services.rating.als import fit_als
 from chorus.services.rating.baseline import fit_bias, fit_mean
 from chorus.services.rating.config import LatentConfig
@@ -13,7 +14,6 @@ from chorus.services.rating.models import REGISTRY, BiasModel, LatentModel, Mean
 from chorus.services.rating.models.base import FALLBACKS, POPULAR
 from chorus.services.rating.service import reviewed_matrix
 from chorus.shared.errors import InvalidInput
-
 from tests.rating.data import planted
 from tests.rating.model_contract import RatingModelContract
 

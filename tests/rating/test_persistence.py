@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from chorus.services.rating.models import BiasModel, LatentModel, MeanModel
 from chorus.services.rating.persistence import COMPONENT, load_component, write_component
 from chorus.shared.artifacts import ArtifactStore, VersionWriter
 from chorus.shared.errors import ArtifactError
-
 from tests.rating.test_models import baseline, tiny_model
 
 

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from chorus.services.rating import train as train_mod
 from chorus.services.rating.config import LatentConfig
 from chorus.services.rating.fitting import FitInfo, Trainset
@@ -14,7 +15,6 @@ from chorus.services.rating.persistence import load_component
 from chorus.services.rating.train import SelectionConfig, evaluate, select, train, write_train_result
 from chorus.shared.artifacts import ArtifactStore, VersionWriter
 from chorus.shared.errors import InvalidInput
-
 from tests.rating.data import planted
 
 FAST = SelectionConfig(

@@ -10,6 +10,7 @@ import textwrap
 
 import numpy as np
 import pytest
+
 from chorus.shared.artifacts import (
     ArtifactStore,
     VersionWriter,
@@ -21,7 +22,6 @@ from chorus.shared.artifacts import (
 )
 from chorus.shared.data import load_ratings
 from chorus.shared.errors import ArtifactError
-
 from tests.conftest import REPO
 
 

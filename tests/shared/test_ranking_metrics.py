@@ -7,6 +7,9 @@ import math
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from chorus.shared.errors import InvalidInput
 from chorus.shared.ranking import (
     METRICS,
@@ -22,8 +25,6 @@ from chorus.shared.ranking import (
     relevance_matrix,
     top_k,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 L3 = 1 / math.log2(3)  # discount of rank 2
 L4 = 1 / math.log2(4)  # discount of rank 3

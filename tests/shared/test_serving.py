@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
+from fastapi import APIRouter, Depends, Query
+from fastapi.testclient import TestClient
+
 from chorus.shared.artifacts import VersionWriter
 from chorus.shared.errors import NotFound
 from chorus.shared.serving import Loaded, ServiceSettings, create_service_app, model_dependency
-from fastapi import APIRouter, Depends, Query
-from fastapi.testclient import TestClient
 
 
 def publish(root, value: float) -> str:

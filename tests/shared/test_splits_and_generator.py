@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from chorus.shared.data import dataset_stats, holdout_split, kfold_split, load_ratings
 from chorus.shared.data.synthetic import generate_reviews
 from chorus.shared.errors import InvalidInput

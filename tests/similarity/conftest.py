@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from chorus.services.similarity.index import SimilarityIndex
 from chorus.services.similarity.ranking import id_rank
-
 from tests.conftest import real_file
 from tests.similarity.reference import HAND, Reference, make_index
 

@@ -10,10 +10,11 @@ import math
 from collections import defaultdict
 
 import numpy as np
-from chorus.services.similarity.config import SimilarityConfig
-from chorus.services.similarity.index import SimilarityIndex
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+
+from chorus.services.similarity.config import SimilarityConfig
+from chorus.services.similarity.index import SimilarityIndex
 
 # --- the reference ------------------------------------------------------------------------------------------
 

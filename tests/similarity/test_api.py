@@ -7,11 +7,11 @@ import sys
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
+
 from chorus.services.similarity.app import create_app
 from chorus.services.similarity.settings import Settings
 from chorus.shared.artifacts import ArtifactStore, load_data_component
-from fastapi.testclient import TestClient
-
 from tests.conftest import busiest, train_tiny
 
 

@@ -6,13 +6,13 @@ import itertools
 
 import numpy as np
 import pytest
+
 from chorus.services.similarity.build import block_bounds, build_similarity
 from chorus.services.similarity.config import SimilarityConfig
 from chorus.services.similarity.index import SimilarityIndex
 from chorus.services.similarity.persistence import load_component
 from chorus.shared.artifacts import ArtifactStore
 from chorus.shared.contract import Measure
-
 from tests.similarity.reference import random_ratings
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from chorus.services.similarity import measures
 from chorus.services.similarity.build import build_table
 from chorus.services.similarity.config import SimilarityConfig

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from chorus.services.similarity.build import build_similarity
 from chorus.services.similarity.config import SimilarityConfig
 from chorus.services.similarity.index import SimilarityIndex
@@ -12,7 +13,6 @@ from chorus.services.similarity.persistence import COMPONENT, component_meta, lo
 from chorus.shared.artifacts import ArtifactStore, VersionWriter
 from chorus.shared.contract import Measure
 from chorus.shared.errors import ArtifactError
-
 from tests.similarity.reference import random_ratings
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from chorus.services.similarity.ranking import (
     decode_keys,
     id_rank,

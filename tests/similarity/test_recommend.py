@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from chorus.shared.contract import Measure
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chorus.shared.contract import Measure
 from tests.similarity.reference import PROPERTY, Reference, datasets, make_index
 
 

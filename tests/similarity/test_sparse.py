@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+
 from chorus.services.similarity.sparse import aligned, chunks, gather_rows
 
 

@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Self
 
 import numpy as np
-from chorus.shared.errors import InvalidInput, NotFound
+
+from chorus.shared.errors import InvalidInput
+from chorus.shared.indices import check_indices
 
 #: ``fallback`` names of :meth:`RatingModel.predict`, indexed by the int8 code.
 FALLBACKS: tuple[str | None, ...] = (None, "item_bias", "user_bias", "global_mean")
@@ -197,24 +199,6 @@ class RatingModel(ABC):
     def n_items(self) -> int:
         return int(self.item_bias.shape[0])
 
-    @staticmethod
-    def check_indices(idx: np.ndarray, n: int, what: str) -> np.ndarray:
-        """``idx`` as int64, every entry in -1..n-1 (-1: unknown).
-
-        Raises
-        ------
-        InvalidInput : indices that are not integers.
-        NotFound : an index below -1 or beyond ``n - 1``.
-        """
-        idx = np.asarray(idx)
-        if idx.size and not np.issubdtype(idx.dtype, np.integer):
-            raise InvalidInput(f"{what} indices must be integers, got dtype {idx.dtype}")
-        idx = idx.astype(np.int64, copy=False)
-        if idx.size and (idx.min() < -1 or idx.max() >= n):
-            bad = idx[(idx < -1) | (idx >= n)][0]
-            raise NotFound(f"{what} index {bad} is outside 0..{n - 1} (use -1 for an unknown {what})")
-        return idx
-
     def predict(self, users: np.ndarray, items: np.ndarray) -> Predictions:
         """Predicted ratings for pairs, clipped to ``[low, high]``, vectorised.
 
@@ -235,8 +219,8 @@ class RatingModel(ABC):
         NotFound : an index below -1 or beyond the last user/item.
         InvalidInput : indices that are not integers, or ``users`` and ``items`` of different shapes.
         """
-        users = np.atleast_1d(self.check_indices(users, self.n_users, "user"))
-        items = np.atleast_1d(self.check_indices(items, self.n_items, "item"))
+        users = np.atleast_1d(check_indices(users, self.n_users, "user", unknown_ok=True))
+        items = np.atleast_1d(check_indices(items, self.n_items, "item", unknown_ok=True))
         if users.shape != items.shape:
             raise InvalidInput(f"users and items must have the same shape, got {users.shape} and {items.shape}")
         ku, ki = _known(users, self.user_count), _known(items, self.item_count)
@@ -279,10 +263,10 @@ class RatingModel(ABC):
         """
         if k < 1:
             raise InvalidInput(f"k must be at least 1, got {k}")
-        user = int(self.check_indices(np.array([user]), self.n_users, "user")[0])
+        user = int(check_indices(np.array([user]), self.n_users, "user", unknown_ok=True)[0])
         banned = np.zeros(self.n_items, dtype=bool)
         if exclude is not None and len(exclude):
-            excluded = self.check_indices(np.asarray(exclude).ravel(), self.n_items, "item")
+            excluded = check_indices(np.asarray(exclude).ravel(), self.n_items, "item", unknown_ok=True)
             banned[excluded[excluded >= 0]] = True
         if not _known(np.array([user]), self.user_count)[0]:
             cand = self.popular_items[~banned[self.popular_items]][:k].astype(np.int64)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
+
 from chorus.services.rating.models.base import RatingModel
 from chorus.shared.errors import InvalidInput
 
