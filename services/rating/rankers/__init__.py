@@ -1,0 +1,19 @@
+"""Top-N rankers on implicit feedback, by the ``kind`` their artifact records (see ``base.py`` for the interface
+and ``docs/models.md`` for every ranker's formula).
+
+Adding a ranker: one module here with a dataclass subclassing :class:`~chorus.services.rating.rankers.base.Ranker`
+(a ``kind`` and ``score(history)``; ``contributions`` when its scores decompose over the history, for
+``because``; ``to_arrays``/``from_arrays`` extended with its own arrays) and a ``fit_<kind>(reviews, params)``
+trainer, one line in :data:`REGISTRY`, and a two-line subclass of ``tests/rating/ranker_contract.py``.
+"""
+
+from __future__ import annotations
+
+from chorus.services.rating.rankers.base import Ranked, Ranker
+from chorus.services.rating.rankers.popular import PopularRanker
+
+REGISTRY: dict[str, type[Ranker]] = {
+    PopularRanker.kind: PopularRanker,
+}
+
+__all__ = ["REGISTRY", "PopularRanker", "Ranked", "Ranker"]
