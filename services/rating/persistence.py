@@ -38,7 +38,7 @@ def write_component(writer: VersionWriter, model: RatingModel, meta: dict[str, A
     described = model.to_meta()
     hyper = dict(meta.get("hyperparameters", {}))
     hyper.update({"kind": described.pop("kind"), "n_factors": int(arrays["user_factors"].shape[1]), **described})
-    writer.set_component_meta(COMPONENT, hyperparameters=_jsonable(hyper), metrics=_jsonable(meta.get("metrics", {})))
+    writer.set_component_meta(COMPONENT, hyperparameters=jsonable(hyper), metrics=jsonable(meta.get("metrics", {})))
 
 
 def load_component(version: Version) -> RatingModel:
@@ -66,12 +66,12 @@ def load_component(version: Version) -> RatingModel:
         raise ArtifactError(f"rating component of version {version.name}: {exc.detail}") from exc
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """``value`` with numpy scalars as Python numbers, tuples as lists, non-finite floats as None."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, float) and not np.isfinite(value):

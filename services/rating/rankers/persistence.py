@@ -1,0 +1,77 @@
+"""The ``ranking`` artifact component: every fitted ranker of a version, and which one is served by default.
+
+Files: ``<kind>__<name>.npy`` for each array a ranker's ``to_arrays`` names (memory-mapped on load). The
+manifest's ``hyperparameters`` hold ``{"default": kind, "rankers": {kind: {"kind": kind, "params": {...}}}}`` and
+its ``metrics`` whatever the selection measured (validation NDCG and the like, per kind). Each ranker's class is
+found by its kind in :data:`chorus.services.rating.rankers.REGISTRY`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from chorus.services.rating.persistence import jsonable
+from chorus.services.rating.rankers import REGISTRY, Ranker
+from chorus.shared.artifacts import Version, VersionWriter
+from chorus.shared.errors import ArtifactError, InvalidInput
+
+COMPONENT = "ranking"
+SEPARATOR = "__"
+
+
+def write_rankers(
+    writer: VersionWriter, rankers: Mapping[str, Ranker], default: str, metrics: Mapping[str, Any] | None = None
+) -> None:
+    """Store ``rankers`` (kind -> fitted ranker) as the ``ranking`` component, ``default`` the kind served when a
+    request names none."""
+    if default not in rankers:
+        raise InvalidInput(f"the default ranker {default!r} is not among the fitted ones ({', '.join(rankers)})")
+    described = {}
+    for kind, ranker in rankers.items():
+        if ranker.kind != kind:
+            raise InvalidInput(f"ranker stored as {kind!r} is a {ranker.kind!r}")
+        for name, array in ranker.to_arrays().items():
+            writer.save_array(COMPONENT, f"{kind}{SEPARATOR}{name}", array)
+        described[kind] = ranker.to_meta()
+    writer.set_component_meta(
+        COMPONENT,
+        hyperparameters=jsonable({"default": default, "rankers": described}),
+        metrics=jsonable(dict(metrics or {})),
+    )
+
+
+def load_rankers(version: Version) -> tuple[dict[str, Ranker], str]:
+    """Every ranker of a verified version's ``ranking`` component (arrays memory-mapped read-only) and the
+    default kind.
+
+    Raises
+    ------
+    ArtifactError : an unknown kind, a missing array, or a default that is not among the rankers.
+    """
+    meta = version.component_meta(COMPONENT)
+    hyper = meta.get("hyperparameters", {})
+    described: dict[str, Any] = hyper.get("rankers", {})
+    default = hyper.get("default")
+    if default not in described:
+        raise ArtifactError(f"ranking component of version {version.name} names no valid default ranker")
+    files: dict[str, list[str]] = {}
+    for name in meta.get("files", {}):
+        kind, sep, array = name.partition(SEPARATOR)
+        if sep:
+            files.setdefault(kind, []).append(array)
+    rankers: dict[str, Ranker] = {}
+    for kind, info in described.items():
+        if kind not in REGISTRY:
+            raise ArtifactError(
+                f"ranking component of version {version.name} holds a {kind!r} ranker; this build serves "
+                f"{', '.join(REGISTRY)}"
+            )
+        try:
+            arrays = {a: version.array(COMPONENT, f"{kind}{SEPARATOR}{a}") for a in files.get(kind, [])}
+            rankers[kind] = REGISTRY[kind].from_arrays(arrays, info)
+        except (KeyError, IndexError, TypeError) as exc:
+            raise ArtifactError(f"{kind} ranker of version {version.name} is incomplete: {exc}") from exc
+        except InvalidInput as exc:
+            raise ArtifactError(f"{kind} ranker of version {version.name}: {exc.detail}") from exc
+    return rankers, str(default)
