@@ -20,9 +20,3 @@ class PopularRanker(Ranker):
 
     def score(self, history: sp.csr_array) -> np.ndarray:
         return np.broadcast_to(self.item_count.astype(np.float64), (history.shape[0], self.n_items))
-
-
-def fit_popular(reviews: sp.csr_array, params: dict | None = None) -> PopularRanker:
-    """From the user×item training matrix (any values): the review count of every item."""
-    counts = np.bincount(sp.csr_array(reviews).indices, minlength=reviews.shape[1]).astype(np.int64)
-    return PopularRanker(item_count=counts, params=dict(params or {}))
