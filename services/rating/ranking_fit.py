@@ -7,13 +7,26 @@ with one point of ``GRIDS[kind]``; the selection (``ranking_train.py``) tries ev
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
+from implicit.cpu.als import AlternatingLeastSquares
+from threadpoolctl import threadpool_limits
 
-from chorus.services.rating.rankers import PopularRanker, Ranker
+from chorus.services.rating.rankers import (
+    MAX_EASE_ITEMS,
+    EaseRanker,
+    IalsRanker,
+    ItemKnnRanker,
+    PopularRanker,
+    Ranker,
+)
+from chorus.services.rating.rankers.ials import VALUES
+from chorus.shared.errors import InvalidInput
 
 Fitter = Callable[[sp.csr_array, dict[str, Any]], Ranker]
 
@@ -28,10 +41,185 @@ def fit_popular(reviews: sp.csr_array, params: dict[str, Any]) -> PopularRanker:
     return PopularRanker(item_count=item_counts(reviews), params=dict(params))
 
 
+def weights_of(reviews: sp.csr_array, values: str) -> sp.csr_array:
+    """The user×item matrix a model learns from: 1 per review (``"binary"``) or the star rating (``"rating"``)."""
+    if values not in VALUES:
+        raise InvalidInput(f"values must be one of {', '.join(VALUES)}, got {values!r}")
+    x = sp.csr_array(reviews, dtype=np.float64)
+    if values == "binary":
+        x = sp.csr_array((np.ones(x.indices.shape[0]), x.indices, x.indptr), shape=x.shape)
+    return x
+
+
+def fit_item_knn(reviews: sp.csr_array, params: dict[str, Any]) -> ItemKnnRanker:
+    """Item-kNN: ``params`` ``neighbours`` (int), ``shrink`` (float), ``values`` (``"binary"`` or ``"rating"``: the
+    weights the cosine is taken over) and ``normalise`` (``"none"`` or ``"row"``); see :func:`knn_similarity`."""
+    x = weights_of(reviews, params.get("values", "binary"))
+    indptr, indices, data = knn_similarity(
+        x, int(params["neighbours"]), float(params["shrink"]), params.get("normalise", "none")
+    )
+    return ItemKnnRanker(
+        item_count=item_counts(reviews), params=dict(params), sim_indptr=indptr, sim_indices=indices, sim_data=data
+    )
+
+
+def fit_ease(reviews: sp.csr_array, params: dict[str, Any]) -> EaseRanker:
+    """EASE^R with ``params["lam"]`` (λ) on the binary matrix ``X``: ``G = XᵀX + λI``, ``P = G⁻¹`` (Cholesky,
+    float64), ``B = I − P·diagMat(1/diag(P))``, stored as float32.
+
+    Raises
+    ------
+    InvalidInput : more than :data:`MAX_EASE_ITEMS` items, or ``lam`` not positive.
+    """
+    n = reviews.shape[1]
+    if n > MAX_EASE_ITEMS:
+        raise InvalidInput(f"ease: {n:,} items exceed its limit of {MAX_EASE_ITEMS:,} (a dense n×n inverse)")
+    lam = float(params["lam"])
+    if not lam > 0:
+        raise InvalidInput(f"ease: lam must be positive, got {lam}")
+    x = weights_of(reviews, "binary")
+    gram = np.asarray((x.T @ x).toarray(), dtype=np.float64)
+    gram[np.diag_indices(n)] += lam
+    chol, info = scipy.linalg.lapack.dpotrf(gram, lower=False, overwrite_a=True, clean=True)
+    if info != 0:
+        raise InvalidInput(f"ease: XᵀX + λI is not positive definite (LAPACK dpotrf info {info})")
+    p, info = scipy.linalg.lapack.dpotri(chol, lower=False, overwrite_c=True)
+    del chol
+    # dpotri fills the upper triangle: mirror it
+    p = np.triu(p) + np.triu(p, 1).T
+    b = p / -np.diag(p)[None, :]
+    b[np.diag_indices(n)] = 0.0
+    return EaseRanker(item_count=item_counts(reviews), params=dict(params), weights=b.astype(np.float32))
+
+
+def implicit_als(reviews: sp.csr_array, params: dict[str, Any]) -> AlternatingLeastSquares:
+    """implicit's CPU ``AlternatingLeastSquares`` (float32) fitted on the confidences ``c = 1 + α·v`` of the
+    observed pairs (``v`` per ``params["values"]``: 1 or the rating), as :func:`fit_ials` fits it.
+
+    ``params``: ``factors``, ``regularization`` (λ), ``alpha`` (α), ``iterations``, ``values``; ``seed``
+    (implicit's ``random_state``, default 0), ``num_threads`` (default 0: every core) and ``use_cg`` (default
+    True: implicit's conjugate-gradient solver; False: its exact Cholesky solve). BLAS runs on one thread during
+    the fit, as implicit asks (its own threads solve users and items in parallel).
+    """
+    values = params.get("values", "binary")
+    alpha = float(params["alpha"])
+    x = weights_of(reviews, values)
+    conf = sp.csr_matrix((1.0 + alpha * x.data, x.indices, x.indptr), shape=x.shape, dtype=np.float32)
+    with threadpool_limits(1, "blas"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # implicit's BLAS-threads warning: held to one here
+        model = AlternatingLeastSquares(
+            factors=int(params["factors"]),
+            regularization=float(params["regularization"]),
+            alpha=1.0,  # the confidences are in the matrix already
+            dtype=np.float32,
+            use_cg=bool(params.get("use_cg", True)),
+            iterations=int(params["iterations"]),
+            calculate_training_loss=False,
+            num_threads=int(params.get("num_threads", 0)),
+            random_state=int(params.get("seed", 0)),
+        )
+        model.fit(conf, show_progress=False)
+    return model
+
+
+def fit_ials(reviews: sp.csr_array, params: dict[str, Any]) -> IalsRanker:
+    """iALS: :func:`implicit_als`, of which only the item factors are kept (users are folded in when scored,
+    see :class:`~chorus.services.rating.rankers.ials.IalsRanker`)."""
+    model = implicit_als(reviews, params)
+    stored = {
+        **params,
+        "values": params.get("values", "binary"),
+        "alpha": float(params["alpha"]),
+        "regularization": float(params["regularization"]),
+    }
+    return IalsRanker(
+        item_count=item_counts(reviews), params=stored, item_factors=np.asarray(model.item_factors, np.float32)
+    )
+
+
+def knn_similarity(
+    x: sp.csr_array, neighbours: int, shrink: float, normalise: str = "none", block: int = 1 << 22
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The CSR arrays (indptr int64, indices int32, data float32) of ``S`` for a user×item matrix ``x`` (its
+    values are the weights: 1 or the rating).
+
+    ``sim(i, j) = x_iᵀ x_j / (‖x_i‖ ‖x_j‖ + shrink)`` over item columns, ``i ≠ j``; row ``i`` keeps its
+    ``neighbours`` largest positive similarities, ties to the lower item index. ``normalise``: ``"none"``, or
+    ``"row"`` to divide each row by its sum (each history item casts one vote in all, Deshpande & Karypis 2004).
+    Rows of the item×item product are formed ``block`` stored entries at a time, so memory stays bounded.
+    """
+    if neighbours < 1:
+        raise InvalidInput(f"item_knn: neighbours must be at least 1, got {neighbours}")
+    if shrink < 0:
+        raise InvalidInput(f"item_knn: shrink must be non-negative, got {shrink}")
+    if normalise not in NORMALISATIONS:
+        raise InvalidInput(f"item_knn: normalise must be one of {', '.join(NORMALISATIONS)}, got {normalise!r}")
+    x = sp.csr_array(x, dtype=np.float64)
+    n = x.shape[1]
+    xt = sp.csr_array(x.T)
+    norm = np.sqrt(np.asarray((x.multiply(x)).sum(axis=0)).ravel())
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    parts_i: list[np.ndarray] = []
+    parts_d: list[np.ndarray] = []
+    # rows per block from a rough estimate of the product's density
+    per_row = max(1.0, float(x.nnz) ** 2 / max(1, x.shape[0]) / max(1, n))
+    step = max(1, int(block / per_row))
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        g = sp.csr_array(xt[lo:hi] @ x)
+        g.sum_duplicates()
+        rows = np.repeat(np.arange(lo, hi), np.diff(g.indptr))
+        cols = g.indices.astype(np.int64)
+        sim = g.data / (norm[rows] * norm[cols] + shrink)
+        keep = (cols != rows) & (sim > 0)
+        rows, cols, sim = rows[keep], cols[keep], sim[keep]
+        # per row: similarity descending, then column ascending; keep the first ``neighbours``
+        order = np.lexsort((cols, -sim, rows))
+        rows, cols, sim = rows[order], cols[order], sim[order]
+        starts = np.searchsorted(rows, np.arange(lo, hi))
+        rank = np.arange(rows.shape[0]) - starts[rows - lo]
+        keep = rank < neighbours
+        rows, cols, sim = rows[keep], cols[keep], sim[keep]
+        if normalise == "row":
+            total = np.bincount(rows - lo, weights=sim, minlength=hi - lo)
+            sim = sim / total[rows - lo]
+        order = np.lexsort((cols, rows))
+        rows, cols, sim = rows[order], cols[order], sim[order]
+        indptr[lo + 1 : hi + 1] = np.bincount(rows - lo, minlength=hi - lo)
+        parts_i.append(cols.astype(np.int32))
+        parts_d.append(sim.astype(np.float32))
+    np.cumsum(indptr, out=indptr)
+    indices = np.concatenate(parts_i) if parts_i else np.zeros(0, dtype=np.int32)
+    data = np.concatenate(parts_d) if parts_d else np.zeros(0, dtype=np.float32)
+    return indptr, indices, data
+
+
+#: The row normalisations of ``S`` (see :func:`knn_similarity`).
+NORMALISATIONS = ("none", "row")
+
+
 FITTERS: dict[str, Fitter] = {
     "popular": fit_popular,
+    "item_knn": fit_item_knn,
+    "ease": fit_ease,
+    "ials": fit_ials,
 }
 
 GRIDS: dict[str, list[dict[str, Any]]] = {
     "popular": [{}],
+    "item_knn": [
+        {"neighbours": k, "shrink": s, "values": v, "normalise": nm}
+        for k in (20, 50, 100, 200, 400)
+        for s in (0.0, 10.0, 50.0, 200.0)
+        for v in ("binary", "rating")
+        for nm in ("none", "row")
+    ],
+    "ease": [{"lam": lam} for lam in (10.0, 30.0, 100.0, 200.0, 300.0, 500.0, 1000.0, 3000.0)],
+    "ials": [
+        {"factors": f, "regularization": r, "alpha": a, "values": v, "iterations": 15}
+        for f in (32, 64, 128)
+        for v in ("binary", "rating")
+        for a in (1.0, 10.0)
+        for r in (0.1, 1.0)
+    ],
 }

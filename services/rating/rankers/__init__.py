@@ -10,10 +10,25 @@ trainer, one line in :data:`REGISTRY`, and a two-line subclass of ``tests/rating
 from __future__ import annotations
 
 from chorus.services.rating.rankers.base import Ranked, Ranker
+from chorus.services.rating.rankers.ease import MAX_EASE_ITEMS, EaseRanker
+from chorus.services.rating.rankers.ials import IalsRanker
+from chorus.services.rating.rankers.item_knn import ItemKnnRanker
 from chorus.services.rating.rankers.popular import PopularRanker
 
 REGISTRY: dict[str, type[Ranker]] = {
     PopularRanker.kind: PopularRanker,
+    ItemKnnRanker.kind: ItemKnnRanker,
+    EaseRanker.kind: EaseRanker,
+    IalsRanker.kind: IalsRanker,
 }
 
-__all__ = ["REGISTRY", "PopularRanker", "Ranked", "Ranker"]
+__all__ = [
+    "MAX_EASE_ITEMS",
+    "REGISTRY",
+    "EaseRanker",
+    "IalsRanker",
+    "ItemKnnRanker",
+    "PopularRanker",
+    "Ranked",
+    "Ranker",
+]

@@ -164,6 +164,23 @@ class Ranker(ABC):
             raise ArtifactError(f"{cls.kind} ranker: missing array {exc.args[0]!r}") from None
 
 
+def binary(history: sp.csr_array) -> sp.csr_array:
+    """``history`` with every stored entry 1 (float32): the implicit feedback "reviewed", whatever the rating."""
+    return sp.csr_array(
+        (np.ones(history.indices.shape[0], dtype=np.float32), history.indices, history.indptr), shape=history.shape
+    )
+
+
+def popular_where_empty(scores: np.ndarray, history: sp.csr_array, item_count: np.ndarray) -> np.ndarray:
+    """``scores`` (m, n_items) with each row whose history holds no item replaced by the training review counts,
+    so that an empty history gets the popular list instead of ties broken by item index."""
+    empty = np.diff(history.indptr) == 0
+    if empty.any():
+        scores = np.array(scores)
+        scores[empty] = item_count.astype(scores.dtype)
+    return scores
+
+
 def top_items(scores: np.ndarray, banned: np.ndarray, k: int) -> np.ndarray:
     """int64 indices of the ``k`` highest ``scores`` (float (n,)) that are not ``banned`` (bool (n,)), best first,
     ties to the lower index; fewer when fewer are allowed. NaN scores are refused."""

@@ -1,0 +1,78 @@
+"""Item-kNN: every history item votes for its nearest neighbours (Sarwar, Karypis, Konstan, Riedl, WWW 2001;
+the top-N form of Deshpande & Karypis, ACM TOIS 22(1), 2004). Formulas in ``docs/models.md``, "Ranking".
+
+The model is one sparse item×item matrix ``S``: row ``i`` holds the ``neighbours`` items most similar to ``i``
+(shrunk cosine on the training user×item matrix, positive similarities only). A history ``h`` (binary) scores
+``s = h S``, so item ``j``'s score is the sum of ``S[i, j]`` over the history items ``i`` that count ``j`` among
+their neighbours, and those terms are its ``because``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from chorus.services.rating.rankers.base import Ranker, binary, popular_where_empty
+from chorus.shared.errors import ArtifactError, InvalidInput
+
+
+@dataclass(eq=False)
+class ItemKnnRanker(Ranker):
+    """``score(h) = binary(h) · S`` with ``S`` the CSR arrays below; an empty history gets the popular list.
+
+    Attributes
+    ----------
+    sim_indptr, sim_indices : numpy.ndarray
+        int64 (n_items + 1,) and int32 (nnz,): the CSR structure of ``S``, row ``i`` the neighbours of ``i``
+        (column indices ascending).
+    sim_data : numpy.ndarray
+        float32 (nnz,): the similarities, all positive.
+    """
+
+    kind: ClassVar[str] = "item_knn"
+    sim_indptr: np.ndarray
+    sim_indices: np.ndarray
+    sim_data: np.ndarray
+    _sim: sp.csr_array = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        n = self.n_items
+        if self.sim_indptr.shape != (n + 1,) or self.sim_indices.shape != self.sim_data.shape:
+            raise InvalidInput(
+                f"item_knn: similarity arrays of shapes {self.sim_indptr.shape}, {self.sim_indices.shape}, "
+                f"{self.sim_data.shape} do not make an {n}×{n} CSR matrix"
+            )
+        self._sim = sp.csr_array((self.sim_data, self.sim_indices, self.sim_indptr), shape=(n, n))
+
+    @property
+    def similarity(self) -> sp.csr_array:
+        """``S`` as a CSR array (n_items, n_items)."""
+        return self._sim
+
+    def score(self, history: sp.csr_array) -> np.ndarray:
+        scores = (binary(history) @ self._sim).toarray()
+        return popular_where_empty(scores, history, self.item_count)
+
+    def contributions(self, history: sp.csr_array, items: np.ndarray) -> np.ndarray:
+        held = history.indices.astype(np.int64)
+        return self._sim[held][:, np.asarray(items, dtype=np.int64)].toarray().T
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            **super().to_arrays(),
+            "sim_indptr": np.asarray(self.sim_indptr, dtype=np.int64),
+            "sim_indices": np.asarray(self.sim_indices, dtype=np.int32),
+            "sim_data": np.asarray(self.sim_data, dtype=np.float32),
+        }
+
+    @classmethod
+    def _fields_from(cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> dict[str, Any]:
+        fields = super()._fields_from(arrays, meta)
+        try:
+            return {**fields, **{name: arrays[name] for name in ("sim_indptr", "sim_indices", "sim_data")}}
+        except KeyError as exc:
+            raise ArtifactError(f"{cls.kind} ranker: missing array {exc.args[0]!r}") from None

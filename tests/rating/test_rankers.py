@@ -1,0 +1,220 @@
+"""The top-N rankers: the contract for each, and each fast fit against a readable reference of its formula."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from chorus.services.rating.rankers import MAX_EASE_ITEMS, EaseRanker, IalsRanker, ItemKnnRanker
+from chorus.services.rating.rankers.base import history_row
+from chorus.services.rating.ranking_fit import (
+    FITTERS,
+    GRIDS,
+    fit_ease,
+    fit_ials,
+    fit_item_knn,
+    fit_popular,
+    implicit_als,
+    knn_similarity,
+)
+from chorus.shared.errors import InvalidInput
+from tests.rating.ranker_contract import RankerContract, contract_reviews
+
+ALS = {"factors": 4, "regularization": 0.1, "alpha": 2.0, "iterations": 10, "num_threads": 2, "seed": 3}
+
+
+class TestPopular(RankerContract):
+    fit = staticmethod(fit_popular)
+
+
+class TestItemKnn(RankerContract):
+    fit = staticmethod(fit_item_knn)
+    params = {"neighbours": 6, "shrink": 2.0, "values": "binary", "normalise": "none"}
+
+
+class TestItemKnnRatingWeightedRowNormalised(RankerContract):
+    fit = staticmethod(fit_item_knn)
+    params = {"neighbours": 4, "shrink": 0.0, "values": "rating", "normalise": "row"}
+
+
+class TestEase(RankerContract):
+    fit = staticmethod(fit_ease)
+    params = {"lam": 5.0}
+
+
+class TestIals(RankerContract):
+    fit = staticmethod(fit_ials)
+    params = {**ALS, "values": "binary"}
+
+
+class TestIalsRatingConfidence(RankerContract):
+    fit = staticmethod(fit_ials)
+    params = {**ALS, "values": "rating", "alpha": 0.5}
+
+
+def test_every_fitter_has_a_grid_and_a_registered_ranker():
+    assert set(FITTERS) == set(GRIDS) == {"popular", "item_knn", "ease", "ials"}
+    assert all(GRIDS[kind] for kind in GRIDS)
+
+
+# -- EASE ----------------------------------------------------------------------------------------------------
+
+
+def ease_reference(x: np.ndarray, lam: float) -> np.ndarray:
+    """B straight from Steck (2019), eq. 8: P = (XᵀX + λI)⁻¹, B = I − P·diagMat(1/diag(P))."""
+    n = x.shape[1]
+    p = np.linalg.inv(x.T @ x + lam * np.eye(n))
+    return np.eye(n) - p @ np.diag(1.0 / np.diag(p))
+
+
+def test_ease_matches_the_dense_formula():
+    rng = np.random.default_rng(1)
+    stars = (rng.random((9, 7)) < 0.45) * rng.integers(1, 6, (9, 7))
+    reviews = sp.csr_array(stars.astype(np.float64))
+    ranker = fit_ease(reviews, {"lam": 2.5})
+    b = ease_reference((stars > 0).astype(np.float64), 2.5)
+    assert ranker.weights.dtype == np.float32 and np.all(np.diag(ranker.weights) == 0)
+    np.testing.assert_allclose(ranker.weights, b, rtol=1e-5, atol=1e-6)
+    x = (stars > 0).astype(np.float64)
+    users = np.flatnonzero(x.sum(axis=1) > 0)
+    np.testing.assert_allclose(ranker.score(reviews)[users], (x @ b)[users], rtol=1e-5, atol=1e-6)
+    # because: the row of B of each history item
+    history = sp.csr_array(reviews[[users[0]]])
+    items = np.arange(7)
+    np.testing.assert_allclose(ranker.contributions(history, items), b[history.indices][:, items].T, atol=1e-6)
+
+
+def test_ease_refuses_catalogues_beyond_its_limit():
+    too_big = sp.csr_array(([5.0], ([0], [MAX_EASE_ITEMS])), shape=(2, MAX_EASE_ITEMS + 1))
+    with pytest.raises(InvalidInput, match="exceed"):
+        fit_ease(too_big, {"lam": 100.0})
+    with pytest.raises(InvalidInput):
+        fit_ease(contract_reviews(), {"lam": 0.0})
+
+
+# -- item-kNN ------------------------------------------------------------------------------------------------
+
+
+def knn_reference(x: np.ndarray, neighbours: int, shrink: float, normalise: str) -> np.ndarray:
+    """S from its definition, item by item: shrunk cosine, the top ``neighbours`` positive ones (ties to the
+    lower index), rows summing to 1 when normalised."""
+    n = x.shape[1]
+    s = np.zeros((n, n))
+    for i in range(n):
+        sims = []
+        for j in range(n):
+            if j == i or not x[:, i].any() or not x[:, j].any():
+                continue
+            sim = x[:, i] @ x[:, j] / (np.sqrt(x[:, i] @ x[:, i]) * np.sqrt(x[:, j] @ x[:, j]) + shrink)
+            if sim > 0:
+                sims.append((-sim, j))
+        for neg, j in sorted(sims)[:neighbours]:
+            s[i, j] = -neg
+        if normalise == "row" and s[i].sum() > 0:
+            s[i] /= s[i].sum()
+    return s
+
+
+@pytest.mark.parametrize(
+    ("neighbours", "shrink", "values", "normalise"),
+    [(3, 0.0, "binary", "none"), (2, 5.0, "rating", "none"), (4, 1.0, "binary", "row"), (50, 0.0, "rating", "row")],
+)
+def test_item_knn_matches_brute_force(neighbours, shrink, values, normalise):
+    reviews = contract_reviews()
+    dense = reviews.toarray()
+    x = dense if values == "rating" else (dense > 0).astype(np.float64)
+    params = {"neighbours": neighbours, "shrink": shrink, "values": values, "normalise": normalise}
+    ranker = fit_item_knn(reviews, params)
+    ref = knn_reference(x, neighbours, shrink, normalise)
+    np.testing.assert_array_equal(ranker.similarity.toarray() != 0, ref != 0)
+    np.testing.assert_allclose(ranker.similarity.toarray(), ref, rtol=1e-6, atol=1e-7)
+    scores = ranker.score(reviews)[:-1]
+    np.testing.assert_allclose(scores, (dense[:-1] > 0) @ ref, rtol=1e-5, atol=1e-6)
+    # in blocks of a few rows at a time: the same arrays
+    blocked = knn_similarity(sp.csr_array(x), neighbours, shrink, normalise, block=7)
+    for got, want in zip(blocked, (ranker.sim_indptr, ranker.sim_indices, ranker.sim_data), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_item_knn_refuses_bad_parameters():
+    for bad in (
+        {"neighbours": 0, "shrink": 0.0},
+        {"neighbours": 3, "shrink": -1.0},
+        {"neighbours": 3, "shrink": 0.0, "normalise": "col"},
+    ):
+        with pytest.raises(InvalidInput):
+            fit_item_knn(contract_reviews(), bad)
+
+
+# -- iALS ----------------------------------------------------------------------------------------------------
+
+
+def confidences(reviews: sp.csr_array, params: dict) -> sp.csr_matrix:
+    """What implicit is fitted on: c = 1 + α·v on the observed pairs."""
+    x = sp.csr_matrix(reviews, dtype=np.float32)
+    if params["values"] == "binary":
+        x.data[:] = 1.0
+    x.data = 1.0 + params["alpha"] * x.data
+    return x
+
+
+@pytest.mark.parametrize("values", ["binary", "rating"])
+def test_ials_fold_in_reproduces_implicit(values):
+    reviews = contract_reviews()
+    params = {**ALS, "values": values, "alpha": 2.0 if values == "binary" else 0.5}
+    model = implicit_als(reviews, params)
+    ranker = fit_ials(reviews, params)
+    assert isinstance(ranker, IalsRanker)
+    np.testing.assert_array_equal(ranker.item_factors, model.item_factors)
+    users = np.arange(N_USERS_WITH_REVIEWS := reviews.shape[0] - 1)
+    conf = confidences(reviews, params)
+    folded = ranker.fold_in(sp.csr_array(reviews[users]))
+    # implicit's exact recomputation of a user from the final item factors: the same closed form (float32)
+    recalculated = model.recalculate_user(users, conf[users])
+    np.testing.assert_allclose(folded, recalculated, rtol=2e-3, atol=2e-4)
+    # implicit's recommend with that recomputation: the same lists
+    ids, _ = model.recommend(users, conf[users], N=8, recalculate_user=True, filter_already_liked_items=True)
+    for u in range(N_USERS_WITH_REVIEWS):
+        ours = ranker.recommend(sp.csr_array(reviews[[u]]), 8).items
+        np.testing.assert_array_equal(ours, ids[u][: ours.size])
+
+
+def test_ials_fold_in_is_close_to_implicits_trained_user_factors():
+    """implicit's stored user factors were solved against the item factors of the previous sweep (and, by
+    default, by three conjugate-gradient steps): with the exact solver and enough sweeps to converge, the
+    fold-in against the final item factors is close to them, not equal."""
+    reviews = contract_reviews()
+    params = {**ALS, "values": "binary", "iterations": 60, "use_cg": False}
+    model = implicit_als(reviews, params)
+    ranker = fit_ials(reviews, params)
+    users = np.arange(reviews.shape[0] - 1)
+    folded = ranker.fold_in(sp.csr_array(reviews[users]))
+    np.testing.assert_allclose(folded, model.user_factors[users], rtol=0.05, atol=0.02)
+
+
+def test_ials_scores_a_basket_by_folding_it_in():
+    ranker = fit_ials(contract_reviews(), {**ALS, "values": "binary"})
+    basket = history_row(np.array([3, 1]), None, ranker.n_items)
+    y = ranker.item_factors.astype(np.float64)
+    lam, alpha = ALS["regularization"], ALS["alpha"]
+    yh = y[[1, 3]]
+    x = np.linalg.solve(y.T @ y + alpha * yh.T @ yh + lam * np.eye(y.shape[1]), (1 + alpha) * yh.sum(axis=0))
+    np.testing.assert_allclose(ranker.score(basket)[0], y @ x, rtol=1e-9)
+    assert ranker.contributions(basket, np.array([0])) is None
+
+
+def test_rankers_refuse_arrays_that_do_not_fit():
+    counts = np.ones(4, dtype=np.int64)
+    with pytest.raises(InvalidInput):
+        EaseRanker(item_count=counts, params={}, weights=np.zeros((3, 3), dtype=np.float32))
+    with pytest.raises(InvalidInput):
+        IalsRanker(item_count=counts, params={"regularization": 1.0, "alpha": 1.0}, item_factors=np.zeros((3, 2)))
+    with pytest.raises(InvalidInput):
+        ItemKnnRanker(
+            item_count=counts,
+            params={},
+            sim_indptr=np.zeros(3, dtype=np.int64),
+            sim_indices=np.zeros(0, dtype=np.int32),
+            sim_data=np.zeros(0, dtype=np.float32),
+        )
