@@ -93,19 +93,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _relevance(text: str) -> str:
+    """``any`` or ``min_rating=<number>``, checked here so that a bad value is a usage error naming it."""
+    from chorus.services.rating.ranking_train import parse_relevance, relevance_name
+    from chorus.shared.errors import InvalidInput
+
+    try:
+        return relevance_name(parse_relevance(text))
+    except InvalidInput:
+        raise argparse.ArgumentTypeError(f"expected 'any' or 'min_rating=<number>', got {text!r}") from None
+
+
+RANKING_ONLY = ("k", "relevance")
+RATING_ONLY = ("protocol", "folds", "no_similarity")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from chorus.evaluate import evaluate, format_report
+    from chorus.evaluate import evaluate, format_ranking_report, format_report, ranking
     from chorus.shared.data import load_ratings
 
     ratings = load_ratings(args.data, format=args.format, progress=not args.json)
-    result = evaluate(
-        ratings, protocol=args.protocol, folds=args.folds, seed=args.seed, with_similarity=not args.no_similarity
-    )
+    if args.task == "ranking":
+        result = ranking(ratings, k=args.k, seed=args.seed, relevance=args.relevance)
+        report = format_ranking_report
+    else:
+        result = evaluate(
+            ratings, protocol=args.protocol, folds=args.folds, seed=args.seed, with_similarity=not args.no_similarity
+        )
+        report = format_report
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(f"{args.data}: {ratings.n:,} reviews")
-        print(format_report(result))
+        print(report(result))
     return 0
 
 
@@ -196,29 +216,46 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train components and publish an artifact version")
     _data_args(train)
     _artifacts_arg(train)
-    train.add_argument("--components", help="comma-separated: similarity,rating (default: all)")
+    train.add_argument("--components", help="comma-separated: similarity,rating,ranking (default: all)")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.add_argument("--keep", type=_positive, default=5, help="versions to keep (default 5)")
     train.set_defaults(func=cmd_train)
 
     ev = sub.add_parser(
         "evaluate",
-        help="test-set MSE/RMSE/MAE of the mean, bias, latent and similarity models",
+        help="test-set MSE/RMSE/MAE of the rating models, or top-N quality of the rankers (--task ranking)",
         description="Select hyperparameters on validation data carved from the training rows only, "
-        "refit, and report the error on held-out test rows.",
+        "refit, and report the error (--task rating) or the top-N ranking quality (--task ranking: precision, "
+        "recall, NDCG, MAP, coverage, novelty at k on a per-user 80/20 holdout) on held-out test rows.",
     )
     _data_args(ev)
     ev.add_argument(
+        "--task",
+        choices=("rating", "ranking"),
+        default="rating",
+        help="rating: predicted-rating error (default); ranking: top-N lists of every ranker",
+    )
+    ev.add_argument(
         "--protocol",
         choices=("holdout", "kfold"),
-        default="holdout",
-        help="holdout: 80/10/10 train/validation/test; kfold: k test folds (default holdout)",
+        default=None,
+        help="rating only. holdout: 80/10/10 train/validation/test; kfold: k test folds (default holdout)",
     )
-    ev.add_argument("--folds", type=_positive, default=5, help="folds for --protocol kfold (default 5)")
+    ev.add_argument("--folds", type=_positive, default=None, help="rating only: folds for --protocol kfold (default 5)")
     ev.add_argument("--seed", type=int, default=0, help="split and initialisation seed (default 0)")
-    ev.add_argument("--no-similarity", action="store_true", help="skip the (slower) similarity heuristic")
+    ev.add_argument(
+        "--no-similarity", action="store_true", default=None, help="rating only: skip the (slower) similarity heuristic"
+    )
+    ev.add_argument("--k", type=_positive, default=None, help="ranking only: list length (default 10)")
+    ev.add_argument(
+        "--relevance",
+        type=_relevance,
+        default=None,
+        help="ranking only: 'any' (every held-out item is relevant; default) or 'min_rating=4' (only those rated "
+        "at least 4)",
+    )
     ev.add_argument("--json", action="store_true", help="print JSON")
-    ev.set_defaults(func=cmd_evaluate)
+    ev.set_defaults(func=cmd_evaluate, subparser=ev)
 
     art = sub.add_parser("artifacts", help="list, verify and roll back artifact versions")
     asub = art.add_subparsers(dest="artifacts_command", required=True, metavar="COMMAND")
@@ -260,9 +297,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _evaluate_defaults(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse options of the other task (usage error, exit 2), then fill in the defaults of this one."""
+    other, task = (RATING_ONLY, "rating") if args.task == "ranking" else (RANKING_ONLY, "ranking")
+    given = [f"--{name.replace('_', '-')}" for name in other if getattr(args, name) is not None]
+    if given:
+        parser.error(f"{' and '.join(given)} only appl{'ies' if len(given) == 1 else 'y'} to --task {task}")
+    defaults = {"protocol": "holdout", "folds": 5, "no_similarity": False, "k": 10, "relevance": "any"}
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "evaluate":
+        _evaluate_defaults(args.subparser, args)
     try:
         return args.func(args)
     except ChorusError as exc:

@@ -1,8 +1,12 @@
-"""``chorus evaluate``: test-set error of every rating predictor Chorus has, on one dataset.
+"""``chorus evaluate``: test-set error of every rating predictor (``--task rating``) or top-N quality of every
+ranker (``--task ranking``) Chorus has, on one dataset.
 
-The models are ``mean``, ``bias`` and ``latent`` (``chorus.services.rating.train.evaluate``: selection on a validation
-split carved out of the training rows only, refit, score on test) and ``similarity``, the
+The rating models are ``mean``, ``bias`` and ``latent`` (``chorus.services.rating.train.evaluate``: selection on a
+validation split carved out of the training rows only, refit, score on test) and ``similarity``, the
 similarity-weighted rating heuristic from ``chorus.services.similarity.predict``, fitted on the same training rows.
+The rankers are every kind of ``chorus.services.rating.ranking_fit.FITTERS``, evaluated by
+``chorus.services.rating.ranking_train.evaluate`` (the per-user holdout protocol of ``docs/models.md``, "Ranking
+evaluation").
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from chorus.services.rating.ranking_train import evaluate as evaluate_ranking
 from chorus.services.rating.train import evaluate as evaluate_rating
 from chorus.services.similarity.index import SimilarityIndex
 from chorus.shared.data import Ratings
@@ -60,4 +65,36 @@ def format_report(result: dict) -> str:
         keys = ("selected", "trainer", "n_factors", "reg_bias", "reg_factors", "sweeps")
         chosen = {key: hp[key] for key in keys if key in hp}
         lines.append(f"fold {k + 1}: chosen {chosen}")
+    return "\n".join(lines)
+
+
+def ranking(ratings: Ratings, k: int = 10, seed: int = 0, relevance: str = "any") -> dict:
+    """``{"task": "ranking", "k", "models": {kind: {"precision", "recall", "ndcg", "map", "coverage", "novelty",
+    "fit_seconds"}}, "selected", "seconds", ...}`` (see ``chorus.services.rating.ranking_train.evaluate``)."""
+    return evaluate_ranking(ratings, k=k, seed=seed, relevance=relevance)
+
+
+RANKING_COLUMNS = ("precision", "recall", "ndcg", "map", "coverage", "novelty")
+
+
+def format_ranking_report(result: dict) -> str:
+    """One row per ranker (``*`` marks the one selected on validation NDCG), then the params each chose."""
+    k = result["k"]
+    headers = [c if c == "novelty" else f"{c}@{k}" for c in RANKING_COLUMNS]
+    lines = [
+        f"ranking at k={k}, relevance {result.get('relevance', 'any')}, seed {result.get('seed', 0)}, "
+        f"{result['seconds']:.1f} s in all",
+        f"{'model':<12}" + "".join(f"{header:>14}" for header in headers) + f"{'fit s':>10}",
+    ]
+    for name, m in result["models"].items():
+        mark = "*" if name == result["selected"] else " "
+        lines.append(
+            f"{mark}{name:<11}" + "".join(f"{m[c]:>14.4f}" for c in RANKING_COLUMNS) + f"{m['fit_seconds']:>10.2f}"
+        )
+    lines.append(f"* selected by validation NDCG@{k}: {result['selected']}")
+    for name, params in result.get("params", {}).items():
+        if params:
+            lines.append(f"{name}: chosen {params}")
+    for name, reason in result.get("skipped", {}).items():
+        lines.append(f"{name}: skipped ({reason})")
     return "\n".join(lines)

@@ -9,6 +9,8 @@ that serves it (``services/<name>/``), through one function::
 
 A component that is not retrained is carried over from the current version when that version was built
 from the same data file (same sha256), so ``--components rating`` does not throw the similarity table away.
+Components train in the order of :data:`COMPONENTS`; ``ranking`` (the top-N rankers, selected on validation
+NDCG and refitted on every row) comes after ``rating``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from chorus.shared.errors import ArtifactError, InvalidInput
 COMPONENTS: dict[str, str] = {
     "similarity": "chorus.services.similarity.build:train_component",
     "rating": "chorus.services.rating.train:train_component",
+    "ranking": "chorus.services.rating.ranking_train:train_component",
 }
 
 

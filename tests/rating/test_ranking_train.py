@@ -1,0 +1,236 @@
+"""Ranker selection, the ranking component and the ranking evaluation: validation only, the best point and kind
+win, refit on all rows, and figures that match a direct computation with ``chorus.shared.ranking``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from chorus.services.rating import ranking_fit
+from chorus.services.rating.rankers import REGISTRY, Ranker
+from chorus.services.rating.rankers.persistence import load_rankers
+from chorus.services.rating.ranking_fit import item_counts
+from chorus.services.rating.ranking_train import (
+    evaluate,
+    parse_relevance,
+    recommend_lists,
+    relevance_name,
+    select,
+    train_component,
+    user_item_matrix,
+)
+from chorus.shared.artifacts import ArtifactStore, VersionWriter
+from chorus.shared.data import load_ratings
+from chorus.shared.data.splits import user_holdout_split, user_validation_split
+from chorus.shared.data.synthetic import generate_reviews
+from chorus.shared.errors import InvalidInput
+from chorus.shared.ranking import evaluate_rankings, ndcg_at_k, relevance_matrix, top_k
+
+
+@dataclass(eq=False)
+class SignedPopular(Ranker):
+    """Test ranker: ``sign · item_count``, so sign +1 is most popular and sign -1 least popular first."""
+
+    kind: ClassVar[str] = "signed"
+
+    def score(self, history: sp.csr_array) -> np.ndarray:
+        sign = float(self.params["sign"])
+        return np.broadcast_to(sign * self.item_count.astype(np.float64), (history.shape[0], self.n_items))
+
+
+def fit_signed(reviews: sp.csr_array, params: dict) -> SignedPopular:
+    return SignedPopular(item_count=item_counts(reviews), params=dict(params))
+
+
+def fit_refused(reviews: sp.csr_array, params: dict) -> Ranker:
+    raise InvalidInput(f"catalogue of {reviews.shape[1]} items is over this ranker's limit")
+
+
+@pytest.fixture
+def test_kinds(monkeypatch):
+    """Two extra kinds: ``signed`` (grid: least popular, then most popular) and ``refused`` (always refuses)."""
+    monkeypatch.setitem(ranking_fit.FITTERS, "signed", fit_signed)
+    monkeypatch.setitem(ranking_fit.GRIDS, "signed", [{"sign": -1}, {"sign": 1}])
+    monkeypatch.setitem(ranking_fit.FITTERS, "refused", fit_refused)
+    monkeypatch.setitem(ranking_fit.GRIDS, "refused", [{}])
+    monkeypatch.setitem(REGISTRY, "signed", SignedPopular)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """4,000 generated reviews (about 660 users, 160 items), loaded."""
+    path = generate_reviews(tmp_path_factory.mktemp("ranking") / "reviews.tsv", 4000, seed=3, progress=False)
+    return path, load_ratings(path, progress=False)
+
+
+def arrays(r):
+    return r.user, r.item, r.rating.astype(np.float64), r.n_users, r.n_items
+
+
+def direct_popular_lists(user, item, rows, n_users, n_items, users, k):
+    """Most-popular lists straight from the protocol: candidates are items with a review among ``rows`` that
+    the user has not reviewed there, by review count descending, ties to the lower index."""
+    counts = np.bincount(item[rows], minlength=n_items)
+    seen = np.zeros((n_users, n_items), dtype=bool)
+    seen[user[rows], item[rows]] = True
+    allowed = (counts > 0)[None, :] & ~seen[users]
+    scores = np.broadcast_to(counts.astype(np.float64), allowed.shape)
+    return top_k(scores, k, allowed), counts
+
+
+def test_relevance_parsing():
+    assert parse_relevance("any") is None and parse_relevance(None) is None
+    assert parse_relevance("min_rating=4") == 4.0 and parse_relevance(3.5) == 3.5
+    assert relevance_name(None) == "any" and relevance_name(4.0) == "min_rating=4"
+    for bad in ("all", "min_rating=", "min_rating=four", "min_rating=nan", "4"):
+        with pytest.raises(InvalidInput, match="relevance must be"):
+            parse_relevance(bad)
+
+
+def test_recommend_lists_in_blocks_equal_one_batch(generated, monkeypatch):
+    _, r = generated
+    history = user_item_matrix(*arrays(r))
+    ranker = fit_signed(history, {"sign": 1})
+    users = np.arange(0, r.n_users, 3)
+    whole = ranker.recommend_batch(sp.csr_array(history[users]), 7)
+    monkeypatch.setattr("chorus.services.rating.ranking_train.SCORE_CELLS", 5 * r.n_items)  # 5 rows a block
+    assert np.array_equal(recommend_lists(ranker, history, users, 7), whole)
+
+
+def test_selection_scores_every_grid_point_and_picks_the_best(generated, test_kinds, caplog):
+    _, r = generated
+    user, item, rating, nu, ni = arrays(r)
+    with caplog.at_level(logging.WARNING, logger="chorus.train"):
+        sel = select(user, item, rating, nu, ni, k=5, seed=2, kinds=["popular", "signed", "refused"])
+    assert "refused skipped" in caplog.text and "over this ranker's limit" in sel.skipped["refused"]
+    assert set(sel.kinds) == {"popular", "signed"}
+    signed = sel.kinds["signed"]
+    # each point's NDCG, computed directly on the validation split
+    fit, val = user_validation_split(user, np.arange(user.size), nu, seed=2)
+    rel = relevance_matrix(user[val], item[val], nu, ni)
+    users = np.flatnonzero(np.diff(rel.indptr))
+    lists, _ = direct_popular_lists(user, item, fit, nu, ni, users, 5)
+    best = float(np.nanmean(ndcg_at_k(lists, rel[users])))
+    assert [p["params"] for p in signed.points] == [{"sign": -1}, {"sign": 1}]
+    assert signed.points[1]["ndcg"] == pytest.approx(best) and signed.points[0]["ndcg"] < best
+    assert signed.params == {"sign": 1} and signed.validation["ndcg"] == pytest.approx(best)
+    assert sel.kinds["popular"].validation["ndcg"] == pytest.approx(best)
+    # popular and signed(+1) tie exactly: the kind listed first in FITTERS wins
+    assert sel.selected == "popular" and sel.ranked() == ["popular", "signed"]
+    assert sel.validation_users == users.size
+    json.dumps(sel.metrics())
+
+
+def test_selection_never_reads_the_test_rows(generated, test_kinds):
+    _, r = generated
+    user, item, rating, nu, ni = arrays(r)
+    train, test = user_holdout_split(user, nu, seed=1)
+    assert test.size > 100
+    before = select(user, item, rating, nu, ni, rows=train, seed=1, kinds=["popular", "signed"])
+    item2, rating2 = item.copy(), rating.copy()
+    item2[test] = -1  # any read of a test row would fail or change the figures
+    rating2[test] = np.nan
+    after = select(user, item2, rating2, nu, ni, rows=train, seed=1, kinds=["popular", "signed"])
+    for s in (before, after):
+        s.seconds = 0.0
+        for kind in s.kinds.values():
+            kind.seconds = 0.0
+            for p in kind.points:
+                p["seconds"] = 0.0
+    assert before.metrics() == after.metrics()
+
+
+def test_time_budget_stops_a_kind_after_its_first_point(generated, test_kinds, caplog):
+    _, r = generated
+    with caplog.at_level(logging.WARNING, logger="chorus.train"):
+        sel = select(*arrays(r), kinds=["signed"], max_seconds=0.0)
+    assert len(sel.kinds["signed"].points) == 1 and not sel.kinds["signed"].complete
+    assert "stopped after 1 of 2 grid points" in caplog.text
+
+
+def test_selection_refuses_bad_arguments(generated, test_kinds):
+    _, r = generated
+    with pytest.raises(InvalidInput, match="k must be at least 1"):
+        select(*arrays(r), k=0)
+    with pytest.raises(InvalidInput, match="unknown ranker 'nope'"):
+        select(*arrays(r), kinds=["nope"])
+    with pytest.raises(InvalidInput, match="no ranker could be fitted"):
+        select(*arrays(r), kinds=["refused"])
+
+
+def test_train_component_serves_the_best_kind_refitted_on_every_row(generated, tmp_path, test_kinds, monkeypatch):
+    _, r = generated
+    for kind, grid in list(ranking_fit.GRIDS.items()):  # every kind, but only two points of its grid (time)
+        monkeypatch.setitem(ranking_fit.GRIDS, kind, grid[:2])
+    with VersionWriter(tmp_path) as writer:
+        summary = train_component(r, writer, seed=0, progress=False)
+        writer.commit()
+    version = ArtifactStore(tmp_path).open(components=["ranking"])
+    rankers, default = load_rankers(version)
+    metrics = version.component_meta("ranking")["metrics"]
+    kinds = metrics["kinds"]
+    assert "refused" not in rankers and "refused" in summary["skipped"] and "refused" in metrics["skipped"]
+    assert set(rankers) == set(kinds) >= {"popular", "signed"}
+    # the default is the best validation NDCG, ties to FITTERS order
+    order = [k for k in ranking_fit.FITTERS if k in kinds]
+    assert default == max(order, key=lambda k: (kinds[k]["validation"]["ndcg"], -order.index(k)))
+    assert summary["default"] == default == metrics["default"]
+    assert rankers["signed"].params == {"sign": 1} == kinds["signed"]["params"]
+    full = np.bincount(r.item, minlength=r.n_items)
+    for ranker in rankers.values():
+        assert np.array_equal(ranker.item_count, full)  # refitted on all rows, not the fit rows
+    assert sum(full) == r.n
+
+
+def test_evaluate_matches_a_direct_computation_for_popular(ml100k):
+    r = load_ratings(ml100k, progress=False)
+    result = evaluate(r, k=10, seed=0, kinds=["popular"])
+    assert set(result) >= {"task", "k", "models", "selected", "seconds"}
+    assert (result["task"], result["k"], result["selected"], result["relevance"]) == ("ranking", 10, "popular", "any")
+    model = result["models"]["popular"]
+    assert set(model) == {"precision", "recall", "ndcg", "map", "coverage", "novelty", "fit_seconds"}
+    user, item = r.user.astype(np.int64), r.item.astype(np.int64)
+    train, test = user_holdout_split(user, r.n_users, seed=0)
+    rel = relevance_matrix(user[test], item[test], r.n_users, r.n_items)
+    users = np.flatnonzero(np.diff(rel.indptr))
+    lists, counts = direct_popular_lists(user, item, train, r.n_users, r.n_items, users, 10)
+    want = evaluate_rankings(lists, rel[users], counts, np.unique(user[train]).size, int((counts > 0).sum()))
+    for name, value in want.items():
+        assert model[name] == pytest.approx(value, rel=1e-12), name
+    assert model["ndcg"] == pytest.approx(0.2199, abs=5e-5)  # the issue's most-popular figure on this split
+    json.dumps(result)
+
+
+def test_evaluate_with_min_rating_keeps_only_users_with_a_liked_test_item(generated):
+    _, r = generated
+    result = evaluate(r, k=5, seed=4, relevance="min_rating=4", kinds=["popular"])
+    user, item, rating = r.user.astype(np.int64), r.item.astype(np.int64), r.rating
+    train, test = user_holdout_split(user, r.n_users, seed=4)
+    liked = test[rating[test] >= 4]
+    rel = relevance_matrix(user[liked], item[liked], r.n_users, r.n_items)
+    users = np.flatnonzero(np.diff(rel.indptr))
+    assert 0 < users.size < np.unique(user[test]).size
+    lists, counts = direct_popular_lists(user, item, train, r.n_users, r.n_items, users, 5)
+    want = evaluate_rankings(lists, rel[users], counts, np.unique(user[train]).size, int((counts > 0).sum()))
+    got = result["models"]["popular"]
+    assert all(got[m] == pytest.approx(v, rel=1e-12) for m, v in want.items())
+    assert result["relevance"] == "min_rating=4" and result["split"]["test_users"] == users.size
+
+
+def test_evaluate_reports_every_kind_and_the_validation_winner(generated, test_kinds):
+    _, r = generated
+    result = evaluate(r, k=10, seed=0, kinds=["popular", "signed", "refused"])
+    assert set(result["models"]) == {"popular", "signed"} and "refused" in result["skipped"]
+    assert result["selected"] == "popular"  # an exact tie with signed(+1): FITTERS order
+    assert result["models"]["signed"]["ndcg"] == result["models"]["popular"]["ndcg"]
+    assert result["params"]["signed"] == {"sign": 1}
+    assert all(math.isfinite(result["validation"][k]["ndcg"]) for k in result["models"])
+    with pytest.raises(InvalidInput, match="relevance must be"):
+        evaluate(r, relevance="every")
