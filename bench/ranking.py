@@ -12,7 +12,17 @@ For each dataset (MovieLens 100K ``u.data`` and the Amazon Musical Instruments 5
   ``recommend(userids, user_items, N, filter_already_liked_items=True)`` with the items that have no training
   rating in ``filter_items``;
 * ``ease``: EASE^R (Steck, WWW 2019) in plain numpy, ``P = (XᵀX + λI)⁻¹``, ``B = I − P·diagMat(1/diag(P))``,
-  scores ``x_u B``: the reference the Chorus rankers have to beat.
+  scores ``x_u B``: the reference the Chorus rankers have to beat;
+* ``chorus-popular``, ``chorus-item_knn``, ``chorus-ease``, ``chorus-ials``: the Chorus rankers themselves
+  (``chorus.services.rating.rankers``), fitted by ``chorus.services.rating.ranking_fit.FITTERS`` on the star
+  ratings with the grids ``ranking_fit.GRIDS``, listing through ``Ranker.recommend_batch``. ``chorus default``
+  is the Chorus ranker of best validation NDCG, what ``chorus train`` would serve; its test figure is the one
+  the issue's targets (MovieLens 100K 0.440, Amazon 5-core 0.088) are about.
+
+``--latency`` also times ``Ranker.recommend(history, k)`` (with ``because``) one test user at a time for each
+Chorus ranker, refitted with its chosen parameters on the training rows: p50, p99 and max milliseconds per
+call, and the p99 over users of each user's median of 5 calls (see ``latency``). ``--models`` runs a subset
+(e.g. only the ``chorus-*`` ones, for other seeds).
 
 Candidates: the items with a training rating, minus the user's training items. Relevant: every held-out item.
 Hyperparameters are chosen by NDCG@k on a validation carve-out of the training rows (the same protocol applied
@@ -35,8 +45,8 @@ two item-item figures are implicit's defaults (K=20): ``CosineRecommender`` on s
 (0.3736), ``ItemItemRecommender`` on the binary matrix on Amazon (0.0839); implicit's ALS defaults (100 factors,
 λ=0.01, α=1, binary) give 0.304 and 0.046, below the quoted ALS figures, whose settings are not known.
 
-    .venv/bin/python bench/ranking.py [--data-dir DIR] [--seed 0] [--k 10] [--threads N] [--budget 170]
-                                      [--json out.json]
+    .venv/bin/python bench/ranking.py [--data-dir DIR] [--seed 0] [--k 10] [--threads N] [--budget 300]
+                                      [--models NAME ...] [--latency] [--json out.json]
 
 The data directory defaults to ``$CHORUS_DATA_DIR``, else ``../shared/data`` beside the repository.
 """
@@ -63,6 +73,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench._common import machine, write_json  # noqa: E402
+from chorus.services.rating.rankers import Ranker  # noqa: E402
+from chorus.services.rating.rankers.base import history_row  # noqa: E402
+from chorus.services.rating.ranking_fit import FITTERS  # noqa: E402
+from chorus.services.rating.ranking_fit import GRIDS as CHORUS_GRIDS  # noqa: E402
 from chorus.shared.data import Ratings, load_ratings  # noqa: E402
 from chorus.shared.data.splits import user_holdout_split, user_validation_split  # noqa: E402
 from chorus.shared.ranking import evaluate_rankings, relevance_matrix, top_k  # noqa: E402
@@ -71,12 +85,16 @@ DATASETS = {
     "movielens-100k": {
         "path": ("movielens-100k", "u.data"),
         "peers": {"popular": 0.220, "implicit-als": 0.365, "implicit-cosine": 0.374, "ease": 0.454},
+        "target": 0.440,
     },
     "amazon-musical-instruments-5core": {
         "path": ("amazon-musical-instruments-5core-2014", "reviews_Musical_Instruments_5.json.gz"),
         "peers": {"popular": 0.056, "implicit-als": 0.067, "implicit-itemitem": 0.084, "ease": 0.0877},
+        "target": 0.088,
     },
 }
+
+CHORUS = "chorus-"
 
 # The selection grids, smallest to largest model where that matters (a budget-truncated grid keeps its head).
 # ``values``: the matrix entries implicit's models see, 1 per rating (``binary``) or the star rating (``rating``).
@@ -99,6 +117,8 @@ GRIDS: dict[str, list[dict]] = {
     "implicit-cosine": [{"values": v, "K": k} for k in (20, 50, 200, 500) for v in ("binary", "rating")],
     "implicit-itemitem": [{"values": v, "K": k} for k in (20, 50, 200, 500) for v in ("binary", "rating")],
     "ease": [{"lam": lam} for lam in (10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)],
+    # the Chorus rankers, with the grids their selection uses
+    **{f"{CHORUS}{kind}": grid for kind, grid in CHORUS_GRIDS.items()},
 }
 
 
@@ -228,6 +248,23 @@ class Implicit:
         return clean(fold, np.asarray(ids), np.asarray(scores))[:, :k]
 
 
+class Chorus:
+    """A Chorus ranker: ``FITTERS[kind]`` on the star ratings, lists from ``Ranker.recommend_batch`` (which
+    leaves out the history and the items without training ratings: exactly the non-candidates)."""
+
+    def __init__(self, kind: str, threads: int, seed: int, **params: float | str) -> None:
+        self.kind, self.threads = kind, threads
+        self.params = {**params, "seed": seed, "num_threads": threads} if kind == "ials" else dict(params)
+
+    def fit(self, fold: Fold) -> None:
+        with threadpool_limits(self.threads, "blas"):
+            self.ranker: Ranker = FITTERS[self.kind](sp.csr_array(fold.x_rating), self.params)
+
+    def recommend(self, fold: Fold, k: int) -> np.ndarray:
+        with threadpool_limits(self.threads, "blas"):
+            return self.ranker.recommend_batch(sp.csr_array(fold.x_rating[fold.users]), k)
+
+
 def make_als(num_threads: int, seed: int, **p: float):
     from implicit.cpu.als import AlternatingLeastSquares
 
@@ -257,6 +294,8 @@ def build(name: str, params: dict, threads: int, seed: int):
         return Popular(threads)
     if name == "ease":
         return Ease(threads, **params)
+    if name.startswith(CHORUS):
+        return Chorus(name.removeprefix(CHORUS), threads, seed, **params)
     makers = {
         "implicit-als": (make_als, np.float32),
         "implicit-bpr": (make_bpr, np.float32),
@@ -269,7 +308,16 @@ def build(name: str, params: dict, threads: int, seed: int):
 
 # Rough seconds per grid point relative to each other (measured on MovieLens 100K); with the grid's size and the
 # dataset's ratings they set a (dataset, model) slot's share of the budget.
-COST = {"popular": 0.1, "implicit-als": 1.0, "implicit-bpr": 3.0, "implicit-cosine": 0.4, "implicit-itemitem": 0.4}
+COST = {
+    "popular": 0.1,
+    "implicit-als": 1.0,
+    "implicit-bpr": 3.0,
+    "implicit-cosine": 0.4,
+    "implicit-itemitem": 0.4,
+    "chorus-popular": 0.1,
+    "chorus-item_knn": 0.2,
+    "chorus-ials": 1.0,
+}
 
 
 class Budget:
@@ -341,6 +389,37 @@ def select_and_test(
     return result, tried
 
 
+def latency(name: str, params: dict, fold: Fold, k: int, threads: int, seed: int, repeats: int = 5) -> dict:
+    """Milliseconds of ``Ranker.recommend(history, k)`` per evaluated user (history built beforehand), the
+    ranker refitted with ``params`` on ``fold``'s training rows. Every user is timed ``repeats`` times in
+    ``repeats`` passes over all users: ``p50_ms``/``p99_ms``/``max_ms`` are over every single call, and
+    ``p99_median_ms`` is the 99th percentile over users of each user's median call, which a busy machine's
+    scheduling hiccups move much less."""
+    model = build(name, params, threads, seed)
+    model.fit(fold)
+    ranker = model.ranker
+    x = sp.csr_array(fold.x_rating)
+    histories = [history_row(x[[u]].indices, x[[u]].data, x.shape[1]) for u in fold.users]
+    times = np.empty((repeats, len(histories)))
+    with threadpool_limits(1, "blas"):
+        for h in histories[:50]:
+            ranker.recommend(h, k)
+        for r in range(repeats):
+            for j, h in enumerate(histories):
+                t0 = time.perf_counter()
+                ranker.recommend(h, k)
+                times[r, j] = time.perf_counter() - t0
+    ms = times * 1e3
+    return {
+        "users": len(histories),
+        "calls": int(ms.size),
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "max_ms": float(ms.max()),
+        "p99_median_ms": float(np.percentile(np.median(ms, axis=0), 99)),
+    }
+
+
 def run_dataset(name: str, data: Ratings, load_seconds: float, args: argparse.Namespace, budget: Budget) -> dict:
     t0 = time.perf_counter() - load_seconds
     train, test_rows = user_holdout_split(data.user, data.n_users, seed=args.seed)
@@ -356,7 +435,7 @@ def run_dataset(name: str, data: Ratings, load_seconds: float, args: argparse.Na
         f"{test.n_catalogue:,} candidate items"
     )
     models, grids = {}, {}
-    for model_name in GRIDS:
+    for model_name in args.models:
         models[model_name], grids[model_name] = select_and_test(
             model_name, val, test, args.k, args.threads, args.seed, budget.next_slot()
         )
@@ -375,11 +454,29 @@ def run_dataset(name: str, data: Ratings, load_seconds: float, args: argparse.Na
         )
     selected = max(models, key=lambda n: models[n]["validation_ndcg"])
     peers = DATASETS[name]["peers"]
-    print(
-        f"issue's figures, NDCG@{k} (EASE's with λ picked on the test split): "
-        + "; ".join(f"{p} {v:g} (here {models[p]['ndcg']:.4f})" for p, v in peers.items())
-    )
+    quoted = [f"{p} {v:g} (here {models[p]['ndcg']:.4f})" for p, v in peers.items() if p in models]
+    if quoted:
+        print(f"issue's figures, NDCG@{k} (EASE's with λ picked on the test split): " + "; ".join(quoted))
     print(f"best on validation: {selected}")
+    ours = [n for n in models if n.startswith(CHORUS)]
+    chorus_default = max(ours, key=lambda n: models[n]["validation_ndcg"]) if ours else None
+    if chorus_default is not None:
+        target = DATASETS[name]["target"]
+        got = models[chorus_default]["ndcg"]
+        print(
+            f"chorus default (best Chorus ranker on validation): {chorus_default}, test NDCG@{k} {got:.4f}; "
+            f"target {target:g}: {'met' if got >= target else 'NOT met'}"
+        )
+    timings = {}
+    if args.latency:
+        for n in ours:
+            timings[n] = latency(n, models[n]["params"], test, k, args.threads, args.seed)
+            t = timings[n]
+            print(
+                f"latency {n:<17} recommend(history, k={k}), {t['calls']} calls over {t['users']} users: p50 "
+                f"{t['p50_ms']:.3f} ms, p99 {t['p99_ms']:.3f} ms, max {t['max_ms']:.3f} ms; p99 over users of "
+                f"their median {t['p99_median_ms']:.3f} ms"
+            )
     return {
         "dataset": name,
         "ratings": data.n,
@@ -394,6 +491,8 @@ def run_dataset(name: str, data: Ratings, load_seconds: float, args: argparse.Na
         "seed": args.seed,
         "models": models,
         "selected": selected,
+        "chorus_default": chorus_default,
+        "latency": timings,
         "grids": grids,
         "peers_quoted": peers,
         "seconds": time.perf_counter() - t0,
@@ -408,7 +507,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0, help="split seed (also the models' seed)")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads every model gets")
-    ap.add_argument("--budget", type=float, default=170.0, help="seconds the grids share (hard stop at twice it)")
+    ap.add_argument("--budget", type=float, default=300.0, help="seconds the grids share (hard stop at twice it)")
+    ap.add_argument("--models", nargs="+", choices=list(GRIDS), default=list(GRIDS), help="models to run")
+    ap.add_argument("--latency", action="store_true", help="time per-user recommend of the Chorus rankers")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
 
@@ -422,7 +523,7 @@ def main() -> int:
         f"(implicit: num_threads={args.threads}, BLAS 1; numpy: BLAS {args.threads}); thread pools at start: {blas}"
     )
     print(f"k={args.k}, seed={args.seed}, budget {args.budget:g} s; grids (chosen by validation NDCG@{args.k}):")
-    for name in GRIDS:
+    for name in args.models:
         print(f"  {grid_summary(name)}")
     paths = {n: Path(args.data_dir).joinpath(*DATASETS[n]["path"]) for n in args.datasets}
     present = [n for n in args.datasets if paths[n].exists()]
@@ -433,7 +534,7 @@ def main() -> int:
     for n in present:
         t0 = time.perf_counter()
         loaded[n] = (load_ratings(paths[n]), time.perf_counter() - t0)
-    budget = Budget(args.budget, [weight(m, loaded[n][0].n) for n in present for m in GRIDS])
+    budget = Budget(args.budget, [weight(m, loaded[n][0].n) for n in present for m in args.models])
     results = [run_dataset(n, *loaded[n], args, budget) for n in present]
     seconds = time.perf_counter() - start
     print(f"\nwhole run {seconds:.1f} s")

@@ -129,10 +129,16 @@ class Ranker(ABC):
         out = np.full((items.shape[0], BECAUSE), -1, dtype=np.int64)
         if m == 0:
             return out
-        # largest contribution first, ties to the lower item index; only positive contributions are reasons
-        order = np.lexsort((np.broadcast_to(held, parts.shape), -parts), axis=1)[:, :m]
-        chosen = np.take_along_axis(parts, order, axis=1) > 0
-        out[:, :m] = np.where(chosen, held[order], -1)
+        # largest contribution first, ties to the lower item index (argmax takes the first of equal values, and
+        # the columns are put in item order); only positive contributions are reasons
+        by_item = np.argsort(held, kind="stable")
+        held = held[by_item]
+        parts = np.array(parts, dtype=np.float64)[:, by_item]
+        rows = np.arange(parts.shape[0])
+        for r in range(m):
+            best = np.argmax(parts, axis=1)
+            out[:, r] = np.where(parts[rows, best] > 0, held[best], -1)
+            parts[rows, best] = -np.inf
         return out
 
     def _check_history(self, history: sp.csr_array, rows: int | None = None) -> None:

@@ -38,6 +38,7 @@ class ItemKnnRanker(Ranker):
     sim_indices: np.ndarray
     sim_data: np.ndarray
     _sim: sp.csr_array = field(init=False, repr=False)
+    _sim_t: sp.csr_array = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         n = self.n_items
@@ -47,6 +48,8 @@ class ItemKnnRanker(Ranker):
                 f"{self.sim_data.shape} do not make an {n}×{n} CSR matrix"
             )
         self._sim = sp.csr_array((self.sim_data, self.sim_indices, self.sim_indptr), shape=(n, n))
+        # Sᵀ by rows: who counts item j among their neighbours, for ``because``
+        self._sim_t = sp.csr_array(self._sim.T)
 
     @property
     def similarity(self) -> sp.csr_array:
@@ -59,7 +62,7 @@ class ItemKnnRanker(Ranker):
 
     def contributions(self, history: sp.csr_array, items: np.ndarray) -> np.ndarray:
         held = history.indices.astype(np.int64)
-        return self._sim[held][:, np.asarray(items, dtype=np.int64)].toarray().T
+        return self._sim_t[np.asarray(items, dtype=np.int64)].toarray()[:, held]
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {
