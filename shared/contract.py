@@ -19,11 +19,41 @@ class Measure(StrEnum):
     pearson = "pearson"
 
 
-class Method(StrEnum):
-    """How ``/v1/users/{id}/recommendations`` ranks: by the rating model, or by similarity to liked items."""
+class Ranking(StrEnum):
+    """A top-N ranker on implicit feedback, as the rating service's ``ranking`` component records its kind
+    (``chorus.services.rating.rankers``; formulas in ``docs/models.md``)."""
 
-    model = "model"
+    ease = "ease"
+    ials = "ials"
+    item_knn = "item_knn"
+    popular = "popular"
+
+
+class Method(StrEnum):
+    """How ``/v1/users/{id}/recommendations`` ranks: a :class:`Ranking`, ``latent`` (the highest predicted
+    ratings of the rating model), or ``similar`` ("because you liked", the similarity service).
+
+    ``model`` is the old name of ``latent`` and means the same (:data:`METHOD_ALIASES`). Without a method the
+    rating service answers with the default ranker of the version it serves (``latent`` for a version without
+    rankers).
+    """
+
+    ease = "ease"
+    ials = "ials"
+    item_knn = "item_knn"
+    popular = "popular"
+    latent = "latent"
     similar = "similar"
+    model = "model"
+
+
+METHOD_ALIASES = {Method.model: Method.latent}
+"""Old method names and the method each means."""
+
+
+def canonical_method(method: Method) -> Method:
+    """The method that answers for ``method`` (an alias resolved)."""
+    return METHOD_ALIASES.get(method, method)
 
 
 MAX_ID_LENGTH = 200
@@ -37,12 +67,11 @@ MAX_SEARCH_LENGTH = 200
 MAX_SEARCH_LIMIT = 100
 """Most items one title search returns."""
 MAX_PAIRS = 10_000
-"""Most (user, item) pairs in one batch prediction."""
+"""Most (user, item) pairs in one batch prediction, and most items in one basket."""
 
 DEFAULT_K = 10
 DEFAULT_MIN_COMMON = 1
 DEFAULT_MEASURE = Measure.jaccard
-DEFAULT_METHOD = Method.model
 DEFAULT_SEARCH_LIMIT = 20
 
 VERSION_HEADER = "X-Model-Version"

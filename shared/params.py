@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field, StringConstraints, create_model
 
 from chorus.shared.contract import (
     DEFAULT_K,
@@ -22,6 +22,7 @@ from chorus.shared.contract import (
     MAX_MIN_COMMON,
     MAX_SEARCH_LENGTH,
     MAX_SEARCH_LIMIT,
+    Method,
 )
 from chorus.shared.errors import ChorusError
 
@@ -29,9 +30,11 @@ __all__ = [
     "DEFAULT_K",
     "DEFAULT_MIN_COMMON",
     "DEFAULT_SEARCH_LIMIT",
+    "ExcludeIds",
     "K",
     "ItemId",
     "ItemIdQuery",
+    "MethodQuery",
     "MinCommon",
     "SearchLimit",
     "SearchText",
@@ -56,6 +59,22 @@ SearchText = Annotated[
     str, Query(min_length=1, max_length=MAX_SEARCH_LENGTH, description="Words of a title, or an item id")
 ]
 SearchLimit = Annotated[int, Query(ge=1, le=MAX_SEARCH_LIMIT, description="How many items (1 to 100)")]
+ExcludeIds = Annotated[
+    list[Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]] | None,
+    Query(
+        max_length=MAX_K,
+        description=f"Item ids never to return; repeat the parameter for several (at most {MAX_K}). Ids the served "
+        "data does not know are ignored and listed in `unknown_exclude`.",
+    ),
+]
+MethodQuery = Annotated[
+    Method | None,
+    Query(
+        description="ease, ials, item_knn, popular: a ranker of the served version; latent: the highest predicted "
+        "ratings (`model` is its old name); similar: because you liked similar items (similarity service). "
+        "Default: the served version's default ranker (latent for a version without rankers)."
+    ),
+]
 
 
 _MODELS: dict[str, type[BaseModel]] = {}

@@ -6,11 +6,11 @@ The similarity and rating services answer with these models and the gateway docu
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from chorus.shared.contract import MAX_ID_LENGTH, MAX_PAIRS, Measure
+from chorus.shared.contract import DEFAULT_K, MAX_ID_LENGTH, MAX_K, MAX_PAIRS, Measure, Method
 
 
 class ErrorPublic(BaseModel):
@@ -79,22 +79,105 @@ class BecauseRecommendationsPublic(BaseModel):
     count: int
 
 
-class ModelRecommendation(BaseModel):
+class RankedItem(BaseModel):
     item_id: str = Field(examples=["B0002E1G5C"])
     title: str | None = Field(None, examples=["Fender Medium Picks, 12 Pack"])
-    predicted_rating: float = Field(examples=[4.71])
+    score: float = Field(
+        examples=[0.318],
+        description="the ranker's score, higher is better (for latent: the predicted star rating; for popular: "
+        "the number of reviews)",
+    )
+    because: list[ItemRef] | None = Field(
+        None,
+        description="the reviewed (or basket) items that contributed most to the score, best first (at most 3); "
+        "null when the ranker cannot say",
+    )
 
 
-class ModelRecommendationsPublic(BaseModel):
-    """``method=model``: the user's highest predicted ratings among items they have not reviewed.
+_RANKED_EXAMPLE: dict[str, Any] = {
+    "item_id": "B0002E1G5C",
+    "title": "Fender Medium Picks, 12 Pack",
+    "score": 0.318,
+    "because": [{"item_id": "B0002GLDQM", "title": "Guitar Strap"}],
+}
 
-    ``fallback`` says the user is unknown and these are popular, well-rated items instead.
+
+class RankedRecommendationsPublic(BaseModel):
+    """A user's top-k items from one ranker (``model``), among items they have not reviewed and not excluded.
+
+    ``fallback: "popular"`` says the user is unknown and these are popular items instead.
     """
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "user_id": "A2IBPI20UZIR0U",
+                "model": "ease",
+                "data": [_RANKED_EXAMPLE],
+                "count": 1,
+                "fallback": None,
+                "unknown_exclude": [],
+            }
+        }
+    )
     user_id: str
-    data: list[ModelRecommendation]
+    model: str = Field(description="the method that answered: a ranker's kind or latent", examples=["ease"])
+    data: list[RankedItem]
     count: int
     fallback: Literal["popular"] | None = Field(None, description='"popular" when the user is unknown')
+    unknown_exclude: list[str] = Field(
+        default_factory=list, description="ids of ``exclude`` the served data does not know (ignored)"
+    )
+
+
+ItemIdField = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
+
+
+class BasketRequest(BaseModel):
+    """An anonymous basket or session: recommend for these items, as if one user had reviewed them."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"example": {"items": ["B0002GLDQM", "B0002E1G5C"], "k": 10, "exclude": []}},
+    )
+    items: list[ItemIdField] = Field(
+        default_factory=list, max_length=MAX_PAIRS, description=f"item ids (at most {MAX_PAIRS})"
+    )
+    k: int = Field(DEFAULT_K, ge=1, le=MAX_K, description=f"how many results (1 to {MAX_K})")
+    exclude: list[ItemIdField] = Field(
+        default_factory=list, max_length=MAX_K, description=f"item ids never to return (at most {MAX_K})"
+    )
+    method: Method | None = Field(
+        None, description="a ranker (ease, ials, item_knn, popular); default: the served version's default ranker"
+    )
+
+
+class BasketRecommendationsPublic(BaseModel):
+    """The top-k items for a basket, from one ranker (``model``), never an item of the basket or of ``exclude``.
+
+    ``fallback: "popular"`` says no item of the basket is known (or it is empty): these are popular items.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "model": "ease",
+                "data": [_RANKED_EXAMPLE],
+                "count": 1,
+                "fallback": None,
+                "unknown_items": ["NO-SUCH-ID"],
+                "unknown_exclude": [],
+            }
+        }
+    )
+    model: str = Field(description="the ranker that answered", examples=["ease"])
+    data: list[RankedItem]
+    count: int
+    fallback: Literal["popular"] | None = Field(None, description='"popular" when no basket item is known')
+    unknown_items: list[str] = Field(default_factory=list, description="basket ids the served data does not know")
+    unknown_exclude: list[str] = Field(
+        default_factory=list, description="ids of ``exclude`` the served data does not know (ignored)"
+    )
 
 
 class Prediction(BaseModel):

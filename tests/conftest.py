@@ -51,3 +51,31 @@ def train_tiny(root: Path, reviews: int, seed: int, components: list[str]) -> Pa
 def busiest(ids: np.ndarray, index: np.ndarray) -> str:
     """The raw id with the most reviews: ``ids`` a vocabulary, ``index`` the per-review indices into it."""
     return str(ids[int(np.argmax(np.bincount(index, minlength=len(ids))))])
+
+
+def add_ranking(root: Path, default: str | None = None, kinds: list[str] | None = None) -> str:
+    """Publish a new current version of ``root``: its current version's components plus a ``ranking`` component
+    with ``kinds`` (default: every ranker kind that has a trainer), fitted on all its reviews with the first
+    point of each grid; ``default`` (default: the first kind other than ``popular``, else ``popular``) is served
+    when a request names none. Returns the new version's name."""
+    import scipy.sparse as sp
+
+    from chorus.services.rating.rankers import REGISTRY
+    from chorus.services.rating.rankers.persistence import write_rankers
+    from chorus.services.rating.ranking_fit import FITTERS, GRIDS
+    from chorus.shared.artifacts import ArtifactStore, VersionWriter, load_data_component
+
+    previous = ArtifactStore(root).open()
+    data = load_data_component(previous)
+    reviews = sp.csr_array((data.rating.astype(np.float64), (data.user, data.item)), shape=(data.n_users, data.n_items))
+    kinds = kinds or [kind for kind in REGISTRY if kind in FITTERS]
+    rankers = {kind: FITTERS[kind](reviews, dict(GRIDS[kind][0])) for kind in kinds}
+    default = default or next((kind for kind in kinds if kind != "popular"), "popular")
+    with VersionWriter(root) as writer:
+        dataset = previous.manifest.get("dataset", {})
+        writer.set_dataset(dataset.get("fingerprint", {}), dataset.get("stats", {}))
+        for component in previous.components:
+            if component != "ranking":
+                writer.adopt_component(previous, component)
+        write_rankers(writer, rankers, default)
+        return writer.commit()

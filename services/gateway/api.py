@@ -8,9 +8,9 @@ hits of these routes are normally answered by :class:`.hitpath.HitPath` before t
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from chorus.services.gateway import page as pages
@@ -18,10 +18,9 @@ from chorus.services.gateway.core import Answer
 from chorus.services.gateway.deps import GatewayDep
 from chorus.services.gateway.hitpath import (
     MISSED,
-    RECOMMENDATION_SERVICES,
     ident,
-    k_query,
     predict_query,
+    recommendations_target,
     search_query,
     similar_query,
 )
@@ -29,13 +28,11 @@ from chorus.shared.contract import (
     CACHE_HEADER,
     DEFAULT_K,
     DEFAULT_MEASURE,
-    DEFAULT_METHOD,
     DEFAULT_MIN_COMMON,
     DEFAULT_SEARCH_LIMIT,
     MAX_K,
     VERSION_HEADER,
     Measure,
-    Method,
 )
 from chorus.shared.errors import (
     InvalidInput,
@@ -46,9 +43,11 @@ from chorus.shared.errors import (
     UpstreamUnavailable,
 )
 from chorus.shared.params import (
+    ExcludeIds,
     ItemId,
     ItemIdQuery,
     K,
+    MethodQuery,
     MinCommon,
     SearchLimit,
     SearchText,
@@ -57,14 +56,16 @@ from chorus.shared.params import (
     error_responses,
 )
 from chorus.shared.schemas import (
+    BasketRecommendationsPublic,
+    BasketRequest,
     BecauseRecommendationsPublic,
     HealthPublic,
     ItemPublic,
     ItemsPublic,
-    ModelRecommendationsPublic,
     Prediction,
     PredictionsPublic,
     PredictRequest,
+    RankedRecommendationsPublic,
     ReadinessPublic,
     SimilarItemsPublic,
     SimilarUsersPublic,
@@ -190,7 +191,7 @@ async def similar_users(
 
 @users.get(
     "/{user_id}/recommendations",
-    response_model=ModelRecommendationsPublic | BecauseRecommendationsPublic,
+    response_model=RankedRecommendationsPublic | BecauseRecommendationsPublic,
     responses={200: {"headers": CACHED_HEADERS}},
 )
 async def recommendations(
@@ -198,15 +199,19 @@ async def recommendations(
     request: Request,
     user_id: UserId,
     k: K = DEFAULT_K,
-    method: Annotated[
-        Method,
-        Query(description="model: predicted ratings (rating service); similar: because you liked (similarity)"),
-    ] = DEFAULT_METHOD,
+    method: MethodQuery = None,
+    exclude: ExcludeIds = None,
 ) -> Response:
-    """Top-k items for a user: by predicted rating (``model``) or because they liked similar items (``similar``)."""
-    service = RECOMMENDATION_SERVICES[method]
-    route = f"users/{ident(user_id)}/recommendations"
-    return respond(await gw.get(service, route, k_query(k), **lookup(request)))
+    """Top-k items for a user: by the served version's default ranker, or the ranker named by ``method``
+    (``latent``: by predicted rating), never an item they reviewed or one of ``exclude`` (rating service,
+    :class:`RankedRecommendationsPublic`); or, with ``method=similar``, because they liked similar items
+    (similarity service, :class:`BecauseRecommendationsPublic`; ``exclude`` is not supported there)."""
+    target = recommendations_target(user_id, k, None if method is None else method.value, exclude or [])
+    if target is None:  # validated above, but for exclude with similar
+        msg = "not supported with method=similar; leave it out or choose another method"
+        raise RequestValidationError([{"loc": ("query", "exclude"), "msg": msg, "type": "value_error"}])
+    service, route, query = target
+    return respond(await gw.get(service, route, query, **lookup(request)))
 
 
 @rating.get("/predict", response_model=Prediction, responses={200: {"headers": CACHED_HEADERS}})
@@ -228,6 +233,13 @@ async def predict_batch(gw: GatewayDep, request: Request, body: PredictRequest) 
     return respond(await gw.post("rating", "/v1/predict", await request.body()))
 
 
+@rating.post("/recommendations", response_model=BasketRecommendationsPublic)
+async def basket_recommendations(gw: GatewayDep, request: Request, body: BasketRequest) -> Response:
+    """Top-k items for an anonymous basket or session (item ids) by a ranker of the served version; unknown ids
+    are listed in ``unknown_items``; never cached."""
+    return respond(await gw.post("rating", "/v1/recommendations", await request.body()))
+
+
 page = APIRouter(include_in_schema=False)
 
 
@@ -246,11 +258,19 @@ async def index(
     measure: str | None = None,
     k: str | None = None,
     user: str | None = None,
+    basket: str | None = None,
 ) -> HTMLResponse:
-    """The web page: similar products for an id or title words; recommendations for a user."""
+    """The web page: similar products for an id or title words; recommendations for a user or a basket."""
     measure = measure if measure in {m.value for m in Measure} else DEFAULT_MEASURE
     size = _page_k(k)
-    context: dict = {"q": q, "measure": measure, "k": size, "measures": list(Measure), "user": user}
+    context: dict = {
+        "q": q,
+        "measure": measure,
+        "k": size,
+        "measures": list(Measure),
+        "user": user,
+        "basket": basket,
+    }
     if q is not None:
         context["similar"] = await pages.similar_section(gw, q, measure, size)
     if user is not None:
@@ -261,4 +281,6 @@ async def index(
             context["model"], context["because"] = await asyncio.gather(
                 pages.model_section(gw, user, 10), pages.because_section(gw, user, 10)
             )
+    if basket is not None:
+        context["basket_result"] = await pages.basket_section(gw, basket, 10)
     return request.app.state.templates.TemplateResponse(request, "index.html", context)

@@ -14,14 +14,16 @@ contains an encoded ``/`` (see :func:`ident`).
 It needs no validation of its own, and cannot serve a wrong answer: answers are only ever stored by the handlers,
 under keys built from validated values rendered canonically (``str(int)``, the enum's value). A raw string that is
 not already in that form (``k=010``, ``k=9999``, ``measure=JACCARD``) builds a key nothing was stored under, so
-such a request misses here and FastAPI validates it as usual.
+such a request misses here and FastAPI validates it as usual. The one parameter that may repeat,
+``exclude``, is canonicalised (distinct ids, sorted), so the hit path checks its bounds itself before building
+a key (:func:`recommendations_target`).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from urllib.parse import parse_qsl, quote, unquote_to_bytes, urlencode
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -30,10 +32,12 @@ from chorus.services.gateway.cache import cache_key
 from chorus.shared.contract import (
     DEFAULT_K,
     DEFAULT_MEASURE,
-    DEFAULT_METHOD,
     DEFAULT_MIN_COMMON,
     DEFAULT_SEARCH_LIMIT,
+    MAX_ID_LENGTH,
+    MAX_K,
     Method,
+    canonical_method,
 )
 from chorus.shared.errors import NotFound
 
@@ -88,22 +92,48 @@ def predict_query(user_id: str, item_id: str) -> str:
     return urlencode({"user_id": user_id, "item_id": item_id})
 
 
-RECOMMENDATION_SERVICES = {Method.model: "rating", Method.similar: "similarity"}
-"""Which service answers ``/v1/users/{id}/recommendations`` for each method."""
-
-
-def recommendation_service(method: str) -> str | None:
-    return RECOMMENDATION_SERVICES.get(method)  # type: ignore[call-overload]
-
-
 MISSED = "chorus.missed"  # scope key: the cache key the hit path just missed
 
 Target = tuple[str, str, str]  # service, route, canonical query
+_METHODS = frozenset(m.value for m in Method)
+
+
+def recommendations_target(user_id: str, k: int | str, method: str | None, exclude: Sequence[str]) -> Target | None:
+    """Where ``/v1/users/{user_id}/recommendations`` is answered and cached, for a ``method`` (None: the
+    default) and ``exclude`` ids; None where the API refuses these values (the hit path's raw ones; the handler
+    has validated its own): an unknown method, ``exclude`` ids out of bounds, ``exclude`` with ``similar``.
+
+    ``similar`` goes to the similarity service with the query ``k={k}``; every other method to the rating
+    service with ``k``, then ``method`` (an alias resolved: ``model`` is keyed as ``latent``) unless none was
+    asked for, then the distinct ``exclude`` ids sorted. Without a method the rating service answers with the
+    default ranker of the version it serves, and every key carries that version, so the key ``k=10`` (no
+    ``method``) names exactly one ranker: the default is cached under the absence of ``method``, apart from the
+    same ranker asked for by name.
+    """
+    route = f"users/{ident(user_id)}/recommendations"
+    if method is not None:
+        if method not in _METHODS:
+            return None
+        method = canonical_method(Method(method)).value
+    if method == Method.similar:
+        return None if exclude else ("similarity", route, k_query(k))
+    if len(exclude) > MAX_K or any(not 1 <= len(e) <= MAX_ID_LENGTH for e in exclude):
+        return None
+    pairs: list[tuple[str, str | int]] = [("k", k)]
+    if method is not None:
+        pairs.append(("method", method))
+    pairs.extend(("exclude", e) for e in sorted(set(exclude)))
+    return "rating", route, urlencode(pairs)
+
+
 Params = dict[str, str]
+Lists = dict[str, list[str]]
+REPEATABLE = frozenset({"exclude"})
+"""Query parameters that may be given several times (the others may not: FastAPI would read only the last)."""
 
 
-def _similar(kind: str) -> Callable[[re.Match, Params], Target]:
-    def target(m: re.Match, p: Params) -> Target:
+def _similar(kind: str) -> Callable[[re.Match, Params, Lists], Target]:
+    def target(m: re.Match, p: Params, lists: Lists) -> Target:
         query = similar_query(
             p.get("k", DEFAULT_K), p.get("measure", DEFAULT_MEASURE), p.get("min_common", DEFAULT_MIN_COMMON)
         )
@@ -112,33 +142,30 @@ def _similar(kind: str) -> Callable[[re.Match, Params], Target]:
     return target
 
 
-def _recommendations(m: re.Match, p: Params) -> Target | None:
-    service = recommendation_service(p.get("method", DEFAULT_METHOD))
-    if service is None:
-        return None
-    return service, f"users/{ident(m[1])}/recommendations", k_query(p.get("k", DEFAULT_K))
+def _recommendations(m: re.Match, p: Params, lists: Lists) -> Target | None:
+    return recommendations_target(m[1], p.get("k", DEFAULT_K), p.get("method"), lists.get("exclude", []))
 
 
-def _search(m: re.Match, p: Params) -> Target | None:
+def _search(m: re.Match, p: Params, lists: Lists) -> Target | None:
     if "q" not in p:
         return None
     return "similarity", "items", search_query(p["q"], p.get("limit", DEFAULT_SEARCH_LIMIT))
 
 
-def _predict(m: re.Match, p: Params) -> Target | None:
+def _predict(m: re.Match, p: Params, lists: Lists) -> Target | None:
     if "user_id" not in p or "item_id" not in p:
         return None
     return "rating", "predict", predict_query(p["user_id"], p["item_id"])
 
 
 # Starlette matches a ``{name}`` path parameter with ``[^/]+`` against the percent-decoded path; so do we.
-ROUTES: list[tuple[re.Pattern, Callable[[re.Match, Params], Target | None]]] = [
+ROUTES: list[tuple[re.Pattern, Callable[[re.Match, Params, Lists], Target | None]]] = [
     (re.compile(r"/v1/items/([^/]+)/similar"), _similar("items")),
     (re.compile(r"/v1/users/([^/]+)/similar"), _similar("users")),
     (re.compile(r"/v1/users/([^/]+)/recommendations"), _recommendations),
-    (re.compile(r"/v1/items/([^/]+)"), lambda m, p: ("similarity", f"items/{ident(m[1])}", "")),
+    (re.compile(r"/v1/items/([^/]+)"), lambda m, p, lists: ("similarity", f"items/{ident(m[1])}", "")),
     (re.compile(r"/v1/items"), _search),
-    (re.compile(r"/v1/stats"), lambda m, p: ("similarity", "stats", "")),
+    (re.compile(r"/v1/stats"), lambda m, p, lists: ("similarity", "stats", "")),
     (re.compile(r"/v1/predict"), _predict),
 ]
 
@@ -152,10 +179,15 @@ def target_of(path: str, query_string: bytes) -> Target | None:
         if m is None:
             continue
         pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True) if query_string else []
-        params = dict(pairs)
-        if len(params) != len(pairs):
+        single = [(name, value) for name, value in pairs if name not in REPEATABLE]
+        params = dict(single)
+        if len(params) != len(single):
             return None  # a repeated parameter: leave it to FastAPI
-        return build(m, params)
+        lists: Lists = {}
+        for name, value in pairs:
+            if name in REPEATABLE:
+                lists.setdefault(name, []).append(value)
+        return build(m, params, lists)
     return None
 
 

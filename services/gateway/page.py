@@ -1,17 +1,21 @@
 """The web page at ``/``: server-rendered, no JavaScript needed, answered through the same cache as the API.
 
-Two forms, each a plain ``GET /``: ``q`` (a product id or words of a title) with ``measure`` and ``k`` shows the
-similar items; ``user`` shows the user's recommendations, by predicted rating and "because you liked". Every
-failure becomes a message on the page, never an error page, and one failing service leaves the other's part.
+Three forms, each a plain ``GET /``: ``q`` (a product id or words of a title) with ``measure`` and ``k`` shows the
+similar items; ``user`` shows the user's recommendations, by the served default ranker with its reasons ("because
+you reviewed X, Y") and "because you liked"; ``basket`` (product ids, separated by commas or spaces) shows the
+recommendations for that basket (``POST /v1/recommendations``, never cached). Every failure becomes a message on
+the page, never an error page, and one failing service leaves the other's part.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 from chorus.services.gateway.core import Answer, Gateway
-from chorus.services.gateway.hitpath import ident, k_query, search_query, similar_query
+from chorus.services.gateway.hitpath import ident, k_query, recommendations_target, search_query, similar_query
+from chorus.shared.contract import MAX_ID_LENGTH, MAX_PAIRS
 from chorus.shared.errors import ChorusError
 
 SEARCH_LIMIT = 10  # title matches listed; one more is asked for, to tell "more than 10 match"
@@ -39,6 +43,10 @@ async def _json(gw: Gateway, service: str, route: str, query: str, not_found: st
         answer: Answer = await gw.get(service, route, query)
     except ChorusError as exc:
         raise _Failed(f"Sorry, that cannot be answered right now: {exc.detail}.") from exc
+    return _body(answer, service, not_found)
+
+
+def _body(answer: Answer, service: str, not_found: str) -> dict:
     try:
         body = json.loads(answer.body)
     except ValueError as exc:
@@ -109,16 +117,68 @@ async def _recommendations(gw: Gateway, service: str, user: str, k: int, empty: 
     return section
 
 
+def ranked_title(body: dict, who: str) -> tuple[str, str | None]:
+    """The heading of a ranked list and a note on it: what ranked it, and why popular items when it fell back
+    (``who`` says what was not known)."""
+    model = body.get("model")
+    if body.get("fallback"):
+        # the popular fallback: ranked by popularity, not for this user
+        title = "Popular, well-rated products" if model == "latent" else "Popular products"
+        return title, f"We do not know {who} yet, so these are {title[0].lower()}{title[1:]}."
+    if model == "latent":
+        return "Predicted to rate highly", None
+    return "Recommended for you", f"Ranked by {model}."
+
+
 async def model_section(gw: Gateway, user: str, k: int) -> Section:
-    """Recommendations by predicted rating (rating service); popular products for a user it does not know."""
-    section = await _recommendations(
-        gw, "rating", user, k, "Nothing left to recommend: this user has reviewed every product."
-    )
-    section.title = "Predicted to rate highly"
-    if section.data and section.data.get("fallback"):
-        # the rating service's "popular" fallback: ranked by popularity, not by a prediction for this user
-        section.title = "Popular, well-rated products"
-        section.note = f"We do not know user “{user}” yet, so these are popular, well-rated products."
+    """The user's recommendations by the served version's default ranker (rating service), each with the
+    reviews that weighed most; popular products for a user it does not know."""
+    if "/" in user:  # not an id (see hitpath.ident)
+        return Section(message=f"No user has the id “{user}”.", title="Recommended for you")
+    target = recommendations_target(user, k, None, [])
+    if target is None:  # cannot happen: no method, no exclude
+        return Section(message="Sorry, that cannot be answered.", title="Recommended for you")
+    service, route, query = target
+    try:
+        body = await _json(gw, service, route, query, f"No user has the id “{user}”.")
+    except _Failed as failed:
+        return Section(message=failed.message, title="Recommended for you")
+    section = Section(data=body)
+    section.title, section.note = ranked_title(body, f"user “{user}”")
+    if not body.get("data"):
+        section.message = "Nothing left to recommend: this user has reviewed every product."
+    return section
+
+
+def basket_ids(text: str) -> list[str]:
+    """The product ids typed in the basket box: separated by commas or white space, repeats dropped."""
+    return list(dict.fromkeys(t for t in re.split(r"[\s,]+", text) if t))
+
+
+async def basket_section(gw: Gateway, text: str, k: int) -> Section:
+    """Recommendations for a basket of product ids, by the served default ranker (``POST /v1/recommendations``)."""
+    items = basket_ids(text)
+    if not items:
+        return Section(message="Type some product ids, separated by commas or spaces.")
+    if len(items) > MAX_PAIRS or any(len(i) > MAX_ID_LENGTH for i in items):
+        return Section(message=f"A basket holds at most {MAX_PAIRS} ids of at most {MAX_ID_LENGTH} characters.")
+    payload = json.dumps({"items": items, "k": k}).encode()
+    try:
+        body = _body(await gw.post("rating", "/v1/recommendations", payload), "rating", "")
+    except ChorusError as exc:
+        return Section(message=f"Sorry, that cannot be answered right now: {exc.detail}.")
+    except _Failed as failed:
+        return Section(message=failed.message)
+    section = Section(data=body, extra={"items": items})
+    who = "any of these products" if len(items) > 1 else "this product"
+    section.title, section.note = ranked_title(body, who)
+    if not body.get("fallback"):
+        section.title = "Recommended for this basket"
+    unknown = body.get("unknown_items") or []
+    if unknown and len(unknown) < len(items):
+        section.extra["unknown"] = f"Not known, left out: {', '.join(unknown)}."
+    if not body.get("data"):
+        section.message = "Nothing left to recommend for this basket."
     return section
 
 

@@ -4,14 +4,30 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, Depends
 
 from chorus.services.rating.models.base import FALLBACKS
-from chorus.services.rating.service import RatingService
+from chorus.services.rating.service import RatingService, Recommendation
+from chorus.shared.contract import canonical_method
 from chorus.shared.errors import InvalidInput, NotReady
-from chorus.shared.params import DEFAULT_K, ItemIdQuery, K, UserId, UserIdQuery, error_responses
-from chorus.shared.schemas import ModelRecommendationsPublic, Prediction, PredictionsPublic, PredictRequest
+from chorus.shared.params import (
+    DEFAULT_K,
+    ExcludeIds,
+    ItemIdQuery,
+    K,
+    MethodQuery,
+    UserId,
+    UserIdQuery,
+    error_responses,
+)
+from chorus.shared.schemas import (
+    BasketRecommendationsPublic,
+    BasketRequest,
+    Prediction,
+    PredictionsPublic,
+    PredictRequest,
+    RankedRecommendationsPublic,
+)
 from chorus.shared.serving import Loaded, model_dependency
 
 router = APIRouter(prefix="/v1", tags=["rating"], responses=error_responses(InvalidInput, NotReady))
@@ -25,6 +41,29 @@ def _predict(svc: RatingService, users: list[str], items: list[str]) -> list[dic
         {"user_id": u, "item_id": i, "prediction": round(r, 4), "fallback": FALLBACKS[f]}
         for u, i, r, f in zip(users, items, pred.rating.tolist(), pred.fallback.tolist(), strict=True)
     ]
+
+
+def _ranked(svc: RatingService, rec: Recommendation) -> dict[str, Any]:
+    """The wire form of a :class:`Recommendation`: ids and titles for every item and reason."""
+    cat = svc.catalog
+
+    def ref(i: int) -> dict[str, Any]:
+        return {"item_id": str(cat.item_ids[i]), "title": cat.title(i)}
+
+    because = rec.because.tolist() if rec.because is not None else [None] * len(rec.items)
+    # the rating model's scores are star ratings: 4 decimals, as /v1/predict answers them
+    scores = [round(s, 4) for s in rec.scores.tolist()] if rec.model == "latent" else rec.scores.tolist()
+    data = [
+        {**ref(i), "score": s, "because": None if why is None else [ref(j) for j in why if j >= 0]}
+        for i, s, why in zip(rec.items.tolist(), scores, because, strict=True)
+    ]
+    return {
+        "model": rec.model,
+        "data": data,
+        "count": len(data),
+        "fallback": rec.fallback,
+        "unknown_exclude": rec.unknown_exclude,
+    }
 
 
 @router.get("/predict", response_model=Prediction)
@@ -43,18 +82,32 @@ def predict_batch(loaded: ServiceDep, body: PredictRequest) -> dict[str, Any]:
     return {"data": data, "count": len(data)}
 
 
-@router.get("/users/{user_id}/recommendations", response_model=ModelRecommendationsPublic)
-def recommendations(loaded: ServiceDep, user_id: UserId, k: K = DEFAULT_K) -> dict[str, Any]:
-    """The user's highest predicted ratings among items they have not reviewed.
+@router.get("/users/{user_id}/recommendations", response_model=RankedRecommendationsPublic)
+def recommendations(
+    loaded: ServiceDep,
+    user_id: UserId,
+    k: K = DEFAULT_K,
+    method: MethodQuery = None,
+    exclude: ExcludeIds = None,
+) -> dict[str, Any]:
+    """The user's top-k items by a ranker of the served version (default: its default ranker), or by predicted
+    rating (``method=latent``), never an item they reviewed or one of ``exclude``.
 
-    An unknown user gets the most popular well-rated items instead, with ``fallback: "popular"``."""
+    An unknown user gets popular items instead, with ``fallback: "popular"``; a method the version does not
+    serve is a 422 naming those it does."""
     svc = loaded.model
-    u = svc.catalog.user_indices([user_id])[0]
-    exclude = svc.reviewed(int(u)) if u >= 0 else np.zeros(0, dtype=np.int32)
-    rec = svc.model.recommend(int(u), k, exclude=exclude)
-    cat = svc.catalog
-    data = [
-        {"item_id": str(cat.item_ids[i]), "title": cat.title(i), "predicted_rating": round(r, 4)}
-        for i, r in zip(rec.items.tolist(), rec.ratings.tolist(), strict=True)
-    ]
-    return {"user_id": user_id, "data": data, "count": len(data), "fallback": rec.fallback}
+    rec = svc.recommend_user(user_id, k, None if method is None else canonical_method(method).value, exclude or [])
+    return {"user_id": user_id, **_ranked(svc, rec)}
+
+
+@router.post("/recommendations", response_model=BasketRecommendationsPublic)
+def basket_recommendations(loaded: ServiceDep, body: BasketRequest) -> dict[str, Any]:
+    """The top-k items for an anonymous basket (item ids, as if one user had reviewed them) by a ranker, never
+    a basket item or one of ``exclude``.
+
+    Unknown ids are listed in ``unknown_items``; with no known item the answer is popular items, with
+    ``fallback: "popular"``. ``latent`` cannot score a basket (422)."""
+    svc = loaded.model
+    method = None if body.method is None else canonical_method(body.method).value
+    rec = svc.recommend_basket(body.items, body.k, method, body.exclude)
+    return {**_ranked(svc, rec), "unknown_items": rec.unknown_items}

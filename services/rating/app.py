@@ -1,10 +1,13 @@
-"""The rating service: predicted star ratings and top-N recommendations from the ``rating`` component (a latent
-factor model, or the bias-only model where factors did not beat it on validation data).
+"""The rating service: predicted star ratings from the ``rating`` component (a latent factor model, or the
+bias-only model where factors did not beat it on validation data), and top-N recommendations for a user or an
+anonymous basket from the rankers of the ``ranking`` component, when the version has one.
 
 Run: ``CHORUS_ARTIFACTS=DIR uvicorn chorus.services.rating.app:create_app --factory --port 8002``
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 from fastapi import FastAPI
 
@@ -16,14 +19,16 @@ from chorus.shared.serving import create_service_app
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The FastAPI app of the rating service; it loads the ``data`` and ``rating`` components of the current
-    version in its lifespan and reloads when ``CURRENT`` changes."""
+    version (and its ``ranking`` component, when there is one) in its lifespan and reloads when ``CURRENT``
+    changes."""
+    settings = settings or Settings()
     return create_service_app(
         title="Chorus rating service",
         description="Predicted star ratings from a latent factor model f(u,i) = α + β_u + β_i + γ_u·γ_i "
-        "(selected on validation data, measured on test data), and top-N recommendations among "
-        "items a user has not reviewed.",
-        settings=settings or Settings(),
-        build=load_service,
+        "(selected on validation data, measured on test data); top-N recommendations for a user or an anonymous "
+        "basket from implicit-feedback rankers (EASE, iALS, item-kNN, most popular) or by predicted rating.",
+        settings=settings,
+        build=partial(load_service, verify=settings.verify_checksums),
         components=("data", "rating"),
         routers=[router],
     )

@@ -15,6 +15,7 @@ from chorus.launcher import Topology, free_port
 from chorus.shared.artifacts import ArtifactStore, load_data_component
 from chorus.shared.data.synthetic import generate_reviews
 from chorus.train import parse_components, train
+from tests.conftest import add_ranking
 
 E2E_REDIS_DB = 14  # a dedicated database of the machine's Redis; only this one is flushed
 
@@ -31,6 +32,8 @@ def trained(tmp_path_factory, demo_data) -> Path:
     """An artifact root with one version, copied per topology so tests can retrain without interfering."""
     root = tmp_path_factory.mktemp("e2e-artifacts-template")
     train(demo_data, root, parse_components(None), seed=0, progress=False, log=lambda _m: None)
+    if "ranking" not in ArtifactStore(root).open(components=[], verify=False).components:
+        add_ranking(root)  # until `chorus train` builds the rankers itself, serve every ranker that has a trainer
     return root
 
 

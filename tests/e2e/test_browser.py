@@ -171,17 +171,28 @@ def test_a_product_id_shows_its_similar_items_and_they_link_on(page, api, datase
     assert rows(page, "#similar-results") == similar_rows(expected)
 
 
-def test_a_user_id_shows_predicted_ratings_and_because_you_liked(page, api, dataset):
+def ranked_rows(answer: dict, reason: str) -> list[list[str]]:
+    """How the page shows a ranked answer of the API: the reasons after ``reason``, stars for predicted ratings."""
+    stars = answer["model"] == "latent"
+    return [
+        [
+            str(n),
+            hit["title"] or "(no title)",
+            hit["item_id"],
+            f"{reason} " + ", ".join(b["title"] or b["item_id"] for b in hit["because"]) if hit["because"] else "",
+            f"{hit['score']:.2f} ★" if stars else f"{hit['score']:.4g}",
+        ]
+        for n, hit in enumerate(answer["data"], 1)
+    ]
+
+
+def test_a_user_id_shows_the_default_recommendations_with_reasons_and_because_you_liked(page, api, dataset):
     user = active_user(dataset)
     submit(page, "#user-id", user, "#user-submit")
 
-    model = api(f"/v1/users/{user}/recommendations", k=10, method="model")
+    model = api(f"/v1/users/{user}/recommendations", k=10)
     assert model["fallback"] is None and model["data"]
-    assert page.locator("#model-note").count() == 0
-    assert rows(page, "#model-results") == [
-        [str(n), hit["title"], hit["item_id"], f"{hit['predicted_rating']:.2f} ★"]
-        for n, hit in enumerate(model["data"], 1)
-    ]
+    assert rows(page, "#model-results") == ranked_rows(model, "because you reviewed")
 
     because = api(f"/v1/users/{user}/recommendations", k=10, method="similar")
     assert because["data"]
@@ -195,6 +206,20 @@ def test_a_user_id_shows_predicted_ratings_and_because_you_liked(page, api, data
     assert {hit["because"]["item_id"] for hit in because["data"]} <= reviewed
     assert not {row[2] for row in shown} & reviewed
     assert not {hit["item_id"] for hit in model["data"]} & reviewed
+    assert all({b["item_id"] for b in hit["because"] or []} <= reviewed for hit in model["data"])
+
+
+def test_a_basket_shows_its_recommendations_and_the_ids_it_does_not_know(page, dataset):
+    counts = np.bincount(dataset.item, minlength=dataset.n_items)
+    basket = [str(dataset.item_ids[i]) for i in np.argsort(-counts, kind="stable")[:2]]
+    submit(page, "#basket-items", f"{basket[0]}, NO-SUCH-ITEM {basket[1]}", "#basket-submit")
+    answer = httpx.post(
+        page.url.split("/?")[0] + "/v1/recommendations", json={"items": [*basket, "NO-SUCH-ITEM"], "k": 10}
+    ).json()
+    assert answer["unknown_items"] == ["NO-SUCH-ITEM"] and answer["data"]
+    assert page.inner_text("#basket-unknown") == "Not known, left out: NO-SUCH-ITEM."
+    assert rows(page, "#basket-results") == ranked_rows(answer, "because of")
+    assert not {row[2] for row in rows(page, "#basket-results")} & set(basket)
 
 
 def test_unknown_ids_and_empty_searches_get_clear_messages(page):
@@ -209,9 +234,7 @@ def test_unknown_ids_and_empty_searches_get_clear_messages(page):
     assert page.inner_text("#similar-message") == "Type a product id or some words of a product title."
 
     submit(page, "#user-id", "NO-SUCH-USER", "#user-submit")
-    assert page.inner_text("#model-note") == (
-        "We do not know user “NO-SUCH-USER” yet, so these are popular, well-rated products."
-    )
+    assert page.inner_text("#model-note").startswith("We do not know user “NO-SUCH-USER” yet, so these are popular")
     assert len(rows(page, "#model-results")) > 0
     assert page.inner_text("#because-message") == "No user has the id “NO-SUCH-USER”."
     assert page.locator("#because-results").count() == 0

@@ -40,10 +40,32 @@ def test_the_users_story(system, dataset):
     assert r.headers["X-Cache"] == "miss" and r.headers["X-Model-Version"]
 
     user = active_user(dataset)
-    r = get(system, f"/v1/users/{user}/recommendations", k=5)
+    reviewed = set(dataset.item_ids[dataset.item[dataset.user_ids[dataset.user] == user]].tolist())
+    r = get(system, f"/v1/users/{user}/recommendations", k=5)  # the served version's default ranker
     assert r.status_code == 200, r.text
-    recs = r.json()["data"]
-    assert len(recs) == 5 and all("predicted_rating" in rec for rec in recs)
+    ranked = r.json()
+    recs = ranked["data"]
+    assert ranked["model"] and ranked["fallback"] is None and len(recs) == 5
+    assert not {rec["item_id"] for rec in recs} & reviewed
+    assert all(rec["title"] and isinstance(rec["score"], float) for rec in recs)
+    assert all({b["item_id"] for b in rec["because"] or []} <= reviewed for rec in recs)
+    top = [rec["item_id"] for rec in recs[:2]]
+    r = get(system, f"/v1/users/{user}/recommendations", k=5, exclude=[*top, "NO-SUCH-ITEM"])
+    assert r.status_code == 200 and r.headers["X-Cache"] == "miss", r.text
+    excluded = r.json()
+    assert excluded["model"] == ranked["model"] and excluded["unknown_exclude"] == ["NO-SUCH-ITEM"]
+    assert not {rec["item_id"] for rec in excluded["data"]} & (reviewed | set(top))
+    again = get(system, f"/v1/users/{user}/recommendations", k=5, exclude=["NO-SUCH-ITEM", *reversed(top)])
+    assert again.headers["X-Cache"] == "hit" and again.json() == excluded
+    latent = get(system, f"/v1/users/{user}/recommendations", k=5, method="latent").json()
+    assert latent["model"] == "latent" and all(1.0 <= rec["score"] <= 5.0 for rec in latent["data"])
+
+    basket = sorted(reviewed)[:3]
+    r = httpx.post(system.url() + "/v1/recommendations", json={"items": [*basket, "NO-SUCH-ITEM"], "k": 5}, timeout=15)
+    assert r.status_code == 200 and r.headers["X-Cache"] == "bypass", r.text
+    answer = r.json()
+    assert answer["unknown_items"] == ["NO-SUCH-ITEM"] and answer["count"] == 5
+    assert not {rec["item_id"] for rec in answer["data"]} & set(basket)
     r = get(system, f"/v1/users/{user}/recommendations", k=5, method="similar")
     assert r.status_code == 200, r.text
     assert all(rec["because"] for rec in r.json()["data"])

@@ -21,6 +21,8 @@ ITEMS = {
     "B 004": {"title": "Item with a space in its id", "reviews": 1, "mean_rating": 5.0},
 }
 USERS = {"U1": ["B001", "B002"], "U2": ["B002"], "U3": ["B003"]}
+RATING_METHODS = ["ease", "popular", "latent"]  # what the fake rating service's version serves
+RATING_DEFAULT = "ease"  # and its default ranker
 
 STATS = {
     "reviews": 26,
@@ -163,15 +165,45 @@ class FakeService:
                 data = [{**p, "prediction": 4.2, "fallback": p["user_id"] not in USERS} for p in pairs]
                 return _json(200, {"data": data, "count": len(data)}, v)
             case ["v1", "users", user_id, "recommendations"]:
-                k = int(params.get("k", 10))
+                method = params.get("method", RATING_DEFAULT)
+                if method not in RATING_METHODS:
+                    return self._unserved(method)
                 unknown = user_id not in USERS
-                seen = set() if unknown else set(USERS[user_id])
-                data = [
-                    {"item_id": i, "title": ITEMS[i]["title"], "predicted_rating": 4.8 - n / 10}
-                    for n, i in enumerate(i for i in ITEMS if i not in seen)
-                ][:k]
-                return _json(200, {"user_id": user_id, "data": data, "count": len(data), "fallback": unknown}, v)
+                seen = [] if unknown else USERS[user_id]
+                body = self._ranked("popular" if unknown else method, seen, params.get_list("exclude"), params)
+                return _json(200, {"user_id": user_id, **body, "fallback": "popular" if unknown else None}, v)
+            case ["v1", "recommendations"] if request.method == "POST":
+                basket = json.loads(request.content)
+                method = basket.get("method") or RATING_DEFAULT
+                if method not in RATING_METHODS or method == "latent":
+                    return self._unserved(method)
+                items = basket.get("items", [])
+                known = [i for i in items if i in ITEMS]
+                body = self._ranked(method if known else "popular", known, basket.get("exclude", []), basket)
+                unknown_items = list(dict.fromkeys(i for i in items if i not in ITEMS))
+                return _json(200, {**body, "fallback": None if known else "popular", "unknown_items": unknown_items}, v)
         return _json(404, {"detail": "Not Found"}, v)
+
+    def _ranked(self, model: str, history: list[str], exclude: list[str], params) -> dict:
+        """What the rating service answers by ``model`` for a history: every other item not excluded, with
+        the history's first items as the reasons of ``ease``."""
+        k = int(params.get("k", 10))
+        because = [{"item_id": i, "title": ITEMS[i]["title"]} for i in history[:3]] if model == "ease" else None
+        data = [
+            {
+                "item_id": i,
+                "title": ITEMS[i]["title"],
+                "score": round(4.8 - n / 10, 4) if model == "latent" else round(1.0 / (n + 2), 4),
+                "because": because,
+            }
+            for n, i in enumerate(i for i in ITEMS if i not in history and i not in exclude)
+        ][:k]
+        unknown = list(dict.fromkeys(e for e in exclude if e not in ITEMS))
+        return {"model": model, "data": data, "count": len(data), "unknown_exclude": unknown}
+
+    def _unserved(self, method: str) -> httpx.Response:
+        detail = f"method {method!r} is not served by version {self.version}: choose one of {', '.join(RATING_METHODS)}"
+        return _json(422, {"type": "invalid_input", "detail": detail}, self.version)
 
 
 def asgi_app(service: FakeService):

@@ -27,7 +27,13 @@ def body(response) -> dict:
         ),
         ("/v1/users/U1/similar?measure=pearson", "sim", "/v1/users/U1/similar?k=10&measure=pearson&min_common=1"),
         ("/v1/users/U1/recommendations", "rat", "/v1/users/U1/recommendations?k=10"),
-        ("/v1/users/U1/recommendations?method=model&k=2", "rat", "/v1/users/U1/recommendations?k=2"),
+        ("/v1/users/U1/recommendations?method=model&k=2", "rat", "/v1/users/U1/recommendations?k=2&method=latent"),
+        ("/v1/users/U1/recommendations?method=ease", "rat", "/v1/users/U1/recommendations?k=10&method=ease"),
+        (
+            "/v1/users/U1/recommendations?exclude=B003&method=popular&exclude=B%20004&exclude=B003",
+            "rat",
+            "/v1/users/U1/recommendations?k=10&method=popular&exclude=B+004&exclude=B003",
+        ),
         ("/v1/users/U1/recommendations?method=similar", "sim", "/v1/users/U1/recommendations?k=10"),
         ("/v1/predict?user_id=U1&item_id=B003", "rat", "/v1/predict?user_id=U1&item_id=B003"),
         ("/v1/items/B002", "sim", "/v1/items/B002"),
@@ -78,6 +84,73 @@ def test_post_predict_goes_to_rating_uncached(client, rat, sim):
     assert rat.api_calls() == 2 and sim.api_calls() == 0
 
 
+def test_recommendations_are_cached_per_method_and_exclude_set(client, rat):
+    first = client.get("/v1/users/U1/recommendations?exclude=B003&exclude=NOPE")
+    assert first.status_code == 200 and first.headers["x-cache"] == "miss"
+    assert body(first)["model"] == "ease" and body(first)["unknown_exclude"] == ["NOPE"]
+    assert "B003" not in {d["item_id"] for d in body(first)["data"]}
+    again = client.get("/v1/users/U1/recommendations?exclude=NOPE&k=10&exclude=B003&exclude=NOPE")
+    assert again.headers["x-cache"] == "hit" and again.content == first.content
+    assert rat.api_calls() == 1
+    # the default ranker and the same ranker by name are keyed apart; model and latent are one key
+    assert client.get("/v1/users/U1/recommendations?method=ease&exclude=B003&exclude=NOPE").headers["x-cache"] == "miss"
+    assert client.get("/v1/users/U1/recommendations?method=model").headers["x-cache"] == "miss"
+    latent = client.get("/v1/users/U1/recommendations?method=latent")
+    assert latent.headers["x-cache"] == "hit" and body(latent)["model"] == "latent"
+    assert client.get("/v1/users/U1/recommendations?exclude=B003").headers["x-cache"] == "miss"
+    assert rat.api_calls() == 4
+
+
+def test_a_method_the_version_does_not_serve_is_the_services_422_uncached(client, rat):
+    for _ in range(2):
+        response = client.get("/v1/users/U1/recommendations?method=ials")
+        assert response.status_code == 422 and response.headers["x-cache"] == "miss"
+        assert body(response) == {
+            "type": "invalid_input",
+            "detail": "method 'ials' is not served by version rat-v1: choose one of ease, popular, latent",
+        }
+    assert rat.api_calls() == 2
+
+
+def test_post_recommendations_goes_to_rating_uncached(client, rat, sim):
+    basket = {"items": ["B001", "NOPE"], "k": 2, "exclude": ["B003"]}
+    for _ in range(2):
+        response = client.post("/v1/recommendations", json=basket)
+        assert response.status_code == 200, response.text
+        assert response.headers["x-cache"] == "bypass" and response.headers["x-model-version"] == "rat-v1"
+    got = body(response)
+    assert got["model"] == "ease" and got["unknown_items"] == ["NOPE"] and got["fallback"] is None
+    assert [d["item_id"] for d in got["data"]] == ["B002", "B 004"]
+    assert json.loads(rat.requests[0].content) == basket
+    assert rat.api_calls() == 2 and sim.api_calls() == 0
+    response = client.post("/v1/recommendations", json={"items": [], "method": "popular"})
+    assert body(response)["fallback"] == "popular" and body(response)["model"] == "popular"
+    response = client.post("/v1/recommendations", json={"items": ["B001"], "method": "latent"})
+    assert response.status_code == 422 and "'latent'" in body(response)["detail"]  # the service's answer
+
+
+@pytest.mark.parametrize(
+    ("basket", "names"),
+    [
+        ({"items": ["B001"], "k": 0}, ["k: "]),
+        ({"items": ["B001"], "k": 501}, ["k: "]),
+        ({"items": [""]}, ["items.0: "]),
+        ({"items": ["B001"] * 10_001}, ["items: ", "10000"]),
+        ({"items": ["B001"], "exclude": ["x"] * 501}, ["exclude: ", "500"]),
+        ({"items": ["B001"], "method": "magic"}, ["method: "]),
+        ({"item": ["B001"]}, ["item: "]),
+    ],
+)
+def test_bad_baskets_are_refused_by_the_gateway(client, rat, basket, names):
+    response = client.post("/v1/recommendations", json=basket)
+    assert response.status_code == 422
+    error = body(response)
+    assert error["type"] == "invalid_input"
+    for name in names:
+        assert name in error["detail"]
+    assert rat.api_calls() == 0
+
+
 # --- bad input: refused by the gateway, never sent on --------------------------------------------------
 
 
@@ -90,7 +163,11 @@ def test_post_predict_goes_to_rating_uncached(client, rat, sim):
         ("/v1/items/B001/similar?measure=euclid", ["query.measure: ", "jaccard"]),
         ("/v1/items/B001/similar?min_common=0", ["query.min_common: "]),
         ("/v1/users/U1/similar?measure=nope", ["query.measure: "]),
-        ("/v1/users/U1/recommendations?method=magic", ["query.method: ", "model"]),
+        ("/v1/users/U1/recommendations?method=magic", ["query.method: ", "'ease'", "'latent'", "'similar'"]),
+        ("/v1/users/U1/recommendations?exclude=", ["query.exclude.0: "]),
+        ("/v1/users/U1/recommendations?exclude=" + "x" * 201, ["query.exclude.0: ", "200"]),
+        ("/v1/users/U1/recommendations?" + "exclude=x&" * 501, ["query.exclude: ", "500"]),
+        ("/v1/users/U1/recommendations?method=similar&exclude=B001", ["query.exclude: ", "method=similar"]),
         ("/v1/predict?user_id=U1", ["query.item_id: "]),
         ("/v1/items?q=", ["query.q: "]),
         ("/v1/items?q=a&limit=0", ["query.limit: "]),
@@ -321,4 +398,14 @@ def test_openapi_documents_every_route(client):
     assert {"200", "404", "422", "503", "504"} <= set(similar["responses"])
     assert "X-Cache" in similar["responses"]["200"]["headers"]
     assert "post" in paths["/v1/predict"]
+    ranked = paths["/v1/users/{user_id}/recommendations"]["get"]
+    assert {"200", "404", "422", "503", "504"} <= set(ranked["responses"])
+    names = {p["name"] for p in ranked["parameters"]}
+    assert {"k", "method", "exclude"} <= names
+    refs = json.dumps(ranked["responses"]["200"])
+    assert "RankedRecommendationsPublic" in refs and "BecauseRecommendationsPublic" in refs
+    basket = paths["/v1/recommendations"]["post"]
+    assert "BasketRequest" in json.dumps(basket["requestBody"])
+    assert "BasketRecommendationsPublic" in json.dumps(basket["responses"]["200"])
+    assert {"422", "503", "504"} <= set(basket["responses"])
     assert client.get("/docs").status_code == 200

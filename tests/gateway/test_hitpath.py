@@ -43,11 +43,27 @@ def test_targets_of_cached_routes():
         "k=3",
     )
     assert target_of("/v1/users/U1/recommendations", b"") == ("rating", "users/U1/recommendations", "k=10")
+    assert target_of("/v1/users/U1/recommendations", b"method=model&k=3") == (
+        "rating",
+        "users/U1/recommendations",
+        "k=3&method=latent",
+    )
+    assert target_of("/v1/users/U1/recommendations", b"exclude=b&method=ease&exclude=a%20c&exclude=b") == (
+        "rating",
+        "users/U1/recommendations",
+        "k=10&method=ease&exclude=a+c&exclude=b",
+    )
     assert target_of("/v1/items", b"q=guitar+strap") == ("similarity", "items", "q=guitar+strap&limit=20")
     assert target_of("/v1/predict", b"item_id=I&user_id=U") == ("rating", "predict", "user_id=U&item_id=I")
     assert target_of("/v1/stats", b"") == ("similarity", "stats", "")
     for path, query in [
         ("/v1/users/U1/recommendations", b"method=magic"),  # invalid: FastAPI answers 422
+        ("/v1/users/U1/recommendations", b"method="),
+        ("/v1/users/U1/recommendations", b"method=ease&method=ials"),
+        ("/v1/users/U1/recommendations", b"exclude="),
+        ("/v1/users/U1/recommendations", b"exclude=" + b"x" * 201),
+        ("/v1/users/U1/recommendations", b"exclude=x&" * 501),  # one distinct id, but too many for the API
+        ("/v1/users/U1/recommendations", b"method=similar&exclude=x"),
         ("/v1/items", b""),  # q is required
         ("/v1/predict", b"user_id=U"),
         ("/v1/items/B001/similar", b"k=1&k=2"),  # repeated parameter
@@ -90,7 +106,13 @@ def test_second_request_is_answered_by_the_hit_path_with_the_same_bytes(gateway,
     [
         ("/v1/items/B001/similar", "/v1/items/B001/similar?min_common=1&measure=jaccard&k=10"),
         ("/v1/users/U1/similar", "/v1/users/U1/similar?k=10&measure=jaccard&min_common=1"),
-        ("/v1/users/U1/recommendations", "/v1/users/U1/recommendations?k=10&method=model"),
+        ("/v1/users/U1/recommendations", "/v1/users/U1/recommendations?k=10"),
+        ("/v1/users/U1/recommendations?method=model", "/v1/users/U1/recommendations?k=10&method=latent"),
+        ("/v1/users/U1/recommendations?method=ease", "/v1/users/U1/recommendations?method=ease&k=10"),
+        (
+            "/v1/users/U1/recommendations?exclude=B003&exclude=B%20004&exclude=NOPE",
+            "/v1/users/U1/recommendations?exclude=NOPE&exclude=B003&k=10&exclude=B+004&exclude=B003",
+        ),
         ("/v1/users/U1/recommendations?method=similar", "/v1/users/U1/recommendations?k=10&method=similar"),
         ("/v1/items/B002", "/v1/items/B002"),
         ("/v1/items?q=guitar", "/v1/items?limit=20&q=guitar"),
@@ -106,6 +128,17 @@ def test_handlers_and_hit_path_agree_on_keys_and_defaults(gateway, url, spelled_
     second = client.get(spelled_out)
     assert second.headers["x-cache"] == "hit" and second.content == first.content
     assert len(calls) == before
+
+
+def test_exclude_bounds_are_checked_before_a_hit(gateway):
+    client, calls = gateway
+    assert client.get("/v1/users/U1/recommendations?exclude=x").status_code == 200
+    before = len(calls)
+    # the same distinct id, more often than the API allows: refused, never answered from the cache
+    response = client.get("/v1/users/U1/recommendations?" + "exclude=x&" * 501)
+    assert response.status_code == 422 and len(calls) == before
+    repeated = client.get("/v1/users/U1/recommendations?exclude=x&exclude=x")
+    assert repeated.headers["x-cache"] == "hit" and len(calls) == before
 
 
 def test_non_canonical_spellings_are_left_to_fastapi(gateway):

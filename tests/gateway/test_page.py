@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from tests.gateway.conftest import make_client
@@ -15,7 +16,15 @@ def text(response) -> str:
 def test_empty_page_has_both_forms(client):
     response = client.get("/")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
-    for marker in ['id="similar-form"', 'name="q"', 'name="measure"', 'id="user-form"', 'name="user"']:
+    for marker in [
+        'id="similar-form"',
+        'name="q"',
+        'name="measure"',
+        'id="user-form"',
+        'name="user"',
+        'id="basket-form"',
+        'name="basket"',
+    ]:
         assert marker in response.text
     assert "/static/style.css" in response.text
     assert client.get("/static/style.css").status_code == 200
@@ -48,22 +57,58 @@ def test_unknown_id_or_empty_search_says_so(client):
     assert "Type a product id or some words" in text(client.get("/", params={"q": "  "}))
 
 
-def test_user_gets_predicted_ratings_and_because_you_liked(client):
-    response = client.get("/", params={"user": "U2"})
+def test_user_gets_the_default_rankers_list_with_reasons_and_because_you_liked(client, rat):
+    response = client.get("/", params={"user": "U1"})
     page = text(response)
     assert 'id="model-results"' in response.text and 'id="because-results"' in response.text
-    assert "4.80 ★" in page
-    assert "because you liked Leather Guitar Strap" in page
+    assert '<h3 id="model-title">Recommended for you</h3>' in response.text and "Ranked by ease." in page
+    assert "because you reviewed Fender Medium Picks, 12 Pack, Leather Guitar Strap" in page
+    assert "0.5" in page and "★" not in page.split("Because you liked")[0]
+    assert "because you liked Fender Medium Picks, 12 Pack" in page
+    assert rat.requests[0].url.raw_path.decode() == "/v1/users/U1/recommendations?k=10"  # the default: no method
 
 
 def test_unknown_user_gets_popular_items_and_a_clear_message(client):
     response = client.get("/", params={"user": "WHO"})
     page = text(response)
-    assert '<h3 id="model-title">Popular, well-rated products</h3>' in response.text  # not "predicted"
-    assert "We do not know user “WHO” yet, so these are popular, well-rated products." in page
+    assert '<h3 id="model-title">Popular products</h3>' in response.text  # not "recommended for you"
+    assert "We do not know user “WHO” yet, so these are popular products." in page
     assert "No user has the id “WHO”." in page
     assert "Type a user id." in text(client.get("/", params={"user": ""}))
-    assert '<h3 id="model-title">Predicted to rate highly</h3>' in client.get("/", params={"user": "U1"}).text
+
+
+def test_a_version_without_rankers_shows_predicted_ratings(client, monkeypatch):
+    from tests.gateway import fakes
+
+    monkeypatch.setattr(fakes, "RATING_DEFAULT", "latent")
+    response = client.get("/", params={"user": "U2"})
+    assert '<h3 id="model-title">Predicted to rate highly</h3>' in response.text
+    assert "4.80 ★" in text(response)
+    response = client.get("/", params={"user": "WHO"})
+    assert '<h3 id="model-title">Popular products</h3>' in response.text  # the fake's fallback is popular
+
+
+def test_basket_shows_its_recommendations_with_reasons_and_unknown_ids(client, rat):
+    response = client.get("/", params={"basket": "B001, NOPE  B001,"})
+    page = text(response)
+    assert 'id="basket-results"' in response.text
+    assert '<h3 id="basket-result-title">Recommended for this basket</h3>' in response.text
+    assert "because of Fender Medium Picks, 12 Pack" in page
+    assert "Not known, left out: NOPE." in page
+    assert 'value="B001, NOPE  B001,"' in response.text
+    assert json.loads(rat.requests[-1].content) == {"items": ["B001", "NOPE"], "k": 10}
+    assert client.get("/", params={"basket": "B001"}).headers.get("x-cache") is None  # a page, never cached
+
+
+def test_basket_of_unknown_ids_or_nothing_says_so(client, rat):
+    page = text(client.get("/", params={"basket": "NOPE, ALSO-NOPE"}))
+    assert "We do not know any of these products yet, so these are popular products." in page
+    assert "Not known, left out" not in page
+    assert "Type some product ids" in text(client.get("/", params={"basket": " , "}))
+    rat.mode = "refuse"
+    assert "Sorry, that cannot be answered right now: the rating service" in text(
+        client.get("/", params={"basket": "B001"})
+    )
 
 
 def test_more_matches_than_listed_says_more_than(client, sim, monkeypatch):
@@ -93,7 +138,7 @@ def test_one_service_down_leaves_the_other_part_of_the_page(sim, rat):
     sim.mode = "refuse"
     with make_client(sim, rat) as c:
         page = text(c.get("/", params={"user": "U1"}))
-        assert "4.80 ★" in page
+        assert "because you reviewed" in page
         assert "Sorry, that cannot be answered right now: the similarity service" in page
         page = text(c.get("/", params={"q": "B001"}))
         assert "cannot be answered right now" in page

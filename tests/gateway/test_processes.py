@@ -111,10 +111,16 @@ def test_web_page_in_headless_chromium(system):
         page.fill("#user-id", "U2")
         page.click("#user-submit")
         page.locator("#model-results").wait_for()
-        assert "★" in page.inner_text("#model-results")
+        assert "because you reviewed Leather Guitar Strap" in page.inner_text("#model-results")
         assert "because you liked Leather Guitar Strap" in page.inner_text("#because-results")
 
         page.fill("#user-id", "nobody")
         page.click("#user-submit")
         assert "We do not know user “nobody” yet" in page.inner_text("#model-note")
         assert "No user has the id “nobody”." in page.inner_text("#because-message")
+
+        page.fill("#basket-items", "B001 NOPE")
+        page.click("#basket-submit")
+        page.locator("#basket-results").wait_for()
+        assert "because of Fender Medium Picks" in page.inner_text("#basket-results")
+        assert "Not known, left out: NOPE." in page.inner_text("#basket-unknown")

@@ -13,6 +13,7 @@ from tests.conftest import busiest, train_tiny
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
+    """A version without a ``ranking`` component, as every version was before the rankers."""
     return train_tiny(tmp_path_factory.mktemp("rating-artifacts"), 4000, 3, ["rating"])
 
 
@@ -68,15 +69,31 @@ def test_recommendations_exclude_reviewed_items(client, ratings):
     r = client.get(f"/v1/users/{user}/recommendations", params={"k": 50})
     assert r.status_code == 200
     body = r.json()
-    assert body["fallback"] is None and body["count"] == 50
+    # a version without rankers serves the predicted ratings by default
+    assert body["model"] == "latent" and body["fallback"] is None and body["count"] == 50
     assert not {d["item_id"] for d in body["data"]} & reviewed
-    scores = [d["predicted_rating"] for d in body["data"]]
+    scores = [d["score"] for d in body["data"]]
     assert scores == sorted(scores, reverse=True) and all(d["title"] for d in body["data"])
+    assert all(1.0 <= s <= 5.0 and d["because"] is None for s, d in zip(scores, body["data"], strict=True))
+    for alias in ("latent", "model"):
+        assert client.get(f"/v1/users/{user}/recommendations", params={"k": 50, "method": alias}).json() == body
 
 
 def test_unknown_user_gets_popular_items(client):
     r = client.get("/v1/users/nobody-at-all/recommendations", params={"k": 5})
     assert r.status_code == 200 and r.json()["fallback"] == "popular" and r.json()["count"] == 5
+
+
+def test_a_version_without_rankers_refuses_their_methods_and_answers_baskets_with_popular_items(client, ratings):
+    r = client.get("/v1/users/u/recommendations", params={"method": "ease"})
+    assert r.status_code == 422 and r.json()["type"] == "invalid_input"
+    assert "'ease' is not served" in r.json()["detail"] and "latent" in r.json()["detail"]
+    item = busiest(ratings.item_ids, ratings.item)
+    r = client.post("/v1/recommendations", json={"items": [item], "k": 3})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["model"], body["fallback"], body["count"]) == ("latent", "popular", 3)
+    assert item not in {d["item_id"] for d in body["data"]}
 
 
 @pytest.mark.parametrize(
