@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 
 from chorus.services.rating.models.base import FALLBACKS
-from chorus.services.rating.service import RatingService, Recommendation
+from chorus.services.rating.service import LATENT, RatingService, Recommendation
 from chorus.shared.contract import canonical_method
 from chorus.shared.errors import InvalidInput, NotReady
 from chorus.shared.params import (
@@ -51,8 +51,12 @@ def _ranked(svc: RatingService, rec: Recommendation) -> dict[str, Any]:
         return {"item_id": str(cat.item_ids[i]), "title": cat.title(i)}
 
     because = rec.because.tolist() if rec.because is not None else [None] * len(rec.items)
-    # the rating model's scores are star ratings: 4 decimals, as /v1/predict answers them
-    scores = [round(s, 4) for s in rec.scores.tolist()] if rec.model == "latent" else rec.scores.tolist()
+    # star ratings to 4 decimals, as /v1/predict answers them; a ranker's scores to 6 significant digits (their
+    # float32 tails say nothing; the order was decided on the full values)
+    if rec.model == LATENT:
+        scores = [round(s, 4) for s in rec.scores.tolist()]
+    else:
+        scores = [float(f"{s:.6g}") for s in rec.scores.tolist()]
     data = [
         {**ref(i), "score": s, "because": None if why is None else [ref(j) for j in why if j >= 0]}
         for i, s, why in zip(rec.items.tolist(), scores, because, strict=True)

@@ -101,6 +101,26 @@ def test_second_request_is_answered_by_the_hit_path_with_the_same_bytes(gateway,
     assert again.headers["x-model-version"] == first.headers["x-model-version"]
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    exclude=st.lists(st.one_of(st.sampled_from(["B001", "B003", "NOPE"]), ids), max_size=6),
+    method=st.one_of(st.none(), st.sampled_from(["ease", "popular", "latent", "model"])),
+    order=st.randoms(use_true_random=False),
+)
+def test_exclude_sets_in_any_order_share_one_entry(gateway, exclude, method, order):
+    client, calls = gateway
+    params = [("exclude", e) for e in exclude] + ([("method", method)] if method else [])
+    first = client.get(f"/v1/users/U1/recommendations?{urlencode(params)}", headers={"Cache-Control": "no-cache"})
+    assert first.status_code == 200 and first.headers["x-cache"] == "miss"
+    shuffled = [("exclude", e) for e in exclude] + [("exclude", e) for e in exclude[:1]]  # a repeat, too
+    order.shuffle(shuffled)
+    if method:
+        shuffled.insert(order.randrange(len(shuffled) + 1), ("method", "latent" if method == "model" else method))
+    before = len(calls)
+    again = client.get(f"/v1/users/U1/recommendations?{urlencode(shuffled)}")
+    assert again.headers["x-cache"] == "hit" and again.content == first.content and len(calls) == before
+
+
 @pytest.mark.parametrize(
     ("url", "spelled_out"),
     [
