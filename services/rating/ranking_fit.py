@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
-from implicit.cpu.als import AlternatingLeastSquares
-from threadpoolctl import threadpool_limits
+from implicit.cpu.als import AlternatingLeastSquares  # type: ignore[import-untyped]
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from chorus.services.rating.rankers import (
     MAX_EASE_ITEMS,
@@ -85,11 +85,12 @@ def fit_ease(reviews: sp.csr_array, params: dict[str, Any]) -> EaseRanker:
         raise InvalidInput(f"ease: XᵀX + λI is not positive definite (LAPACK dpotrf info {info})")
     p, info = scipy.linalg.lapack.dpotri(chol, lower=False, overwrite_c=True)
     del chol
-    # dpotri fills the upper triangle: mirror it
-    p = np.triu(p) + np.triu(p, 1).T
-    b = p / -np.diag(p)[None, :]
-    b[np.diag_indices(n)] = 0.0
-    return EaseRanker(item_count=item_counts(reviews), params=dict(params), weights=b.astype(np.float32))
+    # dpotri fills the upper triangle: mirror it, then B = −P·diagMat(1/diag(P)) off the diagonal, in place
+    p = np.triu(p)
+    p += np.triu(p, 1).T
+    p /= -np.diag(p).copy()[None, :]
+    np.fill_diagonal(p, 0.0)
+    return EaseRanker(item_count=item_counts(reviews), params=dict(params), weights=p.astype(np.float32))
 
 
 def implicit_als(reviews: sp.csr_array, params: dict[str, Any]) -> AlternatingLeastSquares:
@@ -215,11 +216,11 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
         for nm in ("none", "row")
     ],
     "ease": [{"lam": lam} for lam in (10.0, 30.0, 100.0, 200.0, 300.0, 500.0, 1000.0, 3000.0)],
+    # implicit adds λ unscaled by counts: 5..20 validated best on MovieLens 100K, 0.1..1 overfitted, as did more factors
     "ials": [
         {"factors": f, "regularization": r, "alpha": a, "values": v, "iterations": 15}
-        for f in (32, 64, 128)
-        for v in ("binary", "rating")
-        for a in (1.0, 10.0)
-        for r in (0.1, 1.0)
+        for f in (16, 32, 64)
+        for r in (5.0, 20.0)
+        for v, a in (("binary", 0.5), ("binary", 2.0), ("rating", 0.1), ("rating", 0.5))
     ],
 }
