@@ -6,12 +6,22 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from chorus.services.rating.rankers import MAX_EASE_ITEMS, EaseRanker, IalsRanker, ItemKnnRanker
+from chorus.services.rating.rankers import (
+    MAX_EASE_ITEMS,
+    REGISTRY,
+    UNSERVED,
+    EaseRanker,
+    IalsRanker,
+    ItemKnnRanker,
+)
 from chorus.services.rating.rankers.base import history_row
 from chorus.services.rating.ranking_fit import (
     FITTERS,
     GRIDS,
+    UNSERVED_FITTERS,
+    UNSERVED_GRIDS,
     fit_ease,
+    fit_ease_ials,
     fit_ials,
     fit_item_knn,
     fit_popular,
@@ -48,14 +58,21 @@ class TestIals(RankerContract):
     params = {**ALS, "values": "binary"}
 
 
+class TestEaseIals(RankerContract):
+    fit = staticmethod(fit_ease_ials)
+    params = {**ALS, "values": "binary", "lam": 5.0, "w": 0.5}
+    served = False
+
+
 class TestIalsRatingConfidence(RankerContract):
     fit = staticmethod(fit_ials)
     params = {**ALS, "values": "rating", "alpha": 0.5}
 
 
 def test_every_fitter_has_a_grid_and_a_registered_ranker():
-    assert set(FITTERS) == set(GRIDS) == {"popular", "item_knn", "ease", "ials"}
-    assert all(GRIDS[kind] for kind in GRIDS)
+    assert set(FITTERS) == set(GRIDS) == set(REGISTRY) == {"popular", "item_knn", "ease", "ials"}
+    assert set(UNSERVED_FITTERS) == set(UNSERVED_GRIDS) == set(UNSERVED) == {"ease_ials"}
+    assert all(GRIDS[kind] for kind in GRIDS) and all(UNSERVED_GRIDS[kind] for kind in UNSERVED_GRIDS)
 
 
 # -- EASE ----------------------------------------------------------------------------------------------------
@@ -218,3 +235,22 @@ def test_rankers_refuse_arrays_that_do_not_fit():
             sim_indices=np.zeros(0, dtype=np.int32),
             sim_data=np.zeros(0, dtype=np.float32),
         )
+
+
+# -- EASE + iALS blend ---------------------------------------------------------------------------------------
+
+
+def test_the_blend_mixes_the_standardised_scores_of_its_components():
+    reviews = contract_reviews()
+    params = {**ALS, "values": "binary", "lam": 5.0, "w": 0.3}
+    blend = fit_ease_ials(reviews, params)
+    ease = fit_ease(reviews, {"lam": 5.0}).score(reviews).astype(np.float64)
+    ials = fit_ials(reviews, {**ALS, "values": "binary"}).score(reviews)
+    got = blend.score(reviews)
+    for u in range(reviews.shape[0] - 1):
+        allowed = blend.item_count > 0
+        allowed[reviews[[u]].indices] = False
+        z = [(s[u] - s[u][allowed].mean()) / s[u][allowed].std() for s in (ease, ials)]
+        np.testing.assert_allclose(got[u], 0.3 * z[0] + 0.7 * z[1], rtol=1e-9, atol=1e-9)
+    with pytest.raises(InvalidInput):
+        fit_ease_ials(reviews, {**params, "w": 1.5})
