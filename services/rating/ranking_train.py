@@ -13,8 +13,9 @@ The protocol is ``docs/models.md``, "Ranking evaluation". Honesty rules, enforce
 
 A fitter that raises :class:`~chorus.shared.errors.InvalidInput` (EASE above its catalogue limit, say) skips
 its kind with a log line. Work is bounded: a kind stops trying grid points once it has spent ``max_seconds``
-(the points already scored still count), and ``chorus train`` scores a seeded sample of at most
-:data:`TRAIN_VALIDATION_USERS` validation users.
+(the points already scored still count; :data:`MAX_SECONDS` in evaluation, :data:`TRAIN_MAX_SECONDS` in
+``chorus train``), and ``chorus train`` scores a seeded sample of at most :data:`TRAIN_VALIDATION_USERS`
+validation users.
 """
 
 from __future__ import annotations
@@ -43,10 +44,14 @@ log = logging.getLogger("chorus.train")
 
 #: List length the selection scores and ``chorus train`` selects for.
 DEFAULT_K = 10
-#: Seconds of grid search per kind after which its remaining grid points are skipped (the first always runs).
+#: Seconds of grid search per kind after which its remaining grid points are skipped (the first always runs);
+#: the budget of :func:`evaluate`.
 MAX_SECONDS = 60.0
+#: The same budget in ``chorus train``, which runs on every ``chorus up`` without a version: the grid's first
+#: points only, on large data (so each grid lists its likeliest points first).
+TRAIN_MAX_SECONDS = 2.0
 #: Validation users ``chorus train`` scores per grid point at most (a seeded sample); :func:`evaluate` scores all.
-TRAIN_VALIDATION_USERS = 5_000
+TRAIN_VALIDATION_USERS = 2_000
 #: Score matrix cells computed at once when ranking a batch of users (rows per block = this / n_items).
 SCORE_CELLS = 1 << 22
 
@@ -382,9 +387,10 @@ def _best_fitted(selection: Selection, rankers: Mapping[str, Ranker]) -> str:
 
 
 def train_component(ratings: Ratings, writer: VersionWriter, *, seed: int = 0, progress: bool = True) -> dict[str, Any]:
-    """``chorus train`` entry point: select on a validation split of every row (NDCG@10, a sample of at most
-    :data:`TRAIN_VALIDATION_USERS` validation users), refit every kind with its chosen params on *all* rows,
-    and write the ``ranking`` component, the best validation kind as its default. Returns a short summary."""
+    """``chorus train`` entry point: select on a validation split of every row (NDCG@10 on a sample of at most
+    :data:`TRAIN_VALIDATION_USERS` validation users, :data:`TRAIN_MAX_SECONDS` of grid search per kind), refit
+    every kind with its chosen params on *all* rows, and write the ``ranking`` component, the best validation
+    kind as its default. Returns a short summary."""
     from chorus.shared.progress import Progress
 
     t0 = time.perf_counter()
@@ -397,6 +403,7 @@ def train_component(ratings: Ratings, writer: VersionWriter, *, seed: int = 0, p
             ratings.n_users,
             ratings.n_items,
             seed=seed,
+            max_seconds=TRAIN_MAX_SECONDS,
             max_users=TRAIN_VALIDATION_USERS,
             progress=bar.update,
         )
