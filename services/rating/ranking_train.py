@@ -324,6 +324,8 @@ def select(
             value = -math.inf if math.isnan(figures["ndcg"]) else figures["ndcg"]
             if best is None or value > best[0]:  # strict: ties keep the earlier grid point
                 best = (value, dict(params), figures)
+            if scorer.users.shape[0] == 0:
+                break  # nothing to compare the points on: the first one stands
             spent = time.perf_counter() - t_kind
             if max_seconds is not None and spent >= max_seconds and n + 1 < len(grid):
                 log.warning(

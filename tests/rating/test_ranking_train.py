@@ -234,3 +234,17 @@ def test_evaluate_reports_every_kind_and_the_validation_winner(generated, test_k
     assert all(math.isfinite(result["validation"][k]["ndcg"]) for k in result["models"])
     with pytest.raises(InvalidInput, match="relevance must be"):
         evaluate(r, relevance="every")
+
+
+def test_without_validation_users_every_kind_keeps_its_first_point(tmp_path, test_kinds, caplog):
+    r = load_ratings(generate_reviews(tmp_path / "few.tsv", 40, seed=1, progress=False), progress=False)
+    assert np.bincount(r.user).max() < 5  # nobody is eligible for a validation share
+    with caplog.at_level(logging.WARNING, logger="chorus.train"):
+        sel = select(*arrays(r), kinds=["popular", "signed"])
+    assert "no validation user" in caplog.text and sel.validation_users == 0
+    assert sel.kinds["signed"].params == {"sign": -1} and len(sel.kinds["signed"].points) == 1
+    assert sel.selected == "popular"
+    with VersionWriter(tmp_path / "art") as writer:  # chorus train still publishes a component, ties to FITTERS order
+        assert train_component(r, writer, progress=False)["default"] == "popular"
+        writer.commit()
+    assert load_rankers(ArtifactStore(tmp_path / "art").open(components=["ranking"]))[1] == "popular"
