@@ -12,9 +12,10 @@ The protocol is ``docs/models.md``, "Ranking evaluation". Honesty rules, enforce
   held-out test rows once, with :func:`chorus.shared.ranking.evaluate_rankings`.
 
 A fitter that raises :class:`~chorus.shared.errors.InvalidInput` (EASE above its catalogue limit, say) skips
-its kind with a log line. Work is bounded: a kind stops trying grid points once it has spent ``max_seconds``
-(the points already scored still count; :data:`MAX_SECONDS` in evaluation, :data:`TRAIN_MAX_SECONDS` in
-``chorus train``), and ``chorus train`` scores a seeded sample of at most :data:`TRAIN_VALIDATION_USERS`
+its kind with a log line. Work is bounded: in evaluation a kind stops trying grid points once it has spent
+``max_seconds`` (:data:`MAX_SECONDS`; the points already scored still count); ``chorus train`` tries the first
+:data:`TRAIN_GRID_POINTS` points of each grid (the grids list their likeliest points first), a bound that does
+not depend on the machine's speed, and scores a seeded sample of at most :data:`TRAIN_VALIDATION_USERS`
 validation users.
 """
 
@@ -47,9 +48,10 @@ DEFAULT_K = 10
 #: Seconds of grid search per kind after which its remaining grid points are skipped (the first always runs);
 #: the budget of :func:`evaluate`.
 MAX_SECONDS = 60.0
-#: The same budget in ``chorus train``, which runs on every ``chorus up`` without a version: the grid's first
-#: points only, on large data (so each grid lists its likeliest points first).
-TRAIN_MAX_SECONDS = 2.0
+#: Grid points per kind that ``chorus train`` (and so ``chorus up``'s first start) tries: the first ones, as the
+#: grids list their likeliest points first. A count, not seconds, so the same data selects the same rankers on
+#: any machine.
+TRAIN_GRID_POINTS = 2
 #: Validation users ``chorus train`` scores per grid point at most (a seeded sample); :func:`evaluate` scores all.
 TRAIN_VALIDATION_USERS = 2_000
 #: Score matrix cells computed at once when ranking a batch of users (rows per block = this / n_items).
@@ -249,6 +251,7 @@ def select(
     kinds: Sequence[str] | None = None,
     relevance: str | float | None = ANY,
     max_seconds: float | None = MAX_SECONDS,
+    max_points: int | None = None,
     max_users: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Selection:
@@ -274,6 +277,8 @@ def select(
         Which validation items count as relevant (:func:`parse_relevance`).
     max_seconds : float, optional
         Grid-search budget per kind; None for no limit.
+    max_points : int, optional
+        Try at most the first this many points of each grid (default all).
     max_users : int, optional
         Score a seeded sample of this many validation users (default all).
     progress : callable, optional
@@ -326,6 +331,8 @@ def select(
                 best = (value, dict(params), figures)
             if scorer.users.shape[0] == 0:
                 break  # nothing to compare the points on: the first one stands
+            if max_points is not None and n + 1 >= max_points:
+                break  # the grids list their likeliest points first
             spent = time.perf_counter() - t_kind
             if max_seconds is not None and spent >= max_seconds and n + 1 < len(grid):
                 log.warning(
@@ -390,13 +397,14 @@ def _best_fitted(selection: Selection, rankers: Mapping[str, Ranker]) -> str:
 
 def train_component(ratings: Ratings, writer: VersionWriter, *, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """``chorus train`` entry point: select on a validation split of every row (NDCG@10 on a sample of at most
-    :data:`TRAIN_VALIDATION_USERS` validation users, :data:`TRAIN_MAX_SECONDS` of grid search per kind), refit
-    every kind with its chosen params on *all* rows, and write the ``ranking`` component, the best validation
-    kind as its default. Returns a short summary."""
+    :data:`TRAIN_VALIDATION_USERS` validation users; the first :data:`TRAIN_GRID_POINTS` points of each grid, so
+    that the choice does not depend on the machine's speed), refit every kind with its chosen params on *all*
+    rows, and write the ``ranking`` component, the best validation kind as its default. Returns a short
+    summary."""
     from chorus.shared.progress import Progress
 
     t0 = time.perf_counter()
-    with Progress("ranking selection", total=sum(len(GRIDS[kind]) for kind in FITTERS)) as bar:
+    with Progress("ranking selection", total=sum(min(len(GRIDS[kind]), TRAIN_GRID_POINTS) for kind in FITTERS)) as bar:
         bar.enabled = bar.enabled and progress
         selection = select(
             ratings.user,
@@ -405,7 +413,8 @@ def train_component(ratings: Ratings, writer: VersionWriter, *, seed: int = 0, p
             ratings.n_users,
             ratings.n_items,
             seed=seed,
-            max_seconds=TRAIN_MAX_SECONDS,
+            max_seconds=None,
+            max_points=TRAIN_GRID_POINTS,
             max_users=TRAIN_VALIDATION_USERS,
             progress=bar.update,
         )
