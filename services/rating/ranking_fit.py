@@ -101,12 +101,23 @@ def fit_ease(reviews: sp.csr_array, params: dict[str, Any]) -> EaseRanker:
         raise InvalidInput(f"ease: XᵀX + λI is not positive definite (LAPACK dpotrf info {info})")
     p, info = scipy.linalg.lapack.dpotri(chol, lower=False, overwrite_c=True)
     del chol
-    # dpotri fills the upper triangle: mirror it, then B = −P·diagMat(1/diag(P)) off the diagonal, in place
-    p = np.triu(p)
-    p += np.triu(p, 1).T
+    # dpotri fills the upper triangle: mirror it block by block (whole-matrix triu copies cost seconds and n² more
+    # memory at this size), then B = −P·diagMat(1/diag(P)) off the diagonal, in place
+    mirror_upper(p)
     p /= -np.diag(p).copy()[None, :]
     np.fill_diagonal(p, 0.0)
     return EaseRanker(item_count=item_counts(reviews), params=dict(params), weights=p.astype(np.float32))
+
+
+def mirror_upper(a: np.ndarray, block: int = 1024) -> None:
+    """Copy the upper triangle of the square ``a`` onto its lower triangle, in place."""
+    n = a.shape[0]
+    for s in range(0, n, block):
+        e = min(n, s + block)
+        a[s:e, :s] = a[:s, s:e].T
+        square = a[s:e, s:e]
+        lower = np.tril_indices(e - s, -1)
+        square[lower] = square.T[lower]
 
 
 def implicit_als(reviews: sp.csr_array, params: dict[str, Any]) -> AlternatingLeastSquares:
