@@ -1,6 +1,6 @@
-"""Benchmark of the similarity core: the textbook ``mostSimilarFast`` (as in McAuley, "Personalized Machine Learning",
-2022, written literally) against our online query and
-our table lookup, plus the neighbour-table build.
+"""Benchmark of the similarity core: the textbook ``mostSimilarFast`` (as in McAuley, "Personalized Machine
+Learning", 2022), written literally, against our online query and our table lookup, plus the neighbour-table
+build.
 
 For each dataset (the Amazon 5-core file and a generated 1M-review Amazon TSV by default), in a fresh process
 so that its peak memory is its own:
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         "--literal-budget",
         type=float,
         default=90.0,
-        help="seconds the literal course code may run per dataset (default 90)",
+        help="seconds the literal textbook code may run per dataset (default 90)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="also write the figures as JSON")
