@@ -132,7 +132,7 @@ def run_dataset(path: Path, label: str, queries: int, literal_budget: float, see
     index, load_index_s = timed(SimilarityIndex.from_saved, result.arrays)
     out["from_saved_seconds"] = load_index_s
 
-    # course data structures, keyed by raw ids
+    # the textbook data structures, keyed by raw ids
     ids_u, ids_i = r.user_ids[r.user].tolist(), r.item_ids[r.item].tolist()
     usersPerItem, itemsPerUser = defaultdict(set), defaultdict(set)  # noqa: N806
     for u, i in zip(ids_u, ids_i, strict=True):
