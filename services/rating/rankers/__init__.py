@@ -3,8 +3,8 @@ and ``docs/models.md`` for every ranker's formula).
 
 Adding a ranker: one module here with a dataclass subclassing :class:`~chorus.services.rating.rankers.base.Ranker`
 (a ``kind`` and ``score(history)``; ``contributions`` when its scores decompose over the history, for
-``because``; ``to_arrays``/``from_arrays`` extended with its own arrays) and a ``fit_<kind>(reviews, params)``
-trainer, one line in :data:`REGISTRY`, and a two-line subclass of ``tests/rating/ranker_contract.py``.
+``because``; its stored fields and their dtypes in ``ARRAYS``) and a ``fit_<kind>(reviews, params)`` trainer
+(in ``ranking_fit.py``), one line in :data:`REGISTRY`, and a two-line subclass of ``tests/rating/ranker_contract.py``.
 """
 
 from __future__ import annotations

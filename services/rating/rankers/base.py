@@ -10,7 +10,7 @@ of implicit's ``RecommenderBase`` with ``user_items`` passed to every call, and 
 What lives here once, for every ranker: the items a list may never contain (the history itself, the caller's
 ``exclude``, items no training review mentioned), top-N selection with ties to the lower item index, batches
 for evaluation, the ``because`` lists, and the array round trip of the artifact. A ranker writes ``score``,
-its ``to_arrays``/``from_arrays`` extras, and optionally ``contributions`` (the per-history-item terms of a
+names its stored fields in ``ARRAYS``, and optionally ``contributions`` (the per-history-item terms of a
 score, for ``because``).
 """
 
@@ -62,6 +62,8 @@ class Ranker(ABC):
     """
 
     kind: ClassVar[str]
+    #: The fields the artifact stores, with their dtypes; a ranker with more state adds its own.
+    ARRAYS: ClassVar[Mapping[str, type]] = {"item_count": np.int64}
     item_count: np.ndarray
     params: dict[str, Any]
 
@@ -149,8 +151,8 @@ class Ranker(ABC):
     # -- artifact ------------------------------------------------------------------------------------------
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """The arrays the artifact stores; a ranker with more state extends this dict."""
-        return {"item_count": np.asarray(self.item_count, dtype=np.int64)}
+        """The arrays the artifact stores: every field named in :attr:`ARRAYS`, in its dtype."""
+        return {name: np.asarray(getattr(self, name), dtype=dtype) for name, dtype in self.ARRAYS.items()}
 
     def to_meta(self) -> dict[str, Any]:
         return {"kind": self.kind, "params": dict(self.params)}
@@ -164,10 +166,10 @@ class Ranker(ABC):
     def _fields_from(cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> dict[str, Any]:
         if meta.get("kind") != cls.kind:
             raise ArtifactError(f"ranker arrays of kind {meta.get('kind')!r} cannot load as {cls.kind!r}")
-        try:
-            return {"item_count": arrays["item_count"], "params": dict(meta.get("params", {}))}
-        except KeyError as exc:
-            raise ArtifactError(f"{cls.kind} ranker: missing array {exc.args[0]!r}") from None
+        missing = [name for name in cls.ARRAYS if name not in arrays]
+        if missing:
+            raise ArtifactError(f"{cls.kind} ranker: missing array {missing[0]!r}")
+        return {name: arrays[name] for name in cls.ARRAYS} | {"params": dict(meta.get("params", {}))}
 
 
 def binary(history: sp.csr_array) -> sp.csr_array:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from chorus.services.rating.rankers.base import Ranker, popular_where_empty
 from chorus.services.rating.rankers.ease import EaseRanker
 from chorus.services.rating.rankers.ials import IalsRanker
-from chorus.shared.errors import ArtifactError, InvalidInput
+from chorus.shared.errors import InvalidInput
 
 
 def standardised(scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
@@ -50,6 +50,7 @@ class EaseIalsRanker(Ranker):
     """
 
     kind: ClassVar[str] = "ease_ials"
+    ARRAYS: ClassVar[Mapping[str, type]] = {**Ranker.ARRAYS, "weights": np.float32, "item_factors": np.float32}
     weights: np.ndarray
     item_factors: np.ndarray
     _ease: EaseRanker = field(init=False, repr=False)
@@ -73,18 +74,3 @@ class EaseIalsRanker(Ranker):
             allowed[history.indices[history.indptr[r] : history.indptr[r + 1]]] = False
             out[r] = w * standardised(ease[r], allowed) + (1.0 - w) * standardised(ials[r], allowed)
         return popular_where_empty(out, history, self.item_count)
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        return {
-            **super().to_arrays(),
-            "weights": np.asarray(self.weights, dtype=np.float32),
-            "item_factors": np.asarray(self.item_factors, dtype=np.float32),
-        }
-
-    @classmethod
-    def _fields_from(cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> dict[str, Any]:
-        fields = super()._fields_from(arrays, meta)
-        try:
-            return {**fields, "weights": arrays["weights"], "item_factors": arrays["item_factors"]}
-        except KeyError as exc:
-            raise ArtifactError(f"{cls.kind} ranker: missing array {exc.args[0]!r}") from None

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from chorus.services.rating.rankers.base import Ranker, binary, popular_where_empty
-from chorus.shared.errors import ArtifactError, InvalidInput
+from chorus.shared.errors import InvalidInput
 
 #: The largest catalogue (items, reviewed or not) EASE is fitted for. Measured at 10,000 items (1M reviews, 50,000
 #: users, 2 cores, OpenBLAS on 2 threads): the fit takes 46 s (nearly all of it the dense Cholesky inversion) with a
@@ -38,6 +38,7 @@ class EaseRanker(Ranker):
     """
 
     kind: ClassVar[str] = "ease"
+    ARRAYS: ClassVar[Mapping[str, type]] = {**Ranker.ARRAYS, "weights": np.float32}
     weights: np.ndarray
 
     def __post_init__(self) -> None:
@@ -51,13 +52,3 @@ class EaseRanker(Ranker):
     def contributions(self, history: sp.csr_array, items: np.ndarray) -> np.ndarray:
         held = history.indices.astype(np.int64)
         return np.asarray(self.weights[np.ix_(held, np.asarray(items, dtype=np.int64))], dtype=np.float64).T
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        return {**super().to_arrays(), "weights": np.asarray(self.weights, dtype=np.float32)}
-
-    @classmethod
-    def _fields_from(cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> dict[str, Any]:
-        fields = super()._fields_from(arrays, meta)
-        if "weights" not in arrays:
-            raise ArtifactError(f"{cls.kind} ranker: missing array 'weights'")
-        return {**fields, "weights": arrays["weights"]}

@@ -41,6 +41,7 @@ class IalsRanker(Ranker):
     """
 
     kind: ClassVar[str] = "ials"
+    ARRAYS: ClassVar[Mapping[str, type]] = {**Ranker.ARRAYS, "item_factors": np.float32}
     item_factors: np.ndarray
     _y: np.ndarray = field(init=False, repr=False)
     _gram: np.ndarray = field(init=False, repr=False)
@@ -79,15 +80,10 @@ class IalsRanker(Ranker):
         )
         return popular_where_empty(scores, history, self.item_count)
 
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        return {**super().to_arrays(), "item_factors": np.asarray(self.item_factors, dtype=np.float32)}
-
     @classmethod
     def _fields_from(cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> dict[str, Any]:
         fields = super()._fields_from(arrays, meta)
-        if "item_factors" not in arrays:
-            raise ArtifactError(f"{cls.kind} ranker: missing array 'item_factors'")
         for name in ("regularization", "alpha"):
             if name not in fields["params"]:
                 raise ArtifactError(f"{cls.kind} ranker: no {name!r} among its parameters")
-        return {**fields, "item_factors": arrays["item_factors"]}
+        return fields

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from chorus.services.rating.rankers.base import Ranker, binary, popular_where_empty
-from chorus.shared.errors import ArtifactError, InvalidInput
+from chorus.shared.errors import InvalidInput
 
 
 @dataclass(eq=False)
@@ -34,6 +34,12 @@ class ItemKnnRanker(Ranker):
     """
 
     kind: ClassVar[str] = "item_knn"
+    ARRAYS: ClassVar[Mapping[str, type]] = {
+        **Ranker.ARRAYS,
+        "sim_indptr": np.int64,
+        "sim_indices": np.int32,
+        "sim_data": np.float32,
+    }
     sim_indptr: np.ndarray
     sim_indices: np.ndarray
     sim_data: np.ndarray
@@ -63,19 +69,3 @@ class ItemKnnRanker(Ranker):
     def contributions(self, history: sp.csr_array, items: np.ndarray) -> np.ndarray:
         held = history.indices.astype(np.int64)
         return self._sim_t[np.asarray(items, dtype=np.int64)].toarray()[:, held]
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        return {
-            **super().to_arrays(),
-            "sim_indptr": np.asarray(self.sim_indptr, dtype=np.int64),
-            "sim_indices": np.asarray(self.sim_indices, dtype=np.int32),
-            "sim_data": np.asarray(self.sim_data, dtype=np.float32),
-        }
-
-    @classmethod
-    def _fields_from(cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> dict[str, Any]:
-        fields = super()._fields_from(arrays, meta)
-        try:
-            return {**fields, **{name: arrays[name] for name in ("sim_indptr", "sim_indices", "sim_data")}}
-        except KeyError as exc:
-            raise ArtifactError(f"{cls.kind} ranker: missing array {exc.args[0]!r}") from None
