@@ -16,8 +16,7 @@ from chorus.shared.artifacts import ArtifactStore, load_data_component
 from chorus.shared.data.synthetic import generate_reviews
 from chorus.train import parse_components, train
 from tests.conftest import add_ranking
-
-E2E_REDIS_DB = 14  # a dedicated database of the machine's Redis; only this one is flushed
+from tests.redis_urls import E2E_REDIS_URL
 
 
 @pytest.fixture(scope="session")
@@ -70,8 +69,8 @@ def start_topology(artifacts: Path, redis_url: str | None, log_dir: Path) -> Top
 
 @pytest.fixture
 def system(artifacts, tmp_path):
-    """The three services on loopback with the machine's Redis (database 14)."""
-    url = f"redis://127.0.0.1:6379/{E2E_REDIS_DB}"
+    """The three services on loopback with the machine's Redis (the e2e database, tests/redis_urls.py)."""
+    url = E2E_REDIS_URL  # a database of its own (tests/redis_urls.py); only this one is flushed
     redis.Redis.from_url(url).flushdb()
     topo = start_topology(artifacts, url, tmp_path / "logs")
     try:

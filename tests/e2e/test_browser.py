@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import redis
 
-from tests.e2e.conftest import E2E_REDIS_DB, start_topology
+from tests.e2e.conftest import start_topology
 from tests.gateway.processes import chromium_missing, chromium_page
+from tests.redis_urls import E2E_REDIS_URL
 
 pytestmark = [
     pytest.mark.e2e,
@@ -33,7 +34,7 @@ def gateway(trained, tmp_path_factory):
     """The three services on loopback with the machine's Redis (database 14), shared by this module's tests."""
     root = tmp_path_factory.mktemp("browser")
     shutil.copytree(trained, root / "artifacts")
-    url = f"redis://127.0.0.1:6379/{E2E_REDIS_DB}"
+    url = E2E_REDIS_URL
     redis.Redis.from_url(url).flushdb()
     topo = start_topology(root / "artifacts", url, root / "logs")
     try:

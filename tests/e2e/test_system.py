@@ -11,7 +11,8 @@ import redis
 
 from chorus.train import parse_components, train
 from tests.conftest import busiest
-from tests.e2e.conftest import E2E_REDIS_DB, get, start_topology
+from tests.e2e.conftest import get, start_topology
+from tests.redis_urls import E2E_REDIS_URL
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -77,7 +78,7 @@ def test_the_users_story(system, dataset):
     again = get(system, f"/v1/items/{item}/similar", k=5, measure="jaccard")
     assert again.status_code == 200 and again.headers["X-Cache"] == "hit"
     assert again.json() == body
-    client = redis.Redis(db=E2E_REDIS_DB)
+    client = redis.Redis.from_url(E2E_REDIS_URL)
     keys = [k for k in client.scan_iter("*") if item.encode() in k and b"similar" in k]
     assert keys, "the cached answer is not in Redis"
     assert all(0 < client.ttl(k) <= 3600 for k in keys)

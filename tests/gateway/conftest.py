@@ -11,8 +11,9 @@ from fastapi.testclient import TestClient
 from chorus.services.gateway.app import create_app
 from chorus.services.gateway.settings import Settings
 from tests.gateway.fakes import FakeService
+from tests.redis_urls import GATEWAY_REDIS_URL
 
-REDIS_TEST_URL = "redis://127.0.0.1:6379/15"  # the gateway tests' own database: flushed before and after each test
+REDIS_TEST_URL = GATEWAY_REDIS_URL  # the gateway tests' own database: flushed before and after each test
 
 warnings.filterwarnings("ignore", message=".*httpx.*starlette.testclient.*")
 

@@ -16,6 +16,7 @@ from chorus.services.gateway.app import build_gateway, create_app
 from chorus.services.gateway.cache import MemoryCache, RedisCache, cache_key
 from tests.gateway.conftest import REDIS_TEST_URL, make_settings
 from tests.gateway.fakes import FakeService
+from tests.redis_urls import address, database
 
 
 def run(coro):
@@ -262,7 +263,7 @@ def test_redis_unreachable_answers_uncached_and_logs_once(caplog):
 class Proxy:
     """A TCP proxy to the real Redis that can be cut, slowed down and restored, on a fixed port."""
 
-    def __init__(self, target=("127.0.0.1", 6379)):
+    def __init__(self, target: tuple[str, int]):
         self.target = target
         self.delay = 0.0
         self.server: asyncio.Server | None = None
@@ -298,8 +299,8 @@ class Proxy:
 
 
 def test_redis_outage_and_slowness_bypass_then_reconnect_by_itself(redis_db, caplog):
-    proxy = Proxy()
-    app, sim = _app(f"redis://127.0.0.1:{proxy.port}/15", redis_timeout=0.1, near_cache_ttl=0)
+    proxy = Proxy(address(REDIS_TEST_URL))
+    app, sim = _app(f"redis://127.0.0.1:{proxy.port}/{database(REDIS_TEST_URL)}", redis_timeout=0.1, near_cache_ttl=0)
 
     async def wait_for(c, url, state, seconds=5.0):
         loop = asyncio.get_running_loop()
