@@ -67,11 +67,26 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _workers_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        default=None,
+        help="cores to use (default $CHORUS_WORKERS, else every available core); results do not depend on it",
+    )
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from chorus.train import parse_components, train
 
     train(
-        args.data, args.artifacts, parse_components(args.components), seed=args.seed, format=args.format, keep=args.keep
+        args.data,
+        args.artifacts,
+        parse_components(args.components),
+        seed=args.seed,
+        format=args.format,
+        keep=args.keep,
+        workers=args.workers,
     )
     return 0
 
@@ -118,7 +133,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         report = format_ranking_report
     else:
         result = evaluate(
-            ratings, protocol=args.protocol, folds=args.folds, seed=args.seed, with_similarity=not args.no_similarity
+            ratings,
+            protocol=args.protocol,
+            folds=args.folds,
+            seed=args.seed,
+            with_similarity=not args.no_similarity,
+            workers=args.workers,
         )
         report = format_report
     if args.json:
@@ -219,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--components", help="comma-separated: similarity,rating,ranking (default: all)")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.add_argument("--keep", type=_positive, default=5, help="versions to keep (default 5)")
+    _workers_arg(train)
     train.set_defaults(func=cmd_train)
 
     ev = sub.add_parser(
@@ -255,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         "at least 4)",
     )
     ev.add_argument("--json", action="store_true", help="print JSON")
+    _workers_arg(ev)
     ev.set_defaults(func=cmd_evaluate, subparser=ev)
 
     art = sub.add_parser("artifacts", help="list, verify and roll back artifact versions")

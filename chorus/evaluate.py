@@ -19,6 +19,7 @@ from chorus.services.rating.ranking_train import evaluate as evaluate_ranking
 from chorus.services.rating.train import evaluate as evaluate_rating
 from chorus.services.similarity.index import SimilarityIndex
 from chorus.shared.data import Ratings
+from chorus.shared.workers import resolve_workers
 
 
 def similarity_fit(
@@ -31,10 +32,16 @@ def similarity_fit(
 
 
 def evaluate(
-    ratings: Ratings, protocol: str = "holdout", folds: int = 5, seed: int = 0, with_similarity: bool = True
+    ratings: Ratings,
+    protocol: str = "holdout",
+    folds: int = 5,
+    seed: int = 0,
+    with_similarity: bool = True,
+    workers: int | None = None,
 ) -> dict:
     """``{"protocol", "folds", "models": {name: {"mse", "rmse", "mae"}}, "model_seconds", "hyperparameters",
-    "seconds", ...}`` (see ``chorus.services.rating.train.evaluate``)."""
+    "seconds", ...}`` (see ``chorus.services.rating.train.evaluate``; ``workers``:
+    :func:`chorus.shared.workers.resolve_workers`)."""
     return evaluate_rating(
         ratings.user,
         ratings.item,
@@ -47,6 +54,7 @@ def evaluate(
         folds=folds,
         seed=seed,
         similarity_predict=similarity_fit if with_similarity else None,
+        workers=resolve_workers(workers),
     )
 
 

@@ -5,7 +5,10 @@ components named on the command line are trained from it, each by the module bes
 that serves it (``services/<name>/``), through one function::
 
     train_component(ratings: chorus.shared.data.Ratings, writer: chorus.shared.artifacts.VersionWriter, *,
-                    seed: int, progress: bool) -> dict   # a summary printed by the CLI
+                    seed: int, progress: bool, workers: int) -> dict   # a summary printed by the CLI
+
+``workers`` (``--workers``, ``CHORUS_WORKERS``, default every available core) is how many cores a component may
+use; the artifact is the same for any number (see :mod:`chorus.shared.workers`).
 
 A component that is not retrained is carried over from the current version when that version was built
 from the same data file (same sha256), so ``--components rating`` does not throw the similarity table away.
@@ -29,6 +32,7 @@ from chorus.shared.artifacts import (
 )
 from chorus.shared.data import dataset_stats, load_ratings
 from chorus.shared.errors import ArtifactError, InvalidInput
+from chorus.shared.workers import resolve_workers, using_workers
 
 #: component name -> "module:function" of its trainer
 COMPONENTS: dict[str, str] = {
@@ -85,9 +89,12 @@ def train(
     keep: int = 5,
     progress: bool = True,
     log: Callable[[str], object] = print,
+    workers: int | None = None,
 ) -> str:
-    """Train ``components`` on ``data`` into a new version under ``artifacts``; return the version name."""
+    """Train ``components`` on ``data`` into a new version under ``artifacts``; return the version name.
+    ``workers``: :func:`chorus.shared.workers.resolve_workers`."""
     start = time.perf_counter()
+    workers = resolve_workers(workers)
     ratings = load_ratings(data, format=format, progress=progress)
     stats = dataset_stats(ratings)
     log(
@@ -101,7 +108,8 @@ def train(
         save_data_component(writer, ratings)
         for component in components:
             t0 = time.perf_counter()
-            summary = trainer(component)(ratings, writer, seed=seed, progress=progress)
+            with using_workers(workers):
+                summary = trainer(component)(ratings, writer, seed=seed, progress=progress, workers=workers)
             log(f"trained {component} in {time.perf_counter() - t0:.1f} s: {summary}")
         for component in reuse:
             assert previous is not None  # reuse is empty without a previous version

@@ -22,6 +22,7 @@ from chorus.services.rating.fitting import FitInfo, Trainset
 from chorus.services.rating.models import RatingModel
 from chorus.services.rating.objective import Params, Problem, init_params
 from chorus.shared.errors import InvalidInput
+from chorus.shared.workers import map_threads
 
 #: Buckets of owners (users or items) whose rating counts differ by at most this factor share one padded
 #: batch: smaller means less padding, larger means fewer (Python-level) batches.
@@ -83,7 +84,13 @@ class Side:
             self.batches.append((ow, rows, others))
 
     def solve(
-        self, y: np.ndarray, factors: np.ndarray, ridge_b: np.ndarray, ridge_f: np.ndarray, dtype: np.dtype
+        self,
+        y: np.ndarray,
+        factors: np.ndarray,
+        ridge_b: np.ndarray,
+        ridge_f: np.ndarray,
+        dtype: np.dtype,
+        workers: int = 1,
     ) -> HalfSweep:
         """Ridge-regress ``y`` on ``[1, γ_other]`` for every owner at once.
 
@@ -97,6 +104,8 @@ class Side:
             float64 (n_owner,), ρᵇ and ρᶠ.
         dtype : numpy.dtype
             The arithmetic of the solves.
+        workers : int
+            Threads the batches are solved on (the result is the same for any number).
 
         Returns
         -------
@@ -109,9 +118,9 @@ class Side:
         x[:-1, 0] = 1.0
         x[:-1, 1:] = factors
         y_pad = np.append(y, 0.0).astype(dtype)
-        out = np.zeros((self.n_owner, k + 1))
-        fitted = 0.0
-        for ow, rows, others in self.batches:
+
+        def batch(b: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, float]:
+            ow, rows, others = b
             xb = x[others]  # (b, L, K+1)
             yb = y_pad[rows]  # (b, L)
             reg = np.empty((ow.shape[0], k + 1), dtype)
@@ -138,8 +147,15 @@ class Side:
                 g[:, d, d] += 1.0
                 w = np.matmul(xr.transpose(0, 2, 1), np.linalg.solve(g, yb[..., None]))[..., 0]
                 sums = xb.sum(axis=1).astype(np.float64)
+            return w, float(np.einsum("bk,bk->", w.astype(np.float64), sums))
+
+        out = np.zeros((self.n_owner, k + 1))
+        fitted = 0.0
+        # batches are independent (numpy's batched products and LAPACK solves release the GIL), and their
+        # results are combined in batch order, so the answer is the same for any number of workers
+        for (ow, _, _), (w, part) in zip(self.batches, map_threads(batch, self.batches, workers), strict=True):
             out[ow] = w
-            fitted += float(np.einsum("bk,bk->", w.astype(np.float64), sums))
+            fitted += part
         return out[:, 0], out[:, 1:], fitted
 
 
@@ -158,7 +174,13 @@ class BiasSide:
         self.count = np.bincount(owner, minlength=n_owner)
 
     def solve(
-        self, y: np.ndarray, factors: np.ndarray, ridge_b: np.ndarray, ridge_f: np.ndarray, dtype: np.dtype
+        self,
+        y: np.ndarray,
+        factors: np.ndarray,
+        ridge_b: np.ndarray,
+        ridge_f: np.ndarray,
+        dtype: np.dtype,
+        workers: int = 1,
     ) -> HalfSweep:
         """β float64 (n_owner,), γ float64 (n_owner, 0) and Σ over ratings of β_owner, as :meth:`Side.solve`."""
         total = np.bincount(self.owner, weights=y, minlength=self.n_owner)
@@ -191,6 +213,7 @@ def als_sweeps(
     high: float = np.inf,
     track_objective: bool = False,
     callback: Callable[[str, Params], None] | None = None,
+    workers: int = 1,
 ) -> tuple[Params, FitInfo]:
     """Run up to ``n_sweeps`` ALS sweeps from ``params`` (updated in place) on ``prob``.
 
@@ -198,7 +221,7 @@ def als_sweeps(
     minimisation of ``L`` over its block. ``sides`` are the users' and the items' (:func:`make_sides`). With
     ``validation`` the clipped RMSE is tracked per sweep and the best sweep's parameters are returned (early
     stopping with ``config.patience``). ``callback(step_name, params)`` (tests) is called after every block
-    update.
+    update. ``workers``: threads per half-sweep (:meth:`Side.solve`).
     """
     dtype = np.dtype(config.dtype)
     user, item, rating, n = prob.user, prob.item, prob.rating, prob.n
@@ -213,13 +236,13 @@ def als_sweeps(
     for sweep in range(1, n_sweeps + 1):
         # users' (β_u, γ_u), then α, which minimises L given the rest: the mean of R − β_u − β_i − γ_u·γ_i
         y = rating - params.alpha - params.bi[item]
-        params.bu, params.pu, fitted = users.solve(y, params.qi, prob.rb_u, prob.rf_u, dtype)
+        params.bu, params.pu, fitted = users.solve(y, params.qi, prob.rb_u, prob.rf_u, dtype, workers)
         step("users", params)
         params.alpha = (sum_r - float(prob.item_count @ params.bi) - fitted) / n
         step("alpha", params)
         # the same for items
         y = rating - params.alpha - params.bu[user]
-        params.bi, params.qi, fitted = items.solve(y, params.pu, prob.rb_i, prob.rf_i, dtype)
+        params.bi, params.qi, fitted = items.solve(y, params.pu, prob.rb_i, prob.rf_i, dtype, workers)
         step("items", params)
         params.alpha = (sum_r - float(prob.user_count @ params.bu) - fitted) / n
         step("alpha", params)
@@ -246,6 +269,7 @@ def fit_als(
     validation: Validation | None = None,
     n_sweeps: int | None = None,
     track_objective: bool = False,
+    workers: int = 1,
 ) -> tuple[RatingModel, FitInfo]:
     """Fit the bias (``config.n_factors == 0``) or latent factor model by alternating least squares.
 
@@ -264,6 +288,8 @@ def fit_als(
         validation when refitting on train + validation.
     track_objective : bool
         Record ``L`` after every sweep in ``FitInfo.objective`` (costs one pass over the ratings).
+    workers : int
+        Threads each half-sweep's batches are solved on; the model is the same for any number.
 
     Returns
     -------
@@ -285,7 +311,9 @@ def fit_als(
     best: tuple[float, Params, FitInfo] | None = None
     for restart in range(config.restarts):
         p0 = init_params(data.n_users, data.n_items, config.n_factors, data.rating.mean(), config.init_scale, rng)
-        params, info = als_sweeps(prob, p0, both, config, sweeps, validation, data.low, data.high, track_objective)
+        params, info = als_sweeps(
+            prob, p0, both, config, sweeps, validation, data.low, data.high, track_objective, workers=workers
+        )
         info.restart = restart
         if info.best_validation_rmse is not None:
             score = info.best_validation_rmse

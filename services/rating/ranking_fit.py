@@ -28,6 +28,7 @@ from chorus.services.rating.rankers import (
 )
 from chorus.services.rating.rankers.ials import VALUES
 from chorus.shared.errors import InvalidInput
+from chorus.shared.workers import current_workers
 
 Fitter = Callable[[sp.csr_array, dict[str, Any]], Ranker]
 
@@ -125,7 +126,9 @@ def implicit_als(reviews: sp.csr_array, params: dict[str, Any]) -> AlternatingLe
     observed pairs (``v`` per ``params["values"]``: 1 or the rating), as :func:`fit_ials` fits it.
 
     ``params``: ``factors``, ``regularization`` (λ), ``alpha`` (α), ``iterations``, ``values``; ``seed``
-    (implicit's ``random_state``, default 0), ``num_threads`` (default 0: every core) and ``use_cg`` (default
+    (implicit's ``random_state``, default 0), ``num_threads`` (default: :func:`chorus.shared.workers.current_workers`,
+    so ``chorus train --workers N``; implicit solves each user and item on its own, so the factors do not
+    depend on it) and ``use_cg`` (default
     True: implicit's conjugate-gradient solver; False: its exact Cholesky solve). BLAS runs on one thread during
     the fit, as implicit asks (its own threads solve users and items in parallel).
     """
@@ -143,7 +146,7 @@ def implicit_als(reviews: sp.csr_array, params: dict[str, Any]) -> AlternatingLe
             use_cg=bool(params.get("use_cg", True)),
             iterations=int(params["iterations"]),
             calculate_training_loss=False,
-            num_threads=int(params.get("num_threads", 0)),
+            num_threads=int(params.get("num_threads") or current_workers()),
             random_state=int(params.get("seed", 0)),
         )
         model.fit(conf, show_progress=False)

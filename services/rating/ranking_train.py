@@ -40,6 +40,7 @@ from chorus.shared.data import Ratings
 from chorus.shared.data.splits import user_holdout_split, user_validation_split
 from chorus.shared.errors import InvalidInput
 from chorus.shared.ranking import evaluate_rankings, relevance_matrix
+from chorus.shared.workers import resolve_workers, using_workers
 
 log = logging.getLogger("chorus.train")
 
@@ -395,12 +396,19 @@ def _best_fitted(selection: Selection, rankers: Mapping[str, Ranker]) -> str:
     return next(kind for kind in selection.ranked() if kind in rankers)
 
 
-def train_component(ratings: Ratings, writer: VersionWriter, *, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+def train_component(
+    ratings: Ratings, writer: VersionWriter, *, seed: int = 0, progress: bool = True, workers: int | None = None
+) -> dict[str, Any]:
     """``chorus train`` entry point: select on a validation split of every row (NDCG@10 on a sample of at most
     :data:`TRAIN_VALIDATION_USERS` validation users; the first :data:`TRAIN_GRID_POINTS` points of each grid, so
     that the choice does not depend on the machine's speed), refit every kind with its chosen params on *all*
-    rows, and write the ``ranking`` component, the best validation kind as its default. Returns a short
-    summary."""
+    rows, and write the ``ranking`` component, the best validation kind as its default. ``workers``
+    (:func:`chorus.shared.workers.resolve_workers`): implicit's threads and BLAS's. Returns a short summary."""
+    with using_workers(resolve_workers(workers)):
+        return _train_component(ratings, writer, seed=seed, progress=progress)
+
+
+def _train_component(ratings: Ratings, writer: VersionWriter, *, seed: int, progress: bool) -> dict[str, Any]:
     from chorus.shared.progress import Progress
 
     t0 = time.perf_counter()

@@ -33,6 +33,7 @@ from chorus.services.rating.persistence import write_component
 from chorus.shared.artifacts import VersionWriter
 from chorus.shared.data import Ratings, holdout_split, kfold_split
 from chorus.shared.errors import InvalidInput
+from chorus.shared.workers import map_processes, resolve_workers
 
 #: ``similarity_predict`` plug-in: ``fit(user, item, rating, n_users, n_items, low, high)`` on training arrays
 #: returns ``predict(users, items) -> float ratings (n,)``.
@@ -104,11 +105,12 @@ def select(
     val: np.ndarray,
     config: SelectionConfig = SelectionConfig(),
     progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> Selection:
     """Choose λ_b, then (K, λ_f, sweeps) on validation rows only.
 
     ``train``, ``val``: int row indices into ``data`` (disjoint); test rows must not be among them.
-    ``progress(done)`` is called after each grid point.
+    ``progress(done)`` is called after each grid point; ``workers``: threads per ALS half-sweep.
     """
     t0 = time.perf_counter()
     fit_on = data.subset(train)
@@ -130,7 +132,7 @@ def select(
     for k in config.factors:
         for lf in config.reg_factors:
             cfg = replace(config.base, n_factors=k, reg_factors=lf, reg_bias=bias_cfg.reg_bias)
-            _, info = fit_als(fit_on, cfg, validation=validation)
+            _, info = fit_als(fit_on, cfg, validation=validation, workers=workers)
             latent_error = info.best_validation_rmse
             assert latent_error is not None  # fitted with a validation set
             grid.append(
@@ -164,10 +166,10 @@ def select(
     )
 
 
-def refit(data: Trainset, selection: Selection) -> tuple[dict[str, RatingModel], dict[str, float]]:
+def refit(data: Trainset, selection: Selection, workers: int = 1) -> tuple[dict[str, RatingModel], dict[str, float]]:
     """Fit the mean, bias and selected latent models on ``data`` (train + validation) with the selected
     hyperparameters; also the seconds each took. ``models["latent"]`` is the bias model itself when
-    bias-only was selected."""
+    bias-only was selected. ``workers``: threads per ALS half-sweep."""
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     models: dict[str, RatingModel] = {"mean": fit_mean(data)}
@@ -177,7 +179,7 @@ def refit(data: Trainset, selection: Selection) -> tuple[dict[str, RatingModel],
     seconds["bias"] = time.perf_counter() - t
     t = time.perf_counter()
     if selection.selected == "latent":
-        models["latent"], _ = fit_als(data, selection.latent, n_sweeps=selection.sweeps)
+        models["latent"], _ = fit_als(data, selection.latent, n_sweeps=selection.sweeps, workers=workers)
     else:
         models["latent"] = models["bias"]
     seconds["latent"] = time.perf_counter() - t
@@ -208,19 +210,21 @@ def train(
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
     config: SelectionConfig = SelectionConfig(),
     progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> TrainResult:
     """What ``chorus train --components rating`` runs: a seeded holdout split (``chorus.shared.data.holdout_split``),
     selection on validation, refit on train + validation, metrics on test.
 
-    ``progress(done)`` is called after each of the ``grid_size(config)`` grid points.
+    ``progress(done)`` is called after each of the ``grid_size(config)`` grid points; ``workers``: threads per
+    ALS half-sweep (the result is the same for any number).
     """
     t0 = time.perf_counter()
     tr, va, te = holdout_split(data.n, seed, fractions)
     if tr.size == 0 or va.size == 0:
         raise InvalidInput(f"{data.n} ratings are too few to split into train and validation")
     config = replace(config, base=replace(config.base, seed=seed))
-    sel = select(data, tr, va, config, progress)
-    models, _ = refit(data.subset(np.concatenate([tr, va])), sel)
+    sel = select(data, tr, va, config, progress, workers)
+    models, _ = refit(data.subset(np.concatenate([tr, va])), sel, workers)
     test: dict[str, dict[str, float]] = {}
     if te.size:
         test = {name: _test_metrics(m, data, te) for name, m in models.items()}
@@ -250,17 +254,21 @@ def grid_size(config: SelectionConfig) -> int:
     return len(config.reg_bias) + len(config.factors) * len(config.reg_factors)
 
 
-def train_component(ratings: Ratings, writer: VersionWriter, *, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+def train_component(
+    ratings: Ratings, writer: VersionWriter, *, seed: int = 0, progress: bool = True, workers: int | None = None
+) -> dict[str, Any]:
     """``chorus train`` entry point: :func:`train` on the ratings and write the ``rating`` component into the
-    version being written. Returns a short summary for the CLI."""
+    version being written. ``workers``: :func:`chorus.shared.workers.resolve_workers`. Returns a short summary
+    for the CLI."""
     from chorus.shared.progress import Progress
 
+    workers = resolve_workers(workers)
     config = SelectionConfig()
     scale = ratings.scale
     data = Trainset(ratings.user, ratings.item, ratings.rating, ratings.n_users, ratings.n_items, scale.low, scale.high)
     with Progress("rating selection", total=grid_size(config)) as bar:
         bar.enabled = bar.enabled and progress
-        result = train(data, seed=seed, config=config, progress=bar.update)
+        result = train(data, seed=seed, config=config, progress=bar.update, workers=workers)
     write_train_result(writer, result)
     h, test = result.hyperparameters, result.metrics["test"]
     return {
@@ -296,12 +304,13 @@ def _fit_and_score(
     test: np.ndarray,
     config: SelectionConfig,
     similarity: SimilarityFit | None,
+    workers: int = 1,
 ) -> tuple[dict[str, dict[str, float]], Selection, dict[str, float]]:
     """Select on (rows, val), refit on rows ∪ val, score every model on test; seconds per model (the
-    selection time counted to the model it selects for)."""
-    sel = select(data, rows, val, config)
+    selection time counted to the model it selects for). ``workers``: threads per ALS half-sweep."""
+    sel = select(data, rows, val, config, workers=workers)
     fit_on = data.subset(np.concatenate([rows, val]))
-    models, seconds = refit(fit_on, sel)
+    models, seconds = refit(fit_on, sel, workers)
     seconds["bias"] += sel.seconds["bias"]
     seconds["latent"] += sel.seconds["latent"]
     out = {name: _test_metrics(m, data, test) for name, m in models.items()}
@@ -329,6 +338,7 @@ def evaluate(
     seed: int = 0,
     similarity_predict: SimilarityFit | None = None,
     config: SelectionConfig = SelectionConfig(),
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Test-set MSE, RMSE and MAE of ``mean``, ``bias``, ``latent`` (and ``similarity`` when a fit callable
     is given), the hyperparameters chosen, and the seconds taken.
@@ -342,6 +352,9 @@ def evaluate(
         ``seed + 1 + fold``, is the validation split for selection; the refit uses the whole training fold).
     similarity_predict : ``fit(user, item, rating, n_users, n_items, low, high) -> predict(users, items)``,
         fitted on the same rows as the refit; its predictions are clipped to the scale.
+    workers : k-fold folds run in that many forked processes at once (each fold's ALS on one thread); a
+        holdout's single run uses them as threads per ALS half-sweep. The figures are the same for any number
+        (``seconds`` aside).
 
     Returns
     -------
@@ -367,8 +380,12 @@ def evaluate(
     else:
         raise InvalidInput(f"protocol must be 'holdout' or 'kfold', got {protocol!r}")
     per_fold, selections, seconds = [], [], []
-    for rows, val, test in runs:
-        out, sel, secs = _fit_and_score(data, rows, val, test, config, similarity_predict)
+    inner = workers if len(runs) == 1 else 1
+
+    def run(split: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[Any, Selection, dict[str, float]]:
+        return _fit_and_score(data, *split, config, similarity_predict, inner)
+
+    for out, sel, secs in map_processes(run, runs, workers if len(runs) > 1 else 1):
         per_fold.append(out)
         selections.append(sel)
         seconds.append(secs)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from chorus.services.similarity.config import SimilarityConfig
+from chorus.services.similarity.cooccur import kernel_values, table_block
 from chorus.services.similarity.index import SimilarityIndex
 from chorus.services.similarity.layout import CORE_ARRAYS
 from chorus.services.similarity.measures import measure_specs
@@ -29,6 +30,7 @@ from chorus.shared.artifacts import VersionWriter
 from chorus.shared.contract import Measure
 from chorus.shared.errors import InvalidInput
 from chorus.shared.progress import Progress
+from chorus.shared.workers import map_processes, resolve_workers
 
 if TYPE_CHECKING:
     from chorus.shared.data import Ratings
@@ -59,11 +61,15 @@ def build_table(
     block_rows: int | None = None,
     block_nnz: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Top-``K`` neighbours of every item for each of ``measures``, block by block.
+    """Top-``K`` neighbours of every item for each of ``measures``, block by block
+    (:func:`chorus.services.similarity.cooccur.table_block`), the blocks spread over ``workers`` forked
+    processes; every block is computed the same way whoever computes it, so the table is the same for any
+    ``workers``.
 
-    Returns the table arrays (``n_neighbors``, ``neighbors_<m>``, ``scores_<m>``) and statistics.
-    ``progress(done_rows, n_items)`` is called after each block.
+    Returns the table arrays (``n_neighbors``, ``neighbors_<m>``, ``scores_<m>``) and statistics (``pairs``:
+    the co-occurring pairs scored, per measure). ``progress(done_rows, n_items)`` is called after each block.
     """
     if K < 1:
         raise InvalidInput(f"K must be at least 1, got {K}")
@@ -78,12 +84,20 @@ def build_table(
     blocks = block_bounds(work, block_rows, block_nnz)
     n_nb = np.zeros(n, dtype=np.int32)
     tables = {m: (np.full((n, K), -1, dtype=np.int32), np.zeros((n, K), dtype=np.float64)) for m in chosen}
-    for lo, hi in blocks:
-        out = side.top_k_block(lo, hi, K, chosen)
+    values = kernel_values(side)
+    if n:
+        table_block(side, values, 0, 1, K, chosen)  # compile the kernels here, once, before any fork
+
+    def block(bounds: tuple[int, int]) -> tuple[dict[Measure, tuple[np.ndarray, np.ndarray, np.ndarray]], int]:
+        return table_block(side, values, bounds[0], bounds[1], K, chosen)
+
+    pairs = 0
+    for (lo, hi), (out, n_pairs) in zip(blocks, map_processes(block, blocks, workers), strict=True):
         for m, (nb, sc, cnt) in out.items():
             tables[m][0][lo:hi] = nb
             tables[m][1][lo:hi] = sc
             n_nb[lo:hi] = cnt
+        pairs += n_pairs
         if progress is not None:
             progress(hi, n)
     arrays: dict[str, np.ndarray] = {"n_neighbors": n_nb}
@@ -94,6 +108,8 @@ def build_table(
         "blocks": len(blocks),
         "max_block_work": int(max((work[lo:hi].sum() for lo, hi in blocks), default=0)),
         "work": int(work.sum()),
+        "pairs": pairs,
+        "workers": workers,
         "table_bytes": int(sum(a.nbytes for a in arrays.values())),
     }
     return arrays, stats
@@ -115,6 +131,7 @@ def build_similarity(
     config: SimilarityConfig | None = None,
     progress: Callable[[int, int], None] | None = None,
     trace_memory: bool = True,
+    workers: int = 1,
 ) -> BuildResult:
     """Build the whole similarity component from rating columns.
 
@@ -130,7 +147,10 @@ def build_similarity(
         Raw-id order (default: index order; see :func:`chorus.services.similarity.ranking.id_rank`).
     progress : callable(done_rows, n_items), optional
     trace_memory : bool
-        Measure the peak of numpy allocations with ``tracemalloc`` (``stats["peak_traced_bytes"]``).
+        Measure the peak of numpy allocations with ``tracemalloc`` (``stats["peak_traced_bytes"]``; this
+        process's only: with ``workers > 1`` the blocks' memory is the workers').
+    workers : int
+        Processes the table's blocks are spread over (the table is the same for any number).
 
     Returns
     -------
@@ -150,7 +170,9 @@ def build_similarity(
             user, item, rating, n_users, n_items, item_rank=item_rank, user_rank=user_rank, config=config
         )
         t1 = time.perf_counter()
-        table, tstats = build_table(index, K, measures, block_rows=block_rows, block_nnz=block_nnz, progress=progress)
+        table, tstats = build_table(
+            index, K, measures, block_rows=block_rows, block_nnz=block_nnz, progress=progress, workers=workers
+        )
         peak = tracemalloc.get_traced_memory()[1] if tracemalloc.is_tracing() else None
     finally:
         if tracing:
@@ -163,6 +185,8 @@ def build_similarity(
         "blocks": tstats["blocks"],
         "work": tstats["work"],
         "max_block_work": tstats["max_block_work"],
+        "pairs": tstats["pairs"],
+        "workers": workers,
         "index_bytes": int(sum(np.asarray(index.to_arrays()[n]).nbytes for n in CORE_ARRAYS)),
         "table_bytes": tstats["table_bytes"],
         "peak_traced_bytes": peak,
@@ -173,12 +197,16 @@ def build_similarity(
     return BuildResult(arrays, stats)
 
 
-def train_component(ratings: Ratings, writer: VersionWriter, *, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+def train_component(
+    ratings: Ratings, writer: VersionWriter, *, seed: int = 0, progress: bool = True, workers: int | None = None
+) -> dict[str, Any]:
     """``chorus train`` entry point: build from a :class:`chorus.shared.data.Ratings` and write the component.
 
-    ``seed`` is unused (the build is deterministic). Returns a short summary for the CLI.
+    ``seed`` is unused (the build is deterministic); ``workers``: :func:`chorus.shared.workers.resolve_workers`.
+    Returns a short summary for the CLI.
     """
     del seed
+    workers = resolve_workers(workers)
     config = SimilarityConfig()
     with Progress("similarity table", total=ratings.n_items) as bar:
         bar.enabled = bar.enabled and progress
@@ -193,6 +221,7 @@ def train_component(ratings: Ratings, writer: VersionWriter, *, seed: int = 0, p
             user_rank=id_rank(ratings.user_ids),
             config=config,
             progress=lambda done, total: bar.update(done),
+            workers=workers,
         )
     write_component(writer, result.arrays, component_meta(config, config.table_k, tuple(Measure), result.stats))
     s = result.stats
@@ -200,5 +229,7 @@ def train_component(ratings: Ratings, writer: VersionWriter, *, seed: int = 0, p
         "items": s["items"],
         "K": config.table_k,
         "seconds": round(s["seconds"], 2),
+        "pairs": s["pairs"],
+        "workers": workers,
         "peak_mb": round((s["peak_traced_bytes"] or 0) / 2**20, 1),
     }

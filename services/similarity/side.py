@@ -34,7 +34,7 @@ from chorus.shared.indices import check_index
 
 
 @cache
-def _plan(measures: tuple[str, ...]) -> tuple[tuple[MeasureSpec, ...], frozenset[Term]]:
+def plan(measures: tuple[str, ...]) -> tuple[tuple[MeasureSpec, ...], frozenset[Term]]:
     """The specifications of ``measures`` and every term they need (looked up once per combination)."""
     specs = measure_specs(measures)
     return specs, terms_needed(specs)
@@ -153,7 +153,7 @@ class Side:
             (data, self.indices[take], bptr.astype(self.indices.dtype)), shape=(bptr.shape[0] - 1, self.n_cols)
         )
 
-    def _row_terms(self, needs: frozenset[Term], a: np.ndarray, b: np.ndarray) -> dict[Term, np.ndarray]:
+    def row_terms(self, needs: frozenset[Term], a: np.ndarray, b: np.ndarray) -> dict[Term, np.ndarray]:
         """The per-row statistics among ``needs`` for pairs of rows ``a``, ``b`` (int (m,); either may be (1,),
         one row paired with every other)."""
         out: dict[Term, np.ndarray] = {}
@@ -179,7 +179,7 @@ class Side:
 
         ``rows``: int64 (r,) row indices (ascending and consecutive when ``contiguous``).
         """
-        specs, needs = _plan(tuple(measures))
+        specs, needs = plan(tuple(measures))
         rows = np.asarray(rows, dtype=np.int64)
         take: np.ndarray | slice
         if contiguous and rows.shape[0]:
@@ -211,7 +211,7 @@ class Side:
 
         col, cnt, row = sel(common.indices), sel(cnt_all), sel(row)
         # one query row (an online query): its statistics broadcast instead of being gathered per candidate
-        terms = self._row_terms(needs, rows if rows.shape[0] == 1 else rows[row], col)
+        terms = self.row_terms(needs, rows if rows.shape[0] == 1 else rows[row], col)
         terms[Term.common] = cnt
         for term, kind in ((Term.dot, "x"), (Term.centred_dot, "z")):
             if term in needs:
@@ -314,7 +314,7 @@ class Side:
         """The terms of ``m`` pairs ``(a, b)`` from their shared entries: ``pair`` (int (h,)) numbers the pair of
         each shared column, ``pos_s`` / ``pos_t`` its entry in the walked (shorter) row and in the other one;
         ``swap`` (bool (m,)) is True where the walked row is ``b``."""
-        terms = self._row_terms(needs, a, b)
+        terms = self.row_terms(needs, a, b)
         terms[Term.common] = np.bincount(pair, minlength=m).astype(np.float64)
         for term, kind in ((Term.dot, "x"), (Term.centred_dot, "z")):
             if term in needs:

@@ -78,9 +78,9 @@ def test_selection_sees_neither_test_rows_nor_fits_on_validation_rows(stars, mon
     seen = []
     real_select = train_mod.select
 
-    def spy(data, rows, val, config):
+    def spy(data, rows, val, config, **kw):
         seen.append((rows, val))
-        return real_select(data, rows, val, config)
+        return real_select(data, rows, val, config, **kw)
 
     fitted_on = []
 

@@ -1,0 +1,62 @@
+"""The rating and ranking components are the same whatever number of workers trains them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from chorus.services.rating.als import fit_als
+from chorus.services.rating.config import LatentConfig
+from chorus.services.rating.fitting import Trainset
+from chorus.services.rating.train import SelectionConfig, evaluate
+from tests.rating.data import planted
+
+
+def _data() -> Trainset:
+    # wide enough that both the primal and the dual solves run and there are many batches per half-sweep
+    user, item, rating, _ = planted(n_users=300, n_items=200, density=0.15)
+    return Trainset(user, item, rating, 300, 200, 1.0, 5.0)
+
+
+def test_als_is_bit_identical_for_any_number_of_workers():
+    data = _data()
+    cfg = replace(LatentConfig(), n_factors=6, max_sweeps=4)
+    want, _ = fit_als(data, cfg, workers=1)
+    for workers in (2, 3):
+        got, _ = fit_als(data, cfg, workers=workers)
+        for name in ("user_bias", "item_bias", "user_factors", "item_factors"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=f"{name}, {workers}")
+        assert got.global_mean == want.global_mean
+
+
+def test_kfold_evaluation_is_the_same_with_folds_in_parallel():
+    data = _data()
+    config = SelectionConfig(
+        factors=(3,), reg_factors=(0.05,), reg_bias=(0.1,), base=replace(LatentConfig(), max_sweeps=3)
+    )
+    args = (data.user, data.item, data.rating, data.n_users, data.n_items, 1.0, 5.0)
+    one = evaluate(*args, protocol="kfold", folds=3, config=config, workers=1)
+    two = evaluate(*args, protocol="kfold", folds=3, config=config, workers=2)
+    assert one["models"] == two["models"] and one["per_fold"] == two["per_fold"]
+    assert one["hyperparameters"] == two["hyperparameters"]
+
+
+def test_chorus_train_writes_the_same_arrays_for_one_and_two_workers(tmp_path):
+    from chorus.shared.artifacts import ArtifactStore
+    from chorus.train import train
+    from tests.conftest import real_file
+
+    data = real_file("amazon-musical-instruments-5core-2014", "reviews_Musical_Instruments_5.json.gz")
+    arrays = {}
+    for workers in (1, 2):
+        root = tmp_path / str(workers)
+        version = train(
+            data, root, ["similarity", "rating", "ranking"], progress=False, log=lambda _: None, workers=workers
+        )
+        folder = Path(ArtifactStore(root).open(version).path)
+        arrays[workers] = {p.relative_to(folder).as_posix(): np.load(p) for p in sorted(folder.rglob("*.npy"))}
+    assert arrays[1].keys() == arrays[2].keys() and len(arrays[1]) > 20
+    for name, want in arrays[1].items():
+        np.testing.assert_array_equal(arrays[2][name], want, err_msg=name)
