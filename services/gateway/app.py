@@ -61,15 +61,18 @@ def build_gateway(settings: Settings, transports: Mapping[str, httpx.AsyncBaseTr
     downstreams = {
         name: Downstream(
             name,
-            build_client(
-                getattr(settings, f"{name}_url"),
-                connect_timeout=settings.connect_timeout,
-                read_timeout=settings.read_timeout,
-                pool_timeout=settings.pool_timeout,
-                retries=settings.connect_retries,
-                max_connections=settings.max_connections,
-                transport=transports.get(name),
-            ),
+            [
+                build_client(
+                    url,
+                    connect_timeout=settings.connect_timeout,
+                    read_timeout=settings.read_timeout,
+                    pool_timeout=settings.pool_timeout,
+                    retries=settings.connect_retries,
+                    max_connections=settings.max_connections,
+                    transport=transports.get(name),
+                )
+                for url in settings.urls(name)
+            ],
         )
         for name in SERVICES
     }

@@ -4,7 +4,8 @@ One :class:`Downstream` per service wraps one pooled ``httpx.AsyncClient``. Tran
 specific :mod:`chorus.shared.errors` error naming the service: a connection that cannot be opened is
 :class:`~chorus.shared.errors.UpstreamUnavailable` (503), an answer that does not come in time is
 :class:`~chorus.shared.errors.UpstreamTimeout` (504). A 4xx answer is returned as it is, so its status and message pass
-through to the client; a 5xx answer becomes an error of the gateway that names the service.
+through to the client; a 5xx answer becomes an error of the gateway that names the service. A service may have
+several replicas (``CHORUS_RATING_URL=http://a:8002,http://b:8002``): see :class:`Downstream`.
 """
 
 from __future__ import annotations
@@ -64,45 +65,85 @@ def build_client(
     return httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
 
 
-class Downstream:
-    """One downstream service: its client, its readiness and the artifact version it currently serves.
+class Replica:
+    """One process of a service: its pooled client, and whether its last health check (or connection) passed."""
 
-    ``version`` is what the cache keys use. It is set from the service's ``/readyz`` (polled in the background
-    and on demand); an answer carrying another version in ``X-Model-Version`` triggers an immediate re-poll, so a
-    model swap is noticed by the first answer of the new model, and no later than one poll interval otherwise.
-    """
-
-    def __init__(self, name: str, client: httpx.AsyncClient) -> None:
-        self.name = name
+    def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
         self.version: str | None = None
         self.ready = False
         self.detail: str | None = "not checked yet"
-        self._refresh: asyncio.Task | None = None
 
     @property
     def url(self) -> str:
         return str(self.client.base_url)
+
+
+class Downstream:
+    """One downstream service, served by one or more replicas: their clients, their readiness and the artifact
+    version the service currently serves.
+
+    Requests go to the ready replicas in turn (round robin). A replica is ejected when its ``/readyz`` fails or
+    a connection to it cannot be opened (the request then goes to the next replica: it never reached the
+    ejected one, so trying again is safe), and readmitted by the first ``/readyz`` poll that passes. When no
+    replica is ready every one is tried, so a stale verdict cannot keep a recovered service out.
+
+    ``version`` is what the cache keys use: the newest version among the ready replicas (version names sort by
+    time). It is set from ``/readyz`` (polled in the background and on demand); an answer carrying another
+    version in ``X-Model-Version`` triggers an immediate re-poll, so a model swap is noticed by the first
+    answer of the new model, and no later than one poll interval otherwise.
+    """
+
+    def __init__(self, name: str, clients: httpx.AsyncClient | list[httpx.AsyncClient]) -> None:
+        self.name = name
+        self.replicas = [Replica(c) for c in (clients if isinstance(clients, list) else [clients])]
+        if not self.replicas:
+            raise ValueError(f"the {name} service needs at least one base URL")
+        self.version: str | None = None
+        self.ready = False
+        self.detail: str | None = "not checked yet"
+        self._refresh: asyncio.Task | None = None
+        self._turn = 0
+
+    @property
+    def url(self) -> str:
+        return ",".join(r.url for r in self.replicas)
+
+    def _order(self) -> list[Replica]:
+        """The replicas to try for one request: the ready ones from the next in turn, else all of them."""
+        ready = [r for r in self.replicas if r.ready] or self.replicas
+        self._turn = (self._turn + 1) % len(ready)
+        return ready[self._turn :] + ready[: self._turn]
 
     async def request(
         self, method: str, path: str, *, params: dict | None = None, content: bytes | None = None
     ) -> Upstream:
         """Send one request; return a 2xx/4xx answer, raise a :class:`ChorusError` for anything else."""
         headers = {"content-type": "application/json"} if content is not None else None
-        try:
-            response = await self.client.request(method, path, params=params, content=content, headers=headers)
-        except httpx.ConnectTimeout as exc:
-            raise UpstreamUnavailable(
-                f"the {self.name} service at {self.url} could not be reached (connection timed out)"
-            ) from exc
-        except httpx.PoolTimeout as exc:
-            raise UpstreamUnavailable(f"the {self.name} service is busy: no free connection to it in time") from exc
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(f"the {self.name} service did not answer in time") from exc
-        except httpx.TransportError as exc:
-            raise UpstreamUnavailable(
-                f"the {self.name} service at {self.url} could not be reached ({type(exc).__name__})"
-            ) from exc
+        order = self._order()
+        for n, replica in enumerate(order):
+            try:
+                response = await replica.client.request(method, path, params=params, content=content, headers=headers)
+                break
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                self._eject(replica, f"unreachable at {replica.url} ({type(exc).__name__})")
+                if n + 1 < len(order):
+                    continue  # the request never reached this replica: the next one may take it
+                if isinstance(exc, httpx.ConnectTimeout):
+                    raise UpstreamUnavailable(
+                        f"the {self.name} service at {self.url} could not be reached (connection timed out)"
+                    ) from exc
+                raise UpstreamUnavailable(
+                    f"the {self.name} service at {self.url} could not be reached ({type(exc).__name__})"
+                ) from exc
+            except httpx.PoolTimeout as exc:
+                raise UpstreamUnavailable(f"the {self.name} service is busy: no free connection to it in time") from exc
+            except httpx.TimeoutException as exc:
+                raise UpstreamTimeout(f"the {self.name} service did not answer in time") from exc
+            except httpx.TransportError as exc:
+                raise UpstreamUnavailable(
+                    f"the {self.name} service at {replica.url} could not be reached ({type(exc).__name__})"
+                ) from exc
         version = response.headers.get(VERSION_HEADER)
         if version is not None and version != self.version:
             self.observe(version)
@@ -127,20 +168,24 @@ class Downstream:
             self._refresh = asyncio.create_task(self.check(), name=f"chorus-readyz-{self.name}")
 
     async def check(self, timeout: float | None = None) -> None:
-        """Poll ``/readyz`` once and record readiness, version and detail; never raises."""
+        """Poll every replica's ``/readyz`` once and record readiness, version and detail; never raises."""
+        await asyncio.gather(*(self._check(r, timeout) for r in self.replicas))
+        self._summarise()
+
+    async def _check(self, replica: Replica, timeout: float | None) -> None:
         try:
-            response = await self.client.get("/readyz", timeout=timeout or httpx.USE_CLIENT_DEFAULT)
+            response = await replica.client.get("/readyz", timeout=timeout or httpx.USE_CLIENT_DEFAULT)
             body = response.json()
             if not isinstance(body, dict):
                 raise ValueError("readyz body is not a JSON object")
         except httpx.TimeoutException:
-            self._record(False, self.version, "did not answer /readyz in time")
+            self._set(replica, False, replica.version, "did not answer /readyz in time")
             return
         except httpx.TransportError as exc:
-            self._record(False, self.version, f"unreachable at {self.url} ({type(exc).__name__})")
+            self._set(replica, False, replica.version, f"unreachable at {replica.url} ({type(exc).__name__})")
             return
         except ValueError as exc:
-            self._record(False, self.version, f"bad /readyz answer: {exc}")
+            self._set(replica, False, replica.version, f"bad /readyz answer: {exc}")
             return
         version = body.get("version") or response.headers.get(VERSION_HEADER)
         ready = response.status_code == 200 and body.get("status") == "ready"
@@ -148,7 +193,37 @@ class Downstream:
         if not ready and detail is None:
             detail = f"/readyz answered HTTP {response.status_code}"
         # A service that is not ready may still serve its old version; keep the last one we knew otherwise.
-        self._record(ready, version or self.version, detail if isinstance(detail, str) else json.dumps(detail))
+        self._set(replica, ready, version or replica.version, detail if isinstance(detail, str) else json.dumps(detail))
+
+    def _set(self, replica: Replica, ready: bool, version: str | None, detail: str | None) -> None:
+        if ready != replica.ready and len(self.replicas) > 1:
+            (log.info if ready else log.warning)(
+                "%s replica %s is %s%s",
+                self.name,
+                replica.url,
+                "ready (admitted)" if ready else "not ready (ejected)",
+                f": {detail}" if detail else "",
+            )
+        replica.ready, replica.version, replica.detail = ready, version, detail
+
+    def _eject(self, replica: Replica, detail: str) -> None:
+        self._set(replica, False, replica.version, detail)
+        self._summarise()
+
+    def _summarise(self) -> None:
+        """The service's readiness and version from its replicas': ready when any is, the newest ready version."""
+        ready = [r for r in self.replicas if r.ready]
+        versions = [r.version for r in (ready or self.replicas) if r.version is not None]
+        version = max(versions) if versions else self.version
+        if len(self.replicas) == 1:
+            detail = self.replicas[0].detail
+        elif ready:
+            detail = (
+                None if len(ready) == len(self.replicas) else f"{len(ready)} of {len(self.replicas)} replicas ready"
+            )
+        else:
+            detail = "; ".join(f"{r.url}: {r.detail}" for r in self.replicas)
+        self._record(bool(ready), version, detail)
 
     def _record(self, ready: bool, version: str | None, detail: str | None) -> None:
         if version != self.version and self.version is not None:
@@ -160,15 +235,22 @@ class Downstream:
         self.version, self.ready, self.detail = version, ready, detail
 
     def status(self) -> dict:
-        """This service's entry in the gateway's ``/readyz``."""
-        return {
+        """This service's entry in the gateway's ``/readyz`` (with several replicas, each one's too)."""
+        out: dict = {
             "status": "ready" if self.ready else "not_ready",
             "url": self.url,
             "version": self.version,
             "detail": self.detail,
         }
+        if len(self.replicas) > 1:
+            out["replicas"] = [
+                {"url": r.url, "status": "ready" if r.ready else "not_ready", "version": r.version, "detail": r.detail}
+                for r in self.replicas
+            ]
+        return out
 
     async def aclose(self) -> None:
         if self._refresh is not None:
             self._refresh.cancel()
-        await self.client.aclose()
+        for replica in self.replicas:
+            await replica.client.aclose()

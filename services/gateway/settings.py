@@ -2,8 +2,8 @@
 
 | variable | default | meaning |
 | --- | --- | --- |
-| `CHORUS_SIMILARITY_URL` | `http://127.0.0.1:8001` | base URL of the similarity service |
-| `CHORUS_RATING_URL` | `http://127.0.0.1:8002` | base URL of the rating service |
+| `CHORUS_SIMILARITY_URL` | `http://127.0.0.1:8001` | base URL of the similarity service (comma-separated: replicas) |
+| `CHORUS_RATING_URL` | `http://127.0.0.1:8002` | base URL of the rating service (several, comma-separated: replicas) |
 | `CHORUS_CONNECT_TIMEOUT` | `1.0` | seconds to open a connection to a downstream service (then 503) |
 | `CHORUS_READ_TIMEOUT` | `10.0` | seconds to wait for a downstream answer (then 504) |
 | `CHORUS_POOL_TIMEOUT` | `2.0` | seconds to wait for a free pooled connection to a downstream service (then 503) |
@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -67,6 +67,24 @@ class Settings(BaseSettings):
     redis_connect_timeout: float = Field(0.25, gt=0)
     redis_max_connections: int = Field(64, ge=1)
     redis_max_backoff: float = Field(30.0, gt=0)
+
+    @field_validator("similarity_url", "rating_url")
+    @classmethod
+    def _replica_urls(cls, value: str) -> str:
+        """One or more http(s) base URLs, comma-separated (one per replica)."""
+        urls = [u.strip() for u in value.split(",")]
+        if not all(urls):
+            raise ValueError(f"expected comma-separated base URLs without empty entries, got {value!r}")
+        bad = [u for u in urls if not u.startswith(("http://", "https://"))]
+        if bad:
+            raise ValueError(f"base URLs must start with http:// or https://, got {', '.join(bad)}")
+        if len(set(urls)) != len(urls):
+            raise ValueError(f"a base URL is listed twice in {value!r}")
+        return ",".join(urls)
+
+    def urls(self, service: str) -> list[str]:
+        """The base URLs of ``service``'s replicas (``similarity`` or ``rating``)."""
+        return str(getattr(self, f"{service}_url")).split(",")
 
 
 @lru_cache
