@@ -87,6 +87,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         format=args.format,
         keep=args.keep,
         workers=args.workers,
+        engine=args.engine,
+        spark_master=args.spark_master,
+        spark_staging=args.spark_staging,
     )
     return 0
 
@@ -240,6 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.add_argument("--keep", type=_positive, default=5, help="versions to keep (default 5)")
     _workers_arg(train)
+    train.add_argument(
+        "--engine",
+        choices=("numpy", "spark"),
+        default="numpy",
+        help="numpy: this machine (default); spark: similarity and rating on Apache Spark (pip install -e '.[spark]')",
+    )
+    train.add_argument("--spark-master", help="with --engine spark: Spark master URL (default local[*])")
+    train.add_argument(
+        "--spark-staging", help="with --engine spark: folder every executor can read, for the staged ratings"
+    )
     train.set_defaults(func=cmd_train)
 
     ev = sub.add_parser(

@@ -18,6 +18,7 @@ NDCG and refitted on every row) comes after ``rating``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import time
 from collections.abc import Callable
@@ -40,6 +41,10 @@ COMPONENTS: dict[str, str] = {
     "rating": "chorus.services.rating.train:train_component",
     "ranking": "chorus.services.rating.ranking_train:train_component",
 }
+
+
+#: ``--engine`` values: the numpy engine (this machine, ``--workers`` cores) or Spark (:mod:`chorus.spark_engine`)
+ENGINES = ("numpy", "spark")
 
 
 def trainer(component: str) -> Callable:
@@ -90,9 +95,40 @@ def train(
     progress: bool = True,
     log: Callable[[str], object] = print,
     workers: int | None = None,
+    engine: str = "numpy",
+    spark_master: str | None = None,
+    spark_staging: str | Path | None = None,
 ) -> str:
     """Train ``components`` on ``data`` into a new version under ``artifacts``; return the version name.
-    ``workers``: :func:`chorus.shared.workers.resolve_workers`."""
+    ``workers``: :func:`chorus.shared.workers.resolve_workers`. ``engine``: ``numpy`` (this machine) or
+    ``spark`` (:mod:`chorus.spark_engine`: similarity and rating on Spark at ``spark_master``, default
+    ``local[*]``, staging the data under ``spark_staging``)."""
+    if engine not in ENGINES:
+        raise InvalidInput(f"unknown engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    if engine != "spark" and (spark_master or spark_staging):
+        raise InvalidInput("--spark-master and --spark-staging go with --engine spark")
+    with contextlib.ExitStack() as stack:
+        trainers: dict[str, Callable] = {}
+        if engine == "spark":
+            from chorus.spark_engine import DEFAULT_MASTER, SparkEngine
+
+            spark = stack.enter_context(SparkEngine(spark_master or DEFAULT_MASTER, spark_staging))
+            trainers = spark.trainers()
+        return _train(data, artifacts, components, seed, format, keep, progress, log, workers, trainers)
+
+
+def _train(
+    data: str | Path,
+    artifacts: str | Path,
+    components: list[str],
+    seed: int,
+    format: str | None,
+    keep: int,
+    progress: bool,
+    log: Callable[[str], object],
+    workers: int | None,
+    trainers: dict[str, Callable],
+) -> str:
     start = time.perf_counter()
     workers = resolve_workers(workers)
     ratings = load_ratings(data, format=format, progress=progress)
@@ -109,7 +145,8 @@ def train(
         for component in components:
             t0 = time.perf_counter()
             with using_workers(workers):
-                summary = trainer(component)(ratings, writer, seed=seed, progress=progress, workers=workers)
+                fit = trainers.get(component) or trainer(component)
+                summary = fit(ratings, writer, seed=seed, progress=progress, workers=workers)
             log(f"trained {component} in {time.perf_counter() - t0:.1f} s: {summary}")
         for component in reuse:
             assert previous is not None  # reuse is empty without a previous version
