@@ -249,7 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="numpy",
         help="numpy: this machine (default); spark: similarity and rating on Apache Spark (pip install -e '.[spark]')",
     )
-    train.add_argument("--spark-master", help="with --engine spark: Spark master URL (default local[*])")
+    train.add_argument(
+        "--spark-master", help="with --engine spark: Spark master URL (default: spark-submit's, else local[*])"
+    )
     train.add_argument(
         "--spark-staging", help="with --engine spark: folder every executor can read, for the staged ratings"
     )

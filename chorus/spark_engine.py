@@ -27,6 +27,7 @@ from chorus.shared.data import Ratings
 from chorus.shared.errors import InvalidInput
 
 DEFAULT_MASTER = "local[*]"
+"""Where Spark runs when neither ``--spark-master`` nor ``spark-submit --master`` says."""
 
 
 def require_pyspark() -> None:
@@ -42,14 +43,18 @@ def require_pyspark() -> None:
         ) from None
 
 
-def spark_session(master: str = DEFAULT_MASTER, app: str = "chorus-train") -> Any:
-    """A SparkSession on ``master`` (``local[*]``, ``local[2]``, ``spark://host:7077``, ``yarn``, ...), with
-    Arrow transfers on and the web UI off; Python workers run this interpreter."""
+def spark_session(master: str | None = None, app: str = "chorus-train") -> Any:
+    """A SparkSession on ``master`` (``local[*]``, ``local[2]``, ``spark://host:7077``, ``yarn``, ...; None: the
+    master ``spark-submit`` was given, else :data:`DEFAULT_MASTER`), with Arrow transfers on and the web UI off.
+    In local mode the Python workers run this interpreter."""
     require_pyspark()
+    from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    master = master or SparkConf().get("spark.master", DEFAULT_MASTER)
+    if master.startswith("local"):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = (
         SparkSession.builder.master(master)
         .appName(app)
@@ -85,9 +90,9 @@ class SparkEngine:
     """The Spark session and the staged data of one ``chorus train --engine spark`` run; :meth:`trainers` are the
     component trainers it replaces (same signature as the numpy engine's ``train_component``)."""
 
-    def __init__(self, master: str = DEFAULT_MASTER, staging: str | Path | None = None) -> None:
-        self.master = master
+    def __init__(self, master: str | None = None, staging: str | Path | None = None) -> None:
         self.spark = spark_session(master)
+        self.master = str(self.spark.sparkContext.master)
         self._tmp = None if staging else tempfile.TemporaryDirectory(prefix="chorus-spark-")
         self.staging = Path(staging) if staging else Path(self._tmp.name)  # type: ignore[union-attr]
         self.staging.mkdir(parents=True, exist_ok=True)

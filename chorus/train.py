@@ -102,7 +102,7 @@ def train(
     """Train ``components`` on ``data`` into a new version under ``artifacts``; return the version name.
     ``workers``: :func:`chorus.shared.workers.resolve_workers`. ``engine``: ``numpy`` (this machine) or
     ``spark`` (:mod:`chorus.spark_engine`: similarity and rating on Spark at ``spark_master``, default
-    ``local[*]``, staging the data under ``spark_staging``)."""
+    ``spark-submit``'s master, else ``local[*]``, staging the data under ``spark_staging``)."""
     if engine not in ENGINES:
         raise InvalidInput(f"unknown engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if engine != "spark" and (spark_master or spark_staging):
@@ -110,9 +110,9 @@ def train(
     with contextlib.ExitStack() as stack:
         trainers: dict[str, Callable] = {}
         if engine == "spark":
-            from chorus.spark_engine import DEFAULT_MASTER, SparkEngine
+            from chorus.spark_engine import SparkEngine
 
-            spark = stack.enter_context(SparkEngine(spark_master or DEFAULT_MASTER, spark_staging))
+            spark = stack.enter_context(SparkEngine(spark_master, spark_staging))
             trainers = spark.trainers()
         return _train(data, artifacts, components, seed, format, keep, progress, log, workers, trainers)
 

@@ -5,12 +5,12 @@ count. Work is split into pieces whose results do not depend on how many workers
 computed by the same code whatever ``N`` is, and the results are combined in piece order), so the trained
 artifact is the same for every ``N``:
 
-* :func:`map_threads` for pieces whose time is spent in numpy / scipy / LAPACK kernels that release the GIL
-  (batched solves, matrix products);
-* :func:`map_processes` for pieces whose time is spent in many numpy calls on mid-sized arrays (the neighbour
-  table's blocks), where threads would take turns on the GIL. Workers are forked, so they read the parent's
-  arrays in place (copy-on-write shared memory): nothing is pickled on the way in, only each piece's result on
-  the way out.
+* :func:`map_threads` for pieces whose time is spent in kernels that release the GIL: the neighbour table's
+  blocks (a numba kernel compiled ``nogil``, then numpy on large arrays), the ALS batches (batched products and
+  LAPACK solves). Threads share the index and the factors, so memory stays that of one process;
+* :func:`map_processes` for pieces that are whole fits in Python (the folds of a k-fold evaluation). Workers are
+  forked, so they read the parent's arrays in place (copy-on-write shared memory): nothing is pickled on the way
+  in, only each piece's result on the way out.
 """
 
 from __future__ import annotations
@@ -86,12 +86,14 @@ def using_workers(workers: int) -> Iterator[None]:
         _CURRENT.reset(token)
 
 
-def map_threads(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
-    """``[fn(x) for x in items]``, computed by up to ``workers`` threads; results in ``items`` order."""
+def map_threads(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[R]:
+    """``fn(x) for x in items``, computed by up to ``workers`` threads, yielded in ``items`` order as they
+    complete."""
     if workers <= 1 or len(items) <= 1:
-        return [fn(x) for x in items]
+        yield from (fn(x) for x in items)
+        return
     with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        return list(pool.map(fn, items))
+        yield from pool.map(fn, items)
 
 
 _TASK: Callable[[Any], Any] | None = None

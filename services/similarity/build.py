@@ -30,7 +30,7 @@ from chorus.shared.artifacts import VersionWriter
 from chorus.shared.contract import Measure
 from chorus.shared.errors import InvalidInput
 from chorus.shared.progress import Progress
-from chorus.shared.workers import map_processes, resolve_workers
+from chorus.shared.workers import map_threads, resolve_workers
 
 if TYPE_CHECKING:
     from chorus.shared.data import Ratings
@@ -64,12 +64,12 @@ def build_table(
     workers: int = 1,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Top-``K`` neighbours of every item for each of ``measures``, block by block
-    (:func:`chorus.services.similarity.cooccur.table_block`), the blocks spread over ``workers`` forked
-    processes; every block is computed the same way whoever computes it, so the table is the same for any
-    ``workers``.
+    (:func:`chorus.services.similarity.cooccur.table_block`), the blocks spread over ``workers`` threads (the
+    kernel runs without the GIL; see the README, "Scaling", for threads against processes); every block is
+    computed the same way whoever computes it, so the table is the same for any ``workers``.
 
     Returns the table arrays (``n_neighbors``, ``neighbors_<m>``, ``scores_<m>``) and statistics (``pairs``:
-    the co-occurring pairs scored, per measure). ``progress(done_rows, n_items)`` is called after each block.
+    the co-occurring pairs scored). ``progress(done_rows, n_items)`` is called after each block.
     """
     if K < 1:
         raise InvalidInput(f"K must be at least 1, got {K}")
@@ -86,13 +86,13 @@ def build_table(
     tables = {m: (np.full((n, K), -1, dtype=np.int32), np.zeros((n, K), dtype=np.float64)) for m in chosen}
     values = kernel_values(side)
     if n:
-        table_block(side, values, 0, 1, K, chosen)  # compile the kernels here, once, before any fork
+        table_block(side, values, 0, 1, K, chosen)  # compile the kernels here, once, before the threads start
 
     def block(bounds: tuple[int, int]) -> tuple[dict[Measure, tuple[np.ndarray, np.ndarray, np.ndarray]], int]:
         return table_block(side, values, bounds[0], bounds[1], K, chosen)
 
     pairs = 0
-    for (lo, hi), (out, n_pairs) in zip(blocks, map_processes(block, blocks, workers), strict=True):
+    for (lo, hi), (out, n_pairs) in zip(blocks, map_threads(block, blocks, workers), strict=True):
         for m, (nb, sc, cnt) in out.items():
             tables[m][0][lo:hi] = nb
             tables[m][1][lo:hi] = sc
@@ -147,10 +147,9 @@ def build_similarity(
         Raw-id order (default: index order; see :func:`chorus.services.similarity.ranking.id_rank`).
     progress : callable(done_rows, n_items), optional
     trace_memory : bool
-        Measure the peak of numpy allocations with ``tracemalloc`` (``stats["peak_traced_bytes"]``; this
-        process's only: with ``workers > 1`` the blocks' memory is the workers').
+        Measure the peak of numpy allocations with ``tracemalloc`` (``stats["peak_traced_bytes"]``).
     workers : int
-        Processes the table's blocks are spread over (the table is the same for any number).
+        Threads the table's blocks are spread over (the table is the same for any number).
 
     Returns
     -------

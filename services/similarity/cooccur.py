@@ -20,15 +20,23 @@ for bit).
 Zipf weights with exponent 1, so the busiest user's review count grows in proportion to the file
 (4,634 reviews at 1M, 20,050 at 5M) and ``W`` by 17x for 5x the reviews (4.3e8 to 7.3e9). That, not the
 algorithm, is why the table time grows faster than the data; the kernel makes each unit of ``W`` cheaper and
-the blocks run on every core (:func:`chorus.shared.workers.map_processes`).
+the blocks run on every core (:func:`chorus.shared.workers.map_threads`: the kernels release the GIL).
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 
-import numba
-import numpy as np
+# Compiled kernels are cached beside this file; where it is read-only (an installed image run as another user),
+# in the temporary folder instead (numba refuses to cache with no writable place). Set before numba loads.
+if "NUMBA_CACHE_DIR" not in os.environ and not os.access(Path(__file__).parent, os.W_OK):
+    os.environ["NUMBA_CACHE_DIR"] = str(Path(tempfile.gettempdir()) / "chorus-numba-cache")
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
 
 from chorus.services.similarity.measures import Term
 from chorus.services.similarity.ranking import decode_keys, ranking_keys

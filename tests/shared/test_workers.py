@@ -38,7 +38,7 @@ def test_maps_keep_order_and_see_closures():
         return i, int(big[i::7].sum()) + os.getpid() * 0
 
     want = [piece(i) for i in range(7)]
-    assert map_threads(piece, list(range(7)), 3) == want
+    assert list(map_threads(piece, list(range(7)), 3)) == want
     assert list(map_processes(piece, list(range(7)), 2)) == want
     assert list(map_processes(piece, list(range(7)), 1)) == want
 
