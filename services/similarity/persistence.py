@@ -55,7 +55,7 @@ def write_component(
 def load_component(version: Version, config: SimilarityConfig | None = None) -> SimilarityIndex:
     """The ``similarity`` component of a verified version, as a ready index.
 
-    Arrays stay memory-mapped (read-only); the query settings come from the stored hyperparameters unless
+    Arrays are used as loaded (read-only); the query settings come from the stored hyperparameters unless
     ``config`` is given.
 
     Raises

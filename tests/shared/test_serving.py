@@ -62,7 +62,7 @@ def test_not_ready_until_a_version_exists_then_hot_reload(tmp_path):
         assert app.state.holder.refresh()
         r = client.get("/value")
         assert r.json() == {"value": 5.0} and r.headers["X-Model-Version"] == v2
-        assert client.get("/readyz").json() == {"status": "ready", "version": v2, "detail": None}
+        assert client.get("/readyz").json() == {"status": "ready", "version": v2, "fallback": False, "detail": None}
 
 
 def test_a_corrupt_new_version_is_refused_and_the_old_one_keeps_serving(tmp_path):

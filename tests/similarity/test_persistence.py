@@ -1,4 +1,4 @@
-"""The artifact component: written, loaded back memory-mapped with identical answers, and refused when its format
+"""The artifact component: written, loaded back with identical answers, and refused when its format
 or its arrays do not fit."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def test_component_round_trip_through_the_artifact_store(tmp_path):
     opened = ArtifactStore(tmp_path).open(version)
     index = load_component(opened)
     assert index.table_k == 6 and index.config.like_threshold == 5.0
-    assert not opened.array(COMPONENT, "item_users").flags.writeable  # memory-mapped, read-only
+    assert not opened.array(COMPONENT, "item_users").flags.writeable  # read-only
     fresh = SimilarityIndex.from_arrays(user, item, rating, nu, ni)
     for m in Measure:
         for i in range(ni):
@@ -62,3 +62,14 @@ def test_inconsistent_arrays_are_refused():
         SimilarityIndex.from_saved(bad)
     with pytest.raises(ArtifactError, match="missing"):
         SimilarityIndex.from_saved({k: v for k, v in arrays.items() if k != "user_mean"})
+
+
+def test_a_neighbour_table_naming_an_item_that_does_not_exist_is_refused():
+    user, item, rating, nu, ni = random_ratings(6)
+    arrays = dict(build_similarity(user, item, rating, nu, ni, K=3, trace_memory=False).arrays)
+    row = int(np.flatnonzero(arrays["n_neighbors"] > 0)[0])
+    for wrong in (ni, -1):
+        neighbours = arrays["neighbors_cosine"].copy()
+        neighbours[row, 0] = wrong
+        with pytest.raises(ArtifactError, match=rf"neighbour table for cosine: an item index outside 0..{ni - 1}"):
+            SimilarityIndex.from_saved(dict(arrays, neighbors_cosine=neighbours))
