@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from chorus.shared.contract import MAX_ID_LENGTH
 from tests.gateway.conftest import make_client
 
 
@@ -165,7 +166,10 @@ def test_bad_baskets_are_refused_by_the_gateway(client, rat, basket, names):
         ("/v1/users/U1/similar?measure=nope", ["query.measure: "]),
         ("/v1/users/U1/recommendations?method=magic", ["query.method: ", "'ease'", "'latent'", "'similar'"]),
         ("/v1/users/U1/recommendations?exclude=", ["query.exclude.0: "]),
-        ("/v1/users/U1/recommendations?exclude=" + "x" * 201, ["query.exclude.0: ", "200"]),
+        (
+            "/v1/users/U1/recommendations?exclude=" + "x" * (MAX_ID_LENGTH + 1),
+            ["query.exclude.0: ", str(MAX_ID_LENGTH)],
+        ),
         ("/v1/users/U1/recommendations?" + "exclude=x&" * 501, ["query.exclude: ", "500"]),
         ("/v1/users/U1/recommendations?method=similar&exclude=B001", ["query.exclude: ", "method=similar"]),
         ("/v1/predict?user_id=U1", ["query.item_id: "]),

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from chorus.services.rating.app import create_app
 from chorus.services.rating.settings import Settings
 from chorus.shared.artifacts import ArtifactStore, load_data_component
-from chorus.shared.contract import MAX_K, MAX_PAIRS, Method, Ranking
+from chorus.shared.contract import MAX_ID_LENGTH, MAX_K, MAX_PAIRS, Method, Ranking
 from tests.conftest import add_ranking, train_tiny
 
 
@@ -219,7 +219,7 @@ def test_an_altered_ranking_file_is_refused(tmp_path, root):
         ("get", "/v1/users/u/recommendations", {"params": {"method": "magic"}}, "method"),
         ("get", "/v1/users/u/recommendations", {"params": {"method": "similar"}}, "choose one of"),
         ("get", "/v1/users/u/recommendations", {"params": {"exclude": ""}}, "exclude"),
-        ("get", "/v1/users/u/recommendations", {"params": {"exclude": ["x" * 201]}}, "exclude"),
+        ("get", "/v1/users/u/recommendations", {"params": {"exclude": ["x" * (MAX_ID_LENGTH + 1)]}}, "exclude"),
         ("get", "/v1/users/u/recommendations", {"params": {"exclude": ["x"] * (MAX_K + 1)}}, "exclude"),
         ("post", "/v1/recommendations", {"json": {"items": ["a"], "method": "latent"}}, "cannot score a basket"),
         ("post", "/v1/recommendations", {"json": {"items": ["a"], "method": "similar"}}, "choose one of"),
