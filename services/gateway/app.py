@@ -110,7 +110,7 @@ def create_app(
     app.state.settings = settings
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for router in (api.meta, api.similarity, api.users, api.rating, api.page):
+    for router in (api.meta, api.similarity, api.users, api.rating, api.predictions, api.page):
         app.include_router(router)
     # The services' handlers, so that an error reads the same whether the gateway or a service found it; the
     # gateway's own upstream errors (UpstreamError, 502) are ChorusErrors like theirs.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -413,3 +414,15 @@ def test_openapi_documents_every_route(client):
     assert "BasketRecommendationsPublic" in json.dumps(basket["responses"]["200"])
     assert {"422", "503", "504"} <= set(basket["responses"])
     assert client.get("/docs").status_code == 200
+
+
+def test_predict_documents_unknown_ids_as_a_flagged_fallback_in_openapi_and_readme(client):
+    """One behaviour for unknown ids at /v1/predict: 200 with ``fallback`` set (the rating service's code:
+    tests/rating/test_api.py), documented as such in the OpenAPI schema and the README (never 404)."""
+    paths = client.get("/openapi.json").json()["paths"]
+    for method in ("get", "post"):
+        route = paths["/v1/predict"][method]
+        assert "404" not in route["responses"] and {"200", "422", "503", "504"} <= set(route["responses"])
+    assert "fallback prediction flagged in ``fallback``" in paths["/v1/predict"]["get"]["description"]
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "`/v1/predict` never answers 404" in readme
