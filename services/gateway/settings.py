@@ -40,11 +40,14 @@ from __future__ import annotations
 from functools import lru_cache
 
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from chorus.shared.limits import HttpSettings
 
 
-class Settings(BaseSettings):
-    """Everything the gateway reads from its environment; see the module docstring for the table."""
+class Settings(HttpSettings):
+    """Everything the gateway reads from its environment; see the module docstring for the table, and
+    :class:`~chorus.shared.limits.HttpSettings` for the limits every process shares."""
 
     model_config = SettingsConfigDict(env_prefix="CHORUS_", extra="ignore", populate_by_name=True)
 
