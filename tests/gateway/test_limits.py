@@ -234,3 +234,18 @@ def test_requests_over_the_concurrency_limit_are_shed_at_once_with_retry_after(g
     assert health.status_code == 200
     metrics = httpx.get(url + "/metrics", timeout=5).text
     assert 'chorus_http_refused_total{reason="overloaded"}' in metrics
+
+
+@pytest.mark.parametrize("service", ["similarity", "rating"])
+def test_each_model_service_has_the_same_limits_and_hides_its_paths(service, tmp_path):
+    env = {"CHORUS_ARTIFACTS": str(tmp_path / "no-artifacts-yet"), "CHORUS_MAX_BODY_BYTES": "1000"}
+    with uvicorn_process(f"chorus.services.{service}.app:create_app", env) as url:
+        status, _, body = exchange(url, b"GET /v1/items?q=" + b"a" * MiB + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert status == 414 and body["type"] == "uri_too_long"
+        post = b"POST /v1/predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 1001\r\n\r\n"
+        status, _, body = exchange(url, post)
+        assert status == 413 and "1000 bytes" in body["detail"]
+        ready = httpx.get(url + "/readyz", timeout=5)
+        assert ready.status_code == 503 and ready.json() == {"status": "not_ready", "version": None}
+        assert "no-artifacts-yet" not in ready.text
+        assert "chorus_http_refused_total" in httpx.get(url + "/metrics", timeout=5).text
