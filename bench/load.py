@@ -13,6 +13,9 @@ with ``chorus up``'s launcher and Chorus's HTTP protocol (the limits of README "
    once with cached ``GET`` requests and once with ``Cache-Control: no-cache`` over many items (every admitted one
    reaches the similarity service). It prints how each was answered and the longest wait. Targets: no request
    waits more than 2 s for its answer; a shed request gets 503 with ``Retry-After``.
+3. **bodies**: for ``--body-seconds`` (15), four clients post batches of 10,000 pairs (under 1 MiB, so allowed,
+   and validated off the event loop) and six declare 46 MB bodies (refused with 413 before they are read), while
+   ``/healthz`` is polled: it prints how ``/healthz`` fared and the gateway's memory.
 
 Usage::
 
@@ -206,6 +209,54 @@ async def burst(host: str, port: int, requests: list[bytes], connections: int) -
     }
 
 
+async def bodies(host: str, port: int, body: bytes, clients: int, seconds: float, pid: int) -> dict:
+    """``clients`` clients posting ``body`` to ``/v1/predict`` over and over, six clients declaring 46 MB
+    bodies, and one polling ``/healthz`` every 50 ms: what the big bodies cost everyone else."""
+    loop = asyncio.get_running_loop()
+    stop = loop.time() + seconds
+    raw = request_bytes("POST", "/v1/predict", None, body)
+    statuses: dict[str, int] = {}
+    health: list[float] = []
+
+    async def poster() -> None:
+        conn = (await loop.create_connection(Connection, host, port))[1]
+        while loop.time() < stop:
+            head = await asyncio.wait_for(conn.send(raw), 60)
+            statuses[head[9:12].decode()] = statuses.get(head[9:12].decode(), 0) + 1
+        conn.transport.close()
+
+    async def oversized() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"POST /v1/predict HTTP/1.1\r\nHost: chorus\r\nContent-Type: application/json\r\n")
+        writer.write(b"Content-Length: %d\r\n\r\n" % (46 * 1024 * 1024) + b"[" * 65536)
+        status = (await asyncio.wait_for(reader.readline(), 30))[9:12].decode()
+        statuses[f"{status} (46 MB declared)"] = statuses.get(f"{status} (46 MB declared)", 0) + 1
+        writer.close()
+
+    async def healthz() -> None:
+        conn = (await loop.create_connection(Connection, host, port))[1]
+        probe = request_bytes("GET", "/healthz")
+        while loop.time() < stop:
+            t0 = time.perf_counter()
+            await asyncio.wait_for(conn.send(probe), 30)
+            health.append(time.perf_counter() - t0)
+            await asyncio.sleep(0.05)
+        conn.transport.close()
+
+    before = rss_mb(pid)
+    await asyncio.gather(healthz(), *(poster() for _ in range(clients)), *(oversized() for _ in range(6)))
+    health.sort()
+    return {
+        "body_bytes": len(body),
+        "clients": clients,
+        "statuses": statuses,
+        "healthz_p50_ms": 1000 * statistics.median(health),
+        "healthz_p99_ms": 1000 * percentile(health, 0.99),
+        "healthz_max_ms": 1000 * health[-1],
+        "gateway_rss_mb": {"before": before, "after": rss_mb(pid)},
+    }
+
+
 def start_system(args, stack: contextlib.ExitStack):
     import numpy as np
 
@@ -248,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak-seconds", type=float, default=60.0)
     parser.add_argument("--warmup-seconds", type=float, default=5.0)
     parser.add_argument("--burst", type=int, default=1000, help="connections of each burst (default %(default)s)")
+    parser.add_argument("--body-seconds", type=float, default=15.0, help="length of the big-bodies phase")
     parser.add_argument("--max-seconds", type=float, default=400.0, help="hard bound on the whole run")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -286,10 +338,13 @@ def main(argv: list[str] | None = None) -> int:
                 request_bytes("GET", f"/v1/items/{item}/similar?k=10&measure=jaccard", {"Cache-Control": "no-cache"})
                 for item in items
             ]
+            pairs = [{"user_id": users[i % len(users)], "item_id": items[i % len(items)]} for i in range(10_000)]
+            big = json.dumps({"pairs": pairs}).encode()
             return {
                 "soak": soaked,
                 "burst_cached": await burst(host, port, cached, args.burst),
                 "burst_no_cache": await burst(host, port, fresh, args.burst),
+                "bodies": await bodies(host, port, big, 4, args.body_seconds, pids["gateway"]),
             }
 
         results = asyncio.run(run())
@@ -310,6 +365,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{key.replace('_', ' ')}: {b['connections']} connections: longest wait {b['max_wait_s']:.2f} s, "
             f"p99 {b['p99_wait_s']:.2f} s, p50 {b['p50_wait_s']:.2f} s; {b['outcomes']}"
         )
+    b = results["bodies"]
+    rss = b["gateway_rss_mb"]
+    print(
+        f"bodies: {b['clients']} clients posting {b['body_bytes'] / 1e6:.2f} MB batches of 10,000 pairs and six "
+        f"declaring 46 MB for {args.body_seconds:.0f} s: {b['statuses']}; /healthz meanwhile p50 "
+        f"{b['healthz_p50_ms']:.1f} ms, p99 {b['healthz_p99_ms']:.1f} ms, max {b['healthz_max_ms']:.1f} ms; "
+        f"gateway RSS {rss['before']:.1f} -> {rss['after']:.1f} MB"
+    )
     write_json(args.json, {"machine": machine(), "args": {k: str(v) for k, v in vars(args).items()}, **results})
     return 0
 
