@@ -5,7 +5,7 @@ than the one being served, that version is opened and verified (:class:`chorus.s
 service's model is built from it beside the old one, and the reference is swapped in one assignment. A request
 takes the holder's ``(version, model)`` pair once, at its start, so requests in flight finish on the model they
 began with. A version that fails validation or loading is refused, the old one keeps serving, and ``/readyz``
-says why (the refusal is remembered, so a bad version is not retried on every poll).
+says why (with the status token; the refusal is remembered, so a bad version is not retried on every poll).
 """
 
 from __future__ import annotations
