@@ -43,7 +43,7 @@ class HttpSettings(BaseSettings):
     """What every HTTP process of Chorus (each service and the gateway) reads from the environment (prefix
     ``CHORUS_``): its limits, and the token that shows readiness details."""
 
-    model_config = SettingsConfigDict(env_prefix="CHORUS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CHORUS_")
 
     max_body_bytes: int = Field(1_048_576, ge=0)
     """Largest request body accepted, in bytes (``CHORUS_MAX_BODY_BYTES``); larger: 413."""
