@@ -10,7 +10,7 @@
   ``/healthz`` and ``/metrics`` are never shed, so probes and scrapes see a busy process as alive.
 
 :class:`OffLoopRoute` is the route class of the routers with JSON bodies: a body over :data:`OFF_LOOP_BYTES` is
-decoded and validated in the thread pool, so a batch of thousands of pairs does not stall the event loop (and
+decoded and validated on a thread of its own, so a batch of thousands of pairs does not stall the event loop (and
 ``/healthz`` with it) for the tens of milliseconds that takes.
 
 Header size and read timeouts need the HTTP parser itself: see :mod:`chorus.shared.protocol`.
@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from chorus.shared.metrics import HTTP_REFUSED
 
 OFF_LOOP_BYTES = 64 * 1024
-"""JSON bodies larger than this are decoded and validated in the thread pool."""
+"""JSON bodies larger than this are decoded and validated on a thread of their own."""
 RETRY_AFTER_SECONDS = 1
 """What a shed request is told to wait before trying again."""
 NEVER_SHED = frozenset({"/healthz", "/metrics"})
@@ -179,7 +179,7 @@ def _decode(body: bytes, model: type[BaseModel] | None) -> Any:
 
 
 class OffLoopRoute(APIRoute):
-    """A route whose large JSON body is decoded and validated in the thread pool (FastAPI's documented way to
+    """A route whose large JSON body is decoded and validated on a thread of its own (FastAPI's documented way to
     give a route its own ``Request`` class)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
