@@ -31,7 +31,8 @@ PAGE_SEARCH_LIMIT = 10  # matches the page asks the search for
 
 @pytest.fixture(scope="module")
 def gateway(trained, tmp_path_factory):
-    """The three services on loopback with the machine's Redis (database 14), shared by this module's tests."""
+    """The three services on loopback with the machine's Redis (the e2e database, tests/redis_urls.py), shared by
+    this module's tests."""
     root = tmp_path_factory.mktemp("browser")
     shutil.copytree(trained, root / "artifacts")
     url = E2E_REDIS_URL

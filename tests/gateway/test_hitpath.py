@@ -75,7 +75,10 @@ def test_targets_of_cached_routes():
         assert target_of(path, query) is None, (path, query)
 
 
-ids = st.text(st.characters(blacklist_categories=["Cs", "Cc"], blacklist_characters="/"), min_size=1, max_size=12)
+# "." and ".." are left out: the test client resolves them as dot segments before the gateway sees them
+ids = st.text(
+    st.characters(blacklist_categories=["Cs", "Cc"], blacklist_characters="/"), min_size=1, max_size=12
+).filter(lambda s: s not in (".", ".."))
 measures = st.sampled_from(["jaccard", "cosine", "pearson"])
 
 

@@ -204,8 +204,8 @@ def test_an_altered_ranking_file_is_refused(tmp_path, root):
     path = bad / version / next(iter(files.values()))["path"]
     path.write_bytes(path.read_bytes()[:-8] + b"\0" * 8)
     older = [v for v in ArtifactStore(bad).versions() if v != version]
-    with TestClient(create_app(Settings(artifacts=bad, reload_interval=3600))) as c:
-        r = c.get("/readyz")
+    with TestClient(create_app(Settings(artifacts=bad, reload_interval=3600, status_token="t"))) as c:
+        r = c.get("/readyz", headers={"Authorization": "Bearer t"})
         assert "ranking" in r.json()["detail"] and f"version {version} refused" in r.json()["detail"]
         if older:  # a start on a refused CURRENT serves the newest version that passes, and says so
             assert r.status_code == 200 and r.json()["fallback"] and r.json()["version"] == older[-1]

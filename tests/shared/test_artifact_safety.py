@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from chorus.shared.artifacts import CURRENT, ArtifactStore, VersionWriter, read_current
 from chorus.shared.errors import ArtifactError
 from chorus.shared.serving import ServiceSettings, create_service_app
-from tests.shared.test_serving import router
+from tests.shared.test_serving import AUTH, router
 
 
 def publish(root, value: float, make_current: bool = True) -> str:
@@ -28,7 +28,7 @@ def make_app(root, canary=None):
     return create_service_app(
         title="toy",
         description="toy",
-        settings=ServiceSettings(artifacts=root, reload_interval=3600),
+        settings=ServiceSettings(artifacts=root, reload_interval=3600, status_token="s3cret"),
         build=lambda v: float(v.array("toy", "value")[0]),
         components=["toy"],
         routers=[router],
@@ -66,7 +66,7 @@ def test_an_unusable_current_is_refused_once_with_its_reason(tmp_path, caplog, c
         with caplog.at_level(logging.INFO, logger="chorus.serving"):
             for _ in range(5):  # five polls
                 assert not app.state.holder.refresh()
-        r = client.get("/readyz")
+        r = client.get("/readyz", headers=AUTH)
         assert r.status_code == 200 and r.json()["version"] == v1 and not r.json()["fallback"]
         assert "CURRENT refused" in r.json()["detail"] and reason in r.json()["detail"]
         assert client.get("/value").json() == {"value": 1.0}
@@ -81,7 +81,7 @@ def test_a_version_with_non_finite_values_never_goes_live(tmp_path):
     with TestClient(app) as client:
         v2 = publish(tmp_path, float("nan"))
         assert not app.state.holder.refresh()
-        r = client.get("/readyz").json()
+        r = client.get("/readyz", headers=AUTH).json()
         assert r["version"] == v1 and f"version {v2} refused" in r["detail"] and "non-finite" in r["detail"]
         assert client.get("/value").json() == {"value": 1.0}
 
@@ -96,11 +96,11 @@ def test_a_version_whose_canary_fails_is_refused(tmp_path):
     with TestClient(app) as client:
         v2 = publish(tmp_path, -3.0)
         assert not app.state.holder.refresh()
-        r = client.get("/readyz").json()
+        r = client.get("/readyz", headers=AUTH).json()
         assert r["version"] == v1 and f"version {v2} refused" in r["detail"]
         assert "canary query failed (ValueError: a negative value -3.0)" in r["detail"]
         v3 = publish(tmp_path, 4.0)
-        assert app.state.holder.refresh() and client.get("/readyz").json()["version"] == v3
+        assert app.state.holder.refresh() and client.get("/readyz", headers=AUTH).json()["version"] == v3
 
 
 def test_a_file_truncated_in_place_cannot_reach_a_served_array(tmp_path):
@@ -136,7 +136,7 @@ def test_a_start_on_an_unloadable_current_serves_the_newest_verified_version(tmp
     npy.write_bytes(npy.read_bytes()[:-8] + np.array([8.0]).tobytes())
     app = make_app(tmp_path)
     with caplog.at_level(logging.WARNING, logger="chorus.serving"), TestClient(app) as client:
-        r = client.get("/readyz")
+        r = client.get("/readyz", headers=AUTH)
         assert r.status_code == 200 and r.json()["version"] == v2 and r.json()["fallback"] is True
         detail = r.json()["detail"]
         assert f"version {v3} refused" in detail and f"serving the newest verified version {v2} instead" in detail
@@ -146,7 +146,7 @@ def test_a_start_on_an_unloadable_current_serves_the_newest_verified_version(tmp
 
         (tmp_path / CURRENT).write_text(v1 + "\n")
         assert app.state.holder.refresh()
-        r = client.get("/readyz").json()
+        r = client.get("/readyz", headers=AUTH).json()
         assert r == {"status": "ready", "version": v1, "fallback": False, "detail": None}
 
 
@@ -155,12 +155,12 @@ def test_a_start_on_a_current_naming_a_path_serves_the_newest_verified_version(t
     v2 = publish(tmp_path, 2.0)
     (tmp_path / CURRENT).write_text("../../elsewhere\n")
     with TestClient(make_app(tmp_path)) as client:
-        r = client.get("/readyz").json()
+        r = client.get("/readyz", headers=AUTH).json()
         assert r["version"] == v2 and r["fallback"] and "CURRENT refused" in r["detail"]
 
 
 def test_with_no_version_that_passes_the_service_is_not_ready(tmp_path):
     publish(tmp_path, float("nan"))
     with TestClient(make_app(tmp_path)) as client:
-        r = client.get("/readyz")
+        r = client.get("/readyz", headers=AUTH)
         assert r.status_code == 503 and "non-finite" in r.json()["detail"]
