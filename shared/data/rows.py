@@ -164,6 +164,15 @@ def _short_lines(
 ) -> Iterator[tuple[int, bytes]]:
     """``block[start:end]`` (whole lines, the first numbered ``number``) without its lines over ``cap`` bytes,
     which go to ``skip``: (line number, bytes) of each run of lines between them."""
+    pos = start
+    while pos < end:  # fast check: hop to the last newline within cap + 1 bytes; none there means a long line
+        last = block.rfind(b"\n", pos, min(end, pos + cap + 1))
+        if last < 0:
+            break
+        pos = last + 1
+    else:
+        yield number, block if (start, end) == (0, len(block)) else block[start:end]
+        return
     ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8, count=end - start, offset=start) == 10) + start
     begins = np.concatenate(([start], ends[:-1] + 1))
     lo, lo_line = start, 0
