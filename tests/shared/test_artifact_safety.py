@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
 from chorus.shared.artifacts import CURRENT, ArtifactStore, VersionWriter, read_current
 from chorus.shared.errors import ArtifactError
@@ -60,6 +61,7 @@ def test_current_must_name_a_plain_version_directory(tmp_path, content, reason):
 def test_an_unusable_current_is_refused_once_with_its_reason(tmp_path, caplog, content, reason):
     v1 = publish(tmp_path, 1.0)
     app = make_app(tmp_path)
+    failures = REGISTRY.get_sample_value("chorus_artifact_load_failures_total") or 0.0
     with TestClient(app) as client:
         (tmp_path / CURRENT).write_bytes(content)
         caplog.clear()
@@ -73,6 +75,7 @@ def test_an_unusable_current_is_refused_once_with_its_reason(tmp_path, caplog, c
     assert len(caplog.records) == 1, [rec.getMessage() for rec in caplog.records]
     assert caplog.records[0].exc_info is None and reason in caplog.records[0].getMessage()
     assert app.state.holder.load_failures == 1
+    assert REGISTRY.get_sample_value("chorus_artifact_load_failures_total") == failures + 1
 
 
 def test_a_version_with_non_finite_values_never_goes_live(tmp_path):
