@@ -54,6 +54,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from chorus.shared.contract import redact_url
+
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = f"bench-{os.getpid()}"
 BENCH_ITEM = "B0000001"
@@ -375,26 +377,15 @@ def bench_database(url: str) -> str | None:
 
 def start_system(args, stack: contextlib.ExitStack) -> Target:
     """Demo data (or ``--data``) trained into a temporary directory, served by chorus up's three processes."""
-    import numpy as np
-
     sys.path.insert(0, str(ROOT))
+    from bench._common import train_demo
     from chorus.launcher import Topology
-    from chorus.shared.artifacts import ArtifactStore, load_data_component
-    from chorus.shared.data.synthetic import generate_reviews
-    from chorus.train import parse_components, train
 
     work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chorus-bench-")))
     started = time.monotonic()
-    data = args.data
-    if data is None:
-        data = work / "demo.tsv.gz"
-        generate_reviews(data, args.reviews, seed=args.seed, progress=False)
-    root = work / "artifacts"
-    train(data, root, parse_components(None), seed=args.seed, progress=False, log=lambda _m: None)
-    dataset = load_data_component(ArtifactStore(root).open(components=["data"]))
+    root, dataset, by_reviews = train_demo(work, args.data, args.reviews, args.seed)
     # the most reviewed items: the hottest for the hit scenario, the next ones for the misses
-    order = np.lexsort((dataset.item_ids, -np.bincount(dataset.item, minlength=dataset.n_items)))
-    items = [str(x) for x in dataset.item_ids[order[: MISS_KEYS + 1]]]
+    items = by_reviews[: MISS_KEYS + 1]
     print(
         f"bench: trained {dataset.n:,} reviews ({dataset.n_users:,} users, {dataset.n_items:,} items) "
         f"in {time.monotonic() - started:.1f} s",
@@ -480,7 +471,9 @@ def main(argv: list[str] | None = None) -> int:
                 targets.append(Target("", args.gateway_url.rstrip("/"), args.item, [args.item]))
             elif args.mode == "system":
                 if args.cache != "memory" and not redis_reachable(args.redis_url):
-                    raise SystemExit(f"bench: no Redis at {args.redis_url}; start one or pass --cache memory")
+                    raise SystemExit(
+                        f"bench: no Redis at {redact_url(args.redis_url)}; start one or pass --cache memory"
+                    )
                 targets.append(start_system(args, stack))
             else:
                 targets += start_fake(args, procs, stack)
@@ -529,7 +522,7 @@ def start_fake(args, procs: Processes, stack: contextlib.ExitStack) -> list[Targ
     backends = list(BACKENDS) if args.cache == "all" else [args.cache]
     if backends != ["memory"]:
         if not redis_reachable(args.redis_url):
-            print(f"bench: no Redis at {args.redis_url}; skipping the Redis rows", file=sys.stderr)
+            print(f"bench: no Redis at {redact_url(args.redis_url)}; skipping the Redis rows", file=sys.stderr)
             backends = [b for b in backends if b == "memory"]
         else:
             flush_redis(args.redis_url)

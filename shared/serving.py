@@ -5,12 +5,22 @@ than the one being served, that version is opened and verified (:class:`chorus.s
 service's model is built from it beside the old one, and the reference is swapped in one assignment. A request
 takes the holder's ``(version, model)`` pair once, at its start, so requests in flight finish on the model they
 began with. A version that fails validation or loading is refused, the old one keeps serving, and ``/readyz``
-says why (the refusal is remembered, so a bad version is not retried on every poll).
+says why (with the status token; the refusal is remembered, so a bad version is not retried, nor logged again, on
+every poll).
+
+Before a swap the new version passes three gates: its files (size, sha256, shape and dtype as the manifest says,
+every float finite: :meth:`chorus.shared.artifacts.ArtifactStore.open` with ``load=True``, which reads them into
+private memory, so nothing done to the files afterwards can reach the served arrays), the service's ``build``
+(which checks that indices are in range), and the service's ``canary``, a query answered by the new model whose
+answer must be sound. ``CURRENT`` itself must name a plain version directory of the root
+(:func:`chorus.shared.artifacts.read_current`). A process that starts while ``CURRENT`` is unusable serves the
+newest version that passes all three gates, and says so in ``/readyz`` (``fallback``) and in the log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -22,21 +32,36 @@ from typing import Any, Generic, TypeVar
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chorus.shared.artifacts import ArtifactStore, Version
 from chorus.shared.contract import VERSION_HEADER
-from chorus.shared.errors import ChorusError, NotReady
+from chorus.shared.errors import ArtifactError, ChorusError, NotReady, Unauthorized
+from chorus.shared.limits import BodyTooLarge, HttpSettings, Limits
+from chorus.shared.logs import configure_logging
+from chorus.shared.metrics import ARTIFACT_LOAD_FAILURES, RequestMetrics, metrics_router
 
 log = logging.getLogger("chorus.serving")
 
 M = TypeVar("M")
 
 
-class ServiceSettings(BaseSettings):
-    """Settings every model service reads from the environment (prefix ``CHORUS_``)."""
+HTTP_PROTOCOL = "chorus.shared.protocol:LimitedH11Protocol"
+"""uvicorn's ``--http`` for every Chorus process: h11 with head size limits and read timeouts in JSON."""
+
+
+def uvicorn_options() -> list[str]:
+    """Command-line options of ``uvicorn`` that every Chorus process runs with (after the app and ``--factory``):
+    the HTTP protocol that enforces ``CHORUS_MAX_HEAD_BYTES``, ``CHORUS_HEAD_TIMEOUT`` and
+    ``CHORUS_BODY_TIMEOUT`` (:mod:`chorus.shared.protocol`)."""
+    return ["--http", HTTP_PROTOCOL]
+
+
+class ServiceSettings(HttpSettings):
+    """Settings every model service reads from the environment (prefix ``CHORUS_``), beside the limits and the
+    status token of :class:`~chorus.shared.limits.HttpSettings`."""
 
     model_config = SettingsConfigDict(env_prefix="CHORUS_")
 
@@ -55,18 +80,30 @@ class Loaded(Generic[M]):
 
 
 class ModelHolder(Generic[M]):
-    """Holds the served ``(version, model)`` and swaps in new versions; see the module docstring."""
+    """Holds the served ``(version, model)`` and swaps in new versions; see the module docstring.
+
+    ``canary(model)`` runs a query on a freshly built model and raises (any exception) when the answer is not
+    sound; ``load_failures`` counts refused versions (a hook for metrics)."""
 
     def __init__(
-        self, root: Path, build: Callable[[Version], M], components: Sequence[str], verify: bool = True
+        self,
+        root: Path,
+        build: Callable[[Version], M],
+        components: Sequence[str],
+        verify: bool = True,
+        canary: Callable[[M], None] | None = None,
     ) -> None:
         self.store = ArtifactStore(root)
         self.build = build
+        self.canary = canary
         self.components = tuple(components)
         self.verify = verify
         self.loaded: Loaded[M] | None = None
         self.last_error: str | None = None
+        self.fallback = False
+        self.load_failures = 0
         self._refused: str | None = None
+        self._bad: dict[str, str] = {}  # versions that failed a gate, by name: why (a version never changes)
         self._lock = threading.Lock()
 
     def get(self) -> Loaded[M]:
@@ -83,32 +120,84 @@ class ModelHolder(Generic[M]):
             except OSError as exc:
                 self.last_error = f"cannot read CURRENT: {exc}"
                 return False
+            except ArtifactError as exc:  # not a version name: refused once, then remembered by its reason
+                if exc.detail != self._refused:
+                    self._refuse(exc.detail, f"CURRENT refused: {exc.detail}")
+                return self._fall_back()
             if name is None:
                 if self.loaded is None:
                     self.last_error = f"no version yet: {self.store.root}/CURRENT does not exist"
                 return False
-            if (self.loaded is not None and name == self.loaded.version) or name == self._refused:
-                return False
+            if (self.loaded is not None and name == self.loaded.version and not self.fallback) or name == self._refused:
+                return self._fall_back()
             try:
-                version = self.store.open(name, components=self.components, verify=self.verify)
-                model = self.build(version)
-            except ChorusError as exc:
-                self._refuse(name, exc.detail)
-                return False
-            except Exception as exc:  # a broken artifact must never take the service down
-                log.exception("loading version %s failed", name)
-                self._refuse(name, f"{type(exc).__name__}: {exc}")
-                return False
-            self.loaded = Loaded(name, model)
+                model = self._load(name)
+            except ArtifactError as exc:
+                self._refuse(name, f"version {name} refused: {exc.detail}")
+                return self._fall_back()
+            self._swap(name, model, fallback=False)
+            return True
+
+    def _load(self, name: str) -> M:
+        """The model of version ``name`` once it passed every gate (files, build, canary).
+
+        Raises
+        ------
+        ArtifactError : the first gate it fails, and why (also remembered, so the fallback does not try it again).
+        """
+        try:
+            version = self.store.open(name, components=self.components, verify=self.verify, load=True)
+            model = self.build(version)
+        except ChorusError as exc:
+            self._bad[name] = exc.detail
+            raise ArtifactError(exc.detail) from exc
+        except Exception as exc:  # a broken artifact must never take the service down
+            log.warning("loading version %s failed", name, exc_info=True)
+            self._bad[name] = f"{type(exc).__name__}: {exc}"
+            raise ArtifactError(self._bad[name]) from exc
+        if self.canary is not None:
+            try:
+                self.canary(model)
+            except Exception as exc:
+                self._bad[name] = f"its canary query failed ({type(exc).__name__}: {exc})"
+                raise ArtifactError(self._bad[name]) from exc
+        return model
+
+    def _swap(self, name: str, model: M, fallback: bool) -> None:
+        self.loaded = Loaded(name, model)
+        self.fallback = fallback
+        if fallback:
+            self.last_error = f"{self.last_error}; serving the newest verified version {name} instead"
+            log.warning(self.last_error)
+        else:
             self.last_error = None
             self._refused = None
             log.info("serving version %s", name)
-            return True
 
-    def _refuse(self, name: str, detail: str) -> None:
-        self._refused = name
+    def _fall_back(self) -> bool:
+        """With nothing served yet (a start with an unusable CURRENT), serve the newest version that passes every
+        gate; True when one was swapped in."""
+        if self.loaded is not None:
+            return False
+        for name in reversed(self.store.versions()):
+            if name == self._refused or name in self._bad:
+                continue
+            try:
+                model = self._load(name)
+            except ArtifactError as exc:
+                log.warning("fallback version %s refused: %s", name, exc.detail)
+                continue
+            self._swap(name, model, fallback=True)
+            return True
+        return False
+
+    def _refuse(self, key: str, message: str) -> None:
+        """Remember ``key`` (a version name, or why CURRENT is unusable) as refused; one log line."""
+        self._refused = key
+        self.load_failures += 1
+        ARTIFACT_LOAD_FAILURES.inc()
         keeps = f"; still serving {self.loaded.version}" if self.loaded else ""
-        self.last_error = f"version {name} refused: {detail}{keeps}"
+        self.last_error = f"{message}{keeps}"
         log.error(self.last_error)
 
     async def poll(self, interval: float) -> None:
@@ -124,6 +213,7 @@ class ModelHolder(Generic[M]):
         body = {
             "status": "ready" if loaded else "not_ready",
             "version": loaded.version if loaded else None,
+            "fallback": self.fallback,
             "detail": self.last_error,
         }
         return (200 if loaded else 503), body
@@ -180,13 +270,38 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 404 and exc.detail == "Not Found":  # no route matched
+        if isinstance(exc, BodyTooLarge):
+            body = {"type": exc.type, "detail": exc.detail}
+        elif exc.status_code == 404 and exc.detail == "Not Found":  # no route matched
             body = {"type": "not_found", "detail": f"no route {request.url.path}; see /docs"}
         elif exc.status_code == 405:
             body = {"type": "method_not_allowed", "detail": f"{request.method} is not allowed on {request.url.path}"}
         else:
             body = {"type": "not_found" if exc.status_code == 404 else "http_error", "detail": str(exc.detail)}
         return _with_version(request, JSONResponse(body, status_code=exc.status_code, headers=exc.headers))
+
+
+def show_details(request: Request) -> bool:
+    """Whether ``request`` may see readiness details: it carries ``Authorization: Bearer $CHORUS_STATUS_TOKEN``.
+
+    Without the header the public answer is given; with a wrong token, 401. Without a configured token details
+    are never shown (they name internal URLs and artifact paths).
+    """
+    given = request.headers.get("authorization")
+    if given is None:
+        return False
+    token = request.app.state.settings.status_token
+    scheme, _, value = given.partition(" ")
+    if (
+        token is None
+        or scheme.lower() != "bearer"
+        or not hmac.compare_digest(value.encode(), token.get_secret_value().encode())
+    ):
+        raise Unauthorized(
+            "a wrong status token: send Authorization: Bearer $CHORUS_STATUS_TOKEN, "
+            "or no Authorization header for the public answer"
+        )
+    return True
 
 
 def health_router() -> APIRouter:
@@ -199,10 +314,18 @@ def health_router() -> APIRouter:
     @router.get(
         "/readyz",
         summary="An artifact version is loaded and served",
-        responses={503: {"description": "No version loaded yet; the body says why"}},
+        description="``status``, ``version`` and ``fallback`` (true while a start on an unusable CURRENT serves "
+        "the newest verified version instead); with ``Authorization: Bearer $CHORUS_STATUS_TOKEN`` also "
+        "``detail`` (why not ready, what was refused).",
+        responses={
+            503: {"description": "No version loaded yet"},
+            401: {"description": "A wrong status token"},
+        },
     )
     def readyz(request: Request) -> JSONResponse:
         status, body = request.app.state.holder.readiness()
+        if not show_details(request):
+            body = {"status": body["status"], "version": body["version"], "fallback": body["fallback"]}
         response = JSONResponse(body, status_code=status)
         if body["version"]:
             response.headers[VERSION_HEADER] = body["version"]
@@ -220,10 +343,11 @@ def create_service_app(
     components: Sequence[str],
     routers: Sequence[APIRouter],
     version: str = "1",
+    canary: Callable[[Any], None] | None = None,
 ) -> FastAPI:
     """The shell both model services use: lifespan with first load and reload polling, error handlers,
-    health routes, the version header, then the service's own routers."""
-    holder = ModelHolder(settings.artifacts, build, components, verify=settings.verify_checksums)
+    health routes, the version header, then the service's own routers. ``canary``: see :class:`ModelHolder`."""
+    holder = ModelHolder(settings.artifacts, build, components, verify=settings.verify_checksums, canary=canary)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -234,11 +358,29 @@ def create_service_app(
         finally:
             task.cancel()
 
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    configure_logging()
+    # no redirect from /path/ to /path: Starlette builds its Location from the Host header
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan, redirect_slashes=False)
     app.state.holder = holder
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health_router())
+    service = components[-1]
+    app.include_router(
+        metrics_router(lambda request: {service: _served(request.app.state.holder)}), include_in_schema=False
+    )
     for router in routers:
         app.include_router(router)
+    install_http_middleware(app, settings)
     return app
+
+
+def _served(holder: ModelHolder) -> str | None:
+    loaded = holder.loaded
+    return loaded.version if loaded else None
+
+
+def install_http_middleware(app: FastAPI, settings: HttpSettings) -> None:
+    """The outermost middleware of every Chorus app, added last: request metrics, then the limits."""
+    app.add_middleware(Limits, max_body_bytes=settings.max_body_bytes, max_in_flight=settings.max_in_flight)
+    app.add_middleware(RequestMetrics)

@@ -10,6 +10,7 @@ from chorus.services.rating.models.base import FALLBACKS
 from chorus.services.rating.service import LATENT, RatingService, Recommendation
 from chorus.shared.contract import canonical_method
 from chorus.shared.errors import InvalidInput, NotReady
+from chorus.shared.limits import OffLoopRoute
 from chorus.shared.params import (
     DEFAULT_K,
     ExcludeIds,
@@ -30,7 +31,9 @@ from chorus.shared.schemas import (
 )
 from chorus.shared.serving import Loaded, model_dependency
 
-router = APIRouter(prefix="/v1", tags=["rating"], responses=error_responses(InvalidInput, NotReady))
+router = APIRouter(
+    prefix="/v1", tags=["rating"], responses=error_responses(InvalidInput, NotReady), route_class=OffLoopRoute
+)
 
 ServiceDep = Annotated[Loaded[RatingService], Depends(model_dependency)]
 
@@ -74,14 +77,15 @@ def _ranked(svc: RatingService, rec: Recommendation) -> dict[str, Any]:
 def predict(loaded: ServiceDep, user_id: UserIdQuery, item_id: ItemIdQuery) -> dict[str, Any]:
     """The predicted star rating of a user for an item, clipped to the rating scale.
 
-    An unknown user or item falls back (``fallback``: ``"item_bias"`` for an unknown user, ``"user_bias"`` for
-    an unknown item, ``"global_mean"`` for both)."""
+    An unknown user or item is not an error (never 404): the prediction falls back, flagged in ``fallback``
+    (``"item_bias"`` for an unknown user, ``"user_bias"`` for an unknown item, ``"global_mean"`` for both)."""
     return _predict(loaded.model, [user_id], [item_id])[0]
 
 
 @router.post("/predict", response_model=PredictionsPublic)
 def predict_batch(loaded: ServiceDep, body: PredictRequest) -> dict[str, Any]:
-    """Predictions for up to 10,000 (user, item) pairs, in the order given."""
+    """Predictions for up to 10,000 (user, item) pairs, in the order given; unknown ids fall back as for a single
+    prediction."""
     data = _predict(loaded.model, [p.user_id for p in body.pairs], [p.item_id for p in body.pairs])
     return {"data": data, "count": len(data)}
 

@@ -238,6 +238,11 @@ class SimilarityIndex:
             raise ArtifactError("neighbour table without any measure")
         if n_nb.size and (n_nb.min() < 0 or n_nb.max() > k):
             raise ArtifactError("n_neighbors out of range")
+        filled = np.arange(k) < n_nb[:, None]  # (n_items, K): the entries a query reads
+        for m, (nb, _) in tab.items():
+            held = nb[filled]
+            if held.size and (held.min() < 0 or held.max() >= self.n_items):
+                raise ArtifactError(f"neighbour table for {m}: an item index outside 0..{self.n_items - 1}")
         self._table, self._n_neighbors, self.table_k = tab, n_nb, int(k)
 
     @property
@@ -302,7 +307,8 @@ class SimilarityIndex:
 
     def recommend(self, u: int, k: int = 10, measure: str | None = None) -> Recommendations:
         """Items for user ``u`` from the items they liked (rated at least ``config.like_threshold``), by summed
-        similarity (``config.recommend_measure`` by default); see :mod:`chorus.services.similarity.recommend`."""
+        similarity (``config.recommend_measure`` by default); see :mod:`chorus.services.similarity.recommend`
+        (Jaccard and Pearson sum over the neighbour table when one is attached)."""
         spec = measure_spec(self.config.recommend_measure if measure is None else measure)
         k = check_k(k)
         rated, ratings = self.user_items(u)
@@ -314,6 +320,7 @@ class SimilarityIndex:
             spec.measure,
             like_threshold=self.config.like_threshold,
             block_nnz=self.config.block_nnz,
+            table=self._table.get(spec.measure),
         )
 
     def predict(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
+from chorus.shared.contract import MAX_ID_LENGTH
 from tests.gateway.conftest import make_client
 
 
@@ -165,7 +167,10 @@ def test_bad_baskets_are_refused_by_the_gateway(client, rat, basket, names):
         ("/v1/users/U1/similar?measure=nope", ["query.measure: "]),
         ("/v1/users/U1/recommendations?method=magic", ["query.method: ", "'ease'", "'latent'", "'similar'"]),
         ("/v1/users/U1/recommendations?exclude=", ["query.exclude.0: "]),
-        ("/v1/users/U1/recommendations?exclude=" + "x" * 201, ["query.exclude.0: ", "200"]),
+        (
+            "/v1/users/U1/recommendations?exclude=" + "x" * (MAX_ID_LENGTH + 1),
+            ["query.exclude.0: ", str(MAX_ID_LENGTH)],
+        ),
         ("/v1/users/U1/recommendations?" + "exclude=x&" * 501, ["query.exclude: ", "500"]),
         ("/v1/users/U1/recommendations?method=similar&exclude=B001", ["query.exclude: ", "method=similar"]),
         ("/v1/predict?user_id=U1", ["query.item_id: "]),
@@ -356,27 +361,44 @@ def test_healthz(client):
     assert response.status_code == 200 and body(response) == {"status": "ok"}
 
 
-def test_readyz_lists_services_versions_and_cache(client, rat):
-    response = client.get("/readyz")
-    assert response.status_code == 200
-    ready = body(response)
-    assert ready["status"] == "ready"
-    assert ready["services"]["similarity"]["version"] == "sim-v1"
-    assert ready["services"]["rating"]["version"] == "rat-v1"
-    assert ready["cache"]["backend"] == "memory" and "REDIS_URL" in ready["cache"]["detail"]
-    rat.ready = False
-    response = client.get("/readyz")
-    assert response.status_code == 503
-    ready = body(response)
-    assert ready["status"] == "not_ready"
-    assert ready["services"]["rating"] == {
-        "status": "not_ready",
-        "url": "http://rating.test",
-        "version": "rat-v1",  # the last version it served
-        "detail": "no artifact loaded",
-    }
-    rat.mode = "refuse"
-    assert "unreachable" in body(client.get("/readyz"))["services"]["rating"]["detail"]
+def test_readyz_lists_services_versions_and_cache(sim, rat):
+    auth = {"Authorization": "Bearer s3cret"}
+    with make_client(sim, rat, status_token="s3cret") as client:
+        response = client.get("/readyz")
+        assert response.status_code == 200
+        assert body(response) == {  # the public answer: no URL, no detail
+            "status": "ready",
+            "services": {
+                "similarity": {"status": "ready", "version": "sim-v1"},
+                "rating": {"status": "ready", "version": "rat-v1"},
+            },
+            "cache": {"status": "ok"},
+        }
+        ready = body(client.get("/readyz", headers=auth))
+        assert ready["cache"]["backend"] == "memory" and "REDIS_URL" in ready["cache"]["detail"]
+        assert ready["services"]["rating"]["url"] == "http://rating.test"
+        client.get("/v1/items/B001")
+        assert sim.requests[-1].headers["authorization"] == "Bearer s3cret"  # passed on, for the services' details
+        rat.ready = False
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert body(response)["services"]["rating"] == {"status": "not_ready", "version": "rat-v1"}
+        ready = body(client.get("/readyz", headers=auth))
+        assert ready["status"] == "not_ready"
+        assert ready["services"]["rating"] == {
+            "status": "not_ready",
+            "url": "http://rating.test",
+            "version": "rat-v1",  # the last version it served
+            "detail": "no artifact loaded",
+        }
+        rat.mode = "refuse"
+        assert "unreachable" in body(client.get("/readyz", headers=auth))["services"]["rating"]["detail"]
+        assert client.get("/readyz", headers={"Authorization": "Bearer guess"}).status_code == 401
+
+
+def test_readyz_without_a_configured_token_never_shows_details(client):
+    assert client.get("/readyz", headers={"Authorization": "Bearer anything"}).status_code == 401
+    assert "url" not in json.dumps(body(client.get("/readyz")))
 
 
 def test_openapi_documents_every_route(client):
@@ -409,3 +431,15 @@ def test_openapi_documents_every_route(client):
     assert "BasketRecommendationsPublic" in json.dumps(basket["responses"]["200"])
     assert {"422", "503", "504"} <= set(basket["responses"])
     assert client.get("/docs").status_code == 200
+
+
+def test_predict_documents_unknown_ids_as_a_flagged_fallback_in_openapi_and_readme(client):
+    """One behaviour for unknown ids at /v1/predict: 200 with ``fallback`` set (the rating service's code:
+    tests/rating/test_api.py), documented as such in the OpenAPI schema and the README (never 404)."""
+    paths = client.get("/openapi.json").json()["paths"]
+    for method in ("get", "post"):
+        route = paths["/v1/predict"][method]
+        assert "404" not in route["responses"] and {"200", "422", "503", "504"} <= set(route["responses"])
+    assert "fallback prediction flagged in ``fallback``" in paths["/v1/predict"]["get"]["description"]
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "`/v1/predict` never answers 404" in readme

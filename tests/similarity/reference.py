@@ -54,7 +54,7 @@ class Reference:
         rb = sum((b[u] - mean_b) ** 2 for u in common)
         if ra == 0 or rb == 0:
             return 0.0
-        return num / (math.sqrt(ra) * math.sqrt(rb))
+        return num / (math.sqrt(ra) * math.sqrt(rb)) * min(len(common), 50) / 50  # significance weighting
 
     def _most_similar(self, rows, rank, i, k, measure, min_common):
         scored = []
@@ -88,6 +88,22 @@ class Reference:
             total = sum(s for s, _ in sims)
             because = min(sims, key=lambda t: (-round(t[0], 10), self.item_rank[t[1]]))[1]
             out.append((round(total, 10), j, because))
+        out.sort(key=lambda t: (-t[0], self.item_rank[t[1]]))
+        return out[:k]
+
+    def recommend_table(self, u, k, measure, K, threshold=4.0):
+        """The same sums, but ``sim(i, j)`` counts only when ``j`` is among the ``K`` most similar items of ``i``."""
+        mine = self.by_user[u]
+        liked = [i for i, r in mine.items() if r >= threshold] or list(mine)
+        sims = {}
+        for i in liked:
+            for j, s in zip(*self.similar_items(i, K, measure), strict=True):
+                if j not in mine:
+                    sims.setdefault(j, []).append((s, i))
+        out = []
+        for j, pairs in sims.items():
+            because = min(pairs, key=lambda t: (-t[0], self.item_rank[t[1]]))[1]
+            out.append((round(sum(s for s, _ in pairs), 10), j, because))
         out.sort(key=lambda t: (-t[0], self.item_rank[t[1]]))
         return out[:k]
 
