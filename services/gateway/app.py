@@ -81,7 +81,8 @@ def build_gateway(settings: Settings, transports: Mapping[str, httpx.AsyncBaseTr
     }
     if token is not None:  # the services then tell the gateway why they are not ready (its /readyz with the token)
         for downstream in downstreams.values():
-            downstream.client.headers["authorization"] = f"Bearer {token.get_secret_value()}"
+            for replica in downstream.replicas:
+                replica.client.headers["authorization"] = f"Bearer {token.get_secret_value()}"
     return Gateway(downstreams, build_cache(settings), settings.cache_ttl)
 
 

@@ -20,11 +20,13 @@ from tests.gateway.processes import serve_in_thread, uvicorn_process
 pytestmark = pytest.mark.timeout(120)
 
 POLL = "0.2"  # seconds between the gateway's /readyz polls, so ejection and readmission show up quickly
+TOKEN = "replica-test-token"  # the replicas' states are readiness details, shown with the status token
 
 
-def call(url: str, body: dict | None = None) -> tuple[int, dict]:
+def call(url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
+    headers = {"content-type": "application/json"} | ({"authorization": f"Bearer {token}"} if token else {})
+    request = urllib.request.Request(url, data=data, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
@@ -33,15 +35,15 @@ def call(url: str, body: dict | None = None) -> tuple[int, dict]:
 
 
 def replicas_status(gateway: str) -> dict[str, str]:
-    _, body = call(f"{gateway}/readyz")
+    _, body = call(f"{gateway}/readyz", token=TOKEN)
     return {r["url"]: r["status"] for r in body["services"]["rating"]["replicas"]}
 
 
-def wait_for(condition, seconds: float = 15.0) -> None:
+def wait_for(condition, seconds: float = 15.0, show=None) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
+            raise AssertionError(f"condition not met in {seconds} s: {show() if show else ''}")
         time.sleep(0.05)
 
 
@@ -59,6 +61,7 @@ def fakes():
             "CHORUS_SIMILARITY_URL": sim_url,
             "CHORUS_RATING_URL": ",".join(urls),
             "CHORUS_VERSION_POLL_INTERVAL": POLL,
+            "CHORUS_STATUS_TOKEN": TOKEN,
             "REDIS_URL": "",
         }
         gateway = stack.enter_context(uvicorn_process("chorus.services.gateway.app:create_app", env))
@@ -109,7 +112,7 @@ def artifacts(tmp_path_factory):
 
 
 def test_real_replicas_survive_one_stopping_and_take_it_back(artifacts):
-    env = {"CHORUS_ARTIFACTS": str(artifacts), "CHORUS_RELOAD_INTERVAL": "60"}
+    env = {"CHORUS_ARTIFACTS": str(artifacts), "CHORUS_RELOAD_INTERVAL": "60", "CHORUS_STATUS_TOKEN": TOKEN}
     app = "chorus.services.rating.app:create_app"
     ports = [free_port(), free_port()]
     sim = FakeService("similarity", "s1")
@@ -122,10 +125,14 @@ def test_real_replicas_survive_one_stopping_and_take_it_back(artifacts):
             "CHORUS_SIMILARITY_URL": sim_url,
             "CHORUS_RATING_URL": ",".join(urls),
             "CHORUS_VERSION_POLL_INTERVAL": POLL,
+            "CHORUS_STATUS_TOKEN": TOKEN,
             "REDIS_URL": "",
         }
         gateway = stack.enter_context(uvicorn_process("chorus.services.gateway.app:create_app", gateway_env))
-        wait_for(lambda: set(replicas_status(gateway).values()) == {"ready"})
+        wait_for(
+            lambda: set(replicas_status(gateway).values()) == {"ready"},
+            show=lambda: call(f"{gateway}/readyz", token=TOKEN),
+        )
         status, want = call(f"{gateway}/v1/stats")
         assert status == 200
         first.close()  # stop replica 1: its port now refuses connections
@@ -135,7 +142,7 @@ def test_real_replicas_survive_one_stopping_and_take_it_back(artifacts):
         wait_for(lambda: replicas_status(gateway)[urls[0]] == "not_ready")
         stack.enter_context(uvicorn_process(app, env, port=ports[0]))  # replica 1 is back, same address
         wait_for(lambda: replicas_status(gateway)[urls[0]] == "ready")
-        _, ready = call(f"{gateway}/readyz")
+        _, ready = call(f"{gateway}/readyz", token=TOKEN)
         assert ready["services"]["rating"]["status"] == "ready" and ready["services"]["rating"]["detail"] is None
 
 
