@@ -55,6 +55,7 @@ from chorus.shared.params import (
     UserIdQuery,
     error_responses,
 )
+from chorus.shared.reviews import SCORE_OPENAPI, SCORE_PATH, ReviewBody, ReviewScorePublic
 from chorus.shared.schemas import (
     BasketRecommendationsPublic,
     BasketRequest,
@@ -238,6 +239,14 @@ async def basket_recommendations(gw: GatewayDep, request: Request, body: BasketR
     """Top-k items for an anonymous basket or session (item ids) by a ranker of the served version; unknown ids
     are listed in ``unknown_items``; never cached."""
     return respond(await gw.post("rating", "/v1/recommendations", await request.body()))
+
+
+@rating.post(SCORE_PATH.removeprefix("/v1"), response_model=ReviewScorePublic, openapi_extra=SCORE_OPENAPI)
+async def score_review(gw: GatewayDep, request: Request, body: ReviewBody) -> Response:
+    """What a review's text predicts: star rating, verified-purchase probability and the terms that moved the
+    rating most (``rating`` and ``item_id`` optional); never cached. Empty text, text over 20,000 characters or a
+    body that is not UTF-8: 422 naming the problem."""
+    return respond(await gw.post("rating", SCORE_PATH, await request.body()))
 
 
 page = APIRouter(include_in_schema=False)
