@@ -268,8 +268,11 @@ async def index(
     k: str | None = None,
     user: str | None = None,
     basket: str | None = None,
+    review: str | None = None,
+    stars: str | None = None,
 ) -> HTMLResponse:
-    """The web page: similar products for an id or title words; recommendations for a user or a basket."""
+    """The web page: similar products for an id or title words; recommendations for a user or a basket; what a
+    review's text predicts."""
     measure = measure if measure in {m.value for m in Measure} else DEFAULT_MEASURE
     size = _page_k(k)
     context: dict = {
@@ -279,6 +282,8 @@ async def index(
         "measures": list(Measure),
         "user": user,
         "basket": basket,
+        "review": review,
+        "stars": stars,
     }
     if q is not None:
         context["similar"] = await pages.similar_section(gw, q, measure, size)
@@ -292,4 +297,6 @@ async def index(
             )
     if basket is not None:
         context["basket_result"] = await pages.basket_section(gw, basket, 10)
+    if review is not None:
+        context["score"] = await pages.score_section(gw, review, stars)
     return request.app.state.templates.TemplateResponse(request, "index.html", context)
