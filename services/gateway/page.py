@@ -4,8 +4,8 @@ Three forms, each a plain ``GET /``: ``q`` (a product id or words of a title) wi
 similar items; ``user`` shows the user's recommendations, by the served default ranker with its reasons ("because
 you reviewed X, Y") and "because you liked"; ``basket`` (product ids, separated by commas or spaces) shows the
 recommendations for that basket (``POST /v1/recommendations``, never cached); ``review`` (a review's text, with an
-optional ``stars``) shows what the text predicts (``POST /v1/reviews/score``, never cached). Every failure becomes a message on
-the page, never an error page, and one failing service leaves the other's part.
+optional ``stars``) shows what the text predicts (``POST /v1/reviews/score``, never cached). Every failure becomes
+a message on the page, never an error page, and one failing service leaves the other's part.
 """
 
 from __future__ import annotations
