@@ -280,9 +280,11 @@ def train_component(ratings: Ratings, writer: VersionWriter, *, seed: int = 0, p
     config = SelectionConfig()
     scale = ratings.scale
     data = Trainset(ratings.user, ratings.item, ratings.rating, ratings.n_users, ratings.n_items, scale.low, scale.high)
-    text_aware = None
-    if ratings.text is not None and ratings.n <= TEXT_AWARE_MAX_ROWS:
-        text_aware = TextAwareFit(ratings.text, seed=seed)
+    text_aware, text_note = None, "no review text"
+    if ratings.text is not None and ratings.n > TEXT_AWARE_MAX_ROWS:
+        text_note = f"skipped: more than {TEXT_AWARE_MAX_ROWS:,} reviews"
+    elif ratings.text is not None:
+        text_aware, text_note = TextAwareFit(ratings.text, seed=seed), "fitted"
     with Progress("rating selection", total=grid_size(config)) as bar:
         bar.enabled = bar.enabled and progress
         result = train(data, seed=seed, config=config, progress=bar.update, text_aware=text_aware)
@@ -295,6 +297,7 @@ def train_component(ratings: Ratings, writer: VersionWriter, *, seed: int = 0, p
         "reg_bias": h["reg_bias"],
         "sweeps": h.get("sweeps"),
         "test_rmse": {name: round(m["rmse"], 4) for name, m in test.items()},
+        "text_aware": text_note,
         "seconds": round(result.seconds, 2),
     }
 
