@@ -201,11 +201,13 @@ class TrainResult:
     hyperparameters: dict[str, Any]
     metrics: dict[str, Any]
     seconds: float
+    served: str = "latent"  # "text_aware" when the text-aware model won on validation
 
     @property
     def model(self) -> RatingModel:
-        """The model to serve: the selected latent model (or bias-only, when it won on validation)."""
-        return self.models["latent"]
+        """The model to serve: the selected latent model (or bias-only, when it won on validation), or the
+        text-aware model when it beat that one on validation."""
+        return self.models[self.served]
 
 
 def train(
@@ -221,8 +223,8 @@ def train(
     selection on validation, refit on train + validation, metrics on test.
 
     ``progress(done)`` is called after each of the ``grid_size(config)`` grid points. With ``text_aware``, the
-    text-aware model is selected on the same validation rows and served (``models["latent"]``, the served slot)
-    when its validation RMSE beats the selected model's; ``models["text_aware"]`` holds it either way.
+    text-aware model is selected on the same validation rows, reported as ``models["text_aware"]``, and served
+    (``served = "text_aware"``) when its validation RMSE beats the selected model's.
     """
     t0 = time.perf_counter()
     tr, va, te = holdout_split(data.n, seed, fractions)
@@ -231,14 +233,14 @@ def train(
     config = replace(config, base=replace(config.base, seed=seed))
     sel = select(data, tr, va, config, progress)
     models, _ = refit(data.subset(np.concatenate([tr, va])), sel)
+    served = "latent"
     if text_aware is not None:
         models["text_aware"], info = text_aware(data, tr, va, sel.bias.reg_bias)
         sel.text_aware = info["chosen"]
         sel.grid.append({"model": "text_aware", **info["chosen"], "validation_rmse": info["validation_rmse"]})
         sel.validation_rmse["text_aware"] = info["validation_rmse"]
         if info["validation_rmse"] < sel.validation_rmse[sel.selected]:
-            sel.selected = "text_aware"
-            models["latent"] = models["text_aware"]
+            sel.selected = served = "text_aware"
     test: dict[str, dict[str, float]] = {}
     if te.size:
         test = {name: _test_metrics(m, data, te) for name, m in models.items()}
@@ -260,7 +262,7 @@ def train(
             "reg_bias": list(config.reg_bias),
         }
     }
-    return TrainResult(models, sel, hyper, result_metrics, time.perf_counter() - t0)
+    return TrainResult(models, sel, hyper, result_metrics, time.perf_counter() - t0, served)
 
 
 def grid_size(config: SelectionConfig) -> int:
