@@ -91,7 +91,8 @@ build_args=(--build-arg "BASE_IMAGE=$base" --build-arg "PIP_SOURCE=$PIP_SOURCE")
 network=()
 if [ "$PIP_SOURCE" = wheels ]; then
   stamp=$( (
-    cat pyproject.toml
+    docker run --rm --network none -v "$PWD/pyproject.toml:/src/pyproject.toml:ro" "$base" python3 -c \
+      'import tomllib; print(tomllib.load(open("/src/pyproject.toml", "rb"))["project"]["dependencies"])'
     docker image inspect -f '{{.Id}}' "$base"
     uname -m
   ) | sha256sum | cut -d' ' -f1)
@@ -130,7 +131,7 @@ buildlog=$(mktemp)
 trap 'rm -f "$buildlog"' EXIT
 for target in trainer similarity rating gateway; do
   started=$SECONDS
-  if ! docker build -f deploy/Dockerfile --target "$target" "${build_args[@]}" "${network[@]}" \
+  if ! docker build --force-rm -f deploy/Dockerfile --target "$target" "${build_args[@]}" "${network[@]}" \
     --label org.chorus.image="$target" -t "chorus-$target:$TAG" . >"$buildlog" 2>&1; then
     tail -n 40 "$buildlog" >&2
     die "building chorus-$target:$TAG failed"
