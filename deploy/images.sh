@@ -90,6 +90,7 @@ log "base images: $base, $redis"
 build_args=(--build-arg "BASE_IMAGE=$base" --build-arg "PIP_SOURCE=$PIP_SOURCE")
 network=()
 if [ "$PIP_SOURCE" = wheels ]; then
+  rm -rf "$OFFLINE/ca" # what the build context holds depends on the mode only, for Docker's cache
   stamp=$( (
     docker run --rm --network none -v "$PWD/pyproject.toml:/src/pyproject.toml:ro" "$base" python3 -c \
       'import tomllib; print(tomllib.load(open("/src/pyproject.toml", "rb"))["project"]["dependencies"])'
