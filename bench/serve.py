@@ -54,6 +54,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from chorus.shared.contract import redact_url
+
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = f"bench-{os.getpid()}"
 BENCH_ITEM = "B0000001"
@@ -480,7 +482,9 @@ def main(argv: list[str] | None = None) -> int:
                 targets.append(Target("", args.gateway_url.rstrip("/"), args.item, [args.item]))
             elif args.mode == "system":
                 if args.cache != "memory" and not redis_reachable(args.redis_url):
-                    raise SystemExit(f"bench: no Redis at {args.redis_url}; start one or pass --cache memory")
+                    raise SystemExit(
+                        f"bench: no Redis at {redact_url(args.redis_url)}; start one or pass --cache memory"
+                    )
                 targets.append(start_system(args, stack))
             else:
                 targets += start_fake(args, procs, stack)
@@ -529,7 +533,7 @@ def start_fake(args, procs: Processes, stack: contextlib.ExitStack) -> list[Targ
     backends = list(BACKENDS) if args.cache == "all" else [args.cache]
     if backends != ["memory"]:
         if not redis_reachable(args.redis_url):
-            print(f"bench: no Redis at {args.redis_url}; skipping the Redis rows", file=sys.stderr)
+            print(f"bench: no Redis at {redact_url(args.redis_url)}; skipping the Redis rows", file=sys.stderr)
             backends = [b for b in backends if b == "memory"]
         else:
             flush_redis(args.redis_url)

@@ -8,7 +8,7 @@ and the one function that hides a password in a URL before it is logged or shown
 from __future__ import annotations
 
 from enum import StrEnum
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode
 
 
 class Measure(StrEnum):
@@ -79,27 +79,33 @@ VERSION_HEADER = "X-Model-Version"
 CACHE_HEADER = "X-Cache"
 """Gateway response header: ``hit``, ``miss`` or ``bypass``."""
 
-_SECRET_PARAMS = frozenset({"password", "pass", "pwd", "secret", "token"})
+_SECRET_PARAMS = frozenset({"password", "pass", "passwd", "pwd", "secret", "token", "auth", "access_token"})
 
 
 def redact_url(url: str) -> str:
     """``url`` with its password replaced by ``***``, for logs and status pages.
 
-    Covers the ``user:password@host`` form and a ``password=`` (or ``token=``, ...) query parameter.
+    Covers the ``user:password@host`` form (the userinfo runs to the last ``@`` before the query, so a password
+    holding ``/``, ``#`` or ``@`` is hidden whole) and a ``password=`` (or ``token=``, ...) query parameter.
 
     >>> redact_url("redis://user:s3cret@cache:6379/0?password=x")
     'redis://user:***@cache:6379/0?password=***'
+    >>> redact_url("redis://:a/b#c@cache:6379")
+    'redis://:***@cache:6379'
     """
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        user, sep, _ = userinfo.partition(":")
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    location, question, query = rest.partition("?")
+    if "@" in location:
+        userinfo, host = location.rsplit("@", 1)
+        user, colon, _ = userinfo.partition(":")
         # without a colon the userinfo is the password (redis://secret@host)
-        netloc = f"{user}:***@{host}" if sep else f"***@{host}"
-    query = parts.query
+        location = f"{user}:***@{host}" if colon else f"***@{host}"
     if query:
+        query, hash_, fragment = query.partition("#")
         pairs = parse_qsl(query, keep_blank_values=True)
         if any(k.lower() in _SECRET_PARAMS for k, _ in pairs):
             query = urlencode([(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs], safe="*")
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
+        query += hash_ + fragment
+    return f"{scheme}{sep}{location}{question}{query}"

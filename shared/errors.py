@@ -77,3 +77,10 @@ class UpstreamTimeout(ChorusError):
 
     type = "upstream_timeout"
     status_code = 504
+
+
+class Unauthorized(ChorusError):
+    """A wrong or missing token where one is required (HTTP 401)."""
+
+    type = "unauthorized"
+    status_code = 401

@@ -260,7 +260,7 @@ class DependencyStatus(BaseModel):
 
 
 class CacheStatus(BaseModel):
-    backend: str = Field(examples=["redis"])
+    backend: str | None = Field(None, examples=["redis"])
     status: str = Field(examples=["ok"])
     detail: str | None = None
 

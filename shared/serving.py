@@ -11,6 +11,7 @@ says why (the refusal is remembered, so a bad version is not retried on every po
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -22,21 +23,36 @@ from typing import Any, Generic, TypeVar
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chorus.shared.artifacts import ArtifactStore, Version
 from chorus.shared.contract import VERSION_HEADER
-from chorus.shared.errors import ChorusError, NotReady
+from chorus.shared.errors import ChorusError, NotReady, Unauthorized
+from chorus.shared.limits import BodyTooLarge, HttpSettings, Limits
+from chorus.shared.logs import configure_logging
+from chorus.shared.metrics import ARTIFACT_LOAD_FAILURES, RequestMetrics, metrics_router
 
 log = logging.getLogger("chorus.serving")
 
 M = TypeVar("M")
 
 
-class ServiceSettings(BaseSettings):
-    """Settings every model service reads from the environment (prefix ``CHORUS_``)."""
+HTTP_PROTOCOL = "chorus.shared.protocol:LimitedH11Protocol"
+"""uvicorn's ``--http`` for every Chorus process: h11 with head size limits and read timeouts in JSON."""
+
+
+def uvicorn_options() -> list[str]:
+    """Command-line options of ``uvicorn`` that every Chorus process runs with (after the app and ``--factory``):
+    the HTTP protocol that enforces ``CHORUS_MAX_HEAD_BYTES``, ``CHORUS_HEAD_TIMEOUT`` and
+    ``CHORUS_BODY_TIMEOUT`` (:mod:`chorus.shared.protocol`)."""
+    return ["--http", HTTP_PROTOCOL]
+
+
+class ServiceSettings(HttpSettings):
+    """Settings every model service reads from the environment (prefix ``CHORUS_``), beside the limits and the
+    status token of :class:`~chorus.shared.limits.HttpSettings`."""
 
     model_config = SettingsConfigDict(env_prefix="CHORUS_")
 
@@ -106,6 +122,7 @@ class ModelHolder(Generic[M]):
             return True
 
     def _refuse(self, name: str, detail: str) -> None:
+        ARTIFACT_LOAD_FAILURES.inc()
         self._refused = name
         keeps = f"; still serving {self.loaded.version}" if self.loaded else ""
         self.last_error = f"version {name} refused: {detail}{keeps}"
@@ -180,13 +197,38 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 404 and exc.detail == "Not Found":  # no route matched
+        if isinstance(exc, BodyTooLarge):
+            body = {"type": exc.type, "detail": exc.detail}
+        elif exc.status_code == 404 and exc.detail == "Not Found":  # no route matched
             body = {"type": "not_found", "detail": f"no route {request.url.path}; see /docs"}
         elif exc.status_code == 405:
             body = {"type": "method_not_allowed", "detail": f"{request.method} is not allowed on {request.url.path}"}
         else:
             body = {"type": "not_found" if exc.status_code == 404 else "http_error", "detail": str(exc.detail)}
         return _with_version(request, JSONResponse(body, status_code=exc.status_code, headers=exc.headers))
+
+
+def show_details(request: Request) -> bool:
+    """Whether ``request`` may see readiness details: it carries ``Authorization: Bearer $CHORUS_STATUS_TOKEN``.
+
+    Without the header the public answer is given; with a wrong token, 401. Without a configured token details
+    are never shown (they name internal URLs and artifact paths).
+    """
+    given = request.headers.get("authorization")
+    if given is None:
+        return False
+    token = request.app.state.settings.status_token
+    scheme, _, value = given.partition(" ")
+    if (
+        token is None
+        or scheme.lower() != "bearer"
+        or not hmac.compare_digest(value.encode(), token.get_secret_value().encode())
+    ):
+        raise Unauthorized(
+            "a wrong status token: send Authorization: Bearer $CHORUS_STATUS_TOKEN, "
+            "or no Authorization header for the public answer"
+        )
+    return True
 
 
 def health_router() -> APIRouter:
@@ -199,10 +241,17 @@ def health_router() -> APIRouter:
     @router.get(
         "/readyz",
         summary="An artifact version is loaded and served",
-        responses={503: {"description": "No version loaded yet; the body says why"}},
+        description="``status`` and ``version``; with ``Authorization: Bearer $CHORUS_STATUS_TOKEN`` also "
+        "``detail`` (why not ready, what was refused).",
+        responses={
+            503: {"description": "No version loaded yet"},
+            401: {"description": "A wrong status token"},
+        },
     )
     def readyz(request: Request) -> JSONResponse:
         status, body = request.app.state.holder.readiness()
+        if not show_details(request):
+            body = {"status": body["status"], "version": body["version"]}
         response = JSONResponse(body, status_code=status)
         if body["version"]:
             response.headers[VERSION_HEADER] = body["version"]
@@ -234,11 +283,29 @@ def create_service_app(
         finally:
             task.cancel()
 
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    configure_logging()
+    # no redirect from /path/ to /path: Starlette builds its Location from the Host header
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan, redirect_slashes=False)
     app.state.holder = holder
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health_router())
+    service = components[-1]
+    app.include_router(
+        metrics_router(lambda request: {service: _served(request.app.state.holder)}), include_in_schema=False
+    )
     for router in routers:
         app.include_router(router)
+    install_http_middleware(app, settings)
     return app
+
+
+def _served(holder: ModelHolder) -> str | None:
+    loaded = holder.loaded
+    return loaded.version if loaded else None
+
+
+def install_http_middleware(app: FastAPI, settings: HttpSettings) -> None:
+    """The outermost middleware of every Chorus app, added last: request metrics, then the limits."""
+    app.add_middleware(Limits, max_body_bytes=settings.max_body_bytes, max_in_flight=settings.max_in_flight)
+    app.add_middleware(RequestMetrics)

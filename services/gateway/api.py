@@ -18,6 +18,7 @@ from chorus.services.gateway.core import Answer
 from chorus.services.gateway.deps import GatewayDep
 from chorus.services.gateway.hitpath import (
     MISSED,
+    cache_policy,
     ident,
     predict_query,
     recommendations_target,
@@ -42,6 +43,7 @@ from chorus.shared.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from chorus.shared.limits import OffLoopRoute
 from chorus.shared.params import (
     ExcludeIds,
     ItemId,
@@ -59,6 +61,7 @@ from chorus.shared.schemas import (
     BasketRecommendationsPublic,
     BasketRequest,
     BecauseRecommendationsPublic,
+    ErrorPublic,
     HealthPublic,
     ItemPublic,
     ItemsPublic,
@@ -71,6 +74,7 @@ from chorus.shared.schemas import (
     SimilarUsersPublic,
     StatsPublic,
 )
+from chorus.shared.serving import show_details
 
 JSON = "application/json"
 
@@ -103,18 +107,20 @@ def respond(answer: Answer) -> Response:
 
 
 def lookup(request: Request) -> dict:
-    """How to use the cache for this request: ``fresh`` (skip the lookup) and the key the hit path ``missed``.
+    """How to use the cache for this request: ``fresh`` (skip the lookup), ``store`` (the answer) and the key the
+    hit path ``missed``.
 
-    ``Cache-Control: no-cache`` from the client skips the lookup; the fresh answer is still stored.
+    ``Cache-Control: no-cache`` or ``max-age=0`` (or ``Pragma: no-cache``) from the client skips the lookup, and
+    the fresh answer is still stored; ``no-store`` skips both (:func:`.hitpath.cache_policy`).
     """
-    value = request.headers.get("cache-control")
-    return {"fresh": value is not None and "no-cache" in value, "missed": request.scope.get(MISSED)}
+    fresh, store = cache_policy(request.scope["headers"])
+    return {"fresh": fresh, "store": store, "missed": request.scope.get(MISSED)}
 
 
 meta = APIRouter(tags=["meta"])
 similarity = APIRouter(prefix="/v1", tags=["similarity"], responses=ERRORS)
 users = APIRouter(prefix="/v1/users", tags=["users"], responses=ERRORS)
-rating = APIRouter(prefix="/v1", tags=["rating"], responses=ERRORS)
+rating = APIRouter(prefix="/v1", tags=["rating"], responses=ERRORS, route_class=OffLoopRoute)
 
 
 @meta.get("/healthz", response_model=HealthPublic)
@@ -123,13 +129,24 @@ async def healthz() -> Response:
     return Response(b'{"status":"ok"}', 200, media_type=JSON)
 
 
-@meta.get("/readyz", response_model=ReadinessPublic, responses={503: {"model": ReadinessPublic}})
-async def readyz(gw: GatewayDep) -> JSONResponse:
-    """200 when both services are ready; the body lists each service (with its version) and the cache."""
+@meta.get(
+    "/readyz",
+    response_model=ReadinessPublic,
+    responses={503: {"model": ReadinessPublic}, 401: {"model": ErrorPublic, "description": "A wrong status token"}},
+)
+async def readyz(gw: GatewayDep, request: Request) -> JSONResponse:
+    """200 when both services are ready; the body lists each service (ready or not, and its version) and whether
+    the cache works. With ``Authorization: Bearer $CHORUS_STATUS_TOKEN`` it also gives their URLs (passwords
+    hidden) and why a service is not ready."""
     await gw.check_all(timeout=2.0)
+    details = show_details(request)
     services = {name: d.status() for name, d in gw.downstreams.items()}
+    cache = await gw.cache.status()
+    if not details:
+        services = {name: {"status": s["status"], "version": s["version"]} for name, s in services.items()}
+        cache = {"status": cache["status"]}
     ready = all(d.ready for d in gw.downstreams.values())
-    body = {"status": "ready" if ready else "not_ready", "services": services, "cache": await gw.cache.status()}
+    body = {"status": "ready" if ready else "not_ready", "services": services, "cache": cache}
     return JSONResponse(body, status_code=200 if ready else 503)
 
 

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from fastapi_offline import FastAPIOffline
@@ -26,7 +26,9 @@ from chorus.services.gateway.core import Gateway
 from chorus.services.gateway.downstream import Downstream, build_client
 from chorus.services.gateway.hitpath import HitPath
 from chorus.services.gateway.settings import Settings, get_settings
-from chorus.shared.serving import install_error_handlers
+from chorus.shared.logs import configure_logging
+from chorus.shared.metrics import metrics_router
+from chorus.shared.serving import install_error_handlers, install_http_middleware
 
 log = logging.getLogger("chorus.gateway")
 
@@ -59,6 +61,7 @@ def build_cache(settings: Settings) -> Cache:
 
 def build_gateway(settings: Settings, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None) -> Gateway:
     transports = transports or {}
+    token = settings.status_token
     downstreams = {
         name: Downstream(
             name,
@@ -74,6 +77,9 @@ def build_gateway(settings: Settings, transports: Mapping[str, httpx.AsyncBaseTr
         )
         for name in SERVICES
     }
+    if token is not None:  # the services then tell the gateway why they are not ready (its /readyz with the token)
+        for downstream in downstreams.values():
+            downstream.client.headers["authorization"] = f"Bearer {token.get_secret_value()}"
     return Gateway(downstreams, build_cache(settings), settings.cache_ttl)
 
 
@@ -84,6 +90,7 @@ def create_app(
 ) -> FastAPI:
     """Build the gateway; ``transports`` (by service name) replaces the network to that service, for tests."""
     settings = settings or get_settings()
+    configure_logging()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -108,14 +115,22 @@ def create_app(
         description=DESCRIPTION,
         version="1",
         lifespan=lifespan,
+        redirect_slashes=False,  # Starlette would build the redirect's Location from the Host header
     )
     app.state.settings = settings
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     for router in (api.meta, api.similarity, api.users, api.rating, api.page):
         app.include_router(router)
+    app.include_router(metrics_router(_versions), include_in_schema=False)
     # The services' handlers, so that an error reads the same whether the gateway or a service found it; the
     # gateway's own upstream errors (UpstreamError, 502) are ChorusErrors like theirs.
     install_error_handlers(app)
     app.add_middleware(HitPath)
+    install_http_middleware(app, settings)
     return app
+
+
+def _versions(request: Request) -> dict[str, str | None]:
+    gateway = getattr(request.app.state, "gateway", None)
+    return {name: d.version for name, d in gateway.downstreams.items()} if gateway else {}

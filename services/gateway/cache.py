@@ -11,7 +11,10 @@ changes (a key names one answer of one version), but it keeps serving hot keys f
 
 The cache is best effort. :meth:`RedisCache.get` answers ``("bypass", None)`` instead of raising when Redis fails,
 is slow (``CHORUS_REDIS_TIMEOUT``) or has no free connection; after a failure the cache stops calling Redis at all,
-logs the outage once, and a background task pings Redis with a doubling back-off until it answers again.
+logs the outage once, and a background task pings Redis with a doubling back-off, capped at
+``CHORUS_REDIS_MAX_BACKOFF`` (1 s: a ping that fails costs one refused connection), until it answers again. Then
+every pooled connection is closed before caching resumes: the ones opened before the outage are dead sockets
+(a restarted Redis does not know them), and each would otherwise fail its next command and start a new outage.
 """
 
 from __future__ import annotations
@@ -128,8 +131,8 @@ class RedisCache:
         timeout: float,
         connect_timeout: float,
         max_connections: int,
-        max_backoff: float = 30.0,
-        first_backoff: float = 0.5,
+        max_backoff: float = 1.0,
+        first_backoff: float = 0.25,
     ) -> None:
         # No retries inside redis-py: a failing Redis must cost a request one timeout at most, once per outage.
         self.client = aioredis.Redis.from_url(
@@ -220,6 +223,7 @@ class RedisCache:
         while True:
             await asyncio.sleep(delay)
             try:
+                await self.client.connection_pool.disconnect()  # pings on a new connection, never a dead one
                 await self.client.ping()
             except (TimeoutError, RedisError, OSError) as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"

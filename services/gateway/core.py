@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from chorus.services.gateway.cache import Cache, CacheState, cache_key
 from chorus.services.gateway.downstream import Downstream, Upstream
+from chorus.shared.errors import ChorusError
+from chorus.shared.metrics import DOWNSTREAM_ERRORS
 
 log = logging.getLogger("chorus.gateway")
 
@@ -37,13 +39,22 @@ class Gateway:
         self._flights: dict[str, asyncio.Future[Upstream]] = {}
         self._tasks: set[asyncio.Task] = set()
 
-    async def get(self, service: str, route: str, query: str, fresh: bool = False, missed: str | None = None) -> Answer:
+    async def get(
+        self,
+        service: str,
+        route: str,
+        query: str,
+        fresh: bool = False,
+        missed: str | None = None,
+        store: bool = True,
+    ) -> Answer:
         """Answer ``GET /v1/{route}?{query}`` from ``service``, through the cache.
 
         ``query`` must be canonical (every parameter, defaults included, in a fixed order, values encoded), so
         that equal requests share a key; it is also the query string sent downstream. ``fresh`` skips the
-        lookup (the client sent ``Cache-Control: no-cache``) but still stores the answer. ``missed`` is a key
-        the hit path has just looked up in vain; it is not looked up twice.
+        lookup (the client sent ``Cache-Control: no-cache``) but still stores the answer, unless ``store`` is
+        false (``no-store``). ``missed`` is a key the hit path has just looked up in vain; it is not looked up
+        twice.
         """
         downstream = self.downstreams[service]
         version = downstream.version
@@ -60,7 +71,7 @@ class Gateway:
             future = asyncio.get_running_loop().create_future()
             future.add_done_callback(_retrieve)
             self._flights[flight] = future
-            task = asyncio.create_task(self._fetch(flight, future, downstream, route, query))
+            task = asyncio.create_task(self._fetch(flight, future, downstream, route, query, store))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         # shield: a client that goes away must not cancel the fetch that others are waiting for
@@ -68,12 +79,19 @@ class Gateway:
         return Answer(upstream.status, upstream.body, upstream.version, state)
 
     async def _fetch(
-        self, flight: str, future: asyncio.Future[Upstream], downstream: Downstream, route: str, query: str
+        self,
+        flight: str,
+        future: asyncio.Future[Upstream],
+        downstream: Downstream,
+        route: str,
+        query: str,
+        store: bool,
     ) -> None:
         try:
             path = f"/v1/{route}?{query}" if query else f"/v1/{route}"
             upstream = await downstream.request("GET", path)
         except BaseException as exc:
+            _count_error(downstream, exc)
             self._flights.pop(flight, None)
             if isinstance(exc, asyncio.CancelledError):
                 future.cancel()
@@ -84,7 +102,7 @@ class Gateway:
         future.set_result(upstream)
         # Requests arriving while the answer is being stored join the finished flight instead of missing again.
         try:
-            if upstream.status == 200 and upstream.version is not None:
+            if store and upstream.status == 200 and upstream.version is not None:
                 key = cache_key(downstream.name, upstream.version, route, query)
                 await self.cache.set(key, upstream.body, self.ttl)
         finally:
@@ -92,7 +110,12 @@ class Gateway:
 
     async def post(self, service: str, path: str, content: bytes) -> Answer:
         """Forward a POST as it is; never cached."""
-        upstream = await self.downstreams[service].request("POST", path, content=content)
+        downstream = self.downstreams[service]
+        try:
+            upstream = await downstream.request("POST", path, content=content)
+        except ChorusError as exc:
+            _count_error(downstream, exc)
+            raise
         return Answer(upstream.status, upstream.body, upstream.version, "bypass")
 
     async def poll_forever(self, interval: float) -> None:
@@ -113,6 +136,11 @@ class Gateway:
         for downstream in self.downstreams.values():
             await downstream.aclose()
         await self.cache.aclose()
+
+
+def _count_error(downstream: Downstream, exc: BaseException) -> None:
+    if isinstance(exc, ChorusError):
+        DOWNSTREAM_ERRORS.labels(downstream.name, exc.type).inc()
 
 
 def _retrieve(future: asyncio.Future) -> None:

@@ -6,7 +6,8 @@ from parameter values and are the only place that does, for the handlers in :mod
 The hit path (:class:`HitPath`, a plain ASGI middleware) exists for speed: FastAPI's per-request parameter
 resolution costs several times a cache lookup. It matches the path of a cached ``GET`` route, builds the key from
 the *raw* query strings (with the same defaults), and if that key holds an answer sends its bytes at once.
-Anything else -- a miss, an unknown path, ``Cache-Control: no-cache`` -- goes on to FastAPI unchanged.
+Anything else -- a miss, an unknown path, ``Cache-Control: no-cache`` (:func:`cache_policy`) -- goes on to
+FastAPI unchanged.
 
 It also answers, for every method, the one request that must not reach routing: a path whose user or item id
 contains an encoded ``/`` (see :func:`ident`).
@@ -40,6 +41,7 @@ from chorus.shared.contract import (
     canonical_method,
 )
 from chorus.shared.errors import NotFound
+from chorus.shared.metrics import ROUTE_KEY
 
 
 def ident(value: str) -> str:
@@ -93,6 +95,36 @@ def predict_query(user_id: str, item_id: str) -> str:
 
 
 MISSED = "chorus.missed"  # scope key: the cache key the hit path just missed
+
+
+def cache_policy(headers: Sequence[tuple[bytes, bytes]]) -> tuple[bool, bool]:
+    """``(fresh, store)`` for a request's raw headers, read as RFC 9111 (section 5.2.1) says a cache reads them.
+
+    ``fresh``: skip the lookup, for ``Cache-Control`` ``no-cache``, ``no-store`` or ``max-age=0``, or, where the
+    request has no ``Cache-Control``, ``Pragma: no-cache`` (section 5.4). ``store``: false for ``no-store``, whose
+    answer is not stored either. Directive names are case-insensitive; values may be quoted; the field may be
+    given several times. Other directives (``max-stale``, ``min-fresh``, ``only-if-cached``) are ignored.
+    """
+    directives: dict[str, str] = {}
+    pragma_no_cache = False
+    seen_cache_control = False
+    for name, value in headers:
+        if name == b"cache-control":
+            seen_cache_control = True
+            for token in value.decode("latin-1").split(","):
+                key, _, arg = token.partition("=")
+                directives[key.strip().lower()] = arg.strip().strip('"')
+        elif name == b"pragma":
+            pragma_no_cache = pragma_no_cache or any(
+                t.strip().lower() == "no-cache" for t in value.decode("latin-1").split(",")
+            )
+    if not seen_cache_control:
+        return pragma_no_cache, True
+    no_store = "no-store" in directives
+    max_age = directives.get("max-age")
+    fresh = no_store or "no-cache" in directives or (max_age is not None and max_age.isdigit() and int(max_age) == 0)
+    return fresh, not no_store
+
 
 Target = tuple[str, str, str]  # service, route, canonical query
 _METHODS = frozenset(m.value for m in Method)
@@ -158,26 +190,34 @@ def _predict(m: re.Match, p: Params, lists: Lists) -> Target | None:
     return "rating", "predict", predict_query(p["user_id"], p["item_id"])
 
 
-# Starlette matches a ``{name}`` path parameter with ``[^/]+`` against the percent-decoded path; so do we.
-ROUTES: list[tuple[re.Pattern, Callable[[re.Match, Params, Lists], Target | None]]] = [
-    (re.compile(r"/v1/items/([^/]+)/similar"), _similar("items")),
-    (re.compile(r"/v1/users/([^/]+)/similar"), _similar("users")),
-    (re.compile(r"/v1/users/([^/]+)/recommendations"), _recommendations),
-    (re.compile(r"/v1/items/([^/]+)"), lambda m, p, lists: ("similarity", f"items/{ident(m[1])}", "")),
-    (re.compile(r"/v1/items"), _search),
-    (re.compile(r"/v1/stats"), lambda m, p, lists: ("similarity", "stats", "")),
-    (re.compile(r"/v1/predict"), _predict),
+# Starlette matches a ``{name}`` path parameter with ``[^/]+`` against the percent-decoded path; so do we. The
+# template is the route's, as FastAPI names it (for the metrics of hits, which never reach FastAPI's routing).
+ROUTES: list[tuple[re.Pattern, str, Callable[[re.Match, Params, Lists], Target | None]]] = [
+    (re.compile(r"/v1/items/([^/]+)/similar"), "/v1/items/{item_id}/similar", _similar("items")),
+    (re.compile(r"/v1/users/([^/]+)/similar"), "/v1/users/{user_id}/similar", _similar("users")),
+    (re.compile(r"/v1/users/([^/]+)/recommendations"), "/v1/users/{user_id}/recommendations", _recommendations),
+    (
+        re.compile(r"/v1/items/([^/]+)"),
+        "/v1/items/{item_id}",
+        lambda m, p, lists: ("similarity", f"items/{ident(m[1])}", ""),
+    ),
+    (re.compile(r"/v1/items"), "/v1/items", _search),
+    (re.compile(r"/v1/stats"), "/v1/stats", lambda m, p, lists: ("similarity", "stats", "")),
+    (re.compile(r"/v1/predict"), "/v1/predict", _predict),
 ]
 
 
-def target_of(path: str, query_string: bytes) -> Target | None:
-    """The cache target a ``GET path?query`` would be stored under if it is valid, or ``None``."""
+def target_of(path: str, query_string: bytes, scope: Scope | None = None) -> Target | None:
+    """The cache target a ``GET path?query`` would be stored under if it is valid, or ``None``; names the route
+    template in ``scope`` (for the metrics) when one matches."""
     if not path.startswith("/v1/"):
         return None
-    for pattern, build in ROUTES:
+    for pattern, template, build in ROUTES:
         m = pattern.fullmatch(path)
         if m is None:
             continue
+        if scope is not None:
+            scope[ROUTE_KEY] = template
         pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True) if query_string else []
         single = [(name, value) for name, value in pairs if name not in REPEATABLE]
         params = dict(single)
@@ -206,13 +246,10 @@ class HitPath:
             return await _send_json(send, refused.status_code, body)
         if scope["method"] != "GET":
             return await self.app(scope, receive, send)
-        target = target_of(scope["path"], scope["query_string"])
+        target = target_of(scope["path"], scope["query_string"], scope)
         gateway = getattr(scope["app"].state, "gateway", None)
-        if target is None or gateway is None:
+        if target is None or gateway is None or cache_policy(scope["headers"])[0]:
             return await self.app(scope, receive, send)
-        for name, value in scope["headers"]:
-            if name == b"cache-control" and b"no-cache" in value:
-                return await self.app(scope, receive, send)
         service, route, query = target
         version = gateway.downstreams[service].version
         if version is None:

@@ -19,7 +19,7 @@
 | `CHORUS_REDIS_TIMEOUT` | `0.1` | seconds for one Redis command; slower counts as an outage (answered uncached) |
 | `CHORUS_REDIS_CONNECT_TIMEOUT` | `0.25` | seconds to connect to Redis |
 | `CHORUS_REDIS_MAX_CONNECTIONS` | `64` | pooled Redis connections; when all are busy a request skips the cache |
-| `CHORUS_REDIS_MAX_BACKOFF` | `30.0` | longest wait in seconds between reconnection attempts (doubling from 0.5 s) |
+| `CHORUS_REDIS_MAX_BACKOFF` | `1.0` | longest wait in seconds between reconnection attempts (doubling from 0.25 s) |
 
 The near cache is off by default: while it is on, a hot answer can still be served from process memory (as a hit)
 for up to that many seconds after Redis went down, where the gateway otherwise answers uncached (`X-Cache: bypass`)
@@ -40,11 +40,14 @@ from __future__ import annotations
 from functools import lru_cache
 
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from chorus.shared.limits import HttpSettings
 
 
-class Settings(BaseSettings):
-    """Everything the gateway reads from its environment; see the module docstring for the table."""
+class Settings(HttpSettings):
+    """Everything the gateway reads from its environment; see the module docstring for the table, and
+    :class:`~chorus.shared.limits.HttpSettings` for the limits every process shares."""
 
     model_config = SettingsConfigDict(env_prefix="CHORUS_", extra="ignore", populate_by_name=True)
 
@@ -66,7 +69,7 @@ class Settings(BaseSettings):
     redis_timeout: float = Field(0.1, gt=0)
     redis_connect_timeout: float = Field(0.25, gt=0)
     redis_max_connections: int = Field(64, ge=1)
-    redis_max_backoff: float = Field(30.0, gt=0)
+    redis_max_backoff: float = Field(1.0, gt=0)
 
 
 @lru_cache

@@ -10,6 +10,7 @@ from chorus.services.rating.models.base import FALLBACKS
 from chorus.services.rating.service import LATENT, RatingService, Recommendation
 from chorus.shared.contract import canonical_method
 from chorus.shared.errors import InvalidInput, NotReady
+from chorus.shared.limits import OffLoopRoute
 from chorus.shared.params import (
     DEFAULT_K,
     ExcludeIds,
@@ -30,7 +31,9 @@ from chorus.shared.schemas import (
 )
 from chorus.shared.serving import Loaded, model_dependency
 
-router = APIRouter(prefix="/v1", tags=["rating"], responses=error_responses(InvalidInput, NotReady))
+router = APIRouter(
+    prefix="/v1", tags=["rating"], responses=error_responses(InvalidInput, NotReady), route_class=OffLoopRoute
+)
 
 ServiceDep = Annotated[Loaded[RatingService], Depends(model_dependency)]
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from chorus.services.similarity.model import SimilarityModel
 from chorus.shared.contract import Measure
 from chorus.shared.errors import InvalidInput, NotFound, NotReady
+from chorus.shared.limits import OffLoopRoute
 from chorus.shared.params import (
     DEFAULT_K,
     DEFAULT_MIN_COMMON,
@@ -33,7 +34,12 @@ from chorus.shared.schemas import (
 )
 from chorus.shared.serving import Loaded, model_dependency
 
-router = APIRouter(prefix="/v1", tags=["similarity"], responses=error_responses(NotFound, InvalidInput, NotReady))
+router = APIRouter(
+    prefix="/v1",
+    tags=["similarity"],
+    responses=error_responses(NotFound, InvalidInput, NotReady),
+    route_class=OffLoopRoute,
+)
 
 ModelDep = Annotated[Loaded[SimilarityModel], Depends(model_dependency)]
 

@@ -24,9 +24,9 @@ class SimilarityConfig:
         Measure summed by "because you liked" recommendations. Cosine: its sum over the liked items factorises
         (Σ_i sim(i, j) = q·R_j / ‖R_j‖ with q = Σ_i R_i / ‖R_i‖), so the exact scores take one sparse product
         however many items a user liked (milliseconds for a user with thousands of reviews, where the exact
-        Jaccard or Pearson sum needs a row of the similarity matrix per liked item: seconds); it stays in
-        [0, 1] per term for positive ratings, so anti-correlated items cannot pull a sum down as Pearson's
-        can.
+        Jaccard or Pearson sum needs a row of the similarity matrix per liked item, so those two sum over the
+        ``table_k`` stored neighbours instead); it stays in [0, 1] per term for positive ratings, so
+        anti-correlated items cannot pull a sum down as Pearson's can.
     predict_measure : Measure
         ``sim`` in the similarity-weighted rating heuristic (``docs/models.md``). Jaccard: non-negative weights
         keep the prediction a weighted mean of the user's own ratings, so it stays on the rating scale (with

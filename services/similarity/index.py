@@ -302,7 +302,8 @@ class SimilarityIndex:
 
     def recommend(self, u: int, k: int = 10, measure: str | None = None) -> Recommendations:
         """Items for user ``u`` from the items they liked (rated at least ``config.like_threshold``), by summed
-        similarity (``config.recommend_measure`` by default); see :mod:`chorus.services.similarity.recommend`."""
+        similarity (``config.recommend_measure`` by default); see :mod:`chorus.services.similarity.recommend`
+        (Jaccard and Pearson sum over the neighbour table when one is attached)."""
         spec = measure_spec(self.config.recommend_measure if measure is None else measure)
         k = check_k(k)
         rated, ratings = self.user_items(u)
@@ -314,6 +315,7 @@ class SimilarityIndex:
             spec.measure,
             like_threshold=self.config.like_threshold,
             block_nnz=self.config.block_nnz,
+            table=self._table.get(spec.measure),
         )
 
     def predict(

@@ -5,6 +5,15 @@ the like threshold (all the user's items when none is); ``because`` names the li
 sim(i, j). Ranked like similar items (rounded score descending, raw id ascending; see
 :mod:`chorus.services.similarity.ranking`). Only items sharing a user with a liked item are candidates (for
 Jaccard and cosine with positive ratings, the others score 0).
+
+Two ways to form the sum (``docs/models.md``, "Because you liked"):
+
+- exact, over every item: cosine always (its sum factorises into one sparse product), and any measure when no
+  neighbour table is attached;
+- over the neighbour table, for Jaccard and Pearson when the index has one: ``sim(i, j)`` counts only when ``j``
+  is among the ``K`` stored neighbours of ``i`` (item-based top-N, Deshpande and Karypis, TOIS 2004). Their exact
+  sums need a similarity row per liked item (hundreds of milliseconds for a heavy MovieLens user); the table
+  makes a query ``O(|liked| · K)``.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ def recommend(
     *,
     like_threshold: float,
     block_nnz: int,
+    table: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Recommendations:
     """The ``k`` best items for a user who rated ``rated`` with ``ratings``.
 
@@ -57,6 +67,9 @@ def recommend(
         Liked means rated at least this.
     block_nnz : int
         Work budget of one chunk of liked items (:meth:`Side.row_work`).
+    table : (int32 (n_items, K), float64 (n_items, K)), optional
+        The neighbour table of ``measure`` (neighbours -1 padded, scores rounded). Given for Jaccard or Pearson,
+        the sums run over it; ignored for cosine.
 
     Cost: cosine is one sparse vector × matrix product (its sum factorises); the other measures need the
     similarity row of every liked item, taken in chunks of ``block_nnz`` work, so memory stays bounded but a
@@ -70,6 +83,8 @@ def recommend(
     liked = liked.astype(np.int64)
     if measure == Measure.cosine:
         return _recommend_cosine(side, rated, liked, k)
+    if table is not None:
+        return _recommend_table(*table, side.rank, rated, liked, k)
     return _recommend_summed(side, rated, liked, k, measure, block_nnz)
 
 
@@ -108,6 +123,22 @@ def _recommend_summed(
         return _nothing()
     uniq, total, _, because = merged
     best = order_by_rounded_score(total, side.rank[uniq])[:k]
+    return Recommendations(uniq[best], np.round(total[best], DECIMALS), because[best])
+
+
+def _recommend_table(
+    neighbors: np.ndarray, scores: np.ndarray, rank: np.ndarray, rated: np.ndarray, liked: np.ndarray, k: int
+) -> Recommendations:
+    """The sums over the stored neighbours of the liked items: ``|liked| · K`` entries, grouped by candidate."""
+    col = neighbors[liked].ravel().astype(np.int64)
+    value = scores[liked].ravel()
+    src = np.repeat(liked, neighbors.shape[1])
+    keep = col >= 0
+    keep[keep] = _unrated(rated, col[keep])
+    if not keep.any():
+        return _nothing()
+    uniq, total, _, because = _merge(col[keep], value[keep], rounded_units(value[keep]), src[keep], rank)
+    best = order_by_rounded_score(total, rank[uniq])[:k]
     return Recommendations(uniq[best], np.round(total[best], DECIMALS), because[best])
 
 

@@ -356,27 +356,44 @@ def test_healthz(client):
     assert response.status_code == 200 and body(response) == {"status": "ok"}
 
 
-def test_readyz_lists_services_versions_and_cache(client, rat):
-    response = client.get("/readyz")
-    assert response.status_code == 200
-    ready = body(response)
-    assert ready["status"] == "ready"
-    assert ready["services"]["similarity"]["version"] == "sim-v1"
-    assert ready["services"]["rating"]["version"] == "rat-v1"
-    assert ready["cache"]["backend"] == "memory" and "REDIS_URL" in ready["cache"]["detail"]
-    rat.ready = False
-    response = client.get("/readyz")
-    assert response.status_code == 503
-    ready = body(response)
-    assert ready["status"] == "not_ready"
-    assert ready["services"]["rating"] == {
-        "status": "not_ready",
-        "url": "http://rating.test",
-        "version": "rat-v1",  # the last version it served
-        "detail": "no artifact loaded",
-    }
-    rat.mode = "refuse"
-    assert "unreachable" in body(client.get("/readyz"))["services"]["rating"]["detail"]
+def test_readyz_lists_services_versions_and_cache(sim, rat):
+    auth = {"Authorization": "Bearer s3cret"}
+    with make_client(sim, rat, status_token="s3cret") as client:
+        response = client.get("/readyz")
+        assert response.status_code == 200
+        assert body(response) == {  # the public answer: no URL, no detail
+            "status": "ready",
+            "services": {
+                "similarity": {"status": "ready", "version": "sim-v1"},
+                "rating": {"status": "ready", "version": "rat-v1"},
+            },
+            "cache": {"status": "ok"},
+        }
+        ready = body(client.get("/readyz", headers=auth))
+        assert ready["cache"]["backend"] == "memory" and "REDIS_URL" in ready["cache"]["detail"]
+        assert ready["services"]["rating"]["url"] == "http://rating.test"
+        client.get("/v1/items/B001")
+        assert sim.requests[-1].headers["authorization"] == "Bearer s3cret"  # passed on, for the services' details
+        rat.ready = False
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert body(response)["services"]["rating"] == {"status": "not_ready", "version": "rat-v1"}
+        ready = body(client.get("/readyz", headers=auth))
+        assert ready["status"] == "not_ready"
+        assert ready["services"]["rating"] == {
+            "status": "not_ready",
+            "url": "http://rating.test",
+            "version": "rat-v1",  # the last version it served
+            "detail": "no artifact loaded",
+        }
+        rat.mode = "refuse"
+        assert "unreachable" in body(client.get("/readyz", headers=auth))["services"]["rating"]["detail"]
+        assert client.get("/readyz", headers={"Authorization": "Bearer guess"}).status_code == 401
+
+
+def test_readyz_without_a_configured_token_never_shows_details(client):
+    assert client.get("/readyz", headers={"Authorization": "Bearer anything"}).status_code == 401
+    assert "url" not in json.dumps(body(client.get("/readyz")))
 
 
 def test_openapi_documents_every_route(client):

@@ -155,10 +155,13 @@ async def running(app):
             yield client
 
 
+AUTH = {"Authorization": "Bearer t"}  # the cache's details in /readyz need the status token
+
+
 def _app(redis_url: str, **overrides):
     sim, rat = FakeService("similarity", "s1"), FakeService("rating", "r1")
     transports = {"similarity": httpx.MockTransport(sim), "rating": httpx.MockTransport(rat)}
-    settings = make_settings(redis_url=redis_url, **overrides)
+    settings = make_settings(redis_url=redis_url, status_token="t", **overrides)
     return create_app(settings, transports=transports), sim
 
 
@@ -169,7 +172,7 @@ def test_redis_cache_aside_with_versioned_keys_and_ttl(redis_db):
         async with running(app) as c:
             first = await c.get("/v1/items/B001/similar?k=3")
             second = await c.get("/v1/items/B001/similar?k=3")
-            ready = (await c.get("/readyz")).json()
+            ready = (await c.get("/readyz", headers=AUTH)).json()
         return first, second, ready
 
     first, second, ready = run(scenario())
@@ -226,7 +229,7 @@ def test_near_cache_answers_hot_keys_without_redis(redis_db):
             hits = [await c.get("/v1/items/B002") for _ in range(5)]
             cache.near._data.clear()  # another process, or the near copy expired: Redis still has it
             from_redis = await c.get("/v1/items/B002")
-            ready = (await c.get("/readyz")).json()
+            ready = (await c.get("/readyz", headers=AUTH)).json()
         return first, hits, from_redis, calls, ready
 
     first, hits, from_redis, calls, ready = run(scenario())
@@ -247,7 +250,7 @@ def test_redis_unreachable_answers_uncached_and_logs_once(caplog):
     async def scenario():
         async with running(app) as c:
             responses = [await c.get("/v1/items/B001") for _ in range(20)]
-            ready = (await c.get("/readyz")).json()
+            ready = (await c.get("/readyz", headers=AUTH)).json()
         return responses, ready
 
     with caplog.at_level(logging.INFO, logger="chorus.gateway"):

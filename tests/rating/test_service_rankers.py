@@ -203,8 +203,8 @@ def test_an_altered_ranking_file_is_refused(tmp_path, root):
     files = ArtifactStore(bad).open(components=[]).component_meta("ranking")["files"]
     path = bad / version / next(iter(files.values()))["path"]
     path.write_bytes(path.read_bytes()[:-8] + b"\0" * 8)
-    with TestClient(create_app(Settings(artifacts=bad, reload_interval=3600))) as c:
-        r = c.get("/readyz")
+    with TestClient(create_app(Settings(artifacts=bad, reload_interval=3600, status_token="t"))) as c:
+        r = c.get("/readyz", headers={"Authorization": "Bearer t"})
         assert r.status_code == 503 and "ranking" in r.json()["detail"]
 
 

@@ -31,8 +31,11 @@ def value(loaded: Annotated[Loaded, Depends(model_dependency)], k: Annotated[int
     return {"value": loaded.model * k}
 
 
+AUTH = {"Authorization": "Bearer s3cret"}  # readiness details need the status token
+
+
 def make_app(root):
-    settings = ServiceSettings(artifacts=root, reload_interval=3600)
+    settings = ServiceSettings(artifacts=root, reload_interval=3600, status_token="s3cret")
     return create_service_app(
         title="toy",
         description="toy",
@@ -47,8 +50,11 @@ def test_not_ready_until_a_version_exists_then_hot_reload(tmp_path):
     app = make_app(tmp_path)
     with TestClient(app) as client:
         r = client.get("/readyz")
-        assert r.status_code == 503 and r.json()["status"] == "not_ready"
-        assert "CURRENT does not exist" in r.json()["detail"]
+        assert r.status_code == 503 and r.json() == {"status": "not_ready", "version": None}  # no path shown
+        r = client.get("/readyz", headers=AUTH)
+        assert r.status_code == 503 and "CURRENT does not exist" in r.json()["detail"]
+        r = client.get("/readyz", headers={"Authorization": "Bearer guess"})
+        assert r.status_code == 401 and r.json()["type"] == "unauthorized"
         r = client.get("/value")
         assert r.status_code == 503 and r.json()["type"] == "not_ready"
         assert client.get("/healthz").json() == {"status": "ok"}
@@ -62,7 +68,7 @@ def test_not_ready_until_a_version_exists_then_hot_reload(tmp_path):
         assert app.state.holder.refresh()
         r = client.get("/value")
         assert r.json() == {"value": 5.0} and r.headers["X-Model-Version"] == v2
-        assert client.get("/readyz").json() == {"status": "ready", "version": v2, "detail": None}
+        assert client.get("/readyz", headers=AUTH).json() == {"status": "ready", "version": v2, "detail": None}
 
 
 def test_a_corrupt_new_version_is_refused_and_the_old_one_keeps_serving(tmp_path):
@@ -76,7 +82,7 @@ def test_a_corrupt_new_version_is_refused_and_the_old_one_keeps_serving(tmp_path
         assert not app.state.holder.refresh()
         r = client.get("/value")
         assert r.json() == {"value": 1.0} and r.headers["X-Model-Version"] == v1
-        ready = client.get("/readyz").json()
+        ready = client.get("/readyz", headers=AUTH).json()
         assert ready["status"] == "ready" and ready["version"] == v1
         assert f"version {v2} refused" in ready["detail"] and "checksum" in ready["detail"]
         assert not app.state.holder.refresh()  # remembered: not reloaded on every poll

@@ -91,6 +91,22 @@ class Reference:
         out.sort(key=lambda t: (-t[0], self.item_rank[t[1]]))
         return out[:k]
 
+    def recommend_table(self, u, k, measure, K, threshold=4.0):
+        """The same sums, but ``sim(i, j)`` counts only when ``j`` is among the ``K`` most similar items of ``i``."""
+        mine = self.by_user[u]
+        liked = [i for i, r in mine.items() if r >= threshold] or list(mine)
+        sims = {}
+        for i in liked:
+            for j, s in zip(*self.similar_items(i, K, measure), strict=True):
+                if j not in mine:
+                    sims.setdefault(j, []).append((s, i))
+        out = []
+        for j, pairs in sims.items():
+            because = min(pairs, key=lambda t: (-t[0], self.item_rank[t[1]]))[1]
+            out.append((round(sum(s for s, _ in pairs), 10), j, because))
+        out.sort(key=lambda t: (-t[0], self.item_rank[t[1]]))
+        return out[:k]
+
     def predict(self, u, i, measure):
         if u < 0 or i < 0:
             return self.global_mean, True

@@ -6,6 +6,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chorus.services.similarity.build import build_table
+from chorus.services.similarity.index import SimilarityIndex
 from chorus.shared.contract import Measure
 from tests.similarity.reference import PROPERTY, Reference, datasets, make_index
 
@@ -27,6 +29,36 @@ def test_recommendations_match_reference_and_skip_reviewed_items(data, k, measur
         assert rec.because.tolist() == [b for _, _, b in want]
         liked = {i for i, r in ref.by_user[u].items() if r >= 4} or reviewed
         assert set(rec.because.tolist()) <= liked
+
+
+@PROPERTY
+@given(
+    datasets(),
+    st.sampled_from([1, 3, 50]),
+    st.sampled_from([Measure.jaccard, Measure.pearson]),
+    st.sampled_from([1, 2]),
+)
+def test_table_recommendations_sum_the_stored_neighbours(data, k, measure, K):
+    ratings, n_users, n_items, item_rank, _ = data
+    ref = Reference(ratings, n_users, n_items, item_rank)
+    index = make_index(ratings, n_users, n_items, item_rank)
+    index.attach_table(build_table(index, K)[0])
+    for u in range(n_users):
+        rec = index.recommend(u, k, measure)
+        want = ref.recommend_table(u, k, measure, K)
+        assert rec.items.tolist() == [j for _, j, _ in want]
+        np.testing.assert_allclose(rec.scores, [s for s, _, _ in want], rtol=0, atol=1e-9)
+        assert rec.because.tolist() == [b for _, _, b in want]
+        assert not set(rec.items.tolist()) & set(ref.by_user[u])
+
+
+def test_table_recommendations_with_every_neighbour_equal_the_exact_sums(hand):
+    exact = hand.recommend(3, 10, "jaccard")
+    hand.attach_table(build_table(hand, hand.n_items)[0])  # K = all items: every neighbour is stored
+    tabled = hand.recommend(3, 10, "jaccard")
+    assert tabled.items.tolist() == exact.items.tolist() == [0, 4]
+    np.testing.assert_array_equal(tabled.scores, exact.scores)
+    assert tabled.because.tolist() == exact.because.tolist()
 
 
 def test_hand_recommend(hand):
@@ -57,7 +89,7 @@ def test_amazon_5core_recommend(amazon):
     users = rng.choice(r.n_users, 5, replace=False).tolist()
     heavy = int(np.argmax(index.user_count))  # the user with the most reviews, plus a random few
     for u in [heavy, *users]:
-        for measure in ("cosine", "jaccard"):  # cosine: the factorised path; jaccard: the chunked one
+        for measure in ("cosine", "jaccard"):  # cosine: the factorised path; jaccard: the chunked one (no table)
             rec = index.recommend(u, 10, measure)
             want = ref.recommend(u, 10, measure)
             assert rec.items.tolist() == [j for _, j, _ in want], (u, measure)
@@ -65,3 +97,15 @@ def test_amazon_5core_recommend(amazon):
             assert rec.because.tolist() == [b for _, _, b in want], (u, measure)
             assert not set(rec.items.tolist()) & set(ref.by_user[u])
         assert index.recommend(u, 10).items.tolist() == index.recommend(u, 10, "cosine").items.tolist()
+
+
+def test_amazon_5core_table_recommend(amazon):
+    index, ref, r = amazon
+    tabled = SimilarityIndex.from_saved({**index.to_arrays(), **build_table(index, 50, ("jaccard",))[0]})
+    heavy = int(np.argmax(index.user_count))
+    for u in [heavy, *np.random.default_rng(6).choice(r.n_users, 5, replace=False).tolist()]:
+        rec = tabled.recommend(u, 10, "jaccard")
+        want = ref.recommend_table(u, 10, "jaccard", 50)
+        assert rec.items.tolist() == [j for _, j, _ in want], u
+        np.testing.assert_allclose(rec.scores, [s for s, _, _ in want], rtol=0, atol=1e-9)
+        assert rec.because.tolist() == [b for _, _, b in want], u

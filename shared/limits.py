@@ -1,0 +1,188 @@
+"""Request limits every Chorus process applies: body size, requests in flight, and JSON bodies parsed off the loop.
+
+:class:`Limits` is a plain ASGI middleware, outermost in each app, so refusing costs as little as possible:
+
+- A request whose ``Content-Length`` exceeds ``CHORUS_MAX_BODY_BYTES`` is answered 413 before the app runs and
+  before a byte of its body is read; a body sent without a length (chunked) is counted as it streams in, and the
+  413 comes as soon as the count passes the limit, so no process ever holds more than the limit of one body.
+- At most ``CHORUS_MAX_IN_FLIGHT`` requests are handled at once; one more is answered 503 with ``Retry-After`` at
+  once instead of queueing behind the others (a client that waits seconds for an answer has usually given up).
+  ``/healthz`` and ``/metrics`` are never shed, so probes and scrapes see a busy process as alive.
+
+:class:`OffLoopRoute` is the route class of the routers with JSON bodies: a body over :data:`OFF_LOOP_BYTES` is
+decoded and validated in the thread pool, so a batch of thousands of pairs does not stall the event loop (and
+``/healthz`` with it) for the tens of milliseconds that takes.
+
+Header size and read timeouts need the HTTP parser itself: see :mod:`chorus.shared.protocol`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chorus.shared.metrics import HTTP_REFUSED
+
+OFF_LOOP_BYTES = 64 * 1024
+"""JSON bodies larger than this are decoded and validated in the thread pool."""
+RETRY_AFTER_SECONDS = 1
+"""What a shed request is told to wait before trying again."""
+NEVER_SHED = frozenset({"/healthz", "/metrics"})
+
+
+class HttpSettings(BaseSettings):
+    """What every HTTP process of Chorus (each service and the gateway) reads from the environment (prefix
+    ``CHORUS_``): its limits, and the token that shows readiness details."""
+
+    model_config = SettingsConfigDict(env_prefix="CHORUS_", extra="ignore")
+
+    max_body_bytes: int = Field(1_048_576, ge=0)
+    """Largest request body accepted, in bytes (``CHORUS_MAX_BODY_BYTES``); larger: 413."""
+    max_in_flight: int = Field(64, ge=1)
+    """Requests handled at once by one process (``CHORUS_MAX_IN_FLIGHT``); more: 503 with ``Retry-After``."""
+    max_head_bytes: int = Field(65_536, ge=1024)
+    """Longest request line plus headers, in bytes (``CHORUS_MAX_HEAD_BYTES``); longer: 414 or 431."""
+    head_timeout: float = Field(10.0, gt=0)
+    """Seconds a client has to send a request's line and headers (``CHORUS_HEAD_TIMEOUT``)."""
+    body_timeout: float = Field(30.0, gt=0)
+    """Seconds a client has to send a request's body once its headers are in (``CHORUS_BODY_TIMEOUT``)."""
+    status_token: SecretStr | None = None
+    """Bearer token that shows the details of ``/readyz`` (``CHORUS_STATUS_TOKEN``); unset: never shown."""
+
+
+def error_body(type_: str, detail: str) -> bytes:
+    """The ``{"type", "detail"}`` body every Chorus error has, as bytes."""
+    return json.dumps({"type": type_, "detail": detail}, separators=(",", ":")).encode()
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """A request body over the limit (413); the connection is closed, as the rest of the body is never read.
+
+    An HTTPException so that FastAPI passes it on while it reads a body (it turns other errors raised there into
+    400 "There was an error parsing the body"), to the handler that words every error.
+    """
+
+    type = "payload_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            413,
+            f"the request body is larger than {limit} bytes (CHORUS_MAX_BODY_BYTES); send fewer pairs or items "
+            "per request",
+            headers={"connection": "close"},
+        )
+
+
+async def send_error(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(headers or ())]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # h11 refuses such a request before it gets here
+    return None
+
+
+class Limits:
+    """ASGI middleware: body size limit and load shedding (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_in_flight: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        counted = scope["path"] not in NEVER_SHED
+        if counted and self.in_flight >= self.max_in_flight:
+            HTTP_REFUSED.labels("overloaded").inc()
+            detail = (
+                f"the server is busy ({self.in_flight} requests in flight, CHORUS_MAX_IN_FLIGHT); "
+                f"retry in {RETRY_AFTER_SECONDS} s"
+            )
+            headers = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
+            return await send_error(send, 503, error_body("overloaded", detail), headers)
+        length = _content_length(scope)
+        limit = self.max_body_bytes
+        if length is not None and length > limit:
+            HTTP_REFUSED.labels(BodyTooLarge.type).inc()
+            body = error_body(BodyTooLarge.type, BodyTooLarge(limit).detail)
+            return await send_error(send, 413, body, [(b"connection", b"close")])
+
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    HTTP_REFUSED.labels(BodyTooLarge.type).inc()
+                    raise BodyTooLarge(limit)
+            return message
+
+        if counted:
+            self.in_flight += 1
+        try:
+            await self.app(scope, counting_receive, send)
+        finally:
+            if counted:
+                self.in_flight -= 1
+
+
+class _OffLoopRequest(Request):
+    body_model: type[BaseModel] | None = None
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            if len(body) <= OFF_LOOP_BYTES:
+                self._json = json.loads(body)
+            else:
+                self._json = await run_in_threadpool(_decode, body, self.body_model)
+        return self._json
+
+
+def _decode(body: bytes, model: type[BaseModel] | None) -> Any:
+    """The body decoded, and validated when it is one model: FastAPI then accepts the instance as it is. An
+    invalid body is returned decoded only, for FastAPI to validate again and word the 422 as usual."""
+    data = json.loads(body)
+    if model is not None:
+        try:
+            return model.model_validate(data)
+        except ValidationError:
+            return data
+    return data
+
+
+class OffLoopRoute(APIRoute):
+    """A route whose large JSON body is decoded and validated in the thread pool (FastAPI's documented way to
+    give a route its own ``Request`` class)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        annotation = getattr(getattr(self.body_field, "field_info", None), "annotation", None)
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        request_class = type("OffLoopRequest", (_OffLoopRequest,), {"body_model": model})
+
+        async def off_loop_handler(request: Request) -> Response:
+            return await handler(request_class(request.scope, request.receive))
+
+        return off_loop_handler
