@@ -78,3 +78,22 @@ def run_measured(cmd: list[str], cwd: Path, timeout: float) -> tuple[subprocess.
     seconds = time.perf_counter() - start
     done = subprocess.CompletedProcess(cmd, proc.returncode, "".join(out_chunks), "".join(err_chunks))
     return done, seconds, peak_kb / 1024
+
+
+def train_demo(work: Path, data: str | Path | None, reviews: int, seed: int):
+    """Train ``data`` (or ``reviews`` freshly generated demo reviews) into ``work/artifacts``; return the artifact
+    root, the dataset, and its item ids from the most reviewed down (ties by id)."""
+    import numpy as np
+
+    from chorus.shared.artifacts import ArtifactStore, load_data_component
+    from chorus.shared.data.synthetic import generate_reviews
+    from chorus.train import parse_components, train
+
+    if data is None:
+        data = work / "demo.tsv.gz"
+        generate_reviews(data, reviews, seed=seed, progress=False)
+    root = work / "artifacts"
+    train(data, root, parse_components(None), seed=seed, progress=False, log=lambda _m: None)
+    dataset = load_data_component(ArtifactStore(root).open(components=["data"]))
+    order = np.lexsort((dataset.item_ids, -np.bincount(dataset.item, minlength=dataset.n_items)))
+    return root, dataset, [str(x) for x in dataset.item_ids[order]]

@@ -377,26 +377,15 @@ def bench_database(url: str) -> str | None:
 
 def start_system(args, stack: contextlib.ExitStack) -> Target:
     """Demo data (or ``--data``) trained into a temporary directory, served by chorus up's three processes."""
-    import numpy as np
-
     sys.path.insert(0, str(ROOT))
+    from bench._common import train_demo
     from chorus.launcher import Topology
-    from chorus.shared.artifacts import ArtifactStore, load_data_component
-    from chorus.shared.data.synthetic import generate_reviews
-    from chorus.train import parse_components, train
 
     work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chorus-bench-")))
     started = time.monotonic()
-    data = args.data
-    if data is None:
-        data = work / "demo.tsv.gz"
-        generate_reviews(data, args.reviews, seed=args.seed, progress=False)
-    root = work / "artifacts"
-    train(data, root, parse_components(None), seed=args.seed, progress=False, log=lambda _m: None)
-    dataset = load_data_component(ArtifactStore(root).open(components=["data"]))
+    root, dataset, by_reviews = train_demo(work, args.data, args.reviews, args.seed)
     # the most reviewed items: the hottest for the hit scenario, the next ones for the misses
-    order = np.lexsort((dataset.item_ids, -np.bincount(dataset.item, minlength=dataset.n_items)))
-    items = [str(x) for x in dataset.item_ids[order[: MISS_KEYS + 1]]]
+    items = by_reviews[: MISS_KEYS + 1]
     print(
         f"bench: trained {dataset.n:,} reviews ({dataset.n_users:,} users, {dataset.n_items:,} items) "
         f"in {time.monotonic() - started:.1f} s",

@@ -133,7 +133,11 @@ def cmd_artifacts_list(args: argparse.Namespace) -> int:
     from chorus.shared.artifacts import ArtifactStore
 
     store = ArtifactStore(args.artifacts)
-    current = store.current()
+    try:
+        current = store.current()
+    except ChorusError as exc:  # list the versions anyway: they are what `chorus artifacts use` repairs it with
+        print(f"note: {exc.detail}")
+        current = None
     versions = store.versions()
     if not versions:
         print(f"no versions in {args.artifacts}")

@@ -59,10 +59,10 @@ def _reusable(
 ) -> tuple[list[str], Version | None]:
     """Components of the current version worth carrying over: built from the same data file and not being
     retrained. Only those are verified (checksums), and only when there is something to reuse."""
-    name = store.current()
-    if name is None:
-        return [], None
     try:
+        name = store.current()
+        if name is None:
+            return [], None
         manifest = store.open(name, components=[], verify=False).manifest
         if manifest["dataset"].get("fingerprint", {}).get("sha256") != sha256:
             return [], None

@@ -15,8 +15,16 @@ fsync, ``os.replace``). A crash at any point leaves ``CURRENT`` on the previous 
 
 Reading (:class:`ArtifactStore.open`): the manifest is validated and every file of the requested components
 is checked against its size and sha256 before anything is returned, so a missing, truncated or altered file
-raises :class:`~chorus.shared.errors.ArtifactError` and is never served. Arrays load with ``mmap_mode="r"`` and
-``allow_pickle=False``.
+raises :class:`~chorus.shared.errors.ArtifactError` and is never served. ``CURRENT`` must name a plain version
+directory of the root (:func:`check_version_name`): never a path, a parent or hidden directory, or bytes that are
+not UTF-8 text.
+
+Arrays are read into private memory, never memory-mapped: a served array is a copy that nothing done to the file
+afterwards (truncated, rewritten, deleted) can change or turn into a ``SIGBUS``. The cost is the arrays' bytes in
+each process's own memory where a map could have shared the page cache (README, "Artifacts", has the figures).
+With ``ArtifactStore.open(load=True)`` each file is read once: its size, sha256, ``.npy`` header (shape and dtype
+as the manifest says, no pickles) and content (every float finite) are checked on the bytes that are then
+served, so a file changed between the check and the load cannot slip through.
 
 The ``data`` component (written by every ``chorus train``) holds the ratings and vocabularies that the
 services share; see :func:`save_data_component` and :func:`load_data_component`.
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import os
 import secrets
@@ -33,11 +42,11 @@ import shutil
 import socket
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from chorus.shared.data.ratings import LoadReport, Ratings, RatingScale
+from chorus.shared.data.ratings import LoadReport, Ratings, RatingScale, text_array
 from chorus.shared.errors import ArtifactError
 
 FORMAT_VERSION = 1
@@ -211,7 +220,7 @@ def prune(root: str | os.PathLike, keep: int = DEFAULT_KEEP) -> list[str]:
     """Delete all but the newest ``keep`` versions (never the current one) and abandoned temporary
     directories; return the names removed."""
     root = Path(root)
-    current = read_current(root)
+    current = _current_or_none(root)
     versions = list_versions(root)
     doomed = [v for v in versions[: max(0, len(versions) - keep)] if v != current]
     for v in doomed:
@@ -248,22 +257,72 @@ def _abandoned(tmp: Path) -> bool:
     return False
 
 
+#: Longest ``CURRENT`` file read (a version name is a few dozen characters; anything longer is not one).
+MAX_CURRENT_BYTES = 1024
+
+
+def check_version_name(name: str, root: str | os.PathLike = ".") -> str:
+    """``name`` if it can name a version directory of ``root``: one path component, not hidden, printable.
+
+    Raises
+    ------
+    ArtifactError : an empty name, an absolute or relative path (``/``, ``\\``, ``..``), a hidden or temporary
+        directory (leading ``.``), or control characters; the message says which.
+    """
+    problem = None
+    if not name:
+        problem = "an empty name"
+    elif "/" in name or "\\" in name or os.path.isabs(name):
+        problem = "a path, not a directory name"
+    elif name.startswith("."):
+        problem = "a parent, hidden or temporary directory"
+    elif not name.isprintable():
+        problem = "control characters"
+    if problem:
+        raise ArtifactError(f"{Path(root) / CURRENT} names {name[:80]!r}, {problem}: it must name a version directory")
+    return name
+
+
 def read_current(root: str | os.PathLike) -> str | None:
+    """The version ``CURRENT`` names, None when there is no ``CURRENT`` (or it is empty).
+
+    Raises
+    ------
+    ArtifactError : ``CURRENT`` is not UTF-8 text, too long, or does not name a plain version directory
+        (:func:`check_version_name`).
+    """
     path = Path(root) / CURRENT
     try:
-        name = path.read_text().strip()
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CURRENT_BYTES + 1)
     except FileNotFoundError:
         return None
-    return name or None
+    if len(raw) > MAX_CURRENT_BYTES:
+        raise ArtifactError(f"{path} holds more than {MAX_CURRENT_BYTES} bytes: not a version name")
+    try:
+        name = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ArtifactError(f"{path} is not UTF-8 text ({raw[:16]!r}...): not a version name") from None
+    return check_version_name(name, root) if name else None
+
+
+def _current_or_none(root: Path) -> str | None:
+    """``read_current``, with an unusable ``CURRENT`` taken as none (for pruning, which must not fail on it)."""
+    try:
+        return read_current(root)
+    except ArtifactError:
+        return None
 
 
 class Version:
-    """A verified, read-only version. Arrays are memory-mapped on first use and cached."""
+    """A verified, read-only version. Arrays are read into private memory on first use (or all at once by
+    ``ArtifactStore.open(load=True)``), checked (:func:`_read_array`) and cached."""
 
-    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, path: Path, manifest: dict[str, Any], verify: bool = True) -> None:
         self.path = path
         self.name = path.name
         self.manifest = manifest
+        self.verify = verify
         self._arrays: dict[tuple[str, str], np.ndarray] = {}
 
     @property
@@ -276,19 +335,32 @@ class Version:
         except KeyError:
             raise ArtifactError(f"version {self.name} has no {component!r} component") from None
 
+    def has_array(self, component: str, name: str) -> bool:
+        return name in self.component_meta(component)["files"]
+
     def array(self, component: str, name: str) -> np.ndarray:
+        """The array ``<component>/<name>`` (read-only, in this process's memory).
+
+        Raises
+        ------
+        ArtifactError : no such array, or a file that fails a check of :func:`_read_array`.
+        """
         key = (component, name)
         if key not in self._arrays:
             files = self.component_meta(component)["files"]
             if name not in files:
                 raise ArtifactError(f"version {self.name}: component {component!r} has no array {name!r}")
             info = files[name]
-            path = self.path / info["path"]
-            mmap: Literal["r"] | None = (
-                "r" if int(np.prod(info["shape"])) > 0 else None
-            )  # an empty array cannot be mapped
-            self._arrays[key] = np.load(path, mmap_mode=mmap, allow_pickle=False)
+            self._arrays[key] = _read_array(
+                self.name, self.path / info["path"], f"{component}/{name}", info, self.verify
+            )
         return self._arrays[key]
+
+    def load(self, components: list[str]) -> None:
+        """Read and check every array of ``components`` now."""
+        for component in components:
+            for name in self.component_meta(component)["files"]:
+                self.array(component, name)
 
 
 class ArtifactStore:
@@ -304,10 +376,21 @@ class ArtifactStore:
         return list_versions(self.root)
 
     def open(
-        self, version: str | None = None, components: tuple[str, ...] | list[str] | None = None, verify: bool = True
+        self,
+        version: str | None = None,
+        components: tuple[str, ...] | list[str] | None = None,
+        verify: bool = True,
+        *,
+        load: bool = False,
     ) -> Version:
         """Open ``version`` (default: CURRENT), checking the manifest and, when ``verify``, every file of
-        ``components`` (default: all) against its size, sha256, shape and dtype."""
+        ``components`` (default: all) against its size, sha256, shape and dtype.
+
+        ``load``: read every array of ``components`` into memory now, checking each on the bytes read (one read
+        per file; what a service does before it swaps a version in). Without it the files are checked on disk
+        and arrays are read on first use."""
+        if version is not None:
+            check_version_name(version, self.root)
         if version is None:
             version = self.current()
             if version is None:
@@ -335,11 +418,14 @@ class ArtifactStore:
                 f"version {version} lacks the component(s) {', '.join(missing)} "
                 f"(it has {', '.join(sorted(have)) or 'none'})"
             )
-        if verify:
+        opened = Version(path, manifest, verify=verify)
+        if load:
+            opened.load(wanted)
+        elif verify:
             for component in wanted:
                 for name, info in have[component]["files"].items():
                     _verify_file(version, path / info["path"], f"{component}/{name}", info)
-        return Version(path, manifest)
+        return opened
 
 
 def _verify_file(version: str, path: Path, label: str, info: dict) -> None:
@@ -353,17 +439,81 @@ def _verify_file(version: str, path: Path, label: str, info: dict) -> None:
     if _sha256(path) != info["sha256"]:
         raise ArtifactError(f"version {version}: file {label} fails its checksum (altered or corrupt)")
     with open(path, "rb") as f:
-        try:
-            major, _ = np.lib.format.read_magic(f)
-            header = np.lib.format.read_array_header_1_0(f) if major == 1 else np.lib.format.read_array_header_2_0(f)
-        except ValueError as exc:
-            raise ArtifactError(f"version {version}: file {label} is not a valid .npy ({exc})") from exc
-    shape, _, dtype = header
+        _read_header(version, f, label, info)
+
+
+def _read_header(
+    version: str, f: io.BufferedIOBase | io.BytesIO, label: str, info: dict
+) -> tuple[tuple, bool, np.dtype]:
+    """The ``.npy`` header read from ``f`` (shape, Fortran order, dtype), checked against the manifest."""
+    try:
+        major, _ = np.lib.format.read_magic(f)
+        if major not in (1, 2):
+            raise ValueError(f"format version {major}")
+        header = np.lib.format.read_array_header_1_0(f) if major == 1 else np.lib.format.read_array_header_2_0(f)
+    except ValueError as exc:
+        raise ArtifactError(f"version {version}: file {label} is not a valid .npy ({exc})") from exc
+    shape, fortran, dtype = header
     if list(shape) != info["shape"] or dtype.str != info["dtype"]:
         raise ArtifactError(
             f"version {version}: file {label} has shape {list(shape)} {dtype.str}, "
             f"manifest says {info['shape']} {info['dtype']}"
         )
+    if dtype.hasobject:
+        raise ArtifactError(f"version {version}: file {label} holds Python objects (pickles are never loaded)")
+    return shape, fortran, dtype
+
+
+#: The longest ``.npy`` header read (numpy writes a few hundred bytes; format 2 allows up to 4 GiB).
+MAX_HEADER_BYTES = 1 << 16
+
+
+def _read_array(version: str, path: Path, label: str, info: dict, verify: bool) -> np.ndarray:
+    """The array stored in ``path``, read into private memory (never mapped), checked on the bytes read: size,
+    sha256 (when ``verify``), header (shape and dtype as the manifest says) and content (every float finite).
+
+    Raises
+    ------
+    ArtifactError : a missing, truncated, altered or malformed file, or NaN or infinite values.
+    """
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size != info["bytes"]:
+                raise ArtifactError(
+                    f"version {version}: file {label} is truncated or altered ({size} bytes, "
+                    f"manifest says {info['bytes']})"
+                )
+            buf = np.empty(size, dtype=np.uint8)
+            view, got = buf.data, 0
+            while got < size and (n := f.readinto(view[got:])):
+                got += n
+    except FileNotFoundError:
+        raise ArtifactError(f"version {version}: file {label} is missing ({path})") from None
+    except OSError as exc:
+        raise ArtifactError(f"version {version}: file {label} cannot be read ({exc})") from exc
+    if got != size:
+        raise ArtifactError(f"version {version}: file {label} shrank while it was read ({got} of {size} bytes)")
+    if verify and hashlib.sha256(buf.data).hexdigest() != info["sha256"]:
+        raise ArtifactError(f"version {version}: file {label} fails its checksum (altered or corrupt)")
+    head = io.BytesIO(buf[:MAX_HEADER_BYTES].tobytes())
+    shape, fortran, dtype = _read_header(version, head, label, info)
+    offset, count = head.tell(), int(np.prod(shape))
+    if size - offset != count * dtype.itemsize:
+        raise ArtifactError(
+            f"version {version}: file {label} holds {size - offset} bytes of data, its header needs "
+            f"{count * dtype.itemsize}"
+        )
+    array = buf[offset:].view(dtype).reshape(shape, order="F" if fortran else "C")
+    array.flags.writeable = False
+    if dtype.kind in "fc" and count:
+        bad = count - int(np.count_nonzero(np.isfinite(array)))
+        if bad:
+            raise ArtifactError(
+                f"version {version}: file {label} holds {bad} non-finite value(s) (NaN or infinity); "
+                "a version with them is never served"
+            )
+    return array
 
 
 # --- the data component -------------------------------------------------------------------------------------
@@ -379,7 +529,9 @@ def save_data_component(writer: VersionWriter, ratings: Ratings) -> None:
     writer.save_array(DATA, "timestamp", ratings.timestamp.astype(np.int64))
     writer.save_array(DATA, "user_ids", ratings.user_ids.astype(str))
     writer.save_array(DATA, "item_ids", ratings.item_ids.astype(str))
-    writer.save_array(DATA, "titles", np.asarray(ratings.titles).astype(str))
+    offsets, utf8 = encode_texts(ratings.titles)
+    writer.save_array(DATA, "titles_offsets", offsets)
+    writer.save_array(DATA, "titles_utf8", utf8)
     scale = ratings.scale
     writer.set_component_meta(
         DATA,
@@ -389,13 +541,50 @@ def save_data_component(writer: VersionWriter, ratings: Ratings) -> None:
     )
 
 
+def encode_texts(texts: np.ndarray | list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Strings as (int64 offsets (n + 1,), uint8 UTF-8 bytes): string ``k`` is ``utf8[offsets[k]:offsets[k + 1]]``.
+    Each takes its own length on disk, where a fixed-width ``<U`` array gives every entry the longest one's."""
+    encoded = [str(t).encode("utf-8") for t in np.asarray(texts).tolist()]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    return offsets, np.frombuffer(b"".join(encoded), dtype=np.uint8)
+
+
+def decode_texts(offsets: np.ndarray, utf8: np.ndarray, label: str = "texts") -> np.ndarray:
+    """The strings :func:`encode_texts` stored, as a variable-width string array.
+
+    Raises
+    ------
+    ArtifactError : offsets that are not a non-decreasing index of ``utf8``, or bytes that are not UTF-8.
+    """
+    ends = np.asarray(offsets, dtype=np.int64)
+    if ends.ndim != 1 or ends.size < 1 or ends[0] != 0 or ends[-1] != utf8.size or np.any(np.diff(ends) < 0):
+        raise ArtifactError(f"{label}: offsets that do not index its {utf8.size} bytes")
+    blob = utf8.tobytes()
+    bounds = ends.tolist()
+    try:
+        values = [blob[a:b].decode("utf-8") for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    except UnicodeDecodeError as exc:
+        raise ArtifactError(f"{label}: not UTF-8 ({exc})") from None
+    return text_array(values)
+
+
+def _titles(version: Version) -> np.ndarray:
+    """The data component's titles: offsets and UTF-8 bytes, or the fixed-width array of older versions."""
+    if version.has_array(DATA, "titles_utf8"):
+        label = f"version {version.name}: data/titles"
+        return decode_texts(version.array(DATA, "titles_offsets"), version.array(DATA, "titles_utf8"), label)
+    return text_array(version.array(DATA, "titles").tolist())
+
+
 def load_data_component(version: Version) -> Ratings:
-    """The stored ratings as a ``chorus.shared.data.Ratings`` (arrays memory-mapped)."""
+    """The stored ratings as a ``chorus.shared.data.Ratings`` (arrays read-only, in memory)."""
     meta = version.component_meta(DATA)
     report = LoadReport(
         path=meta["load_report"]["path"], format=meta["format"], rows_read=meta["load_report"]["rows_read"]
     )
     report.skipped_by_reason.update(meta["load_report"]["skipped_by_reason"])
+    report.titles_truncated = int(meta["load_report"].get("titles_truncated", 0))
     return Ratings(
         user=version.array(DATA, "user"),
         item=version.array(DATA, "item"),
@@ -403,7 +592,7 @@ def load_data_component(version: Version) -> Ratings:
         timestamp=version.array(DATA, "timestamp"),
         user_ids=version.array(DATA, "user_ids"),
         item_ids=version.array(DATA, "item_ids"),
-        titles=version.array(DATA, "titles"),
+        titles=_titles(version),
         scale=RatingScale(**meta["scale"]),
         report=report,
     )

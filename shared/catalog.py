@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from chorus.shared.artifacts import Version, load_data_component
-from chorus.shared.data.ratings import Ratings, RatingScale
+from chorus.shared.data.ratings import Ratings, RatingScale, text_array
 from chorus.shared.errors import InvalidInput, NotFound
 
 
@@ -20,7 +20,7 @@ from chorus.shared.errors import InvalidInput, NotFound
 class Catalog:
     user_ids: np.ndarray  # str (n_users,)
     item_ids: np.ndarray  # str (n_items,)
-    titles: np.ndarray  # str (n_items,)
+    titles: np.ndarray  # StringDType (n_items,)
     item_reviews: np.ndarray  # int64 (n_items,)
     item_mean: np.ndarray  # float64 (n_items,)
     scale: RatingScale
@@ -29,7 +29,7 @@ class Catalog:
     def __post_init__(self) -> None:
         self._user_index = {u: k for k, u in enumerate(self.user_ids.tolist())}
         self._item_index = {i: k for k, i in enumerate(self.item_ids.tolist())}
-        self._lower_titles = np.char.lower(np.asarray(self.titles, dtype=str))
+        self._lower_titles = np.char.lower(text_array(np.asarray(self.titles).tolist()))  # variable width
 
     @classmethod
     def from_ratings(cls, ratings: Ratings, stats: dict | None = None) -> Catalog:

@@ -56,8 +56,9 @@ def canonical_method(method: Method) -> Method:
     return METHOD_ALIASES.get(method, method)
 
 
-MAX_ID_LENGTH = 200
-"""Longest user or item id the API accepts (characters)."""
+MAX_ID_LENGTH = 256
+"""Longest user or item id: the API accepts ids of up to this many characters and the loaders keep ids of up to this
+many bytes of UTF-8 (longer ones are skipped as ``id_too_long``), so every id a version holds can be queried."""
 MAX_K = 500
 """Most results one list query returns."""
 MAX_MIN_COMMON = 1_000_000

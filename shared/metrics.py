@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
@@ -60,6 +61,9 @@ ARTIFACT_LOAD_FAILURES = Counter(
 )
 
 _CACHE_RESULTS = frozenset({"hit", "miss", "bypass"})
+_CACHE_SERIES = {result: CACHE_REQUESTS.labels(result) for result in _CACHE_RESULTS}
+_SERIES: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+"""The children of HTTP_REQUESTS and HTTP_LATENCY by (route, method, status); bounded like the labels."""
 
 
 class RequestMetrics:
@@ -88,11 +92,15 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, observed_send)
         finally:
-            labels = (route_template(scope), scope["method"], str(status))
-            HTTP_REQUESTS.labels(*labels).inc()
-            HTTP_LATENCY.labels(*labels).observe(time.perf_counter() - start)
+            labels = (route_template(scope), scope["method"], status)
+            series = _SERIES.get(labels)
+            if series is None:  # labels() validates and locks: once per series, not on every request
+                named = (labels[0], labels[1], str(status))
+                series = _SERIES[labels] = (HTTP_REQUESTS.labels(*named), HTTP_LATENCY.labels(*named))
+            series[0].inc()
+            series[1].observe(time.perf_counter() - start)
             if cache in _CACHE_RESULTS:
-                CACHE_REQUESTS.labels(cache).inc()
+                _CACHE_SERIES[cache].inc()
 
 
 def route_template(scope: Scope) -> str:

@@ -5,7 +5,16 @@ than the one being served, that version is opened and verified (:class:`chorus.s
 service's model is built from it beside the old one, and the reference is swapped in one assignment. A request
 takes the holder's ``(version, model)`` pair once, at its start, so requests in flight finish on the model they
 began with. A version that fails validation or loading is refused, the old one keeps serving, and ``/readyz``
-says why (the refusal is remembered, so a bad version is not retried on every poll).
+says why (with the status token; the refusal is remembered, so a bad version is not retried, nor logged again, on
+every poll).
+
+Before a swap the new version passes three gates: its files (size, sha256, shape and dtype as the manifest says,
+every float finite: :meth:`chorus.shared.artifacts.ArtifactStore.open` with ``load=True``, which reads them into
+private memory, so nothing done to the files afterwards can reach the served arrays), the service's ``build``
+(which checks that indices are in range), and the service's ``canary``, a query answered by the new model whose
+answer must be sound. ``CURRENT`` itself must name a plain version directory of the root
+(:func:`chorus.shared.artifacts.read_current`). A process that starts while ``CURRENT`` is unusable serves the
+newest version that passes all three gates, and says so in ``/readyz`` (``fallback``) and in the log.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chorus.shared.artifacts import ArtifactStore, Version
 from chorus.shared.contract import VERSION_HEADER
-from chorus.shared.errors import ChorusError, NotReady, Unauthorized
+from chorus.shared.errors import ArtifactError, ChorusError, NotReady, Unauthorized
 from chorus.shared.limits import BodyTooLarge, HttpSettings, Limits
 from chorus.shared.logs import configure_logging
 from chorus.shared.metrics import ARTIFACT_LOAD_FAILURES, RequestMetrics, metrics_router
@@ -71,18 +80,30 @@ class Loaded(Generic[M]):
 
 
 class ModelHolder(Generic[M]):
-    """Holds the served ``(version, model)`` and swaps in new versions; see the module docstring."""
+    """Holds the served ``(version, model)`` and swaps in new versions; see the module docstring.
+
+    ``canary(model)`` runs a query on a freshly built model and raises (any exception) when the answer is not
+    sound; ``load_failures`` counts refused versions (a hook for metrics)."""
 
     def __init__(
-        self, root: Path, build: Callable[[Version], M], components: Sequence[str], verify: bool = True
+        self,
+        root: Path,
+        build: Callable[[Version], M],
+        components: Sequence[str],
+        verify: bool = True,
+        canary: Callable[[M], None] | None = None,
     ) -> None:
         self.store = ArtifactStore(root)
         self.build = build
+        self.canary = canary
         self.components = tuple(components)
         self.verify = verify
         self.loaded: Loaded[M] | None = None
         self.last_error: str | None = None
+        self.fallback = False
+        self.load_failures = 0
         self._refused: str | None = None
+        self._bad: dict[str, str] = {}  # versions that failed a gate, by name: why (a version never changes)
         self._lock = threading.Lock()
 
     def get(self) -> Loaded[M]:
@@ -99,33 +120,84 @@ class ModelHolder(Generic[M]):
             except OSError as exc:
                 self.last_error = f"cannot read CURRENT: {exc}"
                 return False
+            except ArtifactError as exc:  # not a version name: refused once, then remembered by its reason
+                if exc.detail != self._refused:
+                    self._refuse(exc.detail, f"CURRENT refused: {exc.detail}")
+                return self._fall_back()
             if name is None:
                 if self.loaded is None:
                     self.last_error = f"no version yet: {self.store.root}/CURRENT does not exist"
                 return False
-            if (self.loaded is not None and name == self.loaded.version) or name == self._refused:
-                return False
+            if (self.loaded is not None and name == self.loaded.version and not self.fallback) or name == self._refused:
+                return self._fall_back()
             try:
-                version = self.store.open(name, components=self.components, verify=self.verify)
-                model = self.build(version)
-            except ChorusError as exc:
-                self._refuse(name, exc.detail)
-                return False
-            except Exception as exc:  # a broken artifact must never take the service down
-                log.exception("loading version %s failed", name)
-                self._refuse(name, f"{type(exc).__name__}: {exc}")
-                return False
-            self.loaded = Loaded(name, model)
+                model = self._load(name)
+            except ArtifactError as exc:
+                self._refuse(name, f"version {name} refused: {exc.detail}")
+                return self._fall_back()
+            self._swap(name, model, fallback=False)
+            return True
+
+    def _load(self, name: str) -> M:
+        """The model of version ``name`` once it passed every gate (files, build, canary).
+
+        Raises
+        ------
+        ArtifactError : the first gate it fails, and why (also remembered, so the fallback does not try it again).
+        """
+        try:
+            version = self.store.open(name, components=self.components, verify=self.verify, load=True)
+            model = self.build(version)
+        except ChorusError as exc:
+            self._bad[name] = exc.detail
+            raise ArtifactError(exc.detail) from exc
+        except Exception as exc:  # a broken artifact must never take the service down
+            log.warning("loading version %s failed", name, exc_info=True)
+            self._bad[name] = f"{type(exc).__name__}: {exc}"
+            raise ArtifactError(self._bad[name]) from exc
+        if self.canary is not None:
+            try:
+                self.canary(model)
+            except Exception as exc:
+                self._bad[name] = f"its canary query failed ({type(exc).__name__}: {exc})"
+                raise ArtifactError(self._bad[name]) from exc
+        return model
+
+    def _swap(self, name: str, model: M, fallback: bool) -> None:
+        self.loaded = Loaded(name, model)
+        self.fallback = fallback
+        if fallback:
+            self.last_error = f"{self.last_error}; serving the newest verified version {name} instead"
+            log.warning(self.last_error)
+        else:
             self.last_error = None
             self._refused = None
             log.info("serving version %s", name)
-            return True
 
-    def _refuse(self, name: str, detail: str) -> None:
+    def _fall_back(self) -> bool:
+        """With nothing served yet (a start with an unusable CURRENT), serve the newest version that passes every
+        gate; True when one was swapped in."""
+        if self.loaded is not None:
+            return False
+        for name in reversed(self.store.versions()):
+            if name == self._refused or name in self._bad:
+                continue
+            try:
+                model = self._load(name)
+            except ArtifactError as exc:
+                log.warning("fallback version %s refused: %s", name, exc.detail)
+                continue
+            self._swap(name, model, fallback=True)
+            return True
+        return False
+
+    def _refuse(self, key: str, message: str) -> None:
+        """Remember ``key`` (a version name, or why CURRENT is unusable) as refused; one log line."""
+        self._refused = key
+        self.load_failures += 1
         ARTIFACT_LOAD_FAILURES.inc()
-        self._refused = name
         keeps = f"; still serving {self.loaded.version}" if self.loaded else ""
-        self.last_error = f"version {name} refused: {detail}{keeps}"
+        self.last_error = f"{message}{keeps}"
         log.error(self.last_error)
 
     async def poll(self, interval: float) -> None:
@@ -141,6 +213,7 @@ class ModelHolder(Generic[M]):
         body = {
             "status": "ready" if loaded else "not_ready",
             "version": loaded.version if loaded else None,
+            "fallback": self.fallback,
             "detail": self.last_error,
         }
         return (200 if loaded else 503), body
@@ -241,7 +314,8 @@ def health_router() -> APIRouter:
     @router.get(
         "/readyz",
         summary="An artifact version is loaded and served",
-        description="``status`` and ``version``; with ``Authorization: Bearer $CHORUS_STATUS_TOKEN`` also "
+        description="``status``, ``version`` and ``fallback`` (true while a start on an unusable CURRENT serves "
+        "the newest verified version instead); with ``Authorization: Bearer $CHORUS_STATUS_TOKEN`` also "
         "``detail`` (why not ready, what was refused).",
         responses={
             503: {"description": "No version loaded yet"},
@@ -251,7 +325,7 @@ def health_router() -> APIRouter:
     def readyz(request: Request) -> JSONResponse:
         status, body = request.app.state.holder.readiness()
         if not show_details(request):
-            body = {"status": body["status"], "version": body["version"]}
+            body = {"status": body["status"], "version": body["version"], "fallback": body["fallback"]}
         response = JSONResponse(body, status_code=status)
         if body["version"]:
             response.headers[VERSION_HEADER] = body["version"]
@@ -269,10 +343,11 @@ def create_service_app(
     components: Sequence[str],
     routers: Sequence[APIRouter],
     version: str = "1",
+    canary: Callable[[Any], None] | None = None,
 ) -> FastAPI:
     """The shell both model services use: lifespan with first load and reload polling, error handlers,
-    health routes, the version header, then the service's own routers."""
-    holder = ModelHolder(settings.artifacts, build, components, verify=settings.verify_checksums)
+    health routes, the version header, then the service's own routers. ``canary``: see :class:`ModelHolder`."""
+    holder = ModelHolder(settings.artifacts, build, components, verify=settings.verify_checksums, canary=canary)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

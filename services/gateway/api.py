@@ -32,6 +32,7 @@ from chorus.shared.contract import (
     DEFAULT_MIN_COMMON,
     DEFAULT_SEARCH_LIMIT,
     MAX_K,
+    MAX_MIN_COMMON,
     VERSION_HEADER,
     Measure,
 )
@@ -121,6 +122,20 @@ meta = APIRouter(tags=["meta"])
 similarity = APIRouter(prefix="/v1", tags=["similarity"], responses=ERRORS)
 users = APIRouter(prefix="/v1/users", tags=["users"], responses=ERRORS)
 rating = APIRouter(prefix="/v1", tags=["rating"], responses=ERRORS, route_class=OffLoopRoute)
+# /v1/predict answers an unknown user or item with a flagged fallback prediction, never 404
+predictions = APIRouter(
+    prefix="/v1",
+    tags=["rating"],
+    responses=error_responses(
+        InvalidInput,
+        UpstreamError,
+        UpstreamUnavailable,
+        NotReady,
+        UpstreamTimeout,
+        s503="The service that answers is unreachable or not ready",
+    ),
+    route_class=OffLoopRoute,
+)
 
 
 @meta.get("/healthz", response_model=HealthPublic)
@@ -231,21 +246,24 @@ async def recommendations(
     return respond(await gw.get(service, route, query, **lookup(request)))
 
 
-@rating.get("/predict", response_model=Prediction, responses={200: {"headers": CACHED_HEADERS}})
+@predictions.get("/predict", response_model=Prediction, responses={200: {"headers": CACHED_HEADERS}})
 async def predict(
     gw: GatewayDep,
     request: Request,
     user_id: UserIdQuery,
     item_id: ItemIdQuery,
 ) -> Response:
-    """The rating a user would give an item (the latent factor model of the rating service)."""
+    """The rating a user would give an item (the latent factor model of the rating service). An unknown user or
+    item is not an error: the answer is a fallback prediction flagged in ``fallback`` (``item_bias`` for an
+    unknown user, ``user_bias`` for an unknown item, ``global_mean`` for both)."""
     query = predict_query(user_id, item_id)
     return respond(await gw.get("rating", "predict", query, **lookup(request)))
 
 
-@rating.post("/predict", response_model=PredictionsPublic)
+@predictions.post("/predict", response_model=PredictionsPublic)
 async def predict_batch(gw: GatewayDep, request: Request, body: PredictRequest) -> Response:
-    """Predictions for up to 10,000 (user, item) pairs at once; never cached."""
+    """Predictions for up to 10,000 (user, item) pairs at once, unknown ids answered by the flagged fallbacks of
+    ``GET /v1/predict``; never cached."""
     # The body was validated above; forward the client's bytes rather than re-serialising 10,000 pairs.
     return respond(await gw.post("rating", "/v1/predict", await request.body()))
 
@@ -260,11 +278,12 @@ async def basket_recommendations(gw: GatewayDep, request: Request, body: BasketR
 page = APIRouter(include_in_schema=False)
 
 
-def _page_k(value: str | None) -> int:
+def _page_int(value: str | None, default: int, most: int) -> int:
+    """A number typed on the page, within ``1..most``; ``default`` for one that is not a number."""
     try:
-        return min(max(int(value or DEFAULT_K), 1), MAX_K)
+        return min(max(int(value or default), 1), most)
     except ValueError:
-        return DEFAULT_K
+        return default
 
 
 @page.get("/", response_class=HTMLResponse)
@@ -274,22 +293,25 @@ async def index(
     q: str | None = None,
     measure: str | None = None,
     k: str | None = None,
+    min_common: str | None = None,
     user: str | None = None,
     basket: str | None = None,
 ) -> HTMLResponse:
     """The web page: similar products for an id or title words; recommendations for a user or a basket."""
     measure = measure if measure in {m.value for m in Measure} else DEFAULT_MEASURE
-    size = _page_k(k)
+    size = _page_int(k, DEFAULT_K, MAX_K)
+    common = _page_int(min_common, DEFAULT_MIN_COMMON, MAX_MIN_COMMON)
     context: dict = {
         "q": q,
         "measure": measure,
         "k": size,
+        "min_common": common,
         "measures": list(Measure),
         "user": user,
         "basket": basket,
     }
     if q is not None:
-        context["similar"] = await pages.similar_section(gw, q, measure, size)
+        context["similar"] = await pages.similar_section(gw, q, measure, size, common)
     if user is not None:
         user = user.strip()
         if not user:

@@ -120,7 +120,7 @@ def create_app(
     app.state.settings = settings
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for router in (api.meta, api.similarity, api.users, api.rating, api.page):
+    for router in (api.meta, api.similarity, api.users, api.rating, api.predictions, api.page):
         app.include_router(router)
     app.include_router(metrics_router(_versions), include_in_schema=False)
     # The services' handlers, so that an error reads the same whether the gateway or a service found it; the

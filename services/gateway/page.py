@@ -1,8 +1,9 @@
 """The web page at ``/``: server-rendered, no JavaScript needed, answered through the same cache as the API.
 
-Three forms, each a plain ``GET /``: ``q`` (a product id or words of a title) with ``measure`` and ``k`` shows the
-similar items; ``user`` shows the user's recommendations, by the served default ranker with its reasons ("because
-you reviewed X, Y") and "because you liked"; ``basket`` (product ids, separated by commas or spaces) shows the
+Three forms, each a plain ``GET /``: ``q`` (a product id or words of a title) with ``measure``, ``k`` and
+``min_common`` (the least number of reviewers a neighbour shares with the product) shows the similar items;
+``user`` shows the user's recommendations, by the served default ranker with its reasons ("because you reviewed
+X, Y") and "because you liked"; ``basket`` (product ids, separated by commas or spaces) shows the
 recommendations for that basket (``POST /v1/recommendations``, never cached). Every failure becomes a message on
 the page, never an error page, and one failing service leaves the other's part.
 """
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 
 from chorus.services.gateway.core import Answer, Gateway
 from chorus.services.gateway.hitpath import ident, k_query, recommendations_target, search_query, similar_query
-from chorus.shared.contract import MAX_ID_LENGTH, MAX_PAIRS
+from chorus.shared.contract import DEFAULT_MIN_COMMON, MAX_ID_LENGTH, MAX_PAIRS
 from chorus.shared.errors import ChorusError
 
 SEARCH_LIMIT = 10  # title matches listed; one more is asked for, to tell "more than 10 match"
@@ -59,7 +60,7 @@ def _body(answer: Answer, service: str, not_found: str) -> dict:
     return body
 
 
-async def similar_section(gw: Gateway, q: str, measure: str, k: int) -> Section:
+async def similar_section(gw: Gateway, q: str, measure: str, k: int, min_common: int = DEFAULT_MIN_COMMON) -> Section:
     """Similar items for a product id, or for the best title match of the words typed."""
     q = q.strip()
     if not q:
@@ -90,7 +91,7 @@ async def similar_section(gw: Gateway, q: str, measure: str, k: int) -> Section:
             gw,
             "similarity",
             f"items/{ident(item['item_id'])}/similar",
-            similar_query(k, measure, 1),
+            similar_query(k, measure, min_common),
             f"No product has the id “{item['item_id']}”.",
         )
     except _Failed as failed:
@@ -98,7 +99,11 @@ async def similar_section(gw: Gateway, q: str, measure: str, k: int) -> Section:
     section.data = similar
     section.extra["item"] = item
     if not similar.get("data"):
-        section.message = "No other product shares a reviewer with this one."
+        section.message = (
+            "No other product shares a reviewer with this one."
+            if min_common <= 1
+            else f"No other product shares {min_common} reviewers with this one."
+        )
     return section
 
 

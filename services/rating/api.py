@@ -77,14 +77,15 @@ def _ranked(svc: RatingService, rec: Recommendation) -> dict[str, Any]:
 def predict(loaded: ServiceDep, user_id: UserIdQuery, item_id: ItemIdQuery) -> dict[str, Any]:
     """The predicted star rating of a user for an item, clipped to the rating scale.
 
-    An unknown user or item falls back (``fallback``: ``"item_bias"`` for an unknown user, ``"user_bias"`` for
-    an unknown item, ``"global_mean"`` for both)."""
+    An unknown user or item is not an error (never 404): the prediction falls back, flagged in ``fallback``
+    (``"item_bias"`` for an unknown user, ``"user_bias"`` for an unknown item, ``"global_mean"`` for both)."""
     return _predict(loaded.model, [user_id], [item_id])[0]
 
 
 @router.post("/predict", response_model=PredictionsPublic)
 def predict_batch(loaded: ServiceDep, body: PredictRequest) -> dict[str, Any]:
-    """Predictions for up to 10,000 (user, item) pairs, in the order given."""
+    """Predictions for up to 10,000 (user, item) pairs, in the order given; unknown ids fall back as for a single
+    prediction."""
     data = _predict(loaded.model, [p.user_id for p in body.pairs], [p.item_id for p in body.pairs])
     return {"data": data, "count": len(data)}
 

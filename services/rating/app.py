@@ -12,7 +12,7 @@ from functools import partial
 from fastapi import FastAPI
 
 from chorus.services.rating.api import router
-from chorus.services.rating.service import load_service
+from chorus.services.rating.service import canary, load_service
 from chorus.services.rating.settings import Settings
 from chorus.shared.serving import create_service_app
 
@@ -31,4 +31,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         build=partial(load_service, verify=settings.verify_checksums),
         components=("data", "rating"),
         routers=[router],
+        canary=canary,
     )

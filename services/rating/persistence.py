@@ -1,6 +1,6 @@
 """The ``rating`` artifact component: write a model into a version, load the served model from one.
 
-Files (``.npy``, memory-mapped on load): ``global_mean`` float64 (1,), ``user_bias``, ``item_bias`` float32,
+Files (``.npy``, read into memory on load): ``global_mean`` float64 (1,), ``user_bias``, ``item_bias`` float32,
 ``user_factors``, ``item_factors`` float32 (n, K), ``user_count``, ``item_count`` int32, ``popular_items`` int32,
 whatever the kind (models without factors store K = 0), and any further arrays a model's ``to_arrays`` names. The
 manifest's ``hyperparameters`` record the model's ``kind``, which picks its class in
@@ -42,7 +42,7 @@ def write_component(writer: VersionWriter, model: RatingModel, meta: dict[str, A
 
 
 def load_component(version: Version) -> RatingModel:
-    """The ``rating`` component of a verified version, as the class its kind names (arrays memory-mapped
+    """The ``rating`` component of a verified version, as the class its kind names (arrays
     read-only).
 
     Raises

@@ -25,7 +25,7 @@ from chorus.services.rating.rankers import Ranked, Ranker
 from chorus.services.rating.rankers.base import history_row
 from chorus.services.rating.rankers.persistence import COMPONENT as RANKING
 from chorus.services.rating.rankers.persistence import load_rankers
-from chorus.shared.artifacts import ArtifactStore, Version
+from chorus.shared.artifacts import Version
 from chorus.shared.catalog import Catalog
 from chorus.shared.contract import Ranking
 from chorus.shared.errors import ArtifactError, InvalidInput
@@ -247,8 +247,7 @@ def load_service(version: Version, verify: bool = True) -> RatingService:
     rankers: dict[str, Ranker] = {}
     default = LATENT
     if RANKING in version.components:
-        if verify:
-            ArtifactStore(version.path.parent).open(version.name, components=[RANKING], verify=True)
+        version.load([RANKING])  # every file read and checked (its sha256 too when the version was opened to verify)
         rankers, default = load_rankers(version)
         for kind, ranker in rankers.items():
             if ranker.n_items != catalog.n_items:
@@ -256,3 +255,27 @@ def load_service(version: Version, verify: bool = True) -> RatingService:
                     f"version {version.name}: the {kind} ranker has {ranker.n_items} items, the data {catalog.n_items}"
                 )
     return RatingService(version.name, model, catalog, reviews, rankers, default)
+
+
+def canary(svc: RatingService) -> None:
+    """A query a new version must answer soundly before it is served: the first user's predicted rating of the
+    first item, and their top 10 by every method of the version.
+
+    Raises
+    ------
+    ArtifactError : a prediction off the rating scale or not finite, or a list naming an item that does not exist
+        or scored NaN.
+    """
+    cat = svc.catalog
+    if cat.n_users == 0 or cat.n_items == 0:
+        raise ArtifactError(f"version {svc.version} has no users or no items")
+    pred = svc.model.predict(np.array([0]), np.array([0]))
+    r = float(pred.rating[0])
+    if not (np.isfinite(r) and svc.model.low <= r <= svc.model.high):
+        raise ArtifactError(f"version {svc.version}: the canary prediction is {r}")
+    for method in svc.methods:
+        rec = svc.recommend_user(str(cat.user_ids[0]), 10, method, [])
+        if rec.items.size and (rec.items.min() < 0 or rec.items.max() >= cat.n_items):
+            raise ArtifactError(f"version {svc.version}: method {method} recommends an item that does not exist")
+        if not np.all(np.isfinite(rec.scores)):
+            raise ArtifactError(f"version {svc.version}: method {method} gives non-finite scores")

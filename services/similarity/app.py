@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from chorus.services.similarity.api import router
-from chorus.services.similarity.model import load_model
+from chorus.services.similarity.model import canary, load_model
 from chorus.services.similarity.settings import Settings
 from chorus.shared.serving import create_service_app
 
@@ -26,4 +26,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         build=load_model,
         components=("data", "similarity"),
         routers=[router],
+        canary=canary,
     )

@@ -238,6 +238,11 @@ class SimilarityIndex:
             raise ArtifactError("neighbour table without any measure")
         if n_nb.size and (n_nb.min() < 0 or n_nb.max() > k):
             raise ArtifactError("n_neighbors out of range")
+        filled = np.arange(k) < n_nb[:, None]  # (n_items, K): the entries a query reads
+        for m, (nb, _) in tab.items():
+            held = nb[filled]
+            if held.size and (held.min() < 0 or held.max() >= self.n_items):
+                raise ArtifactError(f"neighbour table for {m}: an item index outside 0..{self.n_items - 1}")
         self._table, self._n_neighbors, self.table_k = tab, n_nb, int(k)
 
     @property

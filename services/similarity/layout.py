@@ -21,8 +21,10 @@ import numpy as np
 from chorus.shared.contract import Measure
 from chorus.shared.errors import ArtifactError
 
-FORMAT = 1
-"""Format of the arrays; bump on incompatible change."""
+FORMAT = 2
+"""Format of the arrays; bump on incompatible change. 2: Pearson scores carry significance weighting."""
+READABLE_FORMATS = (1, 2)
+"""Formats this build loads (a format-1 Pearson table holds unweighted scores: it is not used)."""
 
 CORE_ARRAYS = (
     "shape",

@@ -12,7 +12,7 @@ import numpy as np
 
 from chorus.services.similarity.config import SimilarityConfig
 from chorus.services.similarity.index import SimilarityIndex
-from chorus.services.similarity.layout import CORE_ARRAYS, FORMAT, table_array_names
+from chorus.services.similarity.layout import CORE_ARRAYS, FORMAT, READABLE_FORMATS, table_array_names
 from chorus.services.similarity.measures import measure_specs
 from chorus.shared.artifacts import Version, VersionWriter
 from chorus.shared.contract import Measure
@@ -55,7 +55,7 @@ def write_component(
 def load_component(version: Version, config: SimilarityConfig | None = None) -> SimilarityIndex:
     """The ``similarity`` component of a verified version, as a ready index.
 
-    Arrays stay memory-mapped (read-only); the query settings come from the stored hyperparameters unless
+    Arrays are used as loaded (read-only); the query settings come from the stored hyperparameters unless
     ``config`` is given.
 
     Raises
@@ -64,11 +64,16 @@ def load_component(version: Version, config: SimilarityConfig | None = None) -> 
     """
     meta = version.component_meta(COMPONENT)
     hyper = dict(meta.get("hyperparameters", {}))
-    if hyper.get("format") != FORMAT:
-        raise ArtifactError(f"similarity component of format {hyper.get('format')!r}; this Chorus reads {FORMAT}")
+    if hyper.get("format") not in READABLE_FORMATS:
+        raise ArtifactError(
+            f"similarity component of format {hyper.get('format')!r}; this Chorus reads "
+            f"{', '.join(map(str, READABLE_FORMATS))}"
+        )
     if config is None:
         fields = {f.name for f in dataclasses.fields(SimilarityConfig)}
         config = SimilarityConfig(**{k: v for k, v in hyper.items() if k in fields})
     measures = [m for m in hyper.get("measures", []) if m in {known.value for known in Measure}]
+    if hyper["format"] < FORMAT:  # its Pearson table predates significance weighting: Pearson is computed online
+        measures = [m for m in measures if m != Measure.pearson]
     names = list(CORE_ARRAYS) + (table_array_names(measures) if measures else [])
     return SimilarityIndex.from_saved({name: version.array(COMPONENT, name) for name in names}, config)

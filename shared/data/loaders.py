@@ -8,9 +8,8 @@ line numbers. Files may be plain or gzip (recognised by content, not by name).
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import gzip
-import io
 import json
 import os
 import zlib
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from chorus.shared.data.ratings import LoadReport, Ratings, RatingScale, RawColumns, assemble
-from chorus.shared.data.rows import CHUNK_BYTES, TRUE_WORDS, ChunkFilter, floats, ints
+from chorus.shared.data.rows import CHUNK_BYTES, TRUE_WORDS, ChunkFilter, floats, ints, line_blocks, raw_stream
 from chorus.shared.data.tsv import read_amazon_tsv
 from chorus.shared.errors import DataError
 from chorus.shared.progress import Progress
@@ -36,6 +35,7 @@ SCALES = {
 
 #: Why a row can be skipped, in the order the checks run (a row is counted under its first failure).
 REASONS = (
+    "line_too_long",
     "bad_json",
     "wrong_field_count",
     "id_too_long",
@@ -49,21 +49,17 @@ REASONS = (
 )
 
 
-def _open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
-    """Open plain or gzip text; lines end at ``\\n`` only and keep any ``\\r`` (stripped by the readers)."""
-    raw = open(path, "rb")  # noqa: SIM115 - handed to the wrapper, closed with it
-    magic = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
-    stream = gzip.GzipFile(fileobj=raw, mode="rb") if magic == b"\x1f\x8b" else raw
-    if encoding == "utf-8":
-        encoding = "utf-8-sig"  # a byte-order mark at the start is not part of the first field
-    return io.TextIOWrapper(stream, encoding=encoding, errors="replace", newline="\n")
+#: How much of the decompressed start of a file format detection reads (never a whole first line).
+DETECT_BYTES = 64 << 10
 
 
 def _first_line(path: Path) -> str:
-    with _open_text(path) as f:
-        for line in f:
-            if line.strip():
-                return line.rstrip("\r\n")
+    """The first non-empty line among the first :data:`DETECT_BYTES` bytes (cut there when longer)."""
+    with raw_stream(path) as (stream, _):
+        head = stream.read(DETECT_BYTES)
+    for line in head.decode("utf-8-sig", "replace").split("\n"):
+        if line.strip():
+            return line.rstrip("\r")
     return ""
 
 
@@ -86,30 +82,20 @@ def detect_format(path: Path) -> str:
     )
 
 
-def _chunks(f: io.TextIOBase, progress: Progress, size: int) -> Iterator[tuple[int, list[str]]]:
-    """Yield (line number of the first line, lines without ``\\n``; a ``\\r`` before it is left in place).
+@contextlib.contextmanager
+def _chunks(path: Path, filt: ChunkFilter, progress: Progress) -> Iterator[Iterator[tuple[int, list[str]]]]:
+    """(line number of the first line, lines without ``\\n``; a ``\\r`` before it is left in place) of each
+    block of whole lines of UTF-8 text (:func:`chorus.shared.data.rows.line_blocks`: over-long lines are skipped
+    and counted, memory stays within a few blocks)."""
+    with raw_stream(path, filt.max_ratio) as (stream, position):
+        blocks = line_blocks(stream, filt.report, CHUNK_BYTES, filt.max_line, lambda: progress.update(position()))
+        yield ((start, _lines(start, data)) for start, data in blocks)
 
-    Reads fixed-size blocks and splits them with one ``str.split`` call, carrying the partial last line over.
-    """
-    line_no = 1
-    raw = f.buffer  # type: ignore[attr-defined] # a TextIOWrapper, as _open_text makes
-    carry = ""
-    while True:
-        block = f.read(CHUNK_BYTES)
-        if not block:
-            if carry:
-                yield line_no, [carry]
-            return
-        lines = (carry + block).split("\n")
-        carry = lines.pop()
-        if lines:
-            yield line_no, lines
-            line_no += len(lines)
-        if size:
-            try:
-                progress.update(raw.fileobj.tell() if hasattr(raw, "fileobj") else raw.tell())
-            except (OSError, ValueError, AttributeError):
-                pass
+
+def _lines(start: int, data: bytes) -> list[str]:
+    if start == 1 and data.startswith(b"\xef\xbb\xbf"):  # a byte-order mark is not part of the first field
+        data = data[3:]
+    return data.decode("utf-8", "replace").split("\n")[:-1]
 
 
 def _split_rows(
@@ -143,8 +129,8 @@ def _read_amazon_json(path: Path, filt: ChunkFilter, progress: Progress, size: i
     if with_text:
         cols.text = []
     saw_verified = False
-    with _open_text(path) as f:
-        for start, lines in _chunks(f, progress, size):
+    with _chunks(path, filt, progress) as chunks:
+        for start, lines in chunks:
             nums = np.arange(start, start + len(lines), dtype=np.int64)
             recs, bad = [], np.zeros(len(lines), dtype=bool)
             for k, ln in enumerate(lines):
@@ -204,8 +190,8 @@ def _read_four_columns(
 ) -> None:
     """MovieLens rows: user, item, rating, timestamp separated by ``sep``, after an optional header line
     starting with ``header`` (case-insensitive)."""
-    with _open_text(path) as f:
-        for start, lines in _chunks(f, progress, size):
+    with _chunks(path, filt, progress) as chunks:
+        for start, lines in chunks:
             if header and start == 1 and lines and lines[0].lower().startswith(header):
                 lines, start = lines[1:], 2
             nums, lines, rows = _split_rows(start, lines, sep, 4, filt)
@@ -257,7 +243,13 @@ _READERS: dict[str, Callable] = {
 
 
 def load_ratings(
-    path: str | os.PathLike, format: str | None = None, *, with_text: bool = False, progress: bool = True
+    path: str | os.PathLike,
+    format: str | None = None,
+    *,
+    with_text: bool = False,
+    progress: bool = True,
+    max_line_bytes: int | None = None,
+    max_ratio: float | None = None,
 ) -> Ratings:
     """Load a review dump into a :class:`Ratings`.
 
@@ -267,10 +259,15 @@ def load_ratings(
     format : one of :data:`FORMATS`, or None to detect it from the name and first line.
     with_text : also keep review text (costs memory on large files).
     progress : show a progress bar on a terminal (never in pipes or CI).
+    max_line_bytes : longer lines are skipped as ``line_too_long`` (None:
+        :data:`chorus.shared.data.rows.MAX_LINE_BYTES`).
+    max_ratio : a gzip file inflating to more than this many times its size is refused (None:
+        :data:`chorus.shared.data.rows.MAX_DECOMPRESSION_RATIO`; 0: no limit).
 
     Raises
     ------
-    DataError : the file is missing or unreadable, the format unknown, or no row is valid.
+    DataError : the file is missing or unreadable, the format unknown, no row is valid, or a gzip file inflates
+        beyond ``max_ratio``.
     """
     p = Path(path)
     if not p.is_file():
@@ -283,7 +280,7 @@ def load_ratings(
         scale = SCALES[format]
         report = LoadReport(path=str(p), format=format)
         cols = RawColumns()
-        filt = ChunkFilter(cols, report, scale)
+        filt = ChunkFilter(cols, report, scale, max_line_bytes, max_ratio)
         size = p.stat().st_size
         with Progress(f"loading {p.name}", total=size) as bar:
             bar.enabled = bar.enabled and progress

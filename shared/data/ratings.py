@@ -7,6 +7,9 @@ are sorted, so index order is raw-id order), applies the duplicate rule and atta
 Duplicate rule: when the same (user, item) pair appears more than once, the review with the latest timestamp
 is kept; among equal timestamps the one later in the file wins. Every dropped duplicate is counted under
 ``duplicate_pair`` in the report, like any other skipped row.
+
+Titles longer than :data:`MAX_TITLE_LENGTH` characters are cut to it and counted (``titles_truncated``); they are
+held in a variable-width string array (numpy's ``StringDType``), so one long title does not widen every entry.
 """
 
 from __future__ import annotations
@@ -19,6 +22,13 @@ import numpy as np
 import numpy.typing as npt
 
 MAX_EXAMPLES = 5
+MAX_TITLE_LENGTH = 512
+"""Titles are cut to this many characters (and counted in ``LoadReport.titles_truncated``)."""
+
+
+def text_array(values: list[str]) -> np.ndarray:
+    """``values`` as a variable-width string array (``StringDType``: each string takes its own length)."""
+    return np.array(values, dtype=np.dtypes.StringDType())
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,7 @@ class LoadReport:
     rows_read: int = 0
     skipped_by_reason: Counter = field(default_factory=Counter)
     examples: list[tuple[int, str, str]] = field(default_factory=list)
+    titles_truncated: int = 0
 
     @property
     def skipped_rows(self) -> int:
@@ -77,6 +88,7 @@ class LoadReport:
             "rows_read": self.rows_read,
             "skipped_rows": self.skipped_rows,
             "skipped_by_reason": dict(sorted(self.skipped_by_reason.items())),
+            "titles_truncated": self.titles_truncated,
             "examples": [{"line": ln, "reason": r, "text": t} for ln, r, t in self.examples],
         }
 
@@ -94,8 +106,8 @@ class Ratings:
         Unix seconds (UTC).
     user_ids, item_ids : str arrays (n_users,), (n_items,)
         Raw ids, sorted, so index order equals raw-id order.
-    titles : str array (n_items,)
-        Item titles, ``""`` where the format or file has none.
+    titles : StringDType array (n_items,)
+        Item titles, ``""`` where the format or file has none, at most :data:`MAX_TITLE_LENGTH` characters.
     verified : bool (n,) or None
         Verified purchase, where the format has it.
     helpful_votes, total_votes : int32 (n,) or None
@@ -216,7 +228,11 @@ def assemble(
         index = item_index_of_code[codes]
         present = index >= 0
         titles[index[present]] = [t for t, p in zip(cols.title_by_code.values(), present.tolist(), strict=True) if p]
-    titles = titles.astype(str) if titles.size else np.zeros(0, dtype="<U1")
+    long = [k for k, t in enumerate(titles.tolist()) if len(t) > MAX_TITLE_LENGTH]
+    for k in long:
+        titles[k] = titles[k][:MAX_TITLE_LENGTH]
+    report.titles_truncated = len(long)
+    titles = text_array(titles.tolist())
 
     def pick(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else a[keep]

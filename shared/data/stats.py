@@ -35,6 +35,7 @@ def dataset_stats(r: Ratings) -> dict:
         "last_date": _date(r.timestamp.max()),
         "skipped_rows": r.report.skipped_rows,
         "skipped_by_reason": dict(sorted(r.report.skipped_by_reason.items())),
+        "titles_truncated": r.report.titles_truncated,
     }
 
 
@@ -56,4 +57,6 @@ def format_stats(stats: dict) -> str:
     lines.append(f"{'skipped_rows':<18}{stats['skipped_rows']:>14,}")
     for reason, count in stats["skipped_by_reason"].items():
         lines.append(f"  {reason:<16}{count:>14,}")
+    if stats.get("titles_truncated"):
+        lines.append(f"{'titles_truncated':<18}{stats['titles_truncated']:>14,}")
     return "\n".join(lines)

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from chorus.shared.data.rows import MAX_ID_LENGTH, TSV_HEADER, ChunkFilter, floats, ints, raw_stream
+from chorus.shared.data.ratings import MAX_TITLE_LENGTH
+from chorus.shared.data.rows import MAX_ID_LENGTH, TSV_HEADER, ChunkFilter, floats, ints, line_blocks, raw_stream
 from chorus.shared.progress import Progress
 
 BLOCK_BYTES = 32 << 20
+TITLE_BYTES = 4 * (MAX_TITLE_LENGTH + 1)
 N_TABS = 14
 F_CUSTOMER, F_PRODUCT, F_TITLE, F_STARS, F_HELPFUL, F_TOTAL, F_VERIFIED, F_HEADLINE, F_BODY, F_DATE = (
     1,
@@ -123,33 +125,16 @@ def read_amazon_tsv(path: Path, filt: ChunkFilter, progress: Progress, size: int
     cols.verified, cols.helpful, cols.total = [], [], []
     if with_text:
         cols.text = []
-    line_no = 1
-    carry = b""
-    with raw_stream(path) as (stream, position):
-        while True:
-            block = stream.read(BLOCK_BYTES)
-            data = carry + block
-            if not block:
-                if not data:
-                    break
-                if not data.endswith(b"\n"):
-                    data += b"\n"
-                carry = b""
-            else:
-                cut = data.rfind(b"\n") + 1
-                data, carry = data[:cut], data[cut:]
-                if not data:
-                    continue
+    with raw_stream(path, filt.max_ratio) as (stream, position):
+        blocks = line_blocks(stream, filt.report, BLOCK_BYTES, filt.max_line, lambda: progress.update(position()))
+        for line_no, data in blocks:
             if line_no == 1 and data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
                 data = data[3:]
             if line_no == 1 and data.startswith(("\t".join(TSV_HEADER[:2]) + "\t").encode()):
                 skip = data.index(b"\n") + 1
                 data, line_no = data[skip:], 2
             if data:
-                line_no += _block(data, line_no, filt, with_text)
-            progress.update(position())
-            if not block:
-                break
+                _block(data, line_no, filt, with_text)
 
 
 def _block(buf: bytes, first_line: int, filt: ChunkFilter, with_text: bool) -> int:
@@ -217,7 +202,8 @@ def _block(buf: bytes, first_line: int, filt: ChunkFilter, with_text: bool) -> i
     titles = filt.cols.title_by_code
     assert titles is not None  # read_amazon_tsv sets it: TSV rows carry titles
     for code, r in zip(item_codes[last_rows].tolist(), last_rows.tolist(), strict=True):
-        titles[code] = buf[ts_[r] : te_[r]].decode("utf-8", "replace")
+        # enough bytes for MAX_TITLE_LENGTH + 1 characters, so that assemble() sees, cuts and counts a long title
+        titles[code] = buf[ts_[r] : min(te_[r], ts_[r] + TITLE_BYTES)].decode("utf-8", "replace")
     return n
 
 

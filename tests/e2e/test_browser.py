@@ -31,7 +31,8 @@ PAGE_SEARCH_LIMIT = 10  # matches the page asks the search for
 
 @pytest.fixture(scope="module")
 def gateway(trained, tmp_path_factory):
-    """The three services on loopback with the machine's Redis (database 14), shared by this module's tests."""
+    """The three services on loopback with the machine's Redis (the e2e database, tests/redis_urls.py), shared by
+    this module's tests."""
     root = tmp_path_factory.mktemp("browser")
     shutil.copytree(trained, root / "artifacts")
     url = E2E_REDIS_URL
@@ -169,6 +170,32 @@ def test_a_product_id_shows_its_similar_items_and_they_link_on(page, api, datase
         page.click(f"#similar-results a:has-text('{neighbour}')")
     assert neighbour in page.inner_text("#similar-item") and page.input_value("#q") == neighbour
     expected = api(f"/v1/items/{neighbour}/similar", k=5, measure="jaccard", min_common=1)
+    assert rows(page, "#similar-results") == similar_rows(expected)
+
+
+def test_least_reviewers_in_common_narrows_the_similar_items_and_is_kept_when_following_a_link(page, api, dataset):
+    item = popular_item(dataset)
+
+    def similar(m: int) -> dict:
+        return api(f"/v1/items/{item}/similar", k=PAGE_K, measure="pearson", min_common=m)
+
+    # the least threshold that changes the list (significance weighting already ranks well-supported items first)
+    least = next(m for m in (2, 3, 5, 8, 13, 21, 34) if similar(m)["data"] != similar(1)["data"])
+    expected = similar(least)
+    assert expected["data"], f"min_common={least} leaves no neighbour of the most reviewed product"
+    page.select_option("#measure", "pearson")
+    page.fill("#min_common", str(least))
+    submit(page, "#q", item, "#similar-submit")
+    assert page.input_value("#min_common") == str(least) and page.input_value("#measure") == "pearson"
+    assert f"at least {least} reviewers in common" in page.inner_text("#similar-item")
+    shown = rows(page, "#similar-results")
+    assert shown == similar_rows(expected)
+
+    neighbour = shown[0][2]
+    with page.expect_navigation(wait_until="load"):
+        page.click(f"#similar-results a:has-text('{neighbour}')")
+    assert page.input_value("#min_common") == str(least) and neighbour in page.inner_text("#similar-item")
+    expected = api(f"/v1/items/{neighbour}/similar", k=PAGE_K, measure="pearson", min_common=least)
     assert rows(page, "#similar-results") == similar_rows(expected)
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
+from chorus.shared.contract import MAX_ID_LENGTH
 from tests.gateway.conftest import make_client
 
 
@@ -165,7 +167,10 @@ def test_bad_baskets_are_refused_by_the_gateway(client, rat, basket, names):
         ("/v1/users/U1/similar?measure=nope", ["query.measure: "]),
         ("/v1/users/U1/recommendations?method=magic", ["query.method: ", "'ease'", "'latent'", "'similar'"]),
         ("/v1/users/U1/recommendations?exclude=", ["query.exclude.0: "]),
-        ("/v1/users/U1/recommendations?exclude=" + "x" * 201, ["query.exclude.0: ", "200"]),
+        (
+            "/v1/users/U1/recommendations?exclude=" + "x" * (MAX_ID_LENGTH + 1),
+            ["query.exclude.0: ", str(MAX_ID_LENGTH)],
+        ),
         ("/v1/users/U1/recommendations?" + "exclude=x&" * 501, ["query.exclude: ", "500"]),
         ("/v1/users/U1/recommendations?method=similar&exclude=B001", ["query.exclude: ", "method=similar"]),
         ("/v1/predict?user_id=U1", ["query.item_id: "]),
@@ -426,3 +431,15 @@ def test_openapi_documents_every_route(client):
     assert "BasketRecommendationsPublic" in json.dumps(basket["responses"]["200"])
     assert {"422", "503", "504"} <= set(basket["responses"])
     assert client.get("/docs").status_code == 200
+
+
+def test_predict_documents_unknown_ids_as_a_flagged_fallback_in_openapi_and_readme(client):
+    """One behaviour for unknown ids at /v1/predict: 200 with ``fallback`` set (the rating service's code:
+    tests/rating/test_api.py), documented as such in the OpenAPI schema and the README (never 404)."""
+    paths = client.get("/openapi.json").json()["paths"]
+    for method in ("get", "post"):
+        route = paths["/v1/predict"][method]
+        assert "404" not in route["responses"] and {"200", "422", "503", "504"} <= set(route["responses"])
+    assert "fallback prediction flagged in ``fallback``" in paths["/v1/predict"]["get"]["description"]
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "`/v1/predict` never answers 404" in readme

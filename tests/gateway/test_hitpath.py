@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chorus.services.gateway.hitpath import target_of
+from chorus.shared.contract import MAX_ID_LENGTH
 from tests.gateway.conftest import make_client
 from tests.gateway.fakes import FakeService
 
@@ -61,7 +62,7 @@ def test_targets_of_cached_routes():
         ("/v1/users/U1/recommendations", b"method="),
         ("/v1/users/U1/recommendations", b"method=ease&method=ials"),
         ("/v1/users/U1/recommendations", b"exclude="),
-        ("/v1/users/U1/recommendations", b"exclude=" + b"x" * 201),
+        ("/v1/users/U1/recommendations", b"exclude=" + b"x" * (MAX_ID_LENGTH + 1)),
         ("/v1/users/U1/recommendations", b"exclude=x&" * 501),  # one distinct id, but too many for the API
         ("/v1/users/U1/recommendations", b"method=similar&exclude=x"),
         ("/v1/items", b""),  # q is required
@@ -74,7 +75,10 @@ def test_targets_of_cached_routes():
         assert target_of(path, query) is None, (path, query)
 
 
-ids = st.text(st.characters(blacklist_categories=["Cs", "Cc"], blacklist_characters="/"), min_size=1, max_size=12)
+# "." and ".." are left out: the test client resolves them as dot segments before the gateway sees them
+ids = st.text(
+    st.characters(blacklist_categories=["Cs", "Cc"], blacklist_characters="/"), min_size=1, max_size=12
+).filter(lambda s: s not in (".", ".."))
 measures = st.sampled_from(["jaccard", "cosine", "pearson"])
 
 

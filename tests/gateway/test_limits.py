@@ -212,16 +212,19 @@ def test_an_idle_connection_is_closed(gateway):
 
 def test_requests_over_the_concurrency_limit_are_shed_at_once_with_retry_after(gateway):
     url, sim = gateway
-    sim.delay = 1.0
+    sim.delay = 3.0  # long enough for all twelve to arrive while the first ones wait, even on a busy machine
     try:
-        with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        with (
+            httpx.Client(limits=httpx.Limits(max_connections=16), timeout=15) as http,
+            concurrent.futures.ThreadPoolExecutor(12) as pool,
+        ):
 
             def fresh_item(i: int) -> tuple[float, httpx.Response]:
-                r = httpx.get(f"{url}/v1/items/B00{i % 3 + 1}", headers={"Cache-Control": "no-cache"}, timeout=10)
+                r = http.get(f"{url}/v1/items/B00{i % 3 + 1}", headers={"Cache-Control": "no-cache"})
                 return time.monotonic(), r
 
             results = list(pool.map(fresh_item, range(12)))
-            health = httpx.get(url + "/healthz", timeout=5)  # never shed
+            health = http.get(url + "/healthz")  # never shed
     finally:
         sim.delay = 0.0
     shed = [(end, r) for end, r in results if r.status_code == 503]
@@ -234,3 +237,18 @@ def test_requests_over_the_concurrency_limit_are_shed_at_once_with_retry_after(g
     assert health.status_code == 200
     metrics = httpx.get(url + "/metrics", timeout=5).text
     assert 'chorus_http_refused_total{reason="overloaded"}' in metrics
+
+
+@pytest.mark.parametrize("service", ["similarity", "rating"])
+def test_each_model_service_has_the_same_limits_and_hides_its_paths(service, tmp_path):
+    env = {"CHORUS_ARTIFACTS": str(tmp_path / "no-artifacts-yet"), "CHORUS_MAX_BODY_BYTES": "1000"}
+    with uvicorn_process(f"chorus.services.{service}.app:create_app", env) as url:
+        status, _, body = exchange(url, b"GET /v1/items?q=" + b"a" * MiB + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert status == 414 and body["type"] == "uri_too_long"
+        post = b"POST /v1/predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 1001\r\n\r\n"
+        status, _, body = exchange(url, post)
+        assert status == 413 and "1000 bytes" in body["detail"]
+        ready = httpx.get(url + "/readyz", timeout=5)
+        assert ready.status_code == 503 and ready.json() == {"status": "not_ready", "version": None, "fallback": False}
+        assert "no-artifacts-yet" not in ready.text
+        assert "chorus_http_refused_total" in httpx.get(url + "/metrics", timeout=5).text

@@ -71,6 +71,8 @@ def test_no_redirect_builds_a_location_from_the_host_header(client):
     r = client.get("/v1/items/", headers={"Host": "evil.example"}, follow_redirects=False)
     assert r.status_code == 404 and "location" not in r.headers and r.json()["type"] == "not_found"
     assert "evil.example" not in r.text
+    page = client.get("/", headers={"Host": "evil.example"})
+    assert page.status_code == 200 and "evil.example" not in page.text and 'href="/static/style.css"' in page.text
 
 
 def samples(text: str) -> dict[tuple[str, frozenset], float]:

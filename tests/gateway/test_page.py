@@ -20,6 +20,7 @@ def test_empty_page_has_both_forms(client):
         'id="similar-form"',
         'name="q"',
         'name="measure"',
+        'name="min_common"',
         'id="user-form"',
         'name="user"',
         'id="basket-form"',
@@ -40,6 +41,18 @@ def test_product_id_shows_similar_items_with_titles_and_scores(client, sim):
     assert "Item with a space" not in page  # k=2
     assert '<option value="cosine" selected>' in response.text
     assert any("measure=cosine" in str(r.url) for r in sim.requests)
+
+
+def test_min_common_goes_to_the_similarity_service_and_stays_in_the_form_and_links(client, sim):
+    response = client.get("/", params={"q": "B001", "measure": "pearson", "k": "2", "min_common": "20"})
+    assert response.status_code == 200
+    assert any("measure=pearson" in str(r.url) and "min_common=20" in str(r.url) for r in sim.requests)
+    assert 'id="min_common" name="min_common" type="number" min="1" value="20"' in response.text
+    assert "min_common=20" in response.text.split('id="similar-results"')[1]  # the result links keep it
+    assert "at least 20 reviewers in common" in text(response)
+    for odd, shown in (("0", "1"), ("lots", "1"), ("-3", "1"), ("99999999", "1000000")):
+        response = client.get("/", params={"q": "B001", "min_common": odd})
+        assert f'name="min_common" type="number" min="1" value="{shown}"' in response.text
 
 
 def test_title_words_search_then_show_the_first_match(client):

@@ -82,7 +82,7 @@ def test_versions_written_before_the_model_classes_load(tmp_path, kind, cls):
     version, arrays = old_format(tmp_path, 0 if kind == "bias" else 2, hyper)
     model = load_component(version)
     assert type(model) is cls
-    assert isinstance(model.user_bias, np.memmap) and not model.user_bias.flags.writeable
+    assert not isinstance(model.user_bias, np.memmap) and not model.user_bias.flags.writeable
     users, items = np.array([0, 1, 2, -1, 3]), np.array([0, 1, 3, 2, 4])
     score = np.float32(3.5) + arrays["user_bias"][users[:3]] + arrays["item_bias"][items[:3]]
     if cls is LatentModel:

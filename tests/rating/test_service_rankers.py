@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from chorus.services.rating.app import create_app
 from chorus.services.rating.settings import Settings
 from chorus.shared.artifacts import ArtifactStore, load_data_component
-from chorus.shared.contract import MAX_K, MAX_PAIRS, Method, Ranking
+from chorus.shared.contract import MAX_ID_LENGTH, MAX_K, MAX_PAIRS, Method, Ranking
 from tests.conftest import add_ranking, train_tiny
 
 
@@ -203,9 +203,14 @@ def test_an_altered_ranking_file_is_refused(tmp_path, root):
     files = ArtifactStore(bad).open(components=[]).component_meta("ranking")["files"]
     path = bad / version / next(iter(files.values()))["path"]
     path.write_bytes(path.read_bytes()[:-8] + b"\0" * 8)
+    older = [v for v in ArtifactStore(bad).versions() if v != version]
     with TestClient(create_app(Settings(artifacts=bad, reload_interval=3600, status_token="t"))) as c:
         r = c.get("/readyz", headers={"Authorization": "Bearer t"})
-        assert r.status_code == 503 and "ranking" in r.json()["detail"]
+        assert "ranking" in r.json()["detail"] and f"version {version} refused" in r.json()["detail"]
+        if older:  # a start on a refused CURRENT serves the newest version that passes, and says so
+            assert r.status_code == 200 and r.json()["fallback"] and r.json()["version"] == older[-1]
+        else:
+            assert r.status_code == 503
 
 
 @pytest.mark.parametrize(
@@ -214,7 +219,7 @@ def test_an_altered_ranking_file_is_refused(tmp_path, root):
         ("get", "/v1/users/u/recommendations", {"params": {"method": "magic"}}, "method"),
         ("get", "/v1/users/u/recommendations", {"params": {"method": "similar"}}, "choose one of"),
         ("get", "/v1/users/u/recommendations", {"params": {"exclude": ""}}, "exclude"),
-        ("get", "/v1/users/u/recommendations", {"params": {"exclude": ["x" * 201]}}, "exclude"),
+        ("get", "/v1/users/u/recommendations", {"params": {"exclude": ["x" * (MAX_ID_LENGTH + 1)]}}, "exclude"),
         ("get", "/v1/users/u/recommendations", {"params": {"exclude": ["x"] * (MAX_K + 1)}}, "exclude"),
         ("post", "/v1/recommendations", {"json": {"items": ["a"], "method": "latent"}}, "cannot score a basket"),
         ("post", "/v1/recommendations", {"json": {"items": ["a"], "method": "similar"}}, "choose one of"),

@@ -155,7 +155,7 @@ def test_component_round_trip_through_the_artifact_store(stars, tmp_path):
     assert version.name == version_name
     loaded = load_component(version)
     model = result.model
-    assert isinstance(loaded.user_factors, np.memmap) and not loaded.user_factors.flags.writeable
+    assert not isinstance(loaded.user_factors, np.memmap) and not loaded.user_factors.flags.writeable
     assert loaded.kind == model.kind and (loaded.low, loaded.high) == (1.0, 5.0)
     assert loaded.global_mean == model.global_mean
     users, items = np.r_[user[:50], -1, 3], np.r_[item[:50], 2, -1]

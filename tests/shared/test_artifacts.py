@@ -38,7 +38,7 @@ def test_publish_and_open(tmp_path):
     assert read_current(tmp_path) == v
     version = ArtifactStore(tmp_path).open()
     arr = version.array("model", "weights")
-    assert isinstance(arr, np.memmap) and not arr.flags.writeable
+    assert not isinstance(arr, np.memmap) and not arr.flags.writeable  # a private copy, never a map
     assert arr.shape == (3, 2) and arr.dtype == np.float32
     assert version.array("model", "names").tolist() == ["a", "bb", "ccc"]
     assert version.component_meta("model")["metrics"] == {"rmse": 0.9}

@@ -50,7 +50,11 @@ def test_not_ready_until_a_version_exists_then_hot_reload(tmp_path):
     app = make_app(tmp_path)
     with TestClient(app) as client:
         r = client.get("/readyz")
-        assert r.status_code == 503 and r.json() == {"status": "not_ready", "version": None}  # no path shown
+        assert r.status_code == 503 and r.json() == {
+            "status": "not_ready",
+            "version": None,
+            "fallback": False,
+        }  # no path
         r = client.get("/readyz", headers=AUTH)
         assert r.status_code == 503 and "CURRENT does not exist" in r.json()["detail"]
         r = client.get("/readyz", headers={"Authorization": "Bearer guess"})
@@ -68,7 +72,12 @@ def test_not_ready_until_a_version_exists_then_hot_reload(tmp_path):
         assert app.state.holder.refresh()
         r = client.get("/value")
         assert r.json() == {"value": 5.0} and r.headers["X-Model-Version"] == v2
-        assert client.get("/readyz", headers=AUTH).json() == {"status": "ready", "version": v2, "detail": None}
+        assert client.get("/readyz", headers=AUTH).json() == {
+            "status": "ready",
+            "version": v2,
+            "fallback": False,
+            "detail": None,
+        }
 
 
 def test_a_corrupt_new_version_is_refused_and_the_old_one_keeps_serving(tmp_path):

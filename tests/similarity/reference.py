@@ -54,7 +54,7 @@ class Reference:
         rb = sum((b[u] - mean_b) ** 2 for u in common)
         if ra == 0 or rb == 0:
             return 0.0
-        return num / (math.sqrt(ra) * math.sqrt(rb))
+        return num / (math.sqrt(ra) * math.sqrt(rb)) * min(len(common), 50) / 50  # significance weighting
 
     def _most_similar(self, rows, rank, i, k, measure, min_common):
         scored = []

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from chorus.services.similarity.build import build_table
 from chorus.services.similarity.index import SimilarityIndex
-from chorus.services.similarity.measures import REGISTRY
+from chorus.services.similarity.measures import PEARSON_SIGNIFICANCE, REGISTRY
 from chorus.services.similarity.ranking import id_rank
 from chorus.shared.contract import Measure
 from chorus.shared.errors import InvalidInput, NotFound
@@ -73,9 +73,10 @@ def test_pairwise_similarity_reference_symmetry_bounds_self(data):
         low = REGISTRY[measure].lowest
         assert np.all(m >= low - 1e-12) and np.all(m <= 1 + 1e-12)
         diag = np.diag(m)
-        if measure == "pearson":  # 1, or 0 where every rating of the item equals its mean
+        if measure == "pearson":  # 1 weighted by the item's own raters, or 0 where every rating equals its mean
             flat = np.array([len(set(ref.by_item[a].values())) <= 1 for a in range(n_items)])
-            np.testing.assert_allclose(diag, np.where(flat, 0.0, 1.0), atol=1e-12)
+            weight = np.array([min(len(ref.by_item[a]), PEARSON_SIGNIFICANCE) for a in range(n_items)]) / 50
+            np.testing.assert_allclose(diag, np.where(flat, 0.0, weight), atol=1e-12)
         else:
             has = np.array([bool(ref.by_item[a]) for a in range(n_items)])
             np.testing.assert_allclose(diag, np.where(has, 1.0, 0.0), atol=1e-12)
@@ -104,16 +105,34 @@ def test_hand_cosine_and_pearson(hand):
     sim = hand.item_similarity
     # cosine(1,2) = (3·2 + 4·4) / (√(25+9+16) · √(4+16+25)) = 22 / √2250
     assert sim([0], [1], "cosine")[0] == pytest.approx(22 / math.sqrt(2250), abs=1e-15)
-    # pearson(1,2) over {b, c}: z1 = (−1, 0), z2 = (−5/3, 1/3): (5/3) / (1 · √26/3) = 5/√26
-    assert sim([0], [1], "pearson")[0] == pytest.approx(5 / math.sqrt(26), abs=1e-15)
-    # pearson(1,3) over {a, b, c}: z1 = (1, −1, 0), z3 = (−1.5, −0.5, 0.5): −1 / (√2 · √2.75)
-    assert sim([0], [2], "pearson")[0] == pytest.approx(-1 / math.sqrt(5.5), abs=1e-15)
+    # pearson(1,2) over {b, c}: z1 = (−1, 0), z2 = (−5/3, 1/3): (5/3) / (1 · √26/3) = 5/√26, weighted by 2/50
+    assert sim([0], [1], "pearson")[0] == pytest.approx(5 / math.sqrt(26) * 2 / 50, abs=1e-15)
+    # pearson(1,3) over {a, b, c}: z1 = (1, −1, 0), z3 = (−1.5, −0.5, 0.5): −1 / (√2 · √2.75), weighted by 3/50
+    assert sim([0], [2], "pearson")[0] == pytest.approx(-1 / math.sqrt(5.5) * 3 / 50, abs=1e-15)
     # U5's deviations are all 0: its root is 0, so Pearson is 0 with everything, itself included
     np.testing.assert_array_equal(sim([4, 4, 4], [0, 1, 4], "pearson"), [0.0, 0.0, 0.0])
-    # ranking with a negative score and a 0: U2 (0.98), U5 (0.0), U3 (−0.43)
+    # ranking with a negative score and a 0: U2 (0.98 · 2/50), U5 (0.0), U3 (−0.43 · 3/50)
     ids, scores = hand.similar_items(0, 10, "pearson")
     assert ids.tolist() == [1, 4, 2]
-    np.testing.assert_allclose(scores, [round(5 / math.sqrt(26), 10), 0.0, round(-1 / math.sqrt(5.5), 10)])
+    np.testing.assert_allclose(
+        scores, [round(5 / math.sqrt(26) * 2 / 50, 10), 0.0, round(-1 / math.sqrt(5.5) * 3 / 50, 10)]
+    )
+
+
+def test_pearson_significance_weighting_devalues_few_common_raters():
+    """Herlocker et al. (1999): a correlation over n < 50 common raters counts n/50 of itself, so a perfect
+    correlation over 2 raters ranks below a strong one over 60."""
+    rng = np.random.default_rng(0)
+    base = rng.integers(1, 6, 60).astype(float)
+    ratings = {(u, 0): base[u] for u in range(60)}
+    ratings |= {(u, 1): float(np.clip(base[u] + rng.integers(-1, 2), 1, 5)) for u in range(60)}  # strong, 60 raters
+    ratings |= {(0, 2): base[0] + 0.0, (1, 2): base[1] + 0.0, (60, 2): 3.0}  # agrees with item 0 on 2 raters
+    index = make_index(ratings, 61, 3)
+    full = Reference(ratings, 61, 3)
+    two = index.item_similarity([0], [2], "pearson")[0]
+    assert two == pytest.approx(full.sim(full.by_item[0], full.by_item[2], "pearson"), abs=1e-12)
+    assert abs(two) <= 2 / 50 + 1e-12
+    assert index.similar_items(0, 2, "pearson")[0].tolist()[0] == 1
 
 
 def test_raw_id_order_breaks_ties_not_index_order():
@@ -212,3 +231,18 @@ def test_amazon_5core_table_equals_online_for_every_item(amazon):
         np.testing.assert_array_equal(
             np.round(index.item_similarity(i[ok], nb[ok], measure), 10), table[f"scores_{measure}"].ravel()[ok]
         )
+
+
+def test_default_pearson_neighbours_of_star_wars_are_its_sequels(ml100k):
+    """On MovieLens 100K the default query (``min_common`` as the API defaults it) ranks The Empire Strikes Back
+    (172) and Return of the Jedi (181) first for Star Wars (50); unweighted, films sharing one or two raters with
+    it scored 1.0 and filled the list."""
+    from chorus.shared.contract import DEFAULT_MIN_COMMON
+    from chorus.shared.data import load_ratings
+
+    r = load_ratings(ml100k, progress=False)
+    pairs = zip(r.user.tolist(), r.item.tolist(), strict=True)
+    index = make_index(dict(zip(pairs, r.rating.tolist(), strict=True)), r.n_users, r.n_items)
+    ids = r.item_ids.tolist()
+    found, _ = index.similar_items(ids.index("50"), 10, "pearson", DEFAULT_MIN_COMMON)
+    assert [ids[j] for j in found[:2]] == ["172", "181"]

@@ -1,4 +1,4 @@
-"""The artifact component: written, loaded back memory-mapped with identical answers, and refused when its format
+"""The artifact component: written, loaded back with identical answers, and refused when its format
 or its arrays do not fit."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from chorus.services.similarity.index import SimilarityIndex
 from chorus.services.similarity.persistence import COMPONENT, component_meta, load_component, write_component
 from chorus.shared.artifacts import ArtifactStore, VersionWriter
 from chorus.shared.contract import Measure
-from chorus.shared.errors import ArtifactError
+from chorus.shared.errors import ArtifactError, InvalidInput
 from tests.similarity.reference import random_ratings
 
 
@@ -30,7 +30,7 @@ def test_component_round_trip_through_the_artifact_store(tmp_path):
     opened = ArtifactStore(tmp_path).open(version)
     index = load_component(opened)
     assert index.table_k == 6 and index.config.like_threshold == 5.0
-    assert not opened.array(COMPONENT, "item_users").flags.writeable  # memory-mapped, read-only
+    assert not opened.array(COMPONENT, "item_users").flags.writeable  # read-only
     fresh = SimilarityIndex.from_arrays(user, item, rating, nu, ni)
     for m in Measure:
         for i in range(ni):
@@ -62,3 +62,31 @@ def test_inconsistent_arrays_are_refused():
         SimilarityIndex.from_saved(bad)
     with pytest.raises(ArtifactError, match="missing"):
         SimilarityIndex.from_saved({k: v for k, v in arrays.items() if k != "user_mean"})
+
+
+def test_a_neighbour_table_naming_an_item_that_does_not_exist_is_refused():
+    user, item, rating, nu, ni = random_ratings(6)
+    arrays = dict(build_similarity(user, item, rating, nu, ni, K=3, trace_memory=False).arrays)
+    row = int(np.flatnonzero(arrays["n_neighbors"] > 0)[0])
+    for wrong in (ni, -1):
+        neighbours = arrays["neighbors_cosine"].copy()
+        neighbours[row, 0] = wrong
+        with pytest.raises(ArtifactError, match=rf"neighbour table for cosine: an item index outside 0..{ni - 1}"):
+            SimilarityIndex.from_saved(dict(arrays, neighbors_cosine=neighbours))
+
+
+def test_a_format_1_component_answers_pearson_online_with_significance_weighting(tmp_path):
+    user, item, rating, nu, ni = random_ratings(7)
+    config = SimilarityConfig(table_k=4)
+    result = build_similarity(user, item, rating, nu, ni, K=4, config=config, trace_memory=False)
+    meta = component_meta(config, 4, tuple(Measure), result.stats)
+    meta["hyperparameters"]["format"] = 1  # written before the weighting: its Pearson table is not used
+    index = load_component(ArtifactStore(tmp_path).open(write_version(tmp_path, result.arrays, meta)))
+    fresh = SimilarityIndex.from_arrays(user, item, rating, nu, ni)
+    for i in range(ni):
+        for m in Measure:
+            got, want = index.similar_items(i, 4, m), fresh.similar_items(i, 4, m, use_table=False)
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+    with pytest.raises(InvalidInput, match="table cannot answer"):
+        index.similar_items(0, 4, Measure.pearson, use_table=True)

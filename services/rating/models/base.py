@@ -155,7 +155,7 @@ class RatingModel(ABC):
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> Self:
-        """The model from :meth:`to_arrays`' output (used as is: memory-mapped arrays stay mapped) and
+        """The model from :meth:`to_arrays`' output (used as is, read-only arrays included) and
         :meth:`to_meta`'s (at least ``{"scale": {"low", "high"}}``).
 
         Raises

@@ -1,6 +1,6 @@
 """The ``ranking`` artifact component: every fitted ranker of a version, and which one is served by default.
 
-Files: ``<kind>__<name>.npy`` for each array a ranker's ``to_arrays`` names (memory-mapped on load). The
+Files: ``<kind>__<name>.npy`` for each array a ranker's ``to_arrays`` names (read into memory on load). The
 manifest's ``hyperparameters`` hold ``{"default": kind, "rankers": {kind: {"kind": kind, "params": {...}}}}`` and
 its ``metrics`` whatever the selection measured (validation NDCG and the like, per kind). Each ranker's class is
 found by its kind in :data:`chorus.services.rating.rankers.REGISTRY`.
@@ -42,7 +42,7 @@ def write_rankers(
 
 
 def load_rankers(version: Version) -> tuple[dict[str, Ranker], str]:
-    """Every ranker of a verified version's ``ranking`` component (arrays memory-mapped read-only) and the
+    """Every ranker of a verified version's ``ranking`` component (arrays read-only) and the
     default kind.
 
     Raises
