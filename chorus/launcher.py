@@ -31,6 +31,7 @@ from chorus.demo import ensure_demo_data
 from chorus.shared.artifacts import ArtifactStore, file_fingerprint, read_current
 from chorus.shared.contract import redact_url
 from chorus.shared.errors import ChorusError
+from chorus.shared.serving import uvicorn_options
 from chorus.train import parse_components, train
 
 SERVICES = ("similarity", "rating", "gateway")
@@ -114,6 +115,7 @@ class Topology:
             "uvicorn",
             f"chorus.services.{service}.app:create_app",
             "--factory",
+            *uvicorn_options(),
             "--host",
             self.host,
             "--port",
