@@ -59,4 +59,9 @@ def test_chorus_train_writes_the_same_arrays_for_one_and_two_workers(tmp_path):
         arrays[workers] = {p.relative_to(folder).as_posix(): np.load(p) for p in sorted(folder.rglob("*.npy"))}
     assert arrays[1].keys() == arrays[2].keys() and len(arrays[1]) > 20
     for name, want in arrays[1].items():
-        np.testing.assert_array_equal(arrays[2][name], want, err_msg=name)
+        if name.startswith("rating/") and want.dtype.kind == "f":
+            # the text-aware model (served here: the file has review text) is fitted by scikit-learn on BLAS,
+            # whose reductions follow its thread count: equal within 1e-9 (the README says so)
+            np.testing.assert_allclose(arrays[2][name], want, rtol=1e-9, atol=1e-9, err_msg=name)
+        else:
+            np.testing.assert_array_equal(arrays[2][name], want, err_msg=name)
