@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from chorus.demo import DEFAULT_DEMO, DEMO_REVIEWS
@@ -109,13 +110,17 @@ RATING_ONLY = ("protocol", "folds", "no_similarity")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from chorus.evaluate import evaluate, format_ranking_report, format_report, ranking
+    from chorus.evaluate import TEXT_TASKS, evaluate, format_ranking_report, format_report, ranking
     from chorus.shared.data import load_ratings
 
-    ratings = load_ratings(args.data, format=args.format, progress=not args.json)
+    with_text = args.task != "ranking"  # the text tasks, and the text-aware rating model where there is text
+    ratings = load_ratings(args.data, format=args.format, progress=not args.json, with_text=with_text)
+    report: Callable[[dict], str]
     if args.task == "ranking":
         result = ranking(ratings, k=args.k, seed=args.seed, relevance=args.relevance)
         report = format_ranking_report
+    elif args.task in TEXT_TASKS:
+        result, report = TEXT_TASKS[args.task](ratings, seed=args.seed)
     else:
         result = evaluate(
             ratings, protocol=args.protocol, folds=args.folds, seed=args.seed, with_similarity=not args.no_similarity
@@ -220,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train components and publish an artifact version")
     _data_args(train)
     _artifacts_arg(train)
-    train.add_argument("--components", help="comma-separated: similarity,rating,ranking (default: all)")
+    train.add_argument("--components", help="comma-separated: similarity,rating,ranking,text (default: all)")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.add_argument("--keep", type=_positive, default=5, help="versions to keep (default 5)")
     train.set_defaults(func=cmd_train)
@@ -235,9 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(ev)
     ev.add_argument(
         "--task",
-        choices=("rating", "ranking"),
+        choices=("rating", "ranking", "verified", "text-rating"),
         default="rating",
-        help="rating: predicted-rating error (default); ranking: top-N lists of every ranker",
+        help="rating: predicted-rating error (default); ranking: top-N lists of every ranker; verified: "
+        "verified-purchase classification (BER) from review text; text-rating: star rating from review text (MSE)",
     )
     ev.add_argument(
         "--protocol",
@@ -303,9 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _evaluate_defaults(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse options of the other task (usage error, exit 2), then fill in the defaults of this one."""
-    other, task = (RATING_ONLY, "rating") if args.task == "ranking" else (RANKING_ONLY, "ranking")
-    given = [f"--{name.replace('_', '-')}" for name in other if getattr(args, name) is not None]
-    if given:
+    owner = dict.fromkeys(RATING_ONLY, "rating") | dict.fromkeys(RANKING_ONLY, "ranking")
+    names = [name for name, task in owner.items() if task != args.task and getattr(args, name) is not None]
+    if names:
+        given = [f"--{name.replace('_', '-')}" for name in names]
+        task = owner[names[0]]
         parser.error(f"{' and '.join(given)} only appl{'ies' if len(given) == 1 else 'y'} to --task {task}")
     defaults = {"protocol": "holdout", "folds": 5, "no_similarity": False, "k": 10, "relevance": "any"}
     for name, value in defaults.items():

@@ -6,7 +6,9 @@ validation split carved out of the training rows only, refit, score on test) and
 similarity-weighted rating heuristic from ``chorus.services.similarity.predict``, fitted on the same training rows.
 The rankers are every kind of ``chorus.services.rating.ranking_fit.FITTERS``, evaluated by
 ``chorus.services.rating.ranking_train.evaluate`` (the per-user holdout protocol of ``docs/models.md``, "Ranking
-evaluation").
+evaluation"). The text tasks (``--task verified``, ``--task text-rating``) are
+``chorus.services.rating.text.fit.evaluate_verified`` and ``evaluate_text_rating``; where the data has review text,
+the rating task adds ``text_aware`` (``chorus.services.rating.text.aware.TextAwareFit``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from collections.abc import Callable
 import numpy as np
 
 from chorus.services.rating.ranking_train import evaluate as evaluate_ranking
+from chorus.services.rating.text.aware import TEXT_AWARE_MAX_ROWS, TextAwareFit
+from chorus.services.rating.text.fit import evaluate_text_rating, evaluate_verified
 from chorus.services.rating.train import evaluate as evaluate_rating
 from chorus.services.similarity.index import SimilarityIndex
 from chorus.shared.data import Ratings
@@ -34,8 +38,16 @@ def evaluate(
     ratings: Ratings, protocol: str = "holdout", folds: int = 5, seed: int = 0, with_similarity: bool = True
 ) -> dict:
     """``{"protocol", "folds", "models": {name: {"mse", "rmse", "mae"}}, "model_seconds", "hyperparameters",
-    "seconds", ...}`` (see ``chorus.services.rating.train.evaluate``)."""
-    return evaluate_rating(
+    "seconds", ...}`` (see ``chorus.services.rating.train.evaluate``); ``models.text_aware`` where the ratings
+    carry review text (loaded ``with_text``) and number at most ``TEXT_AWARE_MAX_ROWS``, else ``skipped`` says why."""
+    text_aware, skipped = None, {}
+    if ratings.text is None:
+        skipped["text_aware"] = "the data has no review text"
+    elif ratings.n > TEXT_AWARE_MAX_ROWS:
+        skipped["text_aware"] = f"more than {TEXT_AWARE_MAX_ROWS:,} reviews"
+    else:
+        text_aware = TextAwareFit(ratings.text, seed=seed)
+    result = evaluate_rating(
         ratings.user,
         ratings.item,
         ratings.rating,
@@ -47,7 +59,9 @@ def evaluate(
         folds=folds,
         seed=seed,
         similarity_predict=similarity_fit if with_similarity else None,
+        text_aware=text_aware,
     )
+    return result | ({"skipped": skipped} if skipped else {})
 
 
 def format_report(result: dict) -> str:
@@ -65,6 +79,8 @@ def format_report(result: dict) -> str:
         keys = ("selected", "trainer", "n_factors", "reg_bias", "reg_factors", "sweeps")
         chosen = {key: hp[key] for key in keys if key in hp}
         lines.append(f"fold {k + 1}: chosen {chosen}")
+    for name, reason in result.get("skipped", {}).items():
+        lines.append(f"{name}: skipped ({reason})")
     return "\n".join(lines)
 
 
@@ -98,3 +114,27 @@ def format_ranking_report(result: dict) -> str:
     for name, reason in result.get("skipped", {}).items():
         lines.append(f"{name}: skipped ({reason})")
     return "\n".join(lines)
+
+
+def format_text_report(result: dict) -> str:
+    """The text tasks' table: each model's test figures (``*`` marks the one selected on validation)."""
+    columns = ("ber", "accuracy", "tpr", "tnr") if result["task"] == "verified" else ("mse", "rmse", "mae")
+    split = result["split"]
+    lines = [
+        f"{result['task']}: seeded 80/10/10 split (seed {split['seed']}: {split['train']:,} / "
+        f"{split['validation']:,} / {split['test']:,} reviews), {result['seconds']:.1f} s in all",
+        f"{'model':<12}" + "".join(f"{c.upper():>10}" for c in columns),
+    ]
+    for name, m in result["models"].items():
+        mark = "*" if name == result["selected"] else " "
+        lines.append(f"{mark}{name:<11}" + "".join(f"{m[c]:>10.4f}" for c in columns))
+    chosen = ", ".join(f"{k}={v}" for k, v in result["chosen"].items() if k != "grid")
+    lines.append(f"* selected on validation; chosen {chosen}")
+    return "\n".join(lines)
+
+
+#: ``chorus evaluate --task NAME`` for the text tasks: NAME -> ``(run(ratings, seed) -> result, report)``.
+TEXT_TASKS: dict[str, Callable[..., tuple[dict, Callable[[dict], str]]]] = {
+    "verified": lambda ratings, seed=0: (evaluate_verified(ratings, seed), format_text_report),
+    "text-rating": lambda ratings, seed=0: (evaluate_text_rating(ratings, seed), format_text_report),
+}

@@ -10,7 +10,9 @@ that serves it (``services/<name>/``), through one function::
 A component that is not retrained is carried over from the current version when that version was built
 from the same data file (same sha256), so ``--components rating`` does not throw the similarity table away.
 Components train in the order of :data:`COMPONENTS`; ``ranking`` (the top-N rankers, selected on validation
-NDCG and refitted on every row) comes after ``rating``.
+NDCG and refitted on every row) comes after ``rating``, and ``text`` (the review scorer of
+``POST /v1/reviews/score``) last. A trainer may answer ``{"not_trained": reason}`` (the text component on data
+without review text, e.g. MovieLens): one log line says so and the other components are published.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ COMPONENTS: dict[str, str] = {
     "similarity": "chorus.services.similarity.build:train_component",
     "rating": "chorus.services.rating.train:train_component",
     "ranking": "chorus.services.rating.ranking_train:train_component",
+    "text": "chorus.services.rating.text.fit:train_component",
 }
 
 
@@ -88,7 +91,8 @@ def train(
 ) -> str:
     """Train ``components`` on ``data`` into a new version under ``artifacts``; return the version name."""
     start = time.perf_counter()
-    ratings = load_ratings(data, format=format, progress=progress)
+    # review text feeds the text-aware rating model and the ``text`` component (data without text skips them)
+    ratings = load_ratings(data, format=format, progress=progress, with_text=bool({"rating", "text"} & set(components)))
     stats = dataset_stats(ratings)
     log(
         f"loaded {stats['reviews']:,} reviews ({stats['users']:,} users, {stats['items']:,} items; "
@@ -102,6 +106,9 @@ def train(
         for component in components:
             t0 = time.perf_counter()
             summary = trainer(component)(ratings, writer, seed=seed, progress=progress)
+            if "not_trained" in summary:  # e.g. the text component on data without review text
+                log(f"skipped {component}: {summary['not_trained']}")
+                continue
             log(f"trained {component} in {time.perf_counter() - t0:.1f} s: {summary}")
         for component in reuse:
             assert previous is not None  # reuse is empty without a previous version

@@ -58,6 +58,7 @@ from chorus.shared.params import (
     UserIdQuery,
     error_responses,
 )
+from chorus.shared.reviews import SCORE_OPENAPI, SCORE_PATH, ReviewBody, ReviewScorePublic
 from chorus.shared.schemas import (
     BasketRecommendationsPublic,
     BasketRequest,
@@ -275,6 +276,14 @@ async def basket_recommendations(gw: GatewayDep, request: Request, body: BasketR
     return respond(await gw.post("rating", "/v1/recommendations", await request.body()))
 
 
+@rating.post(SCORE_PATH.removeprefix("/v1"), response_model=ReviewScorePublic, openapi_extra=SCORE_OPENAPI)
+async def score_review(gw: GatewayDep, request: Request, body: ReviewBody) -> Response:
+    """What a review's text predicts: star rating, verified-purchase probability and the terms that moved the
+    rating most (``rating`` and ``item_id`` optional); never cached. Empty text, text over 20,000 characters or a
+    body that is not UTF-8: 422 naming the problem."""
+    return respond(await gw.post("rating", SCORE_PATH, await request.body()))
+
+
 page = APIRouter(include_in_schema=False)
 
 
@@ -296,8 +305,11 @@ async def index(
     min_common: str | None = None,
     user: str | None = None,
     basket: str | None = None,
+    review: str | None = None,
+    stars: str | None = None,
 ) -> HTMLResponse:
-    """The web page: similar products for an id or title words; recommendations for a user or a basket."""
+    """The web page: similar products for an id or title words; recommendations for a user or a basket; what a
+    review's text predicts."""
     measure = measure if measure in {m.value for m in Measure} else DEFAULT_MEASURE
     size = _page_int(k, DEFAULT_K, MAX_K)
     common = _page_int(min_common, DEFAULT_MIN_COMMON, MAX_MIN_COMMON)
@@ -309,6 +321,8 @@ async def index(
         "measures": list(Measure),
         "user": user,
         "basket": basket,
+        "review": review,
+        "stars": stars,
     }
     if q is not None:
         context["similar"] = await pages.similar_section(gw, q, measure, size, common)
@@ -322,4 +336,6 @@ async def index(
             )
     if basket is not None:
         context["basket_result"] = await pages.basket_section(gw, basket, 10)
+    if review is not None:
+        context["score"] = await pages.score_section(gw, review, stars)
     return request.app.state.templates.TemplateResponse(request, "index.html", context)

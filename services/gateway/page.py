@@ -4,8 +4,9 @@ Three forms, each a plain ``GET /``: ``q`` (a product id or words of a title) wi
 ``min_common`` (the least number of reviewers a neighbour shares with the product) shows the similar items;
 ``user`` shows the user's recommendations, by the served default ranker with its reasons ("because you reviewed
 X, Y") and "because you liked"; ``basket`` (product ids, separated by commas or spaces) shows the
-recommendations for that basket (``POST /v1/recommendations``, never cached). Every failure becomes a message on
-the page, never an error page, and one failing service leaves the other's part.
+recommendations for that basket (``POST /v1/recommendations``, never cached); ``review`` (a review's text, with an
+optional ``stars``) shows what the text predicts (``POST /v1/reviews/score``, never cached). Every failure becomes
+a message on the page, never an error page, and one failing service leaves the other's part.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from chorus.services.gateway.core import Answer, Gateway
 from chorus.services.gateway.hitpath import ident, k_query, recommendations_target, search_query, similar_query
 from chorus.shared.contract import DEFAULT_MIN_COMMON, MAX_ID_LENGTH, MAX_PAIRS
 from chorus.shared.errors import ChorusError
+from chorus.shared.reviews import MAX_TEXT_CHARS, SCORE_PATH
 
 SEARCH_LIMIT = 10  # title matches listed; one more is asked for, to tell "more than 10 match"
 
@@ -190,3 +192,23 @@ async def basket_section(gw: Gateway, text: str, k: int) -> Section:
 async def because_section(gw: Gateway, user: str, k: int) -> Section:
     """Recommendations "because you liked …" (similarity service)."""
     return await _recommendations(gw, "similarity", user, k, "No product is similar to the ones this user liked.")
+
+
+async def score_section(gw: Gateway, text: str, stars: str | None) -> Section:
+    """What a review's text predicts: star rating, verified-purchase probability, the terms that moved the rating
+    (``POST /v1/reviews/score``)."""
+    if not text.strip():
+        return Section(message="Type the text of a review.")
+    if len(text) > MAX_TEXT_CHARS:
+        return Section(message=f"A review can have at most {MAX_TEXT_CHARS:,} characters; this one has {len(text):,}.")
+    review: dict = {"text": text}
+    if stars and stars.strip().isdigit():
+        review["rating"] = int(stars)
+    try:
+        answer = await gw.post("rating", SCORE_PATH, json.dumps(review).encode())
+        body = _body(answer, "rating", "The served version has no review-text model (its data had no review text).")
+    except ChorusError as exc:
+        return Section(message=f"Sorry, that cannot be answered right now: {exc.detail}.")
+    except _Failed as failed:
+        return Section(message=failed.message)
+    return Section(data=body, title="What this review says")

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from chorus.services.rating.models.base import FALLBACKS
 from chorus.services.rating.service import LATENT, RatingService, Recommendation
 from chorus.shared.contract import canonical_method
-from chorus.shared.errors import InvalidInput, NotReady
+from chorus.shared.errors import InvalidInput, NotFound, NotReady
 from chorus.shared.limits import OffLoopRoute
 from chorus.shared.params import (
     DEFAULT_K,
@@ -21,6 +21,7 @@ from chorus.shared.params import (
     UserIdQuery,
     error_responses,
 )
+from chorus.shared.reviews import SCORE_OPENAPI, SCORE_PATH, ReviewBody, ReviewScorePublic
 from chorus.shared.schemas import (
     BasketRecommendationsPublic,
     BasketRequest,
@@ -119,3 +120,27 @@ def basket_recommendations(loaded: ServiceDep, body: BasketRequest) -> dict[str,
     method = None if body.method is None else canonical_method(body.method).value
     rec = svc.recommend_basket(body.items, body.k, method, body.exclude)
     return {**_ranked(svc, rec), "unknown_items": rec.unknown_items}
+
+
+@router.post(
+    SCORE_PATH.removeprefix("/v1"),
+    response_model=ReviewScorePublic,
+    openapi_extra=SCORE_OPENAPI,
+    responses=error_responses(NotFound),
+)
+def score_review(loaded: ServiceDep, body: ReviewBody) -> dict[str, Any]:
+    """What a review's text predicts: its star rating, the probability that it is a verified purchase, and the
+    terms that moved the rating most. Empty text, text over 20,000 characters or a body that is not UTF-8 is a
+    422; a version trained on data without review text answers 404."""
+    svc = loaded.model
+    if svc.scorer is None:
+        raise NotFound(f"version {svc.version} has no review-text model: its data had no review text")
+    item = -1 if body.item_id is None else int(svc.catalog.item_indices([body.item_id])[0])
+    scored = svc.scorer.score(body.text, body.rating, item)
+    return {
+        "predicted_rating": round(scored.predicted_rating, 4),
+        "verified_probability": None if scored.verified_probability is None else round(scored.verified_probability, 4),
+        "top_terms": [{"term": t, "weight": round(w, 4)} for t, w in scored.top_terms],
+        "item_id": body.item_id,
+        "item_known": None if body.item_id is None else item >= 0,
+    }

@@ -25,6 +25,8 @@ from chorus.services.rating.rankers import Ranked, Ranker
 from chorus.services.rating.rankers.base import history_row
 from chorus.services.rating.rankers.persistence import COMPONENT as RANKING
 from chorus.services.rating.rankers.persistence import load_rankers
+from chorus.services.rating.text.scorer import COMPONENT as TEXT
+from chorus.services.rating.text.scorer import ReviewScorer, load_scorer
 from chorus.shared.artifacts import Version
 from chorus.shared.catalog import Catalog
 from chorus.shared.contract import Ranking
@@ -81,6 +83,8 @@ class RatingService:
         kind -> :class:`~chorus.services.rating.rankers.Ranker` of the ``ranking`` component (empty without one).
     default : str
         The method served when a request names none: the component's default ranker, else ``"latent"``.
+    scorer : ReviewScorer or None
+        The ``text`` component's review scorer (None for data without review text).
     """
 
     version: str
@@ -89,6 +93,7 @@ class RatingService:
     reviews: sp.csr_array
     rankers: dict[str, Ranker] = field(default_factory=dict)
     default: str = LATENT
+    scorer: ReviewScorer | None = None
 
     @property
     def methods(self) -> list[str]:
@@ -228,8 +233,8 @@ def reviews_matrix(user: np.ndarray, item: np.ndarray, rating: np.ndarray, n_use
 
 
 def load_service(version: Version, verify: bool = True) -> RatingService:
-    """The served state of a verified version with the ``data`` and ``rating`` components, and its ``ranking``
-    component when it has one (whose files are checked here when ``verify``: the loader verifies only the
+    """The served state of a verified version with the ``data`` and ``rating`` components, and its ``ranking`` and
+    ``text`` components when it has them (whose files are checked here when ``verify``: the loader verifies only the
     components every version has).
 
     Raises
@@ -254,7 +259,15 @@ def load_service(version: Version, verify: bool = True) -> RatingService:
                 raise ArtifactError(
                     f"version {version.name}: the {kind} ranker has {ranker.n_items} items, the data {catalog.n_items}"
                 )
-    return RatingService(version.name, model, catalog, reviews, rankers, default)
+    scorer = None
+    if TEXT in version.components:
+        version.load([TEXT])  # every file read and checked, as the ranking component's
+        scorer = load_scorer(version)
+        if scorer is not None and scorer.n_items != catalog.n_items:
+            raise ArtifactError(
+                f"version {version.name}: the text component has {scorer.n_items} items, the data {catalog.n_items}"
+            )
+    return RatingService(version.name, model, catalog, reviews, rankers, default, scorer)
 
 
 def canary(svc: RatingService) -> None:

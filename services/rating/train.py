@@ -37,6 +37,10 @@ from chorus.shared.errors import InvalidInput
 #: ``similarity_predict`` plug-in: ``fit(user, item, rating, n_users, n_items, low, high)`` on training arrays
 #: returns ``predict(users, items) -> float ratings (n,)``.
 SimilarityFit = Callable[..., Callable[[np.ndarray, np.ndarray], np.ndarray]]
+#: ``text_aware`` plug-in (:class:`chorus.services.rating.text.aware.TextAwareFit`): ``fit(data, rows, val,
+#: reg_bias)`` selects on (rows, val) reading only those reviews' text, refits on both, and returns
+#: ``(model, {"chosen", "validation_rmse", "seconds"})``.
+TextAwareFitter = Callable[[Trainset, np.ndarray, np.ndarray, float], tuple[RatingModel, dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,11 @@ class Selection:
     validation_rmse: dict[str, float]
     grid: list[dict[str, Any]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    text_aware: dict[str, Any] | None = None  # the text-aware model's chosen grid point, when one was fitted
 
     def hyperparameters(self) -> dict[str, Any]:
+        if self.selected == "text_aware" and self.text_aware is not None:
+            return {"selected": "text_aware", "trainer": "text_aware", **self.text_aware, "seed": self.bias.seed}
         chosen = self.latent if self.selected == "latent" else self.bias
         return {
             "selected": self.selected,
@@ -95,7 +102,7 @@ class Selection:
             "init_scale": chosen.init_scale,
             "sweeps": self.sweeps,
             "seed": chosen.seed,
-        }
+        } | ({} if self.text_aware is None else {"text_aware": self.text_aware})
 
 
 def select(
@@ -194,11 +201,13 @@ class TrainResult:
     hyperparameters: dict[str, Any]
     metrics: dict[str, Any]
     seconds: float
+    served: str = "latent"  # "text_aware" when the text-aware model won on validation
 
     @property
     def model(self) -> RatingModel:
-        """The model to serve: the selected latent model (or bias-only, when it won on validation)."""
-        return self.models["latent"]
+        """The model to serve: the selected latent model (or bias-only, when it won on validation), or the
+        text-aware model when it beat that one on validation."""
+        return self.models[self.served]
 
 
 def train(
@@ -208,11 +217,14 @@ def train(
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
     config: SelectionConfig = SelectionConfig(),
     progress: Callable[[int], None] | None = None,
+    text_aware: TextAwareFitter | None = None,
 ) -> TrainResult:
     """What ``chorus train --components rating`` runs: a seeded holdout split (``chorus.shared.data.holdout_split``),
     selection on validation, refit on train + validation, metrics on test.
 
-    ``progress(done)`` is called after each of the ``grid_size(config)`` grid points.
+    ``progress(done)`` is called after each of the ``grid_size(config)`` grid points. With ``text_aware``, the
+    text-aware model is selected on the same validation rows, reported as ``models["text_aware"]``, and served
+    (``served = "text_aware"``) when its validation RMSE beats the selected model's.
     """
     t0 = time.perf_counter()
     tr, va, te = holdout_split(data.n, seed, fractions)
@@ -221,6 +233,14 @@ def train(
     config = replace(config, base=replace(config.base, seed=seed))
     sel = select(data, tr, va, config, progress)
     models, _ = refit(data.subset(np.concatenate([tr, va])), sel)
+    served = "latent"
+    if text_aware is not None:
+        models["text_aware"], info = text_aware(data, tr, va, sel.bias.reg_bias)
+        sel.text_aware = info["chosen"]
+        sel.grid.append({"model": "text_aware", **info["chosen"], "validation_rmse": info["validation_rmse"]})
+        sel.validation_rmse["text_aware"] = info["validation_rmse"]
+        if info["validation_rmse"] < sel.validation_rmse[sel.selected]:
+            sel.selected = served = "text_aware"
     test: dict[str, dict[str, float]] = {}
     if te.size:
         test = {name: _test_metrics(m, data, te) for name, m in models.items()}
@@ -242,7 +262,7 @@ def train(
             "reg_bias": list(config.reg_bias),
         }
     }
-    return TrainResult(models, sel, hyper, result_metrics, time.perf_counter() - t0)
+    return TrainResult(models, sel, hyper, result_metrics, time.perf_counter() - t0, served)
 
 
 def grid_size(config: SelectionConfig) -> int:
@@ -252,24 +272,34 @@ def grid_size(config: SelectionConfig) -> int:
 
 def train_component(ratings: Ratings, writer: VersionWriter, *, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """``chorus train`` entry point: :func:`train` on the ratings and write the ``rating`` component into the
-    version being written. Returns a short summary for the CLI."""
+    version being written. Returns a short summary for the CLI.
+
+    With review text (loaded ``with_text``) and at most ``TEXT_AWARE_MAX_ROWS`` reviews, the text-aware model
+    competes on validation too (:class:`chorus.services.rating.text.aware.TextAwareFit`)."""
+    from chorus.services.rating.text.aware import TEXT_AWARE_MAX_ROWS, TextAwareFit
     from chorus.shared.progress import Progress
 
     config = SelectionConfig()
     scale = ratings.scale
     data = Trainset(ratings.user, ratings.item, ratings.rating, ratings.n_users, ratings.n_items, scale.low, scale.high)
+    text_aware, text_note = None, "no review text"
+    if ratings.text is not None and ratings.n > TEXT_AWARE_MAX_ROWS:
+        text_note = f"skipped: more than {TEXT_AWARE_MAX_ROWS:,} reviews"
+    elif ratings.text is not None:
+        text_aware, text_note = TextAwareFit(ratings.text, seed=seed), "fitted"
     with Progress("rating selection", total=grid_size(config)) as bar:
         bar.enabled = bar.enabled and progress
-        result = train(data, seed=seed, config=config, progress=bar.update)
+        result = train(data, seed=seed, config=config, progress=bar.update, text_aware=text_aware)
     write_train_result(writer, result)
     h, test = result.hyperparameters, result.metrics["test"]
     return {
         "selected": h["selected"],
         "K": h["n_factors"],
-        "reg_factors": h["reg_factors"],
+        "reg_factors": h.get("reg_factors"),
         "reg_bias": h["reg_bias"],
-        "sweeps": h["sweeps"],
+        "sweeps": h.get("sweeps"),
         "test_rmse": {name: round(m["rmse"], 4) for name, m in test.items()},
+        "text_aware": text_note,
         "seconds": round(result.seconds, 2),
     }
 
@@ -296,6 +326,7 @@ def _fit_and_score(
     test: np.ndarray,
     config: SelectionConfig,
     similarity: SimilarityFit | None,
+    text_aware: TextAwareFitter | None = None,
 ) -> tuple[dict[str, dict[str, float]], Selection, dict[str, float]]:
     """Select on (rows, val), refit on rows ∪ val, score every model on test; seconds per model (the
     selection time counted to the model it selects for)."""
@@ -312,6 +343,12 @@ def _fit_and_score(
         predicted = np.clip(np.asarray(predict(data.user[test], data.item[test]), np.float64), f.low, f.high)
         out["similarity"] = metrics(predicted, data.rating[test])
         seconds["similarity"] = time.perf_counter() - t
+    if text_aware is not None:
+        model, info = text_aware(data, rows, val, sel.bias.reg_bias)
+        out["text_aware"] = _test_metrics(model, data, test)
+        seconds["text_aware"] = info["seconds"]
+        sel.validation_rmse["text_aware"] = info["validation_rmse"]
+        sel.text_aware = info["chosen"]
     return out, sel, seconds
 
 
@@ -329,6 +366,7 @@ def evaluate(
     seed: int = 0,
     similarity_predict: SimilarityFit | None = None,
     config: SelectionConfig = SelectionConfig(),
+    text_aware: TextAwareFitter | None = None,
 ) -> dict[str, Any]:
     """Test-set MSE, RMSE and MAE of ``mean``, ``bias``, ``latent`` (and ``similarity`` when a fit callable
     is given), the hyperparameters chosen, and the seconds taken.
@@ -342,6 +380,8 @@ def evaluate(
         ``seed + 1 + fold``, is the validation split for selection; the refit uses the whole training fold).
     similarity_predict : ``fit(user, item, rating, n_users, n_items, low, high) -> predict(users, items)``,
         fitted on the same rows as the refit; its predictions are clipped to the scale.
+    text_aware : the text-aware model's selection and refit (:data:`TextAwareFitter`), reported as
+        ``models["text_aware"]``; it reads the text of each fold's training rows only.
 
     Returns
     -------
@@ -368,7 +408,7 @@ def evaluate(
         raise InvalidInput(f"protocol must be 'holdout' or 'kfold', got {protocol!r}")
     per_fold, selections, seconds = [], [], []
     for rows, val, test in runs:
-        out, sel, secs = _fit_and_score(data, rows, val, test, config, similarity_predict)
+        out, sel, secs = _fit_and_score(data, rows, val, test, config, similarity_predict, text_aware)
         per_fold.append(out)
         selections.append(sel)
         seconds.append(secs)

@@ -9,8 +9,13 @@ What it plants, so that every part of Chorus has something real to find:
   items are related gear;
 * ratings ``round(mu + b_user + b_item + p_user . q_item + noise)`` clipped to 1..5, with a rank-8 interaction
   strong enough that a latent factor model beats bias-only on held-out data;
-* musical-instrument product titles (brand, series, product type, model number), about 90% verified
-  purchases, helpful/total votes, and headline/body words that depend on the star rating.
+* musical-instrument product titles (brand, series, product type, model number), helpful/total votes, and
+  headline/body words that depend on the star rating;
+* about 90% verified purchases, with what sets the others apart in real Amazon data (He, Hollenbeck and
+  Proserpio, "The Market for Fake Reviews", 2022; Amazon's 2016 ban of incentivized reviews): unverified reviews
+  lean to high stars (:data:`VERIFIED_BY_STAR`) and :data:`DISCLOSED_SHARE` of them say the product came free
+  (:data:`DISCLOSURE`, in place of two neutral words, so that the text, not its length, tells), so the
+  verified-purchase classifier has something to find.
 
 Every (customer, product) pair is distinct and the output has exactly ``n_reviews`` data rows. The same seed
 gives the same file.
@@ -225,6 +230,13 @@ class PlantedModel:
     family_affinity: float = 0.75  # share of a reviewer's reviews drawn from their favourite product family
 
 
+#: P(verified purchase | stars), for 1..5 stars (index 0 unused): about 90% overall on the generated star mix.
+VERIFIED_BY_STAR = (0.0, 0.96, 0.95, 0.94, 0.91, 0.87)
+#: Share of the unverified reviews whose body says :data:`DISCLOSURE`.
+DISCLOSED_SHARE = 0.5
+DISCLOSURE = "free sample"
+
+
 def _zipf_weights(n: int, s: float, offset: float, rng: np.random.Generator) -> np.ndarray:
     w = (np.arange(n) + offset) ** -s
     w = w[rng.permutation(n)]  # popular ids are scattered, not the first ones
@@ -319,7 +331,11 @@ def generate_reviews(
     review_ids = np.char.add("R", _base36((np.arange(n_reviews, dtype=np.int64) * 2_654_435_761 + 99) % 36**12, 12))
     total_votes = rng.geometric(0.45, n_reviews) - 1
     helpful_votes = rng.binomial(total_votes, 0.7)
-    verified = np.where(rng.random(n_reviews) < 0.9, "Y", "N")
+    # one uniform draw per review decides both, so the rest of the file is what it was with a flat 90% rate
+    draw = rng.random(n_reviews)
+    p_verified = np.asarray(VERIFIED_BY_STAR)[stars]
+    verified = np.where(draw < p_verified, "Y", "N")
+    disclosed = draw >= p_verified + (1.0 - p_verified) * (1.0 - DISCLOSED_SHARE)
     vine = np.where(rng.random(n_reviews) < 0.01, "Y", "N")
     dates = (EPOCH_START + rng.integers(0, EPOCH_DAYS, n_reviews)).astype(str)
     star_words = rng.integers(0, 10, (n_reviews, 4))
@@ -339,7 +355,7 @@ def generate_reviews(
     cust_l, prod_l, par_l, title_l = customer_ids.tolist(), product_ids.tolist(), parents.tolist(), titles.tolist()
     rid_l, hv_l, tv_l = review_ids.tolist(), helpful_votes.tolist(), total_votes.tolist()
     ver_l, vine_l, date_l = verified.tolist(), vine.tolist(), dates.tolist()
-    sw_l, nw_l = star_words.tolist(), neutral_words.tolist()
+    sw_l, nw_l, disclosed_l = star_words.tolist(), neutral_words.tolist(), disclosed.tolist()
     try:
         with opener(tmp) as f, Progress(f"generating {out.name}", total=n_reviews) as bar:
             bar.enabled = bar.enabled and progress
@@ -351,9 +367,10 @@ def generate_reviews(
                     s = stars_l[r]
                     words = BY_STAR[s]
                     sw, nw = sw_l[r], nw_l[r]
+                    tail = DISCLOSURE if disclosed_l[r] else f"{NEUTRAL[nw[3]]} {NEUTRAL[nw[4]]}"
                     body = (
                         f"{words[sw[0]]} {NEUTRAL[nw[0]]} {NEUTRAL[nw[1]]} {words[sw[1]]} {NEUTRAL[nw[2]]} "
-                        f"{words[sw[2]]} {NEUTRAL[nw[3]]} {NEUTRAL[nw[4]]} {words[sw[3]]}"
+                        f"{words[sw[2]]} {tail} {words[sw[3]]}"
                     )
                     u, i = users_l[r], items_l[r]
                     rows.append(

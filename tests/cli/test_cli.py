@@ -63,7 +63,7 @@ def test_evaluate_reports_every_model_on_test_data(amazon_5core):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["protocol"] == "kfold" and result["folds"] == 2 and result["seconds"] > 0
-    assert set(result["models"]) == {"mean", "bias", "latent", "similarity"}
+    assert set(result["models"]) == {"mean", "bias", "latent", "similarity", "text_aware"}
     for m in result["models"].values():
         # fold means: the mean of per-fold RMSEs is at most the root of the mean MSE
         assert m["rmse"] <= m["mse"] ** 0.5 + 1e-9 and 0 < m["mae"] <= m["rmse"]

@@ -77,9 +77,9 @@ def test_evaluate_ranking_usage_errors_name_the_value(reviews, capsys):
 
 def test_train_help_and_parsing_name_every_component():
     proc = chorus("train", "--help")
-    assert proc.returncode == 0 and "similarity,rating,ranking" in proc.stdout
-    assert list(COMPONENTS) == ["similarity", "rating", "ranking"]
-    assert parse_components(None) == ["similarity", "rating", "ranking"]
+    assert proc.returncode == 0 and "similarity,rating,ranking,text" in proc.stdout
+    assert list(COMPONENTS) == ["similarity", "rating", "ranking", "text"]
+    assert parse_components(None) == ["similarity", "rating", "ranking", "text"]
     assert parse_components(" ranking, rating ") == ["ranking", "rating"]
 
 

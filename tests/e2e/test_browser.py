@@ -270,3 +270,21 @@ def test_unknown_ids_and_empty_searches_get_clear_messages(page):
     submit(page, "#user-id", "", "#user-submit")
     assert page.inner_text("#user-message") == "Type a user id."
     assert page.locator("#model-results").count() == 0
+
+
+def test_the_review_box_scores_a_review_like_the_api(page):
+    text = "Five Stars\nexcellent superb tone, flawless"
+    page.fill("#review-text", text)
+    page.select_option("#review-stars", "5")
+    with page.expect_navigation(wait_until="load"):
+        page.click("#score-submit")
+    answer = httpx.post(page.url.split("/?")[0] + "/v1/reviews/score", json={"text": text, "rating": 5}).json()
+    assert page.inner_text("#score-rating") == f"{answer['predicted_rating']:.2f} ★"
+    assert page.inner_text("#score-verified") == f"{answer['verified_probability']:.2f}"
+    assert rows(page, "#score-terms") == [[t["term"], f"{t['weight']:+.3f}"] for t in answer["top_terms"]]
+    assert page.input_value("#review-text") == text and answer["predicted_rating"] > 4
+
+    with page.expect_navigation(wait_until="load"):
+        page.fill("#review-text", "   ")
+        page.click("#score-submit")
+    assert page.inner_text("#score-message") == "Type the text of a review."

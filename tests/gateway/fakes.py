@@ -182,6 +182,11 @@ class FakeService:
                 body = self._ranked(method if known else "popular", known, basket.get("exclude", []), basket)
                 unknown_items = list(dict.fromkeys(i for i in items if i not in ITEMS))
                 return _json(200, {**body, "fallback": None if known else "popular", "unknown_items": unknown_items}, v)
+            case ["v1", "reviews", "score"] if request.method == "POST":
+                review = json.loads(request.content)
+                words = review["text"].lower().split()
+                terms = [{"term": w, "weight": 0.1} for w in words[:3]]
+                return _json(200, {"predicted_rating": 4.5, "verified_probability": 0.9, "top_terms": terms}, v)
         return _json(404, {"detail": "Not Found"}, v)
 
     def _ranked(self, model: str, history: list[str], exclude: list[str], params) -> dict:

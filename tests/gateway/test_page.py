@@ -162,3 +162,14 @@ def test_odd_page_parameters_fall_back_to_defaults(client):
     assert response.status_code == 200
     assert '<option value="jaccard" selected>' in response.text
     assert "<script" not in client.get("/", params={"q": "<script>alert(1)</script>"}).text
+
+
+def test_review_box_shows_what_the_text_predicts(client, rat):
+    html = client.get("/", params={"review": "Great strings bright tone", "stars": "5"}).text
+    assert 'id="score-form"' in html and "4.50 ★" in html and "0.90" in html
+    assert "<td>great</td>" in html and json.loads(rat.requests[-1].content) == {
+        "text": "Great strings bright tone",
+        "rating": 5,
+    }
+    assert "Type the text of a review." in client.get("/", params={"review": "  "}).text
+    assert "at most 20,000 characters" in client.get("/", params={"review": "x" * 20_001}).text

@@ -20,6 +20,8 @@ OFFLINE = (
     "accuracy",
     "ranking_fit",
     "ranking_train",
+    "text.fit",
+    "text.aware",
 )
 
 
@@ -28,7 +30,8 @@ def test_the_service_imports_no_offline_module():
         "import sys, chorus.services.rating.app\n"
         f"offline = {['chorus.services.rating.' + m for m in OFFLINE]!r}\n"
         "print(sorted(m for m in sys.modules if m in offline or m.startswith('scipy.optimize')"
-        " or m == 'tracemalloc' or m == 'implicit' or m.startswith('implicit.')))\n"
+        " or m == 'tracemalloc' or m == 'implicit' or m.startswith('implicit.')"
+        " or m == 'sklearn' or m.startswith('sklearn.')))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -10,7 +10,7 @@ from chorus.services.rating.baseline import fit_bias, fit_mean
 from chorus.services.rating.config import LatentConfig
 from chorus.services.rating.fitting import Trainset
 from chorus.services.rating.lbfgs import fit_lbfgs
-from chorus.services.rating.models import REGISTRY, BiasModel, LatentModel, MeanModel
+from chorus.services.rating.models import REGISTRY, BiasModel, LatentModel, MeanModel, TextAwareModel
 from chorus.services.rating.models.base import FALLBACKS, POPULAR
 from chorus.services.rating.service import reviewed_matrix
 from chorus.shared.errors import InvalidInput
@@ -37,7 +37,7 @@ class TestLatentModelByLbfgs(RatingModelContract):
 
 
 def test_the_registry_names_each_model_by_its_kind():
-    assert REGISTRY == {"mean": MeanModel, "bias": BiasModel, "latent": LatentModel}
+    assert REGISTRY == {"mean": MeanModel, "bias": BiasModel, "latent": LatentModel, "text_aware": TextAwareModel}
 
 
 # --- hand-built models --------------------------------------------------------------------------------------

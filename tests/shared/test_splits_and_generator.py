@@ -65,6 +65,21 @@ def test_generator_text_depends_on_rating(tmp_path):
     assert ("excellent" in fives or "perfect" in fives) and "excellent" not in ones
 
 
+def test_generator_plants_a_verified_purchase_signal(tmp_path):
+    from chorus.shared.data.synthetic import DISCLOSURE
+
+    r = load_ratings(generate_reviews(tmp_path / "v.tsv", 20_000, seed=2, progress=False), with_text=True)
+    verified, stars = np.asarray(r.verified), np.asarray(r.rating)
+    assert 0.88 < verified.mean() < 0.93
+    assert verified[stars <= 2].mean() > verified[stars == 5].mean() + 0.05  # unverified lean to five stars
+    disclosed = np.array([DISCLOSURE in t for t in r.text])
+    assert not (disclosed & verified).any()  # only unverified reviews say the product came free
+    assert 0.35 < disclosed[~verified].mean() < 0.65
+    # the disclosure replaces two words: the body's length alone does not tell it apart
+    lengths = np.array([len(t) for t in r.text])
+    assert abs(lengths[disclosed].mean() - lengths[~disclosed].mean()) < lengths.std()
+
+
 def test_generator_plants_shopping_families(tmp_path):
     from chorus.shared.data.synthetic import FAMILY_OF_PRODUCT, PRODUCTS
 

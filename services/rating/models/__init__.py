@@ -21,11 +21,13 @@ from chorus.services.rating.models.base import RatingModel
 from chorus.services.rating.models.bias import BiasModel
 from chorus.services.rating.models.latent import LatentModel
 from chorus.services.rating.models.mean import MeanModel
+from chorus.services.rating.models.text_aware import TextAwareModel
 
 REGISTRY: dict[str, type[RatingModel]] = {
     MeanModel.kind: MeanModel,
     BiasModel.kind: BiasModel,
     LatentModel.kind: LatentModel,
+    TextAwareModel.kind: TextAwareModel,
 }
 
-__all__ = ["REGISTRY", "BiasModel", "LatentModel", "MeanModel", "RatingModel"]
+__all__ = ["REGISTRY", "BiasModel", "LatentModel", "MeanModel", "RatingModel", "TextAwareModel"]

@@ -1,0 +1,186 @@
+"""Offline fit and selection of the text-aware rating model
+(:class:`~chorus.services.rating.models.text_aware.TextAwareModel`); never imported by the service.
+
+The model is ``f(u, i) = α + β_u + β_i + γ_u · γ_i`` with two text-derived parts (docs/models.md, "Text-aware
+rating model"):
+
+1. **Text-conditioned bias shrinkage.** Each training review's star rating r is blended with ŕ, the prediction of a
+   TF-IDF ridge (the text-rating model of :mod:`.fit`) that did not see that review (out of fold, 3 folds): the
+   biases are the exact ridge minimisers (:func:`~chorus.services.rating.baseline.solve_biases`) for the targets
+   ``r + λ (ŕ − r)``. λ = 0 is the bias-only model.
+2. **Item text factors** (the item side of HFT, McAuley & Leskovec 2013): γ_i is the unit-length mean of item i's
+   training reviews' truncated-SVD TF-IDF embeddings (first K dimensions), and γ_u the ridge fit, per user, of the
+   user's bias residuals ``r − (α + β_u + β_i)`` on those γ_i, with penalty ``λ_u ‖γ_u‖²``. K = 0 leaves it out.
+
+Only the text of training reviews is read (rows handed to :func:`TextAwareFit.__call__` as ``rows`` and ``val``;
+a test review's text never: ``tests/rating/test_text_aware.py`` checks with a spy). (λ, K, λ_u) are chosen on the
+validation rows by RMSE, with λ_b the bias model's own choice; the winner is refitted on train + validation.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.decomposition import TruncatedSVD
+from sklearn.linear_model import Ridge
+
+from chorus.services.rating.accuracy import rmse
+from chorus.services.rating.baseline import solve_biases
+from chorus.services.rating.config import LatentConfig
+from chorus.services.rating.fitting import Trainset
+from chorus.services.rating.models.text_aware import TextAwareModel
+from chorus.services.rating.objective import Params, Problem
+from chorus.services.rating.text.features import TextColumn
+from chorus.services.rating.text.fit import vectorizer
+from chorus.shared.data import kfold_split
+from chorus.shared.errors import InvalidInput
+
+#: Out-of-fold folds of the text predictions ŕ, and the ridge α of those predictions.
+SENTIMENT_FOLDS = 3
+SENTIMENT_ALPHA = 1.0
+#: ``chorus train`` and ``chorus evaluate`` fit the text-aware model on data up to this many reviews: its selection
+#: (TF-IDF of every training review twice, a grid of bias solves) made the rating component take 220.7 s instead of
+#: 88.5 s on the 200,000-review demo data (a loaded 2-core machine); about 60 s per fold on the Amazon 5-core file.
+TEXT_AWARE_MAX_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class TextAwareConfig:
+    """One point of the text-aware model's grid.
+
+    Attributes
+    ----------
+    reg_bias : λ_b of the biases (as :class:`~chorus.services.rating.config.LatentConfig`'s, count weighting).
+    blend : λ, the weight of the text prediction in the bias targets (0: the ratings alone).
+    n_factors : K, the item text profile's length (0: no factor term).
+    reg_user : λ_u, the ridge of γ_u.
+    """
+
+    reg_bias: float = 0.1
+    blend: float = 0.0
+    n_factors: int = 0
+    reg_user: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.blend <= 1 or self.n_factors < 0 or self.reg_user <= 0 or self.reg_bias < 0:
+            raise InvalidInput("text-aware grid: blend in [0, 1], n_factors >= 0, reg_user > 0, reg_bias >= 0")
+
+
+@dataclass(frozen=True)
+class TextAwareGrid:
+    """The values tried on validation (defaults in one place; each combination of blend × (K, λ_u))."""
+
+    blend: tuple[float, ...] = (0.0, 0.2, 0.4)
+    n_factors: tuple[int, ...] = (0, 8, 16)
+    reg_user: tuple[float, ...] = (10.0, 30.0, 100.0)
+
+    def points(self, reg_bias: float) -> list[TextAwareConfig]:
+        factor_points = [(k, lu) for k in self.n_factors for lu in (self.reg_user if k else self.reg_user[:1])]
+        return [TextAwareConfig(reg_bias, b, k, lu) for b in self.blend for k, lu in factor_points]
+
+
+@dataclass
+class TextFeatures:
+    """What the text of the training reviews gives the model.
+
+    Attributes
+    ----------
+    sentiment : numpy.ndarray
+        float64 (n,), ŕ: each training review's out-of-fold text prediction.
+    item_profile : numpy.ndarray
+        float64 (n_items, K_max), unit rows (zero for items without training reviews).
+    """
+
+    sentiment: np.ndarray
+    item_profile: np.ndarray
+
+
+def text_features(data: Trainset, texts: TextColumn, max_factors: int, seed: int = 0) -> TextFeatures:
+    """:class:`TextFeatures` of the training ratings ``data`` and their texts (``texts[k]`` is row k's)."""
+    x = vectorizer().fit_transform(texts)
+    sentiment = np.zeros(data.n)
+    if data.n >= 2 * SENTIMENT_FOLDS:
+        for tr, te in kfold_split(data.n, SENTIMENT_FOLDS, seed):
+            sentiment[te] = Ridge(alpha=SENTIMENT_ALPHA).fit(x[tr], data.rating[tr]).predict(x[te])
+    else:
+        sentiment[:] = data.rating
+    k = min(max_factors, x.shape[1] - 1, data.n - 1)
+    profile = np.zeros((data.n_items, max(k, 0)))
+    if k > 0:
+        z = TruncatedSVD(k, random_state=seed).fit_transform(x)
+        owner = sp.csr_array((np.ones(data.n), (data.item, np.arange(data.n))), shape=(data.n_items, data.n))
+        profile = owner @ z
+        norm = np.linalg.norm(profile, axis=1, keepdims=True)
+        profile = np.divide(profile, norm, out=np.zeros_like(profile), where=norm > 0)
+    return TextFeatures(sentiment, profile)
+
+
+def fit_from_features(data: Trainset, features: TextFeatures, config: TextAwareConfig) -> TextAwareModel:
+    """The text-aware model of ``config`` on training ratings ``data`` and their :class:`TextFeatures`."""
+    target = data.rating + config.blend * (features.sentiment - data.rating)
+    blended = replace(data, rating=target)
+    params = solve_biases(Problem(blended, LatentConfig(n_factors=0, reg_bias=config.reg_bias)))
+    k = min(config.n_factors, features.item_profile.shape[1])
+    q = features.item_profile[:, :k]
+    p = np.zeros((data.n_users, k))
+    if k:
+        residual = data.rating - (params.alpha + params.bu[data.user] + params.bi[data.item])
+        f = q[data.item]
+        gram = np.zeros((data.n_users, k, k))
+        for a in range(k):
+            for b in range(a, k):
+                gram[:, a, b] = gram[:, b, a] = np.bincount(data.user, f[:, a] * f[:, b], data.n_users)
+        rhs = np.stack([np.bincount(data.user, f[:, a] * residual, data.n_users) for a in range(k)], axis=1)
+        p = np.linalg.solve(gram + config.reg_user * np.eye(k), rhs[..., None])[..., 0]
+    fitted = Params(params.alpha, params.bu, params.bi, p, q)
+    model = fitted.to_model(TextAwareModel.kind, data)
+    assert isinstance(model, TextAwareModel)
+    return model
+
+
+class TextAwareFit:
+    """Selection and refit of the text-aware model over one text column (``texts[k]`` is review k's text), as a
+    plug-in of :func:`chorus.services.rating.train.evaluate` and ``train``."""
+
+    def __init__(self, texts: TextColumn, grid: TextAwareGrid = TextAwareGrid(), seed: int = 0) -> None:
+        self.texts, self.grid, self.seed = texts, grid, seed
+
+    def _read(self, rows: np.ndarray) -> list[str]:
+        texts = self.texts
+        return [texts[k] for k in rows.tolist()]
+
+    def select(self, data: Trainset, rows: np.ndarray, val: np.ndarray, reg_bias: float) -> dict[str, Any]:
+        """Every grid point fitted on ``rows`` and scored on ``val`` (RMSE); the best point and the grid."""
+        fit_on = data.subset(rows)
+        features = text_features(fit_on, self._read(rows), max(self.grid.n_factors), self.seed)
+        vu, vi, vr = data.user[val], data.item[val], data.rating[val]
+        grid = []
+        for point in self.grid.points(reg_bias):
+            error = rmse(fit_from_features(fit_on, features, point).predict(vu, vi).rating, vr)
+            grid.append({**asdict(point), "validation_rmse": error})
+        best = min(grid, key=lambda g: g["validation_rmse"])
+        chosen = TextAwareConfig(**{k: v for k, v in best.items() if k != "validation_rmse"})
+        return {"chosen": chosen, "validation_rmse": best["validation_rmse"], "grid": grid}
+
+    def refit(self, data: Trainset, rows: np.ndarray, config: TextAwareConfig) -> TextAwareModel:
+        """The model of ``config`` fitted on ``rows`` of ``data`` (their texts only)."""
+        fit_on = data.subset(rows)
+        features = text_features(fit_on, self._read(rows), config.n_factors, self.seed)
+        return fit_from_features(fit_on, features, config)
+
+    def __call__(
+        self, data: Trainset, rows: np.ndarray, val: np.ndarray, reg_bias: float
+    ) -> tuple[TextAwareModel, dict[str, Any]]:
+        """Select on (``rows``, ``val``), refit on both; the model and ``{"chosen", "validation_rmse", "seconds"}``."""
+        t0 = time.perf_counter()
+        selection = self.select(data, rows, val, reg_bias)
+        model = self.refit(data, np.concatenate([rows, val]), selection["chosen"])
+        return model, {
+            "chosen": asdict(selection["chosen"]),
+            "validation_rmse": selection["validation_rmse"],
+            "seconds": time.perf_counter() - t0,
+        }

@@ -1,0 +1,116 @@
+"""The text-aware rating model: the model contract, its selection, and a spy that no test review's text reaches a
+model (in holdout and in k-fold evaluation, and in ``chorus train``'s rating component)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chorus.services.rating.fitting import Trainset
+from chorus.services.rating.models import REGISTRY, TextAwareModel
+from chorus.services.rating.text.aware import (
+    TextAwareConfig,
+    TextAwareFit,
+    TextAwareGrid,
+    fit_from_features,
+    text_features,
+)
+from chorus.services.rating.train import evaluate, train
+from chorus.shared.data import holdout_split, kfold_split
+from tests.rating.model_contract import RatingModelContract
+
+WORDS = {1: "broke junk", 2: "poor flimsy", 3: "okay fine", 4: "good solid", 5: "great superb"}
+
+
+def planted_texts(rating: np.ndarray, seed: int = 0) -> list[str]:
+    """Review texts whose words say the star rating, with some noise words."""
+    rng = np.random.default_rng(seed)
+    noise = np.array(["the", "strings", "tone", "case", "strap", "tuner"])
+    return [f"{WORDS[int(r)]} {' '.join(rng.choice(noise, 3))}" for r in np.clip(np.rint(rating), 1, 5)]
+
+
+def fit_with_planted_text(data: Trainset) -> TextAwareModel:
+    texts = planted_texts(data.rating)
+    return fit_from_features(data, text_features(data, texts, 4), TextAwareConfig(0.1, 0.3, 4, 10.0))
+
+
+class TestTextAwareModel(RatingModelContract):
+    fit = staticmethod(fit_with_planted_text)
+
+
+def test_registered_under_its_kind():
+    assert REGISTRY["text_aware"] is TextAwareModel
+
+
+class SpyTexts:
+    """A text column that records which rows were read."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts, self.read = texts, []
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __getitem__(self, k: int) -> str:
+        self.read.append(int(k))
+        return self.texts[k]
+
+
+def planted_data(n_users=60, n_items=40, n=900, seed=3):
+    rng = np.random.default_rng(seed)
+    cells = rng.choice(n_users * n_items, size=n, replace=False)
+    user, item = cells // n_items, cells % n_items
+    rating = np.clip(np.rint(3.6 + rng.normal(0, 0.5, n_users)[user] + rng.normal(0, 0.5, n_items)[item]), 1, 5)
+    return user, item, rating, n_users, n_items
+
+
+SMALL = TextAwareGrid(blend=(0.0, 0.3), n_factors=(0, 4), reg_user=(10.0,))
+
+
+def test_holdout_evaluation_never_reads_a_test_review():
+    user, item, rating, nu, ni = planted_data()
+    spy = SpyTexts(planted_texts(rating))
+    result = evaluate(user, item, rating, nu, ni, 1, 5, protocol="holdout", seed=2, text_aware=TextAwareFit(spy, SMALL))
+    _, _, test = holdout_split(len(rating), 2, (0.8, 0.1, 0.1))
+    assert spy.read and not set(spy.read) & set(test.tolist())
+    assert "text_aware" in result["models"] and result["hyperparameters"][0]["text_aware"]["blend"] in (0.0, 0.3)
+
+
+def test_kfold_evaluation_never_reads_the_fold_under_test():
+    user, item, rating, nu, ni = planted_data()
+    spy = SpyTexts(planted_texts(rating))
+    fitter = TextAwareFit(spy, SMALL)
+    reads_per_fold: list[set[int]] = []
+
+    def spying(data, rows, val, reg_bias):
+        start = len(spy.read)
+        out = fitter(data, rows, val, reg_bias)
+        reads_per_fold.append(set(spy.read[start:]))
+        return out
+
+    result = evaluate(user, item, rating, nu, ni, 1, 5, protocol="kfold", folds=3, seed=1, text_aware=spying)
+    folds = kfold_split(len(rating), 3, 1)
+    assert len(reads_per_fold) == 3
+    for read, (train_rows, test_rows) in zip(reads_per_fold, folds, strict=True):
+        assert read and read <= set(train_rows.tolist()) and not read & set(test_rows.tolist())
+    assert set(result["models"]) >= {"bias", "text_aware"}
+
+
+def test_train_reads_train_and_validation_text_only_and_serves_the_winner():
+    user, item, rating, nu, ni = planted_data()
+    spy = SpyTexts(planted_texts(rating))
+    data = Trainset(user, item, rating, nu, ni, 1, 5)
+    result = train(data, seed=4, text_aware=TextAwareFit(spy, SMALL))
+    _, _, test = holdout_split(len(rating), 4, (0.8, 0.1, 0.1))
+    assert spy.read and not set(spy.read) & set(test.tolist())
+    val = result.metrics["validation_rmse"]
+    served = result.hyperparameters["selected"]
+    assert served in val and val[served] == min(val.values())
+    assert (result.model.kind == "text_aware") == (served == "text_aware")
+
+
+def test_the_grid_and_config_are_checked():
+    points = TextAwareGrid(blend=(0.0, 0.5), n_factors=(0, 8), reg_user=(10.0, 30.0)).points(0.1)
+    assert len(points) == 2 * (1 + 2) and all(p.reg_bias == 0.1 for p in points)
+    with pytest.raises(Exception, match="blend"):
+        TextAwareConfig(blend=1.5)
