@@ -290,10 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
         "up",
         help="run the similarity, rating and gateway services on loopback",
         description="Start the three services as local processes (the docker-compose topology), "
-        "training first when the artifact root has no version yet.",
+        "training first when the artifact root has no version yet (or none trained on --data); a service "
+        "that exits is restarted after 1, 2, 4 ... at most 30 s; Ctrl-C or SIGTERM stops them all.",
     )
     _artifacts_arg(upp)
-    upp.add_argument("--data", help="review file to train on when there is no version yet (default: demo data)")
+    upp.add_argument(
+        "--data",
+        help="review file to serve: trained on when there is no version yet or the current version was trained on "
+        "other data (by sha256); default: the current version, else demo data",
+    )
     upp.add_argument("--port", type=_positive, default=8000, help="gateway port (default 8000)")
     upp.add_argument("--similarity-port", type=_positive, default=8001, help="similarity service port")
     upp.add_argument("--rating-port", type=_positive, default=8002, help="rating service port")

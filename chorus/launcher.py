@@ -4,10 +4,16 @@ Three uvicorn processes on loopback, exactly as ``docker-compose.yml`` wires the
 rating services read the same artifact root; the gateway talks to both and caches in Redis when a Redis URL is
 given (in-process LRU otherwise). :class:`Topology` is also what the end-to-end tests use, so the tests start
 the system the way users do.
+
+Like compose's ``restart: unless-stopped``, ``up`` restarts a service that dies (:class:`Supervisor`: after 1, 2,
+4 ... at most 30 s) while the others keep serving, and stops only on Ctrl-C or SIGTERM. On Linux every child
+asks the kernel for SIGTERM when the launcher dies (``PR_SET_PDEATHSIG``), so even a launcher killed with SIGKILL
+leaves no service behind.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -22,12 +28,31 @@ from types import FrameType
 import httpx
 
 from chorus.demo import ensure_demo_data
-from chorus.shared.artifacts import read_current
+from chorus.shared.artifacts import ArtifactStore, file_fingerprint, read_current
 from chorus.shared.contract import redact_url
 from chorus.shared.errors import ChorusError
+from chorus.shared.serving import uvicorn_options
 from chorus.train import parse_components, train
 
 SERVICES = ("similarity", "rating", "gateway")
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child receive SIGTERM when ``parent`` dies (Linux), else None.
+
+    The kernel sends the signal when the thread that forked the child ends, which for the launcher is its main
+    thread, i.e. the process. A parent that died before the call is caught by comparing ``getppid``."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def preexec() -> None:
+        if prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0 or os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
 
 
 def free_port() -> int:
@@ -90,6 +115,7 @@ class Topology:
             "uvicorn",
             f"chorus.services.{service}.app:create_app",
             "--factory",
+            *uvicorn_options(),
             "--host",
             self.host,
             "--port",
@@ -114,6 +140,7 @@ class Topology:
                 stderr=out,
                 start_new_session=True,
                 cwd=Path(__file__).resolve().parent.parent,
+                preexec_fn=_die_with_parent(os.getpid()),
             )
         finally:
             self.starting = False
@@ -168,15 +195,91 @@ class Topology:
         self.stop_all()
 
 
+def _trained_on(artifacts: Path, data: str) -> tuple[str, dict | None]:
+    """The current version's name and, when it was trained on another file than ``data``, its dataset
+    fingerprint (None when ``data`` is the file it was trained on, compared by size, then sha256)."""
+    version = ArtifactStore(artifacts).open(components=[], verify=False)
+    recorded = version.manifest.get("dataset", {}).get("fingerprint", {})
+    size = Path(data).stat().st_size
+    if recorded.get("bytes") == size and file_fingerprint(data, "")["sha256"] == recorded.get("sha256"):
+        return version.name, None
+    return version.name, recorded
+
+
 def ensure_trained(artifacts: Path, data: str | None, log: Callable[[str], object] = print) -> None:
-    """Train into ``artifacts`` when it has no version yet: on ``data``, or on freshly generated demo data."""
-    if read_current(artifacts) is not None:
+    """Make sure ``artifacts`` serves a version trained on ``data``: train when there is no version yet (on
+    ``data``, or on freshly generated demo data), and retrain when the current version was trained on other data
+    than ``data``. Without ``data`` an existing version is served as it is."""
+    if read_current(artifacts) is None:
+        if data is None:
+            log(f"no artifact version in {artifacts}: training on the demo data")
+            data = str(ensure_demo_data(log=log))
+    elif data is None:
         return
-    if data is None:
-        log(f"no artifact version in {artifacts}: training on the demo data")
-        data = str(ensure_demo_data(log=log))
+    else:
+        if not Path(data).is_file():
+            raise ChorusError(f"--data {data}: no such file")
+        name, other = _trained_on(artifacts, data)
+        if other is None:
+            log(f"version {name} was trained on {data}: serving it")
+            return
+        log(
+            f"version {name} was trained on other data ({other.get('name', 'unknown file')}, sha256 "
+            f"{str(other.get('sha256', '?'))[:12]}), not on {data}: retraining on {data}"
+        )
     log(f"training on {data} into {artifacts}")
     train(data, artifacts, parse_components(None), log=log)
+
+
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 30.0
+STABLE_AFTER = 30.0
+"""A service that ran this many seconds before dying is restarted after :data:`BACKOFF_FIRST` again."""
+
+
+def backoff(failures: int) -> float:
+    """Seconds before restart number ``failures`` (1, 2, 3 ...) in a row: 1, 2, 4 ... at most 30."""
+    return min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (failures - 1))
+
+
+@dataclass
+class Supervisor:
+    """Restarts the services of a :class:`Topology` that exit, after :func:`backoff` seconds; the others keep
+    running meanwhile (the gateway answers 503 for a missing service's routes). Call :meth:`check` periodically."""
+
+    topo: Topology
+    log: Callable[[str], object] = print
+    clock: Callable[[], float] = time.monotonic
+    failures: dict[str, int] = field(default_factory=dict)
+    started: dict[str, float] = field(default_factory=dict)
+    due: dict[str, float] = field(default_factory=dict)
+
+    def watch(self) -> None:
+        """Start counting the running services' uptime (after :meth:`Topology.start_all`)."""
+        now = self.clock()
+        for name in self.topo.procs:
+            self.started[name] = now
+
+    def check(self) -> None:
+        now = self.clock()
+        for name, proc in list(self.topo.procs.items()):
+            if name in self.due:
+                if now >= self.due[name]:
+                    del self.due[name]
+                    self.topo.start(name)
+                    self.started[name] = now
+                    self.log(f"restarted the {name} service (pid {self.topo.procs[name].pid})")
+                continue
+            if proc.poll() is None:
+                continue
+            ran = now - self.started.get(name, now)
+            self.failures[name] = 1 if ran >= STABLE_AFTER else self.failures.get(name, 0) + 1
+            delay = backoff(self.failures[name])
+            self.due[name] = now + delay
+            self.log(
+                f"the {name} service exited with code {proc.returncode} after {ran:.0f} s; "
+                f"restarting it in {delay:.0f} s"
+            )
 
 
 def up(
@@ -217,12 +320,12 @@ def up(
         print(f"  API docs  {topo.url()}/docs")
         cache = f"Redis at {redact_url(redis_url)}" if redis_url else "in-process LRU (no --redis-url)"
         print(f"  cache     {cache}")
-        print("Ctrl-C stops every service.")
+        print("Ctrl-C stops every service; a service that exits is restarted.", flush=True)
+        supervisor = Supervisor(topo, log=lambda message: print(f"chorus up: {message}", file=sys.stderr, flush=True))
+        supervisor.watch()
         while True:
-            for name, proc in topo.procs.items():
-                if proc.poll() is not None:
-                    raise ChorusError(f"the {name} service exited with code {proc.returncode}")
-            time.sleep(0.5)
+            supervisor.check()
+            time.sleep(0.2)
     except KeyboardInterrupt:
         print("stopping...", file=sys.stderr)
         return 0

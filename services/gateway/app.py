@@ -18,6 +18,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from fastapi_offline import FastAPIOffline
 
 from chorus.services.gateway import api
 from chorus.services.gateway.cache import Cache, MemoryCache, NearCache, RedisCache
@@ -107,7 +108,8 @@ def create_app(
                 await poller
             await gateway.aclose()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI and ReDoc served from the installed package, not from a CDN
+    app = FastAPIOffline(
         title="Chorus",
         summary="Similar items, because-you-liked and predicted ratings, cached.",
         description=DESCRIPTION,

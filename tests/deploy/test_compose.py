@@ -1,4 +1,4 @@
-"""Static checks of docker-compose.yml and deploy/Dockerfile (there is no Docker engine on this machine)."""
+"""Static checks of docker-compose.yml and deploy/Dockerfile; tests/containers runs them for real."""
 
 from __future__ import annotations
 
@@ -69,15 +69,38 @@ def test_redis_evicts_lru_under_a_memory_cap(compose):
 
 def test_dockerfile_shape():
     text = (REPO / "deploy" / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.11-slim AS base", text, re.M)
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim$", text, re.M)
+    assert re.search(r"^FROM \$\{BASE_IMAGE\} AS deps$", text, re.M)
+    assert re.search(r"^FROM \$\{BASE_IMAGE\} AS base$", text, re.M)
     assert "PYTHONUNBUFFERED=1" in text and "OPENBLAS_NUM_THREADS=1" in text and "OMP_NUM_THREADS=1" in text
     assert re.search(r"^USER chorus$", text, re.M)
-    # dependencies are installed before the code is copied
-    assert text.index("pip install -r /tmp/requirements.txt") < text.index("COPY shared")
+    # dependencies are installed (in their own stage) before the code is copied
+    assert (
+        text.index("-r /build/requirements.txt")
+        < text.index("COPY --from=deps /opt/chorus")
+        < text.index("COPY shared")
+    )
     for target, port in (("similarity", 8001), ("rating", 8002), ("gateway", 8000)):
         section = text.split(f"AS {target}\n", 1)[1].split("\nFROM ", 1)[0]
         assert "HEALTHCHECK" in section and "curl" not in section, target
         assert f'CMD ["uvicorn", "chorus.services.{target}.app:create_app", "--factory"' in section, target
         assert f'"--port", "{port}"]' in section, target
+        assert '"--http", "chorus.shared.protocol:LimitedH11Protocol"' in section, target
     for name in ("similarity", "rating", "gateway", "trainer"):
         assert f"AS {name}\n" in text
+
+
+def test_compose_passes_the_base_images_and_names_the_service_images(compose):
+    s = compose["services"]
+    assert s["redis"]["image"] == "${CHORUS_REDIS_IMAGE:-redis:7-alpine}"
+    for name in ("trainer", "similarity", "rating", "gateway"):
+        assert s[name]["build"]["args"]["BASE_IMAGE"] == "${CHORUS_BASE_IMAGE:-python:3.11-slim}", name
+        assert s[name]["build"]["target"] == name
+        # named, so that deploy/images.sh builds them once for every compose project
+        assert s[name]["image"] == f"chorus-{name}:${{CHORUS_IMAGE_TAG:-latest}}", name
+
+
+def test_build_context_leaves_out_the_checkout_s_bulk():
+    lines = [ln.strip() for ln in (REPO / ".dockerignore").read_text().splitlines() if ln.strip()[:1] not in ("", "#")]
+    assert lines[0] == "*"  # everything is left out but what is named
+    assert {"!pyproject.toml", "!README.md", "!chorus", "!services", "!shared", "!deploy/offline"} <= set(lines)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import httpx
@@ -12,6 +11,7 @@ import redis
 from chorus.train import parse_components, train
 from tests.conftest import busiest
 from tests.e2e.conftest import get, start_topology
+from tests.load import Load
 from tests.redis_urls import E2E_REDIS_URL
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -90,28 +90,8 @@ def test_the_users_story(system, dataset):
 def test_retraining_under_load_swaps_versions_without_failures(system, artifacts, dataset, demo_data):
     item, user = popular_item(dataset), active_user(dataset)
     old = get(system, f"/v1/items/{item}/similar").headers["X-Model-Version"]
-    failures: list[str] = []
-    versions: set[str] = set()
-    stop = threading.Event()
-
-    def client_loop():
-        with httpx.Client(base_url=system.url(), timeout=15) as c:
-            while not stop.is_set():
-                for path, params in (
-                    (f"/v1/items/{item}/similar", {"k": 3}),
-                    ("/v1/predict", {"user_id": user, "item_id": item}),
-                ):
-                    try:
-                        r = c.get(path, params=params)
-                        if r.status_code != 200:
-                            failures.append(f"{path}: {r.status_code} {r.text[:200]}")
-                        versions.add(r.headers.get("X-Model-Version", ""))
-                    except httpx.HTTPError as exc:
-                        failures.append(f"{path}: {exc!r}")
-
-    thread = threading.Thread(target=client_loop)
-    thread.start()
-    try:
+    requests = [(f"/v1/items/{item}/similar", {"k": 3}), ("/v1/predict", {"user_id": user, "item_id": item})]
+    with Load(system.url(), requests) as load:
         new = train(demo_data, artifacts, parse_components(None), seed=1, progress=False, log=lambda _m: None)
         deadline = time.monotonic() + 30
         while True:
@@ -121,12 +101,9 @@ def test_retraining_under_load_swaps_versions_without_failures(system, artifacts
                 break
             assert time.monotonic() < deadline, f"still serving {a}/{b}, expected {new}"
             time.sleep(0.2)
-    finally:
-        stop.set()
-        thread.join(30)
     assert new != old
-    assert failures == []
-    assert {old, new} <= versions
+    assert load.failures == []
+    assert {old, new} <= set(load.versions)
 
 
 def test_a_dead_rating_service_fails_only_its_routes(system, dataset):

@@ -103,12 +103,13 @@ def chromium_missing() -> str | None:
 
 
 @contextlib.contextmanager
-def chromium_page(timeout_ms: int = 10_000):
+def chromium_page(timeout_ms: int = 10_000, extra_args: tuple[str, ...] = ()):
     """A fresh page in headless Chromium (Debian's binary; Playwright never downloads a browser here)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        args = CHROMIUM_ARGS + list(extra_args)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
         try:
             page = browser.new_page()
             page.set_default_timeout(timeout_ms)

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Build every image docker-compose.yml uses, with or without an image registry:
+#
+#   bash deploy/images.sh                     # then: docker-compose --env-file deploy/images.env up
+#
+# 1. Base images. CHORUS_BASE_IMAGE (Python) and CHORUS_REDIS_IMAGE when set, else python:3.11-slim and
+#    redis:7-alpine when present or pullable; else images made here once from Debian bookworm with mmdebstrap and
+#    `docker import` (chorus-base/python:3.11-bookworm, chorus-base/redis:7-bookworm), kept for the next run.
+# 2. The Python dependencies: CHORUS_PIP_SOURCE=wheels (default) downloads them as wheels on this host into
+#    deploy/offline/wheels (once per requirement set) and the build installs them with no network at all;
+#    CHORUS_PIP_SOURCE=index installs from the package index inside the build, trusting this host's extra CA
+#    certificates (/usr/local/share/ca-certificates/*.crt, copied to deploy/offline/ca) as a TLS proxy needs.
+# 3. The service images chorus-{trainer,similarity,rating,gateway}:${CHORUS_IMAGE_TAG:-latest}, with Docker's
+#    layer cache: an unchanged tree rebuilds nothing, a code change only the last layers.
+# 4. deploy/images.env: the image variables docker-compose.yml reads, for `docker-compose --env-file`.
+#
+# Idempotent; a second run with nothing changed takes seconds. Needs docker (and mmdebstrap when no base image
+# is available).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export DOCKER_BUILDKIT=0 # the classic builder: Debian's docker.io ships no buildx
+TAG=${CHORUS_IMAGE_TAG:-latest}
+PIP_SOURCE=${CHORUS_PIP_SOURCE:-wheels}
+LOCAL_PYTHON=chorus-base/python:3.11-bookworm
+LOCAL_REDIS=chorus-base/redis:7-bookworm
+OFFLINE=deploy/offline
+
+log() { echo "images: $*" >&2; }
+die() {
+  log "error: $*"
+  exit 1
+}
+present() { docker image inspect "$1" >/dev/null 2>&1; }
+
+case "$PIP_SOURCE" in wheels | index) ;; *) die "CHORUS_PIP_SOURCE must be wheels or index, not '$PIP_SOURCE'" ;; esac
+docker info >/dev/null 2>&1 || die "no Docker engine answers (start dockerd, or run as a user in the docker group)"
+
+# make_base NAME PACKAGES [docker import --change ...]: a Debian bookworm minbase image with PACKAGES.
+make_base() {
+  local name=$1 packages=$2
+  shift 2
+  command -v mmdebstrap >/dev/null || die "no $name and no registry: install mmdebstrap to make it (apt-get install mmdebstrap)"
+  log "making $name from Debian bookworm (mmdebstrap --variant=minbase, $packages)"
+  local started=$SECONDS
+  mmdebstrap --quiet --variant=minbase --include="$packages" \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
+    bookworm - |
+    docker import \
+      --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+      --change 'ENV LANG=C.UTF-8' \
+      --change "LABEL org.opencontainers.image.description=\"Debian bookworm minbase with $packages (deploy/images.sh)\"" \
+      "$@" - "$name" >/dev/null
+  log "made $name in $((SECONDS - started)) s"
+}
+
+# choose VARIABLE DEFAULT LOCAL PACKAGES [changes...]: the image to use for one base, made when need be.
+choose() {
+  local variable=$1 default=$2 local_name=$3 packages=$4
+  shift 4
+  local wanted=${!variable:-}
+  if [ -n "$wanted" ]; then
+    present "$wanted" || docker pull -q "$wanted" >/dev/null || die "$variable=$wanted is neither here nor pullable"
+    echo "$wanted"
+  elif present "$default"; then
+    echo "$default"
+  elif present "$local_name"; then
+    echo "$local_name"
+  elif docker pull -q "$default" >/dev/null 2>&1; then
+    echo "$default"
+  else
+    log "$default is not here and no registry answers"
+    make_base "$local_name" "$packages" "$@"
+    echo "$local_name"
+  fi
+}
+
+base=$(choose CHORUS_BASE_IMAGE python:3.11-slim "$LOCAL_PYTHON" python3,python3-venv,python-is-python3,ca-certificates,passwd,libgomp1 \
+  --change 'CMD ["python3"]')
+redis=$(choose CHORUS_REDIS_IMAGE redis:7-alpine "$LOCAL_REDIS" redis-server \
+  --change 'USER redis' --change 'WORKDIR /var/lib/redis' --change 'EXPOSE 6379' \
+  --change 'CMD ["redis-server", "--protected-mode", "no"]')
+log "base images: $base, $redis"
+
+# The dependencies as wheels, downloaded again only when the requirements or the base image change. pip runs in
+# a container of the base image, because only the target interpreter evaluates markers such as
+# `python_full_version < "3.11.3"` right (pip download --python-version does not); it trusts this host's CA bundle
+# (which holds the extra certificates a TLS proxy needs).
+build_args=(--build-arg "BASE_IMAGE=$base" --build-arg "PIP_SOURCE=$PIP_SOURCE")
+network=()
+if [ "$PIP_SOURCE" = wheels ]; then
+  rm -rf "$OFFLINE/ca" # what the build context holds depends on the mode only, for Docker's cache
+  stamp=$( (
+    docker run --rm --network none -v "$PWD/pyproject.toml:/src/pyproject.toml:ro" "$base" python3 -c \
+      'import tomllib; print(tomllib.load(open("/src/pyproject.toml", "rb"))["project"]["dependencies"])'
+    docker image inspect -f '{{.Id}}' "$base"
+    uname -m
+  ) | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$OFFLINE/wheels/.stamp" 2>/dev/null)" != "$stamp" ]; then
+    log "downloading the dependencies as wheels into $OFFLINE/wheels (pip in $base)"
+    started=$SECONDS
+    rm -rf "$OFFLINE/wheels"
+    mkdir -p "$OFFLINE/wheels"
+    ca=()
+    if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+      ca=(-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/host-ca.crt:ro -e PIP_CERT=/etc/ssl/certs/host-ca.crt)
+    fi
+    docker run --rm --user "$(id -u):$(id -g)" -e HOME=/tmp -e PIP_DISABLE_PIP_VERSION_CHECK=1 -e PIP_NO_CACHE_DIR=1 \
+      "${ca[@]}" -v "$PWD/pyproject.toml:/src/pyproject.toml:ro" -v "$PWD/$OFFLINE/wheels:/wheels" "$base" sh -c '
+        set -e
+        python - >/tmp/requirements.txt <<PY
+import tomllib
+print("\n".join(tomllib.load(open("/src/pyproject.toml", "rb"))["project"]["dependencies"]))
+print("setuptools>=70.1")
+PY
+        python -m venv /tmp/venv
+        /tmp/venv/bin/pip download -q --only-binary=:all: --dest /wheels -r /tmp/requirements.txt'
+    echo "$stamp" >"$OFFLINE/wheels/.stamp"
+    log "downloaded $(find "$OFFLINE/wheels" -name '*.whl' | wc -l) wheels in $((SECONDS - started)) s"
+  fi
+  network=(--network none) # proves the build needs no network
+else
+  rm -rf "$OFFLINE/ca"
+  if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
+    mkdir -p "$OFFLINE/ca"
+    cp /usr/local/share/ca-certificates/*.crt "$OFFLINE/ca/"
+  fi
+fi
+
+buildlog=$(mktemp)
+trap 'rm -f "$buildlog"' EXIT
+for target in trainer similarity rating gateway; do
+  started=$SECONDS
+  if ! docker build --force-rm -f deploy/Dockerfile --target "$target" "${build_args[@]}" "${network[@]}" \
+    --label org.chorus.image="$target" -t "chorus-$target:$TAG" . >"$buildlog" 2>&1; then
+    tail -n 40 "$buildlog" >&2
+    die "building chorus-$target:$TAG failed"
+  fi
+  log "built chorus-$target:$TAG in $((SECONDS - started)) s"
+done
+# Rebuilds leave the previous service images untagged; drop those (only ours, by label).
+docker image prune -f --filter label=org.chorus.image >/dev/null
+
+cat >deploy/images.env <<EOF
+# Written by deploy/images.sh: docker-compose --env-file deploy/images.env up
+CHORUS_BASE_IMAGE=$base
+CHORUS_REDIS_IMAGE=$redis
+CHORUS_IMAGE_TAG=$TAG
+EOF
+docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' |
+  grep -E "^(chorus-(trainer|similarity|rating|gateway):$TAG|${base}|${redis}) " | sed 's/^/images:   /' >&2
