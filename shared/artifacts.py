@@ -585,6 +585,13 @@ def load_data_component(version: Version) -> Ratings:
     )
     report.skipped_by_reason.update(meta["load_report"]["skipped_by_reason"])
     report.titles_truncated = int(meta["load_report"].get("titles_truncated", 0))
+    user, item, rating = version.array(DATA, "user"), version.array(DATA, "item"), version.array(DATA, "rating")
+    n_users, n_items = version.array(DATA, "user_ids").shape[0], version.array(DATA, "item_ids").shape[0]
+    if not user.shape == item.shape == rating.shape == version.array(DATA, "timestamp").shape:
+        raise ArtifactError(f"version {version.name}: the data columns differ in length")
+    for what, idx, n in (("user", user, n_users), ("item", item, n_items)):
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            raise ArtifactError(f"version {version.name}: data/{what} holds an index outside 0..{n - 1}")
     return Ratings(
         user=version.array(DATA, "user"),
         item=version.array(DATA, "item"),

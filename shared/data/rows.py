@@ -44,11 +44,32 @@ TRUE_WORDS = ("true", "y", "yes", "1")
 # characters at most; one huge id would otherwise widen every entry of the vocabulary array). The API accepts ids of
 # up to MAX_ID_LENGTH characters, so every id a loader keeps can be queried.
 
-MAX_LINE_BYTES = int(os.environ.get("CHORUS_MAX_LINE_BYTES", 1 << 20))
-"""Lines longer than this many bytes are skipped as ``line_too_long`` (``CHORUS_MAX_LINE_BYTES``, default 1 MiB)."""
-MAX_DECOMPRESSION_RATIO = float(os.environ.get("CHORUS_MAX_DECOMPRESSION_RATIO", 100))
+MAX_LINE_BYTES = 1 << 20
+"""Lines longer than this many bytes are skipped as ``line_too_long`` (``CHORUS_MAX_LINE_BYTES`` overrides it)."""
+MAX_DECOMPRESSION_RATIO = 100.0
 """A gzip file inflating to more than this many times its compressed size is refused
-(``CHORUS_MAX_DECOMPRESSION_RATIO``, default 100; 0 turns the guard off). Review dumps inflate 3-10 times."""
+(``CHORUS_MAX_DECOMPRESSION_RATIO`` overrides it; 0 turns the guard off). Review dumps inflate 3-10 times."""
+
+
+def limit(variable: str, default: float) -> float:
+    """The non-negative number in the environment variable ``variable``, else ``default``.
+
+    Raises
+    ------
+    DataError : a value that is not a non-negative number (the message names the variable).
+    """
+    text = os.environ.get(variable)
+    if text is None or not text.strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also NaN
+        raise DataError(f"{variable} must be a non-negative number, got {text!r}")
+    return value
+
+
 RATIO_GRACE_BYTES = 64 << 20
 """The guard lets the first this many decompressed bytes through whatever the ratio (small files, long headers)."""
 
@@ -91,7 +112,9 @@ def raw_stream(
     with open(path, "rb") as raw:
         if raw.peek(2)[:2] == b"\x1f\x8b":
             with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
-                ratio = MAX_DECOMPRESSION_RATIO if max_ratio is None else max_ratio
+                ratio = (
+                    limit("CHORUS_MAX_DECOMPRESSION_RATIO", MAX_DECOMPRESSION_RATIO) if max_ratio is None else max_ratio
+                )
                 yield DecompressionGuard(gz, raw.tell, path, ratio, grace), raw.tell
         else:
             yield raw, raw.tell
@@ -111,7 +134,7 @@ def line_blocks(
     keep their true line numbers); it is never held whole: memory stays within a few blocks. ``on_block`` is
     called after every read (for progress).
     """
-    cap = MAX_LINE_BYTES if max_line is None else max_line
+    cap = int(limit("CHORUS_MAX_LINE_BYTES", MAX_LINE_BYTES)) if max_line is None else max_line
 
     def skip(number: int, head: bytes) -> None:
         text = head[:100].decode("utf-8", "replace")

@@ -121,3 +121,38 @@ def test_manifest_records_selection_and_test_metrics(root):
     assert {"mean", "bias", "latent"} <= set(test)
     # never worse than bias-only on validation by construction; on this planted data it wins on test too
     assert test["latent"]["rmse"] < test["mean"]["rmse"]
+
+
+def test_a_version_with_nan_factors_never_goes_live(tmp_path, root):
+    """Checksums pass (the manifest was written for the NaN), the finite-values check refuses it."""
+    import hashlib
+    import json
+    import shutil
+
+    import numpy as np
+
+    from chorus.shared.artifacts import CURRENT, MANIFEST
+
+    good = ArtifactStore(root).current()
+    shutil.copytree(root, tmp_path / "root")
+    bad = "99990101T000000.000000Z-beef"  # sorts after every real version
+    shutil.copytree(tmp_path / "root" / good, tmp_path / "root" / bad)
+    manifest = json.loads((tmp_path / "root" / bad / MANIFEST).read_text())
+    info = manifest["components"]["rating"]["files"]["item_factors"]
+    path = tmp_path / "root" / bad / info["path"]
+    factors = np.load(path)
+    factors[0, 0] = np.nan
+    np.save(path, factors)
+    info["sha256"], info["bytes"] = hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_size
+    manifest["version"] = bad
+    (tmp_path / "root" / bad / MANIFEST).write_text(json.dumps(manifest))
+    (tmp_path / "root" / CURRENT).write_text(bad + "\n")
+    settings = Settings(artifacts=tmp_path / "root", reload_interval=3600, status_token="t")
+    with TestClient(create_app(settings)) as c:
+        ready = c.get("/readyz", headers={"Authorization": "Bearer t"}).json()
+        assert ready["version"] == good and ready["fallback"] is True
+        assert (
+            f"version {bad} refused" in ready["detail"] and "rating/item_factors holds 1 non-finite" in ready["detail"]
+        )
+        r = c.get("/v1/predict", params={"user_id": "x", "item_id": "y"})
+        assert r.status_code == 200 and r.json()["prediction"] is not None and r.headers["X-Model-Version"] == good

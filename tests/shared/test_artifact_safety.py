@@ -167,3 +167,25 @@ def test_with_no_version_that_passes_the_service_is_not_ready(tmp_path):
     with TestClient(make_app(tmp_path)) as client:
         r = client.get("/readyz", headers=AUTH)
         assert r.status_code == 503 and "non-finite" in r.json()["detail"]
+
+
+def test_indices_out_of_range_are_refused_before_they_reach_numpy_or_scipy(tmp_path, amazon_tsv_sample):
+    from chorus.services.rating.rankers.item_knn import ItemKnnRanker
+    from chorus.shared.artifacts import load_data_component, save_data_component
+    from chorus.shared.data import load_ratings
+    from chorus.shared.errors import InvalidInput
+
+    r = load_ratings(amazon_tsv_sample, progress=False)
+    r.item = r.item.copy()
+    r.item[3] = r.n_items  # one past the last item
+    with VersionWriter(tmp_path) as w:
+        save_data_component(w, r)
+        version = w.commit()
+    with pytest.raises(ArtifactError, match=rf"data/item holds an index outside 0..{r.n_items - 1}"):
+        load_data_component(ArtifactStore(tmp_path).open(version, load=True))
+
+    counts = np.ones(3, dtype=np.int64)
+    good = dict(sim_indptr=np.array([0, 1, 2, 2]), sim_data=np.ones(2, np.float32))
+    ItemKnnRanker(counts, {}, sim_indices=np.array([1, 0], np.int32), **good)
+    with pytest.raises(InvalidInput, match="a neighbour index outside 0..2"):
+        ItemKnnRanker(counts, {}, sim_indices=np.array([1, 3], np.int32), **good)

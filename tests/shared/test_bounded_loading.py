@@ -219,3 +219,27 @@ def test_an_id_of_the_longest_length_the_loader_keeps_is_queryable_through_the_a
         assert r.status_code == 200, r.text
         r = client.get(f"/v1/users/{longest}x/similar")
         assert r.status_code == 422 and str(MAX_ID_LENGTH) in r.json()["detail"]
+
+
+def test_versions_that_stored_titles_fixed_width_still_load(tmp_path, amazon_tsv_sample):
+    r = load_ratings(amazon_tsv_sample, progress=False)
+    with VersionWriter(tmp_path) as w:
+        save_data_component(w, r)
+        meta = w.manifest["components"]["data"]["files"]
+        for name in ("titles_offsets", "titles_utf8"):  # as written before offsets and UTF-8 bytes
+            (w.tmp / meta.pop(name)["path"]).unlink()
+        w.save_array("data", "titles", np.array(r.titles.tolist(), dtype=str))
+        version = w.commit()
+    back = load_data_component(ArtifactStore(tmp_path).open(version, load=True))
+    assert back.titles.tolist() == r.titles.tolist()
+
+
+def test_the_limits_come_from_the_environment_and_a_bad_value_is_named(tmp_path, monkeypatch):
+    path = tmp_path / "reviews.json"
+    path.write_text("\n".join([json_row("u1", "i1"), json_row("u2", "i1", reviewText="x" * 300)]) + "\n")
+    monkeypatch.setenv("CHORUS_MAX_LINE_BYTES", "200")
+    assert dict(load_ratings(path).report.skipped_by_reason) == {"line_too_long": 1}
+    for bad in ("lots", "-1", "nan"):
+        monkeypatch.setenv("CHORUS_MAX_LINE_BYTES", bad)
+        with pytest.raises(DataError, match=f"CHORUS_MAX_LINE_BYTES must be a non-negative number, got '{bad}'"):
+            load_ratings(path)

@@ -53,6 +53,11 @@ class ItemKnnRanker(Ranker):
                 f"item_knn: similarity arrays of shapes {self.sim_indptr.shape}, {self.sim_indices.shape}, "
                 f"{self.sim_data.shape} do not make an {n}×{n} CSR matrix"
             )
+        ptr, idx = self.sim_indptr, self.sim_indices
+        if ptr[0] != 0 or ptr[-1] != idx.shape[0] or np.any(np.diff(ptr) < 0):
+            raise InvalidInput("item_knn: sim_indptr is not a valid CSR index pointer")
+        if idx.size and (idx.min() < 0 or idx.max() >= n):  # scipy would read out of bounds, not refuse
+            raise InvalidInput(f"item_knn: a neighbour index outside 0..{n - 1}")
         self._sim = sp.csr_array((self.sim_data, self.sim_indices, self.sim_indptr), shape=(n, n))
         # Sᵀ by rows: who counts item j among their neighbours, for ``because``
         self._sim_t = sp.csr_array(self._sim.T)
