@@ -7,12 +7,20 @@ A half-sweep solves, for every user at once, the ridge regression of ``R − α 
 ``numpy.linalg.solve`` (the primal ``(K+1)×(K+1)`` system, or the equivalent ``n_u×n_u`` dual system when the
 user has fewer ratings than that), so there is no Python loop over users, items or ratings. The readable reference
 it is tested against is :func:`chorus.services.rating.lbfgs.fit_lbfgs` on the same objective.
+
+Parallel work (:class:`Sweeper`): a half-sweep's batches, the preparation of its targets and of the other side's
+factors, and the validation predictions are numbered tasks run by forked worker processes beside the parent
+(:class:`chorus.shared.workers.ForkPool`), reading and writing buffers in shared memory; what is left to the parent
+is O(users + items) bookkeeping per half-sweep (α, the early-stopping copy). Each task computes the same thing
+whichever process runs it and the batches' parts of the α sum are added in batch order, so a fit is bit-identical
+for any number of workers. Measured against threads over the same batches in the README (Scaling).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +30,7 @@ from chorus.services.rating.fitting import FitInfo, Trainset
 from chorus.services.rating.models import RatingModel
 from chorus.services.rating.objective import Params, Problem, init_params
 from chorus.shared.errors import InvalidInput
-from chorus.shared.workers import map_threads
+from chorus.shared.workers import ForkPool, shared_array
 
 #: Buckets of owners (users or items) whose rating counts differ by at most this factor share one padded
 #: batch: smaller means less padding, larger means fewer (Python-level) batches.
@@ -34,6 +42,11 @@ HalfSweep = tuple[np.ndarray, np.ndarray, float]
 
 #: Held-out ratings ``(users int64 (n,), items int64 (n,), ratings float64 (n,))`` for early stopping.
 Validation = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+#: Ratings, owners or validation rows per preparation task of :class:`Sweeper`: enough that a task's numpy calls
+#: outweigh handing it out, few enough that the workers share a half-sweep's preparation evenly. Fixed (not
+#: derived from the number of workers), like the batches, so that the tasks are the same for any number.
+CHUNK = 1 << 16
 
 
 def gram_chunk(k: int) -> int:
@@ -62,6 +75,7 @@ class Side:
         self.n_owner, self.n_other, self.k = n_owner, n_other, k
         self.chunk = gram_chunk(k)
         self.count = np.bincount(owner, minlength=n_owner)
+        self.empty = np.flatnonzero(self.count == 0)  # owners without ratings: β = 0, γ = 0
         order = np.argsort(owner, kind="stable")
         start = np.concatenate([[0], np.cumsum(self.count)[:-1]])
         owners = np.flatnonzero(self.count)
@@ -83,85 +97,60 @@ class Side:
             others = np.where(valid, other[order[pos]], n_other)
             self.batches.append((ow, rows, others))
 
-    def solve(
-        self,
-        y: np.ndarray,
-        factors: np.ndarray,
-        ridge_b: np.ndarray,
-        ridge_f: np.ndarray,
-        dtype: np.dtype,
-        workers: int = 1,
-    ) -> HalfSweep:
-        """Ridge-regress ``y`` on ``[1, γ_other]`` for every owner at once.
+    def solve_batch(
+        self, index: int, x: np.ndarray, y: np.ndarray, ridge_b: np.ndarray, ridge_f: np.ndarray
+    ) -> tuple[np.ndarray, float]:
+        """Ridge-regress ``y`` on ``[1, γ_other]`` for the owners of batch ``index``.
 
         Parameters
         ----------
+        x : numpy.ndarray
+            float (n_other + 1, K + 1), ``[1, γ]`` of the other side with a last row of zeros (padding); its
+            dtype is the arithmetic of the solve.
         y : numpy.ndarray
-            float (n,), targets R − α − β_other.
-        factors : numpy.ndarray
-            float (n_other, K), the other side's γ.
+            float (n + 1,), the targets R − α − β_other per rating with a last 0 (padding), in x's dtype.
         ridge_b, ridge_f : numpy.ndarray
             float64 (n_owner,), ρᵇ and ρᶠ.
-        dtype : numpy.dtype
-            The arithmetic of the solves.
-        workers : int
-            Threads the batches are solved on (the result is the same for any number).
 
         Returns
         -------
         tuple
-            β float64 (n_owner,), γ float64 (n_owner, K), and Σ over ratings of β_owner + γ_owner·γ_other (for
-            the α update). Owners without ratings get 0 (their penalty's minimum).
+            ``[β, γ]`` of the batch's owners, float (b, K + 1), and Σ over their ratings of
+            β_owner + γ_owner·γ_other (their part of the α update).
         """
-        k = factors.shape[1]
-        x = np.zeros((self.n_other + 1, k + 1), dtype)
-        x[:-1, 0] = 1.0
-        x[:-1, 1:] = factors
-        y_pad = np.append(y, 0.0).astype(dtype)
-
-        def batch(b: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, float]:
-            ow, rows, others = b
-            xb = x[others]  # (b, L, K+1)
-            yb = y_pad[rows]  # (b, L)
-            reg = np.empty((ow.shape[0], k + 1), dtype)
-            reg[:, 0] = ridge_b[ow]
-            reg[:, 1:] = ridge_f[ow][:, None]
-            width = rows.shape[1]
-            if width > k + 1:
-                # primal: (XᵀX + diag ρ) w = Xᵀy, a (K+1)² system per owner; XᵀX summed over row chunks
-                if width > self.chunk:
-                    xc = xb.reshape(-1, self.chunk, k + 1)
-                    a = np.matmul(xc.transpose(0, 2, 1), xc).reshape(ow.shape[0], -1, k + 1, k + 1).sum(axis=1)
-                else:
-                    a = np.matmul(xb.transpose(0, 2, 1), xb)
-                sums = a[:, :, 0].astype(np.float64)  # Σ over the owner's ratings of [1, γ_other]
-                d = np.arange(k + 1)
-                a[:, d, d] += reg
-                w = np.linalg.solve(a, np.matmul(yb[:, None, :], xb).transpose(0, 2, 1))[..., 0]
+        ow, rows, others = self.batches[index]
+        dtype, k = x.dtype, x.shape[1] - 1
+        xb = x[others]  # (b, L, K+1)
+        yb = y[rows]  # (b, L)
+        reg = np.empty((ow.shape[0], k + 1), dtype)
+        reg[:, 0] = ridge_b[ow]
+        reg[:, 1:] = ridge_f[ow][:, None]
+        width = rows.shape[1]
+        if width > k + 1:
+            # primal: (XᵀX + diag ρ) w = Xᵀy, a (K+1)² system per owner; XᵀX summed over row chunks
+            if width > self.chunk:
+                xc = xb.reshape(-1, self.chunk, k + 1)
+                a = np.matmul(xc.transpose(0, 2, 1), xc).reshape(ow.shape[0], -1, k + 1, k + 1).sum(axis=1)
             else:
-                # dual (push-through identity): w = ρ⁻¹Xᵀ (Xρ⁻¹Xᵀ + I)⁻¹ y, an L² system per owner;
-                # padded rows of X are zero, so their dual variables are 0.
-                xr = xb / reg[:, None, :]
-                g = np.matmul(xr, xb.transpose(0, 2, 1))
-                d = np.arange(width)
-                g[:, d, d] += 1.0
-                w = np.matmul(xr.transpose(0, 2, 1), np.linalg.solve(g, yb[..., None]))[..., 0]
-                sums = xb.sum(axis=1).astype(np.float64)
-            return w, float(np.einsum("bk,bk->", w.astype(np.float64), sums))
-
-        out = np.zeros((self.n_owner, k + 1))
-        fitted = 0.0
-        # batches are independent (numpy's batched products and LAPACK solves release the GIL), and their
-        # results are combined in batch order, so the answer is the same for any number of workers
-        for (ow, _, _), (w, part) in zip(self.batches, map_threads(batch, self.batches, workers), strict=True):
-            out[ow] = w
-            fitted += part
-        return out[:, 0], out[:, 1:], fitted
+                a = np.matmul(xb.transpose(0, 2, 1), xb)
+            sums = a[:, :, 0].astype(np.float64)  # Σ over the owner's ratings of [1, γ_other]
+            d = np.arange(k + 1)
+            a[:, d, d] += reg
+            w = np.linalg.solve(a, np.matmul(yb[:, None, :], xb).transpose(0, 2, 1))[..., 0]
+        else:
+            # dual (push-through identity): w = ρ⁻¹Xᵀ (Xρ⁻¹Xᵀ + I)⁻¹ y, an L² system per owner;
+            # padded rows of X are zero, so their dual variables are 0.
+            xr = xb / reg[:, None, :]
+            g = np.matmul(xr, xb.transpose(0, 2, 1))
+            d = np.arange(width)
+            g[:, d, d] += 1.0
+            w = np.matmul(xr.transpose(0, 2, 1), np.linalg.solve(g, yb[..., None]))[..., 0]
+            sums = xb.sum(axis=1).astype(np.float64)
+        return w, float(np.einsum("bk,bk->", w.astype(np.float64), sums))
 
 
 class BiasSide:
-    """One side of the bias-only model (K = 0), with the interface of :class:`Side`: β = Σ y / (n + ρᵇ) per
-    owner.
+    """One side of the bias-only model (K = 0): β = Σ y / (n + ρᵇ) per owner.
 
     Parameters
     ----------
@@ -173,20 +162,12 @@ class BiasSide:
         self.owner, self.n_owner = owner, n_owner
         self.count = np.bincount(owner, minlength=n_owner)
 
-    def solve(
-        self,
-        y: np.ndarray,
-        factors: np.ndarray,
-        ridge_b: np.ndarray,
-        ridge_f: np.ndarray,
-        dtype: np.dtype,
-        workers: int = 1,
-    ) -> HalfSweep:
-        """β float64 (n_owner,), γ float64 (n_owner, 0) and Σ over ratings of β_owner, as :meth:`Side.solve`."""
+    def solve(self, y: np.ndarray, ridge_b: np.ndarray) -> tuple[np.ndarray, float]:
+        """β float64 (n_owner,) for targets ``y`` float64 (n,), and Σ over ratings of β_owner."""
         total = np.bincount(self.owner, weights=y, minlength=self.n_owner)
         denom = self.count + ridge_b
         beta = np.divide(total, denom, out=np.zeros(self.n_owner), where=denom > 0)
-        return beta, np.zeros((self.n_owner, 0)), float(self.count @ beta)
+        return beta, float(self.count @ beta)
 
 
 def make_sides(data: Trainset, k: int) -> tuple[Side | BiasSide, Side | BiasSide]:
@@ -197,70 +178,199 @@ def make_sides(data: Trainset, k: int) -> tuple[Side | BiasSide, Side | BiasSide
     return BiasSide(user, nu), BiasSide(item, ni)
 
 
-def _validation_rmse(params: Params, validation: Validation, low: float, high: float) -> float:
-    users, items, ratings = validation
-    return rmse(np.clip(params.scores(users, items), low, high), ratings)
+def _chunks(n: int) -> list[tuple[int, int]]:
+    return [(a, min(a + CHUNK, n)) for a in range(0, n, CHUNK)]
+
+
+class Sweeper:
+    """The half-sweeps of ALS on one training set for K = ``k``, run by ``workers`` processes.
+
+    Made once per training set and K, and used by every fit on them (a grid's λ values, restarts): the sides
+    (:func:`make_sides`) are grouped once, then the workers are forked (:class:`~chorus.shared.workers.ForkPool`)
+    and read the ratings, the batches and the validation rows in place. What changes during a fit lives in
+    shared buffers (:func:`~chorus.shared.workers.shared_array`), side ``s`` being 0 (users) or 1 (items):
+
+    * ``out[s]`` float64 (n_s, K + 1): ``[β, γ]`` of side s; the :class:`Params` of a fit are views of them;
+    * ``x[s]`` (n_s + 1, K + 1) in the solve's dtype: ``[1, γ]`` of side s and a last row of zeros (padding);
+    * ``y`` (n + 1,) in the solve's dtype: the targets of the half-sweep under way, and a last 0 (padding);
+    * ``ridge[s]`` float64 (n_s, 2): ρᵇ, ρᶠ of the fit;
+    * ``pred`` float64 (n_val,): clipped validation predictions.
+
+    A half-sweep of side s is two rounds of tasks: chunks of y and of ``x[1 - s]``, then side s's batches, each
+    writing its owners' rows of ``out[s]`` and returning its part of the α sum. K = 0 (the bias-only model) runs here, without workers.
+    Use it as a context manager (or call :meth:`close`) to stop the workers.
+    """
+
+    def __init__(
+        self,
+        data: Trainset,
+        k: int,
+        dtype: str | np.dtype = "float32",
+        workers: int = 1,
+        validation: Validation | None = None,
+    ) -> None:
+        self.data, self.k, self.dtype = data, k, np.dtype(dtype)
+        self.sides = make_sides(data, k)
+        self.owner = (data.user, data.item)
+        self.validation: Validation | None = None
+        if validation is not None:
+            vu, vi, vr = (np.asarray(a) for a in validation)
+            self.validation = (vu.astype(np.int64), vi.astype(np.int64), vr.astype(np.float64))
+        self.pool: ForkPool | None = None
+        self._ridge_k0: tuple[np.ndarray, np.ndarray] | None = None
+        if not k:
+            return
+        sizes = (data.n_users, data.n_items)
+        self.out = tuple(shared_array((m, k + 1)) for m in sizes)
+        self.x = tuple(shared_array((m + 1, k + 1), self.dtype) for m in sizes)
+        for x in self.x:
+            x[:-1, 0] = 1.0
+        self.y = shared_array(data.n + 1, self.dtype)
+        self.ridge = tuple(shared_array((m, 2)) for m in sizes)
+        self.pred = shared_array(0 if self.validation is None else self.validation[0].size)
+        self._rating_chunks = _chunks(data.n)
+        self._owner_chunks = tuple(_chunks(m) for m in sizes)
+        self._val_chunks = _chunks(self.pred.size)
+        self.pool = ForkPool(self._task, workers)
+
+    def close(self) -> None:
+        """Stop the workers."""
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+
+    def __enter__(self) -> Sweeper:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _params(self, alpha: float) -> Params:
+        (u, i) = self.out
+        return Params(alpha, u[:, 0], i[:, 0], u[:, 1:], i[:, 1:])
+
+    def _task(self, job: tuple[Any, ...], index: int) -> float:
+        kind, arg, alpha = job
+        if kind == "validate":
+            assert self.validation is not None
+            a, b = self._val_chunks[index]
+            users, items, _ = self.validation
+            low, high = arg
+            self.pred[a:b] = np.clip(self._params(alpha).scores(users[a:b], items[a:b]), low, high)
+            return 0.0
+        s, o = arg, 1 - arg
+        if kind == "prepare":  # targets R − α − β_other, then [1, γ] of the other side
+            if index < len(self._rating_chunks):
+                a, b = self._rating_chunks[index]
+                self.y[a:b] = self.data.rating[a:b] - alpha - self.out[o][self.owner[o][a:b], 0]
+            else:
+                a, b = self._owner_chunks[o][index - len(self._rating_chunks)]
+                self.x[o][a:b, 1:] = self.out[o][a:b, 1:]
+            return 0.0
+        if kind == "solve":
+            side = self.sides[s]
+            assert isinstance(side, Side)
+            w, part = side.solve_batch(index, self.x[o], self.y, self.ridge[s][:, 0], self.ridge[s][:, 1])
+            self.out[s][side.batches[index][0]] = w
+            return part
+        raise ValueError(f"unknown task kind {kind!r}")
+
+    def start(self, params: Params, prob: Problem) -> Params:
+        """Load a fit's starting parameters and its ridges (``prob``'s); return the parameters to sweep on (for
+        K > 0 views of the shared buffers, which the next :meth:`start` overwrites)."""
+        if not self.k:
+            self._ridge_k0 = (prob.rb_u, prob.rb_i)
+            return params
+        for s, (rb, rf, beta, gamma) in enumerate(
+            ((prob.rb_u, prob.rf_u, params.bu, params.pu), (prob.rb_i, prob.rf_i, params.bi, params.qi))
+        ):
+            self.ridge[s][:, 0], self.ridge[s][:, 1] = rb, rf
+            self.out[s][:, 0], self.out[s][:, 1:] = beta, gamma
+        return self._params(params.alpha)
+
+    def solve(self, s: int, params: Params) -> HalfSweep:
+        """Side ``s``'s (β, γ) given the other side's and α in ``params`` (those of :meth:`start`)."""
+        if not self.k:
+            side = self.sides[s]
+            assert isinstance(side, BiasSide) and self._ridge_k0 is not None
+            other, beta = (self.data.item, params.bi) if s == 0 else (self.data.user, params.bu)
+            b, fitted = side.solve(self.data.rating - params.alpha - beta[other], self._ridge_k0[s])
+            return b, np.zeros((side.n_owner, 0)), fitted
+        assert self.pool is not None, "the sweeper is closed"
+        side = self.sides[s]
+        assert isinstance(side, Side)
+        self.pool.run(("prepare", s, params.alpha), len(self._rating_chunks) + len(self._owner_chunks[1 - s]))
+        self.out[s][side.empty] = 0.0
+        parts = self.pool.run(("solve", s, None), len(side.batches))
+        fitted = 0.0
+        for part in parts:  # in batch order, whichever process computed each
+            fitted += part
+        return self.out[s][:, 0], self.out[s][:, 1:], fitted
+
+    def validation_rmse(self, params: Params, low: float, high: float) -> float:
+        """Clipped RMSE on the validation rows of ``params`` (those of :meth:`start`)."""
+        assert self.validation is not None
+        users, items, ratings = self.validation
+        if not self.k:
+            return rmse(np.clip(params.scores(users, items), low, high), ratings)
+        assert self.pool is not None, "the sweeper is closed"
+        self.pool.run(("validate", (low, high), params.alpha), len(self._val_chunks))
+        return rmse(self.pred, ratings)
 
 
 def als_sweeps(
     prob: Problem,
     params: Params,
-    sides: tuple[Side | BiasSide, Side | BiasSide],
+    sweeper: Sweeper,
     config: LatentConfig,
     n_sweeps: int,
-    validation: Validation | None = None,
     low: float = -np.inf,
     high: float = np.inf,
     track_objective: bool = False,
     callback: Callable[[str, Params], None] | None = None,
-    workers: int = 1,
 ) -> tuple[Params, FitInfo]:
-    """Run up to ``n_sweeps`` ALS sweeps from ``params`` (updated in place) on ``prob``.
+    """Run up to ``n_sweeps`` ALS sweeps from ``params`` on ``prob`` (``sweeper``'s training set).
 
     Each sweep: users' (β_u, γ_u) jointly, then α, then items' (β_i, γ_i), then α; every step an exact
-    minimisation of ``L`` over its block. ``sides`` are the users' and the items' (:func:`make_sides`). With
-    ``validation`` the clipped RMSE is tracked per sweep and the best sweep's parameters are returned (early
-    stopping with ``config.patience``). ``callback(step_name, params)`` (tests) is called after every block
-    update. ``workers``: threads per half-sweep (:meth:`Side.solve`).
+    minimisation of ``L`` over its block. With ``sweeper.validation`` the clipped RMSE is tracked per sweep and
+    the best sweep's parameters are returned (early stopping with ``config.patience``). ``callback(step_name,
+    params)`` (tests) is called after every block update. The parameters returned are the caller's (not views
+    of the sweeper's buffers).
     """
-    dtype = np.dtype(config.dtype)
-    user, item, rating, n = prob.user, prob.item, prob.rating, prob.n
-    users, items = sides
+    rating, n = prob.rating, prob.n
     step = callback or (lambda name, params: None)
     sum_r = float(rating.sum())
     info = FitInfo(trainer="als")
-    best = params.copy() if validation is not None else params
-    best_rmse = np.inf
-    if validation is not None:
-        best_rmse = _validation_rmse(params, validation, low, high)
+    params = sweeper.start(params, prob)
+    validate = sweeper.validation is not None
+    best = params.copy() if validate else params
+    best_rmse = sweeper.validation_rmse(params, low, high) if validate else np.inf
     for sweep in range(1, n_sweeps + 1):
         # users' (β_u, γ_u), then α, which minimises L given the rest: the mean of R − β_u − β_i − γ_u·γ_i
-        y = rating - params.alpha - params.bi[item]
-        params.bu, params.pu, fitted = users.solve(y, params.qi, prob.rb_u, prob.rf_u, dtype, workers)
+        params.bu, params.pu, fitted = sweeper.solve(0, params)
         step("users", params)
         params.alpha = (sum_r - float(prob.item_count @ params.bi) - fitted) / n
         step("alpha", params)
         # the same for items
-        y = rating - params.alpha - params.bu[user]
-        params.bi, params.qi, fitted = items.solve(y, params.pu, prob.rb_i, prob.rf_i, dtype, workers)
+        params.bi, params.qi, fitted = sweeper.solve(1, params)
         step("items", params)
         params.alpha = (sum_r - float(prob.user_count @ params.bu) - fitted) / n
         step("alpha", params)
         info.sweeps = sweep
         if track_objective:
             info.objective.append(prob.value(params))
-        if validation is not None:
-            score = _validation_rmse(params, validation, low, high)
+        if validate:
+            score = sweeper.validation_rmse(params, low, high)
             info.validation_rmse.append(score)
             if score < best_rmse - 1e-7:
                 best_rmse, best, info.best_sweep = score, params.copy(), sweep
             elif sweep - info.best_sweep >= config.patience:
                 break
-    if validation is not None:
+    if validate:
         info.best_validation_rmse = float(best_rmse)
         return best, info
     info.best_sweep = info.sweeps
-    return params, info
+    return params.copy(), info
 
 
 def fit_als(
@@ -270,6 +380,7 @@ def fit_als(
     n_sweeps: int | None = None,
     track_objective: bool = False,
     workers: int = 1,
+    sweeper: Sweeper | None = None,
 ) -> tuple[RatingModel, FitInfo]:
     """Fit the bias (``config.n_factors == 0``) or latent factor model by alternating least squares.
 
@@ -289,7 +400,10 @@ def fit_als(
     track_objective : bool
         Record ``L`` after every sweep in ``FitInfo.objective`` (costs one pass over the ratings).
     workers : int
-        Threads each half-sweep's batches are solved on; the model is the same for any number.
+        Processes the half-sweeps run on (:class:`Sweeper`); the model is the same for any number.
+    sweeper : Sweeper, optional
+        One made for ``data``, K = ``config.n_factors``, ``config.dtype`` and ``validation`` (then ``workers`` is
+        its own), to share between fits on the same data; by default the fit makes and closes its own.
 
     Returns
     -------
@@ -300,20 +414,40 @@ def fit_als(
     prob = Problem(data, config)
     if config.n_factors and (config.reg_bias <= 0 or config.reg_factors <= 0):
         raise InvalidInput("ALS with factors needs reg_bias > 0 and reg_factors > 0")
-    both = make_sides(data, config.n_factors)
     if validation is not None:
-        vu, vi, vr = (np.asarray(a) for a in validation)
-        validation = (vu.astype(np.int64), vi.astype(np.int64), vr.astype(np.float64))
         sweeps = config.max_sweeps
     else:
         sweeps = config.max_sweeps if n_sweeps is None else n_sweeps
+    if sweeper is None:
+        with Sweeper(data, config.n_factors, config.dtype, workers, validation) as own:
+            best = _restarts(prob, own, config, sweeps, track_objective)
+    else:
+        if sweeper.data is not data or sweeper.k != config.n_factors or sweeper.dtype != np.dtype(config.dtype):
+            raise InvalidInput("the sweeper was made for other data, another K or another dtype")
+        if (validation is None) != (sweeper.validation is None) or (
+            validation is not None and sweeper.validation is not None and len(validation[0]) != len(sweeper.validation[0])
+        ):
+            raise InvalidInput("the sweeper was made for other validation rows")
+        best = _restarts(prob, sweeper, config, sweeps, track_objective)
+    _, params, info = best
+    if track_objective or config.restarts > 1:
+        info.final_objective = prob.value(params)
+    info.seconds = time.perf_counter() - t0
+    kind = "latent" if config.n_factors else "bias"
+    return params.to_model(kind, data), info
+
+
+def _restarts(
+    prob: Problem, sweeper: Sweeper, config: LatentConfig, sweeps: int, track_objective: bool
+) -> tuple[float, Params, FitInfo]:
+    """``config.restarts`` runs of :func:`als_sweeps` from seeded initialisations; the best (by validation RMSE,
+    else by ``L`` when there are several) as ``(score, params, info)``."""
+    data = sweeper.data
     rng = np.random.default_rng(config.seed)
     best: tuple[float, Params, FitInfo] | None = None
     for restart in range(config.restarts):
         p0 = init_params(data.n_users, data.n_items, config.n_factors, data.rating.mean(), config.init_scale, rng)
-        params, info = als_sweeps(
-            prob, p0, both, config, sweeps, validation, data.low, data.high, track_objective, workers=workers
-        )
+        params, info = als_sweeps(prob, p0, sweeper, config, sweeps, data.low, data.high, track_objective)
         info.restart = restart
         if info.best_validation_rmse is not None:
             score = info.best_validation_rmse
@@ -322,9 +456,4 @@ def fit_als(
         if best is None or score < best[0]:
             best = (score, params, info)
     assert best is not None  # config.restarts >= 1
-    _, params, info = best
-    if track_objective or config.restarts > 1:
-        info.final_objective = prob.value(params)
-    info.seconds = time.perf_counter() - t0
-    kind = "latent" if config.n_factors else "bias"
-    return params.to_model(kind, data), info
+    return best

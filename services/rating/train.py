@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from chorus.services.rating.accuracy import metrics, rmse
-from chorus.services.rating.als import fit_als
+from chorus.services.rating.als import Sweeper, fit_als
 from chorus.services.rating.baseline import fit_bias, fit_mean
 from chorus.services.rating.config import LatentConfig
 from chorus.services.rating.fitting import Trainset
@@ -117,16 +117,23 @@ def select(
     """Choose λ_b, then (K, λ_f, sweeps) on validation rows only.
 
     ``train``, ``val``: int row indices into ``data`` (disjoint); test rows must not be among them.
-    ``progress(done)`` is called after each grid point; ``workers``: threads per ALS half-sweep.
+    ``progress(done)`` is called after each grid point. ``workers``: processes for the bias-only grid (one
+    λ_b each) and for each ALS half-sweep (:class:`~chorus.services.rating.als.Sweeper`); the selection is the
+    same for any number.
     """
     t0 = time.perf_counter()
     fit_on = data.subset(train)
     vu, vi, vr = validation = (data.user[val], data.item[val], data.rating[val])
     grid: list[dict[str, Any]] = []
-    best_bias: tuple[float, LatentConfig] | None = None
-    for lb in config.reg_bias:
+
+    def bias_error(lb: float) -> float:
         cfg = replace(config.base, n_factors=0, reg_bias=lb)
-        error = rmse(fit_bias(fit_on, cfg).predict(vu, vi).rating, vr)
+        return rmse(fit_bias(fit_on, cfg).predict(vu, vi).rating, vr)
+
+    best_bias: tuple[float, LatentConfig] | None = None
+    # each λ_b is an independent exact fit: one forked process each
+    for lb, error in zip(config.reg_bias, map_processes(bias_error, config.reg_bias, workers), strict=True):
+        cfg = replace(config.base, n_factors=0, reg_bias=lb)
         grid.append({"model": "bias", "reg_bias": lb, "validation_rmse": error})
         if progress:
             progress(len(grid))
@@ -137,27 +144,29 @@ def select(
     t_bias = time.perf_counter() - t0
     best_latent: tuple[float, LatentConfig, int] | None = None
     for k in config.factors:
-        for lf in config.reg_factors:
-            cfg = replace(config.base, n_factors=k, reg_factors=lf, reg_bias=bias_cfg.reg_bias)
-            _, info = fit_als(fit_on, cfg, validation=validation, workers=workers)
-            latent_error = info.best_validation_rmse
-            assert latent_error is not None  # fitted with a validation set
-            grid.append(
-                {
-                    "model": "latent",
-                    "n_factors": k,
-                    "reg_factors": lf,
-                    "reg_bias": cfg.reg_bias,
-                    "validation_rmse": latent_error,
-                    "best_sweep": info.best_sweep,
-                    "sweeps_run": info.sweeps,
-                    "seconds": round(info.seconds, 3),
-                }
-            )
-            if progress:
-                progress(len(grid))
-            if best_latent is None or latent_error < best_latent[0]:
-                best_latent = (latent_error, cfg, info.best_sweep)
+        # one sweeper per K: the batches are grouped and the workers forked once for all the λ_f
+        with Sweeper(fit_on, k, config.base.dtype, workers, validation) as sweeper:
+            for lf in config.reg_factors:
+                cfg = replace(config.base, n_factors=k, reg_factors=lf, reg_bias=bias_cfg.reg_bias)
+                _, info = fit_als(fit_on, cfg, validation=validation, sweeper=sweeper)
+                latent_error = info.best_validation_rmse
+                assert latent_error is not None  # fitted with a validation set
+                grid.append(
+                    {
+                        "model": "latent",
+                        "n_factors": k,
+                        "reg_factors": lf,
+                        "reg_bias": cfg.reg_bias,
+                        "validation_rmse": latent_error,
+                        "best_sweep": info.best_sweep,
+                        "sweeps_run": info.sweeps,
+                        "seconds": round(info.seconds, 3),
+                    }
+                )
+                if progress:
+                    progress(len(grid))
+                if best_latent is None or latent_error < best_latent[0]:
+                    best_latent = (latent_error, cfg, info.best_sweep)
     assert best_latent is not None
     latent_rmse, latent_cfg, sweeps = best_latent
     # Factors must earn their place on validation; a latent fit stopped at sweep 0 is just the init.
@@ -176,7 +185,7 @@ def select(
 def refit(data: Trainset, selection: Selection, workers: int = 1) -> tuple[dict[str, RatingModel], dict[str, float]]:
     """Fit the mean, bias and selected latent models on ``data`` (train + validation) with the selected
     hyperparameters; also the seconds each took. ``models["latent"]`` is the bias model itself when
-    bias-only was selected. ``workers``: threads per ALS half-sweep."""
+    bias-only was selected. ``workers``: processes per ALS half-sweep."""
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     models: dict[str, RatingModel] = {"mean": fit_mean(data)}
@@ -227,8 +236,8 @@ def train(
 
     ``progress(done)`` is called after each of the ``grid_size(config)`` grid points. With ``text_aware``, the
     text-aware model is selected on the same validation rows, reported as ``models["text_aware"]``, and served
-    (``served = "text_aware"``) when its validation RMSE beats the selected model's. ``workers``: threads per ALS
-    half-sweep (the result is the same for any number).
+    (``served = "text_aware"``) when its validation RMSE beats the selected model's. ``workers``: worker processes
+    of the selection and the refit (the result is the same for any number).
     """
     t0 = time.perf_counter()
     tr, va, te = holdout_split(data.n, seed, fractions)
@@ -338,7 +347,7 @@ def _fit_and_score(
     workers: int = 1,
 ) -> tuple[dict[str, dict[str, float]], Selection, dict[str, float]]:
     """Select on (rows, val), refit on rows ∪ val, score every model on test; seconds per model (the
-    selection time counted to the model it selects for). ``workers``: threads per ALS half-sweep."""
+    selection time counted to the model it selects for). ``workers``: processes of the selection and the refit."""
     sel = select(data, rows, val, config, workers=workers)
     fit_on = data.subset(np.concatenate([rows, val]))
     models, seconds = refit(fit_on, sel, workers)
@@ -393,7 +402,7 @@ def evaluate(
     text_aware : the text-aware model's selection and refit (:data:`TextAwareFitter`), reported as
         ``models["text_aware"]``; it reads the text of each fold's training rows only.
     workers : k-fold folds run in that many forked processes at once (each fold's ALS on one thread); a
-        holdout's single run uses them as threads per ALS half-sweep. The figures are the same for any number
+        holdout's single run uses them in its selection and refit. The figures are the same for any number
         (``seconds`` aside).
 
     Returns

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from chorus.services.rating import als
-from chorus.services.rating.als import BiasSide, Side, als_sweeps, fit_als, make_sides
+from chorus.services.rating.als import BiasSide, Side, Sweeper, als_sweeps, fit_als, make_sides
 from chorus.services.rating.baseline import fit_bias
 from chorus.services.rating.config import LatentConfig
 from chorus.services.rating.fitting import Trainset
@@ -40,8 +40,8 @@ def test_als_never_increases_the_objective_and_each_block_is_an_exact_minimiser(
     cfg = replace(config, n_factors=k, init_scale=0.5)
     data = Trainset(user, item, rating, nu, ni, 1, 5)
     prob = Problem(data, cfg)
-    sides = make_sides(data, k)
-    assert isinstance(sides[0], Side) and isinstance(sides[1], Side)
+    sweeper = Sweeper(data, k, cfg.dtype)
+    assert isinstance(sweeper.sides[0], Side) and isinstance(sweeper.sides[1], Side)
     counts = np.bincount(user, minlength=nu)
     assert (counts > k + 1).any() and ((counts > 0) & (counts <= k + 1)).any()
     values = [prob.value(p := init_params(nu, ni, k, rating.mean(), 0.5, np.random.default_rng(0)))]
@@ -56,7 +56,8 @@ def test_als_never_increases_the_objective_and_each_block_is_an_exact_minimiser(
         else:
             assert abs(g.alpha) < 1e-9
 
-    als_sweeps(prob, p, sides, cfg, 8, callback=check)
+    with sweeper:
+        als_sweeps(prob, p, sweeper, cfg, 8, callback=check)
     steps = np.diff(values)
     assert len(values) == 1 + 8 * 4
     assert np.all(steps <= 1e-12 * values[0]), steps.max()
@@ -146,11 +147,11 @@ def test_restarts_keep_the_best_validation_run():
     singles = []
     rng = np.random.default_rng(cfg.seed)
     prob = Problem(data, cfg)
-    sides = make_sides(data, 2)
-    for _ in range(3):
-        p0 = init_params(nu, ni, 2, rating[10:].mean(), 0.3, rng)
-        _, i = als_sweeps(prob, p0, sides, cfg, 5, tuple(np.asarray(v) for v in val), 1, 5)
-        singles.append(i.best_validation_rmse)
+    with Sweeper(data, 2, cfg.dtype, validation=val) as sweeper:
+        for _ in range(3):
+            p0 = init_params(nu, ni, 2, rating[10:].mean(), 0.3, rng)
+            _, i = als_sweeps(prob, p0, sweeper, cfg, 5, 1, 5)
+            singles.append(i.best_validation_rmse)
     assert info.best_validation_rmse == pytest.approx(min(singles))
     assert info.restart == int(np.argmin(singles))
 
