@@ -30,7 +30,7 @@ from chorus.services.rating.fitting import FitInfo, Trainset
 from chorus.services.rating.models import RatingModel
 from chorus.services.rating.objective import Params, Problem, init_params
 from chorus.shared.errors import InvalidInput
-from chorus.shared.workers import ForkPool, shared_array
+from chorus.shared.workers import ForkPool, map_threads, shared_array
 
 #: Buckets of owners (users or items) whose rating counts differ by at most this factor share one padded
 #: batch: smaller means less padding, larger means fewer (Python-level) batches.
@@ -170,11 +170,13 @@ class BiasSide:
         return beta, float(self.count @ beta)
 
 
-def make_sides(data: Trainset, k: int) -> tuple[Side | BiasSide, Side | BiasSide]:
-    """The users' and the items' sides of the training ratings, for K = ``k``."""
+def make_sides(data: Trainset, k: int, workers: int = 1) -> tuple[Side | BiasSide, Side | BiasSide]:
+    """The users' and the items' sides of the training ratings, for K = ``k`` (with ``workers`` > 1 the two are
+    grouped on two threads: their sorts release the GIL)."""
     user, item, nu, ni = data.user, data.item, data.n_users, data.n_items
     if k:
-        return Side(user, item, nu, ni, k), Side(item, user, ni, nu, k)
+        users, items = map_threads(lambda a: Side(*a, k), [(user, item, nu, ni), (item, user, ni, nu)], workers)
+        return users, items
     return BiasSide(user, nu), BiasSide(item, ni)
 
 
@@ -210,7 +212,7 @@ class Sweeper:
         validation: Validation | None = None,
     ) -> None:
         self.data, self.k, self.dtype = data, k, np.dtype(dtype)
-        self.sides = make_sides(data, k)
+        self.sides = make_sides(data, k, workers)
         self.owner = (data.user, data.item)
         self.validation: Validation | None = None
         if validation is not None:
@@ -218,6 +220,9 @@ class Sweeper:
             self.validation = (vu.astype(np.int64), vi.astype(np.int64), vr.astype(np.float64))
         self.pool: ForkPool | None = None
         self._ridge_k0: tuple[np.ndarray, np.ndarray] | None = None
+        self._kept: Params | None = None  # K = 0: the parameters kept by keep()
+        self._kept_alpha = 0.0
+        self._inits: dict[tuple[int, float, int], list[tuple[np.ndarray, np.ndarray]]] = {}
         if not k:
             return
         sizes = (data.n_users, data.n_items)
@@ -228,6 +233,8 @@ class Sweeper:
         self.y = shared_array(data.n + 1, self.dtype)
         self.ridge = tuple(shared_array((m, 2)) for m in sizes)
         self.pred = shared_array(0 if self.validation is None else self.validation[0].size)
+        # the early-stopping copy of out (only fits with validation rows keep one)
+        self.best = tuple(shared_array((m if self.validation is not None else 0, k + 1)) for m in sizes)
         self._rating_chunks = _chunks(data.n)
         self._owner_chunks = tuple(_chunks(m) for m in sizes)
         self._val_chunks = _chunks(self.pred.size)
@@ -258,6 +265,12 @@ class Sweeper:
             low, high = arg
             self.pred[a:b] = np.clip(self._params(alpha).scores(users[a:b], items[a:b]), low, high)
             return 0.0
+        if kind == "keep":  # a chunk of owners of either side into the early-stopping copy
+            chunks = self._owner_chunks[0] + self._owner_chunks[1]
+            side = 0 if index < len(self._owner_chunks[0]) else 1
+            a, b = chunks[index]
+            self.best[side][a:b] = self.out[side][a:b]
+            return 0.0
         s, o = arg, 1 - arg
         if kind == "prepare":  # targets R − α − β_other, then [1, γ] of the other side
             if index < len(self._rating_chunks):
@@ -287,6 +300,38 @@ class Sweeper:
             self.ridge[s][:, 0], self.ridge[s][:, 1] = rb, rf
             self.out[s][:, 0], self.out[s][:, 1:] = beta, gamma
         return self._params(params.alpha)
+
+    def initial(self, config: LatentConfig) -> list[Params]:
+        """The starting parameters of each of ``config.restarts`` (:func:`init_params` from
+        ``numpy.random.default_rng(config.seed)``), drawn once per sweeper: the fits of a λ grid share them."""
+        data = self.data
+        key = (config.seed, config.init_scale, config.restarts)
+        if key not in self._inits:
+            rng = np.random.default_rng(config.seed)
+            draws = [
+                init_params(data.n_users, data.n_items, self.k, 0.0, config.init_scale, rng)
+                for _ in range(config.restarts)
+            ]
+            self._inits[key] = [(p.pu, p.qi) for p in draws]
+        alpha = float(data.rating.mean())
+        return [Params(alpha, np.zeros(data.n_users), np.zeros(data.n_items), pu, qi) for pu, qi in self._inits[key]]
+
+    def keep(self, params: Params) -> None:
+        """Keep a copy of ``params`` (those of :meth:`start`) for :meth:`kept` (early stopping)."""
+        self._kept_alpha = params.alpha
+        if not self.k:
+            self._kept = params.copy()
+            return
+        assert self.pool is not None, "the sweeper is closed"
+        self.pool.run(("keep", None, None), len(self._owner_chunks[0]) + len(self._owner_chunks[1]))
+
+    def kept(self) -> Params:
+        """The parameters of the last :meth:`keep`, in the caller's own arrays."""
+        if not self.k:
+            assert self._kept is not None
+            return self._kept
+        (u, i) = self.best
+        return Params(self._kept_alpha, u[:, 0].copy(), i[:, 0].copy(), u[:, 1:].copy(), i[:, 1:].copy())
 
     def solve(self, s: int, params: Params) -> HalfSweep:
         """Side ``s``'s (β, γ) given the other side's and α in ``params`` (those of :meth:`start`)."""
@@ -343,8 +388,10 @@ def als_sweeps(
     info = FitInfo(trainer="als")
     params = sweeper.start(params, prob)
     validate = sweeper.validation is not None
-    best = params.copy() if validate else params
-    best_rmse = sweeper.validation_rmse(params, low, high) if validate else np.inf
+    best_rmse = np.inf
+    if validate:
+        best_rmse = sweeper.validation_rmse(params, low, high)
+        sweeper.keep(params)
     for sweep in range(1, n_sweeps + 1):
         # users' (β_u, γ_u), then α, which minimises L given the rest: the mean of R − β_u − β_i − γ_u·γ_i
         params.bu, params.pu, fitted = sweeper.solve(0, params)
@@ -363,12 +410,13 @@ def als_sweeps(
             score = sweeper.validation_rmse(params, low, high)
             info.validation_rmse.append(score)
             if score < best_rmse - 1e-7:
-                best_rmse, best, info.best_sweep = score, params.copy(), sweep
+                best_rmse, info.best_sweep = score, sweep
+                sweeper.keep(params)
             elif sweep - info.best_sweep >= config.patience:
                 break
     if validate:
         info.best_validation_rmse = float(best_rmse)
-        return best, info
+        return sweeper.kept(), info
     info.best_sweep = info.sweeps
     return params.copy(), info
 
@@ -425,7 +473,9 @@ def fit_als(
         if sweeper.data is not data or sweeper.k != config.n_factors or sweeper.dtype != np.dtype(config.dtype):
             raise InvalidInput("the sweeper was made for other data, another K or another dtype")
         if (validation is None) != (sweeper.validation is None) or (
-            validation is not None and sweeper.validation is not None and len(validation[0]) != len(sweeper.validation[0])
+            validation is not None
+            and sweeper.validation is not None
+            and len(validation[0]) != len(sweeper.validation[0])
         ):
             raise InvalidInput("the sweeper was made for other validation rows")
         best = _restarts(prob, sweeper, config, sweeps, track_objective)
@@ -443,10 +493,8 @@ def _restarts(
     """``config.restarts`` runs of :func:`als_sweeps` from seeded initialisations; the best (by validation RMSE,
     else by ``L`` when there are several) as ``(score, params, info)``."""
     data = sweeper.data
-    rng = np.random.default_rng(config.seed)
     best: tuple[float, Params, FitInfo] | None = None
-    for restart in range(config.restarts):
-        p0 = init_params(data.n_users, data.n_items, config.n_factors, data.rating.mean(), config.init_scale, rng)
+    for restart, p0 in enumerate(sweeper.initial(config)):
         params, info = als_sweeps(prob, p0, sweeper, config, sweeps, data.low, data.high, track_objective)
         info.restart = restart
         if info.best_validation_rmse is not None:
