@@ -196,11 +196,12 @@ class Sweeper:
     * ``x[s]`` (n_s + 1, K + 1) in the solve's dtype: ``[1, γ]`` of side s and a last row of zeros (padding);
     * ``y`` (n + 1,) in the solve's dtype: the targets of the half-sweep under way, and a last 0 (padding);
     * ``ridge[s]`` float64 (n_s, 2): ρᵇ, ρᶠ of the fit;
-    * ``pred`` float64 (n_val,): clipped validation predictions.
+    * ``pred`` float64 (n_val,): clipped validation predictions; ``best[s]``: the early-stopping copy of ``out[s]``.
 
     A half-sweep of side s is two rounds of tasks: chunks of y and of ``x[1 - s]``, then side s's batches, each
-    writing its owners' rows of ``out[s]`` and returning its part of the α sum. K = 0 (the bias-only model) runs here, without workers.
-    Use it as a context manager (or call :meth:`close`) to stop the workers.
+    writing its owners' rows of ``out[s]`` and returning its part of the α sum. The validation predictions and
+    the early-stopping copy (``best[s]``) are rounds of chunks too. K = 0 (the bias-only model) runs here, without
+    workers. Use it as a context manager (or call :meth:`close`) to stop the workers.
     """
 
     def __init__(
@@ -267,9 +268,9 @@ class Sweeper:
             return 0.0
         if kind == "keep":  # a chunk of owners of either side into the early-stopping copy
             chunks = self._owner_chunks[0] + self._owner_chunks[1]
-            side = 0 if index < len(self._owner_chunks[0]) else 1
+            t = 0 if index < len(self._owner_chunks[0]) else 1
             a, b = chunks[index]
-            self.best[side][a:b] = self.out[side][a:b]
+            self.best[t][a:b] = self.out[t][a:b]
             return 0.0
         s, o = arg, 1 - arg
         if kind == "prepare":  # targets R − α − β_other, then [1, γ] of the other side

@@ -6,11 +6,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from chorus.services.rating.als import fit_als
+from chorus.services.rating.als import Sweeper, fit_als
 from chorus.services.rating.config import LatentConfig
 from chorus.services.rating.fitting import Trainset
-from chorus.services.rating.train import SelectionConfig, evaluate
+from chorus.services.rating.train import SelectionConfig, evaluate, train
+from chorus.shared.errors import InvalidInput
 from tests.rating.data import planted
 
 
@@ -65,3 +67,48 @@ def test_chorus_train_writes_the_same_arrays_for_one_and_two_workers(tmp_path):
             np.testing.assert_allclose(arrays[2][name], want, rtol=1e-9, atol=1e-9, err_msg=name)
         else:
             np.testing.assert_array_equal(arrays[2][name], want, err_msg=name)
+
+
+def test_selection_and_refit_are_bit_identical_for_any_number_of_workers():
+    data = _data()
+    config = SelectionConfig(
+        factors=(4, 6), reg_factors=(0.03, 0.05), reg_bias=(0.05, 0.1, 0.2), base=replace(LatentConfig(), max_sweeps=5)
+    )
+    want = train(data, seed=0, config=config, workers=1)
+    assert want.selection.selected == "latent"
+    for workers in (2, 3):
+        got = train(data, seed=0, config=config, workers=workers)
+        assert [g | {"seconds": 0} for g in got.selection.grid] == [g | {"seconds": 0} for g in want.selection.grid]
+        assert got.hyperparameters == want.hyperparameters and got.metrics == want.metrics
+        for name, model in want.models.items():
+            for key, array in model.to_arrays().items():
+                np.testing.assert_array_equal(got.models[name].to_arrays()[key], array, err_msg=f"{name}.{key}")
+
+
+def test_a_shared_sweeper_fits_as_a_fresh_one():
+    data = _data()
+    val = (data.user[:300], data.item[:300], data.rating[:300])
+    fit_on = data.subset(np.arange(300, data.n))
+    first, second = (replace(LatentConfig(), n_factors=5, max_sweeps=6, reg_factors=lf) for lf in (0.02, 0.08))
+    with Sweeper(fit_on, 5, "float32", workers=2, validation=val) as sweeper:
+        fit_als(fit_on, first, validation=val, sweeper=sweeper)
+        shared, shared_info = fit_als(fit_on, second, validation=val, sweeper=sweeper)
+    fresh, fresh_info = fit_als(fit_on, second, validation=val, workers=1)
+    assert shared_info.validation_rmse == fresh_info.validation_rmse
+    assert shared_info.best_sweep == fresh_info.best_sweep
+    for key, array in fresh.to_arrays().items():
+        np.testing.assert_array_equal(shared.to_arrays()[key], array, err_msg=key)
+
+
+def test_a_sweeper_for_other_data_or_k_is_refused():
+    data = _data()
+    cfg = replace(LatentConfig(), n_factors=3, max_sweeps=2)
+    with Sweeper(data, 4, "float32") as other_k:
+        with pytest.raises(InvalidInput, match="another K"):
+            fit_als(data, cfg, sweeper=other_k)
+    with Sweeper(data.subset(np.arange(100)), 3, "float32") as other_data:
+        with pytest.raises(InvalidInput, match="other data"):
+            fit_als(data, cfg, sweeper=other_data)
+    with Sweeper(data, 3, "float32") as no_validation:
+        with pytest.raises(InvalidInput, match="validation"):
+            fit_als(data, cfg, validation=(data.user[:5], data.item[:5], data.rating[:5]), sweeper=no_validation)
