@@ -17,8 +17,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from chorus.services.rating.config import TEXT_AWARE_MAX_ROWS
 from chorus.services.rating.ranking_train import evaluate as evaluate_ranking
-from chorus.services.rating.text.aware import TEXT_AWARE_MAX_ROWS, TextAwareFit
+from chorus.services.rating.text.aware import TextAwareFit
 from chorus.services.rating.text.fit import evaluate_text_rating, evaluate_verified
 from chorus.services.rating.train import evaluate as evaluate_rating
 from chorus.services.similarity.index import SimilarityIndex

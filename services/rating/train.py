@@ -26,7 +26,7 @@ import numpy as np
 from chorus.services.rating.accuracy import metrics, rmse
 from chorus.services.rating.als import Sweeper, fit_als
 from chorus.services.rating.baseline import fit_bias, fit_mean
-from chorus.services.rating.config import LatentConfig
+from chorus.services.rating.config import TEXT_AWARE_MAX_ROWS, LatentConfig
 from chorus.services.rating.fitting import Trainset
 from chorus.services.rating.models import RatingModel
 from chorus.services.rating.persistence import write_component
@@ -292,7 +292,6 @@ def train_component(
 
     With review text (loaded ``with_text``) and at most ``TEXT_AWARE_MAX_ROWS`` reviews, the text-aware model
     competes on validation too (:class:`chorus.services.rating.text.aware.TextAwareFit`)."""
-    from chorus.services.rating.text.aware import TEXT_AWARE_MAX_ROWS, TextAwareFit
     from chorus.shared.progress import Progress
 
     workers = resolve_workers(workers)
@@ -303,6 +302,8 @@ def train_component(
     if ratings.text is not None and ratings.n > TEXT_AWARE_MAX_ROWS:
         text_note = f"skipped: more than {TEXT_AWARE_MAX_ROWS:,} reviews"
     elif ratings.text is not None:
+        from chorus.services.rating.text.aware import TextAwareFit
+
         text_aware, text_note = TextAwareFit(ratings.text, seed=seed), "fitted"
     with Progress("rating selection", total=grid_size(config)) as bar:
         bar.enabled = bar.enabled and progress

@@ -42,10 +42,6 @@ from chorus.shared.errors import InvalidInput
 #: Out-of-fold folds of the text predictions ŕ, and the ridge α of those predictions.
 SENTIMENT_FOLDS = 3
 SENTIMENT_ALPHA = 1.0
-#: ``chorus train`` and ``chorus evaluate`` fit the text-aware model on data up to this many reviews: its selection
-#: (TF-IDF of every training review twice, a grid of bias solves) made the rating component take 220.7 s instead of
-#: 88.5 s on the 200,000-review demo data (a loaded 2-core machine); about 60 s per fold on the Amazon 5-core file.
-TEXT_AWARE_MAX_ROWS = 50_000
 
 
 @dataclass(frozen=True)
