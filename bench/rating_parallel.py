@@ -5,11 +5,12 @@
    :class:`chorus.shared.workers.ForkPool` with 2 or 3 processes), ``threads2`` (the same tasks on 2 threads of
    this process, through a pool with ForkPool's interface). Each line prints wall seconds and CPU seconds (this
    process and its children): on a loaded machine the wall time of a parallel mode swings, the CPU it spends less.
-2. ``--amdahl`` runs :func:`chorus.services.rating.train.train` (what ``chorus train --components rating`` runs) on
-   one worker and splits its CPU seconds into the part the workers share (the pool's tasks and the bias-only
-   grid) and the part only the parent runs; it then replays each round of tasks on 2 processes taking them in
-   order (as the pool's counter hands them out) from their measured single-worker seconds, and prints the speed-up
-   on 2 idle cores this predicts (Amdahl, with each round's wait for its last task).
+2. ``--amdahl`` runs :func:`chorus.services.rating.train.train_component` (what ``chorus train --components
+   rating`` times; it writes into a version under a temporary folder) on one worker and splits its CPU seconds
+   into the part the workers share (the pool's tasks and the bias-only grid) and the part only the parent runs;
+   it then replays each round of tasks on 2 processes taking them in order (as the pool's counter hands them
+   out) from their measured single-worker seconds, and prints the speed-up on 2 idle cores this predicts
+   (Amdahl, with each round's wait for its last task).
 
     .venv/bin/python bench/rating_parallel.py --data /work/gen/reviews-1000000.tsv.gz [--modes procs1,procs2,threads2]
         [--sweeps 4] [--amdahl] [--json PATH]
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import resource
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +39,8 @@ from chorus.services.rating import train as rating_train  # noqa: E402
 from chorus.services.rating.config import LatentConfig  # noqa: E402
 from chorus.services.rating.fitting import Trainset  # noqa: E402
 from chorus.shared import workers as shared_workers  # noqa: E402
-from chorus.shared.data import holdout_split, load_ratings  # noqa: E402
+from chorus.shared.artifacts import VersionWriter  # noqa: E402
+from chorus.shared.data import Ratings, holdout_split, load_ratings  # noqa: E402
 from chorus.shared.workers import ForkPool, using_workers  # noqa: E402
 
 
@@ -87,7 +90,7 @@ def modes(data: Trainset, names: list[str], sweeps: int) -> list[dict]:
     return rows
 
 
-def amdahl(data: Trainset) -> dict:
+def amdahl(ratings: Ratings) -> dict:
     """CPU seconds of one-worker training: the parent's own, the bias grid's and each pool round's tasks."""
     rounds: list[list[float]] = []
     bias = [0.0]
@@ -111,9 +114,9 @@ def amdahl(data: Trainset) -> dict:
     ForkPool._work = timed_work  # type: ignore[method-assign]
     rating_train.map_processes = timed_processes  # type: ignore[assignment]
     try:
-        with using_workers(1):
+        with tempfile.TemporaryDirectory() as folder, VersionWriter(folder) as writer, using_workers(1):
             t, c = time.perf_counter(), time.thread_time()
-            rating_train.train(data, seed=0, workers=1)
+            rating_train.train_component(ratings, writer, seed=0, progress=False, workers=1)
             wall, cpu = time.perf_counter() - t, time.thread_time() - c
     finally:
         ForkPool._work = work  # type: ignore[method-assign]
@@ -156,14 +159,14 @@ def main() -> int:
     ap.add_argument("--amdahl", action="store_true", help="also the one-worker breakdown of rating training")
     ap.add_argument("--json")
     args = ap.parse_args()
-    r = load_ratings(args.data, progress=False)
+    r = load_ratings(args.data, progress=False, with_text=args.amdahl)  # chorus train loads the text for rating
     data = Trainset(r.user, r.item, r.rating, r.n_users, r.n_items, r.scale.low, r.scale.high)
     print(f"{data.n:,} ratings, {data.n_users:,} users, {data.n_items:,} items; {machine()}", flush=True)
     result: dict[str, Any] = {"machine": machine(), "reviews": data.n}
     if args.modes:
         result["modes"] = modes(data, args.modes.split(","), args.sweeps)
     if args.amdahl:
-        result["amdahl"] = amdahl(data)
+        result["amdahl"] = amdahl(r)
     write_json(args.json, result)
     return 0
 
