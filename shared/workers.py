@@ -13,9 +13,9 @@ artifact is the same for every ``N``:
   (copy-on-write shared memory): nothing is pickled on the way in, only each piece's result on the way out;
 * :class:`ForkPool` for many short rounds of numbered tasks over the same large arrays (the ALS half-sweeps):
   workers forked once, the parent working beside them, tasks handed out one at a time from a shared counter,
-  and results written into :func:`shared_array` buffers that every process maps. Numpy's small batched kernels
-  spend too much of their time holding the GIL for threads to keep two cores busy on them; processes do not share
-  a GIL.
+  and results written into :func:`shared_array` buffers that every process maps. The tasks are many and short
+  (about 4,000 in the rating component's training at 1M reviews, a few milliseconds each), so the Python around
+  each numpy call is a real share of them; processes share no GIL, so that share runs in parallel too.
 """
 
 from __future__ import annotations

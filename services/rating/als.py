@@ -9,11 +9,12 @@ user has fewer ratings than that), so there is no Python loop over users, items 
 it is tested against is :func:`chorus.services.rating.lbfgs.fit_lbfgs` on the same objective.
 
 Parallel work (:class:`Sweeper`): a half-sweep's batches, the preparation of its targets and of the other side's
-factors, and the validation predictions are numbered tasks run by forked worker processes beside the parent
-(:class:`chorus.shared.workers.ForkPool`), reading and writing buffers in shared memory; what is left to the parent
-is O(users + items) bookkeeping per half-sweep (α, the early-stopping copy). Each task computes the same thing
-whichever process runs it and the batches' parts of the α sum are added in batch order, so a fit is bit-identical
-for any number of workers. Measured against threads over the same batches in the README (Scaling).
+factors, the validation predictions and the early-stopping copy are numbered tasks run by forked worker processes
+beside the parent (:class:`chorus.shared.workers.ForkPool`), reading and writing buffers in shared memory; the
+parent keeps the α update (two dot products per half-sweep) and the order of the rounds. Each task computes the
+same thing whichever process runs it, and the batches' parts of the α sum are added in batch order, so a fit is
+bit-identical for any number of workers (and to the single-process code before it). The README (Scaling) gives
+the one-worker breakdown and the measured speed-up.
 """
 
 from __future__ import annotations
