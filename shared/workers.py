@@ -107,6 +107,11 @@ def map_threads(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Itera
 _TASK: Callable[[Any], Any] | None = None
 
 
+def _one_blas_thread() -> None:
+    # each worker process is one core: BLAS threads inherited from the parent's limit would only contend
+    threadpool_limits(1, "blas")
+
+
 def _run_task(item: Any) -> Any:
     assert _TASK is not None  # set in the parent before the fork
     return _TASK(item)
@@ -117,8 +122,8 @@ def map_processes(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Ite
     they complete (so the caller can store each result and report progress while the rest run).
 
     ``fn`` may be a closure over large arrays: the workers are forked after it is set, so they see it and its
-    arrays without pickling. Where fork is not available (or one worker is asked for, or there is one item) the
-    items are computed here, one after another.
+    arrays without pickling. Each worker runs BLAS on one thread. Where fork is not available (or one worker is
+    asked for, or there is one item) the items are computed here, one after another.
     """
     global _TASK
     if workers <= 1 or len(items) <= 1 or not can_fork():
@@ -127,7 +132,9 @@ def map_processes(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Ite
     _TASK = fn
     try:
         ctx = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=ctx) as pool:
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(items)), mp_context=ctx, initializer=_one_blas_thread
+        ) as pool:
             yield from pool.map(_run_task, items)
     finally:
         _TASK = None

@@ -13,6 +13,7 @@ from chorus.services.rating.config import LatentConfig
 from chorus.services.rating.fitting import Trainset
 from chorus.services.rating.train import SelectionConfig, evaluate, train
 from chorus.shared.errors import InvalidInput
+from chorus.shared.workers import using_workers
 from tests.rating.data import planted
 
 
@@ -112,3 +113,21 @@ def test_a_sweeper_for_other_data_or_k_is_refused():
     with Sweeper(data, 3, "float32") as no_validation:
         with pytest.raises(InvalidInput, match="validation"):
             fit_als(data, cfg, validation=(data.user[:5], data.item[:5], data.rating[:5]), sweeper=no_validation)
+
+
+def test_the_refitted_bias_model_does_not_follow_the_blas_thread_count():
+    # as chorus train runs it, BLAS on N threads; the bias refit's solve is large enough here (25,000 unknowns)
+    # for OpenBLAS to split its sums over threads, which would change the result
+    rng = np.random.default_rng(0)
+    nu, ni, n = 20_000, 5_000, 60_000
+    data = Trainset(rng.integers(0, nu, n), rng.integers(0, ni, n), rng.integers(1, 6, n).astype(float), nu, ni, 1, 5)
+    config = SelectionConfig(
+        factors=(2,), reg_factors=(0.05,), reg_bias=(0.1,), base=replace(LatentConfig(), max_sweeps=2)
+    )
+    models = {}
+    for workers in (1, 2):
+        with using_workers(workers):
+            models[workers] = train(data, seed=0, config=config, workers=workers).models
+    for name, model in models[1].items():
+        for key, array in model.to_arrays().items():
+            np.testing.assert_array_equal(models[2][name].to_arrays()[key], array, err_msg=f"{name}.{key}")
