@@ -46,8 +46,12 @@ from chorus.services.similarity.measures import PEARSON_SIGNIFICANCE
 from chorus.services.similarity.ranking import Q_MAX, SCALE, decode_keys
 from chorus.services.similarity.side import Side, plan
 from chorus.shared.contract import Measure
+from chorus.shared.errors import InvalidInput
 
 JACCARD, COSINE, PEARSON = 0, 1, 2
+TILE = 4096
+"""Candidates per tile of :func:`_table_rows`: 4,096 records of 64 bytes, a quarter of a 1 MiB L2 cache, leaving
+room for the block's heaps and the columns being read."""
 _MEASURE_CODE = {Measure.jaccard: JACCARD, Measure.cosine: COSINE, Measure.pearson: PEARSON}
 
 
@@ -106,6 +110,7 @@ def _table_rows(  # noqa: ANN202
     rank,  # noqa: ANN001
     bits,  # noqa: ANN001
     codes,  # noqa: ANN001
+    tile,  # noqa: ANN001
     stamp0,  # noqa: ANN001
     acc,  # noqa: ANN001
     touched,  # noqa: ANN001
@@ -118,84 +123,109 @@ def _table_rows(  # noqa: ANN202
     ``acc[b]`` (by label) is candidate ``b``'s 64-byte record: the stamp of the query that last touched it (query
     ``a`` is ``stamp0 + a - start``), the count and the four sums, and ``b``'s entry count and norm (set once by
     :meth:`KernelInput.scratch`), so a step of ``W`` touches one cache line and scoring a candidate reads that
-    same line. A candidate's key is formed and pushed only when its score can enter the heap: once a heap holds
-    ``k`` keys, a score more than 1.5 units of 1e-10 below the root's rounded score cannot (it rounds below it),
-    which is checked by products, without the division (and for Pearson on the bound ``min(|C|, γ)/γ``, since a
+    same line.
+
+    Candidates are taken ``tile`` labels at a time (cache blocking): for each tile, every row of the block meets
+    the candidates of that tile only (each column's entries are sorted by label, and a cursor per entry of the
+    block remembers where the next tile starts), then scores them; so the records in use, ``64 × tile`` bytes,
+    stay in the core's cache while the whole block goes through them. A pair's terms are still added over the
+    common columns in ascending order (all of a pair's terms fall in one tile), so the sums do not change.
+
+    A candidate's key is formed and pushed only when its score can enter the heap: once a heap holds ``k`` keys,
+    a score more than 1.5 units of 1e-10 below the root's rounded score cannot (it rounds below it), which is
+    checked by products, without the division (and for Pearson on the bound ``min(|C|, γ)/γ``, since a
     correlation is at most 1, before the correlation is computed). The margin is far above the rounding error of
     the products, so only what could not enter is skipped and the heaps end as if every candidate had been
     pushed (the property tests compare them with the numpy path bit for bit)."""
     n_m = codes.shape[0]
     k = out_keys.shape[2]
+    n_labels = acc.shape[0]
     want_dot, want_centred = False, False
     for c in codes:
         want_dot = want_dot or c == COSINE
         want_centred = want_centred or c == PEARSON
-    heaps = np.empty((n_m, k), dtype=np.int64)
-    floor = np.empty(n_m)  # the root's rounded score in units of 1e-10 once the heap is full, else -inf
+    r = stop - start
+    heaps = np.empty((r, n_m, k), dtype=np.int64)
+    floor = np.full((r, n_m), -np.inf)  # a heap root's rounded score in units of 1e-10 once it is full
+    size = np.zeros(r, dtype=np.int64)
+    base = indptr[start]
+    cursor = np.empty(indptr[stop] - base, dtype=np.int64)
+    for p in range(base, indptr[stop]):
+        cursor[p - base] = t_indptr[indices[p]]
     pairs = 0
-    for a in range(start, stop):
-        la = label[a]
-        stamp = stamp0 + (a - start)
-        m = 0
-        for p in range(indptr[a], indptr[a + 1]):
-            u = indices[p]
-            xa, za, z2a = x[p], z[p], z2[p]
-            for t in range(t_indptr[u], t_indptr[u + 1]):
-                b = t_rows[t]
+    for tile_start in range(0, n_labels, tile):
+        tile_stop = min(tile_start + tile, n_labels)
+        for a in range(start, stop):
+            row = a - start
+            la = label[a]
+            stamp = stamp0 + row
+            m = 0
+            for p in range(indptr[a], indptr[a + 1]):
+                u = indices[p]
+                xa, za, z2a = x[p], z[p], z2[p]
+                t = cursor[p - base]
+                end = t_indptr[u + 1]
+                while t < end:
+                    b = t_rows[t]
+                    if b >= tile_stop:
+                        break
+                    rec = acc[b]
+                    if rec[0] != stamp:
+                        rec[0] = stamp
+                        touched[m] = b
+                        m += 1
+                        rec[1] = 0.0
+                        rec[2] = 0.0
+                        rec[3] = 0.0
+                        rec[4] = 0.0
+                        rec[5] = 0.0
+                    rec[1] += 1.0
+                    if want_dot:
+                        rec[2] += xa * tx[t]
+                    if want_centred:
+                        rec[3] += za * tz[t]
+                        rec[4] += z2a
+                        rec[5] += tz2[t]
+                    t += 1
+                cursor[p - base] = t
+            count_a, norm_a = acc[la, 6], acc[la, 7]
+            n = size[row]
+            for j in range(m):
+                b = touched[j]
+                if b == la:
+                    continue
                 rec = acc[b]
-                if rec[0] != stamp:
-                    rec[0] = stamp
-                    touched[m] = b
-                    m += 1
-                    rec[1] = 0.0
-                    rec[2] = 0.0
-                    rec[3] = 0.0
-                    rec[4] = 0.0
-                    rec[5] = 0.0
-                rec[1] += 1.0
-                if want_dot:
-                    rec[2] += xa * tx[t]
-                if want_centred:
-                    rec[3] += za * tz[t]
-                    rec[4] += z2a
-                    rec[5] += tz2[t]
-        count_a, norm_a = acc[la, 6], acc[la, 7]
-        floor[:] = -np.inf
-        n = 0
-        for j in range(m):
-            b = touched[j]
-            if b == la:
-                continue
-            rec = acc[b]
-            common = rec[1]
-            for s in range(n_m):
-                c = codes[s]
-                lowest = floor[s] - 1.5  # a score below lowest / SCALE cannot enter (checked by products)
-                if c == JACCARD:  # measures._jaccard
-                    union = max(count_a + rec[6] - common, 1.0)
-                    if common * SCALE < lowest * union:
-                        continue
-                    score = common / union
-                elif c == COSINE:  # measures._cosine
-                    den = norm_a * rec[7]
-                    if rec[2] * SCALE < lowest * den:
-                        continue
-                    score = rec[2] / den if den > 0 else 0.0
-                else:  # measures._pearson
-                    weight = min(common, PEARSON_SIGNIFICANCE) / PEARSON_SIGNIFICANCE
-                    if weight * SCALE < lowest:
-                        continue
-                    a1, a2 = rec[4], rec[5]
-                    r = rec[3] / (np.sqrt(a1) * np.sqrt(a2)) if a1 > 0 and a2 > 0 else 0.0
-                    score = r * weight
-                _push(heaps[s], n, k, _key(score, rank[b], bits))
-                if n + 1 >= k:
-                    floor[s] = Q_MAX - (heaps[s, 0] >> bits)
-            n = min(n + 1, k)
-            pairs += 1
-        row = a - start
+                common = rec[1]
+                for s in range(n_m):
+                    c = codes[s]
+                    lowest = floor[row, s] - 1.5  # a score below lowest / SCALE cannot enter (checked by products)
+                    if c == JACCARD:  # measures._jaccard
+                        union = max(count_a + rec[6] - common, 1.0)
+                        if common * SCALE < lowest * union:
+                            continue
+                        score = common / union
+                    elif c == COSINE:  # measures._cosine
+                        den = norm_a * rec[7]
+                        if rec[2] * SCALE < lowest * den:
+                            continue
+                        score = rec[2] / den if den > 0 else 0.0
+                    else:  # measures._pearson
+                        weight = min(common, PEARSON_SIGNIFICANCE) / PEARSON_SIGNIFICANCE
+                        if weight * SCALE < lowest:
+                            continue
+                        a1, a2 = rec[4], rec[5]
+                        r_ab = rec[3] / (np.sqrt(a1) * np.sqrt(a2)) if a1 > 0 and a2 > 0 else 0.0
+                        score = r_ab * weight
+                    _push(heaps[row, s], n, k, _key(score, rank[b], bits))
+                    if n + 1 >= k:
+                        floor[row, s] = Q_MAX - (heaps[row, s, 0] >> bits)
+                n = min(n + 1, k)
+                pairs += 1
+            size[row] = n
+    for row in range(r):
+        n = size[row]
         for s in range(n_m):
-            out_keys[s, row, :n] = np.sort(heaps[s, :n])
+            out_keys[s, row, :n] = np.sort(heaps[row, s, :n])
         out_len[row] = n
     return pairs
 
@@ -212,7 +242,10 @@ class KernelInput:
     order, which relabelling leaves alone; and ranking keys carry the raw-id rank, so the top ``k`` does not
     depend on the order candidates are met."""
 
-    def __init__(self, side: Side) -> None:
+    def __init__(self, side: Side, tile: int = TILE) -> None:
+        if tile < 1:
+            raise InvalidInput(f"tile must be at least 1, got {tile}")
+        self.tile = tile
         t_b = side.right["b"]
         order = np.argsort(-side.count_int, kind="stable")
         self.label = np.empty(side.n_rows, dtype=np.int64)
@@ -244,9 +277,9 @@ class KernelInput:
         return stamp, local.acc, local.touched
 
 
-def kernel_values(side: Side) -> KernelInput:
+def kernel_values(side: Side, tile: int = TILE) -> KernelInput:
     """The input of :func:`table_block` for one build of ``side``'s table (:class:`KernelInput`)."""
-    return KernelInput(side)
+    return KernelInput(side, tile)
 
 
 def table_block(
@@ -262,8 +295,9 @@ def table_block(
     r = stop - start
     keys = np.zeros((codes.shape[0], r, k), dtype=np.int64)
     n_nb = np.zeros(r, dtype=np.int64)
-    args = (start, stop, side.indptr, side.indices, values.t_indptr, values.t_rows, *values.left, *values.right)
-    pairs = _table_rows(*args, values.label, values.rank, side.rank_bits, codes, *values.scratch(r), keys, n_nb)
+    layout = (side.indptr, side.indices, values.t_indptr, values.t_rows, *values.left, *values.right)
+    run = (values.label, values.rank, side.rank_bits, codes, values.tile, *values.scratch(r))
+    pairs = _table_rows(start, stop, *layout, *run, keys, n_nb)
     pad = np.arange(k)[None, :] >= n_nb[:, None]
     out = {}
     for s, spec in enumerate(specs):

@@ -9,18 +9,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chorus.services.similarity.build import build_similarity
-from chorus.services.similarity.cooccur import _push, kernel_values, table_block
+from chorus.services.similarity.cooccur import TILE, _push, kernel_values, table_block
 from chorus.shared.contract import Measure
 from tests.similarity.reference import PROPERTY, datasets, make_index, random_ratings
 
 
 @PROPERTY
-@given(datasets(), st.integers(1, 5))
-def test_kernel_block_equals_numpy_block(data, k):
+@given(datasets(), st.integers(1, 5), st.sampled_from([1, 3, TILE]))
+def test_kernel_block_equals_numpy_block(data, k, tile):
     ratings, n_users, n_items, item_rank, user_rank = data
     index = make_index(ratings, n_users, n_items, item_rank, user_rank)
     for side in (index.items, index.users):
-        values = kernel_values(side)
+        values = kernel_values(side, tile)  # candidates in tiles of 1 and 3 labels, or all in one
         for lo, hi in ((0, side.n_rows), (0, 1), (side.n_rows // 2, side.n_rows)):
             want = side.top_k_block(lo, hi, k, tuple(Measure))
             got, pairs = table_block(side, values, lo, hi, k, tuple(Measure))
