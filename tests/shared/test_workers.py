@@ -87,7 +87,7 @@ def test_fork_pool_uses_its_workers():
         return os.getpid()
 
     with ForkPool(slow, 2) as pool:
-        assert len(set(pool.run(None, 200))) == 2
+        assert len(set(pool.run(None, 500))) == 2
 
 
 def test_fork_pool_reports_a_failed_task_and_serves_the_next_job():
