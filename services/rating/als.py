@@ -47,7 +47,7 @@ Validation = tuple[np.ndarray, np.ndarray, np.ndarray]
 #: Ratings, owners or validation rows per preparation task of :class:`Sweeper`: enough that a task's numpy calls
 #: outweigh handing it out, few enough that the workers share a half-sweep's preparation evenly. Fixed (not
 #: derived from the number of workers), like the batches, so that the tasks are the same for any number.
-CHUNK = 1 << 16
+CHUNK = 1 << 14
 
 
 def gram_chunk(k: int) -> int:
