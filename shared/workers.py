@@ -14,7 +14,7 @@ artifact is the same for every ``N``:
 * :class:`ForkPool` for many short rounds of numbered tasks over the same large arrays (the ALS half-sweeps):
   workers forked once, the parent working beside them, tasks handed out one at a time from a shared counter,
   and results written into :func:`shared_array` buffers that every process maps. The tasks are many and short
-  (about 4,000 in the rating component's training at 1M reviews, a few milliseconds each), so the Python around
+  (about 7,600 in the rating component's training at 1M reviews, 5 ms on average), so the Python around
   each numpy call is a real share of them; processes share no GIL, so that share runs in parallel too.
 """
 
