@@ -259,6 +259,8 @@ class Sweeper:
         return Params(alpha, u[:, 0], i[:, 0], u[:, 1:], i[:, 1:])
 
     def _task(self, job: tuple[Any, ...], index: int) -> float:
+        """Task ``index`` of ``job = (kind, arg, α)``: ``"prepare"`` or ``"solve"`` side ``arg``, ``"validate"``
+        with ``arg = (low, high)``, ``"keep"``; run by whichever process claims it (:class:`ForkPool`)."""
         kind, arg, alpha = job
         if kind == "validate":
             assert self.validation is not None
