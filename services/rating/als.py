@@ -462,6 +462,22 @@ def fit_als(
     tuple
         The model (``"latent"``, or ``"bias"`` when K = 0) and the :class:`~chorus.services.rating.fitting.FitInfo`.
     """
+    params, info = fit_als_params(data, config, validation, n_sweeps, track_objective, workers, sweeper)
+    kind = "latent" if config.n_factors else "bias"
+    return params.to_model(kind, data), info
+
+
+def fit_als_params(
+    data: Trainset,
+    config: LatentConfig = DEFAULT_CONFIG,
+    validation: Validation | None = None,
+    n_sweeps: int | None = None,
+    track_objective: bool = False,
+    workers: int = 1,
+    sweeper: Sweeper | None = None,
+) -> tuple[Params, FitInfo]:
+    """:func:`fit_als` up to the float64 parameters, without building the served model (a grid search needs only
+    the :class:`~chorus.services.rating.fitting.FitInfo`)."""
     t0 = time.perf_counter()
     prob = Problem(data, config)
     if config.n_factors and (config.reg_bias <= 0 or config.reg_factors <= 0):
@@ -487,8 +503,7 @@ def fit_als(
     if track_objective or config.restarts > 1:
         info.final_objective = prob.value(params)
     info.seconds = time.perf_counter() - t0
-    kind = "latent" if config.n_factors else "bias"
-    return params.to_model(kind, data), info
+    return params, info
 
 
 def _restarts(

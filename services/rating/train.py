@@ -25,7 +25,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from chorus.services.rating.accuracy import metrics, rmse
-from chorus.services.rating.als import Sweeper, fit_als
+from chorus.services.rating.als import Sweeper, fit_als, fit_als_params
 from chorus.services.rating.baseline import fit_bias, fit_mean
 from chorus.services.rating.config import TEXT_AWARE_MAX_ROWS, LatentConfig
 from chorus.services.rating.fitting import Trainset
@@ -149,7 +149,8 @@ def select(
         with Sweeper(fit_on, k, config.base.dtype, workers, validation) as sweeper:
             for lf in config.reg_factors:
                 cfg = replace(config.base, n_factors=k, reg_factors=lf, reg_bias=bias_cfg.reg_bias)
-                _, info = fit_als(fit_on, cfg, validation=validation, sweeper=sweeper)
+                # only the validation score and best sweep are needed: no model is built for a grid point
+                _, info = fit_als_params(fit_on, cfg, validation=validation, sweeper=sweeper)
                 latent_error = info.best_validation_rmse
                 assert latent_error is not None  # fitted with a validation set
                 grid.append(

@@ -10,7 +10,7 @@ import pytest
 from chorus.services.rating import train as train_mod
 from chorus.services.rating.config import LatentConfig
 from chorus.services.rating.fitting import FitInfo, Trainset
-from chorus.services.rating.models import LatentModel
+from chorus.services.rating.objective import Params
 from chorus.services.rating.persistence import load_component
 from chorus.services.rating.train import SelectionConfig, evaluate, select, train, write_train_result
 from chorus.shared.artifacts import ArtifactStore, VersionWriter
@@ -50,21 +50,14 @@ def test_bias_only_is_selected_when_factors_do_not_beat_it_on_validation(stars, 
     def useless_als(data, config, validation=None, n_sweeps=None, **kw):
         calls.append(n_sweeps)
         n_users, n_items = data.n_users, data.n_items
-        model = LatentModel(
-            global_mean=4.0,
-            user_bias=np.zeros(n_users, np.float32),
-            item_bias=np.zeros(n_items, np.float32),
-            user_count=np.ones(n_users, np.int32),
-            item_count=np.ones(n_items, np.int32),
-            popular_items=np.arange(n_items, dtype=np.int32),
-            low=data.low,
-            high=data.high,
-            user_factors=np.ones((n_users, 1), np.float32),
-            item_factors=np.ones((n_items, 1), np.float32),
-        )
-        return model, FitInfo("als", sweeps=3, best_sweep=3, best_validation_rmse=9.0)
+        params = Params(4.0, np.zeros(n_users), np.zeros(n_items), np.ones((n_users, 1)), np.ones((n_items, 1)))
+        return params, FitInfo("als", sweeps=3, best_sweep=3, best_validation_rmse=9.0)
 
-    monkeypatch.setattr(train_mod, "fit_als", useless_als)
+    def no_refit(*args, **kw):
+        raise AssertionError("the latent model is refitted although bias-only was selected")
+
+    monkeypatch.setattr(train_mod, "fit_als_params", useless_als)  # the grid's fits
+    monkeypatch.setattr(train_mod, "fit_als", no_refit)
     result = train(Trainset(user, item, rating, nu, ni, 1, 5), config=FAST)
     assert result.selection.selected == "bias"
     assert result.models["latent"] is result.models["bias"]
