@@ -16,8 +16,10 @@ initialisation.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -189,21 +191,33 @@ def refit(data: Trainset, selection: Selection, workers: int = 1) -> tuple[dict[
     hyperparameters; also the seconds each took. ``models["latent"]`` is the bias model itself when
     bias-only was selected. ``workers``: processes per ALS half-sweep."""
     seconds: dict[str, float] = {}
-    t = time.perf_counter()
-    models: dict[str, RatingModel] = {"mean": fit_mean(data)}
-    seconds["mean"] = time.perf_counter() - t
-    t = time.perf_counter()
-    # one BLAS thread, as in the selection's processes: with N threads OpenBLAS splits the solve's sums by thread
-    # count (the result then follows N), and on 1M reviews 2 threads spent 0.8-0.9 CPU-s against 0.3-0.4 for one
-    with threadpool_limits(1, "blas"):
-        models["bias"] = fit_bias(data, selection.bias)
-    seconds["bias"] = time.perf_counter() - t
-    t = time.perf_counter()
-    if selection.selected == "latent":
-        models["latent"], _ = fit_als(data, selection.latent, n_sweeps=selection.sweeps, workers=workers)
+
+    def timed(name: str, fit: Callable[[], RatingModel]) -> RatingModel:
+        t = time.perf_counter()
+        model = fit()
+        seconds[name] = time.perf_counter() - t
+        return model
+
+    latent = selection.latent
+    # one BLAS thread, as in the selection's processes: with N threads OpenBLAS splits the bias solve's sums by
+    # thread count (the result then follows N), and on 1M reviews 2 threads spent 0.8-0.9 CPU-s against 0.3-0.4
+    with threadpool_limits(1, "blas"), contextlib.ExitStack() as stack:
+        sweeper = None
+        if selection.selected == "latent":  # its workers are forked first, while this process has one thread
+            sweeper = stack.enter_context(Sweeper(data, latent.n_factors, latent.dtype, workers))
+        # the mean and bias models on a thread beside the latent refit, whose workers take up the slack
+        beside = stack.enter_context(ThreadPoolExecutor(1))
+        mean = beside.submit(timed, "mean", lambda: fit_mean(data))
+        bias = beside.submit(timed, "bias", lambda: fit_bias(data, selection.bias))
+        if sweeper is not None:
+            models_latent = timed(
+                "latent", lambda: fit_als(data, latent, n_sweeps=selection.sweeps, sweeper=sweeper)[0]
+            )
+        models: dict[str, RatingModel] = {"mean": mean.result(), "bias": bias.result()}
+    if sweeper is not None:
+        models["latent"] = models_latent
     else:
-        models["latent"] = models["bias"]
-    seconds["latent"] = time.perf_counter() - t
+        models["latent"], seconds["latent"] = models["bias"], 0.0
     return models, seconds
 
 
