@@ -114,11 +114,14 @@ class TextFeatures:
         float64 (n_items, K_max), unit rows (zero for items without training reviews).
     prior : BiasPrior or None
         The feature prior of the biases, when asked for (``reg_bias`` of :func:`text_features`).
+    reviews : ReviewColumns or None
+        What the prior read of the reviews (ŕ, TF-IDF rows, lengths), with it.
     """
 
     sentiment: np.ndarray
     item_profile: np.ndarray
     prior: BiasPrior | None = None
+    reviews: ReviewColumns | None = None
 
 
 def text_features(
@@ -146,11 +149,10 @@ def text_features(
         profile = owner @ z
         norm = np.linalg.norm(profile, axis=1, keepdims=True)
         profile = np.divide(profile, norm, out=np.zeros_like(profile), where=norm > 0)
-    fitted = None
-    if reg_bias is not None:
-        reviews = ReviewColumns(sentiment, x.tocsr(), np.log1p(review_length(texts)))
-        fitted = fit_prior(data, reviews, reg_bias, prior, seed)
-    return TextFeatures(sentiment, profile, fitted)
+    if reg_bias is None:
+        return TextFeatures(sentiment, profile)
+    reviews = ReviewColumns(sentiment, x.tocsr(), np.log1p(review_length(texts)))
+    return TextFeatures(sentiment, profile, fit_prior(data, reviews, reg_bias, prior, seed), reviews)
 
 
 def fit_from_features(data: Trainset, features: TextFeatures, config: TextAwareConfig) -> TextAwareModel:
