@@ -48,9 +48,11 @@ from chorus.shared.errors import InvalidInput
 #: Out-of-fold folds of the text predictions ŕ, and the ridge α of those predictions.
 SENTIMENT_FOLDS = 3
 SENTIMENT_ALPHA = 1.0
-#: ``chorus train`` and ``chorus evaluate`` fit the text-aware model on data up to this many reviews: its selection
-#: (TF-IDF of every training review twice, a grid of bias solves) made the rating component take 220.7 s instead of
-#: 88.5 s on the 200,000-review demo data (a loaded 2-core machine); about 60 s per fold on the Amazon 5-core file.
+#: ``chorus train`` and ``chorus evaluate`` fit the text-aware model on data up to this many reviews: its earlier
+#: grid (TF-IDF of every training review twice, a truncated SVD, a grid of bias solves) made the rating component
+#: take 220.7 s instead of 88.5 s on the 200,000-review demo data (a loaded 2-core machine). The feature prior alone
+#: (the default grid) took 11.0 CPU seconds for select and refit on 50,000 generated reviews and about 7 s per fold
+#: on the Amazon 5-core file (load average about 5).
 TEXT_AWARE_MAX_ROWS = 50_000
 
 
