@@ -46,6 +46,7 @@ def test_profiles_are_shrunk_means_computed_by_hand():
     user, item = profiles(data, params, reviews, config)
     assert user.shape == (2, len(USER_COLUMNS)) and item.shape == (3, len(ITEM_COLUMNS))
     col = {name: k for k, name in enumerate(ITEM_COLUMNS)}
+    ucol = {name: k for k, name in enumerate(USER_COLUMNS)}
     # user 0: three ratings and one pseudo-rating at the global mean 3.75
     assert user[0, col["log_count"]] == pytest.approx(np.log(4))
     assert user[0, col["mean"]] == pytest.approx((5 + 5 + 1 + 3.75) / 4)
@@ -60,6 +61,11 @@ def test_profiles_are_shrunk_means_computed_by_hand():
     assert item[0, col["mean"]] == pytest.approx((5 + 4 + 3.75) / 3)
     assert item[0, col["sentiment"]] == pytest.approx((4 + 4 + 3.75) / 3)
     assert item[1, col["log_count"]] == pytest.approx(np.log(2))
+    # user 1 rated item 0 only: its items' mean star is item 0's; item 0's reviewers are users 0 and 1
+    assert user[1, ucol["items_mean"]] == pytest.approx(item[0, col["mean"]])
+    assert user[0, ucol["items_sentiment"]] == pytest.approx(item[:, col["sentiment"]].mean())
+    assert item[0, col["users_five"]] == pytest.approx((user[0, ucol["five"]] + user[1, ucol["five"]]) / 2)
+    assert item[2, col["users_bias"]] == 0.0  # user 0's bias, zero in these params
 
 
 def test_pair_design_puts_the_baseline_first():

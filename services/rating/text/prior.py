@@ -36,14 +36,26 @@ from chorus.services.rating.objective import Params, Problem
 from chorus.shared.data import kfold_split
 from chorus.shared.errors import InvalidInput
 
-#: Per-user profile columns (each a mean over the user's training reviews, shrunk towards the global mean with
-#: :attr:`PriorConfig.pseudo_count` pseudo-reviews, except the count and the text bias):
+#: Profile columns of users and items alike (each a mean over the row's training reviews, shrunk towards the
+#: global mean with :attr:`PriorConfig.pseudo_count` pseudo-reviews, except the count and the text bias):
 #: ln(1 + n), mean star, share of 5 stars, share of 1-2 stars, standard deviation of the stars, mean ŕ − r (the
 #: words' verdict against the stars given: a lenient or a harsh user), mean ln(1 + length), mean bias residual,
 #: and the text bias (the ridge prediction of β from the mean TF-IDF row of the reviews, out of fold over rows).
-USER_COLUMNS = ("log_count", "mean", "five", "low", "sd", "text_gap", "log_length", "residual", "text_bias")
-#: Per-item columns: the same, and the item's mean ŕ (what its reviews' words say, whatever the stars).
-ITEM_COLUMNS = (*USER_COLUMNS, "sentiment")
+COMMON_COLUMNS = ("log_count", "mean", "five", "low", "sd", "text_gap", "log_length", "residual", "text_bias")
+#: Per user: the common columns, then plain means over the user's training items of those items' mean star, share
+#: of 5 stars, text bias, mean ŕ and bias β_i (what the user chose to review).
+USER_COLUMNS = (*COMMON_COLUMNS, "items_mean", "items_five", "items_text_bias", "items_sentiment", "items_bias")
+#: Per item: the common columns, its mean ŕ (what its reviews' words say, whatever the stars), then plain means over
+#: its training reviewers of their mean star, share of 5 stars, text verdict, text bias and bias β_u (who rated it).
+ITEM_COLUMNS = (
+    *COMMON_COLUMNS,
+    "sentiment",
+    "users_mean",
+    "users_five",
+    "users_text_gap",
+    "users_text_bias",
+    "users_bias",
+)
 #: The pair design's leading columns, before the user's and the item's profile.
 PAIR_COLUMNS = ("baseline", "user_bias", "item_bias")
 
@@ -124,11 +136,17 @@ def _text_bias(
     return out
 
 
+def _mean_over(group: np.ndarray, n_groups: int, values: np.ndarray) -> np.ndarray:
+    """Plain per-group means of the rows of ``values`` float64 (n, p): float64 (n_groups, p), 0 without rows."""
+    count = np.maximum(np.bincount(group, minlength=n_groups), 1)
+    return np.column_stack([np.bincount(group, values[:, k], n_groups) / count for k in range(values.shape[1])])
+
+
 def profiles(
     data: Trainset, params: Params, reviews: ReviewColumns, config: PriorConfig, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """The user and item profiles of :data:`USER_COLUMNS` and :data:`ITEM_COLUMNS` from the ratings ``data``,
-    their bias fit ``params`` and their ``reviews``: float64 (n_users, 9) and (n_items, 10)."""
+    their bias fit ``params`` and their ``reviews``: float64 (n_users, 14) and (n_items, 15)."""
     r, pseudo = data.rating, config.pseudo_count
     residual = r - (params.alpha + params.bu[data.user] + params.bi[data.item])
     values = [r, (r >= 5).astype(float), (r <= 2).astype(float), r**2, reviews.sentiment - r, reviews.log_length]
@@ -140,13 +158,20 @@ def profiles(
         text_bias = _text_bias(group, n_groups, bias, reviews.tfidf, config, seed)
         out.append([log_count, mean, five, low, sd, gap, length, res, text_bias])
     (sentiment,) = _shrunk_means(data.item, data.n_items, [reviews.sentiment], pseudo)
-    return np.column_stack(out[0]), np.column_stack([*out[1], sentiment])
+    user, item = np.column_stack(out[0]), np.column_stack([*out[1], sentiment])
+    col = {name: k for k, name in enumerate(ITEM_COLUMNS)}
+    of_items = np.column_stack([item[:, [col["mean"], col["five"], col["text_bias"], col["sentiment"]]], params.bi])
+    of_users = np.column_stack([user[:, [col["mean"], col["five"], col["text_gap"], col["text_bias"]]], params.bu])
+    return (
+        np.column_stack([user, _mean_over(data.user, data.n_users, of_items[data.item])]),
+        np.column_stack([item, _mean_over(data.item, data.n_items, of_users[data.user])]),
+    )
 
 
 def pair_design(
     params: Params, user_profile: np.ndarray, item_profile: np.ndarray, users: np.ndarray, items: np.ndarray
 ) -> np.ndarray:
-    """The stacking design of pairs ``users, items`` (int (m,)): float64 (m, 3 + 9 + 10), the columns
+    """The stacking design of pairs ``users, items`` (int (m,)): float64 (m, 3 + 14 + 15), the columns
     :data:`PAIR_COLUMNS`, then the user's and the item's profile."""
     bu, bi = params.bu[users], params.bi[items]
     return np.column_stack([params.alpha + bu + bi, bu, bi, user_profile[users], item_profile[items]])
@@ -155,7 +180,7 @@ def pair_design(
 def stacked_rows(
     data: Trainset, reviews: ReviewColumns, reg_bias: float, config: PriorConfig, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The out-of-fold design (float64 (n, 22)) and target (bias residual, float64 (n,)) of every row of ``data``:
+    """The out-of-fold design (float64 (n, 32)) and target (bias residual, float64 (n,)) of every row of ``data``:
     each part's rows are described by biases and profiles fitted on the other parts."""
     design = np.zeros((data.n, len(PAIR_COLUMNS) + len(USER_COLUMNS) + len(ITEM_COLUMNS)))
     target = np.zeros(data.n)
