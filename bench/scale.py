@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import re
 import subprocess
 import sys
@@ -33,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._common import machine, write_json  # noqa: E402
+from chorus.shared.artifacts import MANIFEST, read_current  # noqa: E402
 from chorus.shared.data.synthetic import generate_reviews  # noqa: E402
 from chorus.shared.workers import available_cores  # noqa: E402
 
@@ -90,6 +92,13 @@ def components_of(log: str) -> dict[str, dict]:
     return out
 
 
+def array_digests(artifacts: Path) -> dict[str, dict[str, str]]:
+    """sha256 of every array of the served version, by component (from its manifest)."""
+    version = artifacts / read_current(artifacts)
+    manifest = json.loads((version / MANIFEST).read_text())
+    return {c: {n: f["sha256"] for n, f in meta["files"].items()} for c, meta in manifest["components"].items()}
+
+
 def engine_args(engine: str, cores: int) -> list[str]:
     if engine == "numpy1":
         return ["--workers", "1"]
@@ -113,6 +122,7 @@ def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     engines = args.engines.split(",")
     rows = []
+    digests: dict[tuple[int, str], dict[str, dict[str, str]]] = {}
     with tempfile.TemporaryDirectory(prefix="chorus-scale-") as tmp:
         folder = Path(args.data_dir or tmp)
         folder.mkdir(parents=True, exist_ok=True)
@@ -135,6 +145,8 @@ def main() -> int:
                 if sim.get("pairs"):
                     row["pairs"] = sim["pairs"]
                     row["pairs_per_second"] = sim["pairs"] / parts["similarity"]["seconds"]
+                if row["ok"] and engine.startswith("numpy"):
+                    digests[(n, engine)] = array_digests(artifacts)
                 if not row["ok"]:
                     row["log_tail"] = r["log"][-2000:]
                 rows.append(row)
@@ -158,6 +170,11 @@ def main() -> int:
                 if many:
                     ratio = one / many
                     targets.append((f"{n:,}: {comp} {cores} workers vs 1: {ratio:.2f}x", ratio >= 1.7))
+        if (n, "numpy1") in digests and (n, "numpy") in digests:
+            one, many = digests[(n, "numpy1")], digests[(n, "numpy")]
+            for comp in one:
+                same = one[comp] == many.get(comp)
+                targets.append((f"{n:,}: {comp} arrays with {cores} workers identical to 1 worker's", same))
         if n == 5_000_000 and "numpy" in by:
             sim = by["numpy"]["components"].get("similarity")
             if sim:

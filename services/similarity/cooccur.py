@@ -1,32 +1,36 @@
-"""Compiled kernels of the neighbour-table build: every co-occurring pair of a block of rows with all of its sums
-in one pass, and the top ``k`` of each row (numba; only the offline build imports this module).
+"""The compiled kernel of the neighbour-table build: for a block of rows, every co-occurring pair with all of its
+sums in one pass, each pair scored by every measure and kept in that measure's top ``k`` as soon as the row's
+sums are complete (numba; only the offline build imports this module).
 
 Why a kernel. The cost of an exact table is the co-occurrence work ``W = Σ_u |I_u|²`` (every pair of items a user
-reviewed is met once per such user) plus one step per distinct co-occurring pair. Scipy's products (the path
-:meth:`chorus.services.similarity.side.Side.candidates` takes online) walk ``W`` once per sum: the common count,
-the dot products, the centred dot products and the two sums of centred squares take four products, two of them
-complex, each also walked twice (scipy sizes its output first), then the centred products are re-aligned on
-the counts' pattern. :func:`block_terms` walks ``W`` once with five accumulators per candidate, and
-:func:`top_k_segments` selects each row's best ``k`` by a partial sort of that row's keys, where the numpy path
-sorts the whole block. On 1M generated reviews that is the difference between about 180 s and 40 s of table
-build on one core of this (shared) machine.
+reviewed is met once per such user) plus the work per distinct co-occurring pair (scoring and ranking it).
+Scipy's products (the path :meth:`chorus.services.similarity.side.Side.candidates` takes online) walk ``W`` once
+per sum: the common count, the dot products, the centred dot products and the two sums of centred squares take
+four products, two of them complex, each also walked twice (scipy sizes its output first), then every pair is
+scored, keyed and ranked by a dozen whole-array numpy passes. :func:`_table_rows` walks ``W`` once with five
+accumulators per candidate, then scores each candidate of the row and pushes its ranking key into a heap of the
+``k`` best per measure: no per-pair array is ever written. On 1M generated reviews, one core: the scipy path
+about 180 s, a kernel for the sums with numpy scoring 60 s (three quarters of it the per-pair numpy passes), this
+fused kernel 22 s.
 
 The sums are formed exactly as the scipy products form them: for each candidate, over the common columns in
 ascending order, from zero, one multiply and one add per term (no fused multiply-add: numba compiles without
-``fastmath``), so the table holds the same floating-point numbers as an online query (the tests check this bit
-for bit).
+``fastmath``), and the scores and ranking keys with the operations of
+:mod:`chorus.services.similarity.measures` and :func:`chorus.services.similarity.ranking.ranking_keys` in the same
+order, so the table holds the same floating-point numbers as an online query (the tests check this bit for bit).
 
 ``W`` itself grows with the square of the heaviest users' activity: in the generated data users are drawn from
 Zipf weights with exponent 1, so the busiest user's review count grows in proportion to the file
 (4,634 reviews at 1M, 20,050 at 5M) and ``W`` by 17x for 5x the reviews (4.3e8 to 7.3e9). That, not the
 algorithm, is why the table time grows faster than the data; the kernel makes each unit of ``W`` cheaper and
-the blocks run on every core (:func:`chorus.shared.workers.map_threads`: the kernels release the GIL).
+the blocks run on every core (:func:`chorus.shared.workers.map_threads`: the kernel releases the GIL).
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -38,235 +42,269 @@ if "NUMBA_CACHE_DIR" not in os.environ and not os.access(Path(__file__).parent, 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
-from chorus.services.similarity.measures import Term
-from chorus.services.similarity.ranking import decode_keys, ranking_keys
+from chorus.services.similarity.measures import PEARSON_SIGNIFICANCE
+from chorus.services.similarity.ranking import Q_MAX, SCALE, decode_keys
 from chorus.services.similarity.side import Side, plan
-from chorus.services.similarity.sparse import gather_rows
 from chorus.shared.contract import Measure
+from chorus.shared.errors import InvalidInput
+
+JACCARD, COSINE, PEARSON = 0, 1, 2
+TILE = 4096
+"""Candidates per tile of :func:`_table_rows`: 4,096 records of 64 bytes, a quarter of a 1 MiB L2 cache, leaving
+room for the block's heaps and the columns being read."""
+_MEASURE_CODE = {Measure.jaccard: JACCARD, Measure.cosine: COSINE, Measure.pearson: PEARSON}
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _push(heap, n, k, key):  # noqa: ANN001, ANN202
+    """Add ``key`` to the max-heap ``heap[:n]`` of the ``k`` smallest keys seen; returns the new size. Most
+    keys lose one comparison against the root."""
+    if n < k:  # sift up
+        i = n
+        while i > 0:
+            parent = (i - 1) >> 1
+            if heap[parent] >= key:
+                break
+            heap[i] = heap[parent]
+            i = parent
+        heap[i] = key
+        return n + 1
+    if key < heap[0]:  # replace the root, sift down
+        i = 0
+        while True:
+            c = 2 * i + 1
+            if c >= k:
+                break
+            if c + 1 < k and heap[c + 1] > heap[c]:
+                c += 1
+            if heap[c] <= key:
+                break
+            heap[i] = heap[c]
+            i = c
+        heap[i] = key
+    return n
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _key(score, rank, bits):  # noqa: ANN001, ANN202
+    """:func:`chorus.services.similarity.ranking.ranking_keys` of one score, the same operations in order."""
+    q = np.rint(min(max(score, -1.0), 1.0) * SCALE)
+    return (np.int64(Q_MAX - q) << bits) | rank
 
 
 @numba.njit(nogil=True, cache=True)
-def _fill(  # noqa: ANN202
-    rows,  # noqa: ANN001
+def _table_rows(  # noqa: ANN202
+    start,  # noqa: ANN001
+    stop,  # noqa: ANN001
     indptr,  # noqa: ANN001
     indices,  # noqa: ANN001
     t_indptr,  # noqa: ANN001
-    t_indices,  # noqa: ANN001
+    t_rows,  # noqa: ANN001
     x,  # noqa: ANN001
     z,  # noqa: ANN001
     z2,  # noqa: ANN001
     tx,  # noqa: ANN001
     tz,  # noqa: ANN001
     tz2,  # noqa: ANN001
-    exclude_self,  # noqa: ANN001
-    want_dot,  # noqa: ANN001
-    want_centred,  # noqa: ANN001
-    out_ptr,  # noqa: ANN001
-    out,  # noqa: ANN001
+    label,  # noqa: ANN001
+    rank,  # noqa: ANN001
+    bits,  # noqa: ANN001
+    codes,  # noqa: ANN001
+    tile,  # noqa: ANN001
+    stamp0,  # noqa: ANN001
+    acc,  # noqa: ANN001
+    touched,  # noqa: ANN001
+    out_keys,  # noqa: ANN001
+    out_len,  # noqa: ANN001
 ):
-    """Every candidate of every query row with its sums, rows in order; returns False when ``out`` is too small.
+    """Rows ``start..stop-1``: every candidate with its sums, scored by each measure of ``codes`` and kept in that
+    measure's heap of the ``k`` best ranking keys; returns the number of co-occurring pairs scored.
 
-    The accumulators of a candidate share one 64-byte record (``acc[b]``: the query that last touched it, the
-    count and the four sums), so a step of ``W`` touches one cache line, however large the catalogue."""
-    n_rows_total = indptr.shape[0] - 1
-    acc = np.zeros((n_rows_total, 8))
-    acc[:, 0] = -1.0
-    touched = np.empty(n_rows_total, dtype=np.int64)
-    o = 0
-    cap = out.shape[1]
-    for q in range(rows.shape[0]):
-        a = rows[q]
-        m = 0
-        for p in range(indptr[a], indptr[a + 1]):
-            u = indices[p]
-            xa, za, z2a = x[p], z[p], z2[p]
-            for t in range(t_indptr[u], t_indptr[u + 1]):
-                b = t_indices[t]
+    ``acc[b]`` (by label) is candidate ``b``'s 64-byte record: the stamp of the query that last touched it (query
+    ``a`` is ``stamp0 + a - start``), the count and the four sums, and ``b``'s entry count and norm (set once by
+    :meth:`KernelInput.scratch`), so a step of ``W`` touches one cache line and scoring a candidate reads that
+    same line.
+
+    Candidates are taken ``tile`` labels at a time (cache blocking): for each tile, every row of the block meets
+    the candidates of that tile only (each column's entries are sorted by label, and a cursor per entry of the
+    block remembers where the next tile starts), then scores them; so the records in use, ``64 × tile`` bytes,
+    stay in the core's cache while the whole block goes through them. A pair's terms are still added over the
+    common columns in ascending order (all of a pair's terms fall in one tile), so the sums do not change.
+
+    A candidate's key is formed and pushed only when its score can enter the heap: once a heap holds ``k`` keys,
+    a score more than 1.5 units of 1e-10 below the root's rounded score cannot (it rounds below it), which is
+    checked by products, without the division (and for Pearson on the bound ``min(|C|, γ)/γ``, since a
+    correlation is at most 1, before the correlation is computed). The margin is far above the rounding error of
+    the products, so only what could not enter is skipped and the heaps end as if every candidate had been
+    pushed (the property tests compare them with the numpy path bit for bit)."""
+    n_m = codes.shape[0]
+    k = out_keys.shape[2]
+    n_labels = acc.shape[0]
+    want_dot, want_centred = False, False
+    for c in codes:
+        want_dot = want_dot or c == COSINE
+        want_centred = want_centred or c == PEARSON
+    r = stop - start
+    heaps = np.empty((r, n_m, k), dtype=np.int64)
+    floor = np.full((r, n_m), -np.inf)  # a heap root's rounded score in units of 1e-10 once it is full
+    size = np.zeros(r, dtype=np.int64)
+    base = indptr[start]
+    cursor = np.empty(indptr[stop] - base, dtype=np.int64)
+    for p in range(base, indptr[stop]):
+        cursor[p - base] = t_indptr[indices[p]]
+    pairs = 0
+    for tile_start in range(0, n_labels, tile):
+        tile_stop = min(tile_start + tile, n_labels)
+        for a in range(start, stop):
+            row = a - start
+            la = label[a]
+            stamp = stamp0 + row
+            m = 0
+            for p in range(indptr[a], indptr[a + 1]):
+                u = indices[p]
+                xa, za, z2a = x[p], z[p], z2[p]
+                t = cursor[p - base]
+                end = t_indptr[u + 1]
+                while t < end:
+                    b = t_rows[t]
+                    if b >= tile_stop:
+                        break
+                    rec = acc[b]
+                    if rec[0] != stamp:
+                        rec[0] = stamp
+                        touched[m] = b
+                        m += 1
+                        rec[1] = 0.0
+                        rec[2] = 0.0
+                        rec[3] = 0.0
+                        rec[4] = 0.0
+                        rec[5] = 0.0
+                    rec[1] += 1.0
+                    if want_dot:
+                        rec[2] += xa * tx[t]
+                    if want_centred:
+                        rec[3] += za * tz[t]
+                        rec[4] += z2a
+                        rec[5] += tz2[t]
+                    t += 1
+                cursor[p - base] = t
+            count_a, norm_a = acc[la, 6], acc[la, 7]
+            n = size[row]
+            for j in range(m):
+                b = touched[j]
+                if b == la:
+                    continue
                 rec = acc[b]
-                if rec[0] != q:
-                    rec[0] = q
-                    touched[m] = b
-                    m += 1
-                    rec[1] = 0.0
-                    rec[2] = 0.0
-                    rec[3] = 0.0
-                    rec[4] = 0.0
-                    rec[5] = 0.0
-                rec[1] += 1.0
-                if want_dot:
-                    rec[2] += xa * tx[t]
-                if want_centred:
-                    rec[3] += za * tz[t]
-                    rec[4] += z2a
-                    rec[5] += tz2[t]
-        if o + m > cap:
-            return False
-        for j in range(m):
-            b = touched[j]
-            if exclude_self and b == a:
-                continue
-            rec = acc[b]
-            out[0, o] = b
-            out[1, o] = rec[1]
-            out[2, o] = rec[2]
-            out[3, o] = rec[3]
-            out[4, o] = rec[4]
-            out[5, o] = rec[5]
-            o += 1
-        out_ptr[q + 1] = o
-    return True
+                common = rec[1]
+                for s in range(n_m):
+                    c = codes[s]
+                    lowest = floor[row, s] - 1.5  # a score below lowest / SCALE cannot enter (checked by products)
+                    if c == JACCARD:  # measures._jaccard
+                        union = max(count_a + rec[6] - common, 1.0)
+                        if common * SCALE < lowest * union:
+                            continue
+                        score = common / union
+                    elif c == COSINE:  # measures._cosine
+                        den = norm_a * rec[7]
+                        if rec[2] * SCALE < lowest * den:
+                            continue
+                        score = rec[2] / den if den > 0 else 0.0
+                    else:  # measures._pearson
+                        weight = min(common, PEARSON_SIGNIFICANCE) / PEARSON_SIGNIFICANCE
+                        if weight * SCALE < lowest:
+                            continue
+                        a1, a2 = rec[4], rec[5]
+                        r_ab = rec[3] / (np.sqrt(a1) * np.sqrt(a2)) if a1 > 0 and a2 > 0 else 0.0
+                        score = r_ab * weight
+                    _push(heaps[row, s], n, k, _key(score, rank[b], bits))
+                    if n + 1 >= k:
+                        floor[row, s] = Q_MAX - (heaps[row, s, 0] >> bits)
+                n = min(n + 1, k)
+                pairs += 1
+            size[row] = n
+    for row in range(r):
+        n = size[row]
+        for s in range(n_m):
+            out_keys[s, row, :n] = np.sort(heaps[row, s, :n])
+        out_len[row] = n
+    return pairs
 
 
-def block_terms(
-    rows: np.ndarray,
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    t_indptr: np.ndarray,
-    t_indices: np.ndarray,
-    values: dict[str, np.ndarray],
-    *,
-    exclude_self: bool,
-    want_dot: bool,
-    want_centred: bool,
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Every (query row, candidate) pair sharing a column, with its sums.
+class KernelInput:
+    """What :func:`_table_rows` reads, from ``side``'s layouts: the rows×columns values (``x``, ``z``, ``z2``) and
+    the columns×rows layout with its rows *relabelled by popularity* (``label[i]``: row ``i``'s position when rows
+    are ordered by descending entry count, ties by index), each column's entries sorted by label (``t_rows``,
+    ``tx``, ``tz``, ``tz2``), ``rank`` by label; and per thread, the accumulator records (:meth:`scratch`).
 
-    Parameters
-    ----------
-    rows : int64 (r,)
-        Query rows.
-    indptr : int64 (n_rows + 1,); indices : int (nnz,)
-        The rows×columns layout; ``t_indptr`` / ``t_indices`` the columns×rows one.
-    values : dict
-        float64 entry values: ``x`` (ratings), ``z`` (centred), ``z2`` (centred squared) in the rows×columns
-        order, and ``tx``, ``tz``, ``tz2`` the same in the columns×rows order.
-    exclude_self : bool
-        Leave a row out of its own candidates.
-    want_dot, want_centred : bool
-        Form the dot products / the centred sums (zeros otherwise).
+    Why relabel: a step of ``W`` updates the record of the candidate it meets, and most steps meet the most
+    popular rows (every heavy user reviewed them); the smallest labels keep their records in a few contiguous
+    pages. The sums do not change: each pair's terms are still added over the common columns in ascending
+    order, which relabelling leaves alone; and ranking keys carry the raw-id rank, so the top ``k`` does not
+    depend on the order candidates are met."""
 
-    Returns
-    -------
-    (indptr int64 (r + 1,) of the pairs by query row, ``{"col": int64, "common", "dot", "centred_dot",
-    "squares_a", "squares_b": float64}``, each (m,))
-    """
-    rows = np.ascontiguousarray(rows, dtype=np.int64)
-    ptr = np.zeros(rows.shape[0] + 1, dtype=np.int64)
-    # Σ over the rows of Σ_{u∈row}|I_u| bounds the candidates (a row meets each candidate at least once)
-    col_len = np.diff(t_indptr)
-    lens = indptr[rows + 1] - indptr[rows]
-    bound = int(col_len[indices[gather_rows(indptr, rows)[1]]].sum()) if lens.sum() else 0
-    n_rows = indptr.shape[0] - 1
-    cap = min(bound, rows.shape[0] * n_rows)
-    out = np.empty((6, cap))
-    args = (rows, indptr, indices, t_indptr, t_indices, values["x"], values["z"], values["z2"])
-    ok = _fill(*args, values["tx"], values["tz"], values["tz2"], exclude_self, want_dot, want_centred, ptr, out)
-    if not ok:  # cannot happen: the bound holds by construction
-        raise AssertionError("co-occurrence bound exceeded")
-    m = int(ptr[-1])
-    names = ("common", "dot", "centred_dot", "squares_a", "squares_b")
-    sums = {name: out[j + 1, :m] for j, name in enumerate(names)}
-    sums["col"] = out[0, :m].astype(np.int64)
-    return ptr, sums
+    def __init__(self, side: Side, tile: int = TILE) -> None:
+        if tile < 1:
+            raise InvalidInput(f"tile must be at least 1, got {tile}")
+        self.tile = tile
+        t_b = side.right["b"]
+        order = np.argsort(-side.count_int, kind="stable")
+        self.label = np.empty(side.n_rows, dtype=np.int64)
+        self.label[order] = np.arange(side.n_rows)
+        t_label = self.label[t_b.indices]
+        column = np.repeat(np.arange(side.n_cols), np.diff(t_b.indptr))
+        perm = np.lexsort((t_label, column))
+        self.left = (side.left["x"], side.left["z"], side.left["z2"])
+        self.t_indptr = np.asarray(t_b.indptr, dtype=np.int64)
+        self.t_rows = t_label[perm].astype(side.indices.dtype)
+        self.right = (side.right["x"].data[perm], side.right["z"].data[perm], side.right["z2i"].data.real[perm])
+        self.rank = side.rank[order]
+        self._stats = (side.count[order], side.norm[order])
+        self._local = threading.local()
+
+    def scratch(self, queries: int) -> tuple[float, np.ndarray, np.ndarray]:
+        """Stamps for the next ``queries`` queries of this thread (the first returned, then consecutive), its
+        accumulator records (float64 (n_rows, 8); slots 6 and 7 the row's count and norm) and its list of
+        touched rows; the arrays are made once per thread and build. A record's first slot is the stamp of the
+        query that last touched it and stamps are never reused, so the blocks a thread computes share the records
+        without clearing them."""
+        local = self._local
+        if getattr(local, "acc", None) is None:
+            local.acc = np.zeros((self.label.shape[0], 8))
+            local.acc[:, 0] = -1.0
+            local.acc[:, 6], local.acc[:, 7] = self._stats
+            local.touched, local.stamp = np.empty(self.label.shape[0], dtype=np.int64), 0.0
+        stamp, local.stamp = local.stamp, local.stamp + queries
+        return stamp, local.acc, local.touched
 
 
-@numba.njit(nogil=True, cache=True)
-def _top_k(ptr, keys, k, out_keys, out_len):  # noqa: ANN001, ANN202
-    """Per segment, a max-heap of the ``k`` smallest keys seen (most keys lose one comparison against its
-    root), then sorted."""
-    heap = np.empty(k, dtype=np.int64)
-    for q in range(ptr.shape[0] - 1):
-        n = 0
-        for p in range(ptr[q], ptr[q + 1]):
-            key = keys[p]
-            if n < k:  # sift up
-                i = n
-                n += 1
-                while i > 0:
-                    parent = (i - 1) >> 1
-                    if heap[parent] >= key:
-                        break
-                    heap[i] = heap[parent]
-                    i = parent
-                heap[i] = key
-            elif key < heap[0]:  # replace the root, sift down
-                i = 0
-                while True:
-                    c = 2 * i + 1
-                    if c >= k:
-                        break
-                    if c + 1 < k and heap[c + 1] > heap[c]:
-                        c += 1
-                    if heap[c] <= key:
-                        break
-                    heap[i] = heap[c]
-                    i = c
-                heap[i] = key
-        out_keys[q, :n] = np.sort(heap[:n])
-        out_len[q] = n
-
-
-def top_k_segments(ptr: np.ndarray, keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` smallest keys of each row, ascending.
-
-    ``ptr``: int64 (r + 1,) segments of ``keys`` (int64 (m,), distinct within a segment) by row.
-    Returns (int64 (r, k), the unused tail of a row 0; int64 (r,) how many are set).
-    """
-    r = ptr.shape[0] - 1
-    out = np.zeros((r, k), dtype=np.int64)
-    length = np.zeros(r, dtype=np.int64)
-    _top_k(ptr, keys, k, out, length)
-    return out, length
-
-
-def kernel_values(side: Side) -> dict[str, np.ndarray]:
-    """The entry values :func:`block_terms` reads, from ``side``'s layouts (contiguous float64 arrays)."""
-    return {
-        "x": side.left["x"],
-        "z": side.left["z"],
-        "z2": side.left["z2"],
-        "tx": side.right["x"].data,
-        "tz": side.right["z"].data,
-        "tz2": np.ascontiguousarray(side.right["z2i"].data.real),
-    }
+def kernel_values(side: Side, tile: int = TILE) -> KernelInput:
+    """The input of :func:`table_block` for one build of ``side``'s table (:class:`KernelInput`)."""
+    return KernelInput(side, tile)
 
 
 def table_block(
-    side: Side, values: dict[str, np.ndarray], start: int, stop: int, k: int, measures: Iterable[str]
+    side: Side, values: KernelInput, start: int, stop: int, k: int, measures: Iterable[str]
 ) -> tuple[dict[Measure, tuple[np.ndarray, np.ndarray, np.ndarray]], int]:
     """Top ``k`` neighbours of rows ``start..stop-1`` for each measure, and the number of co-occurring pairs
     scored. The first is what
     :meth:`chorus.services.similarity.side.Side.top_k_block` (the readable reference it is tested against)
     returns, ``{measure: (neighbours int32 (r, k) padded with -1, rounded scores float64 (r, k) padded with 0,
-    number of neighbours int32 (r,))}``, through :func:`block_terms` (on ``values``: :func:`kernel_values`) and
-    :func:`top_k_segments`."""
-    specs, needs = plan(tuple(measures))
-    rows = np.arange(start, stop, dtype=np.int64)
-    ptr, sums = block_terms(
-        rows,
-        side.indptr,
-        side.indices,
-        side.right["b"].indptr,
-        side.right["b"].indices,
-        values,
-        exclude_self=True,
-        want_dot=Term.dot in needs,
-        want_centred=Term.centred_dot in needs or Term.centred_squares_a in needs,
-    )
-    lens = np.diff(ptr)
-    col = sums["col"]
-    terms = side.row_terms(needs, np.repeat(rows, lens), col)
-    terms[Term.common] = sums["common"]
-    terms[Term.dot] = sums["dot"]
-    terms[Term.centred_dot] = sums["centred_dot"]
-    terms[Term.centred_squares_a] = sums["squares_a"]
-    terms[Term.centred_squares_b] = sums["squares_b"]
-    n_nb = np.minimum(lens, k).astype(np.int32)
+    number of neighbours int32 (r,))}``, through :func:`_table_rows` (on ``values``: :func:`kernel_values`)."""
+    specs, _ = plan(tuple(measures))
+    codes = np.array([_MEASURE_CODE[spec.measure] for spec in specs], dtype=np.int64)
+    r = stop - start
+    keys = np.zeros((codes.shape[0], r, k), dtype=np.int64)
+    n_nb = np.zeros(r, dtype=np.int64)
+    layout = (side.indptr, side.indices, values.t_indptr, values.t_rows, *values.left, *values.right)
+    run = (values.label, values.rank, side.rank_bits, codes, values.tile, *values.scratch(r))
+    pairs = _table_rows(start, stop, *layout, *run, keys, n_nb)
     pad = np.arange(k)[None, :] >= n_nb[:, None]
-    rank_of_col = side.rank[col]
     out = {}
-    for spec in specs:
-        best, _ = top_k_segments(ptr, ranking_keys(spec.score(terms), rank_of_col, side.rank_bits), k)
-        idx, rounded = decode_keys(best, side.index_of_rank, side.rank_bits)
-        out[spec.measure] = (np.where(pad, -1, idx).astype(np.int32), np.where(pad, 0.0, rounded), n_nb)
-    return out, int(col.shape[0])
+    for s, spec in enumerate(specs):
+        idx, rounded = decode_keys(keys[s], side.index_of_rank, side.rank_bits)
+        out[spec.measure] = (
+            np.where(pad, -1, idx).astype(np.int32),
+            np.where(pad, 0.0, rounded),
+            n_nb.astype(np.int32),
+        )
+    return out, int(pairs)

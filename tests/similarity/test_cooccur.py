@@ -9,18 +9,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chorus.services.similarity.build import build_similarity
-from chorus.services.similarity.cooccur import block_terms, kernel_values, table_block, top_k_segments
+from chorus.services.similarity.cooccur import TILE, _push, kernel_values, table_block
 from chorus.shared.contract import Measure
 from tests.similarity.reference import PROPERTY, datasets, make_index, random_ratings
 
 
 @PROPERTY
-@given(datasets(), st.integers(1, 5))
-def test_kernel_block_equals_numpy_block(data, k):
+@given(datasets(), st.integers(1, 5), st.sampled_from([1, 3, TILE]))
+def test_kernel_block_equals_numpy_block(data, k, tile):
     ratings, n_users, n_items, item_rank, user_rank = data
     index = make_index(ratings, n_users, n_items, item_rank, user_rank)
     for side in (index.items, index.users):
-        values = kernel_values(side)
+        values = kernel_values(side, tile)  # candidates in tiles of 1 and 3 labels, or all in one
         for lo, hi in ((0, side.n_rows), (0, 1), (side.n_rows // 2, side.n_rows)):
             want = side.top_k_block(lo, hi, k, tuple(Measure))
             got, pairs = table_block(side, values, lo, hi, k, tuple(Measure))
@@ -33,34 +33,30 @@ def test_kernel_block_equals_numpy_block(data, k):
             assert pairs == cand.col.shape[0]
 
 
-def test_block_terms_hand_case():
-    # rows 0..2 against columns 0..1: row 0 = {0: 1, 1: 2}, row 1 = {0: 3}, row 2 = {1: 4}
-    indptr = np.array([0, 2, 3, 4])
-    indices = np.array([0, 1, 0, 1], dtype=np.int32)
-    x = np.array([1.0, 2.0, 3.0, 4.0])
-    t_indptr, t_indices, tx = np.array([0, 2, 4]), np.array([0, 1, 0, 2], dtype=np.int32), np.array([1.0, 3, 2, 4])
-    zeros = np.zeros(4)
-    values = {"x": x, "z": zeros, "z2": zeros, "tx": tx, "tz": zeros, "tz2": zeros}
-    ptr, sums = block_terms(
-        np.array([0, 1]), indptr, indices, t_indptr, t_indices, values,
-        exclude_self=True, want_dot=True, want_centred=True,
-    )  # fmt: skip
-    np.testing.assert_array_equal(ptr, [0, 2, 3])
-    got = sorted(zip(sums["col"][:2].tolist(), sums["dot"][:2].tolist(), strict=True))
-    assert got == [(1, 3.0), (2, 8.0)]
-    assert sums["col"][2] == 0 and sums["dot"][2] == 3.0 and sums["common"].tolist() == [1.0, 1.0, 1.0]
+def test_table_block_hand_case():
+    # items 0..2 against users 0..1: item 0 = {u0: 1, u1: 2}, item 1 = {u0: 3}, item 2 = {u1: 4}
+    side = make_index({(0, 0): 1.0, (1, 0): 2.0, (0, 1): 3.0, (1, 2): 4.0}, 2, 3).items
+    got, pairs = table_block(side, kernel_values(side), 0, 3, 2, tuple(Measure))
+    assert pairs == 4  # (0, 1), (0, 2), (1, 0), (2, 0)
+    nb, score, n = got[Measure.jaccard]
+    np.testing.assert_array_equal(n, [2, 1, 1])
+    np.testing.assert_array_equal(nb, [[1, 2], [0, -1], [0, -1]])  # a tie on 1/2 goes to the smaller id
+    np.testing.assert_array_equal(score, [[0.5, 0.5], [0.5, 0.0], [0.5, 0.0]])
+    nb, score, _ = got[Measure.cosine]  # item 0 · item 2 = 8 / (√5 · 4) beats item 0 · item 1 = 3 / (√5 · 3)
+    np.testing.assert_array_equal(nb[0], [2, 1])
+    np.testing.assert_allclose(score[0], [8 / (5**0.5 * 4), 3 / (5**0.5 * 3)], atol=1e-10)
 
 
-def test_top_k_segments_keeps_smallest_sorted():
+def test_top_k_keeps_the_smallest_keys_sorted():
     rng = np.random.default_rng(0)
-    lens = [0, 1, 3, 7, 50]
-    ptr = np.concatenate([[0], np.cumsum(lens)])
-    keys = np.concatenate([rng.permutation(10**6)[:n] for n in lens]).astype(np.int64)
-    best, length = top_k_segments(ptr, keys, 4)
-    for q in range(len(lens)):
-        want = np.sort(keys[ptr[q] : ptr[q + 1]])[:4]
-        assert length[q] == want.size
-        np.testing.assert_array_equal(best[q, : want.size], want)
+    for n in (0, 1, 3, 7, 50):
+        heap, size = np.empty(4, dtype=np.int64), 0
+        keys = rng.permutation(10**6)[:n].astype(np.int64)
+        for key in keys:
+            size = _push(heap, size, 4, key)
+        want = np.sort(keys)[:4]
+        assert size == want.size
+        np.testing.assert_array_equal(np.sort(heap[:size]), want)
 
 
 @pytest.mark.parametrize("workers", [2, 3])
