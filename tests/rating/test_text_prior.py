@@ -157,3 +157,23 @@ def test_a_prior_point_needs_its_prior_and_the_config_is_checked():
         PriorConfig(folds=1)
     with pytest.raises(Exception, match="profile_ridge"):
         PriorConfig(profile_ridge=0.0)
+
+
+def test_a_user_or_item_without_reviews_gets_no_offset_so_the_fallbacks_are_the_priors_prediction():
+    user, item, rating, nu, ni = planted_data(n=400)
+    data = Trainset(user, item, rating, nu + 1, ni + 1, 1, 5)  # the last user and item have no rating
+    reviews = ReviewColumns(rating + 0.3, sp.csr_matrix(np.eye(400)), np.zeros(400))
+    config = PriorConfig()
+    prior = fit_prior(data, reviews, 0.1, config, seed=0)
+    assert prior.user_offset[-1] == pytest.approx(0.0, abs=1e-12)
+    assert prior.item_offset[-1] == pytest.approx(0.0, abs=1e-12)
+    # the prior's prediction for the empty user with item 0, from the ridge on the design, is α' + β'_0
+    design, target = stacked_rows(data, reviews, 0.1, config, seed=0)
+    model = StandardRidge.fit(design, target, prior.ridge * data.n / 10_000)
+    params = fit_biases(data, 0.1)
+    up, ip = profiles(data, params, reviews, config, seed=0)
+    x = pair_design(params, up, ip, np.array([nu]), np.array([0]))
+    moved = prior.apply(params)
+    assert moved.alpha + moved.bi[0] == pytest.approx(
+        params.scores(np.array([nu]), np.array([0]))[0] + model.predict(x)[0]
+    )

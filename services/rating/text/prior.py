@@ -283,15 +283,22 @@ def fit_prior(
     ridge, cv_mse = choose_ridge(design, target, config, seed)
     model = StandardRidge.fit(design, target, ridge * data.n / 10_000)
     params = fit_biases(data, reg_bias)
-    user_profile, item_profile = profiles(data, params, reviews, config, seed)
+    # One more user and item without reviews: their profiles are what an unknown user or item has, so the offsets
+    # are taken relative to them and α' carries them; the fallbacks (α' + β'_i, α' + β'_u) are then the prior's
+    # own prediction for a user or an item without training reviews.
+    wide = Trainset(data.user, data.item, data.rating, data.n_users + 1, data.n_items + 1, data.low, data.high)
+    padded = Params(params.alpha, np.append(params.bu, 0.0), np.append(params.bi, 0.0), params.pu, params.qi)
+    user_profile, item_profile = profiles(wide, padded, reviews, config, seed)
     k, ku = len(PAIR_COLUMNS), len(PAIR_COLUMNS) + len(USER_COLUMNS)
     slopes = model.slopes
+    empty = user_profile[-1] @ slopes[k:ku] + item_profile[-1] @ slopes[ku:]
+    user_profile, item_profile = user_profile - user_profile[-1], item_profile - item_profile[-1]
     return BiasPrior(
         reg_bias=reg_bias,
         ridge=ridge,
         slopes=slopes[:k].copy(),
-        offset=model.offset,
-        user_offset=user_profile @ slopes[k:ku],
-        item_offset=item_profile @ slopes[ku:],
+        offset=model.offset + float(empty),
+        user_offset=user_profile[:-1] @ slopes[k:ku],
+        item_offset=item_profile[:-1] @ slopes[ku:],
         cv_mse=cv_mse,
     )
