@@ -13,9 +13,17 @@
 
    * text-conditioned bias shrinkage (bias targets blended with the out-of-fold text prediction);
    * HFT-style item text factors (γ_i = the item's text profile, γ_u fitted per user);
-   * both, chosen on validation (the text-aware model ``chorus evaluate`` reports and ``chorus train`` serves,
-     through the same code, :class:`chorus.services.rating.text.aware.TextAwareFit`);
+   * both, chosen on validation (the text-aware model served before the feature prior);
+   * the feature prior of the biases (:mod:`chorus.services.rating.text.prior`: a ridge, learned out of fold, on
+     the user's and the item's star distribution and what their other reviews' words say, folded into the biases):
+     the text-aware model ``chorus evaluate`` reports and ``chorus train`` serves, through the same code,
+     :class:`chorus.services.rating.text.aware.TextAwareFit`;
+   * the prior with item text factors on top, and the prior or none, chosen on validation (the validation rows,
+     about 800, are too few to choose among variants this close);
    * text-derived user and item bias features, a linear blend learned on the validation rows;
+   * not served: the prior's design plus review-time columns (the user's bias residual on the same day and within
+     60 days, the item's within 180 days, the share of the user's reviews before): the time of a review is known
+     before it exists, but the served models take no time;
    * for reference only, NOT eligible: the test review's own helpful votes (known only after the review exists;
      every other attempt reads training reviews only).
 
@@ -53,6 +61,16 @@ from chorus.services.rating.text.aware import (  # noqa: E402
 )
 from chorus.services.rating.text.features import review_length  # noqa: E402
 from chorus.services.rating.text.fit import evaluate_text_rating, evaluate_verified  # noqa: E402
+from chorus.services.rating.text.prior import (  # noqa: E402
+    DEFAULT_PRIOR,
+    ReviewColumns,
+    StandardRidge,
+    choose_ridge,
+    fit_biases,
+    pair_design,
+    profiles,
+    stacked_rows,
+)
 from chorus.services.rating.train import SelectionConfig, refit, select  # noqa: E402
 from chorus.shared.data import Ratings, holdout_split, kfold_split, load_ratings  # noqa: E402
 from chorus.shared.data.synthetic import generate_reviews  # noqa: E402
@@ -61,10 +79,19 @@ TSV = ("amazon-customer-reviews-tsv-sample", "amazon_reviews_us_sample_761rows.t
 CORE5 = ("amazon-musical-instruments-5core-2014", "reviews_Musical_Instruments_5.json.gz")
 SHRINK = 5.0  # pseudo-count of the per-user and per-item text features
 
+FACTORS = {"n_factors": (0, 8, 16), "reg_user": (10.0, 30.0, 100.0)}
 GRIDS = {
-    "text-conditioned bias shrinkage": TextAwareGrid(blend=(0.0, 0.2, 0.4, 0.6), n_factors=(0,)),
-    "HFT-style item text factors": TextAwareGrid(blend=(0.0,), n_factors=(0, 8, 16, 32), reg_user=(10.0, 30.0, 100.0)),
+    "text-conditioned bias shrinkage": TextAwareGrid(blend=(0.0, 0.2, 0.4, 0.6), n_factors=(0,), prior=(False,)),
+    "HFT-style item text factors": TextAwareGrid(
+        blend=(0.0,), n_factors=(0, 8, 16, 32), reg_user=(10.0, 30.0, 100.0), prior=(False,)
+    ),
+    "both, chosen on validation (served before)": TextAwareGrid(blend=(0.0, 0.2, 0.4), prior=(False,), **FACTORS),
+    "prior + item text factors, chosen on validation": TextAwareGrid(prior=(True,), **FACTORS),
+    "prior or none, chosen on validation": TextAwareGrid(prior=(False, True)),
 }
+SERVED = "feature prior of the biases (served)"
+#: Half-widths in days of the review-time windows (user, item) of the not-served time attempt.
+USER_DAYS, ITEM_DAYS = 60, 180
 
 
 def table_verified(name: str, r: Ratings, seed: int) -> dict:
@@ -123,6 +150,50 @@ def apply(w: np.ndarray, x: np.ndarray) -> np.ndarray:
     return w[0] + x @ w[1:]
 
 
+def _window(group, day, value, q_group, q_day, half_width):
+    """Count and sum of ``value`` over the rows of ``q_group`` whose day lies within ``half_width`` of ``q_day``."""
+    key = group * 1_000_000 + day
+    order = np.argsort(key, kind="stable")
+    cum = np.concatenate([[0.0], np.cumsum(value[order])])
+    lo = np.searchsorted(key[order], q_group * 1_000_000 + q_day - half_width, "left")
+    hi = np.searchsorted(key[order], q_group * 1_000_000 + q_day + half_width, "right")
+    return hi - lo, cum[hi] - cum[lo]
+
+
+def time_columns(fit: Trainset, day: np.ndarray, lb: float, users, items, q_day) -> np.ndarray:
+    """From the training ratings ``fit`` (their days ``day``): the user's bias residual (shrunk, +3 at zero) the
+    same day and within USER_DAYS days of the query day, with the counts, the item's within ITEM_DAYS, and the
+    share of the user's training reviews before the query day: float64 (m, 7)."""
+    params = fit_biases(fit, lb)
+    residual = fit.rating - params.scores(fit.user, fit.item)
+    cols = []
+    for group, q_group, half in ((fit.user, users, 0), (fit.user, users, USER_DAYS), (fit.item, items, ITEM_DAYS)):
+        count, total = _window(group, day, residual, q_group, q_day, half)
+        cols += [total / (count + 3.0), np.log1p(count)]
+    before, _ = _window(fit.user, day, np.ones(fit.n), users, q_day - 50_000, 49_999)
+    cols.append(before / np.maximum(np.bincount(fit.user, minlength=fit.n_users)[users], 1))
+    return np.column_stack(cols)
+
+
+def with_time(data: Trainset, reviews: ReviewColumns, day: np.ndarray, lb: float, seed: int, test) -> np.ndarray:
+    """Predictions for the rows ``test`` of the prior's ridge refitted with the review-time columns added (the
+    same out-of-fold parts and ridge choice as :func:`~chorus.services.rating.text.prior.fit_prior`); ``data``,
+    ``reviews`` and ``day`` are the training rows. ``test``: (users, items, days)."""
+    config = DEFAULT_PRIOR
+    design, target = stacked_rows(data, reviews, lb, config, seed)
+    extra = np.zeros((data.n, 7))
+    for rest, part in kfold_split(data.n, config.folds, seed):
+        extra[part] = time_columns(data.subset(rest), day[rest], lb, data.user[part], data.item[part], day[part])
+    design = np.column_stack([design, extra])
+    ridge, _ = choose_ridge(design, target, config, seed)
+    model = StandardRidge.fit(design, target, ridge * data.n / 10_000)
+    params = fit_biases(data, lb)
+    user_profile, item_profile = profiles(data, params, reviews, config, seed)
+    tu, ti, td = test
+    x = np.column_stack([pair_design(params, user_profile, item_profile, tu, ti), time_columns(data, day, lb, *test)])
+    return np.clip(params.scores(tu, ti) + model.predict(x), data.low, data.high)
+
+
 def best_on_validation(
     grid: TextAwareGrid, reg_bias: float, fit_on: Trainset, feats: TextFeatures, val
 ) -> TextAwareConfig:
@@ -140,6 +211,7 @@ def table_text_aware(r: Ratings, folds: int, seed: int) -> dict:
     texts = r.text
     assert texts is not None
     log_length = np.log1p(review_length(texts))
+    day = (np.asarray(r.timestamp, np.int64) // 86_400).astype(np.int64)
     config = SelectionConfig()
     config = replace(config, base=replace(config.base, seed=seed))
     per_fold: list[dict[str, float]] = []
@@ -156,16 +228,17 @@ def table_text_aware(r: Ratings, folds: int, seed: int) -> dict:
         fold_chosen = {}
         lb = sel.bias.reg_bias
         fit_sel, fit_all = data.subset(rows), data.subset(both)
-        feats_sel = text_features(fit_sel, [texts[k] for k in rows.tolist()], 32, seed)
-        feats_all = text_features(fit_all, [texts[k] for k in both.tolist()], 32, seed)
+        feats_sel = text_features(fit_sel, [texts[k] for k in rows.tolist()], 32, seed, reg_bias=lb)
+        feats_all = text_features(fit_all, [texts[k] for k in both.tolist()], 32, seed, reg_bias=lb)
         validation = (data.user[val], data.item[val], data.rating[val])
         for name, grid in GRIDS.items():
             point = best_on_validation(grid, lb, fit_sel, feats_sel, validation)
             out[name] = metrics(fit_from_features(fit_all, feats_all, point).predict(tu, ti).rating, tr_)["mse"]
-            fold_chosen[name] = f"blend={point.blend} K={point.n_factors} λ_u={point.reg_user}"
+            fold_chosen[name] = f"prior={point.prior} blend={point.blend} K={point.n_factors} λ_u={point.reg_user}"
         model, info = TextAwareFit(texts, seed=seed)(data, rows, val, lb)
-        out["both, chosen on validation (served)"] = metrics(model.predict(tu, ti).rating, tr_)["mse"]
-        fold_chosen["served"] = str(info["chosen"])
+        out[SERVED] = metrics(model.predict(tu, ti).rating, tr_)["mse"]
+        assert feats_all.prior is not None
+        fold_chosen["served"] = f"prior ridge {feats_all.prior.ridge:g} (λ_b {lb})"
         # text bias features, linear blend learned on the validation rows
         base_sel = fit_from_features(fit_sel, feats_sel, TextAwareConfig(lb))
         base_all = models["bias"]
@@ -174,6 +247,9 @@ def table_text_aware(r: Ratings, folds: int, seed: int) -> dict:
         x_te = bias_features(fit_all, feats_all.sentiment, log_length[both], tu, ti)
         blended = np.clip(base_all.predict(tu, ti).rating + apply(w, x_te), data.low, data.high)
         out["text bias features, blend learned on validation"] = metrics(blended, tr_)["mse"]
+        assert feats_all.reviews is not None
+        timed = with_time(fit_all, feats_all.reviews, day[both], lb, seed, (tu, ti, day[te]))
+        out["(not served) prior + review-time columns"] = metrics(timed, tr_)["mse"]
         # not eligible: the test review's own helpful votes
         w = least_squares(own_votes(r, val), data.rating[val] - base_sel.predict(data.user[val], data.item[val]).rating)
         voted = np.clip(base_all.predict(tu, ti).rating + apply(w, own_votes(r, te)), data.low, data.high)
@@ -181,7 +257,7 @@ def table_text_aware(r: Ratings, folds: int, seed: int) -> dict:
         per_fold.append(out)
         chosen.append(fold_chosen)
         print(
-            f"  fold {f}: bias {out['bias']:.4f}, served text-aware {out['both, chosen on validation (served)']:.4f}; "
+            f"  fold {f}: bias {out['bias']:.4f}, served text-aware {out[SERVED]:.4f}; "
             f"chosen {fold_chosen['served']} ({time.perf_counter() - t0:.0f} s so far)",
             flush=True,
         )
@@ -191,7 +267,7 @@ def table_text_aware(r: Ratings, folds: int, seed: int) -> dict:
     print(f"{'model / attempt':<52}{'MSE':>9}{'vs bias-only':>14}")
     for name in names:
         print(f"{name:<52}{mean[name]:>9.4f}{100 * (mean[name] - bias) / bias:>+13.2f}%")
-    served = mean["both, chosen on validation (served)"]
+    served = mean[SERVED]
     gain = 100 * (bias - served) / bias
     print(f"{time.perf_counter() - t0:.0f} s in all")
     print(

@@ -72,8 +72,10 @@ DEFAULT_CONFIG = LatentConfig()
 """The defaults, as the trainers' default argument."""
 
 #: ``chorus train`` and ``chorus evaluate`` fit the text-aware model (``services/rating/text/aware.py``) on data up
-#: to this many reviews: its selection (TF-IDF of every training review twice, a grid of bias solves) made the rating
-#: component take 220.7 s instead of 88.5 s on the 200,000-review demo data (a loaded 2-core machine); about 60 s per
-#: fold on the Amazon 5-core file. It lives here, not beside the model, so that a run on more reviews does not import
-#: scikit-learn (1.1 s of the rating component's time at 1M reviews).
+#: to this many reviews: its earlier grid (TF-IDF of every training review twice, a truncated SVD, a grid of bias
+#: solves) made the rating component take 220.7 s instead of 88.5 s on the 200,000-review demo data (a loaded 2-core
+#: machine). The feature prior alone (the default grid) took 11.0 CPU seconds for select and refit on 50,000
+#: generated reviews and about 7 s per fold on the Amazon 5-core file (load average about 5). It lives here, not
+#: beside the model, so that a run on more reviews does not import scikit-learn (1.1 s of the rating component's time
+#: at 1M reviews).
 TEXT_AWARE_MAX_ROWS = 50_000

@@ -92,7 +92,14 @@ class Selection:
 
     def hyperparameters(self) -> dict[str, Any]:
         if self.selected == "text_aware" and self.text_aware is not None:
-            return {"selected": "text_aware", "trainer": "text_aware", **self.text_aware, "seed": self.bias.seed}
+            # its point twice: spread, as the served model's, and under "text_aware", as when it is not served
+            return {
+                "selected": "text_aware",
+                "trainer": "text_aware",
+                **self.text_aware,
+                "seed": self.bias.seed,
+                "text_aware": self.text_aware,
+            }
         chosen = self.latent if self.selected == "latent" else self.bias
         return {
             "selected": self.selected,
