@@ -11,6 +11,7 @@ Only ``chorus train`` and the benchmarks import this module; the service loads t
 
 from __future__ import annotations
 
+import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterable
@@ -19,12 +20,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from chorus.services.similarity.config import SimilarityConfig
-from chorus.services.similarity.cooccur import kernel_values, table_block
+from chorus.services.similarity.cooccur import kernel_values, table_block, warm_up
 from chorus.services.similarity.index import SimilarityIndex
 from chorus.services.similarity.layout import CORE_ARRAYS
 from chorus.services.similarity.measures import measure_specs
 from chorus.services.similarity.persistence import component_meta, write_component
 from chorus.services.similarity.ranking import id_rank
+from chorus.services.similarity.side import index_dtype
 from chorus.services.similarity.sparse import chunks
 from chorus.shared.artifacts import VersionWriter
 from chorus.shared.contract import Measure
@@ -165,10 +167,17 @@ def build_similarity(
         tracemalloc.start()
     try:
         t0 = time.perf_counter()
+        warming = None
+        if workers > 1:  # load the kernel beside the index build (with one worker, one core does both in turn)
+            index_type = index_dtype(np.asarray(user).shape[0], n_users, n_items)
+            warming = threading.Thread(target=warm_up, args=(index_type,), daemon=True)
+            warming.start()
         index = SimilarityIndex.from_arrays(
             user, item, rating, n_users, n_items, item_rank=item_rank, user_rank=user_rank, config=config
         )
         t1 = time.perf_counter()
+        if warming is not None:
+            warming.join()
         table, tstats = build_table(
             index, K, measures, block_rows=block_rows, block_nnz=block_nnz, progress=progress, workers=workers
         )

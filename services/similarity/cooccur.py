@@ -45,6 +45,7 @@ import numpy as np  # noqa: E402
 from chorus.services.similarity.measures import PEARSON_SIGNIFICANCE
 from chorus.services.similarity.ranking import Q_MAX, SCALE, decode_keys
 from chorus.services.similarity.side import Side, plan
+from chorus.services.similarity.sparse import coo_order
 from chorus.shared.contract import Measure
 from chorus.shared.errors import InvalidInput
 
@@ -230,6 +231,18 @@ def _table_rows(  # noqa: ANN202
     return pairs
 
 
+def warm_up(index: type[np.signedinteger]) -> None:
+    """Load (or compile) :func:`_table_rows` for a side whose column indices are ``index`` (see
+    :func:`chorus.services.similarity.side.index_dtype`), on empty arrays: a build with several workers runs this
+    on a thread of its own while the index is built, so the second or so of loading is not spent in the serial
+    part of the build."""
+    f, i = np.zeros(0), np.zeros(0, np.int64)
+    ptr, cols = np.zeros(1, np.int64), np.zeros(0, index)
+    codes = np.arange(3, dtype=np.int64)
+    _table_rows(0, 0, ptr, cols, ptr, cols, f, f, f, f, f, f, i, i, 1, codes, TILE, 0.0, np.zeros((0, 8)), i,
+                np.zeros((3, 0, 1), np.int64), i)  # fmt: skip
+
+
 class KernelInput:
     """What :func:`_table_rows` reads, from ``side``'s layouts: the rows×columns values (``x``, ``z``, ``z2``) and
     the columns×rows layout with its rows *relabelled by popularity* (``label[i]``: row ``i``'s position when rows
@@ -252,7 +265,7 @@ class KernelInput:
         self.label[order] = np.arange(side.n_rows)
         t_label = self.label[t_b.indices]
         column = np.repeat(np.arange(side.n_cols), np.diff(t_b.indptr))
-        perm = np.lexsort((t_label, column))
+        perm = coo_order(column, t_label)
         self.left = (side.left["x"], side.left["z"], side.left["z2"])
         self.t_indptr = np.asarray(t_b.indptr, dtype=np.int64)
         self.t_rows = t_label[perm].astype(side.indices.dtype)

@@ -28,6 +28,7 @@ from chorus.services.similarity.sparse import csr_layout, row_stats
 from chorus.shared.contract import Measure
 from chorus.shared.errors import ArtifactError, InvalidInput
 from chorus.shared.indices import check_indices
+from chorus.shared.workers import current_workers, map_threads
 
 
 def check_k(k: int) -> int:
@@ -85,32 +86,17 @@ class SimilarityIndex:
         )
         self.item_rank = np.asarray(a["item_rank"], dtype=np.int64)
         self.user_rank = np.asarray(a["user_rank"], dtype=np.int64)
-        self.items = Side(
-            "item",
-            a["item_indptr"],
-            a["item_users"],
-            a["item_ratings"],
-            a["user_indptr"],
-            a["user_items"],
-            a["user_ratings"],
-            self.item_count,
-            self.item_mean,
-            self.item_norm,
-            self.item_rank,
-        )
-        self.users = Side(
-            "user",
-            a["user_indptr"],
-            a["user_items"],
-            a["user_ratings"],
-            a["item_indptr"],
-            a["item_users"],
-            a["item_ratings"],
-            self.user_count,
-            self.user_mean,
-            self.user_norm,
-            self.user_rank,
-        )
+        item_side = ("item", "item", "user", self.item_count, self.item_mean, self.item_norm, self.item_rank)
+        user_side = ("user", "user", "item", self.user_count, self.user_mean, self.user_norm, self.user_rank)
+
+        def side(spec: tuple) -> Side:
+            name, rows, cols, *stats = spec
+            layouts = (a[f"{rows}_indptr"], a[f"{rows}_{cols}s"], a[f"{rows}_ratings"])
+            t_layouts = (a[f"{cols}_indptr"], a[f"{cols}_{rows}s"], a[f"{cols}_ratings"])
+            return Side(name, *layouts, *t_layouts, *stats)
+
+        # the two orientations are independent numpy work (most of it outside the GIL): on two threads
+        self.items, self.users = map_threads(side, [item_side, user_side], current_workers())
         nnz = int(self.items.indices.shape[0])
         self.global_mean = float(np.sum(self.items.ratings) / nnz) if nnz else 0.0
         self._table: dict[Measure, tuple[np.ndarray, np.ndarray]] = {}
@@ -159,12 +145,18 @@ class SimilarityIndex:
             raise InvalidInput("user or item index out of range")
         if not np.all(np.isfinite(rating)):
             raise InvalidInput("ratings must be finite")
-        i_indptr, i_users, i_ratings, i_rows = csr_layout(item, user, rating, n_items)
+
+        def layout(spec: tuple[np.ndarray, np.ndarray, int]) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+            rows, cols, n_rows = spec
+            csr = csr_layout(rows, cols, rating, n_rows)
+            return csr, row_stats(csr[0], csr[2])
+
+        # the two orientations on two threads (the sorts release the GIL)
+        by_item, by_user = map_threads(layout, [(item, user, n_items), (user, item, n_users)], current_workers())
+        (i_indptr, i_users, i_ratings, i_rows), (ic, im, inorm) = by_item
+        (u_indptr, u_items, u_ratings, _), (uc, um, unorm) = by_user
         if n > 1 and np.any((i_rows[1:] == i_rows[:-1]) & (i_users[1:] == i_users[:-1])):
             raise InvalidInput("a (user, item) pair occurs more than once")
-        u_indptr, u_items, u_ratings, _ = csr_layout(user, item, rating, n_users)
-        ic, im, inorm = row_stats(i_indptr, i_ratings)
-        uc, um, unorm = row_stats(u_indptr, u_ratings)
         arrays = {
             "shape": np.array([n_users, n_items], dtype=np.int64),
             "item_indptr": i_indptr,

@@ -40,6 +40,11 @@ def plan(measures: tuple[str, ...]) -> tuple[tuple[MeasureSpec, ...], frozenset[
     return specs, terms_needed(specs)
 
 
+def index_dtype(*sizes: int) -> type[np.signedinteger]:
+    """The dtype of a side's column indices: int32 while every size fits, else int64."""
+    return np.int32 if max(sizes, default=0) < 2**31 - 1 else np.int64
+
+
 class Candidates(NamedTuple):
     """Every (query row, candidate) pair of a block with its raw scores."""
 
@@ -86,7 +91,7 @@ class Side:
         self.n_rows = int(indptr.shape[0]) - 1
         self.n_cols = int(t_indptr.shape[0]) - 1
         nnz = int(indices.shape[0])
-        idx = np.int32 if max(nnz, self.n_rows, self.n_cols) < 2**31 - 1 else np.int64
+        idx = index_dtype(nnz, self.n_rows, self.n_cols)
         self.indptr = np.asarray(indptr, dtype=np.int64)
         self.indices: np.ndarray = np.asarray(indices, dtype=idx)
         t_indptr = np.asarray(t_indptr, dtype=idx)
