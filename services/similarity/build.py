@@ -87,8 +87,7 @@ def build_table(
     n_nb = np.zeros(n, dtype=np.int32)
     tables = {m: (np.full((n, K), -1, dtype=np.int32), np.zeros((n, K), dtype=np.float64)) for m in chosen}
     values = kernel_values(side)
-    if n:
-        table_block(side, values, 0, 1, K, chosen)  # compile the kernels here, once, before the threads start
+    warm_up(side.indices.dtype.type)  # load the kernel here, once, before the threads start (a no-op when loaded)
 
     def block(bounds: tuple[int, int]) -> tuple[dict[Measure, tuple[np.ndarray, np.ndarray, np.ndarray]], int]:
         return table_block(side, values, bounds[0], bounds[1], K, chosen)
