@@ -87,7 +87,7 @@ def train_demo(work: Path, data: str | Path | None, reviews: int, seed: int):
 
     from chorus.shared.artifacts import ArtifactStore, load_data_component
     from chorus.shared.data.synthetic import generate_reviews
-    from chorus.train import parse_components, train
+    from chorus.training.train import parse_components, train
 
     if data is None:
         data = work / "demo.tsv.gz"

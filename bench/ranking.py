@@ -14,7 +14,7 @@ For each dataset (MovieLens 100K ``u.data`` and the Amazon Musical Instruments 5
 * ``ease``: EASE^R (Steck, WWW 2019) in plain numpy, ``P = (XᵀX + λI)⁻¹``, ``B = I − P·diagMat(1/diag(P))``,
   scores ``x_u B``: the reference the Chorus rankers have to beat;
 * ``chorus-popular``, ``chorus-item_knn``, ``chorus-ease``, ``chorus-ials``: the Chorus rankers themselves
-  (``chorus.services.rating.rankers``), fitted by ``chorus.services.rating.ranking_fit.FITTERS`` on the star
+  (``chorus.services.rating.rankers``), fitted by ``chorus.training.ranking.fit.FITTERS`` on the star
   ratings with the grids ``ranking_fit.GRIDS``, listing through ``Ranker.recommend_batch``. ``chorus default``
   is the served Chorus ranker of best validation NDCG, what ``chorus train`` would serve; its test figure is
   the one the issue's targets (MovieLens 100K 0.440, Amazon 5-core 0.088) are about;
@@ -77,11 +77,11 @@ sys.path.insert(0, str(REPO))
 from bench._common import machine, write_json  # noqa: E402
 from chorus.services.rating.rankers import Ranker  # noqa: E402
 from chorus.services.rating.rankers.base import history_row  # noqa: E402
-from chorus.services.rating.ranking_fit import FITTERS, UNSERVED_FITTERS, UNSERVED_GRIDS  # noqa: E402
-from chorus.services.rating.ranking_fit import GRIDS as CHORUS_GRIDS  # noqa: E402
 from chorus.shared.data import Ratings, load_ratings  # noqa: E402
 from chorus.shared.data.splits import user_holdout_split, user_validation_split  # noqa: E402
 from chorus.shared.ranking import evaluate_rankings, relevance_matrix, top_k  # noqa: E402
+from chorus.training.ranking.fit import FITTERS, UNSERVED_FITTERS, UNSERVED_GRIDS  # noqa: E402
+from chorus.training.ranking.fit import GRIDS as CHORUS_GRIDS  # noqa: E402
 
 DATASETS = {
     "movielens-100k": {

@@ -30,8 +30,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench._common import machine, write_json  # noqa: E402
-from chorus.services.rating.train import SelectionConfig, evaluate  # noqa: E402
 from chorus.shared.data import load_ratings  # noqa: E402
+from chorus.training.rating.train import SelectionConfig, evaluate  # noqa: E402
 
 DATASETS = {
     "movielens-100k": {
@@ -54,8 +54,8 @@ DATASETS = {
 
 
 def similarity_fit():
-    """The similarity core's heuristic as an ``evaluate`` plug-in (``chorus.evaluate.similarity_fit``)."""
-    from chorus.evaluate import similarity_fit as fit
+    """The similarity core's heuristic as an ``evaluate`` plug-in (``chorus.training.evaluate.similarity_fit``)."""
+    from chorus.training.evaluate import similarity_fit as fit
 
     return fit
 

@@ -5,7 +5,7 @@
    :class:`chorus.shared.workers.ForkPool` with 2 or 3 processes), ``threads2`` (the same tasks on 2 threads of
    this process, through a pool with ForkPool's interface). Each line prints wall seconds and CPU seconds (this
    process and its children): on a loaded machine the wall time of a parallel mode swings, the CPU it spends less.
-2. ``--amdahl`` runs :func:`chorus.services.rating.train.train_component` (what ``chorus train --components
+2. ``--amdahl`` runs :func:`chorus.training.rating.train.train_component` (what ``chorus train --components
    rating`` times; it writes into a version under a temporary folder) on one worker and splits its CPU seconds
    into the part the workers share (the pool's tasks, the bias-only grid, the refit's thread beside the pool)
    and the part only the parent runs; it then replays each round of tasks on 2 processes taking them in order
@@ -34,14 +34,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import machine, write_json  # noqa: E402
-from chorus.services.rating import als  # noqa: E402
-from chorus.services.rating import train as rating_train  # noqa: E402
-from chorus.services.rating.config import LatentConfig  # noqa: E402
-from chorus.services.rating.fitting import Trainset  # noqa: E402
 from chorus.shared import workers as shared_workers  # noqa: E402
 from chorus.shared.artifacts import VersionWriter  # noqa: E402
 from chorus.shared.data import Ratings, holdout_split, load_ratings  # noqa: E402
 from chorus.shared.workers import ForkPool, using_workers  # noqa: E402
+from chorus.training.rating import als  # noqa: E402
+from chorus.training.rating import train as rating_train  # noqa: E402
+from chorus.training.rating.config import LatentConfig  # noqa: E402
+from chorus.training.rating.fitting import Trainset  # noqa: E402
 
 
 class ThreadPool:

@@ -5,7 +5,7 @@ For each size N (the project's generator, `chorus data generate`, seed 0) and ea
 process runs with the components asked for; the script reads the seconds of each component and the co-occurring
 pairs of the neighbour table from its log, and polls the resident memory of the whole process tree (the
 forked table workers and Spark's JVM included) for its peak. It prints one table, the co-occurring pairs scored
-per second (the table's work, which grows faster than N: see services/similarity/cooccur.py), the speed-up of
+per second (the table's work, which grows faster than N: see chorus/training/similarity/cooccur.py), the speed-up of
 all workers over one per component, and the targets:
 
 * 2 workers at least 1.7x faster than 1, per component (on a 2-core machine);

@@ -101,8 +101,8 @@ def timed(f, *args, **kw):
 
 def run_dataset(path: Path, label: str, queries: int, literal_budget: float, seed: int) -> dict:
     from chorus.services.similarity import SimilarityIndex, id_rank
-    from chorus.services.similarity.build import build_similarity
     from chorus.shared.data import load_ratings
+    from chorus.training.similarity.build import build_similarity
 
     out: dict = {"dataset": label, "path": str(path)}
     r, load_s = timed(load_ratings, path, progress=False)

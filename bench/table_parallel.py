@@ -16,10 +16,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chorus.services.similarity import build  # noqa: E402
 from chorus.services.similarity.index import SimilarityIndex  # noqa: E402
 from chorus.shared.data.synthetic import FAMILY_OF_PRODUCT, PRODUCTS, PlantedModel, _pairs  # noqa: E402
 from chorus.shared.workers import map_processes, map_threads  # noqa: E402
+from chorus.training.similarity import build  # noqa: E402
 
 
 def generated_index(n: int, seed: int = 0) -> SimilarityIndex:

@@ -14,10 +14,10 @@
    * text-conditioned bias shrinkage (bias targets blended with the out-of-fold text prediction);
    * HFT-style item text factors (γ_i = the item's text profile, γ_u fitted per user);
    * both, chosen on validation (the text-aware model served before the feature prior);
-   * the feature prior of the biases (:mod:`chorus.services.rating.text.prior`: a ridge, learned out of fold, on
+   * the feature prior of the biases (:mod:`chorus.training.text.prior`: a ridge, learned out of fold, on
      the user's and the item's star distribution and what their other reviews' words say, folded into the biases):
      the text-aware model ``chorus evaluate`` reports and ``chorus train`` serves, through the same code,
-     :class:`chorus.services.rating.text.aware.TextAwareFit`;
+     :class:`chorus.training.text.aware.TextAwareFit`;
    * the prior with item text factors on top, and the prior or none, chosen on validation (the validation rows,
      about 800, are too few to choose among variants this close);
    * text-derived user and item bias features, a linear blend learned on the validation rows;
@@ -48,10 +48,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench._common import machine, write_json  # noqa: E402
-from chorus.evaluate import format_text_report  # noqa: E402
-from chorus.services.rating.accuracy import metrics  # noqa: E402
-from chorus.services.rating.fitting import Trainset  # noqa: E402
-from chorus.services.rating.text.aware import (  # noqa: E402
+from chorus.services.rating.text.features import review_length  # noqa: E402
+from chorus.shared.data import Ratings, holdout_split, kfold_split, load_ratings  # noqa: E402
+from chorus.shared.data.synthetic import generate_reviews  # noqa: E402
+from chorus.training.evaluate import format_text_report  # noqa: E402
+from chorus.training.rating.accuracy import metrics  # noqa: E402
+from chorus.training.rating.fitting import Trainset  # noqa: E402
+from chorus.training.rating.train import SelectionConfig, refit, select  # noqa: E402
+from chorus.training.text.aware import (  # noqa: E402
     TextAwareConfig,
     TextAwareFit,
     TextAwareGrid,
@@ -59,9 +63,8 @@ from chorus.services.rating.text.aware import (  # noqa: E402
     fit_from_features,
     text_features,
 )
-from chorus.services.rating.text.features import review_length  # noqa: E402
-from chorus.services.rating.text.fit import evaluate_text_rating, evaluate_verified  # noqa: E402
-from chorus.services.rating.text.prior import (  # noqa: E402
+from chorus.training.text.fit import evaluate_text_rating, evaluate_verified  # noqa: E402
+from chorus.training.text.prior import (  # noqa: E402
     DEFAULT_PRIOR,
     ReviewColumns,
     StandardRidge,
@@ -71,9 +74,6 @@ from chorus.services.rating.text.prior import (  # noqa: E402
     profiles,
     stacked_rows,
 )
-from chorus.services.rating.train import SelectionConfig, refit, select  # noqa: E402
-from chorus.shared.data import Ratings, holdout_split, kfold_split, load_ratings  # noqa: E402
-from chorus.shared.data.synthetic import generate_reviews  # noqa: E402
 
 TSV = ("amazon-customer-reviews-tsv-sample", "amazon_reviews_us_sample_761rows.tsv")
 CORE5 = ("amazon-musical-instruments-5core-2014", "reviews_Musical_Instruments_5.json.gz")
@@ -177,7 +177,7 @@ def time_columns(fit: Trainset, day: np.ndarray, lb: float, users, items, q_day)
 
 def with_time(data: Trainset, reviews: ReviewColumns, day: np.ndarray, lb: float, seed: int, test) -> np.ndarray:
     """Predictions for the rows ``test`` of the prior's ridge refitted with the review-time columns added (the
-    same out-of-fold parts and ridge choice as :func:`~chorus.services.rating.text.prior.fit_prior`); ``data``,
+    same out-of-fold parts and ridge choice as :func:`~chorus.training.text.prior.fit_prior`); ``data``,
     ``reviews`` and ``day`` are the training rows. ``test``: (users, items, days)."""
     config = DEFAULT_PRIOR
     design, target = stacked_rows(data, reviews, lb, config, seed)

@@ -78,7 +78,7 @@ def _workers_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from chorus.train import parse_components, train
+    from chorus.training.train import parse_components, train
 
     train(
         args.data,
@@ -100,7 +100,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from chorus.demo import ensure_demo_data
     from chorus.shared.artifacts import ArtifactStore
     from chorus.shared.data import format_stats
-    from chorus.train import parse_components, train
+    from chorus.training.train import parse_components, train
 
     data = ensure_demo_data(args.data, args.reviews, seed=args.seed)
     version = train(data, args.artifacts, parse_components(None), seed=args.seed)
@@ -114,8 +114,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _relevance(text: str) -> str:
     """``any`` or ``min_rating=<number>``, checked here so that a bad value is a usage error naming it."""
-    from chorus.services.rating.ranking_train import parse_relevance, relevance_name
     from chorus.shared.errors import InvalidInput
+    from chorus.training.ranking.train import parse_relevance, relevance_name
 
     try:
         return relevance_name(parse_relevance(text))
@@ -128,8 +128,8 @@ RATING_ONLY = ("protocol", "folds", "no_similarity")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from chorus.evaluate import TEXT_TASKS, evaluate, format_ranking_report, format_report, ranking
     from chorus.shared.data import load_ratings
+    from chorus.training.evaluate import TEXT_TASKS, evaluate, format_ranking_report, format_report, ranking
 
     with_text = args.task != "ranking"  # the text tasks, and the text-aware rating model where there is text
     ratings = load_ratings(args.data, format=args.format, progress=not args.json, with_text=with_text)

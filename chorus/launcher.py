@@ -32,7 +32,7 @@ from chorus.shared.artifacts import ArtifactStore, file_fingerprint, read_curren
 from chorus.shared.contract import redact_url
 from chorus.shared.errors import ChorusError
 from chorus.shared.serving import uvicorn_options
-from chorus.train import parse_components, train
+from chorus.training.train import parse_components, train
 
 SERVICES = ("similarity", "rating", "gateway")
 

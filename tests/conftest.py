@@ -41,7 +41,7 @@ def amazon_tsv_sample() -> Path:
 def train_tiny(root: Path, reviews: int, seed: int, components: list[str]) -> Path:
     """Generate ``reviews`` demo reviews beside ``root`` and train ``components`` into it (quietly)."""
     from chorus.shared.data.synthetic import generate_reviews
-    from chorus.train import train
+    from chorus.training.train import train
 
     data = generate_reviews(root.parent / f"{root.name}.tsv", reviews, seed=seed, progress=False)
     train(data, root, components, progress=False, log=lambda _m: None)
@@ -62,8 +62,8 @@ def add_ranking(root: Path, default: str | None = None, kinds: list[str] | None 
 
     from chorus.services.rating.rankers import REGISTRY
     from chorus.services.rating.rankers.persistence import write_rankers
-    from chorus.services.rating.ranking_fit import FITTERS, GRIDS
     from chorus.shared.artifacts import ArtifactStore, VersionWriter, load_data_component
+    from chorus.training.ranking.fit import FITTERS, GRIDS
 
     previous = ArtifactStore(root).open()
     data = load_data_component(previous)

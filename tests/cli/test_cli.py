@@ -78,7 +78,7 @@ def test_evaluate_reports_every_model_on_test_data(amazon_5core):
 def test_artifacts_list_verify_and_roll_back(tmp_path):
     from chorus.shared.artifacts import read_current
     from chorus.shared.data.synthetic import generate_reviews
-    from chorus.train import train
+    from chorus.training.train import train
 
     data = generate_reviews(tmp_path / "d.tsv", 500, seed=1, progress=False)
     root = tmp_path / "art"

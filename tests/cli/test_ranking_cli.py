@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from chorus.cli import main
-from chorus.services.rating import ranking_fit
 from chorus.services.rating.rankers.persistence import load_rankers
 from chorus.shared.artifacts import ArtifactStore, load_data_component
 from chorus.shared.data.synthetic import generate_reviews
-from chorus.train import COMPONENTS, parse_components, train
+from chorus.training.ranking import fit as ranking_fit
+from chorus.training.train import COMPONENTS, parse_components, train
 from tests.cli.test_cli import chorus
 
 

@@ -10,7 +10,7 @@ import pytest
 from chorus.cli import main
 from chorus.shared.artifacts import ArtifactStore
 from chorus.shared.data.synthetic import generate_reviews
-from chorus.train import COMPONENTS, train
+from chorus.training.train import COMPONENTS, train
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import redis
 from chorus.launcher import Topology, free_port
 from chorus.shared.artifacts import ArtifactStore, load_data_component
 from chorus.shared.data.synthetic import generate_reviews
-from chorus.train import parse_components, train
+from chorus.training.train import parse_components, train
 from tests.conftest import add_ranking
 from tests.redis_urls import E2E_REDIS_URL
 

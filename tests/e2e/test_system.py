@@ -8,7 +8,7 @@ import httpx
 import pytest
 import redis
 
-from chorus.train import parse_components, train
+from chorus.training.train import parse_components, train
 from tests.conftest import busiest
 from tests.e2e.conftest import get, start_topology
 from tests.load import Load

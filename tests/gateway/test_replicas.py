@@ -102,7 +102,7 @@ def test_no_ready_replica_is_a_503_naming_the_service(fakes):
 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory):
-    from chorus.train import train
+    from chorus.training.train import train
     from tests.conftest import real_file
 
     data = real_file("amazon-customer-reviews-tsv-sample", "amazon_reviews_us_sample_761rows.tsv")

@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-FOLDERS = {"chorus": "chorus", "services": "chorus.services", "shared": "chorus.shared"}
+FOLDERS = {"chorus": "chorus"}
 
 
 def _modules() -> dict[str, Path]:

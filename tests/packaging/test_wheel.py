@@ -1,4 +1,4 @@
-"""The wheel installs one import namespace, ``chorus``, with the service folders mapped beneath it."""
+"""The wheel installs one import namespace, ``chorus``, with every package folder beneath it."""
 
 import shutil
 import subprocess
@@ -17,7 +17,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     src = tmp_path_factory.mktemp("src")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
-    for name in ("chorus", "services", "shared"):
+    for name in ("chorus",):
         shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
@@ -37,7 +37,7 @@ def test_one_top_level_package(wheel: zipfile.ZipFile) -> None:
     assert tops == {"chorus"}
 
 
-def test_services_and_shared_are_mapped_under_chorus(wheel: zipfile.ZipFile) -> None:
+def test_services_shared_and_training_are_in_the_wheel(wheel: zipfile.ZipFile) -> None:
     names = set(wheel.namelist())
     for module in (
         "chorus/services/gateway/app.py",
@@ -47,16 +47,15 @@ def test_services_and_shared_are_mapped_under_chorus(wheel: zipfile.ZipFile) -> 
         "chorus/shared/data/loaders.py",
         "chorus/services/gateway/templates/index.html",
         "chorus/cli.py",
+        "chorus/training/train.py",
     ):
         assert module in names, module
 
 
 def test_every_package_folder_is_in_the_wheel(wheel: zipfile.ZipFile) -> None:
-    """A new subpackage under services/ or shared/ must be listed in pyproject.toml's packages."""
+    """Every package folder under chorus/ is found by setuptools and lands in the wheel."""
     names = set(wheel.namelist())
-    for folder in ("services", "shared"):
-        for init in (ROOT / folder).rglob("__init__.py"):
-            if "__pycache__" in init.parts:
-                continue
-            mapped = "chorus/" + init.relative_to(ROOT).as_posix()
-            assert mapped in names, f"{init.parent.relative_to(ROOT)} is missing from [tool.setuptools] packages"
+    for init in (ROOT / "chorus").rglob("__init__.py"):
+        if "__pycache__" in init.parts:
+            continue
+        assert init.relative_to(ROOT).as_posix() in names, f"{init.parent.relative_to(ROOT)} is missing from the wheel"

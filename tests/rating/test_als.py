@@ -8,15 +8,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from chorus.services.rating import als
-from chorus.services.rating.als import BiasSide, Side, Sweeper, als_sweeps, fit_als, make_sides
-from chorus.services.rating.baseline import fit_bias
-from chorus.services.rating.config import LatentConfig
-from chorus.services.rating.fitting import Trainset
-from chorus.services.rating.lbfgs import fit_lbfgs
 from chorus.services.rating.models import LatentModel
-from chorus.services.rating.objective import Params, Problem, init_params, objective_and_gradient
 from chorus.shared.errors import InvalidInput
+from chorus.training.rating import als
+from chorus.training.rating.als import BiasSide, Side, Sweeper, als_sweeps, fit_als, make_sides
+from chorus.training.rating.baseline import fit_bias
+from chorus.training.rating.config import LatentConfig
+from chorus.training.rating.fitting import Trainset
+from chorus.training.rating.lbfgs import fit_lbfgs
+from chorus.training.rating.objective import Params, Problem, init_params, objective_and_gradient
 from tests.rating.data import planted, random_ratings
 from tests.rating.test_objective import WEIGHTINGS
 

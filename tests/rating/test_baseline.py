@@ -8,12 +8,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from chorus.services.rating.als import fit_als
-from chorus.services.rating.baseline import fit_bias, fit_mean
-from chorus.services.rating.config import LatentConfig
-from chorus.services.rating.fitting import Trainset, popular_items
-from chorus.services.rating.lbfgs import fit_lbfgs
-from chorus.services.rating.objective import Params, ridges
+from chorus.training.rating.als import fit_als
+from chorus.training.rating.baseline import fit_bias, fit_mean
+from chorus.training.rating.config import LatentConfig
+from chorus.training.rating.fitting import Trainset, popular_items
+from chorus.training.rating.lbfgs import fit_lbfgs
+from chorus.training.rating.objective import Params, ridges
 from tests.rating.data import random_ratings
 from tests.rating.test_objective import WEIGHTINGS
 

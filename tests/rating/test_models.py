@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chorus.services.rating.als import fit_als
-from chorus.services.rating.baseline import fit_bias, fit_mean
-from chorus.services.rating.config import LatentConfig
-from chorus.services.rating.fitting import Trainset
-from chorus.services.rating.lbfgs import fit_lbfgs
 from chorus.services.rating.models import REGISTRY, BiasModel, LatentModel, MeanModel, TextAwareModel
 from chorus.services.rating.models.base import FALLBACKS, POPULAR
 from chorus.services.rating.service import reviewed_matrix
 from chorus.shared.errors import InvalidInput
+from chorus.training.rating.als import fit_als
+from chorus.training.rating.baseline import fit_bias, fit_mean
+from chorus.training.rating.config import LatentConfig
+from chorus.training.rating.fitting import Trainset
+from chorus.training.rating.lbfgs import fit_lbfgs
 from tests.rating.data import planted
 from tests.rating.model_contract import RatingModelContract
 

@@ -7,9 +7,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from chorus.services.rating.config import LatentConfig
-from chorus.services.rating.fitting import Trainset
-from chorus.services.rating.objective import Params, init_params, objective, objective_and_gradient
+from chorus.training.rating.config import LatentConfig
+from chorus.training.rating.fitting import Trainset
+from chorus.training.rating.objective import Params, init_params, objective, objective_and_gradient
 from tests.rating.data import random_ratings
 
 WEIGHTINGS = [

@@ -15,7 +15,8 @@ from chorus.services.rating.rankers import (
     ItemKnnRanker,
 )
 from chorus.services.rating.rankers.base import history_row
-from chorus.services.rating.ranking_fit import (
+from chorus.shared.errors import InvalidInput
+from chorus.training.ranking.fit import (
     FITTERS,
     GRIDS,
     UNSERVED_FITTERS,
@@ -28,7 +29,6 @@ from chorus.services.rating.ranking_fit import (
     implicit_als,
     knn_similarity,
 )
-from chorus.shared.errors import InvalidInput
 from tests.rating.ranker_contract import RankerContract, contract_reviews
 
 ALS = {"factors": 4, "regularization": 0.1, "alpha": 2.0, "iterations": 10, "num_threads": 2, "seed": 3}

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from chorus.services.rating.ranking_fit import mirror_upper
+from chorus.training.ranking.fit import mirror_upper
 
 
 @pytest.mark.parametrize(("n", "block"), [(1, 4), (7, 3), (9, 3), (40, 1024), (50, 7)])

@@ -13,11 +13,17 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from chorus.services.rating import ranking_fit
 from chorus.services.rating.rankers import REGISTRY, Ranker
 from chorus.services.rating.rankers.persistence import load_rankers
-from chorus.services.rating.ranking_fit import item_counts
-from chorus.services.rating.ranking_train import (
+from chorus.shared.artifacts import ArtifactStore, VersionWriter
+from chorus.shared.data import load_ratings
+from chorus.shared.data.splits import user_holdout_split, user_validation_split
+from chorus.shared.data.synthetic import generate_reviews
+from chorus.shared.errors import InvalidInput
+from chorus.shared.ranking import evaluate_rankings, ndcg_at_k, relevance_matrix, top_k
+from chorus.training.ranking import fit as ranking_fit
+from chorus.training.ranking.fit import item_counts
+from chorus.training.ranking.train import (
     evaluate,
     parse_relevance,
     recommend_lists,
@@ -26,12 +32,6 @@ from chorus.services.rating.ranking_train import (
     train_component,
     user_item_matrix,
 )
-from chorus.shared.artifacts import ArtifactStore, VersionWriter
-from chorus.shared.data import load_ratings
-from chorus.shared.data.splits import user_holdout_split, user_validation_split
-from chorus.shared.data.synthetic import generate_reviews
-from chorus.shared.errors import InvalidInput
-from chorus.shared.ranking import evaluate_rankings, ndcg_at_k, relevance_matrix, top_k
 
 
 @dataclass(eq=False)
@@ -100,14 +100,14 @@ def test_recommend_lists_in_blocks_equal_one_batch(generated, monkeypatch):
     ranker = fit_signed(history, {"sign": 1})
     users = np.arange(0, r.n_users, 3)
     whole = ranker.recommend_batch(sp.csr_array(history[users]), 7)
-    monkeypatch.setattr("chorus.services.rating.ranking_train.SCORE_CELLS", 5 * r.n_items)  # 5 rows a block
+    monkeypatch.setattr("chorus.training.ranking.train.SCORE_CELLS", 5 * r.n_items)  # 5 rows a block
     assert np.array_equal(recommend_lists(ranker, history, users, 7), whole)
 
 
 def test_selection_scores_every_grid_point_and_picks_the_best(generated, test_kinds, caplog):
     _, r = generated
     user, item, rating, nu, ni = arrays(r)
-    with caplog.at_level(logging.WARNING, logger="chorus.train"):
+    with caplog.at_level(logging.WARNING, logger="chorus.training.train"):
         sel = select(user, item, rating, nu, ni, k=5, seed=2, kinds=["popular", "signed", "refused"])
     assert "refused skipped" in caplog.text and "over this ranker's limit" in sel.skipped["refused"]
     assert set(sel.kinds) == {"popular", "signed"}
@@ -149,7 +149,7 @@ def test_selection_never_reads_the_test_rows(generated, test_kinds):
 
 def test_time_budget_stops_a_kind_after_its_first_point(generated, test_kinds, caplog):
     _, r = generated
-    with caplog.at_level(logging.WARNING, logger="chorus.train"):
+    with caplog.at_level(logging.WARNING, logger="chorus.training.train"):
         sel = select(*arrays(r), kinds=["signed"], max_seconds=0.0)
     assert len(sel.kinds["signed"].points) == 1 and not sel.kinds["signed"].complete
     assert "stopped after 1 of 2 grid points" in caplog.text
@@ -239,7 +239,7 @@ def test_evaluate_reports_every_kind_and_the_validation_winner(generated, test_k
 def test_without_validation_users_every_kind_keeps_its_first_point(tmp_path, test_kinds, caplog):
     r = load_ratings(generate_reviews(tmp_path / "few.tsv", 40, seed=1, progress=False), progress=False)
     assert np.bincount(r.user).max() < 5  # nobody is eligible for a validation share
-    with caplog.at_level(logging.WARNING, logger="chorus.train"):
+    with caplog.at_level(logging.WARNING, logger="chorus.training.train"):
         sel = select(*arrays(r), kinds=["popular", "signed"])
     assert "no validation user" in caplog.text and sel.validation_users == 0
     assert sel.kinds["signed"].params == {"sign": -1} and len(sel.kinds["signed"].points) == 1

@@ -14,7 +14,10 @@ from sklearn.linear_model import LogisticRegression
 from chorus.services.rating.app import create_app
 from chorus.services.rating.settings import Settings
 from chorus.services.rating.text.features import TfidfVocabulary, analyze, course_words, review_length
-from chorus.services.rating.text.fit import (
+from chorus.shared.artifacts import ArtifactStore, load_data_component
+from chorus.shared.data import load_ratings
+from chorus.shared.errors import DataError
+from chorus.training.text.fit import (
     classification_metrics,
     common_words,
     course_verified_features,
@@ -25,9 +28,6 @@ from chorus.services.rating.text.fit import (
     vocabulary_of,
     word_counts,
 )
-from chorus.shared.artifacts import ArtifactStore, load_data_component
-from chorus.shared.data import load_ratings
-from chorus.shared.errors import DataError
 from tests.conftest import train_tiny
 
 TEXTS = [

@@ -6,17 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chorus.services.rating.fitting import Trainset
 from chorus.services.rating.models import REGISTRY, TextAwareModel
-from chorus.services.rating.text.aware import (
+from chorus.shared.data import holdout_split, kfold_split
+from chorus.training.rating.fitting import Trainset
+from chorus.training.rating.train import evaluate, train
+from chorus.training.text.aware import (
     TextAwareConfig,
     TextAwareFit,
     TextAwareGrid,
     fit_from_features,
     text_features,
 )
-from chorus.services.rating.train import evaluate, train
-from chorus.shared.data import holdout_split, kfold_split
 from tests.rating.model_contract import RatingModelContract
 
 WORDS = {1: "broke junk", 2: "poor flimsy", 3: "okay fine", 4: "good solid", 5: "great superb"}

@@ -1,4 +1,4 @@
-"""The feature prior of the biases (:mod:`chorus.services.rating.text.prior`): profiles against hand-computed
+"""The feature prior of the biases (:mod:`chorus.training.text.prior`): profiles against hand-computed
 values, the ridge against a brute-force least-squares reference, the out-of-fold design (no row's own rating in its
 own design), the fold-in of the ridge into the biases, and a gain over bias-only on planted data."""
 
@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from chorus.services.rating.baseline import fit_bias
-from chorus.services.rating.config import LatentConfig
-from chorus.services.rating.fitting import Trainset
-from chorus.services.rating.objective import Params
-from chorus.services.rating.text.aware import TextAwareConfig, fit_from_features, text_features
-from chorus.services.rating.text.prior import (
+from chorus.shared.data import holdout_split
+from chorus.training.rating.baseline import fit_bias
+from chorus.training.rating.config import LatentConfig
+from chorus.training.rating.fitting import Trainset
+from chorus.training.rating.objective import Params
+from chorus.training.text.aware import TextAwareConfig, fit_from_features, text_features
+from chorus.training.text.prior import (
     ITEM_COLUMNS,
     PAIR_COLUMNS,
     USER_COLUMNS,
@@ -27,7 +28,6 @@ from chorus.services.rating.text.prior import (
     profiles,
     stacked_rows,
 )
-from chorus.shared.data import holdout_split
 from tests.rating.test_text_aware import planted_data, planted_texts
 
 

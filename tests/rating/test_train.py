@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from chorus.services.rating import train as train_mod
-from chorus.services.rating.config import LatentConfig
-from chorus.services.rating.fitting import FitInfo, Trainset
-from chorus.services.rating.objective import Params
 from chorus.services.rating.persistence import load_component
-from chorus.services.rating.train import SelectionConfig, evaluate, select, train, write_train_result
 from chorus.shared.artifacts import ArtifactStore, VersionWriter
 from chorus.shared.errors import InvalidInput
+from chorus.training.rating import train as train_mod
+from chorus.training.rating.config import LatentConfig
+from chorus.training.rating.fitting import FitInfo, Trainset
+from chorus.training.rating.objective import Params
+from chorus.training.rating.train import SelectionConfig, evaluate, select, train, write_train_result
 from tests.rating.data import planted
 
 FAST = SelectionConfig(

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chorus.services.rating.als import Sweeper, fit_als
-from chorus.services.rating.config import LatentConfig
-from chorus.services.rating.fitting import Trainset
-from chorus.services.rating.train import SelectionConfig, evaluate, train
 from chorus.shared.errors import InvalidInput
 from chorus.shared.workers import using_workers
+from chorus.training.rating.als import Sweeper, fit_als
+from chorus.training.rating.config import LatentConfig
+from chorus.training.rating.fitting import Trainset
+from chorus.training.rating.train import SelectionConfig, evaluate, train
 from tests.rating.data import planted
 
 
@@ -48,7 +48,7 @@ def test_kfold_evaluation_is_the_same_with_folds_in_parallel():
 
 def test_chorus_train_writes_the_same_arrays_for_one_and_two_workers(tmp_path):
     from chorus.shared.artifacts import ArtifactStore
-    from chorus.train import train
+    from chorus.training.train import train
     from tests.conftest import real_file
 
     data = real_file("amazon-musical-instruments-5core-2014", "reviews_Musical_Instruments_5.json.gz")

@@ -204,7 +204,7 @@ def test_an_id_of_the_longest_length_the_loader_keeps_is_queryable_through_the_a
 
     from chorus.services.similarity.app import create_app
     from chorus.services.similarity.settings import Settings
-    from chorus.train import train
+    from chorus.training.train import train
 
     longest = "u" * MAX_ID_LENGTH
     rng = np.random.default_rng(0)

@@ -142,8 +142,8 @@ def test_bad_predict_bodies(client):
 def test_the_service_imports_nothing_offline():
     code = (
         "import sys, chorus.services.similarity.app; "
-        "print(sorted({'tracemalloc', 'chorus.services.similarity.build', 'chorus.services.similarity.cooccur',"
-        " 'chorus.services.similarity.spark_build', 'numba', 'pyspark', 'hypothesis'} & set(sys.modules)))"
+        "print(sorted({'tracemalloc', 'chorus.training.similarity.build', 'chorus.training.similarity.cooccur',"
+        " 'chorus.training.similarity.spark_build', 'numba', 'pyspark', 'hypothesis'} & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -7,12 +7,12 @@ import itertools
 import numpy as np
 import pytest
 
-from chorus.services.similarity.build import block_bounds, build_similarity
 from chorus.services.similarity.config import SimilarityConfig
 from chorus.services.similarity.index import SimilarityIndex
 from chorus.services.similarity.persistence import load_component
 from chorus.shared.artifacts import ArtifactStore
 from chorus.shared.contract import Measure
+from chorus.training.similarity.build import block_bounds, build_similarity
 from tests.similarity.reference import random_ratings
 
 
@@ -59,7 +59,7 @@ def test_build_result_layout_and_stats():
 
 
 def test_chorus_train_builds_a_loadable_component(tmp_path):
-    from chorus.train import train
+    from chorus.training.train import train
     from tests.conftest import real_file
 
     data = real_file("amazon-customer-reviews-tsv-sample", "amazon_reviews_us_sample_761rows.tsv")

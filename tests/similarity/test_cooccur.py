@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chorus.services.similarity.build import build_similarity
-from chorus.services.similarity.cooccur import TILE, _push, kernel_values, table_block
 from chorus.shared.contract import Measure
+from chorus.training.similarity.build import build_similarity
+from chorus.training.similarity.cooccur import TILE, _push, kernel_values, table_block
 from tests.similarity.reference import PROPERTY, datasets, make_index, random_ratings
 
 

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chorus.services.similarity.build import build_table
 from chorus.services.similarity.index import SimilarityIndex
 from chorus.services.similarity.measures import PEARSON_SIGNIFICANCE, REGISTRY
 from chorus.services.similarity.ranking import id_rank
 from chorus.shared.contract import Measure
 from chorus.shared.errors import InvalidInput, NotFound
+from chorus.training.similarity.build import build_table
 from tests.similarity.reference import HAND, PROPERTY, Reference, assert_same_ranking, datasets, make_index
 
 

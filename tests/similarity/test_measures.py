@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from chorus.services.similarity import measures
-from chorus.services.similarity.build import build_table
 from chorus.services.similarity.config import SimilarityConfig
 from chorus.services.similarity.measures import REGISTRY, Term, measure_spec, terms_needed
 from chorus.shared.contract import Measure
 from chorus.shared.errors import InvalidInput
+from chorus.training.similarity.build import build_table
 
 
 def test_every_measure_has_one_specification():

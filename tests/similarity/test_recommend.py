@@ -6,9 +6,9 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chorus.services.similarity.build import build_table
 from chorus.services.similarity.index import SimilarityIndex
 from chorus.shared.contract import Measure
+from chorus.training.similarity.build import build_table
 from tests.similarity.reference import PROPERTY, Reference, datasets, make_index
 
 

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from chorus.shared.artifacts import ArtifactStore, load_data_component
-from chorus.train import train
+from chorus.training.train import train
 from tests.conftest import real_file
 
 MISSING = [m for m in ("pyspark", "pandas", "pyarrow") if importlib.util.find_spec(m) is None]

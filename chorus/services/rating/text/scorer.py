@@ -1,7 +1,7 @@
 """The served review scorer: the star rating a review's text predicts, the probability that it is a verified
 purchase, and the terms that moved the rating most; the ``text`` artifact component it is stored as.
 
-Fitted offline by :func:`chorus.services.rating.text.fit.fit_scorer`; served with numpy alone:
+Fitted offline by :func:`chorus.training.text.fit.fit_scorer`; served with numpy alone:
 
 * predicted rating: ``clip(b + w · x(text) + o_i, low, high)``, the TF-IDF ridge of the text (``x``:
   :class:`~chorus.services.rating.text.features.TfidfVocabulary`) plus, when the review names a known item, the

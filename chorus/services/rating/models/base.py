@@ -89,7 +89,7 @@ class RatingModel(ABC):
         falls back like index -1).
     popular_items : numpy.ndarray
         int32 (m,): the ranking served to unknown users
-        (:func:`chorus.services.rating.fitting.popular_items`).
+        (:func:`chorus.training.rating.fitting.popular_items`).
     low, high : float
         The rating scale; predictions are clipped to it.
     """

@@ -34,15 +34,15 @@ import scipy.sparse as sp
 from chorus.services.rating.persistence import jsonable
 from chorus.services.rating.rankers import Ranker
 from chorus.services.rating.rankers.persistence import write_rankers
-from chorus.services.rating.ranking_fit import FITTERS, GRIDS
 from chorus.shared.artifacts import VersionWriter
 from chorus.shared.data import Ratings
 from chorus.shared.data.splits import user_holdout_split, user_validation_split
 from chorus.shared.errors import InvalidInput
 from chorus.shared.ranking import evaluate_rankings, relevance_matrix
 from chorus.shared.workers import resolve_workers, using_workers
+from chorus.training.ranking.fit import FITTERS, GRIDS
 
-log = logging.getLogger("chorus.train")
+log = logging.getLogger("chorus.training.train")
 
 #: List length the selection scores and ``chorus train`` selects for.
 DEFAULT_K = 10

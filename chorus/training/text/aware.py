@@ -6,7 +6,7 @@ rating model"):
 
 1. **Text-conditioned bias shrinkage.** Each training review's star rating r is blended with ŕ, the prediction of a
    TF-IDF ridge (the text-rating model of :mod:`.fit`) that did not see that review (out of fold, 3 folds): the
-   biases are the exact ridge minimisers (:func:`~chorus.services.rating.baseline.solve_biases`) for the targets
+   biases are the exact ridge minimisers (:func:`~chorus.training.rating.baseline.solve_biases`) for the targets
    ``r + λ (ŕ − r)``. λ = 0 is the bias-only model.
 2. **Item text factors** (the item side of HFT, McAuley & Leskovec 2013): γ_i is the unit-length mean of item i's
    training reviews' truncated-SVD TF-IDF embeddings (first K dimensions), and γ_u the ridge fit, per user, of the
@@ -34,17 +34,17 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.linear_model import Ridge
 from threadpoolctl import threadpool_limits
 
-from chorus.services.rating.accuracy import rmse
-from chorus.services.rating.baseline import solve_biases
-from chorus.services.rating.config import LatentConfig
-from chorus.services.rating.fitting import Trainset
 from chorus.services.rating.models.text_aware import TextAwareModel
-from chorus.services.rating.objective import Params, Problem
 from chorus.services.rating.text.features import TextColumn, review_length
-from chorus.services.rating.text.fit import vectorizer
-from chorus.services.rating.text.prior import DEFAULT_PRIOR, BiasPrior, PriorConfig, ReviewColumns, fit_prior
 from chorus.shared.data import kfold_split
 from chorus.shared.errors import InvalidInput
+from chorus.training.rating.accuracy import rmse
+from chorus.training.rating.baseline import solve_biases
+from chorus.training.rating.config import LatentConfig
+from chorus.training.rating.fitting import Trainset
+from chorus.training.rating.objective import Params, Problem
+from chorus.training.text.fit import vectorizer
+from chorus.training.text.prior import DEFAULT_PRIOR, BiasPrior, PriorConfig, ReviewColumns, fit_prior
 
 #: Out-of-fold folds of the text predictions ŕ, and the ridge α of those predictions.
 SENTIMENT_FOLDS = 3
@@ -57,11 +57,11 @@ class TextAwareConfig:
 
     Attributes
     ----------
-    reg_bias : λ_b of the biases (as :class:`~chorus.services.rating.config.LatentConfig`'s, count weighting).
+    reg_bias : λ_b of the biases (as :class:`~chorus.training.rating.config.LatentConfig`'s, count weighting).
     blend : λ, the weight of the text prediction in the bias targets (0: the ratings alone).
     n_factors : K, the item text profile's length (0: no factor term).
     reg_user : λ_u, the ridge of γ_u.
-    prior : move the biases by the feature prior (:class:`~chorus.services.rating.text.prior.BiasPrior`), fitted
+    prior : move the biases by the feature prior (:class:`~chorus.training.text.prior.BiasPrior`), fitted
         with the plain biases of λ_b; with ``blend`` > 0 its correction applies to the blended biases.
     """
 
@@ -181,7 +181,7 @@ def fit_from_features(data: Trainset, features: TextFeatures, config: TextAwareC
 
 class TextAwareFit:
     """Selection and refit of the text-aware model over one text column (``texts[k]`` is review k's text), as a
-    plug-in of :func:`chorus.services.rating.train.evaluate` and ``train``."""
+    plug-in of :func:`chorus.training.rating.train.evaluate` and ``train``."""
 
     def __init__(self, texts: TextColumn, grid: TextAwareGrid = TextAwareGrid(), seed: int = 0) -> None:
         self.texts, self.grid, self.seed = texts, grid, seed

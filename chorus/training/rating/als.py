@@ -1,12 +1,12 @@
 """Alternating least squares with biases (Zhou, Wilkinson, Schreiber & Pan 2008; see docs/models.md) on the
-objective ``L`` of :mod:`chorus.services.rating.objective`.
+objective ``L`` of :mod:`chorus.training.rating.objective`.
 
 A half-sweep solves, for every user at once, the ridge regression of ``R − α − β_i`` on ``[1, γ_i]`` (so β_u and
 γ_u jointly), then α in closed form; then the same for items. Each step minimises ``L`` exactly over its block, so
 ``L`` never increases. Users are grouped into buckets of similar rating counts, padded, and solved with batched
 ``numpy.linalg.solve`` (the primal ``(K+1)×(K+1)`` system, or the equivalent ``n_u×n_u`` dual system when the
 user has fewer ratings than that), so there is no Python loop over users, items or ratings. The readable reference
-it is tested against is :func:`chorus.services.rating.lbfgs.fit_lbfgs` on the same objective.
+it is tested against is :func:`chorus.training.rating.lbfgs.fit_lbfgs` on the same objective.
 
 Parallel work (:class:`Sweeper`): a half-sweep's batches, the preparation of its targets and of the other side's
 factors, the validation predictions and the early-stopping copy are numbered tasks run by forked worker processes
@@ -25,13 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from chorus.services.rating.accuracy import rmse
-from chorus.services.rating.config import DEFAULT_CONFIG, LatentConfig
-from chorus.services.rating.fitting import FitInfo, Trainset
 from chorus.services.rating.models import RatingModel
-from chorus.services.rating.objective import Params, Problem, init_params
 from chorus.shared.errors import InvalidInput
 from chorus.shared.workers import ForkPool, map_threads, shared_array
+from chorus.training.rating.accuracy import rmse
+from chorus.training.rating.config import DEFAULT_CONFIG, LatentConfig
+from chorus.training.rating.fitting import FitInfo, Trainset
+from chorus.training.rating.objective import Params, Problem, init_params
 
 #: Buckets of owners (users or items) whose rating counts differ by at most this factor share one padded
 #: batch: smaller means less padding, larger means fewer (Python-level) batches.
@@ -460,7 +460,7 @@ def fit_als(
     Returns
     -------
     tuple
-        The model (``"latent"``, or ``"bias"`` when K = 0) and the :class:`~chorus.services.rating.fitting.FitInfo`.
+        The model (``"latent"``, or ``"bias"`` when K = 0) and the :class:`~chorus.training.rating.fitting.FitInfo`.
     """
     params, info = fit_als_params(data, config, validation, n_sweeps, track_objective, workers, sweeper)
     kind = "latent" if config.n_factors else "bias"
@@ -477,7 +477,7 @@ def fit_als_params(
     sweeper: Sweeper | None = None,
 ) -> tuple[Params, FitInfo]:
     """:func:`fit_als` up to the float64 parameters, without building the served model (a grid search needs only
-    the :class:`~chorus.services.rating.fitting.FitInfo`)."""
+    the :class:`~chorus.training.rating.fitting.FitInfo`)."""
     t0 = time.perf_counter()
     prob = Problem(data, config)
     if config.n_factors and (config.reg_bias <= 0 or config.reg_factors <= 0):

@@ -26,22 +26,22 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from chorus.services.rating.accuracy import metrics, rmse
-from chorus.services.rating.als import Sweeper, fit_als, fit_als_params
-from chorus.services.rating.baseline import fit_bias, fit_mean
-from chorus.services.rating.config import TEXT_AWARE_MAX_ROWS, LatentConfig
-from chorus.services.rating.fitting import Trainset
 from chorus.services.rating.models import RatingModel
 from chorus.services.rating.persistence import write_component
 from chorus.shared.artifacts import VersionWriter
 from chorus.shared.data import Ratings, holdout_split, kfold_split
 from chorus.shared.errors import InvalidInput
 from chorus.shared.workers import map_processes, resolve_workers
+from chorus.training.rating.accuracy import metrics, rmse
+from chorus.training.rating.als import Sweeper, fit_als, fit_als_params
+from chorus.training.rating.baseline import fit_bias, fit_mean
+from chorus.training.rating.config import TEXT_AWARE_MAX_ROWS, LatentConfig
+from chorus.training.rating.fitting import Trainset
 
 #: ``similarity_predict`` plug-in: ``fit(user, item, rating, n_users, n_items, low, high)`` on training arrays
 #: returns ``predict(users, items) -> float ratings (n,)``.
 SimilarityFit = Callable[..., Callable[[np.ndarray, np.ndarray], np.ndarray]]
-#: ``text_aware`` plug-in (:class:`chorus.services.rating.text.aware.TextAwareFit`): ``fit(data, rows, val,
+#: ``text_aware`` plug-in (:class:`chorus.training.text.aware.TextAwareFit`): ``fit(data, rows, val,
 #: reg_bias)`` selects on (rows, val) reading only those reviews' text, refits on both, and returns
 #: ``(model, {"chosen", "validation_rmse", "seconds"})``.
 TextAwareFitter = Callable[[Trainset, np.ndarray, np.ndarray, float], tuple[RatingModel, dict[str, Any]]]
@@ -53,7 +53,7 @@ class SelectionConfig:
 
     Attributes
     ----------
-    base : every other hyperparameter (:class:`~chorus.services.rating.config.LatentConfig`); its ``n_factors``,
+    base : every other hyperparameter (:class:`~chorus.training.rating.config.LatentConfig`); its ``n_factors``,
         ``reg_factors`` and ``reg_bias`` are replaced by the grid values.
     factors : K values tried.
     reg_factors : λ_f values tried (for each K).
@@ -128,7 +128,7 @@ def select(
 
     ``train``, ``val``: int row indices into ``data`` (disjoint); test rows must not be among them.
     ``progress(done)`` is called after each grid point. ``workers``: processes for the bias-only grid (one
-    λ_b each) and for each ALS half-sweep (:class:`~chorus.services.rating.als.Sweeper`); the selection is the
+    λ_b each) and for each ALS half-sweep (:class:`~chorus.training.rating.als.Sweeper`); the selection is the
     same for any number.
     """
     t0 = time.perf_counter()
@@ -317,7 +317,7 @@ def train_component(
     for the CLI.
 
     With review text (loaded ``with_text``) and at most ``TEXT_AWARE_MAX_ROWS`` reviews, the text-aware model
-    competes on validation too (:class:`chorus.services.rating.text.aware.TextAwareFit`)."""
+    competes on validation too (:class:`chorus.training.text.aware.TextAwareFit`)."""
     from chorus.shared.progress import Progress
 
     workers = resolve_workers(workers)
@@ -328,7 +328,7 @@ def train_component(
     if ratings.text is not None and ratings.n > TEXT_AWARE_MAX_ROWS:
         text_note = f"skipped: more than {TEXT_AWARE_MAX_ROWS:,} reviews"
     elif ratings.text is not None:
-        from chorus.services.rating.text.aware import TextAwareFit
+        from chorus.training.text.aware import TextAwareFit
 
         text_aware, text_note = TextAwareFit(ratings.text, seed=seed), "fitted"
     with Progress("rating selection", total=grid_size(config)) as bar:

@@ -1,5 +1,5 @@
 """The text-aware rating model: the latent factor form ``f(u, i) = α + β_u + β_i + γ_u · γ_i`` whose parameters were
-fitted with the text of the training reviews (see :mod:`chorus.services.rating.text.aware` and docs/models.md):
+fitted with the text of the training reviews (see :mod:`chorus.training.text.aware` and docs/models.md):
 
 * the biases are the ridge minimisers for ratings blended with the out-of-fold text prediction of each training
   review, ``r + λ (ŕ_text − r)`` (text-conditioned shrinkage), and

@@ -2,8 +2,8 @@
 
     f(u, i) = α + β_u + β_i + γ_u · γ_i          γ_u, γ_i ∈ R^K
 
-fitted by :mod:`chorus.services.rating.als` (or :mod:`chorus.services.rating.lbfgs`) on the objective of
-:mod:`chorus.services.rating.objective`.
+fitted by :mod:`chorus.training.rating.als` (or :mod:`chorus.training.rating.lbfgs`) on the objective of
+:mod:`chorus.training.rating.objective`.
 """
 
 from __future__ import annotations

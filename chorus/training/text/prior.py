@@ -18,7 +18,7 @@ prediction (:data:`USER_COLUMNS`, :data:`ITEM_COLUMNS`):
    served stays ``α' + β'_u + β'_i``, with the profiles recomputed on all training rows.
 
 Only training reviews are read: the design rows' profiles come from the other training rows, and the text
-prediction ŕ of each training review is out of fold (:func:`chorus.services.rating.text.aware.text_features`).
+prediction ŕ of each training review is out of fold (:func:`chorus.training.text.aware.text_features`).
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.linear_model import Ridge
 
-from chorus.services.rating.baseline import solve_biases
-from chorus.services.rating.config import LatentConfig
-from chorus.services.rating.fitting import Trainset
-from chorus.services.rating.objective import Params, Problem
 from chorus.shared.data import kfold_split
 from chorus.shared.errors import InvalidInput
+from chorus.training.rating.baseline import solve_biases
+from chorus.training.rating.config import LatentConfig
+from chorus.training.rating.fitting import Trainset
+from chorus.training.rating.objective import Params, Problem
 
 #: Profile columns of users and items alike (each a mean over the row's training reviews, shrunk towards the
 #: global mean with :attr:`PriorConfig.pseudo_count` pseudo-reviews, except the count and the text bias):

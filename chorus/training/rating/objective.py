@@ -10,7 +10,7 @@ Model (Koren, Bell & Volinsky 2009; ``u`` a user, ``i`` an item, ``R_ui`` a rati
         + (1/N) Σ_u [ρᵇ_u β_u² + ρᶠ_u ‖γ_u‖²] + (1/N) Σ_i [ρᵇ_i β_i² + ρᶠ_i ‖γ_i‖²]
 
 where ``ρ`` is a per-row ridge in sum-of-squares units, set by
-:attr:`~chorus.services.rating.config.LatentConfig.weighting`:
+:attr:`~chorus.training.rating.config.LatentConfig.weighting`:
 
 * ``"uniform"``: ``ρᵇ = N·λ_b`` and ``ρᶠ = N·λ_f`` for every row, so that
   ``L = (1/N) Σ (f − R)² + λ_b (Σβ_u² + Σβ_i²) + λ_f (Σ‖γ_u‖² + Σ‖γ_i‖²)``: with ``λ_b = λ_f = λ`` the objective
@@ -21,9 +21,9 @@ where ``ρ`` is a per-row ridge in sum-of-squares units, set by
   pseudo-count ``c`` keeps rows with few ratings from going unregularised (the "smoothed weighted trace norm" of
   Foygel, Salakhutdinov, Shamir & Srebro 2011).
 
-Every trainer minimises this ``L``: :mod:`~chorus.services.rating.als` (alternating least squares, the default),
-:mod:`~chorus.services.rating.lbfgs` (L-BFGS on :func:`objective_and_gradient`) and, for K = 0, the exact solver
-of :mod:`~chorus.services.rating.baseline`. Initialisation (:func:`init_params`): α = mean rating, β = 0,
+Every trainer minimises this ``L``: :mod:`~chorus.training.rating.als` (alternating least squares, the default),
+:mod:`~chorus.training.rating.lbfgs` (L-BFGS on :func:`objective_and_gradient`) and, for K = 0, the exact solver
+of :mod:`~chorus.training.rating.baseline`. Initialisation (:func:`init_params`): α = mean rating, β = 0,
 γ ~ Normal(0, ``init_scale``²) drawn from ``numpy.random.default_rng(seed)``.
 """
 
@@ -34,9 +34,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import scipy.sparse as sp
 
-from chorus.services.rating.config import LatentConfig
-from chorus.services.rating.fitting import Trainset, popular_items, rating_counts
 from chorus.services.rating.models import REGISTRY, RatingModel
+from chorus.training.rating.config import LatentConfig
+from chorus.training.rating.fitting import Trainset, popular_items, rating_counts
 
 
 def ridges(counts: np.ndarray, n_ratings: int, config: LatentConfig) -> tuple[np.ndarray, np.ndarray]:

@@ -40,14 +40,15 @@ from chorus.shared.workers import resolve_workers, using_workers
 
 #: component name -> "module:function" of its trainer
 COMPONENTS: dict[str, str] = {
-    "similarity": "chorus.services.similarity.build:train_component",
-    "rating": "chorus.services.rating.train:train_component",
-    "ranking": "chorus.services.rating.ranking_train:train_component",
-    "text": "chorus.services.rating.text.fit:train_component",
+    "similarity": "chorus.training.similarity.build:train_component",
+    "rating": "chorus.training.rating.train:train_component",
+    "ranking": "chorus.training.ranking.train:train_component",
+    "text": "chorus.training.text.fit:train_component",
 }
 
 
-#: ``--engine`` values: the numpy engine (this machine, ``--workers`` cores) or Spark (:mod:`chorus.spark_engine`)
+#: ``--engine`` values: the numpy engine (this machine, ``--workers`` cores) or Spark
+#: (:mod:`chorus.training.spark_engine`)
 ENGINES = ("numpy", "spark")
 
 
@@ -105,7 +106,7 @@ def train(
 ) -> str:
     """Train ``components`` on ``data`` into a new version under ``artifacts``; return the version name.
     ``workers``: :func:`chorus.shared.workers.resolve_workers`. ``engine``: ``numpy`` (this machine) or
-    ``spark`` (:mod:`chorus.spark_engine`: similarity and rating on Spark at ``spark_master``, default
+    ``spark`` (:mod:`chorus.training.spark_engine`: similarity and rating on Spark at ``spark_master``, default
     ``spark-submit``'s master, else ``local[*]``, staging the data under ``spark_staging``)."""
     if engine not in ENGINES:
         raise InvalidInput(f"unknown engine {engine!r}: expected one of {', '.join(ENGINES)}")
@@ -114,7 +115,7 @@ def train(
     with contextlib.ExitStack() as stack:
         trainers: dict[str, Callable] = {}
         if engine == "spark":
-            from chorus.spark_engine import SparkEngine
+            from chorus.training.spark_engine import SparkEngine
 
             spark = stack.enter_context(SparkEngine(spark_master, spark_staging))
             trainers = spark.trainers()

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from chorus.services.rating.accuracy import metrics, rmse
-from chorus.services.rating.fitting import Trainset
 from chorus.services.rating.models import RatingModel
-from chorus.services.rating.objective import Params
+from chorus.training.rating.accuracy import metrics, rmse
+from chorus.training.rating.fitting import Trainset
+from chorus.training.rating.objective import Params
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,6 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 
-from chorus.services.rating.accuracy import metrics
 from chorus.services.rating.text.features import (
     TextColumn,
     TfidfVocabulary,
@@ -40,6 +39,7 @@ from chorus.services.rating.text.scorer import ReviewScorer, write_scorer
 from chorus.shared.artifacts import VersionWriter
 from chorus.shared.data import Ratings, holdout_split
 from chorus.shared.errors import DataError
+from chorus.training.rating.accuracy import metrics
 
 #: C values of the verified classifier, α values of the text ridge (chosen on validation).
 VERIFIED_C = (0.03, 0.1, 0.3, 1.0, 3.0)

@@ -1,5 +1,5 @@
 """L-BFGS (Liu & Nocedal 1989, through ``scipy.optimize``) on the objective of
-:mod:`chorus.services.rating.objective` with its analytic gradient: slower than alternating least squares, and the
+:mod:`chorus.training.rating.objective` with its analytic gradient: slower than alternating least squares, and the
 reference the ALS solutions are checked against (see docs/models.md)."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import time
 import numpy as np
 import scipy.optimize
 
-from chorus.services.rating.config import DEFAULT_CONFIG, LatentConfig
-from chorus.services.rating.fitting import FitInfo, Trainset
 from chorus.services.rating.models import RatingModel
-from chorus.services.rating.objective import Params, Problem, init_params
+from chorus.training.rating.config import DEFAULT_CONFIG, LatentConfig
+from chorus.training.rating.fitting import FitInfo, Trainset
+from chorus.training.rating.objective import Params, Problem, init_params
 
 
 def fit_lbfgs(
@@ -25,7 +25,7 @@ def fit_lbfgs(
     """Fit the bias (K = 0) or latent factor model by ``scipy.optimize.minimize(method="L-BFGS-B")`` on ``L``
     with the analytic gradient, in float64.
 
-    The same initialisation as :func:`chorus.services.rating.als.fit_als` (and restarts, keeping the lowest
+    The same initialisation as :func:`chorus.training.rating.als.fit_als` (and restarts, keeping the lowest
     objective) unless ``init`` is given.
 
     Speed note: scipy's L-BFGS-B spends most of each iteration in BLAS calls on ``n_params × maxcor`` arrays,

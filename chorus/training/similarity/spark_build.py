@@ -1,5 +1,5 @@
 """The item neighbour table on Apache Spark (``chorus train --engine spark``): the same arrays as
-:func:`chorus.services.similarity.build.build_table`, computed on a cluster.
+:func:`chorus.training.similarity.build.build_table`, computed on a cluster.
 
 Exact co-occurrence through a self-join on users: every pair of a user's reviews ``(i, j)``, ``i ≠ j``, emits
 one row with that user's contribution to each sum (1, ``R_ui·R_uj``, ``z_ui·z_uj``, ``z_ui²``, ``z_uj²``; ``z``
@@ -93,7 +93,7 @@ def _top_k_per_item(side: Side, k: int, measures: tuple[str, ...]) -> Any:
 def spark_table(
     spark: Any, reviews: Any, side: Side, K: int, measures: Iterable[str] = tuple(Measure)
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The neighbour table (the arrays :func:`chorus.services.similarity.build.build_table` returns) computed by
+    """The neighbour table (the arrays :func:`chorus.training.similarity.build.build_table` returns) computed by
     Spark from ``reviews`` (DataFrame ``(u long, i long, r double)``); ``side`` is the item side of the index
     built from the same reviews (statistics, ranks). Returns the arrays and ``{"pairs": co-occurring pairs}``."""
     chosen = tuple(spec.measure for spec in plan(tuple(measures))[0])

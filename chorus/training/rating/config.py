@@ -23,7 +23,7 @@ class LatentConfig:
         λ_f, ridge of the factors.
     weighting : {"count", "uniform"}
         ``"count"``: ridge λ·(n + c) per row, the default; ``"uniform"``: λ·Σ‖·‖², the plain ridge of Koren,
-        Bell & Volinsky 2009 (see :mod:`chorus.services.rating.objective` and docs/models.md).
+        Bell & Volinsky 2009 (see :mod:`chorus.training.rating.objective` and docs/models.md).
     smoothing_bias, smoothing_factors : float
         The pseudo-counts c_b, c_f of ``"count"`` weighting (ignored by ``"uniform"``).
     init_scale : float
@@ -71,7 +71,7 @@ class LatentConfig:
 DEFAULT_CONFIG = LatentConfig()
 """The defaults, as the trainers' default argument."""
 
-#: ``chorus train`` and ``chorus evaluate`` fit the text-aware model (``services/rating/text/aware.py``) on data up
+#: ``chorus train`` and ``chorus evaluate`` fit the text-aware model (``chorus/training/text/aware.py``) on data up
 #: to this many reviews: its earlier grid (TF-IDF of every training review twice, a truncated SVD, a grid of bias
 #: solves) made the rating component take 220.7 s instead of 88.5 s on the 200,000-review demo data (a loaded 2-core
 #: machine). The feature prior alone (the default grid) took 11.0 CPU seconds for select and refit on 50,000

@@ -1,14 +1,14 @@
 """``chorus evaluate``: test-set error of every rating predictor (``--task rating``) or top-N quality of every
 ranker (``--task ranking``) Chorus has, on one dataset.
 
-The rating models are ``mean``, ``bias`` and ``latent`` (``chorus.services.rating.train.evaluate``: selection on a
+The rating models are ``mean``, ``bias`` and ``latent`` (``chorus.training.rating.train.evaluate``: selection on a
 validation split carved out of the training rows only, refit, score on test) and ``similarity``, the
 similarity-weighted rating heuristic from ``chorus.services.similarity.predict``, fitted on the same training rows.
-The rankers are every kind of ``chorus.services.rating.ranking_fit.FITTERS``, evaluated by
-``chorus.services.rating.ranking_train.evaluate`` (the per-user holdout protocol of ``docs/models.md``, "Ranking
+The rankers are every kind of ``chorus.training.ranking.fit.FITTERS``, evaluated by
+``chorus.training.ranking.train.evaluate`` (the per-user holdout protocol of ``docs/models.md``, "Ranking
 evaluation"). The text tasks (``--task verified``, ``--task text-rating``) are
-``chorus.services.rating.text.fit.evaluate_verified`` and ``evaluate_text_rating``; where the data has review text,
-the rating task adds ``text_aware`` (``chorus.services.rating.text.aware.TextAwareFit``).
+``chorus.training.text.fit.evaluate_verified`` and ``evaluate_text_rating``; where the data has review text,
+the rating task adds ``text_aware`` (``chorus.training.text.aware.TextAwareFit``).
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from chorus.services.rating.config import TEXT_AWARE_MAX_ROWS
-from chorus.services.rating.ranking_train import evaluate as evaluate_ranking
-from chorus.services.rating.text.aware import TextAwareFit
-from chorus.services.rating.text.fit import evaluate_text_rating, evaluate_verified
-from chorus.services.rating.train import evaluate as evaluate_rating
 from chorus.services.similarity.index import SimilarityIndex
 from chorus.shared.data import Ratings
 from chorus.shared.workers import resolve_workers
+from chorus.training.ranking.train import evaluate as evaluate_ranking
+from chorus.training.rating.config import TEXT_AWARE_MAX_ROWS
+from chorus.training.rating.train import evaluate as evaluate_rating
+from chorus.training.text.aware import TextAwareFit
+from chorus.training.text.fit import evaluate_text_rating, evaluate_verified
 
 
 def similarity_fit(
@@ -45,7 +45,7 @@ def evaluate(
     workers: int | None = None,
 ) -> dict:
     """``{"protocol", "folds", "models": {name: {"mse", "rmse", "mae"}}, "model_seconds", "hyperparameters",
-    "seconds", ...}`` (see ``chorus.services.rating.train.evaluate``); ``models.text_aware`` where the ratings
+    "seconds", ...}`` (see ``chorus.training.rating.train.evaluate``); ``models.text_aware`` where the ratings
     carry review text (loaded ``with_text``) and number at most ``TEXT_AWARE_MAX_ROWS``, else ``skipped`` says why.
     ``workers``: :func:`chorus.shared.workers.resolve_workers`."""
     text_aware, skipped = None, {}
@@ -95,7 +95,7 @@ def format_report(result: dict) -> str:
 
 def ranking(ratings: Ratings, k: int = 10, seed: int = 0, relevance: str = "any") -> dict:
     """``{"task": "ranking", "k", "models": {kind: {"precision", "recall", "ndcg", "map", "coverage", "novelty",
-    "fit_seconds"}}, "selected", "seconds", ...}`` (see ``chorus.services.rating.ranking_train.evaluate``)."""
+    "fit_seconds"}}, "selected", "seconds", ...}`` (see ``chorus.training.ranking.train.evaluate``)."""
     return evaluate_ranking(ratings, k=k, seed=seed, relevance=relevance)
 
 

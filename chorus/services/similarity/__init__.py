@@ -6,7 +6,7 @@ they are computed from in :mod:`~chorus.services.similarity.side`, the ranking i
 :mod:`~chorus.services.similarity.ranking`, recommendations in :mod:`~chorus.services.similarity.recommend`, the
 rating heuristic in :mod:`~chorus.services.similarity.predict`; :class:`SimilarityIndex`
 (:mod:`~chorus.services.similarity.index`) answers with them. The offline build of the neighbour table is
-:mod:`~chorus.services.similarity.build`; the service (``app``, ``api``) loads what it wrote through
+:mod:`~chorus.training.similarity.build`; the service (``app``, ``api``) loads what it wrote through
 :mod:`~chorus.services.similarity.persistence`.
 """
 

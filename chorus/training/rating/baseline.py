@@ -1,5 +1,5 @@
 """Exact fits of the models without factors: the global mean, and the bias-only model f = α + β_u + β_i as the
-exact minimiser of the objective of :mod:`chorus.services.rating.objective` with K = 0 (see docs/models.md)."""
+exact minimiser of the objective of :mod:`chorus.training.rating.objective` with K = 0 (see docs/models.md)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from dataclasses import replace
 import numpy as np
 import scipy.sparse.linalg
 
-from chorus.services.rating.config import DEFAULT_CONFIG, LatentConfig
-from chorus.services.rating.fitting import Trainset
 from chorus.services.rating.models import RatingModel
-from chorus.services.rating.objective import Params, Problem
+from chorus.training.rating.config import DEFAULT_CONFIG, LatentConfig
+from chorus.training.rating.fitting import Trainset
+from chorus.training.rating.objective import Params, Problem
 
 
 def fit_mean(data: Trainset) -> RatingModel:

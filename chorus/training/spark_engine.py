@@ -5,8 +5,8 @@ The dump is parsed once on the driver by Chorus's own loader (the same row rules
 vocabularies as the numpy engine, which the ``data`` component stores anyway), and its columns are staged as a
 Parquet file that Spark reads (``--spark-staging DIR``; on a cluster, a path every executor can read, such as
 ``hdfs://`` or a shared mount). The neighbour table is an exact self-join on users
-(:mod:`chorus.services.similarity.spark_build`); the rating model is MLlib ALS with biases
-(:mod:`chorus.services.rating.spark_als`); the ranking component, when asked for, is trained by the numpy engine
+(:mod:`chorus.training.similarity.spark_build`); the rating model is MLlib ALS with biases
+(:mod:`chorus.training.rating.spark_als`); the ranking component, when asked for, is trained by the numpy engine
 (its models are dense or single-machine by design). ``pyspark`` is the optional extra ``.[spark]``.
 """
 
@@ -123,8 +123,8 @@ class SparkEngine:
         from chorus.services.similarity.index import SimilarityIndex
         from chorus.services.similarity.persistence import component_meta, write_component
         from chorus.services.similarity.ranking import id_rank
-        from chorus.services.similarity.spark_build import spark_table
         from chorus.shared.contract import Measure
+        from chorus.training.similarity.spark_build import spark_table
 
         del seed, progress, workers
         t0 = time.perf_counter()
@@ -151,10 +151,10 @@ class SparkEngine:
     def train_rating(
         self, ratings: Ratings, writer: VersionWriter, *, seed: int = 0, progress: bool = True, workers: int = 1
     ) -> dict[str, Any]:
-        """The rating component: biases and MLlib ALS (:mod:`chorus.services.rating.spark_als`)."""
-        from chorus.services.rating.fitting import Trainset
+        """The rating component: biases and MLlib ALS (:mod:`chorus.training.rating.spark_als`)."""
         from chorus.services.rating.persistence import write_component
-        from chorus.services.rating.spark_als import train_spark_rating
+        from chorus.training.rating.fitting import Trainset
+        from chorus.training.rating.spark_als import train_spark_rating
 
         del progress, workers
         scale = ratings.scale

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from chorus.services.similarity.config import SimilarityConfig
-from chorus.services.similarity.cooccur import kernel_values, table_block, warm_up
 from chorus.services.similarity.index import SimilarityIndex
 from chorus.services.similarity.layout import CORE_ARRAYS
 from chorus.services.similarity.measures import measure_specs
@@ -33,6 +32,7 @@ from chorus.shared.contract import Measure
 from chorus.shared.errors import InvalidInput
 from chorus.shared.progress import Progress
 from chorus.shared.workers import map_threads, resolve_workers
+from chorus.training.similarity.cooccur import kernel_values, table_block, warm_up
 
 if TYPE_CHECKING:
     from chorus.shared.data import Ratings
@@ -66,7 +66,7 @@ def build_table(
     workers: int = 1,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Top-``K`` neighbours of every item for each of ``measures``, block by block
-    (:func:`chorus.services.similarity.cooccur.table_block`), the blocks spread over ``workers`` threads (the
+    (:func:`chorus.training.similarity.cooccur.table_block`), the blocks spread over ``workers`` threads (the
     kernel runs without the GIL; see the README, "Scaling", for threads against processes); every block is
     computed the same way whoever computes it, so the table is the same for any ``workers``.
 
