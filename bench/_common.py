@@ -85,7 +85,8 @@ def train_demo(work: Path, data: str | Path | None, reviews: int, seed: int):
     root, the dataset, and its item ids from the most reviewed down (ties by id)."""
     import numpy as np
 
-    from chorus.shared.artifacts import ArtifactStore, load_data_component
+    from chorus.shared.artifacts import ArtifactStore
+    from chorus.shared.data.component import load_data_component
     from chorus.shared.data.synthetic import generate_reviews
     from chorus.training.train import parse_components, train
 

@@ -274,7 +274,7 @@ def start_system(args, stack: contextlib.ExitStack):
     import numpy as np
 
     from chorus.launcher import Topology
-    from chorus.shared.serving import HTTP_PROTOCOL
+    from chorus.shared.http.shell import HTTP_PROTOCOL
 
     work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chorus-load-")))
     started = time.monotonic()

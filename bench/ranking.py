@@ -79,9 +79,9 @@ from chorus.services.rating.rankers import Ranker  # noqa: E402
 from chorus.services.rating.rankers.base import history_row  # noqa: E402
 from chorus.shared.data import Ratings, load_ratings  # noqa: E402
 from chorus.shared.data.splits import user_holdout_split, user_validation_split  # noqa: E402
-from chorus.shared.ranking import evaluate_rankings, relevance_matrix, top_k  # noqa: E402
 from chorus.training.ranking.fit import FITTERS, UNSERVED_FITTERS, UNSERVED_GRIDS  # noqa: E402
 from chorus.training.ranking.fit import GRIDS as CHORUS_GRIDS  # noqa: E402
+from chorus.training.ranking.metrics import evaluate_rankings, relevance_matrix, top_k  # noqa: E402
 
 DATASETS = {
     "movielens-100k": {

@@ -54,7 +54,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from chorus.shared.contract import redact_url
+from chorus.shared.contract.names import redact_url
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = f"bench-{os.getpid()}"

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from chorus.demo import DEFAULT_DEMO, DEMO_REVIEWS
-from chorus.shared.errors import ChorusError
+from chorus.shared.contract.errors import ChorusError
 
 DEFAULT_ARTIFACTS = "artifacts"
 
@@ -114,7 +114,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _relevance(text: str) -> str:
     """``any`` or ``min_rating=<number>``, checked here so that a bad value is a usage error naming it."""
-    from chorus.shared.errors import InvalidInput
+    from chorus.shared.contract.errors import InvalidInput
     from chorus.training.ranking.train import parse_relevance, relevance_name
 
     try:

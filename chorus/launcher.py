@@ -29,9 +29,9 @@ import httpx
 
 from chorus.demo import ensure_demo_data
 from chorus.shared.artifacts import ArtifactStore, file_fingerprint, read_current
-from chorus.shared.contract import redact_url
-from chorus.shared.errors import ChorusError
-from chorus.shared.serving import uvicorn_options
+from chorus.shared.contract.errors import ChorusError
+from chorus.shared.contract.names import redact_url
+from chorus.shared.http.shell import uvicorn_options
 from chorus.training.train import parse_components, train
 
 SERVICES = ("similarity", "rating", "gateway")

@@ -62,7 +62,8 @@ def add_ranking(root: Path, default: str | None = None, kinds: list[str] | None 
 
     from chorus.services.rating.rankers import REGISTRY
     from chorus.services.rating.rankers.persistence import write_rankers
-    from chorus.shared.artifacts import ArtifactStore, VersionWriter, load_data_component
+    from chorus.shared.artifacts import ArtifactStore, VersionWriter
+    from chorus.shared.data.component import load_data_component
     from chorus.training.ranking.fit import FITTERS, GRIDS
 
     previous = ArtifactStore(root).open()

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chorus.shared.artifacts import Version, load_data_component
+from chorus.shared.artifacts import Version
+from chorus.shared.contract.errors import InvalidInput, NotFound
+from chorus.shared.data.component import load_data_component
 from chorus.shared.data.ratings import Ratings, RatingScale, text_array
-from chorus.shared.errors import InvalidInput, NotFound
 
 
 @dataclass

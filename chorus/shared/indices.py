@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from chorus.shared.errors import InvalidInput, NotFound
+from chorus.shared.contract.errors import InvalidInput, NotFound
 
 
 def check_index(i: int, n: int, what: str) -> int:

@@ -1,4 +1,5 @@
-"""What the similarity and rating services share: artifact hot reload, error bodies, health routes, the app shell.
+"""What the similarity and rating services share: artifact hot reload, their health routes and their app, built
+around the HTTP shell of :mod:`chorus.shared.http.shell`.
 
 Hot reload (:class:`ModelHolder`): a background task polls ``<artifacts>/CURRENT``; when it names a version other
 than the one being served, that version is opened and verified (:class:`chorus.shared.artifacts.ArtifactStore`), the
@@ -20,7 +21,6 @@ newest version that passes all three gates, and says so in ``/readyz`` (``fallba
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -30,38 +30,26 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic_settings import SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chorus.shared.artifacts import ArtifactStore, Version
-from chorus.shared.contract import VERSION_HEADER
-from chorus.shared.errors import ArtifactError, ChorusError, NotReady, Unauthorized
-from chorus.shared.limits import BodyTooLarge, HttpSettings, Limits
-from chorus.shared.logs import configure_logging
-from chorus.shared.metrics import ARTIFACT_LOAD_FAILURES, RequestMetrics, metrics_router
+from chorus.shared.contract.errors import ArtifactError, ChorusError, NotReady
+from chorus.shared.contract.names import VERSION_HEADER
+from chorus.shared.http.limits import HttpSettings
+from chorus.shared.http.logs import configure_logging
+from chorus.shared.http.metrics import ARTIFACT_LOAD_FAILURES, metrics_router
+from chorus.shared.http.shell import install_error_handlers, install_http_middleware, show_details
 
 log = logging.getLogger("chorus.serving")
 
 M = TypeVar("M")
 
 
-HTTP_PROTOCOL = "chorus.shared.protocol:LimitedH11Protocol"
-"""uvicorn's ``--http`` for every Chorus process: h11 with head size limits and read timeouts in JSON."""
-
-
-def uvicorn_options() -> list[str]:
-    """Command-line options of ``uvicorn`` that every Chorus process runs with (after the app and ``--factory``):
-    the HTTP protocol that enforces ``CHORUS_MAX_HEAD_BYTES``, ``CHORUS_HEAD_TIMEOUT`` and
-    ``CHORUS_BODY_TIMEOUT`` (:mod:`chorus.shared.protocol`)."""
-    return ["--http", HTTP_PROTOCOL]
-
-
 class ServiceSettings(HttpSettings):
     """Settings every model service reads from the environment (prefix ``CHORUS_``), beside the limits and the
-    status token of :class:`~chorus.shared.limits.HttpSettings`."""
+    status token of :class:`~chorus.shared.http.limits.HttpSettings`."""
 
     model_config = SettingsConfigDict(env_prefix="CHORUS_")
 
@@ -228,82 +216,6 @@ def model_dependency(request: Request, response: Response) -> Loaded:
     return loaded
 
 
-def _validation_message(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
-    return "; ".join(parts)
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Every error body is ``{"type", "detail"}``; validation errors also list ``errors``; anything unexpected
-    is logged and answered 500 ``{"type": "internal_error", ...}``."""
-
-    def _with_version(request: Request, response: JSONResponse) -> JSONResponse:
-        version = getattr(request.state, "model_version", None)
-        if version:
-            response.headers[VERSION_HEADER] = version
-        return response
-
-    @app.exception_handler(ChorusError)
-    async def _chorus_error(request: Request, exc: ChorusError) -> JSONResponse:
-        return _with_version(request, JSONResponse(exc.to_dict(), status_code=exc.status_code))
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        body = {
-            "type": "invalid_input",
-            "detail": _validation_message(exc),
-            "errors": [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()],
-        }
-        return _with_version(request, JSONResponse(body, status_code=422))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # no logging here: Starlette re-raises after this response and the server logs the traceback once
-        body = {
-            "type": "internal_error",
-            "detail": f"an unexpected {type(exc).__name__} occurred; the service log has the details",
-        }
-        return _with_version(request, JSONResponse(body, status_code=500))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if isinstance(exc, BodyTooLarge):
-            body = {"type": exc.type, "detail": exc.detail}
-        elif exc.status_code == 404 and exc.detail == "Not Found":  # no route matched
-            body = {"type": "not_found", "detail": f"no route {request.url.path}; see /docs"}
-        elif exc.status_code == 405:
-            body = {"type": "method_not_allowed", "detail": f"{request.method} is not allowed on {request.url.path}"}
-        else:
-            body = {"type": "not_found" if exc.status_code == 404 else "http_error", "detail": str(exc.detail)}
-        return _with_version(request, JSONResponse(body, status_code=exc.status_code, headers=exc.headers))
-
-
-def show_details(request: Request) -> bool:
-    """Whether ``request`` may see readiness details: it carries ``Authorization: Bearer $CHORUS_STATUS_TOKEN``.
-
-    Without the header the public answer is given; with a wrong token, 401. Without a configured token details
-    are never shown (they name internal URLs and artifact paths).
-    """
-    given = request.headers.get("authorization")
-    if given is None:
-        return False
-    token = request.app.state.settings.status_token
-    scheme, _, value = given.partition(" ")
-    if (
-        token is None
-        or scheme.lower() != "bearer"
-        or not hmac.compare_digest(value.encode(), token.get_secret_value().encode())
-    ):
-        raise Unauthorized(
-            "a wrong status token: send Authorization: Bearer $CHORUS_STATUS_TOKEN, "
-            "or no Authorization header for the public answer"
-        )
-    return True
-
-
 def health_router() -> APIRouter:
     router = APIRouter(tags=["health"])
 
@@ -378,9 +290,3 @@ def create_service_app(
 def _served(holder: ModelHolder) -> str | None:
     loaded = holder.loaded
     return loaded.version if loaded else None
-
-
-def install_http_middleware(app: FastAPI, settings: HttpSettings) -> None:
-    """The outermost middleware of every Chorus app, added last: request metrics, then the limits."""
-    app.add_middleware(Limits, max_body_bytes=settings.max_body_bytes, max_in_flight=settings.max_in_flight)
-    app.add_middleware(RequestMetrics)

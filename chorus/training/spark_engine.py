@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from chorus.shared.artifacts import VersionWriter
+from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.data import Ratings
-from chorus.shared.errors import InvalidInput
 
 DEFAULT_MASTER = "local[*]"
 """Where Spark runs when neither ``--spark-master`` nor ``spark-submit --master`` says."""
@@ -123,7 +123,7 @@ class SparkEngine:
         from chorus.services.similarity.index import SimilarityIndex
         from chorus.services.similarity.persistence import component_meta, write_component
         from chorus.services.similarity.ranking import id_rank
-        from chorus.shared.contract import Measure
+        from chorus.shared.contract.names import Measure
         from chorus.training.similarity.spark_build import spark_table
 
         del seed, progress, workers

@@ -27,15 +27,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from chorus.shared.artifacts import (
-    ArtifactStore,
-    Version,
-    VersionWriter,
-    file_fingerprint,
-    save_data_component,
-)
+from chorus.shared.artifacts import ArtifactStore, Version, VersionWriter, file_fingerprint
+from chorus.shared.contract.errors import ArtifactError, InvalidInput
 from chorus.shared.data import dataset_stats, load_ratings
-from chorus.shared.errors import ArtifactError, InvalidInput
+from chorus.shared.data.component import save_data_component
 from chorus.shared.workers import resolve_workers, using_workers
 
 #: component name -> "module:function" of its trainer

@@ -9,7 +9,8 @@ import pytest
 
 from chorus.cli import main
 from chorus.services.rating.rankers.persistence import load_rankers
-from chorus.shared.artifacts import ArtifactStore, load_data_component
+from chorus.shared.artifacts import ArtifactStore
+from chorus.shared.data.component import load_data_component
 from chorus.shared.data.synthetic import generate_reviews
 from chorus.training.ranking import fit as ranking_fit
 from chorus.training.train import COMPONENTS, parse_components, train

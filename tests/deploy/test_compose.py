@@ -85,7 +85,7 @@ def test_dockerfile_shape():
         assert "HEALTHCHECK" in section and "curl" not in section, target
         assert f'CMD ["uvicorn", "chorus.services.{target}.app:create_app", "--factory"' in section, target
         assert f'"--port", "{port}"]' in section, target
-        assert '"--http", "chorus.shared.protocol:LimitedH11Protocol"' in section, target
+        assert '"--http", "chorus.shared.http.protocol:LimitedH11Protocol"' in section, target
     for name in ("similarity", "rating", "gateway", "trainer"):
         assert f"AS {name}\n" in text
 

@@ -12,7 +12,8 @@ import pytest
 import redis
 
 from chorus.launcher import Topology, free_port
-from chorus.shared.artifacts import ArtifactStore, load_data_component
+from chorus.shared.artifacts import ArtifactStore
+from chorus.shared.data.component import load_data_component
 from chorus.shared.data.synthetic import generate_reviews
 from chorus.training.train import parse_components, train
 from tests.conftest import add_ranking

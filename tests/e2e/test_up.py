@@ -18,8 +18,8 @@ import pytest
 
 from chorus.launcher import ensure_trained, free_port
 from chorus.shared.artifacts import ArtifactStore, read_current
+from chorus.shared.contract.errors import ChorusError
 from chorus.shared.data.synthetic import generate_reviews
-from chorus.shared.errors import ChorusError
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]

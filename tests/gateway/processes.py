@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from chorus.launcher import free_port
-from chorus.shared.serving import uvicorn_options
+from chorus.shared.http.shell import uvicorn_options
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -54,7 +54,7 @@ def wait_http(url: str, seconds: float = 20.0, proc: subprocess.Popen | None = N
 @contextlib.contextmanager
 def uvicorn_process(app: str, env: dict[str, str] | None = None, port: int | None = None) -> Iterator[str]:
     """Run ``uvicorn APP --factory`` from the repository root with the options of every Chorus process
-    (:func:`~chorus.shared.serving.uvicorn_options`); yields its base URL; always stops it."""
+    (:func:`~chorus.shared.http.shell.uvicorn_options`); yields its base URL; always stops it."""
     port = port or free_port()
     cmd = [sys.executable, "-m", "uvicorn", app, "--factory", *uvicorn_options()]
     cmd += ["--host", "127.0.0.1", "--port", str(port)]

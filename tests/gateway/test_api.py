@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chorus.shared.contract import MAX_ID_LENGTH
+from chorus.shared.contract.names import MAX_ID_LENGTH
 from tests.gateway.conftest import make_client
 
 
@@ -190,11 +190,11 @@ def test_bad_input_is_a_422_with_a_clear_message(client, sim, rat, url, names):
 
 
 def test_validation_errors_are_worded_as_the_services_word_them(client):
-    """The gateway installs chorus.shared.serving's handlers, so a 422 reads the same from the gateway or a service."""
+    """The gateway installs the shell's error handlers, so a 422 reads the same from the gateway or a service."""
     from fastapi import FastAPI, Query
     from fastapi.testclient import TestClient
 
-    from chorus.shared.serving import install_error_handlers
+    from chorus.shared.http.shell import install_error_handlers
 
     service = FastAPI()
     install_error_handlers(service)

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chorus.services.gateway.hitpath import target_of
-from chorus.shared.contract import MAX_ID_LENGTH
+from chorus.shared.contract.names import MAX_ID_LENGTH
 from tests.gateway.conftest import make_client
 from tests.gateway.fakes import FakeService
 

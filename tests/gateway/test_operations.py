@@ -10,8 +10,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from chorus.services.gateway.hitpath import cache_policy
-from chorus.shared.errors import InvalidInput
-from chorus.shared.logs import configure_logging
+from chorus.shared.contract.errors import InvalidInput
+from chorus.shared.http.logs import configure_logging
 from tests.gateway.conftest import make_client
 
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from chorus.shared.reviews import MAX_TEXT_CHARS
+from chorus.shared.contract.reviews import MAX_TEXT_CHARS
 
 
 def test_score_goes_to_rating_uncached(client, rat, sim):

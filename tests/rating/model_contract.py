@@ -20,7 +20,7 @@ from chorus.services.rating.models import REGISTRY, RatingModel
 from chorus.services.rating.models.base import FALLBACKS, GLOBAL_MEAN, ITEM_BIAS, NO_FALLBACK, POPULAR, USER_BIAS
 from chorus.services.rating.persistence import load_component, write_component
 from chorus.shared.artifacts import ArtifactStore, VersionWriter
-from chorus.shared.errors import InvalidInput, NotFound
+from chorus.shared.contract.errors import InvalidInput, NotFound
 from chorus.training.rating.fitting import Trainset
 from tests.rating.data import planted
 

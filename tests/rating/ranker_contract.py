@@ -24,7 +24,7 @@ from chorus.services.rating.rankers import REGISTRY, UNSERVED, Ranker
 from chorus.services.rating.rankers.base import BECAUSE, history_row
 from chorus.services.rating.rankers.persistence import load_rankers, write_rankers
 from chorus.shared.artifacts import ArtifactStore, VersionWriter
-from chorus.shared.errors import InvalidInput, NotFound
+from chorus.shared.contract.errors import InvalidInput, NotFound
 from tests.rating.data import planted
 
 N_USERS, N_ITEMS = 30, 25

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from chorus.services.rating.models import LatentModel
-from chorus.shared.errors import InvalidInput
+from chorus.shared.contract.errors import InvalidInput
 from chorus.training.rating import als
 from chorus.training.rating.als import BiasSide, Side, Sweeper, als_sweeps, fit_als, make_sides
 from chorus.training.rating.baseline import fit_bias

@@ -7,7 +7,8 @@ from fastapi.testclient import TestClient
 
 from chorus.services.rating.app import create_app
 from chorus.services.rating.settings import Settings
-from chorus.shared.artifacts import ArtifactStore, load_data_component
+from chorus.shared.artifacts import ArtifactStore
+from chorus.shared.data.component import load_data_component
 from tests.conftest import busiest, train_tiny
 
 

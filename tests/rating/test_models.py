@@ -8,7 +8,7 @@ import pytest
 from chorus.services.rating.models import REGISTRY, BiasModel, LatentModel, MeanModel, TextAwareModel
 from chorus.services.rating.models.base import FALLBACKS, POPULAR
 from chorus.services.rating.service import reviewed_matrix
-from chorus.shared.errors import InvalidInput
+from chorus.shared.contract.errors import InvalidInput
 from chorus.training.rating.als import fit_als
 from chorus.training.rating.baseline import fit_bias, fit_mean
 from chorus.training.rating.config import LatentConfig

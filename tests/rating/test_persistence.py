@@ -9,7 +9,7 @@ import pytest
 from chorus.services.rating.models import BiasModel, LatentModel, MeanModel
 from chorus.services.rating.persistence import COMPONENT, load_component, write_component
 from chorus.shared.artifacts import ArtifactStore, VersionWriter
-from chorus.shared.errors import ArtifactError
+from chorus.shared.contract.errors import ArtifactError
 from tests.rating.test_models import baseline, tiny_model
 
 

@@ -15,7 +15,7 @@ from chorus.services.rating.rankers import (
     ItemKnnRanker,
 )
 from chorus.services.rating.rankers.base import history_row
-from chorus.shared.errors import InvalidInput
+from chorus.shared.contract.errors import InvalidInput
 from chorus.training.ranking.fit import (
     FITTERS,
     GRIDS,

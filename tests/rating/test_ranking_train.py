@@ -1,5 +1,5 @@
 """Ranker selection, the ranking component and the ranking evaluation: validation only, the best point and kind
-win, refit on all rows, and figures that match a direct computation with ``chorus.shared.ranking``."""
+win, refit on all rows, and figures that match a direct computation with ``chorus.training.ranking.metrics``."""
 
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ import scipy.sparse as sp
 from chorus.services.rating.rankers import REGISTRY, Ranker
 from chorus.services.rating.rankers.persistence import load_rankers
 from chorus.shared.artifacts import ArtifactStore, VersionWriter
+from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.data import load_ratings
 from chorus.shared.data.splits import user_holdout_split, user_validation_split
 from chorus.shared.data.synthetic import generate_reviews
-from chorus.shared.errors import InvalidInput
-from chorus.shared.ranking import evaluate_rankings, ndcg_at_k, relevance_matrix, top_k
 from chorus.training.ranking import fit as ranking_fit
 from chorus.training.ranking.fit import item_counts
+from chorus.training.ranking.metrics import evaluate_rankings, ndcg_at_k, relevance_matrix, top_k
 from chorus.training.ranking.train import (
     evaluate,
     parse_relevance,

@@ -11,8 +11,9 @@ from fastapi.testclient import TestClient
 
 from chorus.services.rating.app import create_app
 from chorus.services.rating.settings import Settings
-from chorus.shared.artifacts import ArtifactStore, load_data_component
-from chorus.shared.contract import MAX_ID_LENGTH, MAX_K, MAX_PAIRS, Method, Ranking
+from chorus.shared.artifacts import ArtifactStore
+from chorus.shared.contract.names import MAX_ID_LENGTH, MAX_K, MAX_PAIRS, Method, Ranking
+from chorus.shared.data.component import load_data_component
 from tests.conftest import add_ranking, train_tiny
 
 

@@ -14,9 +14,10 @@ from sklearn.linear_model import LogisticRegression
 from chorus.services.rating.app import create_app
 from chorus.services.rating.settings import Settings
 from chorus.services.rating.text.features import TfidfVocabulary, analyze, course_words, review_length
-from chorus.shared.artifacts import ArtifactStore, load_data_component
+from chorus.shared.artifacts import ArtifactStore
+from chorus.shared.contract.errors import DataError
 from chorus.shared.data import load_ratings
-from chorus.shared.errors import DataError
+from chorus.shared.data.component import load_data_component
 from chorus.training.text.fit import (
     classification_metrics,
     common_words,

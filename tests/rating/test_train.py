@@ -9,7 +9,7 @@ import pytest
 
 from chorus.services.rating.persistence import load_component
 from chorus.shared.artifacts import ArtifactStore, VersionWriter
-from chorus.shared.errors import InvalidInput
+from chorus.shared.contract.errors import InvalidInput
 from chorus.training.rating import train as train_mod
 from chorus.training.rating.config import LatentConfig
 from chorus.training.rating.fitting import FitInfo, Trainset

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chorus.shared.errors import InvalidInput
+from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.workers import using_workers
 from chorus.training.rating.als import Sweeper, fit_als
 from chorus.training.rating.config import LatentConfig

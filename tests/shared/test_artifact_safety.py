@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from chorus.shared.artifacts import CURRENT, ArtifactStore, VersionWriter, read_current
-from chorus.shared.errors import ArtifactError
+from chorus.shared.contract.errors import ArtifactError
 from chorus.shared.serving import ServiceSettings, create_service_app
 from tests.shared.test_serving import AUTH, router
 
@@ -171,9 +171,9 @@ def test_with_no_version_that_passes_the_service_is_not_ready(tmp_path):
 
 def test_indices_out_of_range_are_refused_before_they_reach_numpy_or_scipy(tmp_path, amazon_tsv_sample):
     from chorus.services.rating.rankers.item_knn import ItemKnnRanker
-    from chorus.shared.artifacts import load_data_component, save_data_component
+    from chorus.shared.contract.errors import InvalidInput
     from chorus.shared.data import load_ratings
-    from chorus.shared.errors import InvalidInput
+    from chorus.shared.data.component import load_data_component, save_data_component
 
     r = load_ratings(amazon_tsv_sample, progress=False)
     r.item = r.item.copy()

@@ -11,17 +11,10 @@ import textwrap
 import numpy as np
 import pytest
 
-from chorus.shared.artifacts import (
-    ArtifactStore,
-    VersionWriter,
-    list_versions,
-    load_data_component,
-    read_current,
-    save_data_component,
-    set_current,
-)
+from chorus.shared.artifacts import ArtifactStore, VersionWriter, list_versions, read_current, set_current
+from chorus.shared.contract.errors import ArtifactError
 from chorus.shared.data import load_ratings
-from chorus.shared.errors import ArtifactError
+from chorus.shared.data.component import load_data_component, save_data_component
 from tests.conftest import REPO
 
 

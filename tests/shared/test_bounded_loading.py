@@ -17,12 +17,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chorus.shared.artifacts import ArtifactStore, VersionWriter, load_data_component, save_data_component
-from chorus.shared.contract import MAX_ID_LENGTH
+from chorus.shared.artifacts import ArtifactStore, VersionWriter
+from chorus.shared.contract.errors import DataError
+from chorus.shared.contract.names import MAX_ID_LENGTH
 from chorus.shared.data import load_ratings
+from chorus.shared.data.component import load_data_component, save_data_component
 from chorus.shared.data.ratings import MAX_TITLE_LENGTH, LoadReport
 from chorus.shared.data.rows import line_blocks
-from chorus.shared.errors import DataError
 from tests.shared.test_loaders import TSV_HEADER, tsv_row
 
 REPO = Path(__file__).resolve().parents[2]

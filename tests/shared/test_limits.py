@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, field_validator
 
-from chorus.shared.limits import OFF_LOOP_BYTES, OffLoopRoute
-from chorus.shared.serving import install_error_handlers
+from chorus.shared.http.limits import OFF_LOOP_BYTES, OffLoopRoute
+from chorus.shared.http.shell import install_error_handlers
 from tests.shared.test_serving import make_app, publish
 
 

@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
+from chorus.shared.contract.errors import DataError
 from chorus.shared.data import dataset_stats, detect_format, load_ratings
-from chorus.shared.errors import DataError
 from tests.conftest import real_file
 
 TSV_HEADER = (

@@ -10,8 +10,8 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chorus.shared.errors import InvalidInput
-from chorus.shared.ranking import (
+from chorus.shared.contract.errors import InvalidInput
+from chorus.training.ranking.metrics import (
     METRICS,
     average_precision_at_k,
     catalogue_coverage,

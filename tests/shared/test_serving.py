@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.testclient import TestClient
 
 from chorus.shared.artifacts import VersionWriter
-from chorus.shared.errors import NotFound
+from chorus.shared.contract.errors import NotFound
 from chorus.shared.serving import Loaded, ServiceSettings, create_service_app, model_dependency
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.data import dataset_stats, holdout_split, kfold_split, load_ratings
 from chorus.shared.data.synthetic import generate_reviews
-from chorus.shared.errors import InvalidInput
 
 
 def test_holdout_is_deterministic_disjoint_and_complete():

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.data import load_ratings
 from chorus.shared.data.splits import user_holdout_split, user_validation_split
-from chorus.shared.errors import InvalidInput
 
 
 def protocol_reference(user, n_users, seed=0, test_fraction=0.2, min_ratings=5):

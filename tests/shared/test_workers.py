@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from chorus.shared.errors import InvalidInput
+from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.workers import (
     ForkPool,
     available_cores,

@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 
 from chorus.services.similarity.app import create_app
 from chorus.services.similarity.settings import Settings
-from chorus.shared.artifacts import ArtifactStore, load_data_component
+from chorus.shared.artifacts import ArtifactStore
+from chorus.shared.data.component import load_data_component
 from tests.conftest import busiest, train_tiny
 
 

@@ -11,7 +11,7 @@ from chorus.services.similarity.config import SimilarityConfig
 from chorus.services.similarity.index import SimilarityIndex
 from chorus.services.similarity.persistence import load_component
 from chorus.shared.artifacts import ArtifactStore
-from chorus.shared.contract import Measure
+from chorus.shared.contract.names import Measure
 from chorus.training.similarity.build import block_bounds, build_similarity
 from tests.similarity.reference import random_ratings
 

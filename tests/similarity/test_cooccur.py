@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chorus.shared.contract import Measure
+from chorus.shared.contract.names import Measure
 from chorus.training.similarity.build import build_similarity
 from chorus.training.similarity.cooccur import TILE, _push, kernel_values, table_block
 from tests.similarity.reference import PROPERTY, datasets, make_index, random_ratings

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from chorus.services.similarity.index import SimilarityIndex
 from chorus.services.similarity.measures import PEARSON_SIGNIFICANCE, REGISTRY
 from chorus.services.similarity.ranking import id_rank
-from chorus.shared.contract import Measure
-from chorus.shared.errors import InvalidInput, NotFound
+from chorus.shared.contract.errors import InvalidInput, NotFound
+from chorus.shared.contract.names import Measure
 from chorus.training.similarity.build import build_table
 from tests.similarity.reference import HAND, PROPERTY, Reference, assert_same_ranking, datasets, make_index
 
@@ -237,7 +237,7 @@ def test_default_pearson_neighbours_of_star_wars_are_its_sequels(ml100k):
     """On MovieLens 100K the default query (``min_common`` as the API defaults it) ranks The Empire Strikes Back
     (172) and Return of the Jedi (181) first for Star Wars (50); unweighted, films sharing one or two raters with
     it scored 1.0 and filled the list."""
-    from chorus.shared.contract import DEFAULT_MIN_COMMON
+    from chorus.shared.contract.names import DEFAULT_MIN_COMMON
     from chorus.shared.data import load_ratings
 
     r = load_ratings(ml100k, progress=False)

@@ -9,8 +9,8 @@ import pytest
 from chorus.services.similarity import measures
 from chorus.services.similarity.config import SimilarityConfig
 from chorus.services.similarity.measures import REGISTRY, Term, measure_spec, terms_needed
-from chorus.shared.contract import Measure
-from chorus.shared.errors import InvalidInput
+from chorus.shared.contract.errors import InvalidInput
+from chorus.shared.contract.names import Measure
 from chorus.training.similarity.build import build_table
 
 

@@ -10,8 +10,8 @@ from chorus.services.similarity.config import SimilarityConfig
 from chorus.services.similarity.index import SimilarityIndex
 from chorus.services.similarity.persistence import COMPONENT, component_meta, load_component, write_component
 from chorus.shared.artifacts import ArtifactStore, VersionWriter
-from chorus.shared.contract import Measure
-from chorus.shared.errors import ArtifactError, InvalidInput
+from chorus.shared.contract.errors import ArtifactError, InvalidInput
+from chorus.shared.contract.names import Measure
 from chorus.training.similarity.build import build_similarity
 from tests.similarity.reference import random_ratings
 

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chorus.services.similarity.index import SimilarityIndex
-from chorus.shared.contract import Measure
+from chorus.shared.contract.names import Measure
 from chorus.training.similarity.build import build_table
 from tests.similarity.reference import PROPERTY, Reference, datasets, make_index
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from chorus.shared.artifacts import ArtifactStore, load_data_component
+from chorus.shared.artifacts import ArtifactStore
+from chorus.shared.data.component import load_data_component
 from chorus.training.train import train
 from tests.conftest import real_file
 
@@ -74,7 +75,7 @@ def test_rating_rmse_within_two_percent_of_the_numpy_engines(versions):
 
 
 def test_spark_options_need_the_spark_engine(tmp_path):
-    from chorus.shared.errors import InvalidInput
+    from chorus.shared.contract.errors import InvalidInput
 
     with pytest.raises(InvalidInput, match="go with --engine spark"):
         train("unused", tmp_path, COMPONENTS, engine="numpy", spark_master="local[2]")

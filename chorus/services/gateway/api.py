@@ -25,7 +25,15 @@ from chorus.services.gateway.hitpath import (
     search_query,
     similar_query,
 )
-from chorus.shared.contract import (
+from chorus.shared.contract.errors import (
+    InvalidInput,
+    NotFound,
+    NotReady,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from chorus.shared.contract.names import (
     CACHE_HEADER,
     DEFAULT_K,
     DEFAULT_MEASURE,
@@ -36,16 +44,7 @@ from chorus.shared.contract import (
     VERSION_HEADER,
     Measure,
 )
-from chorus.shared.errors import (
-    InvalidInput,
-    NotFound,
-    NotReady,
-    UpstreamError,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-)
-from chorus.shared.limits import OffLoopRoute
-from chorus.shared.params import (
+from chorus.shared.contract.params import (
     ExcludeIds,
     ItemId,
     ItemIdQuery,
@@ -58,8 +57,8 @@ from chorus.shared.params import (
     UserIdQuery,
     error_responses,
 )
-from chorus.shared.reviews import SCORE_OPENAPI, SCORE_PATH, ReviewBody, ReviewScorePublic
-from chorus.shared.schemas import (
+from chorus.shared.contract.reviews import SCORE_OPENAPI, SCORE_PATH, ReviewBody, ReviewScorePublic
+from chorus.shared.contract.schemas import (
     BasketRecommendationsPublic,
     BasketRequest,
     BecauseRecommendationsPublic,
@@ -76,7 +75,8 @@ from chorus.shared.schemas import (
     SimilarUsersPublic,
     StatsPublic,
 )
-from chorus.shared.serving import show_details
+from chorus.shared.http.limits import OffLoopRoute
+from chorus.shared.http.shell import show_details
 
 JSON = "application/json"
 

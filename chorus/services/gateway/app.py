@@ -26,9 +26,9 @@ from chorus.services.gateway.core import Gateway
 from chorus.services.gateway.downstream import Downstream, build_client
 from chorus.services.gateway.hitpath import HitPath
 from chorus.services.gateway.settings import Settings, get_settings
-from chorus.shared.logs import configure_logging
-from chorus.shared.metrics import metrics_router
-from chorus.shared.serving import install_error_handlers, install_http_middleware
+from chorus.shared.http.logs import configure_logging
+from chorus.shared.http.metrics import metrics_router
+from chorus.shared.http.shell import install_error_handlers, install_http_middleware
 
 log = logging.getLogger("chorus.gateway")
 

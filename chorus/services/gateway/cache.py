@@ -33,7 +33,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import MaxConnectionsError, RedisError
 
-from chorus.shared.contract import redact_url
+from chorus.shared.contract.names import redact_url
 
 log = logging.getLogger("chorus.gateway")
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from chorus.services.gateway.cache import Cache, CacheState, cache_key
 from chorus.services.gateway.downstream import Downstream, Upstream
-from chorus.shared.errors import ChorusError
-from chorus.shared.metrics import DOWNSTREAM_ERRORS
+from chorus.shared.contract.errors import ChorusError
+from chorus.shared.http.metrics import DOWNSTREAM_ERRORS
 
 log = logging.getLogger("chorus.gateway")
 

@@ -1,11 +1,11 @@
 """Calls to the downstream services, and what the gateway knows about each one (readiness, artifact version).
 
 One :class:`Downstream` per service wraps one pooled ``httpx.AsyncClient``. Transport failures become the most
-specific :mod:`chorus.shared.errors` error naming the service: a connection that cannot be opened is
-:class:`~chorus.shared.errors.UpstreamUnavailable` (503), an answer that does not come in time is
-:class:`~chorus.shared.errors.UpstreamTimeout` (504). A 4xx answer is returned as it is, so its status and message pass
-through to the client; a 5xx answer becomes an error of the gateway that names the service. A service may have
-several replicas (``CHORUS_RATING_URL=http://a:8002,http://b:8002``): see :class:`Downstream`.
+specific :mod:`chorus.shared.contract.errors` error naming the service: a connection that cannot be opened is
+:class:`~chorus.shared.contract.errors.UpstreamUnavailable` (503), an answer that does not come in time is
+:class:`~chorus.shared.contract.errors.UpstreamTimeout` (504). A 4xx answer is returned as it is, so its status and
+message pass through to the client; a 5xx answer becomes an error of the gateway that names the service. A service
+may have several replicas (``CHORUS_RATING_URL=http://a:8002,http://b:8002``): see :class:`Downstream`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from chorus.shared.contract import VERSION_HEADER
-from chorus.shared.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from chorus.shared.contract.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from chorus.shared.contract.names import VERSION_HEADER
 
 log = logging.getLogger("chorus.gateway")
 

@@ -30,7 +30,8 @@ from urllib.parse import parse_qsl, quote, unquote_to_bytes, urlencode
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chorus.services.gateway.cache import cache_key
-from chorus.shared.contract import (
+from chorus.shared.contract.errors import NotFound
+from chorus.shared.contract.names import (
     DEFAULT_K,
     DEFAULT_MEASURE,
     DEFAULT_MIN_COMMON,
@@ -40,8 +41,7 @@ from chorus.shared.contract import (
     Method,
     canonical_method,
 )
-from chorus.shared.errors import NotFound
-from chorus.shared.metrics import ROUTE_KEY
+from chorus.shared.http.metrics import ROUTE_KEY
 
 
 def ident(value: str) -> str:

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 from chorus.services.gateway.core import Answer, Gateway
 from chorus.services.gateway.hitpath import ident, k_query, recommendations_target, search_query, similar_query
-from chorus.shared.contract import DEFAULT_MIN_COMMON, MAX_ID_LENGTH, MAX_PAIRS
-from chorus.shared.errors import ChorusError
-from chorus.shared.reviews import MAX_TEXT_CHARS, SCORE_PATH
+from chorus.shared.contract.errors import ChorusError
+from chorus.shared.contract.names import DEFAULT_MIN_COMMON, MAX_ID_LENGTH, MAX_PAIRS
+from chorus.shared.contract.reviews import MAX_TEXT_CHARS, SCORE_PATH
 
 SEARCH_LIMIT = 10  # title matches listed; one more is asked for, to tell "more than 10 match"
 

@@ -42,12 +42,12 @@ from functools import lru_cache
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from chorus.shared.limits import HttpSettings
+from chorus.shared.http.limits import HttpSettings
 
 
 class Settings(HttpSettings):
     """Everything the gateway reads from its environment; see the module docstring for the table, and
-    :class:`~chorus.shared.limits.HttpSettings` for the limits every process shares."""
+    :class:`~chorus.shared.http.limits.HttpSettings` for the limits every process shares."""
 
     model_config = SettingsConfigDict(env_prefix="CHORUS_", extra="ignore", populate_by_name=True)
 

@@ -8,10 +8,9 @@ from fastapi import APIRouter, Depends
 
 from chorus.services.rating.models.base import FALLBACKS
 from chorus.services.rating.service import LATENT, RatingService, Recommendation
-from chorus.shared.contract import canonical_method
-from chorus.shared.errors import InvalidInput, NotFound, NotReady
-from chorus.shared.limits import OffLoopRoute
-from chorus.shared.params import (
+from chorus.shared.contract.errors import InvalidInput, NotFound, NotReady
+from chorus.shared.contract.names import canonical_method
+from chorus.shared.contract.params import (
     DEFAULT_K,
     ExcludeIds,
     ItemIdQuery,
@@ -21,8 +20,8 @@ from chorus.shared.params import (
     UserIdQuery,
     error_responses,
 )
-from chorus.shared.reviews import SCORE_OPENAPI, SCORE_PATH, ReviewBody, ReviewScorePublic
-from chorus.shared.schemas import (
+from chorus.shared.contract.reviews import SCORE_OPENAPI, SCORE_PATH, ReviewBody, ReviewScorePublic
+from chorus.shared.contract.schemas import (
     BasketRecommendationsPublic,
     BasketRequest,
     Prediction,
@@ -30,6 +29,7 @@ from chorus.shared.schemas import (
     PredictRequest,
     RankedRecommendationsPublic,
 )
+from chorus.shared.http.limits import OffLoopRoute
 from chorus.shared.serving import Loaded, model_dependency
 
 router = APIRouter(

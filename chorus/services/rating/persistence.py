@@ -15,7 +15,7 @@ import numpy as np
 
 from chorus.services.rating.models import REGISTRY, RatingModel
 from chorus.shared.artifacts import Version, VersionWriter
-from chorus.shared.errors import ArtifactError, InvalidInput
+from chorus.shared.contract.errors import ArtifactError, InvalidInput
 
 COMPONENT = "rating"
 #: The kind of a version whose manifest names none (written before kinds were recorded).

@@ -29,8 +29,8 @@ from chorus.services.rating.text.scorer import COMPONENT as TEXT
 from chorus.services.rating.text.scorer import ReviewScorer, load_scorer
 from chorus.shared.artifacts import Version
 from chorus.shared.catalog import Catalog
-from chorus.shared.contract import Ranking
-from chorus.shared.errors import ArtifactError, InvalidInput
+from chorus.shared.contract.errors import ArtifactError, InvalidInput
+from chorus.shared.contract.names import Ranking
 
 LATENT = "latent"
 """The method served by the rating model (top-N by predicted rating)."""

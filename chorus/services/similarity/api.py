@@ -7,10 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 
 from chorus.services.similarity.model import SimilarityModel
-from chorus.shared.contract import Measure
-from chorus.shared.errors import InvalidInput, NotFound, NotReady
-from chorus.shared.limits import OffLoopRoute
-from chorus.shared.params import (
+from chorus.shared.contract.errors import InvalidInput, NotFound, NotReady
+from chorus.shared.contract.names import Measure
+from chorus.shared.contract.params import (
     DEFAULT_K,
     DEFAULT_MIN_COMMON,
     DEFAULT_SEARCH_LIMIT,
@@ -22,7 +21,7 @@ from chorus.shared.params import (
     UserId,
     error_responses,
 )
-from chorus.shared.schemas import (
+from chorus.shared.contract.schemas import (
     BecauseRecommendationsPublic,
     ItemPublic,
     ItemsPublic,
@@ -32,6 +31,7 @@ from chorus.shared.schemas import (
     SimilarUsersPublic,
     StatsPublic,
 )
+from chorus.shared.http.limits import OffLoopRoute
 from chorus.shared.serving import Loaded, model_dependency
 
 router = APIRouter(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chorus.services.similarity.measures import measure_spec
-from chorus.shared.contract import Measure
-from chorus.shared.errors import InvalidInput
+from chorus.shared.contract.errors import InvalidInput
+from chorus.shared.contract.names import Measure
 
 
 @dataclass(frozen=True)

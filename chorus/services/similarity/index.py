@@ -7,8 +7,8 @@ answers similar items and users (:mod:`~chorus.services.similarity.measures` def
 "because you liked" recommendations (:mod:`~chorus.services.similarity.recommend`) and the similarity-weighted
 rating heuristic (:mod:`~chorus.services.similarity.predict`).
 
-Nothing here imports FastAPI or pydantic; errors are :mod:`chorus.shared.errors` classes so a service maps them to
-HTTP statuses without translation.
+Nothing here imports FastAPI or pydantic; errors are :mod:`chorus.shared.contract.errors` classes so a service maps
+them to HTTP statuses without translation.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from chorus.services.similarity.ranking import rank_or_identity
 from chorus.services.similarity.recommend import Recommendations, recommend
 from chorus.services.similarity.side import Side
 from chorus.services.similarity.sparse import csr_layout, row_stats
-from chorus.shared.contract import Measure
-from chorus.shared.errors import ArtifactError, InvalidInput
+from chorus.shared.contract.errors import ArtifactError, InvalidInput
+from chorus.shared.contract.names import Measure
 from chorus.shared.indices import check_indices
 from chorus.shared.workers import current_workers, map_threads
 

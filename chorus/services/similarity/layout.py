@@ -18,8 +18,8 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from chorus.shared.contract import Measure
-from chorus.shared.errors import ArtifactError
+from chorus.shared.contract.errors import ArtifactError
+from chorus.shared.contract.names import Measure
 
 FORMAT = 2
 """Format of the arrays; bump on incompatible change. 2: Pearson scores carry significance weighting."""

@@ -13,7 +13,7 @@ sources in ``docs/models.md``):
 
 A :class:`MeasureSpec` names the :class:`Term` values its score needs; :class:`chorus.services.similarity.side.Side`
 computes exactly those (by sparse products for candidate rows, by merging rows for arbitrary pairs) and calls
-:attr:`MeasureSpec.score`. Adding a measure is a :class:`chorus.shared.contract.Measure` member and one
+:attr:`MeasureSpec.score`. Adding a measure is a :class:`chorus.shared.contract.names.Measure` member and one
 :data:`REGISTRY` entry (a new sum also needs its computation in ``side.py``).
 """
 
@@ -26,8 +26,8 @@ from types import MappingProxyType
 
 import numpy as np
 
-from chorus.shared.contract import Measure
-from chorus.shared.errors import InvalidInput
+from chorus.shared.contract.errors import InvalidInput
+from chorus.shared.contract.names import Measure
 
 
 class Term(StrEnum):

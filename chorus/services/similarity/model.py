@@ -10,8 +10,8 @@ from chorus.services.similarity.index import SimilarityIndex
 from chorus.services.similarity.persistence import load_component
 from chorus.shared.artifacts import Version
 from chorus.shared.catalog import Catalog
-from chorus.shared.contract import Measure
-from chorus.shared.errors import ArtifactError
+from chorus.shared.contract.errors import ArtifactError
+from chorus.shared.contract.names import Measure
 
 
 @dataclass

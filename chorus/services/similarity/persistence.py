@@ -15,8 +15,8 @@ from chorus.services.similarity.index import SimilarityIndex
 from chorus.services.similarity.layout import CORE_ARRAYS, FORMAT, READABLE_FORMATS, table_array_names
 from chorus.services.similarity.measures import measure_specs
 from chorus.shared.artifacts import Version, VersionWriter
-from chorus.shared.contract import Measure
-from chorus.shared.errors import ArtifactError
+from chorus.shared.contract.errors import ArtifactError
+from chorus.shared.contract.names import Measure
 
 COMPONENT = "similarity"
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from chorus.services.similarity.side import Side
 from chorus.services.similarity.sparse import chunks, gather_rows
-from chorus.shared.contract import Measure
+from chorus.shared.contract.names import Measure
 
 
 class Predictions(NamedTuple):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from chorus.shared.errors import InvalidInput
+from chorus.shared.contract.errors import InvalidInput
 
 DECIMALS = 10
 """Ranking precision: scores are rounded to this many decimal places before comparison."""

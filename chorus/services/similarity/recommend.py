@@ -27,7 +27,7 @@ from chorus.services.similarity.measures import REGISTRY, Term
 from chorus.services.similarity.ranking import DECIMALS, best_per_group, order_by_rounded_score, rounded_units
 from chorus.services.similarity.side import Side
 from chorus.services.similarity.sparse import aligned, chunks, gather_rows
-from chorus.shared.contract import Measure
+from chorus.shared.contract.names import Measure
 
 
 class Recommendations(NamedTuple):

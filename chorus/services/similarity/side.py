@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from chorus.services.similarity.measures import MeasureSpec, Term, measure_spec, measure_specs, terms_needed
 from chorus.services.similarity.ranking import decode_keys, rank_bits, ranking_keys, smallest_keys, top_k_rows
 from chorus.services.similarity.sparse import aligned, chunks, gather_rows
-from chorus.shared.contract import Measure
+from chorus.shared.contract.names import Measure
 from chorus.shared.indices import check_index
 
 

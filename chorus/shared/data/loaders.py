@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from chorus.shared.contract.errors import DataError
 from chorus.shared.data.ratings import LoadReport, Ratings, RatingScale, RawColumns, assemble
 from chorus.shared.data.rows import CHUNK_BYTES, TRUE_WORDS, ChunkFilter, floats, ints, line_blocks, raw_stream
 from chorus.shared.data.tsv import read_amazon_tsv
-from chorus.shared.errors import DataError
 from chorus.shared.progress import Progress
 
 FORMATS = ("amazon-tsv", "amazon-json", "movielens-100k", "movielens-csv")

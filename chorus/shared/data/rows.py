@@ -22,9 +22,9 @@ from typing import Protocol
 
 import numpy as np
 
-from chorus.shared.contract import MAX_ID_LENGTH
+from chorus.shared.contract.errors import DataError
+from chorus.shared.contract.names import MAX_ID_LENGTH
 from chorus.shared.data.ratings import LoadReport, RatingScale, RawColumns
-from chorus.shared.errors import DataError
 
 
 class Texts(Protocol):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from chorus.shared.errors import InvalidInput
+from chorus.shared.contract.errors import InvalidInput
 
 
 def holdout_split(

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.data.rows import TSV_HEADER
-from chorus.shared.errors import InvalidInput
 from chorus.shared.progress import Progress
 
 BRANDS = (

@@ -27,7 +27,7 @@ from chorus.services.rating.rankers import (
     Ranker,
 )
 from chorus.services.rating.rankers.ials import VALUES
-from chorus.shared.errors import InvalidInput
+from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.workers import current_workers
 
 Fitter = Callable[[sp.csr_array, dict[str, Any]], Ranker]

@@ -9,9 +9,9 @@ The protocol is ``docs/models.md``, "Ranking evaluation". Honesty rules, enforce
 * The best point of each kind, then the best kind, win on validation NDCG. Ties go to the earlier grid point,
   then to the kind listed first in ``FITTERS`` (a fixed order, so the same data always selects the same ranker).
 * The chosen rankers are then refitted on every row the selection was given; :func:`evaluate` scores the
-  held-out test rows once, with :func:`chorus.shared.ranking.evaluate_rankings`.
+  held-out test rows once, with :func:`chorus.training.ranking.metrics.evaluate_rankings`.
 
-A fitter that raises :class:`~chorus.shared.errors.InvalidInput` (EASE above its catalogue limit, say) skips
+A fitter that raises :class:`~chorus.shared.contract.errors.InvalidInput` (EASE above its catalogue limit, say) skips
 its kind with a log line. Work is bounded: in evaluation a kind stops trying grid points once it has spent
 ``max_seconds`` (:data:`MAX_SECONDS`; the points already scored still count); ``chorus train`` tries the first
 :data:`TRAIN_GRID_POINTS` points of each grid (the grids list their likeliest points first), a bound that does
@@ -35,12 +35,12 @@ from chorus.services.rating.persistence import jsonable
 from chorus.services.rating.rankers import Ranker
 from chorus.services.rating.rankers.persistence import write_rankers
 from chorus.shared.artifacts import VersionWriter
+from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.data import Ratings
 from chorus.shared.data.splits import user_holdout_split, user_validation_split
-from chorus.shared.errors import InvalidInput
-from chorus.shared.ranking import evaluate_rankings, relevance_matrix
 from chorus.shared.workers import resolve_workers, using_workers
 from chorus.training.ranking.fit import FITTERS, GRIDS
+from chorus.training.ranking.metrics import evaluate_rankings, relevance_matrix
 
 log = logging.getLogger("chorus.training.train")
 
@@ -156,7 +156,7 @@ class Scorer:
         return cls(history, users, sp.csr_array(rel[users]))
 
     def score(self, ranker: Ranker, k: int) -> dict[str, float]:
-        """:func:`~chorus.shared.ranking.evaluate_rankings` of ``ranker``'s top-``k`` lists."""
+        """:func:`~chorus.training.ranking.metrics.evaluate_rankings` of ``ranker``'s top-``k`` lists."""
         if self.users.shape[0] == 0:
             raise InvalidInput("no user has a relevant held-out item: nothing to evaluate")
         counts = np.bincount(self.history.indices, minlength=self.history.shape[1])

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from chorus.services.rating.models import RatingModel
-from chorus.shared.errors import InvalidInput
+from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.workers import ForkPool, map_threads, shared_array
 from chorus.training.rating.accuracy import rmse
 from chorus.training.rating.config import DEFAULT_CONFIG, LatentConfig

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from chorus.shared.errors import InvalidInput
+from chorus.shared.contract.errors import InvalidInput
 
 
 @dataclass(eq=False)

@@ -29,8 +29,8 @@ from threadpoolctl import threadpool_limits
 from chorus.services.rating.models import RatingModel
 from chorus.services.rating.persistence import write_component
 from chorus.shared.artifacts import VersionWriter
+from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.data import Ratings, holdout_split, kfold_split
-from chorus.shared.errors import InvalidInput
 from chorus.shared.workers import map_processes, resolve_workers
 from chorus.training.rating.accuracy import metrics, rmse
 from chorus.training.rating.als import Sweeper, fit_als, fit_als_params

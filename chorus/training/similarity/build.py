@@ -28,8 +28,8 @@ from chorus.services.similarity.ranking import id_rank
 from chorus.services.similarity.side import index_dtype
 from chorus.services.similarity.sparse import chunks
 from chorus.shared.artifacts import VersionWriter
-from chorus.shared.contract import Measure
-from chorus.shared.errors import InvalidInput
+from chorus.shared.contract.errors import InvalidInput
+from chorus.shared.contract.names import Measure
 from chorus.shared.progress import Progress
 from chorus.shared.workers import map_threads, resolve_workers
 from chorus.training.similarity.cooccur import kernel_values, table_block, warm_up

@@ -46,8 +46,8 @@ from chorus.services.similarity.measures import PEARSON_SIGNIFICANCE
 from chorus.services.similarity.ranking import Q_MAX, SCALE, decode_keys
 from chorus.services.similarity.side import Side, plan
 from chorus.services.similarity.sparse import coo_order
-from chorus.shared.contract import Measure
-from chorus.shared.errors import InvalidInput
+from chorus.shared.contract.errors import InvalidInput
+from chorus.shared.contract.names import Measure
 
 JACCARD, COSINE, PEARSON = 0, 1, 2
 TILE = 4096

@@ -23,7 +23,7 @@ import numpy as np
 from chorus.services.similarity.measures import Term
 from chorus.services.similarity.ranking import decode_keys, ranking_keys, smallest_keys
 from chorus.services.similarity.side import Side, plan
-from chorus.shared.contract import Measure
+from chorus.shared.contract.names import Measure
 
 #: schema of the per-item answers collected to the driver
 RESULT_SCHEMA = "measure int, item long, pos int, neighbour long, score double, n long"

@@ -36,8 +36,8 @@ from threadpoolctl import threadpool_limits
 
 from chorus.services.rating.models.text_aware import TextAwareModel
 from chorus.services.rating.text.features import TextColumn, review_length
+from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.data import kfold_split
-from chorus.shared.errors import InvalidInput
 from chorus.training.rating.accuracy import rmse
 from chorus.training.rating.baseline import solve_biases
 from chorus.training.rating.config import LatentConfig

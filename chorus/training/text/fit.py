@@ -37,8 +37,8 @@ from chorus.services.rating.text.features import (
 )
 from chorus.services.rating.text.scorer import ReviewScorer, write_scorer
 from chorus.shared.artifacts import VersionWriter
+from chorus.shared.contract.errors import DataError
 from chorus.shared.data import Ratings, holdout_split
-from chorus.shared.errors import DataError
 from chorus.training.rating.accuracy import metrics
 
 #: C values of the verified classifier, α values of the text ridge (chosen on validation).

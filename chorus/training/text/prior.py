@@ -29,8 +29,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.linear_model import Ridge
 
+from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.data import kfold_split
-from chorus.shared.errors import InvalidInput
 from chorus.training.rating.baseline import solve_biases
 from chorus.training.rating.config import LatentConfig
 from chorus.training.rating.fitting import Trainset

@@ -29,7 +29,7 @@ from typing import Any, ClassVar, NamedTuple, Self
 
 import numpy as np
 
-from chorus.shared.errors import InvalidInput
+from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.indices import check_indices
 
 #: ``fallback`` names of :meth:`RatingModel.predict`, indexed by the int8 code.

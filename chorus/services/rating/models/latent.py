@@ -15,7 +15,7 @@ from typing import Any, Self
 import numpy as np
 
 from chorus.services.rating.models.base import RatingModel
-from chorus.shared.errors import InvalidInput
+from chorus.shared.contract.errors import InvalidInput
 
 
 @dataclass(eq=False)

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, NamedTuple, Self
 import numpy as np
 import scipy.sparse as sp
 
-from chorus.shared.errors import ArtifactError, InvalidInput
+from chorus.shared.contract.errors import ArtifactError, InvalidInput
 from chorus.shared.indices import check_indices
 
 #: How many of the history's items a ``because`` list names at most.

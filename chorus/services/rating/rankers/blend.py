@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from chorus.services.rating.rankers.base import Ranker, popular_where_empty
 from chorus.services.rating.rankers.ease import EaseRanker
 from chorus.services.rating.rankers.ials import IalsRanker
-from chorus.shared.errors import InvalidInput
+from chorus.shared.contract.errors import InvalidInput
 
 
 def standardised(scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from chorus.services.rating.rankers.base import Ranker, binary, popular_where_empty
-from chorus.shared.errors import InvalidInput
+from chorus.shared.contract.errors import InvalidInput
 
 #: The largest catalogue (items, reviewed or not) EASE is fitted for. Measured at 10,000 items (1M reviews, 50,000
 #: users, 2 cores, OpenBLAS on 2 threads): the fit takes 46 s (nearly all of it the dense Cholesky inversion) with a

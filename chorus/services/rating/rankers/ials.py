@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from chorus.services.rating.rankers.base import Ranker, popular_where_empty
-from chorus.shared.errors import ArtifactError, InvalidInput
+from chorus.shared.contract.errors import ArtifactError, InvalidInput
 
 #: How the history's entries become confidences ``c = 1 + α·v``: every reviewed item alike, or by its rating.
 VALUES = ("binary", "rating")

@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from chorus.services.rating.rankers.base import Ranker, binary, popular_where_empty
-from chorus.shared.errors import InvalidInput
+from chorus.shared.contract.errors import InvalidInput
 
 
 @dataclass(eq=False)

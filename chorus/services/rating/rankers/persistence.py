@@ -14,7 +14,7 @@ from typing import Any
 from chorus.services.rating.persistence import jsonable
 from chorus.services.rating.rankers import REGISTRY, Ranker
 from chorus.shared.artifacts import Version, VersionWriter
-from chorus.shared.errors import ArtifactError, InvalidInput
+from chorus.shared.contract.errors import ArtifactError, InvalidInput
 
 COMPONENT = "ranking"
 SEPARATOR = "__"

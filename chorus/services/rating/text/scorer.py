@@ -26,8 +26,8 @@ import numpy as np
 
 from chorus.services.rating.text.features import TfidfVocabulary
 from chorus.shared.artifacts import Version, VersionWriter
-from chorus.shared.errors import ArtifactError, InvalidInput
-from chorus.shared.reviews import MAX_TEXT_CHARS
+from chorus.shared.contract.errors import ArtifactError, InvalidInput
+from chorus.shared.contract.reviews import MAX_TEXT_CHARS
 
 COMPONENT = "text"
 TOP_TERMS = 10

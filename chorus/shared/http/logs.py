@@ -14,7 +14,7 @@ import os
 import sys
 from datetime import UTC, datetime
 
-from chorus.shared.errors import InvalidInput
+from chorus.shared.contract.errors import InvalidInput
 
 FORMATS = ("text", "json")
 _LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from chorus.shared.errors import InvalidInput
+from chorus.shared.contract.errors import InvalidInput
 
 METRICS = ("precision", "recall", "ndcg", "map", "coverage", "novelty")
 

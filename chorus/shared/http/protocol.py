@@ -1,7 +1,7 @@
 """uvicorn's h11 protocol with the limits that need the HTTP parser: head size and read timeouts, errors in JSON.
 
-Run every Chorus process with ``uvicorn ... --http chorus.shared.protocol:LimitedH11Protocol`` (the options are
-:func:`chorus.shared.serving.uvicorn_options`). Against plain uvicorn it changes three things:
+Run every Chorus process with ``uvicorn ... --http chorus.shared.http.protocol:LimitedH11Protocol`` (the options are
+:func:`chorus.shared.http.shell.uvicorn_options`). Against plain uvicorn it changes three things:
 
 - A request line or header block over ``CHORUS_MAX_HEAD_BYTES`` is answered 414 (the request line is the larger
   part) or 431 (the headers are) with a JSON body; h11 stops buffering at that size. uvicorn would answer a
@@ -11,7 +11,7 @@ Run every Chorus process with ``uvicorn ... --http chorus.shared.protocol:Limite
   connecting), and its body within ``CHORUS_BODY_TIMEOUT`` seconds of its headers; otherwise the server answers
   408 (when it has not answered yet) and closes the connection. uvicorn has neither: a client trickling one byte
   at a time held a connection, and the buffer behind it, for as long as it liked.
-- Each of these refusals counts in ``chorus_http_refused_total`` (:mod:`chorus.shared.metrics`).
+- Each of these refusals counts in ``chorus_http_refused_total`` (:mod:`chorus.shared.http.metrics`).
 
 Idle keep-alive connections are closed by uvicorn itself (``--timeout-keep-alive``, 5 s by default).
 """
@@ -26,8 +26,8 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from chorus.shared.limits import HttpSettings, error_body
-from chorus.shared.metrics import HTTP_REFUSED
+from chorus.shared.http.limits import HttpSettings, error_body
+from chorus.shared.http.metrics import HTTP_REFUSED
 
 log = logging.getLogger("chorus.http")
 

@@ -1,7 +1,7 @@
 """One error hierarchy for the CLI and every service.
 
 Each error carries a machine-readable ``type`` and an HTTP status; the services install one handler
-(:func:`chorus.shared.serving.install_error_handler`) that turns any :class:`ChorusError` into
+(:func:`chorus.shared.http.shell.install_error_handlers`) that turns any :class:`ChorusError` into
 ``{"type": ..., "detail": ...}`` with that status, and the CLI prints ``chorus: error: <detail>`` and exits
 non-zero.
 """

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from chorus.shared.contract import DEFAULT_K, MAX_ID_LENGTH, MAX_K, MAX_PAIRS, Measure, Method
+from chorus.shared.contract.names import DEFAULT_K, MAX_ID_LENGTH, MAX_K, MAX_PAIRS, Measure, Method
 
 
 class ErrorPublic(BaseModel):

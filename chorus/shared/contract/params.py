@@ -1,9 +1,9 @@
 """The wire contract's parameters and error responses, as FastAPI declares them, for every service and the gateway.
 
-One definition of each path and query parameter (its bounds come from :mod:`chorus.shared.contract`), so a
+One definition of each path and query parameter (its bounds come from :mod:`chorus.shared.contract.names`), so a
 request the gateway accepts is one the service behind it accepts, and one table of documented error answers:
-:func:`error_responses` lists, per route, the :class:`~chorus.shared.errors.ChorusError` types it can answer with,
-each documented by a model whose ``type`` is that error's own (as Polar documents its errors).
+:func:`error_responses` lists, per route, the :class:`~chorus.shared.contract.errors.ChorusError` types it can
+answer with, each documented by a model whose ``type`` is that error's own (as Polar documents its errors).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 from fastapi import Path, Query
 from pydantic import BaseModel, Field, StringConstraints, create_model
 
-from chorus.shared.contract import (
+from chorus.shared.contract.errors import ChorusError
+from chorus.shared.contract.names import (
     DEFAULT_K,
     DEFAULT_MIN_COMMON,
     DEFAULT_SEARCH_LIMIT,
@@ -24,7 +25,6 @@ from chorus.shared.contract import (
     MAX_SEARCH_LIMIT,
     Method,
 )
-from chorus.shared.errors import ChorusError
 
 __all__ = [
     "DEFAULT_K",

@@ -13,8 +13,8 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from chorus.shared.contract import MAX_ID_LENGTH
-from chorus.shared.errors import InvalidInput
+from chorus.shared.contract.errors import InvalidInput
+from chorus.shared.contract.names import MAX_ID_LENGTH
 
 #: Longest review text scored, in characters.
 MAX_TEXT_CHARS = 20_000

@@ -13,7 +13,7 @@
 decoded and validated on a thread of its own, so a batch of thousands of pairs does not stall the event loop (and
 ``/healthz`` with it) for the tens of milliseconds that takes.
 
-Header size and read timeouts need the HTTP parser itself: see :mod:`chorus.shared.protocol`.
+Header size and read timeouts need the HTTP parser itself: see :mod:`chorus.shared.http.protocol`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chorus.shared.metrics import HTTP_REFUSED
+from chorus.shared.http.metrics import HTTP_REFUSED
 
 OFF_LOOP_BYTES = 64 * 1024
 """JSON bodies larger than this are decoded and validated on a thread of their own."""
