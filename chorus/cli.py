@@ -18,6 +18,9 @@ from chorus.shared.contract.errors import ChorusError
 
 DEFAULT_ARTIFACTS = "artifacts"
 
+#: The packages of the ``train`` extra: the services run without them, training and evaluation need them.
+TRAINING_PACKAGES = ("numba", "implicit", "sklearn")
+
 
 def _positive(text: str) -> int:
     try:
@@ -370,6 +373,15 @@ def main(argv: list[str] | None = None) -> int:
         _evaluate_defaults(args.subparser, args)
     try:
         return args.func(args)
+    except ModuleNotFoundError as exc:
+        if exc.name not in TRAINING_PACKAGES:
+            raise
+        print(
+            f"chorus: error: chorus {args.command} needs the training dependencies ({exc.name} is not installed): "
+            "pip install 'chorus-recommender[train]' (from a clone: pip install -e '.[train]')",
+            file=sys.stderr,
+        )
+        return 1
     except ChorusError as exc:
         print(f"chorus: error: {exc.detail}", file=sys.stderr)
         return 1

@@ -6,8 +6,9 @@
 # 1. Base images. CHORUS_BASE_IMAGE (Python) and CHORUS_REDIS_IMAGE when set, else python:3.11-slim and
 #    redis:7-alpine when present or pullable; else images made here once from Debian bookworm with mmdebstrap and
 #    `docker import` (chorus-base/python:3.11-bookworm, chorus-base/redis:7-bookworm), kept for the next run.
-# 2. The Python dependencies: CHORUS_PIP_SOURCE=wheels (default) downloads them as wheels on this host into
-#    deploy/offline/wheels (once per requirement set) and the build installs them with no network at all;
+# 2. The Python dependencies (the project's, and the `train` extra for the trainer): CHORUS_PIP_SOURCE=wheels
+#    (default) downloads them as wheels on this host into deploy/offline/wheels (once per requirement set) and the
+#    build installs them with no network at all;
 #    CHORUS_PIP_SOURCE=index installs from the package index inside the build, trusting this host's extra CA
 #    certificates (/usr/local/share/ca-certificates/*.crt, copied to deploy/offline/ca) as a TLS proxy needs.
 # 3. The service images chorus-{trainer,similarity,rating,gateway}:${CHORUS_IMAGE_TAG:-latest}, with Docker's
@@ -93,7 +94,7 @@ if [ "$PIP_SOURCE" = wheels ]; then
   rm -rf "$OFFLINE/ca" # what the build context holds depends on the mode only, for Docker's cache
   stamp=$( (
     docker run --rm --network none -v "$PWD/pyproject.toml:/src/pyproject.toml:ro" "$base" python3 -c \
-      'import tomllib; print(tomllib.load(open("/src/pyproject.toml", "rb"))["project"]["dependencies"])'
+      'import tomllib; p = tomllib.load(open("/src/pyproject.toml", "rb"))["project"]; print(p["dependencies"], p["optional-dependencies"]["train"])'
     docker image inspect -f '{{.Id}}' "$base"
     uname -m
   ) | sha256sum | cut -d' ' -f1)
@@ -111,7 +112,9 @@ if [ "$PIP_SOURCE" = wheels ]; then
         set -e
         python - >/tmp/requirements.txt <<PY
 import tomllib
-print("\n".join(tomllib.load(open("/src/pyproject.toml", "rb"))["project"]["dependencies"]))
+project = tomllib.load(open("/src/pyproject.toml", "rb"))["project"]
+print("\n".join(project["dependencies"]))
+print("\n".join(r for r in project["optional-dependencies"]["train"] if not r.startswith(project["name"])))
 print("setuptools>=70.1")
 PY
         python -m venv /tmp/venv

@@ -8,3 +8,4 @@ bin=${VENV:-.venv}/bin
 "$bin/ruff" format --check .
 "$bin/ruff" check .
 "$bin/mypy" -p chorus
+"$bin/lint-imports"

@@ -99,3 +99,18 @@ def test_artifacts_list_verify_and_roll_back(tmp_path):
     assert listing.returncode == 0 and f"{second}  unusable" in listing.stdout and f"* {first}" in listing.stdout
     proc = chorus("artifacts", "use", f"../art/{first}", "--artifacts", str(root))
     assert proc.returncode == 1 and read_current(root) == first
+
+
+def test_training_without_the_train_extra_says_what_to_install(tmp_path, amazon_tsv_sample):
+    """The services' dependencies alone serve but do not train: chorus train names the missing extra, exits 1 and
+    leaves no version behind. (numba made unimportable stands in for an install without the extra.)"""
+    code = (
+        "import sys; sys.modules['numba'] = None\n"
+        "from chorus.cli import main\n"
+        f"sys.exit(main(['train', '--data', {str(amazon_tsv_sample)!r}, '--artifacts', {str(tmp_path / 'a')!r}]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "needs the training dependencies (numba is not installed)" in proc.stderr
+    assert "pip install 'chorus-recommender[train]'" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())
