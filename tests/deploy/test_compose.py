@@ -71,15 +71,23 @@ def test_dockerfile_shape():
     text = (REPO / "deploy" / "Dockerfile").read_text()
     assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim$", text, re.M)
     assert re.search(r"^FROM \$\{BASE_IMAGE\} AS deps$", text, re.M)
-    assert re.search(r"^FROM \$\{BASE_IMAGE\} AS base$", text, re.M)
+    assert re.search(r"^FROM deps AS deps-train$", text, re.M)
+    assert re.search(r"^FROM \$\{BASE_IMAGE\} AS runtime$", text, re.M)
+    assert re.search(r"^FROM runtime AS base$", text, re.M) and re.search(r"^FROM runtime AS trainer$", text, re.M)
     assert "PYTHONUNBUFFERED=1" in text and "OPENBLAS_NUM_THREADS=1" in text and "OMP_NUM_THREADS=1" in text
     assert re.search(r"^USER chorus$", text, re.M)
-    # dependencies are installed (in their own stage) before the code is copied
+    # dependencies are installed (in their own stages) before the code is copied; the training-only ones
+    # (the train extra) only into the trainer's
     assert (
         text.index("-r /build/requirements.txt")
+        < text.index("-r /build/requirements-train.txt")
         < text.index("COPY --from=deps /opt/chorus")
-        < text.index("COPY shared")
+        < text.index("COPY chorus /src/chorus")
     )
+    services_stage = text.split("FROM runtime AS base\n", 1)[1].split("\nFROM ", 1)[0]
+    trainer_stage = text.split("FROM runtime AS trainer\n", 1)[1].split("\nFROM ", 1)[0]
+    assert "COPY --from=deps /opt/chorus" in services_stage and "deps-train" not in services_stage
+    assert "COPY --from=deps-train /opt/chorus" in trainer_stage
     for target, port in (("similarity", 8001), ("rating", 8002), ("gateway", 8000)):
         section = text.split(f"AS {target}\n", 1)[1].split("\nFROM ", 1)[0]
         assert "HEALTHCHECK" in section and "curl" not in section, target
@@ -103,4 +111,4 @@ def test_compose_passes_the_base_images_and_names_the_service_images(compose):
 def test_build_context_leaves_out_the_checkout_s_bulk():
     lines = [ln.strip() for ln in (REPO / ".dockerignore").read_text().splitlines() if ln.strip()[:1] not in ("", "#")]
     assert lines[0] == "*"  # everything is left out but what is named
-    assert {"!pyproject.toml", "!README.md", "!chorus", "!services", "!shared", "!deploy/offline"} <= set(lines)
+    assert {"!pyproject.toml", "!README.md", "!chorus", "!deploy/offline"} <= set(lines)
