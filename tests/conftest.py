@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+#: fixtures shared by many folders: the event stores on both backends
+pytest_plugins = ["tests.event_stores"]
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -1,0 +1,1 @@
+"""Events: what users do after the review dump, stored durably (``store``) and folded into answers at once."""

@@ -1,0 +1,386 @@
+"""The event store: what users did after the review dump (ratings, purchases, views, reviews), kept durably, in
+SQLite (the embedded default) or PostgreSQL, through SQLAlchemy Core.
+
+One table, ``chorus_events``, in the order events arrived (``seq``, assigned by the database, increasing, never
+reused). A forgotten user is a *tombstone*: a row of kind ``forget`` that replaces every earlier event of that user
+(they are deleted in the same transaction). The tombstone keeps the user's rows of the review dump out of every
+later version (:meth:`EventStore.tombstones`), and everything a service knew of the user before it is dropped: an
+answer uses only the events after the user's last tombstone (:meth:`EventStore.live`). So one indexed query by
+``(user_id, seq)`` gives a service all it needs about a user, and the user's highest ``seq``
+(:meth:`EventStore.user_seq`) changes with every write that concerns them, which is what the gateway's cache keys
+carry.
+
+Durability: :meth:`EventStore.append` and :meth:`EventStore.forget` return after their transaction committed:
+PostgreSQL's commit (``synchronous_commit`` on, its default), SQLite in WAL mode with ``synchronous=FULL``, so an
+acknowledged write survives a ``kill -9`` of every process (and, for SQLite, a power cut).
+
+Idempotency: every event has an ``event_id`` (the client's, or a random one); an id seen before is not stored again,
+which makes retries of a batch safe. The schema is versioned (:data:`MIGRATIONS`, table ``chorus_schema``); opening
+a store applies the migrations it lacks, under a lock, and refuses a store whose schema is newer than this code.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from chorus.shared.contract.errors import InvalidInput
+from chorus.shared.contract.names import redact_url
+
+KINDS = ("rating", "purchase", "view", "review")
+"""What a user can do to an item: ``rating`` and ``review`` carry a star rating (and a review its text)."""
+RATED_KINDS = frozenset({"rating", "review"})
+FORGET = "forget"
+"""The kind of a tombstone row (never accepted from a client)."""
+MAX_BATCH = 1000
+"""Most events in one :meth:`EventStore.append`."""
+MAX_TEXT_CHARS = 20_000
+"""Longest review text an event may carry."""
+
+metadata = sa.MetaData()
+events = sa.Table(
+    "chorus_events",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(256), nullable=False, unique=True),
+    sa.Column("user_id", sa.String(256), nullable=False),
+    sa.Column("item_id", sa.String(256), nullable=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("rating", sa.Float(), nullable=True),
+    sa.Column("text", sa.Text(), nullable=True),
+    sa.Column("ts", sa.Float(), nullable=False),
+    sa.Index("chorus_events_user_seq", "user_id", "seq"),
+    sqlite_autoincrement=True,
+)
+schema = sa.Table("chorus_schema", metadata, sa.Column("version", sa.Integer(), nullable=False))
+
+
+def _create_events(conn: Connection) -> None:
+    events.create(conn)
+
+
+MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
+    (1, "the events table, its user index and its unique event ids", _create_events),
+)
+"""The schema's versions, in order: (version, what it adds, the function that applies it in a transaction)."""
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event as a client sent it, checked (:func:`new_event`).
+
+    Attributes
+    ----------
+    event_id : str or None
+        The client's id for idempotent retries; None: the store makes one.
+    user_id, item_id : str
+    kind : str
+        One of :data:`KINDS`.
+    rating : float or None
+        The star rating of a ``rating`` or ``review`` (required there), else None.
+    text : str or None
+        A review's text.
+    timestamp : float
+        Seconds since the epoch (UTC).
+    """
+
+    event_id: str | None
+    user_id: str
+    item_id: str
+    kind: str
+    rating: float | None
+    text: str | None
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class Event:
+    """A stored event (or a tombstone, ``kind == "forget"``, whose ``item_id`` is None)."""
+
+    seq: int
+    event_id: str
+    user_id: str
+    item_id: str | None
+    kind: str
+    rating: float | None
+    text: str | None
+    timestamp: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "event_id": self.event_id,
+            "user_id": self.user_id,
+            "item_id": self.item_id,
+            "kind": self.kind,
+            "rating": self.rating,
+            "text": self.text,
+            "timestamp": self.timestamp,
+        }
+
+
+@dataclass(frozen=True)
+class Appended:
+    """What :meth:`EventStore.append` did: events stored, events whose id was seen before."""
+
+    stored: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class Live:
+    """What the store says about one user past a version's cutoff (:meth:`EventStore.live`).
+
+    Attributes
+    ----------
+    forgotten : bool
+        A tombstone came after the cutoff: the version's knowledge of the user (their rows of the dump) must not
+        be used.
+    events : list of Event
+        The user's events after the cutoff and after their last tombstone, oldest first (no tombstones).
+    """
+
+    forgotten: bool
+    events: list[Event]
+
+
+def new_event(
+    user_id: str,
+    item_id: str,
+    kind: str,
+    rating: float | None = None,
+    text: str | None = None,
+    timestamp: float = 0.0,
+    event_id: str | None = None,
+) -> NewEvent:
+    """A checked :class:`NewEvent`.
+
+    Raises
+    ------
+    InvalidInput : an unknown kind, a rating missing on a rated kind or given on another, text on a kind other than
+        ``review``, an empty id, a text longer than :data:`MAX_TEXT_CHARS`.
+    """
+    if kind not in KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if kind in RATED_KINDS and rating is None:
+        raise InvalidInput(f"an event of kind {kind!r} needs a rating")
+    if kind not in RATED_KINDS and rating is not None:
+        raise InvalidInput(f"an event of kind {kind!r} carries no rating (only {' and '.join(sorted(RATED_KINDS))} do)")
+    if text is not None and kind != "review":
+        raise InvalidInput(f"only a review carries text, not an event of kind {kind!r}")
+    if text is not None and len(text) > MAX_TEXT_CHARS:
+        raise InvalidInput(f"a review's text is at most {MAX_TEXT_CHARS:,} characters, got {len(text):,}")
+    for name, value in (("user_id", user_id), ("item_id", item_id), ("event_id", event_id)):
+        if value is not None and not value:
+            raise InvalidInput(f"{name} must not be empty")
+    return NewEvent(event_id, user_id, item_id, kind, rating, text, float(timestamp))
+
+
+def sqlite_url(path: str | os.PathLike[str]) -> str:
+    """The URL of a SQLite store at ``path``."""
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+_WRITE = "chorus_write"
+
+
+def _engine(url: str) -> Engine:
+    """An engine for ``url``: ``sqlite:///path`` or ``postgresql://...`` (psycopg 3)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise InvalidInput(
+            f"not an event store URL: {redact_url(url)!r} (sqlite:///path or postgresql://...)"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            raise InvalidInput("a SQLite event store needs a file: sqlite:///path/to/events.db")
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed, connect_args={"timeout": 30})
+
+        # SQLAlchemy's recipe for real SQLite transactions: pysqlite's own BEGIN is turned off and each transaction
+        # says BEGIN itself, IMMEDIATE for a write (it waits for the write lock up front, so a writer never fails
+        # half-way on a lock another took after it began)
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+
+        return engine
+    if backend == "postgresql":
+        return sa.create_engine(parsed.set(drivername="postgresql+psycopg"), pool_pre_ping=True)
+    raise InvalidInput(f"an event store is SQLite or PostgreSQL, not {backend!r}: {redact_url(url)}")
+
+
+class EventStore:
+    """The event store at ``url`` (see the module docstring); safe to share between threads.
+
+    Parameters
+    ----------
+    url : str
+        ``sqlite:///path/to/events.db`` or ``postgresql://user@host/db``.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _engine(url)
+        self._insert = (sqlite.insert if self.engine.dialect.name == "sqlite" else postgresql.insert)(events)
+        self._migrate()
+
+    @property
+    def public_url(self) -> str:
+        """The URL with its password hidden, for logs and status pages."""
+        return redact_url(self.url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction, committed when the block ends (SQLite: BEGIN IMMEDIATE)."""
+        with self.engine.connect() as conn, conn.execution_options(**{_WRITE: True}).begin():
+            yield conn
+
+    def _migrate(self) -> None:
+        with self._write() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7463910571)"))  # one migrator at a time
+            schema.create(conn, checkfirst=True)
+            current = conn.execute(sa.select(sa.func.max(schema.c.version))).scalar_one_or_none() or 0
+            if current > SCHEMA_VERSION:
+                raise InvalidInput(
+                    f"the event store {self.public_url} has schema version {current}, newer than this Chorus knows "
+                    f"({SCHEMA_VERSION}): upgrade Chorus"
+                )
+            for version, _what, apply in MIGRATIONS:
+                if version > current:
+                    apply(conn)
+                    conn.execute(schema.insert().values(version=version))
+
+    def append(self, batch: Sequence[NewEvent]) -> Appended:
+        """Store ``batch`` (1 to :data:`MAX_BATCH` events) in one transaction; return when it is durable.
+
+        An event whose ``event_id`` is already stored (or came earlier in the batch) is a duplicate and is not
+        stored again.
+        """
+        if not 1 <= len(batch) <= MAX_BATCH:
+            raise InvalidInput(f"a batch holds 1 to {MAX_BATCH} events, got {len(batch)}")
+        rows = [
+            {
+                "event_id": e.event_id if e.event_id is not None else f"chorus:{secrets.token_hex(16)}",
+                "user_id": e.user_id,
+                "item_id": e.item_id,
+                "kind": e.kind,
+                "rating": e.rating,
+                "text": e.text,
+                "ts": e.timestamp,
+            }
+            for e in batch
+        ]
+        statement = self._insert.on_conflict_do_nothing(index_elements=["event_id"]).returning(events.c.seq)
+        with self._write() as conn:
+            stored = len(conn.execute(statement, rows).all())
+        return Appended(stored=stored, duplicates=len(rows) - stored)
+
+    def forget(self, user_id: str, timestamp: float) -> int:
+        """Delete every event of ``user_id`` and leave a tombstone; return how many events were deleted.
+
+        Idempotent in effect: forgetting a user twice leaves one tombstone's worth of meaning (the second replaces
+        the first)."""
+        with self._write() as conn:
+            gone = conn.execute(sa.delete(events).where(events.c.user_id == user_id, events.c.kind != FORGET))
+            conn.execute(sa.delete(events).where(events.c.user_id == user_id, events.c.kind == FORGET))
+            conn.execute(
+                events.insert().values(
+                    event_id=f"forget:{secrets.token_hex(16)}", user_id=user_id, item_id=None, kind=FORGET, ts=timestamp
+                )
+            )
+        return int(gone.rowcount or 0)
+
+    def live(self, user_id: str, after: int = 0) -> Live:
+        """``user_id``'s events with ``seq > after`` (a version's cutoff), see :class:`Live`."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(events).where(events.c.user_id == user_id, events.c.seq > after).order_by(events.c.seq)
+            ).all()
+        found = [_event(r) for r in rows]
+        marks = [i for i, e in enumerate(found) if e.kind == FORGET]
+        if marks:
+            return Live(forgotten=True, events=found[marks[-1] + 1 :])
+        return Live(forgotten=False, events=found)
+
+    def page(self, user_id: str, limit: int, before: int | None = None) -> list[Event]:
+        """Up to ``limit`` of ``user_id``'s events, newest first, those with ``seq < before`` when given."""
+        where = [events.c.user_id == user_id, events.c.kind != FORGET]
+        if before is not None:
+            where.append(events.c.seq < before)
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(events).where(*where).order_by(events.c.seq.desc()).limit(limit)).all()
+        return [_event(r) for r in rows]
+
+    def user_seq(self, user_id: str) -> int:
+        """The highest ``seq`` of any row about ``user_id`` (0 for none): it changes with every write about them."""
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(sa.func.max(events.c.seq)).where(events.c.user_id == user_id)).scalar()
+        return int(value or 0)
+
+    def last_seq(self) -> int:
+        """The highest ``seq`` stored (0 for an empty store): a version trained now takes this as its cutoff."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(events.c.seq))).scalar() or 0)
+
+    def tombstones(self, upto: int | None = None) -> dict[str, int]:
+        """Every forgotten user and the ``seq`` of their tombstone (those up to ``upto`` when given)."""
+        where = [events.c.kind == FORGET]
+        if upto is not None:
+            where.append(events.c.seq <= upto)
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(events.c.user_id, events.c.seq).where(*where)).all()
+        return {str(user): int(seq) for user, seq in rows}
+
+    def scan(self, after: int = 0, upto: int | None = None, chunk: int = 10_000) -> Iterator[Event]:
+        """Every event (no tombstones) with ``after < seq <= upto``, in ``seq`` order, read ``chunk`` at a time."""
+        last = after
+        while True:
+            where = [events.c.seq > last, events.c.kind != FORGET]
+            if upto is not None:
+                where.append(events.c.seq <= upto)
+            with self.engine.connect() as conn:
+                rows = conn.execute(sa.select(events).where(*where).order_by(events.c.seq).limit(chunk)).all()
+            if not rows:
+                return
+            for row in rows:
+                yield _event(row)
+            last = int(rows[-1].seq)
+
+
+def _event(row: sa.Row[Any]) -> Event:
+    return Event(
+        seq=int(row.seq),
+        event_id=str(row.event_id),
+        user_id=str(row.user_id),
+        item_id=None if row.item_id is None else str(row.item_id),
+        kind=str(row.kind),
+        rating=None if row.rating is None else float(row.rating),
+        text=row.text,
+        timestamp=float(row.ts),
+    )
