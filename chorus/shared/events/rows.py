@@ -2,9 +2,10 @@
 training (retraining on them) share, so that a live answer and a rebuild on the same rows agree.
 
 * ``rating`` and ``review`` events are reviews: their star rating is the row's rating.
-* A ``purchase`` carries no rating: it counts as a review at the version's mean rating (``α``, the global mean
-  of the training data), a neutral presence for the rating model and a positive one for the rankers and the
-  similarity measures, which use who reviewed what.
+* A ``purchase`` carries no rating: it counts as a review at the middle of the rating scale (3 on 1 to 5, see
+  :func:`purchase_rating`), a neutral presence for the rating model and a positive one for the rankers and the
+  similarity measures, which use who reviewed what. The scale's middle, rather than a mean of the data, because it
+  is the same number before and after a retraining adds these rows.
 * A ``view`` is no row: it is stored and listed, and the item is kept out of the user's recommendations, but it
   does not say the user liked the item.
 * A later row of the same (user, item) replaces an earlier one (the user re-rated), whether the earlier one came
@@ -38,14 +39,20 @@ class EventRow:
     seq: int
 
 
-def rows_of(events: Iterable[Event], mean_rating: float) -> list[EventRow]:
+def purchase_rating(low: float, high: float) -> float:
+    """The rating a purchase counts as on a scale from ``low`` to ``high``: its middle."""
+    return (low + high) / 2.0
+
+
+def rows_of(events: Iterable[Event], purchase: float) -> list[EventRow]:
     """The review rows ``events`` make (see the module docstring), one per (user, item), the latest event's, in
-    the order of their latest event (``seq``)."""
+    the order of their latest event (``seq``); ``purchase`` is the rating a purchase counts as
+    (:func:`purchase_rating` of the data's scale)."""
     latest: dict[tuple[str, str], EventRow] = {}
     for event in events:
         if event.item_id is None or event.kind not in RATED_KINDS and event.kind != "purchase":
             continue
-        stars = float(event.rating) if event.kind in RATED_KINDS and event.rating is not None else mean_rating
+        stars = float(event.rating) if event.kind in RATED_KINDS and event.rating is not None else purchase
         key = (event.user_id, event.item_id)
         latest.pop(key, None)  # re-inserted last, so the order is that of the latest events
         latest[key] = EventRow(event.user_id, event.item_id, stars, event.timestamp, event.seq)
