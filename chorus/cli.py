@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 from chorus.demo import DEFAULT_DEMO, DEMO_REVIEWS
 from chorus.shared.contract.errors import ChorusError
@@ -136,7 +137,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     with_text = args.task != "ranking"  # the text tasks, and the text-aware rating model where there is text
     ratings = load_ratings(args.data, format=args.format, progress=not args.json, with_text=with_text)
-    report: Callable[[dict], str]
+    report: Callable[[dict[str, Any]], str]
     if args.task == "ranking":
         result = ranking(ratings, k=args.k, seed=args.seed, relevance=args.relevance)
         report = format_ranking_report
@@ -372,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "evaluate":
         _evaluate_defaults(args.subparser, args)
     try:
-        return args.func(args)
+        return cast(int, args.func(args))  # every cmd_* returns the exit status
     except ModuleNotFoundError as exc:
         if exc.name not in TRAINING_PACKAGES:
             raise

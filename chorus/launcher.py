@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any, cast
 
 import httpx
 
@@ -58,7 +59,7 @@ def _die_with_parent(parent: int) -> Callable[[], None] | None:
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -74,7 +75,7 @@ class Topology:
     reload_interval: float = 2.0
     extra_env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
-    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     starting: bool = False
     stop_requested: bool = False
 
@@ -167,7 +168,7 @@ class Topology:
         for service in reversed(SERVICES):
             self.stop(service)
 
-    def wait_ready(self, service: str = "gateway", timeout: float = 120.0) -> dict:
+    def wait_ready(self, service: str = "gateway", timeout: float = 120.0) -> dict[str, Any]:
         """Poll ``/readyz`` until it answers 200; raise with the last answer (or the child's exit) on timeout."""
         deadline = time.monotonic() + timeout
         last = "no answer yet"
@@ -181,7 +182,7 @@ class Topology:
             try:
                 r = httpx.get(self.url(service) + "/readyz", timeout=2.0)
                 if r.status_code == 200:
-                    return r.json()
+                    return cast(dict[str, Any], r.json())
                 last = f"{r.status_code} {r.text[:300]}"
             except httpx.HTTPError as exc:
                 last = f"{type(exc).__name__}"
@@ -195,7 +196,7 @@ class Topology:
         self.stop_all()
 
 
-def _trained_on(artifacts: Path, data: str) -> tuple[str, dict | None]:
+def _trained_on(artifacts: Path, data: str) -> tuple[str, dict[str, Any] | None]:
     """The current version's name and, when it was trained on another file than ``data``, its dataset
     fingerprint (None when ``data`` is the file it was trained on, compared by size, then sha256)."""
     version = ArtifactStore(artifacts).open(components=[], verify=False)
@@ -239,7 +240,8 @@ STABLE_AFTER = 30.0
 
 def backoff(failures: int) -> float:
     """Seconds before restart number ``failures`` (1, 2, 3 ...) in a row: 1, 2, 4 ... at most 30."""
-    return min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (failures - 1))
+    delay: float = BACKOFF_FIRST * 2 ** (failures - 1)  # int ** int is typed Any: the exponent may be negative
+    return min(BACKOFF_MAX, delay)
 
 
 @dataclass

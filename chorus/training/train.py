@@ -26,12 +26,16 @@ import inspect
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeAlias, cast
 
 from chorus.shared.artifacts import ArtifactStore, Version, VersionWriter, file_fingerprint
 from chorus.shared.contract.errors import ArtifactError, InvalidInput
 from chorus.shared.data import dataset_stats, load_ratings
 from chorus.shared.data.component import save_data_component
 from chorus.shared.workers import resolve_workers, using_workers
+
+Trainer: TypeAlias = Callable[..., dict[str, Any]]
+"""A component's ``train_component`` (the signature above), the numpy engine's or :mod:`.spark_engine`'s."""
 
 #: component name -> "module:function" of its trainer
 COMPONENTS: dict[str, str] = {
@@ -47,11 +51,11 @@ COMPONENTS: dict[str, str] = {
 ENGINES = ("numpy", "spark")
 
 
-def trainer(component: str) -> Callable:
+def trainer(component: str) -> Trainer:
     if component not in COMPONENTS:
         raise InvalidInput(f"unknown component {component!r}: expected one of {', '.join(COMPONENTS)}")
     module, func = COMPONENTS[component].split(":")
-    return getattr(importlib.import_module(module), func)
+    return cast(Trainer, getattr(importlib.import_module(module), func))
 
 
 def parse_components(text: str | None) -> list[str]:
@@ -108,7 +112,7 @@ def train(
     if engine != "spark" and (spark_master or spark_staging):
         raise InvalidInput("--spark-master and --spark-staging go with --engine spark")
     with contextlib.ExitStack() as stack:
-        trainers: dict[str, Callable] = {}
+        trainers: dict[str, Trainer] = {}
         if engine == "spark":
             from chorus.training.spark_engine import SparkEngine
 
@@ -127,7 +131,7 @@ def _train(
     progress: bool,
     log: Callable[[str], object],
     workers: int | None,
-    trainers: dict[str, Callable],
+    trainers: dict[str, Trainer],
 ) -> str:
     start = time.perf_counter()
     workers = resolve_workers(workers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -15,8 +16,8 @@ LONG_RUNNING = ("redis", "similarity", "rating", "gateway", "postgres")
 
 
 @pytest.fixture(scope="module")
-def compose() -> dict:
-    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+def compose() -> dict[str, Any]:
+    return cast(dict[str, Any], yaml.safe_load((REPO / "docker-compose.yml").read_text()))
 
 
 def test_docker_compose_accepts_the_file():

@@ -51,7 +51,9 @@ class Up:
             cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
         self.lines: list[str] = []
-        threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
+        stdout = self.proc.stdout
+        assert stdout is not None  # stdout=PIPE
+        threading.Thread(target=lambda: self.lines.extend(stdout), daemon=True).start()
         self.url = f"http://127.0.0.1:{self.ports[0]}"
 
     @property

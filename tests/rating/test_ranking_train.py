@@ -7,7 +7,7 @@ import json
 import logging
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -45,11 +45,11 @@ class SignedPopular(Ranker):
         return np.broadcast_to(sign * self.item_count.astype(np.float64), (history.shape[0], self.n_items))
 
 
-def fit_signed(reviews: sp.csr_array, params: dict) -> SignedPopular:
+def fit_signed(reviews: sp.csr_array, params: dict[str, Any]) -> SignedPopular:
     return SignedPopular(item_count=item_counts(reviews), params=dict(params))
 
 
-def fit_refused(reviews: sp.csr_array, params: dict) -> Ranker:
+def fit_refused(reviews: sp.csr_array, params: dict[str, Any]) -> Ranker:
     raise InvalidInput(f"catalogue of {reviews.shape[1]} items is over this ranker's limit")
 
 

@@ -4,6 +4,7 @@ every method, ``exclude``, unknown users, the basket route and the 422s (TestCli
 from __future__ import annotations
 
 import shutil
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -25,8 +26,10 @@ def root(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def ranking(root) -> dict:
-    return ArtifactStore(root).open(components=["ranking"]).component_meta("ranking")["hyperparameters"]
+def ranking(root) -> dict[str, Any]:
+    return cast(
+        dict[str, Any], ArtifactStore(root).open(components=["ranking"]).component_meta("ranking")["hyperparameters"]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +67,7 @@ def recommend(client, user: str, **params):
     return client.get(f"/v1/users/{user}/recommendations", params=params)
 
 
-def check_list(body: dict, k: int, never: set[str], history: set[str]) -> None:
+def check_list(body: dict[str, Any], k: int, never: set[str], history: set[str]) -> None:
     """A well-formed ranked list: k items at most, best first, none of ``never``, reasons from ``history``."""
     data = body["data"]
     assert body["count"] == len(data) <= k

@@ -193,7 +193,7 @@ def test_top_k_ties_by_item_index_and_padding():
 
 
 def reference(rec_rows, test_sets, k, counts, n_users, n_candidates):
-    per = {m: [] for m in ("precision", "recall", "ndcg", "map")}
+    per: dict[str, list[float]] = {m: [] for m in ("precision", "recall", "ndcg", "map")}
     nov, covered = [], set()
     for row, t in zip(rec_rows, test_sets, strict=True):
         if not t:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import NDArray
 
 from chorus.shared.contract.errors import InvalidInput
 
@@ -97,7 +98,8 @@ def _check(recommended: np.ndarray, relevant: sp.csr_array | sp.csr_matrix) -> t
 
 
 def _n_relevant(rel: sp.csr_array) -> np.ndarray:
-    return np.diff(rel.indptr).astype(np.int64)
+    counts: NDArray[np.int64] = np.diff(rel.indptr).astype(np.int64)
+    return counts
 
 
 def hits(recommended: np.ndarray, relevant: sp.csr_array | sp.csr_matrix) -> np.ndarray:
