@@ -1,16 +1,18 @@
 """What rating models and rankers share as stored models: the interface the artifact writes and reads them through,
-and the one loader that turns a component's arrays back into the class its recorded kind names.
+the registries of their classes derived from the spec table (:mod:`chorus.shared.contract.kinds`), and the one
+loader that turns a component's arrays back into the class its recorded kind names.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Self, TypeVar
 
 import numpy as np
 
 from chorus.shared.contract.errors import ArtifactError, InvalidInput
+from chorus.shared.contract.kinds import KindSpec, resolve
 
 
 class StoredModel(ABC):
@@ -19,7 +21,7 @@ class StoredModel(ABC):
     Attributes
     ----------
     kind : str
-        The model's name in its registry, recorded in the artifact.
+        The name of the model's :class:`~chorus.shared.contract.kinds.KindSpec`, recorded in the artifact.
     """
 
     kind: ClassVar[str]
@@ -44,6 +46,27 @@ class StoredModel(ABC):
         InvalidInput : arrays that do not fit together.
         """
 
+    @classmethod
+    def class_of(cls, spec: KindSpec) -> type[Self]:
+        """The class :attr:`KindSpec.model` names, imported: a subclass of this class whose ``kind`` is the spec's
+        name.
+
+        Raises
+        ------
+        TypeError : a class that is not one of this class, or of another kind.
+        """
+        named = resolve(spec.model)
+        if not (isinstance(named, type) and issubclass(named, cls)):
+            raise TypeError(f"kind {spec.name!r}: {spec.model} is not a {cls.__name__}")
+        if named.kind != spec.name:
+            raise TypeError(f"kind {spec.name!r}: {spec.model} has kind {named.kind!r}")
+        return named
+
+    @classmethod
+    def registry(cls, specs: Iterable[KindSpec]) -> dict[str, type[Self]]:
+        """kind -> class of every served kind of ``specs``, in their order (:meth:`class_of` of each)."""
+        return {spec.name: cls.class_of(spec) for spec in specs if spec.served}
+
 
 M = TypeVar("M", bound=StoredModel)
 
@@ -62,7 +85,7 @@ def load_stored(
     Parameters
     ----------
     classes : mapping
-        A registry: the classes of the kinds this build serves, by kind.
+        A registry (:meth:`StoredModel.registry`): the kinds this build serves.
     kind : str
         The kind the component records.
     arrays : callable

@@ -80,7 +80,8 @@ class RatingModel(StoredModel):
     Attributes
     ----------
     kind : str
-        The model's name in the registry (:data:`chorus.services.rating.models.REGISTRY`) and in the artifact.
+        The name of the model's spec in :data:`chorus.shared.contract.kinds.RATING_MODELS`, which the artifact
+        records.
     global_mean : float
         α.
     user_bias, item_bias : numpy.ndarray

@@ -57,7 +57,7 @@ class Ranker(StoredModel):
     Attributes
     ----------
     kind : str
-        The ranker's name in the registry (:data:`chorus.services.rating.rankers.REGISTRY`) and in the artifact.
+        The name of the ranker's spec in :data:`chorus.shared.contract.kinds.RANKERS`, which the artifact records.
     item_count : numpy.ndarray
         int64 (n_items,), training reviews per item; items with none are never recommended.
     params : dict
