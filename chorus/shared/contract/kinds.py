@@ -13,10 +13,11 @@ resolves :attr:`KindSpec.fitter`. What is derived from the table:
 * the enums :class:`~chorus.shared.contract.names.Ranking` and :class:`~chorus.shared.contract.names.Method`
   and the text of the ``method`` parameter (the served rankers, :func:`ranker_methods`);
 * the contract tests, parametrised over both tables (``tests/rating/ranker_contract.py``,
-  ``tests/rating/model_contract.py``).
+  ``tests/rating/model_contract.py``), and the table of kinds in ``docs/models.md``, which a test compares with
+  this one.
 
 Each registry is derived once, when the module that holds it is imported. Adding a ranker is one module and one
-line in :data:`RANKERS`.
+line in :data:`RANKERS` (``docs/models.md``, "Adding a model kind").
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class KindSpec:
         A rating model (:class:`~chorus.services.rating.models.base.RatingModel`, the ``rating`` component) or a
         top-N ranker (:class:`~chorus.services.rating.rankers.base.Ranker`, the ``ranking`` component).
     description : str
-        One line that says what the kind computes.
+        One line that says what the kind computes (the table of kinds in ``docs/models.md`` shows it).
     model : str
         ``"module:Class"`` of the stored class, whose ``kind`` is :attr:`name`.
     fitter : str or None

@@ -1,13 +1,14 @@
 """The rating models the service serves, by the ``kind`` their artifact records.
 
-Adding a model: a rating model is one module in ``services/rating/models/``, a dataclass that subclasses
-:class:`~chorus.services.rating.models.base.RatingModel` with a ``kind`` string and a ``score(users, items)``
-method, the unclipped f(u, i) of known pairs (Surprise's ``estimate``); index checks, the fallbacks for unknown
-users and items, clipping to the rating scale and top-N come from the base. A model with parameters beyond the
-baseline every model holds (α, β_u, β_i, training counts, popular items) extends ``to_arrays()`` and
-``from_arrays()`` (as ``models/latent.py`` does), and may override ``score_items(user)`` with a faster form for
-top-N. Register it with one line in :data:`chorus.shared.contract.kinds.RATING_MODELS`; :data:`REGISTRY`, through
-which the artifact loader finds the class by the ``kind`` in the component's manifest, is derived from it.
+Adding a model (``docs/models.md``, "Adding a model kind"): a rating model is one module in
+``services/rating/models/``, a dataclass that subclasses :class:`~chorus.services.rating.models.base.RatingModel`
+with a ``kind`` string and a ``score(users, items)`` method, the unclipped f(u, i) of known pairs (Surprise's
+``estimate``); index checks, the fallbacks for unknown users and items, clipping to the rating scale and top-N come
+from the base. A model with parameters beyond the baseline every model holds (α, β_u, β_i, training counts, popular
+items) extends ``to_arrays()`` and ``from_arrays()`` (as ``models/latent.py`` does), and may override
+``score_items(user)`` with a faster form for top-N. Register it with one line in
+:data:`chorus.shared.contract.kinds.RATING_MODELS`; :data:`REGISTRY`, through which the artifact loader finds the
+class by the ``kind`` in the component's manifest, is derived from it.
 
 What the spec table does not do for a rating model: choose or fit it. Its trainer, a function from a ``Trainset``
 (``fitting.py``) to the model, is offline code beside ``als.py`` and ``lbfgs.py`` that the service never imports,

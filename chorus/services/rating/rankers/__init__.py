@@ -1,7 +1,7 @@
 """Top-N rankers on implicit feedback, by the ``kind`` their artifact records (see ``base.py`` for the interface
 and ``docs/models.md`` for every ranker's formula).
 
-Adding a ranker:
+Adding a ranker (``docs/models.md``, "Adding a model kind"):
 
 1. One module here with a dataclass subclassing :class:`~chorus.services.rating.rankers.base.Ranker`: a ``kind``,
    ``score(history)``, its stored fields and their dtypes in ``ARRAYS``, and ``contributions`` when its scores
@@ -13,7 +13,8 @@ Adding a ranker:
 
 Everything else follows from that line: :data:`REGISTRY` (what the artifact loader loads), the selection's
 fitters and grids, the API's ``method`` values and their documentation, and the contract tests
-(``tests/rating/ranker_contract.py``), which run on every kind of the table with its grid's first point.
+(``tests/rating/ranker_contract.py``), which run on every kind of the table with its grid's first point. The tests
+of ``docs/models.md`` then ask for the kind's row in its table of kinds (and print it) and for its formula.
 """
 
 from __future__ import annotations
