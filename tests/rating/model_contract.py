@@ -75,14 +75,14 @@ def assert_same_model(a: RatingModel, b: RatingModel, data) -> None:
         assert same_bits(ra.items, rb.items) and same_bits(ra.ratings, rb.ratings) and ra.fallback == rb.fallback
 
 
-def every_rating_model(fits: Mapping[str, Sequence[Fit]]) -> list:
+def every_rating_model(fits: Mapping[str, Sequence[Fit]]) -> list[object]:
     """The cases of every rating model of the spec table: its spec's ``fitter``, if any, then ``fits[kind]``.
 
     Raises
     ------
     LookupError : a kind with no way to be fitted for the contract.
     """
-    cases = []
+    cases: list[object] = []
     for spec in kinds.RATING_MODELS:
         found = ([kinds.resolve(spec.fitter)] if spec.fitter else []) + list(fits.get(spec.name, ()))
         if not found:

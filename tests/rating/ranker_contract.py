@@ -84,7 +84,7 @@ class Case:
         return fitter_of(self.spec)(reviews, dict(self.params))
 
 
-def every_ranker(more: Mapping[str, Sequence[Mapping[str, Any]]]) -> list:
+def every_ranker(more: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[object]:
     """The cases of every ranker of the spec table: its grid's first point, then each point of ``more[kind]``."""
     return [
         pytest.param(Case(spec, params), id=f"{spec.name}-{n}")
@@ -100,7 +100,8 @@ class RankerContract:
     @pytest.fixture(scope="class")
     @classmethod
     def case(cls, request) -> Case:
-        return request.param
+        case: Case = request.param
+        return case
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -109,7 +110,7 @@ class RankerContract:
 
     @pytest.fixture(scope="class")
     @classmethod
-    def ranker(cls, case, reviews) -> Ranker:
+    def ranker(cls, case: Case, reviews: sp.csr_array) -> Ranker:
         return case.fit(reviews)
 
     def test_the_ranker_is_its_specs_class_and_registered_if_served(self, ranker, case):

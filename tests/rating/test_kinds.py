@@ -8,6 +8,7 @@ import subprocess
 import sys
 from enum import StrEnum
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
@@ -55,7 +56,7 @@ def test_the_api_enums_and_texts_are_the_served_rankers():
     assert [m.value for m in Method] == [*served, "latent", "similar", "model"]
     assert Method.similar is Method("similar") and names.canonical_method(Method.model) is Method.latent
     assert Method.__module__ == "chorus.shared.contract.names" and "``latent``" in (Method.__doc__ or "")
-    assert MethodQuery.__metadata__[0].description.startswith(f"{', '.join(served)}: a ranker of the served version")
+    assert get_args(MethodQuery)[1].description.startswith(f"{', '.join(served)}: a ranker of the served version")
     assert f"a ranker ({', '.join(served)});" in (BasketRequest.model_fields["method"].description or "")
     unserved = [spec.name for spec in RANKERS if not spec.served]
     assert unserved and not set(unserved) & {m.value for m in Method}

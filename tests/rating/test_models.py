@@ -16,14 +16,14 @@ from chorus.training.rating.config import LatentConfig
 from chorus.training.rating.fitting import Trainset
 from chorus.training.rating.lbfgs import fit_lbfgs
 from tests.rating.data import planted
-from tests.rating.model_contract import RatingModelContract, every_rating_model
+from tests.rating.model_contract import Fit, RatingModelContract, every_rating_model
 from tests.rating.test_text_aware import fit_with_planted_text
 
 SMALL = LatentConfig(n_factors=3, init_scale=0.1, max_sweeps=5)
 
 #: Contract fits beside the spec's ``fitter``, for the kinds the rating selection fits with a configuration (small
 #: ones here) or with review text.
-FITS = {
+FITS: dict[str, list[Fit]] = {
     "latent": [lambda data: fit_als(data, SMALL)[0], lambda data: fit_lbfgs(data, SMALL, maxiter=50)[0]],
     "text_aware": [fit_with_planted_text],
 }

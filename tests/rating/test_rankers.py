@@ -3,6 +3,8 @@ of its formula."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -35,7 +37,7 @@ ALS = {"factors": 4, "regularization": 0.1, "alpha": 2.0, "iterations": 10, "num
 
 #: Contract points beyond each grid's first: small fits with a history that matters (EASE's λ, iALS's factors), and
 #: the branches the first point does not reach (rating weights, row normalisation, rating confidences).
-MORE = {
+MORE: dict[str, list[dict[str, Any]]] = {
     "item_knn": [
         {"neighbours": 6, "shrink": 2.0, "values": "binary", "normalise": "none"},
         {"neighbours": 4, "shrink": 0.0, "values": "rating", "normalise": "row"},
