@@ -4,7 +4,7 @@ ranker (``--task ranking``) Chorus has, on one dataset.
 The rating models are ``mean``, ``bias`` and ``latent`` (``chorus.training.rating.train.evaluate``: selection on a
 validation split carved out of the training rows only, refit, score on test) and ``similarity``, the
 similarity-weighted rating heuristic from ``chorus.services.similarity.predict``, fitted on the same training rows.
-The rankers are every kind of ``chorus.training.ranking.fit.FITTERS``, evaluated by
+The rankers are every served ranker of the spec table (``chorus.training.ranking.fit.FITTERS``), evaluated by
 ``chorus.training.ranking.train.evaluate`` (the per-user holdout protocol of ``docs/models.md``, "Ranking
 evaluation"). The text tasks (``--task verified``, ``--task text-rating``) are
 ``chorus.training.text.fit.evaluate_verified`` and ``evaluate_text_rating``; where the data has review text,

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from chorus.services.rating.models import RatingModel
 from chorus.services.rating.models.base import POPULAR
 from chorus.services.rating.persistence import load_component
-from chorus.services.rating.rankers import Ranked, Ranker
+from chorus.services.rating.rankers import PopularRanker, Ranked, Ranker
 from chorus.services.rating.rankers.base import history_row
 from chorus.services.rating.rankers.persistence import COMPONENT as RANKING
 from chorus.services.rating.rankers.persistence import load_rankers
@@ -30,7 +30,6 @@ from chorus.services.rating.text.scorer import ReviewScorer, load_scorer
 from chorus.shared.artifacts import Version
 from chorus.shared.catalog import Catalog
 from chorus.shared.contract.errors import ArtifactError, InvalidInput
-from chorus.shared.contract.names import Ranking
 
 LATENT = "latent"
 """The method served by the rating model (top-N by predicted rating)."""
@@ -146,7 +145,7 @@ class RatingService:
 
     def _popular(self, k: int, banned: np.ndarray, **unknown: list[str]) -> Recommendation:
         """The popular list for a request nothing is known about (``banned``: int item indices)."""
-        ranker = self.rankers.get(Ranking.popular.value)
+        ranker = self.rankers.get(PopularRanker.kind)
         if ranker is not None:
             empty = history_row(np.zeros(0, dtype=np.int64), None, self.catalog.n_items)
             ranked = ranker.recommend(empty, k, exclude=banned)

@@ -7,7 +7,8 @@ The protocol is ``docs/models.md``, "Ranking evaluation". Honesty rules, enforce
   :func:`~chorus.shared.data.splits.user_validation_split` and scored by NDCG@k on its *validation* rows; only
   the rows it is given are read, so test rows passed to nobody are never looked at.
 * The best point of each kind, then the best kind, win on validation NDCG. Ties go to the earlier grid point,
-  then to the kind listed first in ``FITTERS`` (a fixed order, so the same data always selects the same ranker).
+  then to the kind listed first in ``FITTERS``, the order of the spec table
+  (:data:`chorus.shared.contract.kinds.RANKERS`): a fixed order, so the same data always selects the same ranker.
 * The chosen rankers are then refitted on every row the selection was given; :func:`evaluate` scores the
   held-out test rows once, with :func:`chorus.training.ranking.metrics.evaluate_rankings`.
 

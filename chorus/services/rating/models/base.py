@@ -22,13 +22,14 @@ An unknown user's recommendations are :attr:`RatingModel.popular_items` (``fallb
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple, Self
+from typing import Any, NamedTuple, Self
 
 import numpy as np
 
+from chorus.services.rating.stored import StoredModel
 from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.indices import check_indices
 
@@ -73,13 +74,14 @@ class Recommendations(NamedTuple):
 
 
 @dataclass(eq=False)
-class RatingModel(ABC):
+class RatingModel(StoredModel):
     """A fitted rating model (the interface the service serves, and the baseline every model holds).
 
     Attributes
     ----------
     kind : str
-        The model's name in the registry (:data:`chorus.services.rating.models.REGISTRY`) and in the artifact.
+        The name of the model's spec in :data:`chorus.shared.contract.kinds.RATING_MODELS`, which the artifact
+        records.
     global_mean : float
         α.
     user_bias, item_bias : numpy.ndarray
@@ -93,8 +95,6 @@ class RatingModel(ABC):
     low, high : float
         The rating scale; predictions are clipped to it.
     """
-
-    kind: ClassVar[str]
 
     global_mean: float
     user_bias: np.ndarray

@@ -16,7 +16,7 @@ score, for ``because``).
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Self
@@ -24,6 +24,7 @@ from typing import Any, ClassVar, NamedTuple, Self
 import numpy as np
 import scipy.sparse as sp
 
+from chorus.services.rating.stored import StoredModel
 from chorus.shared.contract.errors import ArtifactError, InvalidInput
 from chorus.shared.indices import check_indices
 
@@ -50,18 +51,19 @@ def history_row(items: np.ndarray, ratings: np.ndarray | None, n_items: int) -> 
 
 
 @dataclass(eq=False)
-class Ranker(ABC):
+class Ranker(StoredModel):
     """A top-N ranker (see the module docstring).
 
     Attributes
     ----------
+    kind : str
+        The name of the ranker's spec in :data:`chorus.shared.contract.kinds.RANKERS`, which the artifact records.
     item_count : numpy.ndarray
         int64 (n_items,), training reviews per item; items with none are never recommended.
     params : dict
         The hyperparameters it was fitted with (recorded in the artifact).
     """
 
-    kind: ClassVar[str]
     #: The fields the artifact stores, with their dtypes; a ranker with more state adds its own.
     ARRAYS: ClassVar[Mapping[str, type]] = {"item_count": np.int64}
     item_count: np.ndarray
