@@ -53,7 +53,8 @@ def all_pairs(model: RatingModel) -> tuple[np.ndarray, np.ndarray]:
 
 
 def reviewed(data: Trainset, u: int) -> np.ndarray:
-    return data.item[data.user == u]
+    items: np.ndarray = data.item[data.user == u]
+    return items
 
 
 def same_bits(a: np.ndarray, b: np.ndarray) -> bool:

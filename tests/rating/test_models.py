@@ -73,7 +73,7 @@ def tiny_model(k=2) -> LatentModel:
     return LatentModel(**baseline(**factors))
 
 
-def one(model, user: int, item: int) -> tuple[float, str | None]:
+def one(model, user: int, item: int) -> tuple[object, object]:
     p = model.predict(np.array([user]), np.array([item]))
     return float(p.rating[0]), FALLBACKS[int(p.fallback[0])]
 
@@ -143,6 +143,7 @@ def test_arrays_that_do_not_fit_together_are_refused():
 def test_recommendations_exclude_reviewed_items_and_match_brute_force():
     user, item, rating, full = planted(n_users=30, n_items=40, density=0.3, seed=5)
     model, _ = fit_als(Trainset(user, item, rating, 30, 40, 1, 5), SMALL)
+    assert isinstance(model, LatentModel)
     csr = reviewed_matrix(user, item, 30, 40)
     for u in range(30):
         reviewed = csr.indices[csr.indptr[u] : csr.indptr[u + 1]]

@@ -74,7 +74,8 @@ def ease_reference(x: np.ndarray, lam: float) -> np.ndarray:
     """B straight from Steck (2019), eq. 8: P = (XᵀX + λI)⁻¹, B = I − P·diagMat(1/diag(P))."""
     n = x.shape[1]
     p = np.linalg.inv(x.T @ x + lam * np.eye(n))
-    return np.eye(n) - p @ np.diag(1.0 / np.diag(p))
+    b: np.ndarray = np.eye(n) - p @ np.diag(1.0 / np.diag(p))
+    return b
 
 
 def test_ease_matches_the_dense_formula():
@@ -159,7 +160,7 @@ def test_item_knn_refuses_bad_parameters():
 # -- iALS ----------------------------------------------------------------------------------------------------
 
 
-def confidences(reviews: sp.csr_array, params: dict) -> sp.csr_matrix:
+def confidences(reviews: sp.csr_array, params: dict[str, Any]) -> sp.csr_matrix:
     """What implicit is fitted on: c = 1 + α·v on the observed pairs."""
     x = sp.csr_matrix(reviews, dtype=np.float32)
     if params["values"] == "binary":

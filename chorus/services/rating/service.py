@@ -102,7 +102,8 @@ class RatingService:
     def reviewed(self, u: int) -> np.ndarray:
         """The items user ``u`` reviewed: int32 (m,)."""
         m = self.reviews
-        return m.indices[m.indptr[u] : m.indptr[u + 1]]
+        items: np.ndarray = m.indices[m.indptr[u] : m.indptr[u + 1]]
+        return items
 
     def history(self, u: int) -> sp.csr_array:
         """User ``u``'s history: float64 (1, n_items), their star ratings."""

@@ -251,7 +251,7 @@ class StatsPublic(BaseModel):
         }
     )
     version: str
-    stats: dict
+    stats: dict[str, Any]
 
 
 class DependencyStatus(BaseModel):

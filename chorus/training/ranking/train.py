@@ -208,7 +208,7 @@ class Selection:
 
     def metrics(self) -> dict[str, Any]:
         """A JSON-ready record for the artifact manifest."""
-        return jsonable(
+        record: dict[str, Any] = jsonable(
             {
                 "k": self.k,
                 "seed": self.seed,
@@ -229,6 +229,7 @@ class Selection:
                 "seconds": round(self.seconds, 3),
             }
         )
+        return record
 
 
 def _kinds(kinds: Sequence[str] | None) -> list[str]:
@@ -495,7 +496,7 @@ def evaluate(
     scorer = Scorer.build(history, user[test], item[test], rating[test], min_rating)
     rankers, fit_seconds, refused = refit(history, selection)
     models = {kind: scorer.score(ranker, k) | {"fit_seconds": fit_seconds[kind]} for kind, ranker in rankers.items()}
-    return jsonable(
+    record: dict[str, Any] = jsonable(
         {
             "task": "ranking",
             "k": k,
@@ -518,3 +519,4 @@ def evaluate(
             "seconds": time.perf_counter() - t0,
         }
     )
+    return record

@@ -286,4 +286,5 @@ class RatingModel(StoredModel):
 
 def _known(idx: np.ndarray, count: np.ndarray) -> np.ndarray:
     """bool (n,): ``idx`` (checked int64 (n,)) is not -1 and its row had training ratings (``count`` > 0)."""
-    return (idx >= 0) & (count[np.maximum(idx, 0)] > 0)
+    known: np.ndarray = (idx >= 0) & (count[np.maximum(idx, 0)] > 0)
+    return known
