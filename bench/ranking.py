@@ -79,10 +79,11 @@ from chorus.services.rating.rankers import Ranker  # noqa: E402
 from chorus.services.rating.rankers.base import history_row  # noqa: E402
 from chorus.shared.contract.kinds import RANKERS, find  # noqa: E402
 from chorus.shared.data import Ratings, load_ratings  # noqa: E402
+from chorus.shared.data.matrix import user_item_matrix  # noqa: E402
 from chorus.shared.data.splits import user_holdout_split, user_validation_split  # noqa: E402
 from chorus.training.ranking.fit import GRIDS as CHORUS_GRIDS  # noqa: E402
 from chorus.training.ranking.fit import fitter_of  # noqa: E402
-from chorus.training.ranking.metrics import evaluate_rankings, relevance_matrix, top_k  # noqa: E402
+from chorus.training.ranking.metrics import evaluate_rankings, top_k  # noqa: E402
 
 DATASETS = {
     "movielens-100k": {
@@ -151,7 +152,7 @@ class Fold:
         x_rating = sp.csr_matrix(
             (data.rating[train].astype(np.float32), (user[train], item[train])), shape=(n_users, n_items)
         )
-        rel_all = relevance_matrix(user[held], item[held], n_users, n_items)
+        rel_all = user_item_matrix(user[held], item[held], n_users, n_items)
         users = np.flatnonzero(np.diff(rel_all.indptr) > 0).astype(np.int64)
         counts = np.bincount(item[train], minlength=n_items).astype(np.int64)
         known = counts > 0

@@ -7,9 +7,9 @@ import pytest
 
 from chorus.services.rating.models import REGISTRY, BiasModel, LatentModel, MeanModel, RatingModel, TextAwareModel
 from chorus.services.rating.models.base import FALLBACKS, POPULAR
-from chorus.services.rating.service import reviewed_matrix
 from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.contract.kinds import RATING_MODELS, resolve
+from chorus.shared.data.matrix import user_item_matrix
 from chorus.training.rating.als import fit_als
 from chorus.training.rating.baseline import fit_bias, fit_mean
 from chorus.training.rating.config import LatentConfig
@@ -144,7 +144,7 @@ def test_recommendations_exclude_reviewed_items_and_match_brute_force():
     user, item, rating, full = planted(n_users=30, n_items=40, density=0.3, seed=5)
     model, _ = fit_als(Trainset(user, item, rating, 30, 40, 1, 5), SMALL)
     assert isinstance(model, LatentModel)
-    csr = reviewed_matrix(user, item, 30, 40)
+    csr = user_item_matrix(user, item, 30, 40, dtype=np.int8)
     for u in range(30):
         reviewed = csr.indices[csr.indptr[u] : csr.indptr[u + 1]]
         assert sorted(reviewed) == sorted(item[user == u])

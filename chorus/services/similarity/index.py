@@ -27,16 +27,9 @@ from chorus.services.similarity.recommend import Recommendations, recommend
 from chorus.services.similarity.side import Side
 from chorus.services.similarity.sparse import csr_layout, row_stats
 from chorus.shared.contract.errors import ArtifactError, InvalidInput
-from chorus.shared.contract.names import Measure
+from chorus.shared.contract.names import Measure, check_k
 from chorus.shared.indices import check_indices
 from chorus.shared.workers import current_workers, map_threads
-
-
-def check_k(k: int) -> int:
-    """``k`` (how many results) as an int of at least 1; :class:`InvalidInput` otherwise."""
-    if int(k) < 1:
-        raise InvalidInput(f"k must be at least 1, got {k}")
-    return int(k)
 
 
 def check_min_common(m: int) -> int:

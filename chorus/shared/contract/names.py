@@ -11,6 +11,7 @@ from enum import Enum, EnumMeta, StrEnum
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode
 
+from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.contract.kinds import ranker_methods
 
 
@@ -84,6 +85,23 @@ MAX_ID_LENGTH = 256
 many bytes of UTF-8 (longer ones are skipped as ``id_too_long``), so every id a version holds can be queried."""
 MAX_K = 500
 """Most results one list query returns."""
+
+
+def check_k(k: int, name: str = "k") -> int:
+    """``k`` (how many results) as an int of at least 1, the one check every list and metric applies.
+
+    The API bounds ``k`` by :data:`MAX_K` in its parameters; offline code (evaluation, the neighbour table) may ask
+    for more.
+
+    Raises
+    ------
+    InvalidInput : ``k`` below 1, named as ``name``.
+    """
+    if int(k) < 1:
+        raise InvalidInput(f"{name} must be at least 1, got {k}")
+    return int(k)
+
+
 MAX_MIN_COMMON = 1_000_000
 """Largest ``min_common`` (least number of co-raters) a similarity query accepts."""
 MAX_SEARCH_LENGTH = 200

@@ -31,6 +31,7 @@ import numpy as np
 
 from chorus.services.rating.stored import StoredModel
 from chorus.shared.contract.errors import InvalidInput
+from chorus.shared.contract.names import check_k
 from chorus.shared.indices import check_indices
 
 #: ``fallback`` names of :meth:`RatingModel.predict`, indexed by the int8 code.
@@ -246,7 +247,7 @@ class RatingModel(StoredModel):
             How many items, at least 1 (fewer come back when fewer remain).
         exclude : numpy.ndarray, optional
             int (m,), items never to return: the user's reviewed items (a row of the user×item CSR of
-            :func:`chorus.services.rating.service.reviewed_matrix`).
+            :func:`chorus.shared.data.matrix.user_item_matrix`).
 
         Returns
         -------
@@ -261,8 +262,7 @@ class RatingModel(StoredModel):
         InvalidInput : ``k`` below 1.
         NotFound : ``user`` or an excluded item out of range.
         """
-        if k < 1:
-            raise InvalidInput(f"k must be at least 1, got {k}")
+        k = check_k(k)
         user = int(check_indices(np.array([user]), self.n_users, "user", unknown_ok=True)[0])
         banned = np.zeros(self.n_items, dtype=bool)
         if exclude is not None and len(exclude):

@@ -26,6 +26,7 @@ import scipy.sparse as sp
 
 from chorus.services.rating.stored import StoredModel
 from chorus.shared.contract.errors import ArtifactError, InvalidInput
+from chorus.shared.contract.names import check_k
 from chorus.shared.indices import check_indices
 
 #: How many of the history's items a ``because`` list names at most.
@@ -99,14 +100,14 @@ class Ranker(StoredModel):
         if exclude is not None and len(exclude):
             banned[check_indices(np.asarray(exclude).ravel(), self.n_items, "item")] = True
         scores = np.asarray(self.score(history), dtype=np.float64).reshape(self.n_items)
-        top = top_items(scores, banned, _check_k(k))
+        top = top_items(scores, banned, check_k(k))
         return Ranked(top, scores[top], self._because(history, top))
 
     def recommend_batch(self, history: sp.csr_array, k: int) -> np.ndarray:
         """int64 (m, k) lists for every row of ``history`` (m, n_items), -1 padded where fewer than ``k`` items
         are allowed; the same lists as :meth:`recommend` row by row (without ``because``)."""
         self._check_history(history)
-        k = _check_k(k)
+        k = check_k(k)
         out = np.full((history.shape[0], k), -1, dtype=np.int64)
         scores = np.asarray(self.score(history), dtype=np.float64)
         banned = self._banned(history)
@@ -207,9 +208,3 @@ def top_items(scores: np.ndarray, banned: np.ndarray, k: int) -> np.ndarray:
     tied = np.flatnonzero(s >= kth)
     best = tied[np.lexsort((allowed[tied], -s[tied]))][:k]
     return allowed[best].astype(np.int64)
-
-
-def _check_k(k: int) -> int:
-    if k < 1:
-        raise InvalidInput(f"k must be at least 1, got {k}")
-    return int(k)
