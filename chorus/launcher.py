@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -99,6 +100,11 @@ class Topology:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     starting: bool = False
     stop_requested: bool = False
+
+    @classmethod
+    def on_free_ports(cls, artifacts: Path, **settings: Any) -> Topology:
+        """A topology whose three services listen on ports that are free now (benchmarks, tests)."""
+        return cls(artifacts, free_port(), free_port(), free_port(), **settings)
 
     def url(self, service: str = "gateway") -> str:
         port = {"gateway": self.port, "similarity": self.similarity_port, "rating": self.rating_port}[service]
