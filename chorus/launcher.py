@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import sqlalchemy as sa
@@ -446,7 +446,6 @@ class Retrainer:
             stderr=subprocess.STDOUT,
             text=True,
             errors="replace",
-            cwd=os.getcwd(),
             preexec_fn=_die_with_parent(os.getpid(), nice=10),
         )
         self.runs += 1
@@ -455,8 +454,8 @@ class Retrainer:
         self.relay = threading.Thread(target=self._relay, args=(stream,), daemon=True)
         self.relay.start()
 
-    def _relay(self, stream: object) -> None:
-        for line in stream:  # type: ignore[attr-defined]
+    def _relay(self, stream: IO[str]) -> None:
+        for line in stream:
             self.log(f"retrain: {line.rstrip()}")
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -134,7 +134,8 @@ def test_without_events_a_version_has_no_cutoff_and_events_change_what_is_reused
     store.close()
 
 
-def test_cli_errors_are_clear_and_publish_nothing(dump, tmp_path, capsys):
+def test_cli_errors_are_clear_and_publish_nothing(dump, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CHORUS_EVENTS_URL", raising=False)
     artifacts = tmp_path / "artifacts"
     cases = {
         "not-a-url": "not an event store URL",
