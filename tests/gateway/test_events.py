@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY
 from chorus.services.gateway.app import create_app
 from chorus.services.gateway.keys import ApiKeys, MissingKey
 from chorus.shared.contract.errors import EventsUnavailable, Forbidden
+from chorus.shared.contract.events import EventIn
 from chorus.shared.contract.names import MAX_ID_LENGTH
 from chorus.shared.events.store import MAX_BATCH, EventStore
 from tests.gateway.conftest import REDIS_TEST_URL, make_client, make_settings
@@ -452,3 +453,127 @@ def test_a_wrong_store_url_stops_the_start(sim, rat):
     with pytest.raises(Exception, match="SQLite or PostgreSQL"):
         with TestClient(app):
             pass
+
+
+# --- marks: one read per turn, never one begun before the request -------------------------------------------
+
+
+def test_marks_of_one_turn_share_a_read_and_a_later_request_never_joins_one_under_way(store):
+    import asyncio
+    import threading
+
+    from chorus.services.gateway.events import EVERYONE, Events, of_user
+
+    reads: list[str] = []
+    release = threading.Event()
+    real = store.user_seq
+
+    def user_seq(user_id: str) -> int:
+        reads.append(user_id)
+        if user_id == "SLOW":
+            release.wait(5)
+        return real(user_id)
+
+    async def scenario():
+        events = Events(store.url, timeout=10, opener=lambda url: store)
+        await events.open(wait=5)
+        store.user_seq = user_seq
+        marks = await asyncio.gather(*(events.mark(of_user("U1")) for _ in range(20)), events.mark(of_user("U2")))
+        assert marks == ["u0"] * 21 and sorted(reads) == ["U1", "U2"]
+        assert await events.mark(EVERYONE) == "a0" and await events.mark(of_user("U1")) == "u0"
+        assert len(reads) == 3  # a new turn, a new read
+
+        reads.clear()
+        first = asyncio.create_task(events.mark(of_user("SLOW")))
+        while not reads:  # the first read is under way, blocked before it reads
+            await asyncio.sleep(0.01)
+        stored = store.append([EventIn(user_id="SLOW", item_id="B001", kind="view").to_new(1.0)])
+        assert stored.stored == 1
+        second = asyncio.create_task(events.mark(of_user("SLOW")))  # arrives after the write was acknowledged
+        await asyncio.sleep(0.05)
+        release.set()
+        assert await second == f"u{real('SLOW')}" != "u0"
+        assert await first in ("u0", f"u{real('SLOW')}")
+        assert reads == ["SLOW", "SLOW"]
+        store.user_seq = real
+        events.store = None  # the test's store: closed by its fixture
+        await events.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_openapi_documents_the_event_routes_their_key_and_their_errors(client):
+    schema = client.get("/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["ApiKey"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "One of the gateway's CHORUS_API_KEYS, as Authorization: Bearer <key>",
+    }
+    expected = {
+        ("post", "/v1/events"): "StoredPublic",
+        ("get", "/v1/users/{user_id}/events"): "EventsPublic",
+        ("delete", "/v1/users/{user_id}"): "ForgottenPublic",
+    }
+    for (method, path), answer in expected.items():
+        route = schema["paths"][path][method]
+        assert route["security"] == [{"ApiKey": []}] and route["tags"] == ["events"]
+        assert set(route["responses"]) == {"200", "401", "403", "422", "503"}
+        assert answer in json.dumps(route["responses"]["200"])
+        types = {
+            status: schema["components"]["schemas"][
+                body["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+            ]
+            for status, body in route["responses"].items()
+            if status in ("401", "403", "503")
+        }
+        assert {s: t["properties"]["type"]["const"] for s, t in types.items()} == {
+            "401": "unauthorized",
+            "403": "forbidden",
+            "503": "events_unavailable",
+        }
+    event = schema["components"]["schemas"]["EventIn"]["properties"]
+    assert event["kind"]["enum"] == ["rating", "purchase", "view", "review"]
+    number = next(t for t in event["rating"]["anyOf"] if t.get("type") == "number")
+    assert number["maximum"] == 1000 and number["minimum"] == -1000
+    page = {p["name"]: p for p in schema["paths"]["/v1/users/{user_id}/events"]["get"]["parameters"]}
+    assert page["limit"]["schema"]["maximum"] == 1000 and page["limit"]["schema"]["default"] == 100
+    assert "ApiKey" not in json.dumps(schema["paths"]["/v1/users/{user_id}/recommendations"])  # reads are public
+
+
+def test_a_store_unreachable_at_start_is_opened_in_the_background_while_reads_go_on(sim, rat, tmp_path):
+    import asyncio
+
+    from chorus.services.gateway.events import Events, of_user
+
+    closed = "postgresql://chorus:secret@127.0.0.1:1/events?connect_timeout=1"  # port 1: refused at once
+    with make_client(sim, rat, events_url=closed, api_keys=KEYS, status_token="t") as client:
+        response = client.get("/v1/users/U1/recommendations")
+        assert response.status_code == 200 and response.headers["x-cache"] == "bypass"
+        body = error(post(client, rating("U1", "B001")), 503)
+        assert body["type"] == "events_unavailable" and "cannot be reached" in body["detail"]
+        assert client.get("/readyz").status_code == 200
+        shown = client.get("/readyz", headers={"Authorization": "Bearer t"}).json()["events"]
+        assert shown["status"] == "down" and shown["backend"] == "postgresql"
+        assert "secret" not in shown["detail"] and "chorus:***@127.0.0.1:1" in shown["detail"]
+
+    attempts: list[str] = []
+    url = f"sqlite:///{tmp_path / 'late.db'}"
+
+    def opener(address: str) -> EventStore:
+        attempts.append(address)
+        if len(attempts) < 3:
+            raise ConnectionRefusedError("not yet")
+        return EventStore(address)
+
+    async def scenario():
+        events = Events(url, timeout=1, first_backoff=0.01, opener=opener)
+        await events.open(wait=0.0)  # not waited for: opened in the background
+        assert await events.mark(of_user("U1")) is None  # meanwhile: bypass the cache
+        for _ in range(200):
+            if events.store is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert len(attempts) == 3 and await events.mark(of_user("U1")) == "u0"
+        await events.aclose()
+
+    asyncio.run(scenario())

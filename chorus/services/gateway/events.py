@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
@@ -102,6 +103,7 @@ class Events:
         self.last_error: str | None = None
         self._pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="chorus-events")
         self._probe: asyncio.Task | None = None
+        self._pending: dict[str | None, asyncio.Future[int]] = {}
 
     @property
     def configured(self) -> bool:
@@ -118,6 +120,7 @@ class Events:
         if self.url is None:
             return
         self._probe = asyncio.create_task(self._reach(), name="chorus-events-open")
+        self._probe.add_done_callback(self._given_up)
         done, _ = await asyncio.wait({self._probe}, timeout=wait)
         if self._probe in done and self._probe.exception() is not None:
             raise self._probe.exception()  # type: ignore[misc]
@@ -125,23 +128,44 @@ class Events:
             log.warning("the event store %s is not reachable yet; opening it in the background", self.public_url)
 
     async def mark(self, scope: EventScope) -> Mark:
-        """The key part for an answer that depends on ``scope``'s events (see :data:`Mark`); never raises."""
+        """The key part for an answer that depends on ``scope``'s events (see :data:`Mark`); never raises.
+
+        Requests for the same sequence number in one turn of the event loop share one read, submitted at the end
+        of that turn: after each of them arrived, so it reflects every write acknowledged before any of them.
+        (A read already under way is never shared: it may have begun before a request's write was acknowledged.)
+        """
         if not scope.any or self.url is None:
             return ""
         store = self.store
         if store is None or self.down_since is not None:
             return None
-        read = store.last_seq if scope.everyone else store.user_seq
-        args = () if scope.everyone else (scope.user,)
+        key = None if scope.everyone else scope.user  # None: the store's own sequence number
+        loop = asyncio.get_running_loop()
+        future = self._pending.get(key)
+        if future is None:
+            future = self._pending[key] = loop.create_future()
+            future.add_done_callback(_retrieve)
+            if len(self._pending) == 1:
+                loop.call_soon(self._flush, store)
         try:
-            future = asyncio.get_running_loop().run_in_executor(self._pool, read, *args)
-            seq = await asyncio.wait_for(future, self.timeout)
+            seq = await asyncio.wait_for(asyncio.shield(future), self.timeout)
         except Exception as exc:  # reads must keep working whatever the store does
             if isinstance(exc, TimeoutError):
                 exc = TimeoutError(f"no answer within {self.timeout:g} s (CHORUS_EVENTS_TIMEOUT)")
             self._failed(exc)
             return None
         return f"a{seq}" if scope.everyone else f"u{seq}"
+
+    def _flush(self, store: EventStore) -> None:
+        """Submit the reads asked for in this turn of the loop, one per sequence number, on the read threads."""
+        batch, self._pending = self._pending, {}
+        loop = asyncio.get_running_loop()
+        for key, future in batch.items():
+            if key is None:
+                read = loop.run_in_executor(self._pool, store.last_seq)
+            else:
+                read = loop.run_in_executor(self._pool, store.user_seq, key)
+            read.add_done_callback(partial(_settle, future))
 
     async def call(self, work: Callable[[EventStore], T], written: str | None = None) -> T:
         """Run ``work(store)`` on a worker thread for an event route; a failure of the store becomes a 503 (for
@@ -185,6 +209,14 @@ class Events:
         )
         if self._probe is None or self._probe.done():
             self._probe = asyncio.get_running_loop().create_task(self._reach(), name="chorus-events-probe")
+            self._probe.add_done_callback(self._given_up)
+
+    def _given_up(self, task: asyncio.Task) -> None:
+        """Log why the store cannot be used when opening it ended in an error no retry can mend."""
+        if task.cancelled() or task.exception() is None:
+            return
+        self.last_error = str(task.exception())
+        log.error("the event store %s cannot be used: %s", self.public_url, self.last_error)
 
     async def _reach(self) -> None:
         """Open the store, or read from it, until that works; then mark it up again."""
@@ -237,3 +269,21 @@ class Events:
             closing = asyncio.get_running_loop().run_in_executor(self._pool, self.store.close)
             await asyncio.wait({closing}, timeout=2.0)  # a hung store must not hang the shutdown
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _settle(target: asyncio.Future[int], source: asyncio.Future[int]) -> None:
+    """Pass a finished read on to the future its requests wait on."""
+    if target.done():
+        return
+    if source.cancelled():
+        target.cancel()
+    elif (exc := source.exception()) is not None:
+        target.set_exception(exc)
+    else:
+        target.set_result(source.result())
+
+
+def _retrieve(future: asyncio.Future[int]) -> None:
+    """Mark a read's exception as retrieved: when every waiter timed out, asyncio would otherwise warn."""
+    if not future.cancelled():
+        future.exception()
