@@ -17,9 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from chorus.services.gateway.core import Answer, Gateway
-from chorus.services.gateway.hitpath import ident, k_query, recommendations_target, search_query, similar_query
+from chorus.services.gateway.hitpath import (
+    Target,
+    item_target,
+    recommendations_target,
+    search_target,
+    similar_items_target,
+)
 from chorus.shared.contract.errors import ChorusError
-from chorus.shared.contract.names import DEFAULT_MIN_COMMON, MAX_ID_LENGTH, MAX_PAIRS
+from chorus.shared.contract.names import DEFAULT_MIN_COMMON, MAX_ID_LENGTH, MAX_PAIRS, Method
 from chorus.shared.contract.reviews import MAX_TEXT_CHARS, SCORE_PATH
 
 SEARCH_LIMIT = 10  # title matches listed; one more is asked for, to tell "more than 10 match"
@@ -41,13 +47,13 @@ class _Failed(Exception):
         self.message = message
 
 
-async def _json(gw: Gateway, service: str, route: str, query: str, not_found: str) -> dict[str, Any]:
+async def _json(gw: Gateway, target: Target, not_found: str) -> dict[str, Any]:
     """The JSON answer, or :class:`_Failed` with a message for the page."""
     try:
-        answer: Answer = await gw.get(service, route, query)
+        answer: Answer = await gw.get(*target)
     except ChorusError as exc:
         raise _Failed(f"Sorry, that cannot be answered right now: {exc.detail}.") from exc
-    return _body(answer, service, not_found)
+    return _body(answer, target.service, not_found)
 
 
 def _body(answer: Answer, service: str, not_found: str) -> dict[str, Any]:
@@ -72,13 +78,13 @@ async def similar_section(gw: Gateway, q: str, measure: str, k: int, min_common:
     item = None
     if " " not in q and "/" not in q:  # ids have neither (see hitpath.ident)
         try:
-            item = await _json(gw, "similarity", f"items/{ident(q)}", "", "")
+            item = await _json(gw, item_target(q), "")
         except _Failed as failed:
             if failed.message:  # empty message: unknown id, try it as title words below
                 return Section(message=failed.message)
     if item is None:
         try:
-            found = await _json(gw, "similarity", "items", search_query(q, SEARCH_LIMIT + 1), "")
+            found = await _json(gw, search_target(q, SEARCH_LIMIT + 1), "")
         except _Failed as failed:
             return Section(message=failed.message or f"No product has the id or title words “{q}”.")
         matches = found.get("data") or []
@@ -92,9 +98,7 @@ async def similar_section(gw: Gateway, q: str, measure: str, k: int, min_common:
     try:
         similar = await _json(
             gw,
-            "similarity",
-            f"items/{ident(item['item_id'])}/similar",
-            similar_query(k, measure, min_common),
+            similar_items_target(item["item_id"], k, measure, min_common),
             f"No product has the id “{item['item_id']}”.",
         )
     except _Failed as failed:
@@ -107,21 +111,6 @@ async def similar_section(gw: Gateway, q: str, measure: str, k: int, min_common:
             if min_common <= 1
             else f"No other product shares {min_common} reviewers with this one."
         )
-    return section
-
-
-async def _recommendations(gw: Gateway, service: str, user: str, k: int, empty: str) -> Section:
-    """A user's recommendations from ``service``; ``empty`` is the message for an empty list."""
-    not_found = f"No user has the id “{user}”."
-    if "/" in user:  # not an id (see hitpath.ident)
-        return Section(message=not_found)
-    try:
-        body = await _json(gw, service, f"users/{ident(user)}/recommendations", k_query(k), not_found)
-    except _Failed as failed:
-        return Section(message=failed.message)
-    section = Section(data=body)
-    if not body.get("data"):
-        section.message = empty
     return section
 
 
@@ -146,9 +135,8 @@ async def model_section(gw: Gateway, user: str, k: int) -> Section:
     target = recommendations_target(user, k, None, [])
     if target is None:  # cannot happen: no method, no exclude
         return Section(message="Sorry, that cannot be answered.", title="Recommended for you")
-    service, route, query = target
     try:
-        body = await _json(gw, service, route, query, f"No user has the id “{user}”.")
+        body = await _json(gw, target, f"No user has the id “{user}”.")
     except _Failed as failed:
         return Section(message=failed.message, title="Recommended for you")
     section = Section(data=body)
@@ -192,7 +180,18 @@ async def basket_section(gw: Gateway, text: str, k: int) -> Section:
 
 async def because_section(gw: Gateway, user: str, k: int) -> Section:
     """Recommendations "because you liked …" (similarity service)."""
-    return await _recommendations(gw, "similarity", user, k, "No product is similar to the ones this user liked.")
+    not_found = f"No user has the id “{user}”."
+    target = recommendations_target(user, k, Method.similar, [])
+    if "/" in user or target is None:  # not an id (see hitpath.ident); no exclude: always a target
+        return Section(message=not_found)
+    try:
+        body = await _json(gw, target, not_found)
+    except _Failed as failed:
+        return Section(message=failed.message)
+    section = Section(data=body)
+    if not body.get("data"):
+        section.message = "No product is similar to the ones this user liked."
+    return section
 
 
 async def score_section(gw: Gateway, text: str, stars: str | None) -> Section:

@@ -267,12 +267,20 @@ class CacheStatus(BaseModel):
     detail: str | None = None
 
 
+class EventStoreStatus(BaseModel):
+    status: str = Field(examples=["ok"], description="ok, down (event routes answer 503) or off (none configured)")
+    backend: str | None = Field(None, examples=["postgresql"])
+    detail: str | None = None
+
+
 class ReadinessPublic(BaseModel):
-    """200 when both services are ready; the cache is reported but never makes the gateway unready."""
+    """200 when both services are ready; the cache and the event store are reported but never make the gateway
+    unready (reads go on without them)."""
 
     status: str = Field(examples=["ready"])
     services: dict[str, DependencyStatus]
     cache: CacheStatus
+    events: EventStoreStatus | None = None
 
 
 class HealthPublic(BaseModel):
