@@ -142,6 +142,16 @@ class Side:
         a, b = self.indptr[i], self.indptr[i + 1]
         return self.indices[a:b], self.ratings[a:b]
 
+    def lengths(self, rows: np.ndarray) -> np.ndarray:
+        """Entries of each of ``rows`` (int (r,), valid rows): int64 (r,)."""
+        return self.count_int[rows]
+
+    def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The entries of ``rows`` (int (r,), valid rows), in that order: (indptr int64 (r + 1,), columns int64
+        (nnz,), ratings float64 (nnz,)), each row's columns ascending."""
+        bptr, pos = gather_rows(self.indptr, np.asarray(rows, dtype=np.int64))
+        return bptr, self.indices[pos].astype(np.int64), self.ratings[pos]
+
     # -- block products -----------------------------------------------------------------------------------
 
     def left_block(self, kind: str, bptr: np.ndarray, take: np.ndarray | slice) -> sp.csr_array:
