@@ -84,16 +84,20 @@ class Ids:
         index = self._new_index.get(raw, -1)
         return index if 0 <= index < n else -1
 
-    def add(self, raw: str) -> int:
-        """The index of ``raw``, given the next one when it is new."""
-        found = self.find(raw, self.n_version + len(self.new))
-        if found >= 0:
-            return found
-        index = self.n_version + len(self.new)
-        self._place.append(bisect.bisect_left(self._sorted, raw))  # version ids that sort before it
-        self.new.append(raw)
-        self._new_index[raw] = index
-        return index
+    def indices(self, raws: list[str], add: np.ndarray) -> np.ndarray:
+        """The index of each of ``raws`` (int64 (n,)); one that is new gets the next index where ``add`` (bool
+        (n,)) says so, else -1."""
+        out = self._lookup(raws).astype(np.int64)
+        for k in np.flatnonzero(out < 0).tolist():
+            raw = raws[k]
+            index = self._new_index.get(raw, -1)
+            if index < 0 and add[k]:
+                index = self.n_version + len(self.new)
+                self._place.append(bisect.bisect_left(self._sorted, raw))  # version ids that sort before it
+                self.new.append(raw)
+                self._new_index[raw] = index
+            out[k] = index
+        return out
 
     def raw(self, index: int) -> str:
         """The id at ``index``."""
@@ -354,14 +358,19 @@ class Overlay:
         for user_id, seq in sorted(tombstones.items(), key=lambda kv: kv[1]):
             step.forget(user_id, seq)
         purchases = {e.seq for e in events if e.kind == "purchase"}
-        for row in rows_of(events, purchase_rating(scale.low, scale.high)):
-            if row.seq < step.tombstones.get(row.user_id, 0):
-                continue  # written before the user's tombstone: gone with it
-            if row.seq in purchases or bool(scale.valid(np.array([row.rating]))[0]):
-                # float32, as the data layer holds ratings, so the sums are those of a build on the same rows
-                step.put(row.user_id, row.item_id, float(np.float32(row.rating)), row.seq)
-            else:
-                step.drop(row.user_id, row.item_id)
+        rows = [r for r in rows_of(events, purchase_rating(scale.low, scale.high)) if r.seq >= step.after(r.user_id)]
+        # float32, as the data layer holds ratings, so that the sums are those of a build on the same rows
+        stars = np.array([r.rating for r in rows], dtype=np.float64)
+        valid = scale.valid(stars) | np.array([r.seq in purchases for r in rows], dtype=bool)
+        users = self.users.ids.indices([r.user_id for r in rows], add=valid)
+        items = self.items.ids.indices([r.item_id for r in rows], add=valid)
+        for row, ok, rating, u, i in zip(
+            rows, valid.tolist(), stars.astype(np.float32).tolist(), users.tolist(), items.tolist(), strict=True
+        ):
+            if ok:
+                step.put(u, i, rating, row.seq)
+            elif u >= 0 and i >= 0:
+                step.drop(u, i)
         return step.finish(max(upto, self.seen))
 
 
@@ -414,19 +423,19 @@ class _Step:
                 self.users.add(u)
                 self.items.add(i)
 
-    def put(self, user_id: str, item_id: str, rating: float, seq: int) -> None:
-        u = self.base.users.ids.add(user_id)
-        i = self.base.items.ids.add(item_id)
+    def after(self, user_id: str) -> int:
+        """The ``seq`` of ``user_id``'s tombstone after the cutoff (0 for none): rows from events before it are
+        gone with it."""
+        return self.tombstones.get(user_id, 0)
+
+    def put(self, u: int, i: int, rating: float, seq: int) -> None:
         self._user(u)[i] = (rating, seq)
         self._item(i)[u] = rating
         self.users.add(u)
         self.items.add(i)
 
-    def drop(self, user_id: str, item_id: str) -> None:
-        users, items = self.base.users.ids, self.base.items.ids
-        u = users.find(user_id, users.n_version + len(users.new))
-        i = items.find(item_id, items.n_version + len(items.new))
-        if u < 0 or i < 0 or i not in self.live.get(u, {}):
+    def drop(self, u: int, i: int) -> None:
+        if i not in self.live.get(u, {}):
             return
         del self._user(u)[i]
         del self._item(i)[u]
