@@ -5,6 +5,7 @@ unknown; new users and items are answered; items the events cannot affect are an
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import numpy as np
 import pytest
@@ -284,3 +285,49 @@ def test_without_a_store_the_version_answers_alone(version):
             assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
     with pytest.raises(NotFound, match="^unknown user 'nobody'$"):
         view.user_index("nobody")
+
+
+def test_requests_while_events_arrive(store_url, store, version, open_model):
+    """Readers on three threads while a writer appends: no request fails, each answers from one snapshot, and
+    the last snapshot equals the rebuild."""
+    model = open_model(store_url)
+    users = [str(u) for u in version.ratings.user_ids]
+    items = [str(i) for i in version.ratings.item_ids]
+    stop, errors = threading.Event(), []
+
+    def reader(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        while not stop.is_set():
+            try:
+                view = model.view()
+                i = int(rng.integers(view.overlay.items.n))
+                found, _ = view.similar_items(i, K, MEASURES[seed % 3])
+                assert found.size == 0 or found.max() < view.overlay.items.n
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=reader, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    rng = np.random.default_rng(7)
+    try:
+        for n in range(30):
+            batch = [
+                ev(
+                    users[rng.integers(len(users))],
+                    items[rng.integers(len(items))],
+                    rating=float(rng.integers(1, 11) / 2),
+                )
+                for _ in range(5)
+            ]
+            batch.append(ev(f"new{n:02d}", f"fresh{n % 4}", rating=4.0))
+            store.append(batch)
+            if n == 15:
+                store.forget(users[1], 2e9)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+    assert not errors, errors[0]
+    assert compare(model, rebuilt(version.ratings, store), "item")

@@ -201,13 +201,13 @@ class LiveView:
             _, reached, _ = self._items.gather(liked)
             if not self._users.touched[u] and not self._items.reached[reached].any():
                 return self.index.recommend(u, k, exclude=exclude)
-            local = around(self._items, self._users, liked)
-            order = np.argsort(local.positions(rated), kind="stable")
-            rated_local = local.positions(rated)[order]
+            local = around(self._items, self._users, liked)  # the user rated a liked item: their items are in it
+            rated_local = local.positions(rated)
+            order = np.argsort(rated_local, kind="stable")
             outside = None if exclude is None else local.positions(exclude)
             rec = recommend(
                 local.side,
-                rated_local,
+                rated_local[order],
                 ratings[order],
                 k,
                 measure,

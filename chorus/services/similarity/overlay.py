@@ -570,16 +570,17 @@ class LiveState:
         """
         if self._last_seq is None or self._changes is None:
             return self.current
+        before = self.current  # taken before the store is read: its seq was read from the store earlier
         last = self._last_seq()
-        snapshot = self.current
-        if last == snapshot.seen:
-            return snapshot
-        if last < snapshot.seen:
+        if last < before.seen:
             raise UpstreamUnavailable(
-                f"the event store {self._store} ends at seq {last}, before seq {snapshot.seen} that this service "
-                f"{'read' if snapshot.seen > snapshot.cutoff else 'was trained up to'}: it is not the store the "
+                f"the event store {self._store} ends at seq {last}, before seq {before.seen} that this service "
+                f"{'read' if before.seen > before.cutoff else 'was trained up to'}: it is not the store the "
                 "served version was trained with (point CHORUS_EVENTS_URL at that store, or train a new version)"
             )
+        snapshot = self.current
+        if last <= snapshot.seen:  # another request read as far already
+            return snapshot
         with self._lock:
             snapshot = self.current
             if last > snapshot.seen:
