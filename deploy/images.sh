@@ -3,9 +3,10 @@
 #
 #   bash deploy/images.sh                     # then: docker-compose --env-file deploy/images.env up
 #
-# 1. Base images. CHORUS_BASE_IMAGE (Python) and CHORUS_REDIS_IMAGE when set, else python:3.11-slim and
-#    redis:7-alpine when present or pullable; else images made here once from Debian bookworm with mmdebstrap and
-#    `docker import` (chorus-base/python:3.11-bookworm, chorus-base/redis:7-bookworm), kept for the next run.
+# 1. Base images. CHORUS_BASE_IMAGE (Python), CHORUS_REDIS_IMAGE and CHORUS_POSTGRES_IMAGE when set, else
+#    python:3.11-slim, redis:7-alpine and postgres:15-alpine when present or pullable; else images made here once
+#    from Debian bookworm with mmdebstrap and `docker import` (chorus-base/python:3.11-bookworm,
+#    chorus-base/redis:7-bookworm, chorus-base/postgres:15-bookworm), kept for the next run.
 # 2. The Python dependencies (the project's, and the `train` extra for the trainer): CHORUS_PIP_SOURCE=wheels
 #    (default) downloads them as wheels on this host into deploy/offline/wheels (once per requirement set) and the
 #    build installs them with no network at all;
@@ -25,6 +26,7 @@ TAG=${CHORUS_IMAGE_TAG:-latest}
 PIP_SOURCE=${CHORUS_PIP_SOURCE:-wheels}
 LOCAL_PYTHON=chorus-base/python:3.11-bookworm
 LOCAL_REDIS=chorus-base/redis:7-bookworm
+LOCAL_POSTGRES=chorus-base/postgres:15-bookworm
 OFFLINE=deploy/offline
 
 log() { echo "images: $*" >&2; }
@@ -37,14 +39,16 @@ present() { docker image inspect "$1" >/dev/null 2>&1; }
 case "$PIP_SOURCE" in wheels | index) ;; *) die "CHORUS_PIP_SOURCE must be wheels or index, not '$PIP_SOURCE'" ;; esac
 docker info >/dev/null 2>&1 || die "no Docker engine answers (start dockerd, or run as a user in the docker group)"
 
-# make_base NAME PACKAGES [docker import --change ...]: a Debian bookworm minbase image with PACKAGES.
+# make_base NAME PACKAGES [docker import --change ...]: a Debian bookworm minbase image with PACKAGES; the
+# array HOOKS holds extra mmdebstrap options (--customize-hook=...) for the image being made.
+HOOKS=()
 make_base() {
   local name=$1 packages=$2
   shift 2
   command -v mmdebstrap >/dev/null || die "no $name and no registry: install mmdebstrap to make it (apt-get install mmdebstrap)"
   log "making $name from Debian bookworm (mmdebstrap --variant=minbase, $packages)"
   local started=$SECONDS
-  mmdebstrap --quiet --variant=minbase --include="$packages" \
+  mmdebstrap --quiet --variant=minbase --include="$packages" "${HOOKS[@]}" \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
     bookworm - |
@@ -82,7 +86,17 @@ base=$(choose CHORUS_BASE_IMAGE python:3.11-slim "$LOCAL_PYTHON" python3,python3
 redis=$(choose CHORUS_REDIS_IMAGE redis:7-alpine "$LOCAL_REDIS" redis-server \
   --change 'USER redis' --change 'WORKDIR /var/lib/redis' --change 'EXPOSE 6379' \
   --change 'CMD ["redis-server", "--protected-mode", "no"]')
-log "base images: $base, $redis"
+# The event store's server for the compose file: Debian's postgresql-15 with an entry point that reads the official
+# image's variables (deploy/postgres-entrypoint.sh).
+HOOKS=(
+  --customize-hook="copy-in deploy/postgres-entrypoint.sh /usr/local/bin"
+  --customize-hook='chroot "$1" install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/data'
+)
+postgres=$(choose CHORUS_POSTGRES_IMAGE postgres:15-alpine "$LOCAL_POSTGRES" postgresql-15 \
+  --change 'USER postgres' --change 'ENV PGDATA=/var/lib/postgresql/data' --change 'EXPOSE 5432' \
+  --change 'CMD ["/usr/local/bin/postgres-entrypoint.sh"]')
+HOOKS=()
+log "base images: $base, $redis, $postgres"
 
 # The dependencies as wheels, downloaded again only when the requirements or the base image change. pip runs in
 # a container of the base image, because only the target interpreter evaluates markers such as
@@ -149,7 +163,8 @@ cat >deploy/images.env <<EOF
 # Written by deploy/images.sh: docker-compose --env-file deploy/images.env up
 CHORUS_BASE_IMAGE=$base
 CHORUS_REDIS_IMAGE=$redis
+CHORUS_POSTGRES_IMAGE=$postgres
 CHORUS_IMAGE_TAG=$TAG
 EOF
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' |
-  grep -E "^(chorus-(trainer|similarity|rating|gateway):$TAG|${base}|${redis}) " | sed 's/^/images:   /' >&2
+  grep -E "^(chorus-(trainer|similarity|rating|gateway):$TAG|${base}|${redis}|${postgres}) " | sed 's/^/images:   /' >&2

@@ -7,5 +7,5 @@ bin=${VENV:-.venv}/bin
 
 "$bin/ruff" format --check .
 "$bin/ruff" check .
-"$bin/mypy" -p chorus
+"$bin/mypy" -p chorus -p tests
 "$bin/lint-imports"

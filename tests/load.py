@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import httpx
 
@@ -12,7 +13,9 @@ class Load:
     runs; ``failures`` lists every answer that was not 200 and every transport error, ``versions`` every
     ``X-Model-Version`` seen, in order."""
 
-    def __init__(self, base_url: str, requests: list[tuple[str, dict]], clients: int = 1, timeout: float = 15):
+    def __init__(
+        self, base_url: str, requests: list[tuple[str, dict[str, Any]]], clients: int = 1, timeout: float = 15
+    ):
         self.base_url, self.requests, self.timeout = base_url, requests, timeout
         self.failures: list[str] = []
         self.versions: list[str] = []

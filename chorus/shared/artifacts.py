@@ -42,7 +42,7 @@ import shutil
 import socket
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -86,7 +86,7 @@ def new_version_name() -> str:
     return f"{now:%Y%m%dT%H%M%S.%f}Z-{secrets.token_hex(2)}"
 
 
-def file_fingerprint(path: str | os.PathLike, format: str) -> dict[str, Any]:
+def file_fingerprint(path: str | os.PathLike[str], format: str) -> dict[str, Any]:
     """Identify a data file by content: sha256, size, name and format."""
     p = Path(path)
     return {"sha256": _sha256(p), "bytes": p.stat().st_size, "name": p.name, "format": format}
@@ -98,7 +98,7 @@ class VersionWriter:
     Use as a context manager: leaving the block with an exception removes the temporary directory.
     """
 
-    def __init__(self, root: str | os.PathLike, version: str | None = None) -> None:
+    def __init__(self, root: str | os.PathLike[str], version: str | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.version = version or new_version_name()
@@ -117,7 +117,8 @@ class VersionWriter:
         self.committed = False
 
     def _component(self, component: str) -> dict[str, Any]:
-        return self.manifest["components"].setdefault(component, {"files": {}, "hyperparameters": {}, "metrics": {}})
+        components: dict[str, dict[str, Any]] = self.manifest["components"]
+        return components.setdefault(component, {"files": {}, "hyperparameters": {}, "metrics": {}})
 
     def save_array(self, component: str, name: str, array: np.ndarray) -> None:
         """Write ``array`` as ``<component>/<name>.npy`` (no pickles: object arrays are refused)."""
@@ -140,7 +141,11 @@ class VersionWriter:
         }
 
     def set_component_meta(
-        self, component: str, hyperparameters: dict | None = None, metrics: dict | None = None, **extra: Any
+        self,
+        component: str,
+        hyperparameters: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+        **extra: Any,
     ) -> None:
         """Record what was trained: hyperparameters, metrics and any other JSON-able facts."""
         comp = self._component(component)
@@ -150,7 +155,7 @@ class VersionWriter:
             comp["metrics"] = metrics
         comp.update(extra)
 
-    def set_dataset(self, fingerprint: dict, stats: dict) -> None:
+    def set_dataset(self, fingerprint: dict[str, Any], stats: dict[str, Any]) -> None:
         self.manifest["dataset"] = {"fingerprint": fingerprint, "stats": stats}
 
     def adopt_component(self, source: Version, component: str) -> None:
@@ -197,7 +202,7 @@ class VersionWriter:
             self.abort()
 
 
-def set_current(root: str | os.PathLike, version: str) -> None:
+def set_current(root: str | os.PathLike[str], version: str) -> None:
     """Point CURRENT at ``version`` (which must be a complete version of this root) atomically."""
     root = Path(root)
     if version not in list_versions(root):
@@ -205,7 +210,7 @@ def set_current(root: str | os.PathLike, version: str) -> None:
     _write_atomic(root / CURRENT, (version + "\n").encode())
 
 
-def list_versions(root: str | os.PathLike) -> list[str]:
+def list_versions(root: str | os.PathLike[str]) -> list[str]:
     """Complete versions (those with a manifest), oldest first."""
     root = Path(root)
     if not root.is_dir():
@@ -215,7 +220,7 @@ def list_versions(root: str | os.PathLike) -> list[str]:
     )
 
 
-def prune(root: str | os.PathLike, keep: int = DEFAULT_KEEP) -> list[str]:
+def prune(root: str | os.PathLike[str], keep: int = DEFAULT_KEEP) -> list[str]:
     """Delete all but the newest ``keep`` versions (never the current one) and abandoned temporary
     directories; return the names removed."""
     root = Path(root)
@@ -260,7 +265,7 @@ def _abandoned(tmp: Path) -> bool:
 MAX_CURRENT_BYTES = 1024
 
 
-def check_version_name(name: str, root: str | os.PathLike = ".") -> str:
+def check_version_name(name: str, root: str | os.PathLike[str] = ".") -> str:
     """``name`` if it can name a version directory of ``root``: one path component, not hidden, printable.
 
     Raises
@@ -282,7 +287,7 @@ def check_version_name(name: str, root: str | os.PathLike = ".") -> str:
     return name
 
 
-def read_current(root: str | os.PathLike) -> str | None:
+def read_current(root: str | os.PathLike[str]) -> str | None:
     """The version ``CURRENT`` names, None when there is no ``CURRENT`` (or it is empty).
 
     Raises
@@ -330,7 +335,7 @@ class Version:
 
     def component_meta(self, component: str) -> dict[str, Any]:
         try:
-            return self.manifest["components"][component]
+            return cast(dict[str, Any], self.manifest["components"][component])
         except KeyError:
             raise ArtifactError(f"version {self.name} has no {component!r} component") from None
 
@@ -365,7 +370,7 @@ class Version:
 class ArtifactStore:
     """Read side of an artifact root."""
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
 
     def current(self) -> str | None:
@@ -427,7 +432,7 @@ class ArtifactStore:
         return opened
 
 
-def _verify_file(version: str, path: Path, label: str, info: dict) -> None:
+def _verify_file(version: str, path: Path, label: str, info: dict[str, Any]) -> None:
     if not path.is_file():
         raise ArtifactError(f"version {version}: file {label} is missing ({path})")
     size = path.stat().st_size
@@ -442,8 +447,8 @@ def _verify_file(version: str, path: Path, label: str, info: dict) -> None:
 
 
 def _read_header(
-    version: str, f: io.BufferedIOBase | io.BytesIO, label: str, info: dict
-) -> tuple[tuple, bool, np.dtype]:
+    version: str, f: io.BufferedIOBase | io.BytesIO, label: str, info: dict[str, Any]
+) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
     """The ``.npy`` header read from ``f`` (shape, Fortran order, dtype), checked against the manifest."""
     try:
         major, _ = np.lib.format.read_magic(f)
@@ -467,7 +472,7 @@ def _read_header(
 MAX_HEADER_BYTES = 1 << 16
 
 
-def _read_array(version: str, path: Path, label: str, info: dict, verify: bool) -> np.ndarray:
+def _read_array(version: str, path: Path, label: str, info: dict[str, Any], verify: bool) -> np.ndarray:
     """The array stored in ``path``, read into private memory (never mapped), checked on the bytes read: size,
     sha256 (when ``verify``), header (shape and dtype as the manifest says) and content (every float finite).
 

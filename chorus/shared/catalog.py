@@ -8,6 +8,7 @@ the lower-cased titles.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ class Catalog:
     item_reviews: np.ndarray  # int64 (n_items,)
     item_mean: np.ndarray  # float64 (n_items,)
     scale: RatingScale
-    stats: dict
+    stats: dict[str, Any]
 
     def __post_init__(self) -> None:
         self._user_index = {u: k for k, u in enumerate(self.user_ids.tolist())}
@@ -33,7 +34,7 @@ class Catalog:
         self._lower_titles = np.char.lower(text_array(np.asarray(self.titles).tolist()))  # variable width
 
     @classmethod
-    def from_ratings(cls, ratings: Ratings, stats: dict | None = None) -> Catalog:
+    def from_ratings(cls, ratings: Ratings, stats: dict[str, Any] | None = None) -> Catalog:
         reviews = np.bincount(ratings.item, minlength=ratings.n_items).astype(np.int64)
         sums = np.bincount(ratings.item, weights=ratings.rating.astype(np.float64), minlength=ratings.n_items)
         mean = np.divide(sums, reviews, out=np.zeros(ratings.n_items), where=reviews > 0)
@@ -102,7 +103,7 @@ class Catalog:
             result = np.concatenate(([exact], result[result != exact]))[:limit]
         return result.astype(np.int64)
 
-    def item_public(self, i: int) -> dict:
+    def item_public(self, i: int) -> dict[str, Any]:
         return {
             "item_id": str(self.item_ids[i]),
             "title": self.title(i),

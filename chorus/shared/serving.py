@@ -207,10 +207,10 @@ class ModelHolder(Generic[M]):
         return (200 if loaded else 503), body
 
 
-def model_dependency(request: Request, response: Response) -> Loaded:
+def model_dependency(request: Request, response: Response) -> Loaded[Any]:
     """The ``(version, model)`` a request works with, taken once; also labels the response (and any error
     response, through the handlers below) with the version."""
-    loaded = request.app.state.holder.get()
+    loaded: Loaded[Any] = request.app.state.holder.get()
     request.state.model_version = loaded.version
     response.headers[VERSION_HEADER] = loaded.version
     return loaded
@@ -287,6 +287,6 @@ def create_service_app(
     return app
 
 
-def _served(holder: ModelHolder) -> str | None:
+def _served(holder: ModelHolder[Any]) -> str | None:
     loaded = holder.loaded
     return loaded.version if loaded else None

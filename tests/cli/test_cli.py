@@ -9,7 +9,7 @@ import sys
 from tests.conftest import REPO
 
 
-def chorus(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def chorus(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "chorus.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
     )

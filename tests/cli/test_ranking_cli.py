@@ -50,7 +50,7 @@ def test_evaluate_ranking_table_has_one_row_per_model(reviews, capsys, short_gri
     assert len(rows) >= 1 and sum(line.startswith("*") for line in rows) == 1
 
 
-def usage_error(capsys, *args: str) -> str:
+def usage_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
     """Run ``chorus evaluate`` in process; assert it is a usage error (exit 2) and return its stderr."""
     with pytest.raises(SystemExit) as exit_:
         main(["evaluate", *args])

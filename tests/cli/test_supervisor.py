@@ -35,7 +35,8 @@ class Clock:
 
 def make():
     topo = FakeTopology({name: FakeProc(pid=i) for i, name in enumerate(("similarity", "rating", "gateway"))})
-    clock, said = Clock(), []
+    clock = Clock()
+    said: list[str] = []
     supervisor = Supervisor(topo, log=said.append, clock=clock)  # type: ignore[arg-type]
     supervisor.watch()
     return topo, clock, said, supervisor

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -51,7 +52,7 @@ class Stack:
         self.project, self.env, self.port, self.data = project, env, port, data
         self.url = f"http://127.0.0.1:{port}"
 
-    def compose(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
+    def compose(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
         cmd = ["docker-compose", "-p", self.project, "-f", str(REPO / "docker-compose.yml"), *args]
         proc = subprocess.run(cmd, cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
@@ -59,7 +60,9 @@ class Stack:
         return proc
 
     def docker(self, *args: str) -> str:
-        proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60, env=self.env)
+        proc: subprocess.CompletedProcess[str] = subprocess.run(
+            ["docker", *args], capture_output=True, text=True, timeout=60, env=self.env
+        )
         assert proc.returncode == 0, f"docker {' '.join(args)}: {proc.stderr}"
         return proc.stdout
 
@@ -69,14 +72,14 @@ class Stack:
     def get(self, path: str, **params) -> httpx.Response:
         return httpx.get(self.url + path, params=params, timeout=10)
 
-    def wait_ready(self, timeout: float = 240) -> dict:
+    def wait_ready(self, timeout: float = 240) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         last = "no answer"
         while time.monotonic() < deadline:
             try:
                 r = httpx.get(self.url + "/readyz", timeout=3)
                 if r.status_code == 200:
-                    return r.json()
+                    return cast(dict[str, Any], r.json())
                 last = f"{r.status_code} {r.text[:300]}"
             except httpx.HTTPError as exc:
                 last = type(exc).__name__

@@ -5,18 +5,19 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from typing import Any, cast
 
 import pytest
 import yaml
 
 from tests.conftest import REPO
 
-LONG_RUNNING = ("redis", "similarity", "rating", "gateway")
+LONG_RUNNING = ("redis", "similarity", "rating", "gateway", "postgres")
 
 
 @pytest.fixture(scope="module")
-def compose() -> dict:
-    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+def compose() -> dict[str, Any]:
+    return cast(dict[str, Any], yaml.safe_load((REPO / "docker-compose.yml").read_text()))
 
 
 def test_docker_compose_accepts_the_file():
@@ -57,9 +58,24 @@ def test_startup_order(compose):
         assert s[name]["depends_on"]["trainer"]["condition"] == "service_completed_successfully"
     assert {k: v["condition"] for k, v in s["gateway"]["depends_on"].items()} == {
         "redis": "service_healthy",
+        "postgres": "service_healthy",
         "similarity": "service_healthy",
         "rating": "service_healthy",
     }
+    for name in ("trainer", "similarity", "rating"):
+        assert s[name]["depends_on"]["postgres"]["condition"] == "service_healthy", name
+
+
+def test_every_process_shares_the_event_store_in_a_named_volume(compose):
+    s = compose["services"]
+    assert "events" in compose["volumes"] and "events:/var/lib/postgresql/data" in s["postgres"]["volumes"]
+    assert s["postgres"]["image"] == "${CHORUS_POSTGRES_IMAGE:-postgres:15-alpine}"
+    urls = {
+        name: s[name]["environment"]["CHORUS_EVENTS_URL"] for name in ("trainer", "similarity", "rating", "gateway")
+    }
+    assert len(set(urls.values())) == 1
+    assert next(iter(urls.values())).startswith("postgresql://chorus:") and "@postgres:5432/chorus" in urls["gateway"]
+    assert "CHORUS_API_KEYS" in s["gateway"]["environment"]
 
 
 def test_redis_evicts_lru_under_a_memory_cap(compose):

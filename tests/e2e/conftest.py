@@ -21,14 +21,14 @@ from tests.redis_urls import E2E_REDIS_URL
 
 
 @pytest.fixture(scope="session")
-def demo_data(tmp_path_factory) -> Path:
+def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("e2e-data") / "demo.tsv.gz"
     generate_reviews(path, 20_000, seed=11, progress=False)
     return path
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory, demo_data) -> Path:
+def trained(tmp_path_factory: pytest.TempPathFactory, demo_data) -> Path:
     """An artifact root with one version, copied per topology so tests can retrain without interfering."""
     root = tmp_path_factory.mktemp("e2e-artifacts-template")
     train(demo_data, root, parse_components(None), seed=0, progress=False, log=lambda _m: None)
@@ -38,7 +38,7 @@ def trained(tmp_path_factory, demo_data) -> Path:
 
 
 @pytest.fixture
-def artifacts(trained, tmp_path) -> Path:
+def artifacts(trained, tmp_path: Path) -> Path:
     root = tmp_path / "artifacts"
     shutil.copytree(trained, root)
     return root
@@ -50,15 +50,7 @@ def dataset(trained):
 
 
 def start_topology(artifacts: Path, redis_url: str | None, log_dir: Path) -> Topology:
-    topo = Topology(
-        artifacts=artifacts,
-        port=free_port(),
-        similarity_port=free_port(),
-        rating_port=free_port(),
-        redis_url=redis_url,
-        reload_interval=0.5,
-        log_dir=log_dir,
-    )
+    topo = Topology.on_free_ports(artifacts, redis_url=redis_url, reload_interval=0.5, log_dir=log_dir)
     try:
         topo.start_all()
         topo.wait_ready("gateway", timeout=90)

@@ -8,6 +8,7 @@ liked" items against the user's own reviews in the training data.
 from __future__ import annotations
 
 import shutil
+from typing import Any, cast
 
 import httpx
 import numpy as np
@@ -70,10 +71,10 @@ def page(browser, gateway):
 def api(gateway):
     with httpx.Client(base_url=gateway, timeout=15) as client:
 
-        def get(path: str, **params) -> dict:
+        def get(path: str, **params) -> dict[str, Any]:
             r = client.get(path, params=params)
             assert r.status_code == 200, f"{path} {params}: {r.status_code} {r.text}"
-            return r.json()
+            return cast(dict[str, Any], r.json())
 
         yield get
 
@@ -93,12 +94,15 @@ def submit(page, field: str, value: str, button: str | None = None) -> None:
 
 def rows(page, table: str) -> list[list[str]]:
     """The visible text of each cell of each body row of ``table``."""
-    return page.eval_on_selector_all(
-        f"{table} tbody tr", "rows => rows.map(r => Array.from(r.cells, c => c.innerText.trim()))"
+    return cast(
+        list[list[str]],
+        page.eval_on_selector_all(
+            f"{table} tbody tr", "rows => rows.map(r => Array.from(r.cells, c => c.innerText.trim()))"
+        ),
     )
 
 
-def similar_rows(answer: dict) -> list[list[str]]:
+def similar_rows(answer: dict[str, Any]) -> list[list[str]]:
     """How the page shows a similar-items answer of the API."""
     return [
         [str(n), hit["title"] or "(no title)", hit["item_id"], f"{hit['score']:.4f}"]
@@ -176,8 +180,8 @@ def test_a_product_id_shows_its_similar_items_and_they_link_on(page, api, datase
 def test_least_reviewers_in_common_narrows_the_similar_items_and_is_kept_when_following_a_link(page, api, dataset):
     item = popular_item(dataset)
 
-    def similar(m: int) -> dict:
-        return api(f"/v1/items/{item}/similar", k=PAGE_K, measure="pearson", min_common=m)
+    def similar(m: int) -> dict[str, Any]:
+        return cast(dict[str, Any], api(f"/v1/items/{item}/similar", k=PAGE_K, measure="pearson", min_common=m))
 
     # the least threshold that changes the list (significance weighting already ranks well-supported items first)
     least = next(m for m in (2, 3, 5, 8, 13, 21, 34) if similar(m)["data"] != similar(1)["data"])
@@ -199,7 +203,7 @@ def test_least_reviewers_in_common_narrows_the_similar_items_and_is_kept_when_fo
     assert rows(page, "#similar-results") == similar_rows(expected)
 
 
-def ranked_rows(answer: dict, reason: str) -> list[list[str]]:
+def ranked_rows(answer: dict[str, Any], reason: str) -> list[list[str]]:
     """How the page shows a ranked answer of the API: the reasons after ``reason``, stars for predicted ratings."""
     stars = answer["model"] == "latent"
     return [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -90,7 +91,10 @@ def test_the_users_story(system, dataset):
 def test_retraining_under_load_swaps_versions_without_failures(system, artifacts, dataset, demo_data):
     item, user = popular_item(dataset), active_user(dataset)
     old = get(system, f"/v1/items/{item}/similar").headers["X-Model-Version"]
-    requests = [(f"/v1/items/{item}/similar", {"k": 3}), ("/v1/predict", {"user_id": user, "item_id": item})]
+    requests: list[tuple[str, dict[str, Any]]] = [
+        (f"/v1/items/{item}/similar", {"k": 3}),
+        ("/v1/predict", {"user_id": user, "item_id": item}),
+    ]
     with Load(system.url(), requests) as load:
         new = train(demo_data, artifacts, parse_components(None), seed=1, progress=False, log=lambda _m: None)
         deadline = time.monotonic() + 30

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from typing import Any
 from urllib.parse import unquote
 
 import httpx
 
-ITEMS = {
+ITEMS: dict[str, dict[str, Any]] = {
     "B001": {"title": "Fender Medium Picks, 12 Pack", "reviews": 12, "mean_rating": 4.5},
     "B002": {"title": "Leather Guitar Strap", "reviews": 8, "mean_rating": 4.25},
     "B003": {"title": "Clip-on Guitar Tuner", "reviews": 5, "mean_rating": 3.8},
@@ -189,7 +190,7 @@ class FakeService:
                 return _json(200, {"predicted_rating": 4.5, "verified_probability": 0.9, "top_terms": terms}, v)
         return _json(404, {"detail": "Not Found"}, v)
 
-    def _ranked(self, model: str, history: list[str], exclude: list[str], params) -> dict:
+    def _ranked(self, model: str, history: list[str], exclude: list[str], params) -> dict[str, Any]:
         """What the rating service answers by ``model`` for a history: every other item not excluded, with
         the history's first items as the reasons of ``ease``."""
         k = int(params.get("k", 10))

@@ -35,7 +35,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-def wait_http(url: str, seconds: float = 20.0, proc: subprocess.Popen | None = None) -> None:
+def wait_http(url: str, seconds: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:
     """Wait until ``url`` answers at all (any HTTP status)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -11,8 +12,8 @@ from chorus.shared.contract.names import MAX_ID_LENGTH
 from tests.gateway.conftest import make_client
 
 
-def body(response) -> dict:
-    return json.loads(response.content)
+def body(response) -> dict[str, Any]:
+    return cast(dict[str, Any], json.loads(response.content))
 
 
 # --- routing: each public route reaches the right service with a canonical query -----------------------
@@ -200,7 +201,7 @@ def test_validation_errors_are_worded_as_the_services_word_them(client):
     install_error_handlers(service)
 
     @service.get("/v1/items/{item_id}/similar")
-    def similar(item_id: str, k: int = Query(10, ge=1, le=500)) -> dict:
+    def similar(item_id: str, k: int = Query(10, ge=1, le=500)) -> dict[str, Any]:
         return {}
 
     url = "/v1/items/B001/similar?k=0"

@@ -279,6 +279,7 @@ class Proxy:
         self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
 
     async def stop(self):
+        assert self.server is not None
         self.server.close()
         for w in list(self.writers):
             w.close()

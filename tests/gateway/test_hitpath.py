@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote, urlencode
 
 import pytest
+from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +21,7 @@ def gateway():
     sim, rat = FakeService("similarity", "s1"), FakeService("rating", "r1")
     sim.any_user = True
     with make_client(sim, rat) as client:
+        assert isinstance(client.app, FastAPI)
         gw = client.app.state.gateway
         calls = []
         original = gw.get

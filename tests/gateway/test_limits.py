@@ -14,6 +14,7 @@ import json
 import socket
 import time
 import urllib.parse
+from typing import Any
 
 import httpx
 import pytest
@@ -80,7 +81,7 @@ def closed_by_server(sock: socket.socket) -> bool:
         return True
 
 
-def exchange(url: str, data: bytes) -> tuple[int, dict[str, str], dict]:
+def exchange(url: str, data: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
     with socket.create_connection(address(url), timeout=10) as sock:
         try:
             sock.sendall(data)

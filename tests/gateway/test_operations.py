@@ -75,7 +75,7 @@ def test_no_redirect_builds_a_location_from_the_host_header(client):
     assert page.status_code == 200 and "evil.example" not in page.text and 'href="/static/style.css"' in page.text
 
 
-def samples(text: str) -> dict[tuple[str, frozenset], float]:
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     return {
         (s.name, frozenset(s.labels.items())): s.value
         for family in text_string_to_metric_families(text)

@@ -37,7 +37,7 @@ def system():
         yield gateway, sim, rat
 
 
-def fetch(url: str) -> tuple[int, dict, bytes]:
+def fetch(url: str) -> tuple[int, dict[str, str], bytes]:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
             return response.status, dict(response.headers), response.read()

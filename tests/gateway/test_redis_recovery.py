@@ -22,7 +22,7 @@ from chorus.services.gateway.cache import RedisCache
 pytestmark = pytest.mark.timeout(60)
 
 
-def start_redis(port: int, directory: Path) -> subprocess.Popen:
+def start_redis(port: int, directory: Path) -> subprocess.Popen[bytes]:
     exe = shutil.which("redis-server")
     if exe is None:
         pytest.skip("redis-server is not installed")
@@ -41,7 +41,7 @@ def start_redis(port: int, directory: Path) -> subprocess.Popen:
             time.sleep(0.02)
 
 
-def stop(proc: subprocess.Popen) -> None:
+def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.kill()
         proc.wait(5)

@@ -10,6 +10,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ POLL = "0.2"  # seconds between the gateway's /readyz polls, so ejection and rea
 TOKEN = "replica-test-token"  # the replicas' states are readiness details, shown with the status token
 
 
-def call(url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
+def call(url: str, body: dict[str, Any] | None = None, token: str | None = None) -> tuple[int, dict[str, Any]]:
     data = None if body is None else json.dumps(body).encode()
     headers = {"content-type": "application/json"} | ({"authorization": f"Bearer {token}"} if token else {})
     request = urllib.request.Request(url, data=data, headers=headers)

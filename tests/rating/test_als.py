@@ -70,6 +70,7 @@ def test_chunked_gram_products_give_the_same_solution(monkeypatch):
     m1, _ = fit_als(Trainset(user, item, rating, nu, ni, 1, 5), cfg)
     monkeypatch.setattr(als, "gram_chunk", lambda k: 2)  # sums XᵀX over several 2-row chunks
     m2, _ = fit_als(Trainset(user, item, rating, nu, ni, 1, 5), cfg)
+    assert isinstance(m1, LatentModel) and isinstance(m2, LatentModel)
     np.testing.assert_allclose(m1.user_factors, m2.user_factors, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(m1.item_bias, m2.item_bias, rtol=1e-5, atol=1e-6)
 
@@ -79,12 +80,13 @@ def test_als_converges_to_a_stationary_point_that_lbfgs_cannot_improve():
     cfg = LatentConfig(n_factors=2, weighting="count", reg_bias=0.2, reg_factors=0.3, dtype="float64", init_scale=0.3)
     data = Trainset(user, item, rating, nu, ni, 1, 5)
     model, info = fit_als(data, cfg, n_sweeps=400, track_objective=True)
+    assert isinstance(model, LatentModel)
     p = params_of(model)
     value, grad = objective_and_gradient(p, data, cfg)
     assert np.abs(grad.pack()).max() < 1e-5
     _, lb = fit_lbfgs(data, cfg, init=p)
     # the stored model is float32; L-BFGS may only recover that rounding, nothing more
-    assert lb.final_objective >= value - 1e-6
+    assert lb.final_objective is not None and lb.final_objective >= value - 1e-6
 
 
 def test_lbfgs_and_als_reach_the_same_objective_from_the_same_start():
@@ -144,13 +146,14 @@ def test_restarts_keep_the_best_validation_run():
     cfg = LatentConfig(n_factors=2, init_scale=0.3, max_sweeps=5, restarts=3)
     data = Trainset(user[10:], item[10:], rating[10:], nu, ni, 1, 5)
     _, info = fit_als(data, cfg, validation=val)
-    singles = []
+    singles: list[float] = []
     rng = np.random.default_rng(cfg.seed)
     prob = Problem(data, cfg)
     with Sweeper(data, 2, cfg.dtype, validation=val) as sweeper:
         for _ in range(3):
             p0 = init_params(nu, ni, 2, rating[10:].mean(), 0.3, rng)
             _, i = als_sweeps(prob, p0, sweeper, cfg, 5, 1, 5)
+            assert i.best_validation_rmse is not None
             singles.append(i.best_validation_rmse)
     assert info.best_validation_rmse == pytest.approx(min(singles))
     assert info.restart == int(np.argmin(singles))
@@ -182,7 +185,7 @@ def test_bad_configuration_is_refused():
     with pytest.raises(InvalidInput):
         LatentConfig(n_factors=-1)
     with pytest.raises(InvalidInput):
-        LatentConfig(weighting="log")
+        LatentConfig(weighting="log")  # type: ignore[arg-type]  # not a Weighting: the check at run time is tested
     user, item, rating, nu, ni = random_ratings()
     with pytest.raises(InvalidInput):
         fit_als(Trainset(user, item, rating, nu, ni, 1, 5), LatentConfig(n_factors=2, reg_factors=0.0))

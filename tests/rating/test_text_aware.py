@@ -3,10 +3,13 @@ model (in holdout and in k-fold evaluation, and in ``chorus train``'s rating com
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pytest
 
 from chorus.services.rating.models import REGISTRY, TextAwareModel
+from chorus.services.rating.text.features import TextColumn
 from chorus.shared.data import holdout_split, kfold_split
 from chorus.training.rating.fitting import Trainset
 from chorus.training.rating.train import evaluate, train
@@ -43,10 +46,12 @@ def test_registered_under_its_kind():
 
 
 class SpyTexts:
-    """A text column that records which rows were read."""
+    """A text column that records which rows were read (what a :data:`TextColumn` offers that is used: length,
+    ``texts[k]`` and iteration, so the tests pass it as one)."""
 
     def __init__(self, texts: list[str]) -> None:
-        self.texts, self.read = texts, []
+        self.texts = texts
+        self.read: list[int] = []
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -70,7 +75,18 @@ SMALL = TextAwareGrid(blend=(0.0, 0.3), n_factors=(0, 4), reg_user=(10.0,))
 def test_holdout_evaluation_never_reads_a_test_review():
     user, item, rating, nu, ni = planted_data()
     spy = SpyTexts(planted_texts(rating))
-    result = evaluate(user, item, rating, nu, ni, 1, 5, protocol="holdout", seed=2, text_aware=TextAwareFit(spy, SMALL))
+    result = evaluate(
+        user,
+        item,
+        rating,
+        nu,
+        ni,
+        1,
+        5,
+        protocol="holdout",
+        seed=2,
+        text_aware=TextAwareFit(cast(TextColumn, spy), SMALL),
+    )
     _, _, test = holdout_split(len(rating), 2, (0.8, 0.1, 0.1))
     assert spy.read and not set(spy.read) & set(test.tolist())
     assert "text_aware" in result["models"] and result["hyperparameters"][0]["text_aware"]["blend"] in (0.0, 0.3)
@@ -79,7 +95,7 @@ def test_holdout_evaluation_never_reads_a_test_review():
 def test_kfold_evaluation_never_reads_the_fold_under_test():
     user, item, rating, nu, ni = planted_data()
     spy = SpyTexts(planted_texts(rating))
-    fitter = TextAwareFit(spy, SMALL)
+    fitter = TextAwareFit(cast(TextColumn, spy), SMALL)
     reads_per_fold: list[set[int]] = []
 
     def spying(data, rows, val, reg_bias):
@@ -100,7 +116,7 @@ def test_train_reads_train_and_validation_text_only_and_serves_the_winner():
     user, item, rating, nu, ni = planted_data()
     spy = SpyTexts(planted_texts(rating))
     data = Trainset(user, item, rating, nu, ni, 1, 5)
-    result = train(data, seed=4, text_aware=TextAwareFit(spy, SMALL))
+    result = train(data, seed=4, text_aware=TextAwareFit(cast(TextColumn, spy), SMALL))
     _, _, test = holdout_split(len(rating), 4, (0.8, 0.1, 0.1))
     assert spy.read and not set(spy.read) & set(test.tolist())
     val = result.metrics["validation_rmse"]

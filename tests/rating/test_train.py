@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from chorus.services.rating.models import LatentModel
 from chorus.services.rating.persistence import load_component
 from chorus.shared.artifacts import ArtifactStore, VersionWriter
 from chorus.shared.contract.errors import InvalidInput
@@ -33,7 +34,7 @@ def test_latent_model_is_selected_where_factors_help(stars):
     user, item, rating, nu, ni = stars
     result = train(Trainset(user, item, rating, nu, ni, 1, 5), seed=0, config=FAST)
     assert result.selection.selected == "latent"
-    assert result.model.kind == "latent" and result.model.n_factors == 4
+    assert result.model.kind == "latent" and isinstance(result.model, LatentModel) and result.model.n_factors == 4
     test = result.metrics["test"]
     assert test["latent"]["rmse"] < test["bias"]["rmse"] < test["mean"]["rmse"]
     assert result.metrics["validation_rmse"]["latent"] < result.metrics["validation_rmse"]["bias"]
@@ -148,6 +149,7 @@ def test_component_round_trip_through_the_artifact_store(stars, tmp_path):
     assert version.name == version_name
     loaded = load_component(version)
     model = result.model
+    assert isinstance(loaded, LatentModel) and isinstance(model, LatentModel)
     assert not isinstance(loaded.user_factors, np.memmap) and not loaded.user_factors.flags.writeable
     assert loaded.kind == model.kind and (loaded.low, loaded.high) == (1.0, 5.0)
     assert loaded.global_mean == model.global_mean
@@ -187,4 +189,5 @@ def test_train_component_writes_a_loadable_rating_component(stars, tmp_path, mon
     assert summary["selected"] == "latent" and summary["K"] == 4
     assert set(summary["test_rmse"]) == {"mean", "bias", "latent"}
     model = load_component(ArtifactStore(tmp_path).open())
+    assert isinstance(model, LatentModel)
     assert (model.n_users, model.n_items, model.n_factors) == (nu, ni, 4)

@@ -35,7 +35,7 @@ def batch_app() -> FastAPI:
     router = APIRouter(route_class=OffLoopRoute)
 
     @router.post("/batch")
-    async def batch(body: Batch) -> dict:
+    async def batch(body: Batch) -> dict[str, int]:
         return {"count": len(body.ids), "loop_thread": threading.get_ident()}
 
     app = FastAPI()

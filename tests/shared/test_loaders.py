@@ -245,6 +245,7 @@ def test_tsv_fast_path_edge_cases(tmp_path):
     assert r.n == 4 and sorted(r.user_ids.tolist()) == ["1", "6", "7", "ü5"]
     assert r.titles[r.item_ids.tolist().index("Pé")] == "Gitarre für Anfänger"
     assert dataset_stats(r)["last_date"] == "2016-02-29"
+    assert r.total_votes is not None
     assert int(r.total_votes.max()) != 0
 
 
@@ -259,6 +260,7 @@ def test_tsv_reader_matches_a_plain_python_reference(tmp_path):
         f = ln.split("\t")
         ref[(f[1], f[3])] = (float(f[7]), f[11] == "Y", int(f[8]), int(f[9]), f[5])
     got = {}
+    assert r.verified is not None and r.helpful_votes is not None and r.total_votes is not None
     for k in range(r.n):
         u, i = r.user_ids[r.user[k]], r.item_ids[r.item[k]]
         got[(u, i)] = (
@@ -313,6 +315,7 @@ def test_json_verified_words_float_times_and_votes(tmp_path):
         + "\n"
     )
     r = load_ratings(path)
+    assert r.verified is not None
     assert r.n == 2 and r.verified.tolist() == [False, True]
     assert dict(r.report.skipped_by_reason) == {"bad_timestamp": 1, "bad_votes": 1}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query
@@ -23,7 +23,7 @@ router = APIRouter()
 
 
 @router.get("/value")
-def value(loaded: Annotated[Loaded, Depends(model_dependency)], k: Annotated[int, Query(ge=1, le=5)] = 1):
+def value(loaded: Annotated[Loaded[Any], Depends(model_dependency)], k: Annotated[int, Query(ge=1, le=5)] = 1):
     if k == 4:
         raise NotFound("unknown thing '4'")
     if k == 5:

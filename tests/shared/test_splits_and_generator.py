@@ -59,6 +59,7 @@ def test_generator_exact_rows_distinct_pairs_deterministic(tmp_path):
 
 def test_generator_text_depends_on_rating(tmp_path):
     r = load_ratings(generate_reviews(tmp_path / "t.tsv", 3000, seed=1, progress=False), with_text=True)
+    assert r.text is not None
     ones = " ".join(r.text[r.rating == 1][:50])
     fives = " ".join(r.text[r.rating == 5][:50])
     assert "One Star" in ones and "Five Stars" in fives
@@ -69,6 +70,7 @@ def test_generator_plants_a_verified_purchase_signal(tmp_path):
     from chorus.shared.data.synthetic import DISCLOSURE
 
     r = load_ratings(generate_reviews(tmp_path / "v.tsv", 20_000, seed=2, progress=False), with_text=True)
+    assert r.text is not None
     verified, stars = np.asarray(r.verified), np.asarray(r.rating)
     assert 0.88 < verified.mean() < 0.93
     assert verified[stars <= 2].mean() > verified[stars == 5].mean() + 0.05  # unverified lean to five stars

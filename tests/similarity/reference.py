@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 
 import numpy as np
 from hypothesis import HealthCheck, settings
@@ -95,7 +96,7 @@ class Reference:
         """The same sums, but ``sim(i, j)`` counts only when ``j`` is among the ``K`` most similar items of ``i``."""
         mine = self.by_user[u]
         liked = [i for i, r in mine.items() if r >= threshold] or list(mine)
-        sims = {}
+        sims: dict[int, list[tuple[float, int]]] = {}
         for i in liked:
             for j, s in zip(*self.similar_items(i, K, measure), strict=True):
                 if j not in mine:
@@ -122,7 +123,9 @@ class Reference:
         return num / den, False
 
 
-def make_index(ratings: dict, n_users: int, n_items: int, item_rank=None, user_rank=None, **cfg):
+def make_index(
+    ratings: Mapping[tuple[int, int], float], n_users: int, n_items: int, item_rank=None, user_rank=None, **cfg
+) -> SimilarityIndex:
     keys = sorted(ratings)
     return SimilarityIndex.from_arrays(
         np.array([u for u, _ in keys], dtype=np.int32),

@@ -225,11 +225,11 @@ def test_amazon_5core_table_equals_online_for_every_item(amazon):
             np.testing.assert_array_equal(t[0], o[0])
             np.testing.assert_array_equal(t[1], o[1])
         # the pairwise path computes the same sums in the same order as the sparse product
-        i = np.repeat(np.arange(r.n_items), 50)
+        rows = np.repeat(np.arange(r.n_items), 50)
         nb = table[f"neighbors_{measure}"].ravel()
         ok = nb >= 0
         np.testing.assert_array_equal(
-            np.round(index.item_similarity(i[ok], nb[ok], measure), 10), table[f"scores_{measure}"].ravel()[ok]
+            np.round(index.item_similarity(rows[ok], nb[ok], measure), 10), table[f"scores_{measure}"].ravel()[ok]
         )
 
 

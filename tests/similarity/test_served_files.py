@@ -18,13 +18,14 @@ pytestmark = pytest.mark.timeout(180)
 def test_truncated_files_and_a_current_naming_a_path_do_not_reach_a_serving_process(tmp_path):
     root = train_tiny(tmp_path / "artifacts", 3000, 11, ["similarity"])
     version = ArtifactStore(root).current()
+    assert version is not None
     env = {"CHORUS_ARTIFACTS": str(root), "CHORUS_RELOAD_INTERVAL": "0.1", "CHORUS_STATUS_TOKEN": "t"}
     with (
         uvicorn_process("chorus.services.similarity.app:create_app", env) as url,
         httpx.Client(base_url=url, headers={"Authorization": "Bearer t"}) as c,
     ):
         item = c.get("/v1/items", params={"q": "guitar", "limit": 1}).json()["data"][0]["item_id"]
-        asked = [
+        asked: list[tuple[str, dict[str, str | int]]] = [
             (f"/v1/items/{item}/similar", {"measure": "cosine", "k": 20}),
             (f"/v1/items/{item}/similar", {"measure": "pearson", "k": 5, "min_common": 2}),
         ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+from typing import Any
 
 import numpy as np
 import pytest
@@ -34,7 +35,7 @@ def versions(tmp_path_factory):
     roots = {}
     for engine in ("numpy", "spark"):
         root = tmp_path_factory.mktemp(f"engine-{engine}")
-        extra = {"spark_master": "local[2]"} if engine == "spark" else {}
+        extra: dict[str, Any] = {"spark_master": "local[2]"} if engine == "spark" else {}
         train(data, root, COMPONENTS, progress=False, log=lambda _: None, engine=engine, **extra)
         roots[engine] = ArtifactStore(root)
     return roots

@@ -8,6 +8,7 @@ hits of these routes are normally answered by :class:`.hitpath.HitPath` before t
 from __future__ import annotations
 
 import asyncio
+from typing import Any, cast
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -108,7 +109,7 @@ def respond(answer: Answer) -> Response:
     return Response(answer.body, answer.status, headers, JSON)
 
 
-def lookup(request: Request) -> dict:
+def lookup(request: Request) -> dict[str, Any]:
     """How to use the cache for this request: ``fresh`` (skip the lookup), ``store`` (the answer) and the key the
     hit path ``missed``.
 
@@ -313,7 +314,7 @@ async def index(
     measure = measure if measure in {m.value for m in Measure} else DEFAULT_MEASURE
     size = _page_int(k, DEFAULT_K, MAX_K)
     common = _page_int(min_common, DEFAULT_MIN_COMMON, MAX_MIN_COMMON)
-    context: dict = {
+    context: dict[str, Any] = {
         "q": q,
         "measure": measure,
         "k": size,
@@ -338,4 +339,4 @@ async def index(
         context["basket_result"] = await pages.basket_section(gw, basket, 10)
     if review is not None:
         context["score"] = await pages.score_section(gw, review, stars)
-    return request.app.state.templates.TemplateResponse(request, "index.html", context)
+    return cast(HTMLResponse, request.app.state.templates.TemplateResponse(request, "index.html", context))

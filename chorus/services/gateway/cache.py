@@ -25,7 +25,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 from urllib.parse import quote
 
 import redis.asyncio as aioredis
@@ -54,7 +54,7 @@ class Cache(Protocol):
 
     async def set(self, key: str, value: bytes, ttl: float) -> bool: ...
 
-    async def status(self) -> dict: ...
+    async def status(self) -> dict[str, Any]: ...
 
     async def aclose(self) -> None: ...
 
@@ -105,7 +105,7 @@ class MemoryCache:
     def __len__(self) -> int:
         return len(self._data)
 
-    async def status(self) -> dict:
+    async def status(self) -> dict[str, Any]:
         limit = f", {self.bytes / 1e6:.1f}/{self.max_bytes / 1e6:.0f} MB" if self.max_bytes else ""
         return {
             "backend": "memory",
@@ -148,9 +148,9 @@ class RedisCache:
         self.first_backoff = first_backoff
         self.down_since: float | None = None
         self.last_error: str | None = None
-        self._reconnect: asyncio.Task | None = None
-        self._pending: list[tuple[str, asyncio.Future]] = []
-        self._batches: set[asyncio.Task] = set()
+        self._reconnect: asyncio.Task[None] | None = None
+        self._pending: list[tuple[str, asyncio.Future[tuple[CacheState, bytes | None]]]] = []
+        self._batches: set[asyncio.Task[None]] = set()
 
     async def get(self, key: str) -> tuple[CacheState, bytes | None]:
         """Look ``key`` up; lookups made in the same turn of the event loop go to Redis as one ``MGET``.
@@ -160,7 +160,7 @@ class RedisCache:
         """
         if self.down_since is not None:
             return "bypass", None
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[tuple[CacheState, bytes | None]] = asyncio.get_running_loop().create_future()
         self._pending.append((key, future))
         if len(self._pending) == 1:
             asyncio.get_running_loop().call_soon(self._flush)
@@ -172,7 +172,7 @@ class RedisCache:
         self._batches.add(task)
         task.add_done_callback(self._batches.discard)
 
-    async def _mget(self, batch: list[tuple[str, asyncio.Future]]) -> None:
+    async def _mget(self, batch: list[tuple[str, asyncio.Future[tuple[CacheState, bytes | None]]]]) -> None:
         try:
             if self.down_since is not None:
                 values = None
@@ -195,7 +195,7 @@ class RedisCache:
             if values is None:
                 future.set_result(("bypass", None))
             else:
-                value = values[i]
+                value = cast(bytes | None, values[i])  # a client without decode_responses answers bytes
                 future.set_result(("miss", None) if value is None else ("hit", value))
 
     async def set(self, key: str, value: bytes, ttl: float) -> bool:
@@ -235,7 +235,7 @@ class RedisCache:
             self.down_since = None
             return
 
-    async def status(self) -> dict:
+    async def status(self) -> dict[str, Any]:
         if self.down_since is not None:
             return {
                 "backend": "redis",
@@ -285,7 +285,7 @@ class NearCache:
         await self.near.set(key, value, min(self.ttl, ttl))
         return await self.redis.set(key, value, ttl)
 
-    async def status(self) -> dict:
+    async def status(self) -> dict[str, Any]:
         status = await self.redis.status()
         status["detail"] += f"; near cache of {len(self.near)} hot answers for {self.ttl:g} s"
         return status

@@ -37,7 +37,7 @@ class Gateway:
         self.cache = cache
         self.ttl = ttl
         self._flights: dict[str, asyncio.Future[Upstream]] = {}
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def get(
         self,
@@ -143,7 +143,7 @@ def _count_error(downstream: Downstream, exc: BaseException) -> None:
         DOWNSTREAM_ERRORS.labels(downstream.name, exc.type).inc()
 
 
-def _retrieve(future: asyncio.Future) -> None:
+def _retrieve(future: asyncio.Future[Upstream]) -> None:
     """Mark a flight's exception as retrieved: when every waiter went away, asyncio would otherwise warn."""
     if not future.cancelled():
         future.exception()

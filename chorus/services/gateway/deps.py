@@ -11,7 +11,8 @@ from chorus.services.gateway.core import Gateway
 
 async def get_gateway(request: Request) -> Gateway:
     # async on purpose: a plain def dependency would be run in the thread pool, on the hot path of every hit
-    return request.app.state.gateway
+    gateway: Gateway = request.app.state.gateway
+    return gateway
 
 
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]

@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -102,7 +103,7 @@ class Downstream:
         self.version: str | None = None
         self.ready = False
         self.detail: str | None = "not checked yet"
-        self._refresh: asyncio.Task | None = None
+        self._refresh: asyncio.Task[None] | None = None
         self._turn = 0
 
     @property
@@ -116,7 +117,7 @@ class Downstream:
         return ready[self._turn :] + ready[: self._turn]
 
     async def request(
-        self, method: str, path: str, *, params: dict | None = None, content: bytes | None = None
+        self, method: str, path: str, *, params: dict[str, str] | None = None, content: bytes | None = None
     ) -> Upstream:
         """Send one request; return a 2xx/4xx answer, raise a :class:`ChorusError` for anything else."""
         headers = {"content-type": "application/json"} if content is not None else None
@@ -234,9 +235,9 @@ class Downstream:
             )
         self.version, self.ready, self.detail = version, ready, detail
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         """This service's entry in the gateway's ``/readyz`` (with several replicas, each one's too)."""
-        out: dict = {
+        out: dict[str, Any] = {
             "status": "ready" if self.ready else "not_ready",
             "url": self.url,
             "version": self.version,

@@ -164,8 +164,8 @@ REPEATABLE = frozenset({"exclude"})
 """Query parameters that may be given several times (the others may not: FastAPI would read only the last)."""
 
 
-def _similar(kind: str) -> Callable[[re.Match, Params, Lists], Target]:
-    def target(m: re.Match, p: Params, lists: Lists) -> Target:
+def _similar(kind: str) -> Callable[[re.Match[str], Params, Lists], Target]:
+    def target(m: re.Match[str], p: Params, lists: Lists) -> Target:
         query = similar_query(
             p.get("k", DEFAULT_K), p.get("measure", DEFAULT_MEASURE), p.get("min_common", DEFAULT_MIN_COMMON)
         )
@@ -174,17 +174,17 @@ def _similar(kind: str) -> Callable[[re.Match, Params, Lists], Target]:
     return target
 
 
-def _recommendations(m: re.Match, p: Params, lists: Lists) -> Target | None:
+def _recommendations(m: re.Match[str], p: Params, lists: Lists) -> Target | None:
     return recommendations_target(m[1], p.get("k", DEFAULT_K), p.get("method"), lists.get("exclude", []))
 
 
-def _search(m: re.Match, p: Params, lists: Lists) -> Target | None:
+def _search(m: re.Match[str], p: Params, lists: Lists) -> Target | None:
     if "q" not in p:
         return None
     return "similarity", "items", search_query(p["q"], p.get("limit", DEFAULT_SEARCH_LIMIT))
 
 
-def _predict(m: re.Match, p: Params, lists: Lists) -> Target | None:
+def _predict(m: re.Match[str], p: Params, lists: Lists) -> Target | None:
     if "user_id" not in p or "item_id" not in p:
         return None
     return "rating", "predict", predict_query(p["user_id"], p["item_id"])
@@ -192,7 +192,7 @@ def _predict(m: re.Match, p: Params, lists: Lists) -> Target | None:
 
 # Starlette matches a ``{name}`` path parameter with ``[^/]+`` against the percent-decoded path; so do we. The
 # template is the route's, as FastAPI names it (for the metrics of hits, which never reach FastAPI's routing).
-ROUTES: list[tuple[re.Pattern, str, Callable[[re.Match, Params, Lists], Target | None]]] = [
+ROUTES: list[tuple[re.Pattern[str], str, Callable[[re.Match[str], Params, Lists], Target | None]]] = [
     (re.compile(r"/v1/items/([^/]+)/similar"), "/v1/items/{item_id}/similar", _similar("items")),
     (re.compile(r"/v1/users/([^/]+)/similar"), "/v1/users/{user_id}/similar", _similar("users")),
     (re.compile(r"/v1/users/([^/]+)/recommendations"), "/v1/users/{user_id}/recommendations", _recommendations),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from chorus.services.gateway.core import Answer, Gateway
 from chorus.services.gateway.hitpath import ident, k_query, recommendations_target, search_query, similar_query
@@ -28,11 +29,11 @@ SEARCH_LIMIT = 10  # title matches listed; one more is asked for, to tell "more 
 class Section:
     """One part of the page: a result, or a message saying why there is none."""
 
-    data: dict | None = None
+    data: dict[str, Any] | None = None
     message: str | None = None
     note: str | None = None
     title: str | None = None
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class _Failed(Exception):
@@ -40,7 +41,7 @@ class _Failed(Exception):
         self.message = message
 
 
-async def _json(gw: Gateway, service: str, route: str, query: str, not_found: str) -> dict:
+async def _json(gw: Gateway, service: str, route: str, query: str, not_found: str) -> dict[str, Any]:
     """The JSON answer, or :class:`_Failed` with a message for the page."""
     try:
         answer: Answer = await gw.get(service, route, query)
@@ -49,7 +50,7 @@ async def _json(gw: Gateway, service: str, route: str, query: str, not_found: st
     return _body(answer, service, not_found)
 
 
-def _body(answer: Answer, service: str, not_found: str) -> dict:
+def _body(answer: Answer, service: str, not_found: str) -> dict[str, Any]:
     try:
         body = json.loads(answer.body)
     except ValueError as exc:
@@ -59,7 +60,7 @@ def _body(answer: Answer, service: str, not_found: str) -> dict:
     if answer.status != 200:
         detail = body.get("detail") if isinstance(body, dict) else None
         raise _Failed(f"The {service} service refused the request: {detail if isinstance(detail, str) else body}")
-    return body
+    return cast(dict[str, Any], body)  # a 200 answer of the services is a JSON object
 
 
 async def similar_section(gw: Gateway, q: str, measure: str, k: int, min_common: int = DEFAULT_MIN_COMMON) -> Section:
@@ -124,7 +125,7 @@ async def _recommendations(gw: Gateway, service: str, user: str, k: int, empty: 
     return section
 
 
-def ranked_title(body: dict, who: str) -> tuple[str, str | None]:
+def ranked_title(body: dict[str, Any], who: str) -> tuple[str, str | None]:
     """The heading of a ranked list and a note on it: what ranked it, and why popular items when it fell back
     (``who`` says what was not known)."""
     model = body.get("model")
@@ -201,7 +202,7 @@ async def score_section(gw: Gateway, text: str, stars: str | None) -> Section:
         return Section(message="Type the text of a review.")
     if len(text) > MAX_TEXT_CHARS:
         return Section(message=f"A review can have at most {MAX_TEXT_CHARS:,} characters; this one has {len(text):,}.")
-    review: dict = {"text": text}
+    review: dict[str, str | int] = {"text": text}
     if stars and stars.strip().isdigit():
         review["rating"] = int(stars)
     try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+import numpy.typing as npt
 
 from chorus.services.similarity.config import SimilarityConfig
 from chorus.services.similarity.layout import CORE_ARRAYS, table_array_names, tabled_measures, validate_arrays
@@ -26,16 +27,9 @@ from chorus.services.similarity.recommend import Recommendations, recommend
 from chorus.services.similarity.side import Side
 from chorus.services.similarity.sparse import csr_layout, row_stats
 from chorus.shared.contract.errors import ArtifactError, InvalidInput
-from chorus.shared.contract.names import Measure
+from chorus.shared.contract.names import Measure, check_k
 from chorus.shared.indices import check_indices
 from chorus.shared.workers import current_workers, map_threads
-
-
-def check_k(k: int) -> int:
-    """``k`` (how many results) as an int of at least 1; :class:`InvalidInput` otherwise."""
-    if int(k) < 1:
-        raise InvalidInput(f"k must be at least 1, got {k}")
-    return int(k)
 
 
 def check_min_common(m: int) -> int:
@@ -89,7 +83,7 @@ class SimilarityIndex:
         item_side = ("item", "item", "user", self.item_count, self.item_mean, self.item_norm, self.item_rank)
         user_side = ("user", "user", "item", self.user_count, self.user_mean, self.user_norm, self.user_rank)
 
-        def side(spec: tuple) -> Side:
+        def side(spec: tuple[str, str, str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> Side:
             name, rows, cols, *stats = spec
             layouts = (a[f"{rows}_indptr"], a[f"{rows}_{cols}s"], a[f"{rows}_ratings"])
             t_layouts = (a[f"{cols}_indptr"], a[f"{cols}_{rows}s"], a[f"{cols}_ratings"])
@@ -281,12 +275,12 @@ class SimilarityIndex:
         measure = measure_spec(measure).measure
         return self.users.most_similar(u, check_k(k), measure, check_min_common(min_common))
 
-    def item_similarity(self, i: np.ndarray, j: np.ndarray, measure: str = Measure.jaccard) -> np.ndarray:
+    def item_similarity(self, i: npt.ArrayLike, j: npt.ArrayLike, measure: str = Measure.jaccard) -> np.ndarray:
         """sim(i[p], j[p]) (raw, not rounded). ``i, j``: int (n,) valid item indices -> float64 (n,)."""
         i, j = check_indices(i, self.n_items, "item"), check_indices(j, self.n_items, "item")
         return self.items.pair_scores(i, j, measure, self.config.pair_chunk)
 
-    def user_similarity(self, u: np.ndarray, v: np.ndarray, measure: str = Measure.jaccard) -> np.ndarray:
+    def user_similarity(self, u: npt.ArrayLike, v: npt.ArrayLike, measure: str = Measure.jaccard) -> np.ndarray:
         """sim(u[p], v[p]) between users (raw). int (n,) -> float64 (n,)."""
         u, v = check_indices(u, self.n_users, "user"), check_indices(v, self.n_users, "user")
         return self.users.pair_scores(u, v, measure, self.config.pair_chunk)
@@ -330,8 +324,8 @@ class SimilarityIndex:
 
     def predict(
         self,
-        users: np.ndarray,
-        items: np.ndarray,
+        users: npt.ArrayLike,
+        items: npt.ArrayLike,
         measure: str | None = None,
         *,
         low: float | None = None,

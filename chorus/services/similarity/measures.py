@@ -25,6 +25,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 import numpy as np
+from numpy.typing import NDArray
 
 from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.contract.names import Measure
@@ -84,13 +85,15 @@ class MeasureSpec:
 
 def _ratio(num: np.ndarray, den: np.ndarray, defined: np.ndarray) -> np.ndarray:
     """``num / den`` where ``defined``, 0 elsewhere: float64 (m,)."""
-    return np.divide(num, den, out=np.zeros(num.shape, dtype=np.float64), where=defined)
+    ratio: NDArray[np.float64] = np.divide(num, den, out=np.zeros(num.shape, dtype=np.float64), where=defined)
+    return ratio
 
 
 def _jaccard(t: Terms) -> np.ndarray:
     common = t[Term.common]
     # the union is at least 1 wherever common is (and 0 / 1 = 0 where two empty rows share nothing)
-    return common / np.maximum(t[Term.count_a] + t[Term.count_b] - common, 1.0)
+    score: NDArray[np.float64] = common / np.maximum(t[Term.count_a] + t[Term.count_b] - common, 1.0)
+    return score
 
 
 def _cosine(t: Terms) -> np.ndarray:

@@ -15,13 +15,14 @@ row, so a partial sort of keys is an exact top ``k``. Unbounded scores (sums ove
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from chorus.shared.contract.errors import InvalidInput
 
 DECIMALS = 10
 """Ranking precision: scores are rounded to this many decimal places before comparison."""
 SCALE = 10.0**DECIMALS
-Q_MAX = 10**DECIMALS  # |score| <= 1, so the rounded score times 10**10 lies in [-Q_MAX, Q_MAX]
+Q_MAX: int = 10**DECIMALS  # |score| <= 1, so the rounded score times 10**10 lies in [-Q_MAX, Q_MAX]
 Q_BITS = (2 * Q_MAX).bit_length()  # 35 bits hold (Q_MAX - q) in [0, 2 * Q_MAX]
 COARSE_SHIFT = 24  # coarse score buckets of 2**24 / 10**10 ≈ 0.0017 for the per-row top-k prefilter
 
@@ -66,7 +67,8 @@ def rank_bits(n: int) -> int:
 
 def rounded_units(score: np.ndarray) -> np.ndarray:
     """``round(score · 10**DECIMALS)``: the rounded score as a whole number, float64 (m,), larger is better."""
-    return np.rint(score * SCALE)
+    units: NDArray[np.float64] = np.rint(score * SCALE)
+    return units
 
 
 def quantised(score: np.ndarray) -> np.ndarray:
@@ -74,7 +76,7 @@ def quantised(score: np.ndarray) -> np.ndarray:
 
     ``score``: float64 (m,) -> int64 (m,).
     """
-    q = np.rint(np.clip(score, -1.0, 1.0) * SCALE)
+    q: NDArray[np.float64] = np.rint(np.clip(score, -1.0, 1.0) * SCALE)
     return (Q_MAX - q).astype(np.int64)
 
 
@@ -94,7 +96,8 @@ def ranking_keys(score: np.ndarray, rank_of_col: np.ndarray, bits: int) -> np.nd
     -------
     int64 (m,)
     """
-    return (quantised(score) << bits) | rank_of_col
+    keys: NDArray[np.int64] = (quantised(score) << bits) | rank_of_col
+    return keys
 
 
 def decode_keys(keys: np.ndarray, index_of_rank: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:

@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import NDArray
 
 from chorus.services.similarity.measures import REGISTRY, Term
 from chorus.services.similarity.ranking import DECIMALS, best_per_group, order_by_rounded_score, rounded_units
@@ -104,7 +105,8 @@ def _nothing() -> Recommendations:
 def _unrated(rated: np.ndarray, col: np.ndarray) -> np.ndarray:
     """bool (m,): which of ``col`` (int64 (m,)) are not among ``rated`` (ascending, non-empty)."""
     at = np.minimum(np.searchsorted(rated, col), rated.shape[0] - 1)
-    return rated[at] != col
+    unrated: NDArray[np.bool_] = rated[at] != col
+    return unrated
 
 
 def _recommend_summed(

@@ -207,7 +207,9 @@ def _read_four_columns(
             )
 
 
-def _read_movielens_100k(path: Path, filt: ChunkFilter, progress: Progress, size: int, with_text: bool):
+def _read_movielens_100k(
+    path: Path, filt: ChunkFilter, progress: Progress, size: int, with_text: bool
+) -> dict[str, str]:
     _read_four_columns(path, filt, progress, size, "\t", None)
     titles: dict[str, str] = {}
     side = path.with_name("u.item")
@@ -220,7 +222,9 @@ def _read_movielens_100k(path: Path, filt: ChunkFilter, progress: Progress, size
     return titles
 
 
-def _read_movielens_csv(path: Path, filt: ChunkFilter, progress: Progress, size: int, with_text: bool):
+def _read_movielens_csv(
+    path: Path, filt: ChunkFilter, progress: Progress, size: int, with_text: bool
+) -> dict[str, str]:
     _read_four_columns(path, filt, progress, size, ",", "userid,")
     titles: dict[str, str] = {}
     side = path.with_name("movies.csv")
@@ -234,7 +238,8 @@ def _read_movielens_csv(path: Path, filt: ChunkFilter, progress: Progress, size:
     return titles
 
 
-_READERS: dict[str, Callable] = {
+# path, filter, progress bar, file size, with_text -> titles by raw item id from a side file, or None
+_READERS: dict[str, Callable[[Path, ChunkFilter, Progress, int, bool], dict[str, str] | None]] = {
     "amazon-tsv": read_amazon_tsv,
     "amazon-json": _read_amazon_json,
     "movielens-100k": _read_movielens_100k,
@@ -243,7 +248,7 @@ _READERS: dict[str, Callable] = {
 
 
 def load_ratings(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     format: str | None = None,
     *,
     with_text: bool = False,

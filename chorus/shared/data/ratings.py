@@ -15,11 +15,13 @@ held in a variable-width string array (numpy's ``StringDType``), so one long tit
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
+from numpy.typing import NDArray
 
 MAX_EXAMPLES = 5
 MAX_TITLE_LENGTH = 512
@@ -44,10 +46,14 @@ class RatingScale:
         with np.errstate(invalid="ignore"):
             steps = (values - self.low) / self.step
             on_grid = np.abs(steps - np.round(steps)) < 1e-6
-            return np.isfinite(values) & (values >= self.low - 1e-9) & (values <= self.high + 1e-9) & on_grid
+            mask: NDArray[np.bool_] = (
+                np.isfinite(values) & (values >= self.low - 1e-9) & (values <= self.high + 1e-9) & on_grid
+            )
+            return mask
 
     def clip(self, values: np.ndarray) -> np.ndarray:
-        return np.clip(values, self.low, self.high)
+        clipped: NDArray[Any] = np.clip(values, self.low, self.high)
+        return clipped
 
     def points(self) -> np.ndarray:
         return np.arange(self.low, self.high + self.step / 2, self.step)
@@ -60,7 +66,7 @@ class LoadReport:
     path: str
     format: str
     rows_read: int = 0
-    skipped_by_reason: Counter = field(default_factory=Counter)
+    skipped_by_reason: Counter[str] = field(default_factory=Counter)
     examples: list[tuple[int, str, str]] = field(default_factory=list)
     titles_truncated: int = 0
 
@@ -81,7 +87,7 @@ class LoadReport:
         for k in range(min(len(lines), MAX_EXAMPLES - len(self.examples))):
             self.examples.append((int(lines[k]), reason, texts(k)[:120]))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "path": self.path,
             "format": self.format,
@@ -142,25 +148,30 @@ class Ratings:
         return int(self.item_ids.shape[0])
 
 
+ExtraChunk: TypeAlias = NDArray[Any] | list[object]
+"""One chunk of an optional column: an array from a vectorised reader, or the parsed values of a Python one."""
+
+
 @dataclass
 class RawColumns:
     """Valid rows of one load, as gathered by a parser, before ids are mapped."""
 
-    lines: list = field(default_factory=list)  # int64 arrays of 1-based line numbers
-    user_codes: dict = field(default_factory=dict)  # raw id -> code (order of first appearance)
-    item_codes: dict = field(default_factory=dict)
-    users: list = field(default_factory=list)  # int64 code arrays, one per chunk
-    items: list = field(default_factory=list)
-    ratings: list = field(default_factory=list)  # float64 arrays, one per chunk
-    timestamps: list = field(default_factory=list)  # int64 arrays
-    title_by_code: dict | None = None  # item code -> title of its latest row, when reviews carry titles
-    verified: list | None = None  # bool arrays
-    helpful: list | None = None
-    total: list | None = None
-    text: list | None = None
+    lines: list[NDArray[np.int64]] = field(default_factory=list)  # 1-based line numbers, one array per chunk
+    user_codes: dict[str, int] = field(default_factory=dict)  # raw id -> code (order of first appearance)
+    item_codes: dict[str, int] = field(default_factory=dict)
+    users: list[NDArray[np.int64]] = field(default_factory=list)  # code arrays, one per chunk
+    items: list[NDArray[np.int64]] = field(default_factory=list)
+    ratings: list[NDArray[np.float64]] = field(default_factory=list)
+    timestamps: list[NDArray[np.int64]] = field(default_factory=list)
+    title_by_code: dict[int, str] | None = None  # item code -> title of its latest row, when reviews carry titles
+    # the optional columns, one array (or list of parsed values) per chunk: bool, int, int, str
+    verified: list[ExtraChunk] | None = None
+    helpful: list[ExtraChunk] | None = None
+    total: list[ExtraChunk] | None = None
+    text: list[ExtraChunk] | None = None
 
 
-def _concat(chunks: list, dtype: npt.DTypeLike) -> np.ndarray:
+def _concat(chunks: Sequence[ExtraChunk], dtype: npt.DTypeLike) -> np.ndarray:
     if not chunks:
         return np.zeros(0, dtype=dtype)
     return np.concatenate([np.asarray(c, dtype=dtype) for c in chunks])

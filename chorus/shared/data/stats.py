@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,7 @@ def _label(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-def dataset_stats(r: Ratings) -> dict:
+def dataset_stats(r: Ratings) -> dict[str, Any]:
     """Counts, mean, histogram over the whole scale, verified fraction (None where the format has no such
     field), date range, and the skipped rows by reason."""
     counts = {_label(v): 0 for v in r.scale.points()}
@@ -39,7 +40,7 @@ def dataset_stats(r: Ratings) -> dict:
     }
 
 
-def format_stats(stats: dict) -> str:
+def format_stats(stats: dict[str, Any]) -> str:
     """A readable two-column table of :func:`dataset_stats`."""
     lines = []
     for key in ("reviews", "users", "items"):

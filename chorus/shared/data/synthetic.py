@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.data.rows import TSV_HEADER
@@ -240,7 +241,8 @@ DISCLOSURE = "free sample"
 def _zipf_weights(n: int, s: float, offset: float, rng: np.random.Generator) -> np.ndarray:
     w = (np.arange(n) + offset) ** -s
     w = w[rng.permutation(n)]  # popular ids are scattered, not the first ones
-    return w / w.sum()
+    weights: NDArray[np.float64] = w / w.sum()
+    return weights
 
 
 def _base36(values: np.ndarray, width: int) -> np.ndarray:
@@ -288,7 +290,7 @@ def _pairs(n: int, n_users: int, n_items: int, item_family: np.ndarray, model: P
 
 
 def generate_reviews(
-    out: str | os.PathLike, n_reviews: int, seed: int = 0, model: PlantedModel | None = None, progress: bool = True
+    out: str | os.PathLike[str], n_reviews: int, seed: int = 0, model: PlantedModel | None = None, progress: bool = True
 ) -> Path:
     """Write ``n_reviews`` rows of Amazon TSV (gzip when ``out`` ends in ``.gz``) and return the path.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -33,6 +34,8 @@ F_CUSTOMER, F_PRODUCT, F_TITLE, F_STARS, F_HELPFUL, F_TOTAL, F_VERIFIED, F_HEADL
     13,
     14,
 )
+
+ParsedT = TypeVar("ParsedT")
 
 
 class _Lines:
@@ -76,7 +79,9 @@ def _digits(a: np.ndarray, s: np.ndarray, e: np.ndarray, max_len: int = 9) -> tu
     return value, ok
 
 
-def _python_fallback(lines: _Lines, fields: list[int], rows: np.ndarray, parse: Callable[..., object]) -> list:
+def _python_fallback(
+    lines: _Lines, fields: list[int], rows: np.ndarray, parse: Callable[..., ParsedT]
+) -> list[ParsedT]:
     out = []
     for r in rows.tolist():
         parts = lines[r].split("\t")

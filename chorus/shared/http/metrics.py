@@ -104,7 +104,7 @@ class RequestMetrics:
 
 
 def route_template(scope: Scope) -> str:
-    template = scope.get(ROUTE_KEY)
+    template: str | None = scope.get(ROUTE_KEY)
     if template is not None:
         return template
     route = scope.get("route")

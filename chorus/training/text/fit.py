@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import NDArray
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 
@@ -153,7 +154,10 @@ class VerifiedClassifier:
         return cls(model, mean, scale)
 
     def predict(self, x_text: sp.csr_matrix, numeric: np.ndarray) -> np.ndarray:
-        return self.model.predict(sp.hstack([x_text, (numeric - self.mean) / self.scale]).tocsr()).astype(bool)
+        verified: NDArray[np.bool_] = self.model.predict(
+            sp.hstack([x_text, (numeric - self.mean) / self.scale]).tocsr()
+        ).astype(bool)
+        return verified
 
 
 def fit_course_verified(features: np.ndarray, y: np.ndarray) -> LogisticRegression:
@@ -274,7 +278,8 @@ def evaluate_text_rating(ratings: Ratings, seed: int = 0) -> dict[str, Any]:
     fitted = np.concatenate([tr, va])
 
     def clip(p: np.ndarray) -> np.ndarray:
-        return np.clip(p, low, high)
+        clipped: NDArray[np.float64] = np.clip(p, low, high)
+        return clipped
 
     validation: dict[str, float] = {}
     test: dict[str, dict[str, float]] = {}

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import NDArray
 from sklearn.linear_model import Ridge
 
 from chorus.shared.contract.errors import InvalidInput
@@ -213,12 +214,14 @@ class StandardRidge:
         return cls(float(y.mean()), mean, scale, weights)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.intercept + ((x - self.mean) / self.scale) @ self.weights
+        predicted: NDArray[np.float64] = self.intercept + ((x - self.mean) / self.scale) @ self.weights
+        return predicted
 
     @property
     def slopes(self) -> np.ndarray:
         """The weights per unit of each raw column."""
-        return self.weights / self.scale
+        slopes: NDArray[np.float64] = self.weights / self.scale
+        return slopes
 
     @property
     def offset(self) -> float:
@@ -226,7 +229,9 @@ class StandardRidge:
         return self.intercept - float(self.mean @ self.slopes)
 
 
-def choose_ridge(design: np.ndarray, target: np.ndarray, config: PriorConfig, seed: int = 0) -> tuple[float, dict]:
+def choose_ridge(
+    design: np.ndarray, target: np.ndarray, config: PriorConfig, seed: int = 0
+) -> tuple[float, dict[float, float]]:
     """The ridge α of :attr:`PriorConfig.ridges` (per 10,000 rows) with the lowest ``folds``-fold cross-validated
     squared error over the rows; also each α's mean squared error."""
     n = target.size
@@ -261,7 +266,7 @@ class BiasPrior:
     offset: float
     user_offset: np.ndarray
     item_offset: np.ndarray
-    cv_mse: dict
+    cv_mse: dict[float, float]
 
     def apply(self, params: Params) -> Params:
         """The biases ``params`` (fitted with :attr:`reg_bias` on the prior's training rows) moved by the prior."""
