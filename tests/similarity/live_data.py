@@ -1,6 +1,5 @@
-"""What the live-overlay tests share: a small review dump, the version served on it, a stream of events into a
-real store, and the reference: a version built by the training code on the dump's rows and the events' rows,
-merged by the rules of ``chorus.shared.events.rows`` (written here with plain dicts)."""
+"""What the live-overlay tests share: a small review dump, the version served on it, and the reference: a version
+built by the training code on the dump's rows and the events' rows (``chorus.training.events``)."""
 
 from __future__ import annotations
 
@@ -18,8 +17,8 @@ from chorus.services.similarity.ranking import id_rank
 from chorus.shared.catalog import Catalog
 from chorus.shared.contract.errors import NotFound
 from chorus.shared.data import Ratings, load_ratings
-from chorus.shared.events.rows import purchase_rating, rows_of
-from chorus.shared.events.store import EventStore, new_event
+from chorus.shared.events.store import EventStore
+from chorus.training.events import with_events
 from chorus.training.similarity.build import build_similarity
 
 K = 6
@@ -94,47 +93,12 @@ class Rebuilt:
         return self.user_ids.index(raw) if raw in self.user_ids else None
 
 
-def merged_rows(ratings: Ratings, store: EventStore) -> dict[tuple[str, str], float]:
-    """The dump's rows without the forgotten users', the valid rows of the events replacing those of the same
-    user and item (a rated event off the scale makes no row; a purchase counts as the scale's middle)."""
-    rows = {
-        (str(ratings.user_ids[u]), str(ratings.item_ids[i])): float(r)
-        for u, i, r in zip(ratings.user.tolist(), ratings.item.tolist(), ratings.rating.tolist(), strict=True)
-    }
-    forgotten = set(store.tombstones())
-    rows = {pair: r for pair, r in rows.items() if pair[0] not in forgotten}
-    events = list(store.scan())
-    purchases = {e.seq for e in events if e.kind == "purchase"}
-    scale = ratings.scale
-    for row in rows_of(events, purchase_rating(scale.low, scale.high)):
-        if row.seq in purchases or bool(scale.valid(np.array([row.rating]))[0]):
-            rows[(row.user_id, row.item_id)] = float(np.float32(row.rating))
-    return rows
-
-
 def rebuilt(ratings: Ratings, store: EventStore, config: SimilarityConfig | None = None) -> Rebuilt:
-    rows = merged_rows(ratings, store)
-    user_ids = sorted({u for u, _ in rows})
-    item_ids = sorted({i for _, i in rows})
-    u_of = {u: k for k, u in enumerate(user_ids)}
-    i_of = {i: k for k, i in enumerate(item_ids)}
-    pairs = list(rows.items())
-    built = build_similarity(
-        np.array([u_of[u] for (u, _), _ in pairs]),
-        np.array([i_of[i] for (_, i), _ in pairs]),
-        np.array([r for _, r in pairs], dtype=np.float32),
-        len(user_ids),
-        len(item_ids),
-        K=K,
-        item_rank=id_rank(np.array(item_ids)),
-        user_rank=id_rank(np.array(user_ids)),
-        trace_memory=False,
-    )
-    return Rebuilt(SimilarityIndex.from_saved(built.arrays, config or SimilarityConfig(table_k=K)), user_ids, item_ids)
-
-
-def rate(user: str, item: str, rating: float, kind: str = "rating") -> object:
-    return new_event(user, item, kind, rating=rating if kind in ("rating", "review") else None, timestamp=2e9)
+    """What ``chorus train --events-url`` builds now: the dump's rows without the forgotten users', with the rows
+    of every event so far (:func:`chorus.training.events.with_events`), indexed by the training code."""
+    merged, _ = with_events(ratings, store, store.last_seq())
+    index = index_of(merged, K, config)
+    return Rebuilt(index, [str(u) for u in merged.user_ids], [str(i) for i in merged.item_ids])
 
 
 Answer = list[tuple[str, float]] | None

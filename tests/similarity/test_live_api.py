@@ -129,7 +129,8 @@ def test_a_store_that_goes_away_and_comes_back(root, ratings, store, store_url):
 def test_a_new_version_starts_at_its_own_cutoff(tmp_path, store, store_url):
     root = train_tiny(tmp_path / "artifacts", 1500, 4, ["similarity"])
     user = str(load_data_component(ArtifactStore(root).open(components=["data"])).user_ids[0])
-    with client_for(root, store_url) as client:
+    app = create_app(Settings(artifacts=root, reload_interval=3600, events_url=store_url))
+    with TestClient(app) as client:
         store.append([rating(user, "only-in-events")])
         assert client.get("/v1/items/only-in-events").status_code == 200
         # a version that says it holds every event so far (its rows are the old ones: the item is not in them)
@@ -140,7 +141,7 @@ def test_a_new_version_starts_at_its_own_cutoff(tmp_path, store, store_url):
                 writer.adopt_component(previous, component)
             writer.manifest[CUTOFF_KEY] = store.last_seq()
             name = writer.commit()
-        assert client.app.state.holder.refresh()
+        assert app.state.holder.refresh()
         r = client.get("/v1/items/only-in-events")
         assert r.status_code == 404 and r.headers["X-Model-Version"] == name
         store.append([rating(user, "after-the-cutoff")])

@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _watch_event_store(app: FastAPI, feed: EventFeed) -> None:
     """Readiness that also needs the event store to answer (503 and why, naming the store, when it does not),
     and a lifespan that closes the store's connections at shutdown."""
-    holder: ModelHolder = app.state.holder
+    holder: ModelHolder[Any] = app.state.holder
     models_ready = holder.readiness
 
     def readiness() -> tuple[int, dict[str, Any]]:

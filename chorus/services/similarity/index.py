@@ -84,10 +84,10 @@ class SimilarityIndex:
         user_side = ("user", "user", "item", self.user_count, self.user_mean, self.user_norm, self.user_rank)
 
         def side(spec: tuple[str, str, str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> Side:
-            name, rows, cols, *stats = spec
+            name, rows, cols, count, mean, norm, rank = spec
             layouts = (a[f"{rows}_indptr"], a[f"{rows}_{cols}s"], a[f"{rows}_ratings"])
             t_layouts = (a[f"{cols}_indptr"], a[f"{cols}_{rows}s"], a[f"{cols}_ratings"])
-            return Side(name, *layouts, *t_layouts, *stats)
+            return Side(name, *layouts, *t_layouts, count, mean, norm, rank)
 
         # the two orientations are independent numpy work (most of it outside the GIL): on two threads
         self.items, self.users = map_threads(side, [item_side, user_side], current_workers())

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from chorus.services.similarity.index import SimilarityIndex, check_k, check_min_common
+from chorus.services.similarity.index import SimilarityIndex, check_min_common
 from chorus.services.similarity.local import around, spanning
 from chorus.services.similarity.measures import measure_spec
 from chorus.services.similarity.overlay import MEMO_SIZE, Overlay, SideState
@@ -38,7 +38,7 @@ from chorus.services.similarity.predict import Predictions, predict
 from chorus.services.similarity.recommend import Recommendations, liked_items, recommend, recommend_from_table
 from chorus.shared.catalog import Catalog
 from chorus.shared.contract.errors import NotFound
-from chorus.shared.contract.names import Measure
+from chorus.shared.contract.names import Measure, check_k
 from chorus.shared.indices import check_indices
 
 

@@ -64,7 +64,8 @@ def _positions_in(ids: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
     if idx.shape[0] * 4 >= n:
         where = np.empty(n, dtype=np.int64)
         where[ids] = np.arange(ids.shape[0])
-        return where[idx]
+        found: np.ndarray = where[idx]
+        return found
     order = np.argsort(ids, kind="stable")
     return order[np.searchsorted(ids[order], idx)].astype(np.int64)
 

@@ -312,7 +312,9 @@ class Overlay:
     forgotten: np.ndarray
     total: float
     count: int
-    memo: dict = field(default_factory=dict, compare=False)
+    memo: dict[tuple[str, int, str, int, int], tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, compare=False
+    )
 
     @classmethod
     def start(cls, items: Side, users: Side, item_ids: Ids, user_ids: Ids, cutoff: int) -> Overlay:

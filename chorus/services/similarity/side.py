@@ -45,7 +45,7 @@ def index_dtype(*sizes: int) -> type[np.signedinteger]:
     return np.int32 if max(sizes, default=0) < 2**31 - 1 else np.int64
 
 
-class _Right(dict):
+class _Right(dict[str, sp.csr_array]):
     """A dict of the columns×rows matrices that forms each one the first time it is read (two threads may both
     form it; either result is the same matrix)."""
 
@@ -171,7 +171,8 @@ class Side:
 
     def lengths(self, rows: np.ndarray) -> np.ndarray:
         """Entries of each of ``rows`` (int (r,), valid rows): int64 (r,)."""
-        return self.count_int[rows]
+        lengths: np.ndarray = self.count_int[rows]
+        return lengths
 
     def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The entries of ``rows`` (int (r,), valid rows), in that order: (indptr int64 (r + 1,), columns int64
