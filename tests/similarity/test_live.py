@@ -13,7 +13,7 @@ import pytest
 import chorus.services.similarity.live as live_module
 from chorus.services.similarity.config import SimilarityConfig
 from chorus.services.similarity.model import SimilarityModel
-from chorus.shared.contract.errors import NotFound, UpstreamUnavailable
+from chorus.shared.contract.errors import EventsUnavailable, NotFound
 from chorus.shared.contract.names import Measure
 from chorus.shared.events.store import EventStore, new_event
 from tests.similarity.live_data import (
@@ -262,7 +262,7 @@ def test_a_store_that_cannot_be_read_fails_loudly(tmp_path, open_model):
     blocker.write_text("not a folder")
     for url in (f"sqlite:///{blocker}/events.db", "postgresql://postgres@127.0.0.1:1/nothing"):
         model = open_model(url)
-        with pytest.raises(UpstreamUnavailable, match="the event store .* cannot be read"):
+        with pytest.raises(EventsUnavailable, match="the event store .* cannot be read"):
             model.view()
         assert model.feed.problem() is not None
 
@@ -271,7 +271,7 @@ def test_a_store_behind_the_version_is_refused(store_url, store, version, open_m
     store.append([ev("a", "b", rating=1.0)])
     model = open_model(store_url)
     model.live.current = dataclasses.replace(model.live.current, seen=10, cutoff=10)  # a version trained up to 10
-    with pytest.raises(UpstreamUnavailable, match="ends at seq 1, before seq 10 that this service was trained"):
+    with pytest.raises(EventsUnavailable, match="ends at seq 1, before seq 10 that this service was trained"):
         model.view()
 
 

@@ -100,7 +100,7 @@ def test_a_store_that_cannot_be_reached_is_a_503_naming_it(root, ratings):
             client.post("/v1/predict", json={"pairs": [{"user_id": "u", "item_id": item}]}),
         ):
             assert r.status_code == 503
-            assert r.json()["type"] == "upstream_unavailable"
+            assert r.json()["type"] == "events_unavailable"
             assert "the event store postgresql://***@127.0.0.1:1/chorus cannot be read" in r.json()["detail"]
         ready = client.get("/readyz")
         assert ready.status_code == 503 and ready.json()["status"] == "not_ready"

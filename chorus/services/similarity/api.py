@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 
 from chorus.services.similarity.live import LiveView
 from chorus.services.similarity.model import SimilarityModel
-from chorus.shared.contract.errors import InvalidInput, NotFound, NotReady, UpstreamUnavailable
+from chorus.shared.contract.errors import EventsUnavailable, InvalidInput, NotFound, NotReady
 from chorus.shared.contract.names import Measure
 from chorus.shared.contract.params import (
     DEFAULT_K,
@@ -43,7 +43,7 @@ router = APIRouter(
         NotFound,
         InvalidInput,
         NotReady,
-        UpstreamUnavailable,
+        EventsUnavailable,
         s503="No version loaded yet, or the event store (CHORUS_EVENTS_URL) cannot be read",
     ),
     route_class=OffLoopRoute,

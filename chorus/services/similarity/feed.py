@@ -3,7 +3,7 @@
 
 The store is opened on first use, not when the process starts, so a service whose store is down still starts,
 serves nothing that needs the store and says why in ``/readyz``; every read that fails raises
-:class:`~chorus.shared.contract.errors.UpstreamUnavailable` (HTTP 503) naming the store, so an answer is never
+:class:`~chorus.shared.contract.errors.EventsUnavailable` (HTTP 503) naming the store, so an answer is never
 silently stale. A failed open is retried on the next read.
 """
 
@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 
-from chorus.shared.contract.errors import ChorusError, UpstreamUnavailable
+from chorus.shared.contract.errors import ChorusError, EventsUnavailable
 from chorus.shared.contract.names import redact_url
 from chorus.shared.events.store import Event, EventStore, Live
 
@@ -41,7 +41,7 @@ class EventFeed:
 
     @contextmanager
     def _reading(self, what: str) -> Iterator[EventStore]:
-        """The open store, for reading ``what``; any failure becomes :class:`UpstreamUnavailable`."""
+        """The open store, for reading ``what``; any failure becomes :class:`EventsUnavailable`."""
         try:
             store = self._store
             if store is None:
@@ -51,7 +51,7 @@ class EventFeed:
                     store = self._store
             yield store
         except (sa.exc.SQLAlchemyError, OSError, ChorusError) as exc:
-            raise UpstreamUnavailable(
+            raise EventsUnavailable(
                 f"the event store {self.public_url} cannot be read ({what}): {_reason(exc)}"
             ) from None
 
@@ -66,7 +66,7 @@ class EventFeed:
         events are gone)."""
         with self._reading("the events since the last read") as store:
             events = list(store.scan(after=after, upto=upto))
-            tombstones = {user: seq for user, seq in store.tombstones().items() if seq > after}
+            tombstones = store.tombstones(after=after)
         return events, tombstones
 
     def live(self, user_id: str) -> Live:
@@ -78,7 +78,7 @@ class EventFeed:
         """None when the store answers a query now, else why not (for ``/readyz``)."""
         try:
             self.last_seq()
-        except UpstreamUnavailable as exc:
+        except EventsUnavailable as exc:
             return exc.detail
         return None
 

@@ -15,7 +15,7 @@ from chorus.services.similarity.overlay import Ids, LiveState, Overlay
 from chorus.services.similarity.persistence import load_component
 from chorus.shared.artifacts import Version
 from chorus.shared.catalog import Catalog
-from chorus.shared.contract.errors import ArtifactError, UpstreamUnavailable
+from chorus.shared.contract.errors import ArtifactError, EventsUnavailable
 from chorus.shared.contract.names import Measure
 from chorus.shared.events.rows import cutoff_of
 
@@ -38,7 +38,7 @@ class SimilarityModel:
 
         Raises
         ------
-        UpstreamUnavailable : the event store cannot be read.
+        EventsUnavailable : the event store cannot be read.
         """
         return LiveView(self.version, self.index, self.catalog, self.live.sync(), events=self.feed is not None)
 
@@ -66,7 +66,7 @@ def load_model(version: Version, feed: EventFeed | None = None) -> SimilarityMod
     if feed is not None:
         try:
             live.sync()
-        except UpstreamUnavailable as exc:
+        except EventsUnavailable as exc:
             log.warning("version %s: events not read yet: %s", version.name, exc.detail)
     return SimilarityModel(version.name, index, catalog, live, feed)
 

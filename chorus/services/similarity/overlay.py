@@ -38,7 +38,7 @@ import numpy as np
 
 from chorus.services.similarity.side import Side
 from chorus.services.similarity.sparse import gather_rows, row_stats
-from chorus.shared.contract.errors import UpstreamUnavailable
+from chorus.shared.contract.errors import EventsUnavailable
 from chorus.shared.data.ratings import RatingScale
 from chorus.shared.events.rows import purchase_rating, rows_of
 from chorus.shared.events.store import Event
@@ -567,7 +567,7 @@ class LiveState:
 
         Raises
         ------
-        UpstreamUnavailable : the store cannot be read, or holds fewer events than this version has seen (it
+        EventsUnavailable : the store cannot be read, or holds fewer events than this version has seen (it
             is not the store the version was trained with or read from).
         """
         if self._last_seq is None or self._changes is None:
@@ -575,7 +575,7 @@ class LiveState:
         before = self.current  # taken before the store is read: its seq was read from the store earlier
         last = self._last_seq()
         if last < before.seen:
-            raise UpstreamUnavailable(
+            raise EventsUnavailable(
                 f"the event store {self._store} ends at seq {last}, before seq {before.seen} that this service "
                 f"{'read' if before.seen > before.cutoff else 'was trained up to'}: it is not the store the "
                 "served version was trained with (point CHORUS_EVENTS_URL at that store, or train a new version)"

@@ -397,9 +397,9 @@ class EventStore:
         """The highest ``seq`` stored (0 for an empty store): a version trained now takes this as its cutoff."""
         return self._number(sa.select(sa.func.max(events.c.seq)))
 
-    def tombstones(self, upto: int | None = None) -> dict[str, int]:
-        """Every forgotten user and the ``seq`` of their tombstone (those up to ``upto`` when given)."""
-        where = [events.c.kind == FORGET]
+    def tombstones(self, upto: int | None = None, after: int = 0) -> dict[str, int]:
+        """Every forgotten user and the ``seq`` of their tombstone, those with ``after < seq <= upto``."""
+        where = [events.c.kind == FORGET, events.c.seq > after]
         if upto is not None:
             where.append(events.c.seq <= upto)
         rows = self._rows(sa.select(events.c.user_id, events.c.seq).where(*where))
