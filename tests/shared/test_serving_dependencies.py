@@ -7,8 +7,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from chorus.shared.serving import ServiceSettings, create_service_app
-from tests.shared.test_serving import AUTH, publish, router
+from tests.shared.test_serving import AUTH, make_app, publish
 
 
 class Recorder:
@@ -33,15 +32,7 @@ class Recorder:
 def test_a_dependency_is_started_shown_in_readiness_and_closed(tmp_path):
     version = publish(tmp_path, 2.0)
     thing = Recorder()
-    app = create_service_app(
-        title="toy",
-        description="toy",
-        settings=ServiceSettings(artifacts=tmp_path, reload_interval=3600, status_token="s3cret"),
-        build=lambda v: float(v.array("toy", "value")[0]),
-        components=["toy"],
-        routers=[router],
-        dependencies=[thing],
-    )
+    app = make_app(tmp_path, [thing])
     with TestClient(app) as client:
         assert thing.calls == ["start"] and app.state.thing is thing
         ready = client.get("/readyz")
