@@ -51,7 +51,9 @@ def events_dependency(request: Request) -> LiveEvents:
 
 EventsDep = Annotated[LiveEvents, Depends(events_dependency)]
 #: What a route that reads a user's events may also answer.
-PERSONAL = error_responses(NotReady, UpstreamUnavailable)
+PERSONAL = error_responses(
+    NotReady, UpstreamUnavailable, s503="No servable artifact yet, or the event store cannot be reached"
+)
 
 
 def _predict(svc: RatingService, events: LiveEvents, users: list[str], items: list[str]) -> list[dict[str, Any]]:
