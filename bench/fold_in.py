@@ -13,9 +13,9 @@ are streamed in order. Before each streamed event (user u rates item i) every me
   events are folded in (and excluded from the list);
 
 a hit is i in the list; ``NDCG@k`` of one event is ``1 / log2(rank + 2)`` for a hit at 0-based ``rank``, else 0;
-both are averaged over the streamed events, over those of users the version knows, and over those of new users. Then the event is appended to the store (one transaction, as
-``POST /v1/events`` would), so it is live for the next events. An item first seen in the stream is in no
-version's catalog: no method can hit it, frozen or live.
+both are averaged over the streamed events, over those of users the version knows, and over those of new users.
+Then the event is appended to the store (one transaction, as ``POST /v1/events`` would), so it is live for the
+next events. An item first seen in the stream is in no version's catalog: no method can hit it, frozen or live.
 
 Throughput: ``live ms`` is the mean wall time of one live answer (the store read included), ``events/s`` the
 whole replay's rate (every method's live answer and the append of each event; a user's frozen answers are
