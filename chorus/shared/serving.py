@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -59,6 +59,23 @@ class ServiceSettings(HttpSettings):
     """Seconds between checks of CURRENT for a new version (``CHORUS_RELOAD_INTERVAL``)."""
     verify_checksums: bool = True
     """Check every file's sha256 before serving a version (``CHORUS_VERIFY_CHECKSUMS``)."""
+
+
+class Dependency(Protocol):
+    """Something a model service uses besides its artifact (the event store): started in the lifespan before the
+    first version loads, shown in ``/readyz`` under its ``name``, closed at shutdown. Its state never makes the
+    service unready: the routes that do not need it keep answering, those that do answer 503 themselves."""
+
+    name: str
+
+    def start(self) -> None:
+        """Open what can be opened now; raise only for a configuration that can never work."""
+
+    def readiness(self, details: bool) -> dict[str, Any]:
+        """``{"status": ...}`` and, with ``details`` (the status token), whatever helps an operator."""
+        ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -216,7 +233,7 @@ def model_dependency(request: Request, response: Response) -> Loaded[Any]:
     return loaded
 
 
-def health_router() -> APIRouter:
+def health_router(dependencies: Sequence[Dependency] = ()) -> APIRouter:
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz", summary="The process is alive")
@@ -227,8 +244,9 @@ def health_router() -> APIRouter:
         "/readyz",
         summary="An artifact version is loaded and served",
         description="``status``, ``version`` and ``fallback`` (true while a start on an unusable CURRENT serves "
-        "the newest verified version instead); with ``Authorization: Bearer $CHORUS_STATUS_TOKEN`` also "
-        "``detail`` (why not ready, what was refused).",
+        "the newest verified version instead), and the state of each dependency by name (``events``: the event "
+        "store); with ``Authorization: Bearer $CHORUS_STATUS_TOKEN`` also ``detail`` (why not ready, what was "
+        "refused) and each dependency's details.",
         responses={
             503: {"description": "No version loaded yet"},
             401: {"description": "A wrong status token"},
@@ -236,8 +254,11 @@ def health_router() -> APIRouter:
     )
     def readyz(request: Request) -> JSONResponse:
         status, body = request.app.state.holder.readiness()
-        if not show_details(request):
+        details = show_details(request)
+        if not details:
             body = {"status": body["status"], "version": body["version"], "fallback": body["fallback"]}
+        for dependency in dependencies:
+            body[dependency.name] = dependency.readiness(details)
         response = JSONResponse(body, status_code=status)
         if body["version"]:
             response.headers[VERSION_HEADER] = body["version"]
@@ -256,27 +277,35 @@ def create_service_app(
     routers: Sequence[APIRouter],
     version: str = "1",
     canary: Callable[[Any], None] | None = None,
+    dependencies: Sequence[Dependency] = (),
 ) -> FastAPI:
     """The shell both model services use: lifespan with first load and reload polling, error handlers,
-    health routes, the version header, then the service's own routers. ``canary``: see :class:`ModelHolder`."""
+    health routes, the version header, then the service's own routers. ``canary``: see :class:`ModelHolder`;
+    ``dependencies``: see :class:`Dependency` (each is also ``app.state.<name>``)."""
     holder = ModelHolder(settings.artifacts, build, components, verify=settings.verify_checksums, canary=canary)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        for dependency in dependencies:
+            await run_in_threadpool(dependency.start)
         await run_in_threadpool(holder.refresh)
         task = asyncio.create_task(holder.poll(settings.reload_interval))
         try:
             yield
         finally:
             task.cancel()
+            for dependency in dependencies:
+                dependency.close()
 
     configure_logging()
     # no redirect from /path/ to /path: Starlette builds its Location from the Host header
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan, redirect_slashes=False)
     app.state.holder = holder
     app.state.settings = settings
+    for dependency in dependencies:
+        setattr(app.state, dependency.name, dependency)
     install_error_handlers(app)
-    app.include_router(health_router())
+    app.include_router(health_router(dependencies))
     service = components[-1]
     app.include_router(
         metrics_router(lambda request: {service: _served(request.app.state.holder)}), include_in_schema=False

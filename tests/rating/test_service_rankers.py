@@ -15,14 +15,12 @@ from chorus.services.rating.settings import Settings
 from chorus.shared.artifacts import ArtifactStore
 from chorus.shared.contract.names import MAX_ID_LENGTH, MAX_K, MAX_PAIRS, Method, Ranking
 from chorus.shared.data.component import load_data_component
-from tests.conftest import add_ranking, train_tiny
+from tests.conftest import add_ranking
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    root = train_tiny(tmp_path_factory.mktemp("ranking-artifacts"), 4000, 5, ["rating"])
-    add_ranking(root)
-    return root
+def root(ranked_root):
+    return ranked_root
 
 
 @pytest.fixture(scope="module")

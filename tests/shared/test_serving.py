@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import numpy as np
@@ -10,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from chorus.shared.artifacts import VersionWriter
 from chorus.shared.contract.errors import NotFound
-from chorus.shared.serving import Loaded, ServiceSettings, create_service_app, model_dependency
+from chorus.shared.serving import Dependency, Loaded, ServiceSettings, create_service_app, model_dependency
 
 
 def publish(root, value: float) -> str:
@@ -34,7 +35,7 @@ def value(loaded: Annotated[Loaded[Any], Depends(model_dependency)], k: Annotate
 AUTH = {"Authorization": "Bearer s3cret"}  # readiness details need the status token
 
 
-def make_app(root):
+def make_app(root, dependencies: Sequence[Dependency] = ()):
     settings = ServiceSettings(artifacts=root, reload_interval=3600, status_token="s3cret")
     return create_service_app(
         title="toy",
@@ -43,6 +44,7 @@ def make_app(root):
         build=lambda v: float(v.array("toy", "value")[0]),
         components=["toy"],
         routers=[router],
+        dependencies=dependencies,
     )
 
 

@@ -1,14 +1,18 @@
-"""Routes of the rating service: validate, call the model, map to the wire schemas."""
+"""Routes of the rating service: validate, call the model, map to the wire schemas.
+
+A route about users reads each one's live events from the event store once (:class:`LiveEvents`, a 503 naming the
+store when it cannot be reached) and hands them to the service; the other routes never touch the store."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
+from chorus.services.rating.live import LiveEvents
 from chorus.services.rating.models.base import FALLBACKS
 from chorus.services.rating.service import LATENT, RatingService, Recommendation
-from chorus.shared.contract.errors import InvalidInput, NotFound, NotReady
+from chorus.shared.contract.errors import EventsUnavailable, InvalidInput, NotFound, NotReady
 from chorus.shared.contract.names import canonical_method
 from chorus.shared.contract.params import (
     DEFAULT_K,
@@ -39,8 +43,22 @@ router = APIRouter(
 ServiceDep = Annotated[Loaded[RatingService], Depends(model_dependency)]
 
 
-def _predict(svc: RatingService, users: list[str], items: list[str]) -> list[dict[str, Any]]:
-    pred = svc.model.predict(svc.catalog.user_indices(users), svc.catalog.item_indices(items))
+def events_dependency(request: Request) -> LiveEvents:
+    """The process's event store (:class:`LiveEvents`, which answers None for every read when none is set)."""
+    events: LiveEvents = request.app.state.events
+    return events
+
+
+EventsDep = Annotated[LiveEvents, Depends(events_dependency)]
+#: What a route that reads a user's events may also answer.
+PERSONAL = error_responses(
+    NotReady, EventsUnavailable, s503="No servable artifact yet, or the event store cannot be reached"
+)
+
+
+def _predict(svc: RatingService, events: LiveEvents, users: list[str], items: list[str]) -> list[dict[str, Any]]:
+    lives = {user: events.live(user, svc.cutoff) for user in dict.fromkeys(users)} if events.enabled else None
+    pred = svc.predict(users, items, lives)
     return [
         {"user_id": u, "item_id": i, "prediction": round(r, 4), "fallback": FALLBACKS[f]}
         for u, i, r, f in zip(users, items, pred.rating.tolist(), pred.fallback.tolist(), strict=True)
@@ -74,38 +92,43 @@ def _ranked(svc: RatingService, rec: Recommendation) -> dict[str, Any]:
     }
 
 
-@router.get("/predict", response_model=Prediction)
-def predict(loaded: ServiceDep, user_id: UserIdQuery, item_id: ItemIdQuery) -> dict[str, Any]:
+@router.get("/predict", response_model=Prediction, responses=PERSONAL)
+def predict(loaded: ServiceDep, events: EventsDep, user_id: UserIdQuery, item_id: ItemIdQuery) -> dict[str, Any]:
     """The predicted star rating of a user for an item, clipped to the rating scale.
 
     An unknown user or item is not an error (never 404): the prediction falls back, flagged in ``fallback``
-    (``"item_bias"`` for an unknown user, ``"user_bias"`` for an unknown item, ``"global_mean"`` for both)."""
-    return _predict(loaded.model, [user_id], [item_id])[0]
+    (``"item_bias"`` for an unknown user, ``"user_bias"`` for an unknown item, ``"global_mean"`` for both). A
+    user the model was not trained on but who has rated items since (events) is folded in from those ratings."""
+    return _predict(loaded.model, events, [user_id], [item_id])[0]
 
 
-@router.post("/predict", response_model=PredictionsPublic)
-def predict_batch(loaded: ServiceDep, body: PredictRequest) -> dict[str, Any]:
-    """Predictions for up to 10,000 (user, item) pairs, in the order given; unknown ids fall back as for a single
-    prediction."""
-    data = _predict(loaded.model, [p.user_id for p in body.pairs], [p.item_id for p in body.pairs])
+@router.post("/predict", response_model=PredictionsPublic, responses=PERSONAL)
+def predict_batch(loaded: ServiceDep, events: EventsDep, body: PredictRequest) -> dict[str, Any]:
+    """Predictions for up to 10,000 (user, item) pairs, in the order given; unknown ids fall back, and new users
+    with ratings since are folded in, as for a single prediction."""
+    data = _predict(loaded.model, events, [p.user_id for p in body.pairs], [p.item_id for p in body.pairs])
     return {"data": data, "count": len(data)}
 
 
-@router.get("/users/{user_id}/recommendations", response_model=RankedRecommendationsPublic)
+@router.get("/users/{user_id}/recommendations", response_model=RankedRecommendationsPublic, responses=PERSONAL)
 def recommendations(
     loaded: ServiceDep,
+    events: EventsDep,
     user_id: UserId,
     k: K = DEFAULT_K,
     method: MethodQuery = None,
     exclude: ExcludeIds = None,
 ) -> dict[str, Any]:
     """The user's top-k items by a ranker of the served version (default: its default ranker), or by predicted
-    rating (``method=latent``), never an item they reviewed or one of ``exclude``.
+    rating (``method=latent``), never an item they reviewed or acted on since (events, views included) or one of
+    ``exclude``. Their events since the version was trained count at once.
 
-    An unknown user gets popular items instead, with ``fallback: "popular"``; a method the version does not
-    serve is a 422 naming those it does."""
+    A user with no history gets popular items instead, with ``fallback: "popular"``; a method the version does
+    not serve is a 422 naming those it does."""
     svc = loaded.model
-    rec = svc.recommend_user(user_id, k, None if method is None else canonical_method(method).value, exclude or [])
+    live = events.live(user_id, svc.cutoff)
+    method_name = None if method is None else canonical_method(method).value
+    rec = svc.recommend_user(user_id, k, method_name, exclude or [], live)
     return {"user_id": user_id, **_ranked(svc, rec)}
 
 

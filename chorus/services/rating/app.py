@@ -2,6 +2,9 @@
 bias-only model where factors did not beat it on validation data), and top-N recommendations for a user or an
 anonymous basket from the rankers of the ``ranking`` component, when the version has one.
 
+With an event store (``CHORUS_EVENTS_URL``), every answer about a user folds in their events since the version was
+trained (:mod:`chorus.services.rating.live`), and ``/readyz`` shows the store's state under ``events``.
+
 Run: ``CHORUS_ARTIFACTS=DIR uvicorn chorus.services.rating.app:create_app --factory --port 8002``
 """
 
@@ -12,6 +15,7 @@ from functools import partial
 from fastapi import FastAPI
 
 from chorus.services.rating.api import router
+from chorus.services.rating.live import LiveEvents
 from chorus.services.rating.service import canary, load_service
 from chorus.services.rating.settings import Settings
 from chorus.shared.serving import create_service_app
@@ -20,7 +24,7 @@ from chorus.shared.serving import create_service_app
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The FastAPI app of the rating service; it loads the ``data`` and ``rating`` components of the current
     version (and its ``ranking`` component, when there is one) in its lifespan and reloads when ``CURRENT``
-    changes."""
+    changes, and opens the event store when ``settings.events_url`` names one."""
     settings = settings or Settings()
     return create_service_app(
         title="Chorus rating service",
@@ -32,4 +36,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         components=("data", "rating"),
         routers=[router],
         canary=canary,
+        dependencies=[LiveEvents(settings.events_url)],
     )

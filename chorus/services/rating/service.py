@@ -8,18 +8,28 @@ an anonymous basket) and apply the fallbacks; they import neither FastAPI nor py
 Methods: every ranker kind of the version, and ``latent`` (the rating model's highest predicted ratings), which
 cannot score a basket. An unknown user, or a basket with no known item, gets the ``popular`` ranker's list (or,
 without one, the rating model's popular, well-rated items) with ``fallback = "popular"``.
+
+Live events (with an event store, :mod:`chorus.services.rating.live`): a request about one user is answered from
+their history as the store has it now (:meth:`RatingService.user_history`): their rows in the version unless they
+were forgotten after its cutoff, with the rows of their events after the cutoff laid over them. Every ranker scores
+that history, so an unknown user with live rows gets a personal list; every item the events name (views included)
+is left out of their lists; ``latent`` and the predictions fold a user the rating model does not know into it
+from those ratings (:meth:`chorus.services.rating.models.RatingModel.fold_in`), while a user it knows keeps their
+trained parameters. Without a store (``live`` None) the answers are the version's alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 
+from chorus.services.rating.live import UserHistory, merge_history
 from chorus.services.rating.models import RatingModel
-from chorus.services.rating.models.base import POPULAR
+from chorus.services.rating.models.base import POPULAR, Predictions
+from chorus.services.rating.models.fold_in import FoldedUser, UserRidge
 from chorus.services.rating.persistence import load_component
 from chorus.services.rating.rankers import PopularRanker, Ranked, Ranker
 from chorus.services.rating.rankers.base import history_row
@@ -31,6 +41,8 @@ from chorus.shared.artifacts import Version
 from chorus.shared.catalog import Catalog
 from chorus.shared.contract.errors import ArtifactError, InvalidInput
 from chorus.shared.data.matrix import user_item_matrix
+from chorus.shared.events.rows import cutoff_of, purchase_rating
+from chorus.shared.events.store import Live
 
 LATENT = "latent"
 """The method served by the rating model (top-N by predicted rating)."""
@@ -85,6 +97,11 @@ class RatingService:
         The method served when a request names none: the component's default ranker, else ``"latent"``.
     scorer : ReviewScorer or None
         The ``text`` component's review scorer (None for data without review text).
+    cutoff : int
+        The highest event ``seq`` the version was trained on: only later events are live (0: none was).
+    ridge : UserRidge or None
+        The rating model's ridges for folding a user in (:meth:`RatingModel.user_ridge`); None: it folds no one
+        in (its unknown users keep their fallbacks).
     """
 
     version: str
@@ -94,25 +111,37 @@ class RatingService:
     rankers: dict[str, Ranker] = field(default_factory=dict)
     default: str = LATENT
     scorer: ReviewScorer | None = None
+    cutoff: int = 0
+    ridge: UserRidge | None = None
 
     @property
     def methods(self) -> list[str]:
         """Every method this version answers a user with: its rankers, then ``latent``."""
         return [*self.rankers, LATENT]
 
-    def reviewed(self, u: int) -> np.ndarray:
-        """The items user ``u`` reviewed: int32 (m,)."""
-        m = self.reviews
-        items: np.ndarray = m.indices[m.indptr[u] : m.indptr[u + 1]]
-        return items
+    def user_history(self, user_id: str, live: Live | None) -> UserHistory:
+        """``user_id``'s history: their rows in the version with their ``live`` events laid over them (see
+        :func:`~chorus.services.rating.live.merge_history`; ``live`` None: the version's rows alone)."""
+        u = int(self.catalog.user_indices([user_id])[0])
+        if u >= 0:
+            m = self.reviews
+            lo, hi = m.indptr[u], m.indptr[u + 1]
+            items, ratings = m.indices[lo:hi], m.data[lo:hi]
+        else:
+            items, ratings = np.zeros(0, dtype=np.int64), np.zeros(0)
+        purchase = purchase_rating(self.model.low, self.model.high)
+        return merge_history(u, items, ratings, live, self.catalog.item_indices, purchase)
 
-    def history(self, u: int) -> sp.csr_array:
-        """User ``u``'s history: float64 (1, n_items), their star ratings."""
-        m = self.reviews
-        lo, hi = m.indptr[u], m.indptr[u + 1]
-        return sp.csr_array(
-            (m.data[lo:hi].astype(np.float64), m.indices[lo:hi], np.array([0, hi - lo])), shape=(1, m.shape[1])
-        )
+    def _trained(self, u: int) -> bool:
+        """Whether the rating model has trained parameters for user index ``u`` (-1: no)."""
+        return u >= 0 and int(self.model.user_count[u]) > 0
+
+    def fold(self, history: UserHistory) -> FoldedUser | None:
+        """The rating model's parameters for ``history``'s ratings (:meth:`RatingModel.fold_in`); None when the
+        model folds no one in or no rating names an item it knows."""
+        if self.ridge is None or history.items.shape[0] == 0:
+            return None
+        return self.model.fold_in(history.items, history.ratings, self.ridge)
 
     def resolve(self, method: str | None, basket: bool = False) -> str:
         """The method that answers a request naming ``method`` (None: the default).
@@ -155,10 +184,17 @@ class RatingService:
         rec = self.model.recommend(-1, k, exclude=banned)
         return Recommendation(LATENT, rec.items, rec.ratings, None, POPULAR, **unknown)
 
-    def recommend_user(self, user_id: str, k: int, method: str | None, exclude: Sequence[str]) -> Recommendation:
-        """A user's top ``k`` by ``method`` (None: the default), never an item they reviewed or in ``exclude``.
+    def recommend_user(
+        self, user_id: str, k: int, method: str | None, exclude: Sequence[str], live: Live | None = None
+    ) -> Recommendation:
+        """A user's top ``k`` by ``method`` (None: the default), never an item of their history, one their live
+        events name (views included), or one in ``exclude``.
 
-        An unknown user gets the popular list (``fallback = "popular"``), whichever method was asked for.
+        ``live``: the user's events after :attr:`cutoff` (None: no event store). Rankers score the user's history
+        (:meth:`user_history`); ``latent`` ranks by the model's predicted ratings, a user the model has no
+        parameters for folded in from that history when ``live`` is given. A user with no history (unknown to
+        the version and no live row naming one of its items, or forgotten) gets the popular list
+        (``fallback = "popular"``), whichever method was asked for.
 
         Raises
         ------
@@ -166,15 +202,53 @@ class RatingService:
         """
         answer = self.resolve(method)
         banned, unknown_exclude = self._exclude(exclude)
-        u = int(self.catalog.user_indices([user_id])[0])
-        if u < 0:
+        history = self.user_history(user_id, live)
+        banned = np.union1d(banned, history.acted).astype(np.int64)
+        if history.items.shape[0] == 0:
             return self._popular(k, banned, unknown_exclude=unknown_exclude)
         if answer == LATENT:
-            seen = np.union1d(self.reviewed(u), banned).astype(np.int64)
-            rec = self.model.recommend(u, k, exclude=seen)
+            seen = np.union1d(history.items, banned).astype(np.int64)
+            folded = None if live is None or self._trained(history.user) else self.fold(history)
+            if folded is not None:
+                rec = self.model.recommend_folded(folded, k, exclude=seen)
+            elif history.user < 0:
+                return self._popular(k, seen, unknown_exclude=unknown_exclude)
+            else:
+                rec = self.model.recommend(history.user, k, exclude=seen)
             return Recommendation(LATENT, rec.items, rec.ratings, None, rec.fallback, [], unknown_exclude)
-        ranked = self.rankers[answer].recommend(self.history(u), k, exclude=banned)
+        row = history_row(history.items, history.ratings, self.catalog.n_items)
+        ranked = self.rankers[answer].recommend(row, k, exclude=banned)
         return _ranked(answer, ranked, [], unknown_exclude)
+
+    def predict(
+        self, users: Sequence[str], items: Sequence[str], lives: Mapping[str, Live | None] | None = None
+    ) -> Predictions:
+        """Predicted ratings of (user, item) pairs by raw id, clipped, with their fallback codes
+        (:meth:`RatingModel.predict`).
+
+        ``lives``: each user's events after :attr:`cutoff` (None, or a user missing: no event store). A user the
+        model has parameters for keeps them, unless forgotten after the cutoff; a user it has none for (new, or
+        forgotten) with ratings in their history is folded in (:meth:`fold`), so their pairs are predicted
+        from those ratings (``fallback`` None for a known item, ``"user_bias"`` for an unknown one)."""
+        users = list(users)
+        u = self.catalog.user_indices(users)
+        i = self.catalog.item_indices(list(items))
+        if not lives:
+            return self.model.predict(u, i)
+        ids, inverse = np.unique(np.asarray(users, dtype=str), return_inverse=True)
+        forgotten = np.array([(lv := lives.get(str(x))) is not None and lv.forgotten for x in ids], dtype=bool)
+        pred = self.model.predict(np.where(forgotten[inverse], -1, u), i)
+        rating, fallback = pred.rating.copy(), pred.fallback.copy()
+        order = np.argsort(inverse, kind="stable")
+        groups = np.split(order, np.cumsum(np.bincount(inverse, minlength=ids.shape[0]))[:-1])
+        for user_id, rows in zip(ids.tolist(), groups, strict=True):
+            live = lives.get(user_id)
+            if live is None or (not live.forgotten and self._trained(int(u[rows[0]]))):
+                continue
+            folded = self.fold(self.user_history(user_id, live))
+            if folded is not None:
+                rating[rows], fallback[rows] = self.model.predict_folded(folded, i[rows])
+        return Predictions(rating, fallback)
 
     def recommend_basket(
         self, items: Sequence[str], k: int, method: str | None, exclude: Sequence[str]
@@ -251,7 +325,18 @@ def load_service(version: Version, verify: bool = True) -> RatingService:
             raise ArtifactError(
                 f"version {version.name}: the text component has {scorer.n_items} items, the data {catalog.n_items}"
             )
-    return RatingService(version.name, model, catalog, reviews, rankers, default, scorer)
+    hyper = version.component_meta("rating").get("hyperparameters", {})
+    return RatingService(
+        version.name,
+        model,
+        catalog,
+        reviews,
+        rankers,
+        default,
+        scorer,
+        cutoff=cutoff_of(version.manifest),
+        ridge=model.user_ridge(hyper),
+    )
 
 
 def canary(svc: RatingService) -> None:

@@ -18,6 +18,12 @@ unknown            unknown             α (``"global_mean"``)
 
 An unknown user's recommendations are :attr:`RatingModel.popular_items` (``fallback = "popular"``), rated
 α + β_i. Every prediction is clipped to ``[low, high]``.
+
+A user the model never saw, but whose ratings are known at serving time (events after the version was trained),
+is *folded in* (:meth:`RatingModel.fold_in`, :mod:`~chorus.services.rating.models.fold_in`): β_u and γ_u are solved
+from those ratings with every item parameter fixed, and the user is then predicted and ranked like a known one
+(:meth:`RatingModel.predict_folded`, :meth:`RatingModel.recommend_folded`). Users the model knows keep their
+trained parameters.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import Any, NamedTuple, Self
 
 import numpy as np
 
+from chorus.services.rating.models.fold_in import FoldedUser, UserRidge, solve_user
 from chorus.services.rating.stored import StoredModel
 from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.contract.names import check_k
@@ -141,6 +148,17 @@ class RatingModel(StoredModel):
         faster. Items unknown to the model are scored too (the caller leaves them out)."""
         items = np.arange(self.n_items)
         return self.score(np.full(self.n_items, user), items).astype(np.float64)
+
+    def fold_factors(self) -> np.ndarray | None:
+        """γ_i of every item for folding a user in: float (n_items, K), zero-width for a model whose user
+        parameter is β_u alone (the default); None for a model without user parameters, which folds no one in."""
+        return np.zeros((self.n_items, 0), dtype=np.float32)
+
+    def user_ridge(self, hyperparameters: Mapping[str, Any]) -> UserRidge | None:
+        """The ridges of a user's parameters in this model's objective, from the ``hyperparameters`` its version
+        records (:meth:`UserRidge.from_hyperparameters`); None when they are not recorded, or the model's users
+        are not fitted by that objective. The default reads the bias ridge."""
+        return UserRidge.from_hyperparameters(hyperparameters, int(self.user_count.sum()), factors=False)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The arrays that make up the model, by name: the baseline's, which a model with parameters of its own
@@ -264,24 +282,93 @@ class RatingModel(StoredModel):
         """
         k = check_k(k)
         user = int(check_indices(np.array([user]), self.n_users, "user", unknown_ok=True)[0])
-        banned = np.zeros(self.n_items, dtype=bool)
-        if exclude is not None and len(exclude):
-            excluded = check_indices(np.asarray(exclude).ravel(), self.n_items, "item", unknown_ok=True)
-            banned[excluded[excluded >= 0]] = True
+        banned = self._banned(exclude)
         if not _known(np.array([user]), self.user_count)[0]:
             cand = self.popular_items[~banned[self.popular_items]][:k].astype(np.int64)
             popular = self.global_mean + self.item_bias[cand].astype(np.float64)
             return Recommendations(cand, np.clip(popular, self.low, self.high), POPULAR)
-        score = self.score_items(user)
+        return self._top(self.score_items(user), banned, k)
+
+    def _banned(self, exclude: np.ndarray | None) -> np.ndarray:
+        """bool (n_items,): the items of ``exclude`` (int (m,), -1 ignored)."""
+        banned = np.zeros(self.n_items, dtype=bool)
+        if exclude is not None and len(exclude):
+            excluded = check_indices(np.asarray(exclude).ravel(), self.n_items, "item", unknown_ok=True)
+            banned[excluded[excluded >= 0]] = True
+        return banned
+
+    def _top(self, score: np.ndarray, banned: np.ndarray, k: int) -> Recommendations:
+        """The ``k`` best of ``score`` (float64 (n_items,), unclipped) outside ``banned``, ties by item index."""
         # Items the model never saw in training carry no evidence: they are not recommended to known users.
-        banned |= self.item_count == 0
-        score[banned] = -np.inf
+        banned = banned | (self.item_count == 0)
+        score = np.where(banned, -np.inf, score)
         k = min(k, self.n_items - int(banned.sum()))
         if k == 0:
             return Recommendations(np.zeros(0, np.int64), np.zeros(0), None)
         top = np.argpartition(-score, k - 1)[:k] if k < self.n_items else np.arange(self.n_items)
         top = top[np.lexsort((top, -score[top]))]
         return Recommendations(top.astype(np.int64), np.clip(score[top], self.low, self.high), None)
+
+    # --- users folded in at serving time --------------------------------------------------------------------
+
+    def fold_in(self, items: np.ndarray, ratings: np.ndarray, ridge: UserRidge) -> FoldedUser | None:
+        """β_u (and γ_u) of a user the model never saw, from their ratings, every item parameter fixed: the
+        closed-form minimiser of the user's terms of the objective (:func:`~.fold_in.solve_user`). Users the
+        model knows keep their trained parameters; this is for the others.
+
+        Parameters
+        ----------
+        items : numpy.ndarray
+            int (m,), item indices (unique); items the model never saw in training carry no parameters and are
+            left out.
+        ratings : numpy.ndarray
+            float (m,), the user's ratings of them.
+        ridge : UserRidge
+            The model's ridges (:meth:`user_ridge`).
+
+        Returns
+        -------
+        FoldedUser or None
+            None when no rating names an item the model knows, or the model has no user parameters.
+        """
+        factors = self.fold_factors()
+        items = check_indices(np.asarray(items), self.n_items, "item").astype(np.int64)
+        known = self.item_count[items] > 0
+        if factors is None or not known.any():
+            return None
+        items = items[known]
+        targets = np.asarray(ratings, dtype=np.float64)[known] - self.global_mean - self.item_bias[items]
+        return solve_user(targets, factors[items], ridge)
+
+    def score_folded(self, user: FoldedUser) -> np.ndarray:
+        """Unclipped f(user, i) = α + β_u + β_i + γ_u·γ_i of a folded-in user for every item: float64 (n_items,)."""
+        score = self.global_mean + user.bias + self.item_bias.astype(np.float64)
+        factors = self.fold_factors()
+        if factors is not None and factors.shape[1]:
+            score += np.asarray(factors, dtype=np.float64) @ user.factors
+        return score
+
+    def predict_folded(self, user: FoldedUser, items: np.ndarray) -> Predictions:
+        """A folded-in user's predicted ratings of ``items`` (int (n,), -1 for an unknown item), clipped: f(u, i)
+        for an item the model knows (``fallback`` 0), α + β_u (``"user_bias"``) for another."""
+        items = np.atleast_1d(check_indices(items, self.n_items, "item", unknown_ok=True))
+        ki = _known(items, self.item_count)
+        score = np.where(ki, self.score_folded(user)[np.where(ki, items, 0)], self.global_mean + user.bias)
+        fallback = np.where(ki, NO_FALLBACK, USER_BIAS).astype(np.int8)
+        return Predictions(np.clip(score, self.low, self.high).astype(np.float64, copy=False), fallback)
+
+    def recommend_folded(self, user: FoldedUser, k: int = 10, exclude: np.ndarray | None = None) -> Recommendations:
+        """A folded-in user's ``k`` items of highest predicted rating outside ``exclude``, as :meth:`recommend`
+        ranks a known user's.
+
+        Raises
+        ------
+        InvalidInput : ``k`` below 1.
+        NotFound : an excluded item out of range.
+        """
+        if k < 1:
+            raise InvalidInput(f"k must be at least 1, got {k}")
+        return self._top(self.score_folded(user), self._banned(exclude), k)
 
 
 def _known(idx: np.ndarray, count: np.ndarray) -> np.ndarray:

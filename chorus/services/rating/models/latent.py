@@ -15,6 +15,7 @@ from typing import Any, Self
 import numpy as np
 
 from chorus.services.rating.models.base import RatingModel
+from chorus.services.rating.models.fold_in import UserRidge
 from chorus.shared.contract.errors import InvalidInput
 
 
@@ -68,6 +69,15 @@ class LatentModel(RatingModel):
             score += self.item_factors @ self.user_factors[user]
         out: np.ndarray = score
         return out
+
+    def fold_factors(self) -> np.ndarray:
+        """γ_i: a new user is folded in for β_u and γ_u jointly."""
+        return self.item_factors
+
+    def user_ridge(self, hyperparameters: Mapping[str, Any]) -> UserRidge | None:
+        """The bias and factor ridges of the objective (``reg_bias``, ``reg_factors``, their pseudo-counts and the
+        weighting of the version's hyperparameters)."""
+        return UserRidge.from_hyperparameters(hyperparameters, int(self.user_count.sum()), factors=self.n_factors > 0)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The baseline's arrays and ``user_factors``, ``item_factors``."""

@@ -12,8 +12,11 @@ Served like the latent model; only the kind differs, so the artifact says how th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from chorus.services.rating.models.fold_in import UserRidge
 from chorus.services.rating.models.latent import LatentModel
 
 
@@ -22,3 +25,10 @@ class TextAwareModel(LatentModel):
     """``f(u, i) = α + β_u + β_i + γ_u · γ_i`` with text-derived β and γ (K may be 0)."""
 
     kind = "text_aware"
+
+    def user_ridge(self, hyperparameters: Mapping[str, Any]) -> UserRidge | None:
+        """None: this model's user parameters are not the minimisers of one ridge objective (β_u comes from
+        text-blended targets and a feature prior, γ_u from a second ridge on the residuals), and its version does
+        not record the bias pseudo-count, so a new user is not folded in: they keep the unknown user's
+        fallbacks."""
+        return None
