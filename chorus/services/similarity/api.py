@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Depends
 
 from chorus.services.similarity.model import SimilarityModel
@@ -30,6 +31,8 @@ from chorus.shared.contract.schemas import (
     SimilarItemsPublic,
     SimilarUsersPublic,
     StatsPublic,
+    TopPublic,
+    UserPublic,
 )
 from chorus.shared.http.limits import OffLoopRoute
 from chorus.shared.serving import Loaded, model_dependency
@@ -40,6 +43,8 @@ router = APIRouter(
     responses=error_responses(NotFound, InvalidInput, NotReady),
     route_class=OffLoopRoute,
 )
+
+TOP_K = 5  # items and users of GET /v1/stats/top unless k says otherwise
 
 ModelDep = Annotated[Loaded[SimilarityModel], Depends(model_dependency)]
 
@@ -138,3 +143,35 @@ def search_items(loaded: ModelDep, q: SearchText, limit: SearchLimit = DEFAULT_S
 def stats(loaded: ModelDep) -> dict[str, Any]:
     """Statistics of the dataset behind the served version."""
     return {"version": loaded.version, "stats": loaded.model.catalog.stats}
+
+
+@router.get("/stats/top", response_model=TopPublic)
+def top(loaded: ModelDep, k: K = TOP_K) -> dict[str, Any]:
+    """The k most reviewed items and the k reviewers with the most reviews, most first (ties by id)."""
+    m = loaded.model
+    cat, act = m.catalog, m.activity
+    items = np.lexsort((np.arange(cat.n_items), -cat.item_reviews))[:k]
+    users = [
+        {"user_id": str(cat.user_ids[u]), "reviews": int(act.reviews[u]), "mean_rating": round(float(act.mean[u]), 4)}
+        for u in act.busiest[:k].tolist()
+    ]
+    return {"version": loaded.version, "items": [cat.item_public(i) for i in items.tolist()], "users": users}
+
+
+@router.get("/users/{user_id}", response_model=UserPublic)
+def user(loaded: ModelDep, user_id: UserId) -> dict[str, Any]:
+    """A reviewer's number of reviews, mean rating and newest reviews (newest first, at most 5)."""
+    m = loaded.model
+    cat, act = m.catalog, m.activity
+    u = cat.user_index(user_id)
+    items, ratings, dates = act.recent(u)
+    recent = [
+        {"item_id": str(cat.item_ids[i]), "title": cat.title(i), "rating": r, "date": d}
+        for i, r, d in zip(items.tolist(), ratings.tolist(), dates.tolist(), strict=True)
+    ]
+    return {
+        "user_id": user_id,
+        "reviews": int(act.reviews[u]),
+        "mean_rating": round(float(act.mean[u]), 4),
+        "recent": recent,
+    }

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chorus.services.similarity.activity import Activity
 from chorus.services.similarity.index import SimilarityIndex
 from chorus.services.similarity.persistence import load_component
 from chorus.shared.artifacts import Version
@@ -16,17 +17,19 @@ from chorus.shared.contract.names import Measure
 
 @dataclass
 class SimilarityModel:
-    """What one served version holds: the index (with its neighbour table) and the catalog of ids and titles."""
+    """What one served version holds: the index (with its neighbour table), the catalog of ids and titles, and who
+    reviewed what lately."""
 
     version: str
     index: SimilarityIndex
     catalog: Catalog
+    activity: Activity
 
 
 def load_model(version: Version) -> SimilarityModel:
     """The ``data`` and ``similarity`` components of a verified version, ready to answer."""
-    catalog, _ = Catalog.from_version(version)
-    return SimilarityModel(version.name, load_component(version), catalog)
+    catalog, ratings = Catalog.from_version(version)
+    return SimilarityModel(version.name, load_component(version), catalog, Activity.from_ratings(ratings))
 
 
 def canary(model: SimilarityModel) -> None:
