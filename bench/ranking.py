@@ -18,8 +18,8 @@ For each dataset (MovieLens 100K ``u.data`` and the Amazon Musical Instruments 5
   ratings with the grids ``ranking_fit.GRIDS``, listing through ``Ranker.recommend_batch``. ``chorus default``
   is the served Chorus ranker of best validation NDCG, what ``chorus train`` would serve; its test figure is
   the one the issue's targets (MovieLens 100K 0.440, Amazon 5-core 0.088) are about;
-* ``chorus-ease_ials``: the EASE + iALS blend (``UNSERVED_FITTERS``/``UNSERVED_GRIDS``), measured but not
-  served yet, so never the ``chorus default``.
+* ``chorus-ease_ials``: the EASE + iALS blend (unserved in ``chorus.shared.contract.kinds.RANKERS``), measured
+  but not served, so never the ``chorus default``.
 
 ``--latency`` also times ``Ranker.recommend(history, k)`` (with ``because``) one test user at a time for each
 Chorus ranker, refitted with its chosen parameters on the training rows: p50, p99 and max milliseconds per
@@ -77,11 +77,13 @@ sys.path.insert(0, str(REPO))
 from bench._common import machine, write_json  # noqa: E402
 from chorus.services.rating.rankers import Ranker  # noqa: E402
 from chorus.services.rating.rankers.base import history_row  # noqa: E402
+from chorus.shared.contract.kinds import RANKERS, find  # noqa: E402
 from chorus.shared.data import Ratings, load_ratings  # noqa: E402
+from chorus.shared.data.matrix import user_item_matrix  # noqa: E402
 from chorus.shared.data.splits import user_holdout_split, user_validation_split  # noqa: E402
-from chorus.training.ranking.fit import FITTERS, UNSERVED_FITTERS, UNSERVED_GRIDS  # noqa: E402
 from chorus.training.ranking.fit import GRIDS as CHORUS_GRIDS  # noqa: E402
-from chorus.training.ranking.metrics import evaluate_rankings, relevance_matrix, top_k  # noqa: E402
+from chorus.training.ranking.fit import fitter_of  # noqa: E402
+from chorus.training.ranking.metrics import evaluate_rankings, top_k  # noqa: E402
 
 DATASETS = {
     "movielens-100k": {
@@ -119,9 +121,8 @@ GRIDS: dict[str, list[dict]] = {
     "implicit-cosine": [{"values": v, "K": k} for k in (20, 50, 200, 500) for v in ("binary", "rating")],
     "implicit-itemitem": [{"values": v, "K": k} for k in (20, 50, 200, 500) for v in ("binary", "rating")],
     "ease": [{"lam": lam} for lam in (10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)],
-    # the Chorus rankers, with the grids their selection uses
-    **{f"{CHORUS}{kind}": grid for kind, grid in CHORUS_GRIDS.items()},
-    **{f"{CHORUS}{kind}": grid for kind, grid in UNSERVED_GRIDS.items()},
+    # the Chorus rankers, served or not, with the grids of their specs (those the selection uses)
+    **{f"{CHORUS}{spec.name}": [dict(p) for p in spec.grid] for spec in RANKERS},
 }
 
 
@@ -151,7 +152,7 @@ class Fold:
         x_rating = sp.csr_matrix(
             (data.rating[train].astype(np.float32), (user[train], item[train])), shape=(n_users, n_items)
         )
-        rel_all = relevance_matrix(user[held], item[held], n_users, n_items)
+        rel_all = user_item_matrix(user[held], item[held], n_users, n_items)
         users = np.flatnonzero(np.diff(rel_all.indptr) > 0).astype(np.int64)
         counts = np.bincount(item[train], minlength=n_items).astype(np.int64)
         known = counts > 0
@@ -252,7 +253,7 @@ class Implicit:
 
 
 class Chorus:
-    """A Chorus ranker: ``FITTERS[kind]`` on the star ratings, lists from ``Ranker.recommend_batch`` (which
+    """A Chorus ranker: the trainer of its spec on the star ratings, lists from ``Ranker.recommend_batch`` (which
     leaves out the history and the items without training ratings: exactly the non-candidates)."""
 
     def __init__(self, kind: str, threads: int, seed: int, **params: float | str) -> None:
@@ -262,7 +263,7 @@ class Chorus:
 
     def fit(self, fold: Fold) -> None:
         with threadpool_limits(self.threads, "blas"):
-            fit = FITTERS.get(self.kind) or UNSERVED_FITTERS[self.kind]
+            fit = fitter_of(find(RANKERS, self.kind))
             self.ranker: Ranker = fit(sp.csr_array(fold.x_rating), self.params)
 
     def recommend(self, fold: Fold, k: int) -> np.ndarray:

@@ -51,6 +51,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -340,6 +341,18 @@ def measure(label: str, url: str, requests: list[bytes], clients: int, args) -> 
     return row
 
 
+def stop_after(seconds: float) -> None:
+    """Raise KeyboardInterrupt in the main thread after ``seconds`` (or on SIGTERM), so that the bench's
+    ``finally`` blocks stop every process it started; ``signal.alarm(0)`` cancels it."""
+
+    def out_of_time(signum, frame):
+        raise KeyboardInterrupt(f"bench: stopped after --max-seconds {seconds:.0f}")
+
+    signal.signal(signal.SIGALRM, out_of_time)
+    signal.signal(signal.SIGTERM, out_of_time)
+    signal.alarm(int(seconds))
+
+
 def redis_reachable(url: str) -> bool:
     try:
         import redis
@@ -454,15 +467,8 @@ def main(argv: list[str] | None = None) -> int:
         if reason:
             parser.error(reason)
 
-    def out_of_time(signum, frame):
-        raise KeyboardInterrupt(f"bench: stopped after --max-seconds {args.max_seconds:.0f}")
-
-    signal.signal(signal.SIGALRM, out_of_time)
-    signal.signal(signal.SIGTERM, out_of_time)
-    signal.alarm(int(args.max_seconds))
-
-    rows: list[dict] = []
-    try:
+    def rows() -> list[dict]:
+        found: list[dict] = []
         with contextlib.ExitStack() as stack:
             procs = Processes()
             stack.callback(procs.stop)
@@ -493,23 +499,33 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             for clients in args.concurrency:
-                rows.append(measure("ceiling", ceiling, ceiling_requests, clients, args))
+                found.append(measure("ceiling", ceiling, ceiling_requests, clients, args))
                 for target in targets:
                     for name, requests in scenarios(target).items():
-                        rows.append(measure(f"{name}{target.label}", target.url, requests, clients, args))
+                        found.append(measure(f"{name}{target.label}", target.url, requests, clients, args))
                     if target.similarity_url:
-                        rows.append(
+                        found.append(
                             measure("similarity direct", target.similarity_url, direct_requests(target), clients, args)
                         )
+        return found
+
+    return run_bounded(args, rows, print_table)
+
+
+def run_bounded(args, rows: Callable[[], list[dict]], table: Callable[[list[dict]], None]) -> int:
+    """Measure ``rows()`` within ``--max-seconds`` (every process it starts stopped on the way out), print them
+    with ``table`` and write them to ``--json``; the exit status."""
+    stop_after(args.max_seconds)
+    try:
+        measured = rows()
     except KeyboardInterrupt as exc:
         print(exc or "bench: interrupted", file=sys.stderr)
         return 1
     finally:
         signal.alarm(0)
-
-    print_table(rows)
+    table(measured)
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "python": sys.version, "machine": machine()}, indent=2))
+        args.json.write_text(json.dumps({"rows": measured, "python": sys.version, "machine": machine()}, indent=2))
     return 0
 
 

@@ -18,10 +18,19 @@ so that its peak memory is its own:
 Targets: online ≥ 50× faster than the literal code on 1M reviews; table lookup p99 < 1 ms; the full
 table for 1M reviews in < 2 minutes and < 4 GB.
 
+``--live``: the similarity service with live events instead (``docs/models.md``, "Similarity with live
+events"). A version is built on the first 80% of MovieLens 100K's ratings by time, the last 20% are appended to a
+SQLite event store as rating events, and the overlay reads them (one sync, timed); then similar-items latency
+(k = 10, each measure, the snapshot's memo cleared before each query, so every dirty query is computed exactly)
+for the dirty and the clean items, beside the version's own online query for the same items, the work
+``W = Σ_{u∈U_i} |I_u|`` of the dirty items, a request with nothing new (one ``last_seq`` query), and
+"because you liked" for users with and without live rows.
+
 Usage::
 
     .venv/bin/python bench/similarity.py                       # 5-core + generated 1M (cached in --cache-dir)
     .venv/bin/python bench/similarity.py --data FILE --no-synthetic --queries 300 --json out.json
+    .venv/bin/python bench/similarity.py --live [--live-data u.data] [--json out.json]
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ FIVE_CORE = (
     / "amazon-musical-instruments-5core-2014"
     / "reviews_Musical_Instruments_5.json.gz"
 )
+ML_100K = Path(os.environ.get("CHORUS_DATA_DIR", REPO.parent / "shared" / "data")) / "movielens-100k" / "u.data"
 
 
 # --- the textbook code, literally ----------------------------------------------------------------------------
@@ -213,6 +223,145 @@ def run_dataset(path: Path, label: str, queries: int, literal_budget: float, see
     return out
 
 
+# --- live events --------------------------------------------------------------------------------------------
+
+
+def run_live(path: Path, streamed: float, seed: int) -> dict:
+    """The similarity service with the last ``streamed`` fraction of ``path``'s ratings (by time) as live events."""
+    from chorus.services.similarity import SimilarityConfig, SimilarityIndex, id_rank
+    from chorus.services.similarity.feed import EventFeed
+    from chorus.services.similarity.model import SimilarityModel, live_state
+    from chorus.shared.catalog import Catalog
+    from chorus.shared.contract.names import Measure
+    from chorus.shared.data import load_ratings
+    from chorus.shared.events.store import MAX_BATCH, EventStore, new_event, sqlite_url
+    from chorus.training.similarity.build import build_similarity
+
+    r = load_ratings(path, progress=False)
+    order = np.argsort(r.timestamp, kind="stable")
+    cut = int(round(r.n * (1 - streamed)))
+    old, new = order[:cut], order[cut:]
+    users, user = np.unique(r.user_ids[r.user[old]].astype(str), return_inverse=True)
+    items, item = np.unique(r.item_ids[r.item[old]].astype(str), return_inverse=True)
+    built = build_similarity(
+        user,
+        item,
+        r.rating[old],
+        users.shape[0],
+        items.shape[0],
+        K=50,
+        item_rank=id_rank(items),
+        user_rank=id_rank(users),
+        trace_memory=False,
+    )
+    index = SimilarityIndex.from_saved(built.arrays, SimilarityConfig())
+    title_of = dict(zip(r.item_ids.tolist(), r.titles.tolist(), strict=True))
+    reviews = np.bincount(item, minlength=items.shape[0])
+    sums = np.bincount(item, weights=r.rating[old].astype(np.float64), minlength=items.shape[0])
+    catalog = Catalog(
+        users,
+        items,
+        np.array([title_of[i] for i in items.tolist()], dtype=np.dtypes.StringDType()),
+        reviews.astype(np.int64),
+        sums / np.maximum(reviews, 1),
+        r.scale,
+        {},
+    )
+    out: dict = {
+        "dataset": str(path),
+        "version_rows": int(cut),
+        "streamed_rows": int(new.shape[0]),
+        "version_users": int(users.shape[0]),
+        "version_items": int(items.shape[0]),
+    }
+    print(
+        f"\n== live events: a version on the first {cut:,} ratings of {path.name} by time "
+        f"({users.shape[0]:,} users, {items.shape[0]:,} items), the last {new.shape[0]:,} streamed as events"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        url = sqlite_url(Path(tmp) / "events.db")
+        store = EventStore(url)
+        events = [
+            new_event(
+                str(r.user_ids[r.user[k]]),
+                str(r.item_ids[r.item[k]]),
+                "rating",
+                rating=float(r.rating[k]),
+                timestamp=float(r.timestamp[k]),
+            )
+            for k in new.tolist()
+        ]
+        _, append_s = timed(lambda: [store.append(events[a : a + MAX_BATCH]) for a in range(0, len(events), MAX_BATCH)])
+        feed = EventFeed(url)
+        model = SimilarityModel("bench", index, catalog, live_state(index, catalog, 0, feed), feed)
+        view, sync_s = timed(model.view)
+        ov = view.overlay
+        out["append_seconds"], out["sync_seconds"] = append_s, sync_s
+        idle = [timed(model.view)[1] for _ in range(300)]
+        out["request_with_nothing_new"] = stats_ms(idle)
+        new_users, new_items = ov.users.n - ov.users.ids.n_version, ov.items.n - ov.items.ids.n_version
+        print(
+            f"appended in {append_s:.1f} s; the first request read and folded them in {sync_s * 1e3:.0f} ms "
+            f"({int(ov.items.touched.sum()):,} items and {int(ov.users.touched.sum()):,} users touched, "
+            f"{new_items:,} new items, {new_users:,} new users); a request with nothing new: "
+            f"p50 {out['request_with_nothing_new']['p50_ms']:.3f} ms, "
+            f"p99 {out['request_with_nothing_new']['p99_ms']:.3f} ms (one last_seq query)"
+        )
+        every = np.arange(ov.items.n)
+        dirty = np.array([ov.items.dirty(int(i)) for i in every.tolist()])
+        work = {}
+        for i in every[dirty].tolist():
+            _, reviewers, _ = ov.items.gather(np.array([i]))
+            work[i] = int(ov.users.lengths(reviewers).sum())
+        w = np.array(list(work.values()) or [0])
+        out["items"] = {"dirty": int(dirty.sum()), "clean": int((~dirty).sum())}
+        out["dirty_work"] = {
+            "p50": float(np.percentile(w, 50)),
+            "p99": float(np.percentile(w, 99)),
+            "max": int(w.max()),
+        }
+        dw = out["dirty_work"]
+        print(
+            f"{int(dirty.sum()):,} dirty items, {int((~dirty).sum()):,} clean; work W of the dirty ones: "
+            f"p50 {dw['p50']:,.0f}, p99 {dw['p99']:,.0f}, max {dw['max']:,}"
+        )
+        rows = {}
+        for measure in [m.value for m in Measure]:
+            for label, chosen in (("dirty", every[dirty]), ("clean", every[~dirty])):
+                times = []
+                for i in chosen.tolist():
+                    view.overlay.memo.clear()
+                    times.append(timed(view.similar_items, i, 10, measure)[1])
+                rows[f"{measure} {label}"] = stats_ms(times)
+            version_items = every[dirty & (every < index.n_items)]
+            rows[f"{measure} version online"] = stats_ms(
+                [timed(index.similar_items, i, 10, measure, use_table=False)[1] for i in version_items.tolist()]
+            )
+        rng = np.random.default_rng(seed)
+        live_users = np.flatnonzero(ov.users.touched)
+        still = np.flatnonzero(~ov.users.touched[: index.n_users])
+        for label, chosen in (("live rows", live_users), ("no live rows", still)):
+            pick = rng.choice(chosen, size=min(200, chosen.shape[0]), replace=False) if chosen.shape[0] else chosen
+            times = []
+            for u in pick.tolist():
+                view.overlay.memo.clear()
+                times.append(timed(view.recommend, u, 10)[1])
+            rows[f"because you liked, {label}"] = stats_ms(times)
+        out["latency"] = rows
+        print("latency per query (k = 10):")
+        for name, st in rows.items():
+            if st["n"]:
+                print(
+                    f"  {name:34s} p50 {st['p50_ms']:8.3f} ms   p99 {st['p99_ms']:8.3f} ms   "
+                    f"max {st['max_ms']:8.3f} ms   (n={st['n']})"
+                )
+            else:
+                print(f"  {name:34s} (none)")
+        feed.close()
+        store.close()
+    return out
+
+
 # --- driver ------------------------------------------------------------------------------------------------
 
 
@@ -249,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="also write the figures as JSON")
+    p.add_argument("--live", action="store_true", help="only the live-events benchmark (see above)")
+    p.add_argument("--live-data", type=Path, default=ML_100K, help="MovieLens 100K u.data for --live")
+    p.add_argument("--streamed", type=float, default=0.2, help="fraction of the ratings streamed with --live")
     p.add_argument("--worker", nargs=3, metavar=("PATH", "LABEL", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
@@ -256,6 +408,15 @@ def main(argv: list[str] | None = None) -> int:
         path, label, out = args.worker
         res = run_dataset(Path(path), label, args.queries, args.literal_budget, args.seed)
         Path(out).write_text(json.dumps(res, default=float))
+        return 0
+
+    if args.live:
+        info = machine()
+        print(f"machine: {info['cpus']} CPUs, {info['platform']}; load average {info['loadavg_at_start'][0]:.2f}")
+        res = run_live(args.live_data, args.streamed, args.seed)
+        if args.json:
+            args.json.write_text(json.dumps({"machine": info, "live": res}, indent=2, default=float))
+            print(f"\nwrote {args.json}")
         return 0
 
     datasets = [(d, d.name) for d in (args.data or ([FIVE_CORE] if FIVE_CORE.exists() else []))]

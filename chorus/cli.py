@@ -33,6 +33,40 @@ def _positive(text: str) -> int:
     return value
 
 
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_DURATION = 366 * 86400
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as ``30m``, ``1h``, ``1h30m``, ``45s`` or ``2d`` (units s, m, h, d; each part a
+    number, whole or decimal).
+
+    Raises
+    ------
+    argparse.ArgumentTypeError : anything else, a zero duration, or more than a year.
+    """
+    import re
+
+    parts = re.fullmatch(r"(?:\d+(?:\.\d+)?[smhd])+", text.strip())
+    if parts is None:
+        raise argparse.ArgumentTypeError(
+            f"expected a duration such as 30m, 1h or 1h30m (units s, m, h, d), got {text!r}"
+        )
+    seconds = sum(float(n) * DURATION_UNITS[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)([smhd])", text))
+    if not 0 < seconds <= MAX_DURATION:
+        raise argparse.ArgumentTypeError(f"expected a duration of more than 0 and at most 366d, got {text!r}")
+    return seconds
+
+
+def _events_url_arg(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument(
+        "--events-url",
+        default=os.environ.get("CHORUS_EVENTS_URL") or None,
+        metavar="URL",
+        help=help,
+    )
+
+
 MAX_GENERATED = 50_000_000  # about 10 GB of memory while generating; beyond that, generate in parts
 
 
@@ -81,13 +115,32 @@ def _workers_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _train_args(args: argparse.Namespace) -> list[str]:
+    """The arguments of ``chorus train`` that repeat this one's, without ``--every`` and ``--events-url`` (the child
+    reads the store's URL from ``CHORUS_EVENTS_URL``, which no other local user can read, unlike a command line)."""
+    options = ("data", "artifacts", "format", "components", "seed", "keep", "workers", "engine")
+    out: list[str] = []
+    for name in (*options, "spark_master", "spark_staging"):
+        value = getattr(args, name)
+        if value is not None:
+            out += [f"--{name.replace('_', '-')}", str(value)]
+    return out
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from chorus.training.train import parse_components, train
 
+    components = parse_components(args.components)
+    if args.every is not None:
+        if args.events_url is None:
+            raise ChorusError("--every retrains when new events arrive: it needs --events-url (or CHORUS_EVENTS_URL)")
+        from chorus.launcher import retrain_loop
+
+        return retrain_loop(Path(args.artifacts), _train_args(args), args.events_url, args.every)
     train(
         args.data,
         args.artifacts,
-        parse_components(args.components),
+        components,
         seed=args.seed,
         format=args.format,
         keep=args.keep,
@@ -95,6 +148,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         engine=args.engine,
         spark_master=args.spark_master,
         spark_staging=args.spark_staging,
+        events_url=args.events_url,
     )
     return 0
 
@@ -217,6 +271,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         args.similarity_port,
         args.rating_port,
         Path(args.log_dir) if args.log_dir else None,
+        events_url=args.events_url,
+        retrain_every=args.retrain_every,
     )
 
 
@@ -267,6 +323,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--spark-staging", help="with --engine spark: folder every executor can read, for the staged ratings"
+    )
+    _events_url_arg(
+        train,
+        "also train on the events of this store (sqlite:///path or postgresql://...) up to its last one, without "
+        "the users forgotten by then; default $CHORUS_EVENTS_URL",
+    )
+    train.add_argument(
+        "--every",
+        type=parse_duration,
+        metavar="DURATION",
+        help="keep running: train now when there is no version or the store has events past the current version's, "
+        "then check again every DURATION (30m, 1h, 1h30m ...); needs --events-url",
     )
     train.set_defaults(func=cmd_train)
 
@@ -349,6 +417,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="Redis for the cache (default $REDIS_URL; without it an in-process LRU cache)",
     )
     upp.add_argument("--log-dir", help="write each service's log here (default: this terminal)")
+    _events_url_arg(
+        upp,
+        "event store of every service (sqlite:///path or postgresql://...); default $CHORUS_EVENTS_URL, else "
+        "events.db in the artifact root, created on first start",
+    )
+    upp.add_argument(
+        "--retrain-every",
+        type=parse_duration,
+        metavar="DURATION",
+        help="every DURATION (30m, 1h, 1h30m ...), retrain in the background when new events arrived; the services "
+        "switch to the new version by themselves (default: never)",
+    )
     upp.set_defaults(func=cmd_up)
     return parser
 

@@ -4,7 +4,7 @@ ranker (``--task ranking``) Chorus has, on one dataset.
 The rating models are ``mean``, ``bias`` and ``latent`` (``chorus.training.rating.train.evaluate``: selection on a
 validation split carved out of the training rows only, refit, score on test) and ``similarity``, the
 similarity-weighted rating heuristic from ``chorus.services.similarity.predict``, fitted on the same training rows.
-The rankers are every kind of ``chorus.training.ranking.fit.FITTERS``, evaluated by
+The rankers are every served ranker of the spec table (``chorus.training.ranking.fit.FITTERS``), evaluated by
 ``chorus.training.ranking.train.evaluate`` (the per-user holdout protocol of ``docs/models.md``, "Ranking
 evaluation"). The text tasks (``--task verified``, ``--task text-rating``) are
 ``chorus.training.text.fit.evaluate_verified`` and ``evaluate_text_rating``; where the data has review text,
@@ -14,6 +14,7 @@ the rating task adds ``text_aware`` (``chorus.training.text.aware.TextAwareFit``
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ def evaluate(
     seed: int = 0,
     with_similarity: bool = True,
     workers: int | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """``{"protocol", "folds", "models": {name: {"mse", "rmse", "mae"}}, "model_seconds", "hyperparameters",
     "seconds", ...}`` (see ``chorus.training.rating.train.evaluate``); ``models.text_aware`` where the ratings
     carry review text (loaded ``with_text``) and number at most ``TEXT_AWARE_MAX_ROWS``, else ``skipped`` says why.
@@ -73,7 +74,7 @@ def evaluate(
     return result | ({"skipped": skipped} if skipped else {})
 
 
-def format_report(result: dict) -> str:
+def format_report(result: dict[str, Any]) -> str:
     lines = [
         f"protocol {result['protocol']} ({result['folds']} fold{'s' if result['folds'] > 1 else ''}), "
         f"{result['seconds']:.1f} s in all",
@@ -93,7 +94,7 @@ def format_report(result: dict) -> str:
     return "\n".join(lines)
 
 
-def ranking(ratings: Ratings, k: int = 10, seed: int = 0, relevance: str = "any") -> dict:
+def ranking(ratings: Ratings, k: int = 10, seed: int = 0, relevance: str = "any") -> dict[str, Any]:
     """``{"task": "ranking", "k", "models": {kind: {"precision", "recall", "ndcg", "map", "coverage", "novelty",
     "fit_seconds"}}, "selected", "seconds", ...}`` (see ``chorus.training.ranking.train.evaluate``)."""
     return evaluate_ranking(ratings, k=k, seed=seed, relevance=relevance)
@@ -102,7 +103,7 @@ def ranking(ratings: Ratings, k: int = 10, seed: int = 0, relevance: str = "any"
 RANKING_COLUMNS = ("precision", "recall", "ndcg", "map", "coverage", "novelty")
 
 
-def format_ranking_report(result: dict) -> str:
+def format_ranking_report(result: dict[str, Any]) -> str:
     """One row per ranker (``*`` marks the one selected on validation NDCG), then the params each chose."""
     k = result["k"]
     headers = [c if c == "novelty" else f"{c}@{k}" for c in RANKING_COLUMNS]
@@ -125,7 +126,7 @@ def format_ranking_report(result: dict) -> str:
     return "\n".join(lines)
 
 
-def format_text_report(result: dict) -> str:
+def format_text_report(result: dict[str, Any]) -> str:
     """The text tasks' table: each model's test figures (``*`` marks the one selected on validation)."""
     columns = ("ber", "accuracy", "tpr", "tnr") if result["task"] == "verified" else ("mse", "rmse", "mae")
     split = result["split"]
@@ -143,7 +144,7 @@ def format_text_report(result: dict) -> str:
 
 
 #: ``chorus evaluate --task NAME`` for the text tasks: NAME -> ``(run(ratings, seed) -> result, report)``.
-TEXT_TASKS: dict[str, Callable[..., tuple[dict, Callable[[dict], str]]]] = {
+TEXT_TASKS: dict[str, Callable[..., tuple[dict[str, Any], Callable[[dict[str, Any]], str]]]] = {
     "verified": lambda ratings, seed=0: (evaluate_verified(ratings, seed), format_text_report),
     "text-rating": lambda ratings, seed=0: (evaluate_text_rating(ratings, seed), format_text_report),
 }

@@ -11,7 +11,11 @@ that serves it (``services/<name>/``), through one function::
 use; the artifact is the same for any number (see :mod:`chorus.shared.workers`).
 
 A component that is not retrained is carried over from the current version when that version was built
-from the same data file (same sha256), so ``--components rating`` does not throw the similarity table away.
+from the same data file (same sha256) and the same events (store and cutoff), so ``--components rating`` does not
+throw the similarity table away.
+
+With ``--events-url`` the training data is the dump plus the event store's events up to its highest ``seq`` (the
+version's cutoff, recorded in the manifest), minus the users forgotten by then: :mod:`chorus.training.events`.
 Components train in the order of :data:`COMPONENTS`; ``ranking`` (the top-N rankers, selected on validation
 NDCG and refitted on every row) comes after ``rating``, and ``text`` (the review scorer of
 ``POST /v1/reviews/score``) last. A trainer may answer ``{"not_trained": reason}`` (the text component on data
@@ -32,6 +36,8 @@ from chorus.shared.artifacts import ArtifactStore, Version, VersionWriter, file_
 from chorus.shared.contract.errors import ArtifactError, InvalidInput
 from chorus.shared.data import dataset_stats, load_ratings
 from chorus.shared.data.component import save_data_component
+from chorus.shared.events.rows import CUTOFF_KEY, cutoff_of
+from chorus.shared.events.store import EventStore
 from chorus.shared.workers import resolve_workers, using_workers
 
 Trainer: TypeAlias = Callable[..., dict[str, Any]]
@@ -68,16 +74,29 @@ def parse_components(text: str | None) -> list[str]:
 
 
 def _reusable(
-    store: ArtifactStore, sha256: str, retrained: list[str], log: Callable[[str], object]
+    store: ArtifactStore,
+    sha256: str,
+    events: dict[str, Any] | None,
+    retrained: list[str],
+    log: Callable[[str], object],
 ) -> tuple[list[str], Version | None]:
-    """Components of the current version worth carrying over: built from the same data file and not being
-    retrained. Only those are verified (checksums), and only when there is something to reuse."""
+    """Components of the current version worth carrying over: built from the same data file and the same events
+    (store and cutoff; none when ``events`` is None) and not being retrained. Only those are verified (checksums),
+    and only when there is something to reuse."""
     try:
         name = store.current()
         if name is None:
             return [], None
         manifest = store.open(name, components=[], verify=False).manifest
         if manifest["dataset"].get("fingerprint", {}).get("sha256") != sha256:
+            return [], None
+        recorded = manifest.get("events") or {}
+        same_events = (
+            cutoff_of(manifest) == 0 and not recorded
+            if events is None
+            else (cutoff_of(manifest), recorded.get("store")) == (events["cutoff"], events["store"])
+        )
+        if not same_events:
             return [], None
         reuse = [c for c in manifest["components"] if c != "data" and c not in retrained]
         if not reuse:
@@ -102,23 +121,33 @@ def train(
     engine: str = "numpy",
     spark_master: str | None = None,
     spark_staging: str | Path | None = None,
+    events_url: str | None = None,
 ) -> str:
     """Train ``components`` on ``data`` into a new version under ``artifacts``; return the version name.
     ``workers``: :func:`chorus.shared.workers.resolve_workers`. ``engine``: ``numpy`` (this machine) or
     ``spark`` (:mod:`chorus.training.spark_engine`: similarity and rating on Spark at ``spark_master``, default
-    ``spark-submit``'s master, else ``local[*]``, staging the data under ``spark_staging``)."""
+    ``spark-submit``'s master, else ``local[*]``, staging the data under ``spark_staging``). ``events_url``: also
+    train on the events of that store up to its highest ``seq``, without the forgotten users
+    (:mod:`chorus.training.events`); the store is read before anything is written, and a store that cannot be
+    read publishes nothing."""
     if engine not in ENGINES:
         raise InvalidInput(f"unknown engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if engine != "spark" and (spark_master or spark_staging):
         raise InvalidInput("--spark-master and --spark-staging go with --engine spark")
     with contextlib.ExitStack() as stack:
+        store = None
+        if events_url is not None:
+            from chorus.training.events import open_store
+
+            store = open_store(events_url)
+            stack.callback(store.close)
         trainers: dict[str, Trainer] = {}
         if engine == "spark":
             from chorus.training.spark_engine import SparkEngine
 
             spark = stack.enter_context(SparkEngine(spark_master, spark_staging))
             trainers = spark.trainers()
-        return _train(data, artifacts, components, seed, format, keep, progress, log, workers, trainers)
+        return _train(data, artifacts, components, seed, format, keep, progress, log, workers, trainers, store)
 
 
 def _train(
@@ -132,20 +161,34 @@ def _train(
     log: Callable[[str], object],
     workers: int | None,
     trainers: dict[str, Trainer],
+    store: EventStore | None = None,
 ) -> str:
     start = time.perf_counter()
     workers = resolve_workers(workers)
+    events: dict[str, Any] | None = None
+    if store is not None:
+        from chorus.training.events import read_cutoff, with_events
+
+        cutoff = read_cutoff(store)  # once, first: the version holds the events up to here, the services the rest
     # review text feeds the text-aware rating model and the ``text`` component (data without text skips them)
     ratings = load_ratings(data, format=format, progress=progress, with_text=bool({"rating", "text"} & set(components)))
-    stats = dataset_stats(ratings)
+    loaded = dataset_stats(ratings)
     log(
-        f"loaded {stats['reviews']:,} reviews ({stats['users']:,} users, {stats['items']:,} items; "
-        f"{stats['skipped_rows']:,} rows skipped) in {time.perf_counter() - start:.1f} s"
+        f"loaded {loaded['reviews']:,} reviews ({loaded['users']:,} users, {loaded['items']:,} items; "
+        f"{loaded['skipped_rows']:,} rows skipped) in {time.perf_counter() - start:.1f} s"
     )
+    if store is not None:
+        ratings, added = with_events(ratings, store, cutoff)
+        events = added.to_dict()
+        log(added.describe())
+    stats = dataset_stats(ratings) if store is not None else loaded
     fingerprint = file_fingerprint(data, ratings.report.format)
-    reuse, previous = _reusable(ArtifactStore(artifacts), fingerprint["sha256"], components, log)
+    reuse, previous = _reusable(ArtifactStore(artifacts), fingerprint["sha256"], events, components, log)
     with VersionWriter(artifacts) as writer:
         writer.set_dataset(fingerprint, stats)
+        if events is not None:
+            writer.manifest[CUTOFF_KEY] = events["cutoff"]
+            writer.manifest["events"] = events
         save_data_component(writer, ratings)
         for component in components:
             t0 = time.perf_counter()
@@ -162,7 +205,7 @@ def _train(
         for component in reuse:
             assert previous is not None  # reuse is empty without a previous version
             writer.adopt_component(previous, component)
-            log(f"kept {component} from version {previous.name} (same data file)")
+            log(f"kept {component} from version {previous.name} (same data file{' and events' if events else ''})")
         version = writer.commit(keep=keep)
     log(f"published version {version} in {Path(artifacts)} ({time.perf_counter() - start:.1f} s in all)")
     return version

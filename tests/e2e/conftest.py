@@ -50,15 +50,7 @@ def dataset(trained):
 
 
 def start_topology(artifacts: Path, redis_url: str | None, log_dir: Path) -> Topology:
-    topo = Topology(
-        artifacts=artifacts,
-        port=free_port(),
-        similarity_port=free_port(),
-        rating_port=free_port(),
-        redis_url=redis_url,
-        reload_interval=0.5,
-        log_dir=log_dir,
-    )
+    topo = Topology.on_free_ports(artifacts, redis_url=redis_url, reload_interval=0.5, log_dir=log_dir)
     try:
         topo.start_all()
         topo.wait_ready("gateway", timeout=90)

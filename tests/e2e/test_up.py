@@ -41,12 +41,12 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 class Up:
     """``chorus up`` as a child process, its output collected line by line in a thread."""
 
-    def __init__(self, tmp_path, data, artifacts):
+    def __init__(self, tmp_path, data, artifacts, extra=(), env=None):
         self.ports = [free_port() for _ in range(3)]
         cmd = [sys.executable, "-m", "chorus.cli", "up", "--artifacts", str(artifacts), "--data", str(data)]
         cmd += ["--port", str(self.ports[0]), "--similarity-port", str(self.ports[1])]
-        cmd += ["--rating-port", str(self.ports[2]), "--log-dir", str(tmp_path / "logs")]
-        env = {**os.environ, "REDIS_URL": ""}
+        cmd += ["--rating-port", str(self.ports[2]), "--log-dir", str(tmp_path / "logs"), *extra]
+        env = {**os.environ, "REDIS_URL": "", **(env or {})}
         self.proc = subprocess.Popen(
             cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
@@ -86,9 +86,11 @@ class Up:
 def up_process(tmp_path):
     ups: list[Up] = []
 
-    def start(data=None, artifacts=None) -> Up:
-        data = data or generate_reviews(tmp_path / "reviews.tsv", 3000, seed=4, progress=False)
-        ups.append(Up(tmp_path, data, artifacts or tmp_path / "artifacts"))
+    def start(data=None, artifacts=None, extra=(), env=None) -> Up:
+        data = data or tmp_path / "reviews.tsv"
+        if not Path(data).exists():
+            generate_reviews(data, 3000, seed=4, progress=False)
+        ups.append(Up(tmp_path, data, artifacts or tmp_path / "artifacts", extra, env))
         return ups[-1]
 
     yield start

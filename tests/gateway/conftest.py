@@ -6,6 +6,7 @@ import warnings
 
 import httpx
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from chorus.services.gateway.app import create_app
@@ -48,3 +49,17 @@ def make_client(sim: FakeService, rat: FakeService, **overrides) -> TestClient:
 def client(sim: FakeService, rat: FakeService):
     with make_client(sim, rat) as c:
         yield c
+
+
+@pytest.fixture
+def redis_db():
+    """The gateway tests' own Redis database, flushed before and after the test."""
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"the cache tests need Redis at {REDIS_TEST_URL}: {exc}")
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()

@@ -2,7 +2,10 @@
 
 :class:`FakeService` is an ``httpx`` handler: wrap it in ``httpx.MockTransport`` for in-process contract tests, or
 serve it over real HTTP with :func:`asgi_app` (for tests that need a gateway process). Each fake counts its calls,
-can switch version, become unready, refuse connections, time out, fail, or answer slowly.
+can switch version, become unready, refuse connections, time out, fail, or answer slowly. Given an event store,
+a fake folds each user's live events into their history, as the real services do (the items they acted on count
+as reviewed; a forgotten user is unknown), and the similar items of the similarity fake report the store's last
+``seq`` they saw (``events_seen``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ ITEMS: dict[str, dict[str, Any]] = {
     "B 004": {"title": "Item with a space in its id", "reviews": 1, "mean_rating": 5.0},
 }
 USERS = {"U1": ["B001", "B002"], "U2": ["B002"], "U3": ["B003"]}
+RECENT_DATES = ["2014-07-01", "2013-02-03", "2012-11-30", "2012-01-15", "2011-06-30"]  # of a user's newest reviews
 RATING_METHODS = ["ease", "popular", "latent"]  # what the fake rating service's version serves
 RATING_DEFAULT = "ease"  # and its default ranker
 
@@ -53,9 +57,10 @@ def _not_found(kind: str, ident: str, version: str | None) -> httpx.Response:
 class FakeService:
     """A downstream service: ``kind`` is ``"similarity"`` or ``"rating"``."""
 
-    def __init__(self, kind: str, version: str = "v1"):
+    def __init__(self, kind: str, version: str = "v1", events=None):
         self.kind = kind
         self.version = version
+        self.events = events  # an EventStore, or None
         self.ready = True
         self.mode = "ok"  # ok | refuse | timeout | error500 | unready | reject422
         self.delay = 0.0
@@ -67,6 +72,16 @@ class FakeService:
     def api_calls(self) -> int:
         """Calls other than the health and readiness probes."""
         return sum(n for path, n in self.calls.items() if path.startswith("/v1/"))
+
+    def history(self, user_id: str) -> list[str] | None:
+        """The items a user reviewed: theirs in USERS, then those of their live events; None: an unknown user."""
+        items = list(USERS.get(user_id, []))
+        if self.events is not None:
+            live = self.events.live(user_id)
+            if live.forgotten:
+                items = []
+            items += [e.item_id for e in live.events if e.item_id not in items]
+        return items or None
 
     # --- the handler ------------------------------------------------------------------------------------
     async def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -110,6 +125,8 @@ class FakeService:
                     for n, i in enumerate(i for i in ITEMS if i != item_id)
                 ][:k]
                 body = {"item_id": item_id, "measure": params.get("measure", "jaccard"), "data": data}
+                if self.events is not None:
+                    body["events_seen"] = self.events.last_seq()
                 return _json(200, {**body, "count": len(data), "version_seen": v}, v)
             case ["v1", "users", user_id, "similar"]:
                 if user_id not in USERS and not self.any_user:
@@ -118,9 +135,10 @@ class FakeService:
                 body = {"user_id": user_id, "measure": params.get("measure", "jaccard"), "data": data}
                 return _json(200, {**body, "count": len(data)}, v)
             case ["v1", "users", user_id, "recommendations"]:
-                if user_id not in USERS:
+                history = self.history(user_id)
+                if history is None:
                     return _not_found("user", user_id, v)
-                liked = USERS[user_id][0]
+                liked = history[0]
                 data = [
                     {
                         "item_id": i,
@@ -129,9 +147,32 @@ class FakeService:
                         "because": {"item_id": liked, "title": ITEMS[liked]["title"]},
                     }
                     for i in ITEMS
-                    if i not in USERS[user_id]
+                    if i not in history
                 ][:k]
                 return _json(200, {"user_id": user_id, "data": data, "count": len(data)}, v)
+            case ["v1", "stats", "top"]:  # the busiest items and users
+                k = int(params.get("k", 5))
+                items = sorted(ITEMS, key=lambda i: (-ITEMS[i]["reviews"], i))[:k]
+                users = sorted(USERS, key=lambda u: (-len(USERS[u]), u))[:k]
+                body = {
+                    "version": v,
+                    "items": [{"item_id": i, **ITEMS[i]} for i in items],
+                    "users": [{"user_id": u, "reviews": len(USERS[u]), "mean_rating": 4.5} for u in users],
+                }
+                return _json(200, body, v)
+            case ["v1", "users", user_id]:  # a user's newest reviews, newest first
+                history = self.history(user_id)
+                if history is None:
+                    return _not_found("user", user_id, v)
+                recent = [
+                    {"item_id": i, "title": ITEMS.get(i, {}).get("title"), "rating": max(5.0 - n, 1.0), "date": day}
+                    for n, (i, day) in enumerate(zip(reversed(history), RECENT_DATES, strict=False))
+                ]
+                body = {"user_id": user_id, "reviews": len(history), "mean_rating": 4.5, "recent": recent}
+                return _json(200, body, v)
+            case ["v1", "items"] if params.get("q", "").strip() in ITEMS:  # an exact id: that item alone here
+                item_id = params["q"].strip()
+                return _json(200, {"q": params["q"], "data": [{"item_id": item_id, **ITEMS[item_id]}], "count": 1}, v)
             case ["v1", "items", item_id]:
                 if item_id not in ITEMS:
                     return _not_found("item", item_id, v)
@@ -158,7 +199,7 @@ class FakeService:
         match parts[1:]:
             case ["v1", "predict"] if request.method == "GET":
                 user, item = params.get("user_id"), params.get("item_id")
-                fallback = user not in USERS
+                fallback = self.history(user) is None
                 body = {"user_id": user, "item_id": item, "prediction": 3.9 if fallback else 4.2}
                 return _json(200, {**body, "fallback": fallback}, v)
             case ["v1", "predict"] if request.method == "POST":
@@ -169,8 +210,9 @@ class FakeService:
                 method = params.get("method", RATING_DEFAULT)
                 if method not in RATING_METHODS:
                     return self._unserved(method)
-                unknown = user_id not in USERS
-                seen = [] if unknown else USERS[user_id]
+                history = self.history(user_id)
+                unknown = history is None
+                seen = history or []
                 body = self._ranked("popular" if unknown else method, seen, params.get_list("exclude"), params)
                 return _json(200, {"user_id": user_id, **body, "fallback": "popular" if unknown else None}, v)
             case ["v1", "recommendations"] if request.method == "POST":

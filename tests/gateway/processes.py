@@ -55,6 +55,15 @@ def wait_http(url: str, seconds: float = 20.0, proc: subprocess.Popen[bytes] | N
 def uvicorn_process(app: str, env: dict[str, str] | None = None, port: int | None = None) -> Iterator[str]:
     """Run ``uvicorn APP --factory`` from the repository root with the options of every Chorus process
     (:func:`~chorus.shared.http.shell.uvicorn_options`); yields its base URL; always stops it."""
+    with uvicorn_popen(app, env, port) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def uvicorn_popen(
+    app: str, env: dict[str, str] | None = None, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """:func:`uvicorn_process`, yielding the process too (for a test that kills it); always stops it."""
     port = port or free_port()
     cmd = [sys.executable, "-m", "uvicorn", app, "--factory", *uvicorn_options()]
     cmd += ["--host", "127.0.0.1", "--port", str(port)]
@@ -63,9 +72,10 @@ def uvicorn_process(app: str, env: dict[str, str] | None = None, port: int | Non
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url + "/healthz", proc=proc)
-        yield url
+        yield url, proc
     finally:
-        proc.terminate()
+        if proc.poll() is None:
+            proc.terminate()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -374,9 +374,11 @@ def test_readyz_lists_services_versions_and_cache(sim, rat):
                 "rating": {"status": "ready", "version": "rat-v1"},
             },
             "cache": {"status": "ok"},
+            "events": {"status": "off"},  # no event store configured
         }
         ready = body(client.get("/readyz", headers=auth))
         assert ready["cache"]["backend"] == "memory" and "REDIS_URL" in ready["cache"]["detail"]
+        assert "CHORUS_EVENTS_URL" in ready["events"]["detail"]
         assert ready["services"]["rating"]["url"] == "http://rating.test"
         client.get("/v1/items/B001")
         assert sim.requests[-1].headers["authorization"] == "Bearer s3cret"  # passed on, for the services' details

@@ -9,8 +9,6 @@ import socket
 from contextlib import asynccontextmanager
 
 import httpx
-import pytest
-import redis
 
 from chorus.services.gateway.app import build_gateway, create_app
 from chorus.services.gateway.cache import MemoryCache, RedisCache, cache_key
@@ -131,19 +129,6 @@ def test_a_client_going_away_does_not_cancel_the_shared_fetch():
 
 
 # --- Redis, the real server ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def redis_db():
-    client = redis.Redis.from_url(REDIS_TEST_URL, socket_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.fail(f"the cache tests need Redis at {REDIS_TEST_URL}: {exc}")
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
 
 
 @asynccontextmanager

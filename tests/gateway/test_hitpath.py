@@ -9,7 +9,8 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chorus.services.gateway.hitpath import target_of
+from chorus.services.gateway.events import EVERYONE, NO_EVENTS, of_user
+from chorus.services.gateway.hitpath import Target, target_of
 from chorus.shared.contract.names import MAX_ID_LENGTH
 from tests.gateway.conftest import make_client
 from tests.gateway.fakes import FakeService
@@ -34,31 +35,33 @@ def gateway():
         yield client, calls
 
 
-def test_targets_of_cached_routes():
-    assert target_of("/v1/items/B001/similar", b"") == (
-        "similarity",
-        "items/B001/similar",
-        "k=10&measure=jaccard&min_common=1",
+def test_targets_of_cached_routes_and_the_events_they_depend_on():
+    assert target_of("/v1/items/B001/similar", b"") == Target(
+        "similarity", "items/B001/similar", "k=10&measure=jaccard&min_common=1", EVERYONE
     )
-    assert target_of("/v1/users/a b/recommendations", b"method=similar&k=3") == (
-        "similarity",
-        "users/a%20b/recommendations",
-        "k=3",
+    assert target_of("/v1/users/U1/similar", b"k=3") == Target(
+        "similarity", "users/U1/similar", "k=3&measure=jaccard&min_common=1", of_user("U1")
     )
-    assert target_of("/v1/users/U1/recommendations", b"") == ("rating", "users/U1/recommendations", "k=10")
-    assert target_of("/v1/users/U1/recommendations", b"method=model&k=3") == (
-        "rating",
-        "users/U1/recommendations",
-        "k=3&method=latent",
+    assert target_of("/v1/users/a b/recommendations", b"method=similar&k=3") == Target(
+        "similarity", "users/a%20b/recommendations", "k=3", of_user("a b")
     )
-    assert target_of("/v1/users/U1/recommendations", b"exclude=b&method=ease&exclude=a%20c&exclude=b") == (
-        "rating",
-        "users/U1/recommendations",
-        "k=10&method=ease&exclude=a+c&exclude=b",
+    assert target_of("/v1/users/U1/recommendations", b"") == Target(
+        "rating", "users/U1/recommendations", "k=10", of_user("U1")
     )
-    assert target_of("/v1/items", b"q=guitar+strap") == ("similarity", "items", "q=guitar+strap&limit=20")
-    assert target_of("/v1/predict", b"item_id=I&user_id=U") == ("rating", "predict", "user_id=U&item_id=I")
-    assert target_of("/v1/stats", b"") == ("similarity", "stats", "")
+    assert target_of("/v1/users/U1/recommendations", b"method=model&k=3") == Target(
+        "rating", "users/U1/recommendations", "k=3&method=latent", of_user("U1")
+    )
+    assert target_of("/v1/users/U1/recommendations", b"exclude=b&method=ease&exclude=a%20c&exclude=b") == Target(
+        "rating", "users/U1/recommendations", "k=10&method=ease&exclude=a+c&exclude=b", of_user("U1")
+    )
+    assert target_of("/v1/items", b"q=guitar+strap") == Target(
+        "similarity", "items", "q=guitar+strap&limit=20", EVERYONE
+    )
+    assert target_of("/v1/items/B 1", b"") == Target("similarity", "items/B%201", "", EVERYONE)
+    assert target_of("/v1/predict", b"item_id=I&user_id=U") == Target(
+        "rating", "predict", "user_id=U&item_id=I", of_user("U")
+    )
+    assert target_of("/v1/stats", b"") == Target("similarity", "stats", "", NO_EVENTS)
     for path, query in [
         ("/v1/users/U1/recommendations", b"method=magic"),  # invalid: FastAPI answers 422
         ("/v1/users/U1/recommendations", b"method="),

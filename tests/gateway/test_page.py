@@ -8,57 +8,9 @@ from html import unescape
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.gateway import fakes
 from tests.gateway.conftest import make_client
-from tests.gateway.fakes import ITEMS, USERS, FakeService
-
-RECENT_DATES = ["2014-07-01", "2013-02-03", "2012-11-30"]
-
-
-class ShopFake(FakeService):
-    """The fake similarity service, with the two routes the page's reviewer and home views read (a reviewer's
-    newest reviews, the busiest items and users), and its search finding an exact id as the real one does."""
-
-    def _similarity(self, request: httpx.Request, parts: list[str], params) -> httpx.Response:
-        v = self.version
-        body: dict[str, Any]
-        match parts[1:]:
-            case ["v1", "stats", "top"]:
-                k = int(params.get("k", 5))
-                items = sorted(ITEMS, key=lambda i: (-ITEMS[i]["reviews"], i))[:k]
-                users = sorted(USERS, key=lambda u: (-len(USERS[u]), u))[:k]
-                body = {
-                    "version": v,
-                    "items": [{"item_id": i, **ITEMS[i]} for i in items],
-                    "users": [{"user_id": u, "reviews": len(USERS[u]), "mean_rating": 4.5} for u in users],
-                }
-                return fakes._json(200, body, v)
-            case ["v1", "users", user_id]:
-                if user_id not in USERS:
-                    return fakes._not_found("user", user_id, v)
-                recent = [
-                    {"item_id": i, "title": ITEMS[i]["title"], "rating": 5.0 - n, "date": RECENT_DATES[n]}
-                    for n, i in enumerate(reversed(USERS[user_id]))
-                ]
-                body = {
-                    "user_id": user_id,
-                    "reviews": len(USERS[user_id]),
-                    "mean_rating": 4.5,
-                    "recent": recent,
-                }
-                return fakes._json(200, body, v)
-            case ["v1", "items"] if params.get("q", "").strip() in ITEMS:  # an exact id comes first
-                item_id = params["q"].strip()
-                body = {"q": params["q"], "data": [{"item_id": item_id, **ITEMS[item_id]}], "count": 1}
-                return fakes._json(200, body, v)
-        return super()._similarity(request, parts, params)
-
-
-@pytest.fixture
-def sim() -> FakeService:
-    return ShopFake("similarity", version="sim-v1")
 
 
 def text(response: httpx.Response) -> str:
@@ -236,11 +188,15 @@ def test_the_basket_adds_removes_and_recommends_with_reasons(client, rat):
     assert json.loads(rat.requests[-1].content) == {"items": ["B001"], "k": 10}
     # listed products offer "add to basket", except those in it
     assert "In your basket" in part(response, "popular-results")
-    response = client.get("/", params={"basket": "B001", "add": "B002, NOPE"})
+    response = client.get("/", params={"basket": "B001", "add_ids": "B002, NOPE"})  # typed: commas or spaces
     assert listed(response, "basket-items") == ["B001", "B002", "NOPE"]
     assert part(response, "basket-note") == "Not known here, so not used: NOPE."
     response = client.get("/", params={"basket": "B001,B002", "remove": "B001"})
     assert listed(response, "basket-items") == ["B002"] and 'data-here="/?basket=B002"' in response.text
+    response = client.get("/", params={"basket": "B001,B002", "add": "B 004"})  # a button's id, spaces and all
+    assert listed(response, "basket-items") == ["B001", "B002", "B 004"]
+    assert 'data-here="/?basket=B001%2CB002%2CB+004"' in response.text
+    assert listed(client.get("/", params={"basket": "B001,B 004"}), "basket-items") == ["B001", "B 004"]
     response = client.get("/", params={"basket": "B001", "remove": "B001"})
     assert part(response, "basket-message") == "Your basket is empty. Add products with “Add to basket”."
     assert 'data-here="/?basket="' in response.text  # kept empty: the page's script will not restore an old one

@@ -1,5 +1,14 @@
-"""The contract every rating model keeps, run against each model by subclassing (as implicit's
-``tests/recommender_base_test.py``). A model's test is two lines that say how to fit it::
+"""The contract every rating model keeps (as implicit's ``tests/recommender_base_test.py``), run on every kind of
+the spec table, :data:`chorus.shared.contract.kinds.RATING_MODELS`::
+
+    @pytest.mark.parametrize("model", every_rating_model(FITS), indirect=True, scope="class")
+    class TestEveryRatingModel(RatingModelContract):
+        pass
+
+Each kind is fitted by its spec's ``fitter`` where it names one and by each function ``FITS`` lists for it (a
+kind the rating selection fits with its own configuration has no such ``fitter``); a kind with neither fails the
+parametrisation, so no kind is registered without a contract. A case that needs more than a ``Trainset`` can also
+subclass the contract in two lines::
 
     class TestMyModel(RatingModelContract):
         fit = staticmethod(fit_my_model)  # Trainset -> RatingModel
@@ -11,7 +20,7 @@ a row the model never saw in training are both unknown.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pytest
@@ -20,9 +29,12 @@ from chorus.services.rating.models import REGISTRY, RatingModel
 from chorus.services.rating.models.base import FALLBACKS, GLOBAL_MEAN, ITEM_BIAS, NO_FALLBACK, POPULAR, USER_BIAS
 from chorus.services.rating.persistence import load_component, write_component
 from chorus.shared.artifacts import ArtifactStore, VersionWriter
+from chorus.shared.contract import kinds
 from chorus.shared.contract.errors import InvalidInput, NotFound
 from chorus.training.rating.fitting import Trainset
 from tests.rating.data import planted
+
+Fit = Callable[[Trainset], RatingModel]
 
 N_USERS, N_ITEMS, LOW, HIGH = 30, 25, 1.0, 5.0
 
@@ -41,7 +53,8 @@ def all_pairs(model: RatingModel) -> tuple[np.ndarray, np.ndarray]:
 
 
 def reviewed(data: Trainset, u: int) -> np.ndarray:
-    return data.item[data.user == u]
+    items: np.ndarray = data.item[data.user == u]
+    return items
 
 
 def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
@@ -63,11 +76,28 @@ def assert_same_model(a: RatingModel, b: RatingModel, data) -> None:
         assert same_bits(ra.items, rb.items) and same_bits(ra.ratings, rb.ratings) and ra.fallback == rb.fallback
 
 
-class RatingModelContract:
-    """Checks every :class:`~chorus.services.rating.models.base.RatingModel` passes; subclasses set :attr:`fit`."""
+def every_rating_model(fits: Mapping[str, Sequence[Fit]]) -> list[object]:
+    """The cases of every rating model of the spec table: its spec's ``fitter``, if any, then ``fits[kind]``.
 
-    fit: Callable[[Trainset], RatingModel]
-    """``fit(trainset)`` -> the fitted model."""
+    Raises
+    ------
+    LookupError : a kind with no way to be fitted for the contract.
+    """
+    cases: list[object] = []
+    for spec in kinds.RATING_MODELS:
+        found = ([kinds.resolve(spec.fitter)] if spec.fitter else []) + list(fits.get(spec.name, ()))
+        if not found:
+            raise LookupError(f"rating model {spec.name!r} has no fitter in its spec and no contract case")
+        cases += [pytest.param(fit, id=f"{spec.name}-{n}") for n, fit in enumerate(found)]
+    return cases
+
+
+class RatingModelContract:
+    """Checks every :class:`~chorus.services.rating.models.base.RatingModel` passes, on the fit a subclass
+    parametrises ``model`` with, or sets as :attr:`fit` (see the module docstring)."""
+
+    fit: Fit
+    """``fit(trainset)`` -> the fitted model, for a subclass that does not parametrise ``model``."""
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -76,12 +106,14 @@ class RatingModelContract:
 
     @pytest.fixture(scope="class")
     @classmethod
-    def model(cls, data) -> RatingModel:
-        return cls.fit(data)
+    def model(cls, request, data) -> RatingModel:
+        fit = getattr(request, "param", None) or cls.fit
+        return fit(data)
 
-    def test_the_model_is_registered_under_its_kind(self, model):
+    def test_the_model_is_its_specs_class_and_registered(self, model):
         assert isinstance(model, RatingModel)
-        assert REGISTRY[model.kind] is type(model)
+        spec = kinds.find(kinds.RATING_MODELS, model.kind)
+        assert RatingModel.class_of(spec) is type(model) and REGISTRY[model.kind] is type(model)
         assert (model.n_users, model.n_items, model.low, model.high) == (N_USERS, N_ITEMS, LOW, HIGH)
 
     def test_batch_equals_single(self, model):

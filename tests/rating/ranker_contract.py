@@ -1,11 +1,13 @@
-"""The contract every top-N ranker keeps, run against each by subclassing (as implicit's
-``tests/recommender_base_test.py``). A ranker's test is two lines that say how to fit it::
+"""The contract every top-N ranker keeps (as implicit's ``tests/recommender_base_test.py``), run on every kind of
+the spec table, :data:`chorus.shared.contract.kinds.RANKERS`, served or not::
 
-    class TestMyRanker(RankerContract):
-        fit = staticmethod(fit_my_ranker)  # (reviews, params) -> Ranker
-        params = {"neighbours": 5}
+    @pytest.mark.parametrize("case", every_ranker(MORE), indirect=True, scope="class")
+    class TestEveryRanker(RankerContract):
+        pass
 
-The ranker is fitted on star ratings of ``N_USERS`` users and ``N_ITEMS`` items where the last item has no
+Each kind is fitted by its spec's trainer with its grid's first point, and with each further point ``MORE`` lists
+for it, so a kind added to the table runs the contract with no test written for it, and fails the suite until it
+passes. The ranker is fitted on star ratings of ``N_USERS`` users and ``N_ITEMS`` items where the last item has no
 review (so it may never be recommended) and the last user none (an empty history). Every ranker documented here
 gives an empty history the popular list.
 """
@@ -13,18 +15,22 @@ gives an empty history the popular list.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from chorus.services.rating.rankers import REGISTRY, UNSERVED, Ranker
+from chorus.services.rating.rankers import REGISTRY, Ranker
 from chorus.services.rating.rankers.base import BECAUSE, history_row
 from chorus.services.rating.rankers.persistence import load_rankers, write_rankers
 from chorus.shared.artifacts import ArtifactStore, VersionWriter
+from chorus.shared.contract import kinds
 from chorus.shared.contract.errors import InvalidInput, NotFound
+from chorus.shared.contract.kinds import KindSpec
+from chorus.training.ranking.fit import fitter_of
 from tests.rating.data import planted
 
 N_USERS, N_ITEMS = 30, 25
@@ -64,17 +70,41 @@ def assert_same_ranker(a: Ranker, b: Ranker, reviews: sp.csr_array) -> None:
     for u in range(reviews.shape[0]):
         ra, rb = a.recommend(row(reviews, u), 7), b.recommend(row(reviews, u), 7)
         assert same_bits(ra.items, rb.items) and same_bits(ra.scores, rb.scores)
-        assert (ra.because is None and rb.because is None) or same_bits(ra.because, rb.because)
+        if ra.because is None or rb.because is None:
+            assert ra.because is None and rb.because is None
+        else:
+            assert same_bits(ra.because, rb.because)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One run of the contract: a kind's spec and the point its trainer is given."""
+
+    spec: KindSpec
+    params: Mapping[str, Any]
+
+    def fit(self, reviews: sp.csr_array) -> Ranker:
+        return fitter_of(self.spec)(reviews, dict(self.params))
+
+
+def every_ranker(more: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[object]:
+    """The cases of every ranker of the spec table: its grid's first point, then each point of ``more[kind]``."""
+    return [
+        pytest.param(Case(spec, params), id=f"{spec.name}-{n}")
+        for spec in kinds.RANKERS
+        for n, params in enumerate([spec.grid[0], *more.get(spec.name, ())])
+    ]
 
 
 class RankerContract:
-    """Checks every :class:`~chorus.services.rating.rankers.base.Ranker` passes; subclasses set :attr:`fit` and
-    :attr:`params`."""
+    """Checks every :class:`~chorus.services.rating.rankers.base.Ranker` passes, on the :class:`Case` a subclass
+    parametrises ``case`` with (see the module docstring)."""
 
-    fit: Callable[[sp.csr_array, dict[str, Any]], Ranker]
-    params: dict[str, Any] = {}
-    served: bool = True
-    """False for a ranker of ``rankers.UNSERVED``: not in :data:`REGISTRY`, so no artifact round trip."""
+    @pytest.fixture(scope="class")
+    @classmethod
+    def case(cls, request) -> Case:
+        case: Case = request.param
+        return case
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -83,18 +113,19 @@ class RankerContract:
 
     @pytest.fixture(scope="class")
     @classmethod
-    def ranker(cls, reviews) -> Ranker:
-        return cls.fit(reviews, dict(cls.params))
+    def ranker(cls, case: Case, reviews: sp.csr_array) -> Ranker:
+        return case.fit(reviews)
 
-    def test_the_ranker_is_registered_under_its_kind(self, ranker):
-        assert isinstance(ranker, Ranker)
-        assert (REGISTRY if self.served else UNSERVED)[ranker.kind] is type(ranker)
-        assert ranker.kind not in (UNSERVED if self.served else REGISTRY)
+    def test_the_ranker_is_its_specs_class_and_registered_if_served(self, ranker, case):
+        assert isinstance(ranker, Ranker) and ranker.kind == case.spec.name
+        assert Ranker.class_of(case.spec) is type(ranker)
+        assert kinds.find(kinds.RANKERS, ranker.kind) is case.spec
+        assert REGISTRY.get(ranker.kind) is (type(ranker) if case.spec.served else None)
         assert ranker.n_items == N_ITEMS and ranker.item_count[-1] == 0
         assert ranker.to_meta()["kind"] == ranker.kind
 
-    def test_fitting_is_deterministic(self, ranker, reviews):
-        assert_same_ranker(ranker, type(self).fit(reviews, dict(self.params)), reviews)
+    def test_fitting_is_deterministic(self, ranker, reviews, case):
+        assert_same_ranker(ranker, case.fit(reviews), reviews)
 
     def test_scores_are_finite(self, ranker, reviews):
         scores = np.asarray(ranker.score(reviews))
@@ -189,8 +220,8 @@ class RankerContract:
         again = type(ranker).from_arrays(ranker.to_arrays(), meta)
         assert_same_ranker(ranker, again, reviews)
 
-    def test_artifact_round_trip_is_bit_identical(self, ranker, reviews, tmp_path):
-        if not self.served:
+    def test_artifact_round_trip_is_bit_identical(self, ranker, reviews, case, tmp_path):
+        if not case.spec.served:
             pytest.skip(f"{ranker.kind} is not served: load_rankers knows only REGISTRY kinds")
         with VersionWriter(tmp_path) as writer:
             write_rankers(writer, {ranker.kind: ranker}, default=ranker.kind, metrics={"ndcg": 0.5})

@@ -5,39 +5,46 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chorus.services.rating.models import REGISTRY, BiasModel, LatentModel, MeanModel, TextAwareModel
+from chorus.services.rating.models import REGISTRY, BiasModel, LatentModel, MeanModel, RatingModel, TextAwareModel
 from chorus.services.rating.models.base import FALLBACKS, POPULAR
-from chorus.services.rating.service import reviewed_matrix
 from chorus.shared.contract.errors import InvalidInput
+from chorus.shared.contract.kinds import RATING_MODELS, resolve
+from chorus.shared.data.matrix import user_item_matrix
 from chorus.training.rating.als import fit_als
 from chorus.training.rating.baseline import fit_bias, fit_mean
 from chorus.training.rating.config import LatentConfig
 from chorus.training.rating.fitting import Trainset
 from chorus.training.rating.lbfgs import fit_lbfgs
 from tests.rating.data import planted
-from tests.rating.model_contract import RatingModelContract
+from tests.rating.model_contract import Fit, RatingModelContract, every_rating_model
+from tests.rating.test_text_aware import fit_with_planted_text
 
 SMALL = LatentConfig(n_factors=3, init_scale=0.1, max_sweeps=5)
 
-
-class TestMeanModel(RatingModelContract):
-    fit = staticmethod(fit_mean)
-
-
-class TestBiasModel(RatingModelContract):
-    fit = staticmethod(fit_bias)
-
-
-class TestLatentModel(RatingModelContract):
-    fit = staticmethod(lambda data: fit_als(data, SMALL)[0])
+#: Contract fits beside the spec's ``fitter``, for the kinds the rating selection fits with a configuration (small
+#: ones here) or with review text.
+FITS: dict[str, list[Fit]] = {
+    "latent": [lambda data: fit_als(data, SMALL)[0], lambda data: fit_lbfgs(data, SMALL, maxiter=50)[0]],
+    "text_aware": [fit_with_planted_text],
+}
 
 
-class TestLatentModelByLbfgs(RatingModelContract):
-    fit = staticmethod(lambda data: fit_lbfgs(data, SMALL, maxiter=50)[0])
+@pytest.mark.parametrize("model", every_rating_model(FITS), indirect=True, scope="class")
+class TestEveryRatingModel(RatingModelContract):
+    pass
 
 
-def test_the_registry_names_each_model_by_its_kind():
-    assert REGISTRY == {"mean": MeanModel, "bias": BiasModel, "latent": LatentModel, "text_aware": TextAwareModel}
+def test_the_registry_is_the_spec_table():
+    assert list(REGISTRY) == [spec.name for spec in RATING_MODELS]
+    assert all(RatingModel.class_of(spec) is REGISTRY[spec.name] for spec in RATING_MODELS)
+    assert {REGISTRY[k] for k in ("mean", "bias", "latent", "text_aware")} == {
+        MeanModel,
+        BiasModel,
+        LatentModel,
+        TextAwareModel,
+    }
+    fitters = {spec.name: resolve(spec.fitter) for spec in RATING_MODELS if spec.fitter}
+    assert fitters["mean"] is fit_mean and fitters["bias"] is fit_bias
 
 
 # --- hand-built models --------------------------------------------------------------------------------------
@@ -66,7 +73,7 @@ def tiny_model(k=2) -> LatentModel:
     return LatentModel(**baseline(**factors))
 
 
-def one(model, user: int, item: int) -> tuple[float, str | None]:
+def one(model, user: int, item: int) -> tuple[object, object]:
     p = model.predict(np.array([user]), np.array([item]))
     return float(p.rating[0]), FALLBACKS[int(p.fallback[0])]
 
@@ -136,7 +143,8 @@ def test_arrays_that_do_not_fit_together_are_refused():
 def test_recommendations_exclude_reviewed_items_and_match_brute_force():
     user, item, rating, full = planted(n_users=30, n_items=40, density=0.3, seed=5)
     model, _ = fit_als(Trainset(user, item, rating, 30, 40, 1, 5), SMALL)
-    csr = reviewed_matrix(user, item, 30, 40)
+    assert isinstance(model, LatentModel)
+    csr = user_item_matrix(user, item, 30, 40, dtype=np.int8)
     for u in range(30):
         reviewed = csr.indices[csr.indptr[u] : csr.indptr[u + 1]]
         assert sorted(reviewed) == sorted(item[user == u])

@@ -3,6 +3,8 @@ before the model classes (and before kinds were recorded) still load, bad compon
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,7 @@ from chorus.shared.contract.errors import ArtifactError
 from tests.rating.test_models import baseline, tiny_model
 
 
-def old_format(tmp_path, k: int, hyperparameters: dict, drop: str | None = None):
+def old_format(tmp_path, k: int, hyperparameters: dict[str, Any], drop: str | None = None):
     """A version whose rating component is written array by array, as every version so far holds it."""
     rng = np.random.default_rng(0)
     b = baseline()

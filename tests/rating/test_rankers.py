@@ -1,6 +1,9 @@
-"""The top-N rankers: the contract for each, and each fast fit against a readable reference of its formula."""
+"""The top-N rankers: the contract for every kind of the spec table, and each fast fit against a readable reference
+of its formula."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pytest
@@ -9,70 +12,59 @@ import scipy.sparse as sp
 from chorus.services.rating.rankers import (
     MAX_EASE_ITEMS,
     REGISTRY,
-    UNSERVED,
     EaseRanker,
     IalsRanker,
     ItemKnnRanker,
+    Ranker,
 )
 from chorus.services.rating.rankers.base import history_row
 from chorus.shared.contract.errors import InvalidInput
+from chorus.shared.contract.kinds import RANKERS, find
 from chorus.training.ranking.fit import (
     FITTERS,
     GRIDS,
-    UNSERVED_FITTERS,
-    UNSERVED_GRIDS,
     fit_ease,
     fit_ease_ials,
     fit_ials,
     fit_item_knn,
-    fit_popular,
+    fitter_of,
     implicit_als,
     knn_similarity,
 )
-from tests.rating.ranker_contract import RankerContract, contract_reviews
+from tests.rating.ranker_contract import RankerContract, contract_reviews, every_ranker
 
 ALS = {"factors": 4, "regularization": 0.1, "alpha": 2.0, "iterations": 10, "num_threads": 2, "seed": 3}
 
-
-class TestPopular(RankerContract):
-    fit = staticmethod(fit_popular)
-
-
-class TestItemKnn(RankerContract):
-    fit = staticmethod(fit_item_knn)
-    params = {"neighbours": 6, "shrink": 2.0, "values": "binary", "normalise": "none"}
-
-
-class TestItemKnnRatingWeightedRowNormalised(RankerContract):
-    fit = staticmethod(fit_item_knn)
-    params = {"neighbours": 4, "shrink": 0.0, "values": "rating", "normalise": "row"}
+#: Contract points beyond each grid's first: small fits with a history that matters (EASE's λ, iALS's factors), and
+#: the branches the first point does not reach (rating weights, row normalisation, rating confidences).
+MORE: dict[str, list[dict[str, Any]]] = {
+    "item_knn": [
+        {"neighbours": 6, "shrink": 2.0, "values": "binary", "normalise": "none"},
+        {"neighbours": 4, "shrink": 0.0, "values": "rating", "normalise": "row"},
+    ],
+    "ease": [{"lam": 5.0}],
+    "ials": [{**ALS, "values": "binary"}, {**ALS, "values": "rating", "alpha": 0.5}],
+    "ease_ials": [{**ALS, "values": "binary", "lam": 5.0, "w": 0.5}],
+}
 
 
-class TestEase(RankerContract):
-    fit = staticmethod(fit_ease)
-    params = {"lam": 5.0}
+@pytest.mark.parametrize("case", every_ranker(MORE), indirect=True, scope="class")
+class TestEveryRanker(RankerContract):
+    pass
 
 
-class TestIals(RankerContract):
-    fit = staticmethod(fit_ials)
-    params = {**ALS, "values": "binary"}
-
-
-class TestEaseIals(RankerContract):
-    fit = staticmethod(fit_ease_ials)
-    params = {**ALS, "values": "binary", "lam": 5.0, "w": 0.5}
-    served = False
-
-
-class TestIalsRatingConfidence(RankerContract):
-    fit = staticmethod(fit_ials)
-    params = {**ALS, "values": "rating", "alpha": 0.5}
-
-
-def test_every_fitter_has_a_grid_and_a_registered_ranker():
-    assert set(FITTERS) == set(GRIDS) == set(REGISTRY) == {"popular", "item_knn", "ease", "ials"}
-    assert set(UNSERVED_FITTERS) == set(UNSERVED_GRIDS) == set(UNSERVED) == {"ease_ials"}
-    assert all(GRIDS[kind] for kind in GRIDS) and all(UNSERVED_GRIDS[kind] for kind in UNSERVED_GRIDS)
+def test_the_registry_and_the_selection_follow_the_spec_table():
+    served = [spec.name for spec in RANKERS if spec.served]
+    assert list(REGISTRY) == list(FITTERS) == list(GRIDS) == served
+    for spec in RANKERS:
+        assert Ranker.class_of(spec).kind == spec.name and callable(fitter_of(spec)) and spec.grid
+        if spec.served:
+            assert REGISTRY[spec.name] is Ranker.class_of(spec) and FITTERS[spec.name] is fitter_of(spec)
+            assert GRIDS[spec.name] == [dict(p) for p in spec.grid]
+    # the selection's tie-break order among the shipped kinds
+    shipped = ["popular", "item_knn", "ease", "ials"]
+    assert [kind for kind in served if kind in shipped] == shipped
+    assert not find(RANKERS, "ease_ials").served and FITTERS["ease"] is fit_ease
 
 
 # -- EASE ----------------------------------------------------------------------------------------------------
@@ -82,7 +74,8 @@ def ease_reference(x: np.ndarray, lam: float) -> np.ndarray:
     """B straight from Steck (2019), eq. 8: P = (XᵀX + λI)⁻¹, B = I − P·diagMat(1/diag(P))."""
     n = x.shape[1]
     p = np.linalg.inv(x.T @ x + lam * np.eye(n))
-    return np.eye(n) - p @ np.diag(1.0 / np.diag(p))
+    b: np.ndarray = np.eye(n) - p @ np.diag(1.0 / np.diag(p))
+    return b
 
 
 def test_ease_matches_the_dense_formula():
@@ -167,7 +160,7 @@ def test_item_knn_refuses_bad_parameters():
 # -- iALS ----------------------------------------------------------------------------------------------------
 
 
-def confidences(reviews: sp.csr_array, params: dict) -> sp.csr_matrix:
+def confidences(reviews: sp.csr_array, params: dict[str, Any]) -> sp.csr_matrix:
     """What implicit is fitted on: c = 1 + α·v on the observed pairs."""
     x = sp.csr_matrix(reviews, dtype=np.float32)
     if params["values"] == "binary":

@@ -18,11 +18,12 @@ from chorus.services.rating.rankers.persistence import load_rankers
 from chorus.shared.artifacts import ArtifactStore, VersionWriter
 from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.data import load_ratings
+from chorus.shared.data.matrix import user_item_matrix
 from chorus.shared.data.splits import user_holdout_split, user_validation_split
 from chorus.shared.data.synthetic import generate_reviews
 from chorus.training.ranking import fit as ranking_fit
 from chorus.training.ranking.fit import item_counts
-from chorus.training.ranking.metrics import evaluate_rankings, ndcg_at_k, relevance_matrix, top_k
+from chorus.training.ranking.metrics import evaluate_rankings, ndcg_at_k, top_k
 from chorus.training.ranking.train import (
     evaluate,
     parse_relevance,
@@ -30,7 +31,6 @@ from chorus.training.ranking.train import (
     relevance_name,
     select,
     train_component,
-    user_item_matrix,
 )
 
 
@@ -96,7 +96,7 @@ def test_relevance_parsing():
 
 def test_recommend_lists_in_blocks_equal_one_batch(generated, monkeypatch):
     _, r = generated
-    history = user_item_matrix(*arrays(r))
+    history = user_item_matrix(r.user, r.item, r.n_users, r.n_items, values=r.rating)
     ranker = fit_signed(history, {"sign": 1})
     users = np.arange(0, r.n_users, 3)
     whole = ranker.recommend_batch(sp.csr_array(history[users]), 7)
@@ -114,7 +114,7 @@ def test_selection_scores_every_grid_point_and_picks_the_best(generated, test_ki
     signed = sel.kinds["signed"]
     # each point's NDCG, computed directly on the validation split
     fit, val = user_validation_split(user, np.arange(user.size), nu, seed=2)
-    rel = relevance_matrix(user[val], item[val], nu, ni)
+    rel = user_item_matrix(user[val], item[val], nu, ni)
     users = np.flatnonzero(np.diff(rel.indptr))
     lists, _ = direct_popular_lists(user, item, fit, nu, ni, users, 5)
     best = float(np.nanmean(ndcg_at_k(lists, rel[users])))
@@ -198,7 +198,7 @@ def test_evaluate_matches_a_direct_computation_for_popular(ml100k):
     assert set(model) == {"precision", "recall", "ndcg", "map", "coverage", "novelty", "fit_seconds"}
     user, item = r.user.astype(np.int64), r.item.astype(np.int64)
     train, test = user_holdout_split(user, r.n_users, seed=0)
-    rel = relevance_matrix(user[test], item[test], r.n_users, r.n_items)
+    rel = user_item_matrix(user[test], item[test], r.n_users, r.n_items)
     users = np.flatnonzero(np.diff(rel.indptr))
     lists, counts = direct_popular_lists(user, item, train, r.n_users, r.n_items, users, 10)
     want = evaluate_rankings(lists, rel[users], counts, np.unique(user[train]).size, int((counts > 0).sum()))
@@ -214,7 +214,7 @@ def test_evaluate_with_min_rating_keeps_only_users_with_a_liked_test_item(genera
     user, item, rating = r.user.astype(np.int64), r.item.astype(np.int64), r.rating
     train, test = user_holdout_split(user, r.n_users, seed=4)
     liked = test[rating[test] >= 4]
-    rel = relevance_matrix(user[liked], item[liked], r.n_users, r.n_items)
+    rel = user_item_matrix(user[liked], item[liked], r.n_users, r.n_items)
     users = np.flatnonzero(np.diff(rel.indptr))
     assert 0 < users.size < np.unique(user[test]).size
     lists, counts = direct_popular_lists(user, item, train, r.n_users, r.n_items, users, 5)

@@ -189,7 +189,7 @@ def test_a_version_serves_only_its_own_rankers(tmp_path, root, data):
     with TestClient(create_app(Settings(artifacts=only, reload_interval=3600))) as c:
         user = users_by_activity(data)[0]
         assert recommend(c, user).json()["model"] == "popular"
-        for method in [r.value for r in Ranking if r != Ranking.popular]:
+        for method in [r.value for r in Ranking if r != "popular"]:
             r = recommend(c, user, method=method)
             assert r.status_code == 422, r.text
             assert r.json()["detail"] == (

@@ -178,3 +178,32 @@ def test_an_acknowledged_event_survives_kill_9(store_url):
             proc.wait(timeout=30)
     stored = {e.event_id for e in EventStore(store_url).live("u").events}
     assert {f"e{i}" for i in range(acknowledged + 1)} <= stored
+
+
+def test_a_reader_that_saw_seq_n_has_seen_every_event_below_it(store_url):
+    """Writers take turns, so seq order is commit order: while one write is in flight, a later one waits, and no
+    reader can see a seq whose predecessor is still to come (the cutoffs, scans and cache keys rely on it)."""
+    store = EventStore(store_url)
+    store.append([rating("u", "a", 4, "first")])
+    entered, release = threading.Event(), threading.Event()
+
+    def slow() -> None:
+        with store._write() as conn:
+            conn.execute(store._insert.values(event_id="slow", user_id="u", item_id="b", kind="view", ts=1.0))
+            entered.set()
+            release.wait(30)
+
+    writer = threading.Thread(target=slow)
+    writer.start()
+    assert entered.wait(30)
+    later = threading.Thread(target=lambda: store.append([rating("u", "c", 4, "later")]))
+    later.start()
+    later.join(timeout=1.0)  # it must wait for the slow write; if it does not, it has committed by now
+    seen_last = store.last_seq()
+    seen = {e.seq for e in store.scan()}
+    release.set()
+    writer.join(timeout=30)
+    later.join(timeout=30)
+    everything = {e.seq for e in store.scan()}
+    assert len(everything) == 3
+    assert {q for q in everything if q <= seen_last} == seen

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chorus.shared.contract.errors import InvalidInput
+from chorus.shared.data.matrix import user_item_matrix
 from chorus.training.ranking.metrics import (
     METRICS,
     average_precision_at_k,
@@ -22,7 +23,6 @@ from chorus.training.ranking.metrics import (
     novelty,
     precision_at_k,
     recall_at_k,
-    relevance_matrix,
     top_k,
 )
 
@@ -46,7 +46,7 @@ TEST_SETS = [{1, 5}, {3}, set(), {0, 2, 4, 5}, {2}, {3}]
 def relevant_of(sets, n_items=6):
     users = [u for u, s in enumerate(sets) for _ in s]
     items = [i for s in sets for i in sorted(s)]
-    return relevance_matrix(np.array(users), np.array(items), len(sets), n_items)
+    return user_item_matrix(np.array(users), np.array(items), len(sets), n_items)
 
 
 REL = relevant_of(TEST_SETS)

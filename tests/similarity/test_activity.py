@@ -1,5 +1,7 @@
 """Who reviewed what, lately: :class:`Activity` against hand-made cases and a brute-force reference, and the
-similarity service's ``GET /v1/users/{id}`` and ``GET /v1/stats/top`` over a tiny artifact."""
+similarity service's ``GET /v1/users/{id}`` and ``GET /v1/stats/top`` over a tiny artifact, without and with an
+event store (both backends): events are a reviewer's newest reviews at once, and a forgotten reviewer is unknown
+and left out of the busiest."""
 
 from __future__ import annotations
 
@@ -7,12 +9,13 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from chorus.services.similarity.activity import RECENT, Activity
+from chorus.services.similarity.activity import RECENT, Activity, day
 from chorus.services.similarity.app import create_app
 from chorus.services.similarity.settings import Settings
 from chorus.shared.artifacts import ArtifactStore
 from chorus.shared.data.component import load_data_component
 from chorus.shared.data.ratings import LoadReport, Ratings, RatingScale, text_array
+from chorus.shared.events.store import EventStore, new_event
 from tests.conftest import train_tiny
 
 DAY = 86_400
@@ -43,9 +46,9 @@ def test_newest_first_ties_by_item_and_at_most_keep():
         7,
     )
     act = Activity.from_ratings(r, keep=3)
-    items, ratings, dates = act.recent(0)
+    items, ratings, stamps = act.recent(0)
     assert items.tolist() == [2, 4, 5] and ratings.tolist() == [3, 1, 5]
-    assert dates.tolist() == ["1970-01-10", "1970-01-10", "1970-01-08"]
+    assert stamps.tolist() == [9 * DAY, 9 * DAY, 7 * DAY] and day(9 * DAY + 86_399) == "1970-01-10"
     assert act.recent(1)[0].tolist() == [3] and act.recent(2)[0].size == 0
     assert act.reviews.tolist() == [7, 1, 0] and act.mean[0] == pytest.approx(24 / 7) and act.mean[2] == 0
     assert act.busiest.tolist() == [0, 1, 2]
@@ -117,3 +120,44 @@ def test_a_user_with_their_newest_reviews(client, data):
     assert first["date"] == str(np.datetime64(int(data.timestamp[newest[0]]), "s").astype("datetime64[D]"))
     missing = client.get("/v1/users/NO-SUCH")
     assert missing.status_code == 404 and "unknown user 'NO-SUCH'" in missing.json()["detail"]
+
+
+@pytest.fixture
+def store(store_url):
+    store = EventStore(store_url)
+    yield store
+    store.close()
+
+
+def test_events_are_a_reviewers_newest_reviews_and_forgetting_hides_them(root, data, store, store_url):
+    counts = np.bincount(data.user, minlength=data.n_users)
+    u = int(np.argmax(counts))
+    user_id = str(data.user_ids[u])
+    mine = np.flatnonzero(data.user == u)
+    newest = sorted(mine.tolist(), key=lambda k: (-int(data.timestamp[k]), int(data.item[k])))
+    rerated = str(data.item_ids[data.item[newest[0]]])  # their newest review, rated again
+    fresh = next(str(i) for i in data.item_ids.tolist() if i not in {str(data.item_ids[data.item[k]]) for k in mine})
+    settings = Settings(artifacts=root, reload_interval=3600, events_url=store_url)
+    with TestClient(create_app(settings)) as client:
+        before = client.get(f"/v1/users/{user_id}").json()
+        store.append(
+            [
+                new_event(user_id, rerated, "rating", rating=1.0, timestamp=2e9),
+                new_event(user_id, fresh, "purchase", timestamp=2e9 + 60),
+                new_event(user_id, fresh, "view", timestamp=2e9 + 120),  # a view is no review
+            ]
+        )
+        after = client.get(f"/v1/users/{user_id}").json()
+        assert [(d["item_id"], d["rating"]) for d in after["recent"][:2]] == [(fresh, 3.0), (rerated, 1.0)]
+        assert after["recent"][0]["date"] == "2033-05-18"
+        assert [d["item_id"] for d in after["recent"][2:]] == [d["item_id"] for d in before["recent"][1:4]]
+        assert after["reviews"] == before["reviews"] + 1  # the re-rating replaced a review
+        assert client.get("/v1/stats/top", params={"k": 1}).json()["users"][0]["user_id"] == user_id
+
+        store.forget(user_id, 2e9 + 200)
+        r = client.get(f"/v1/users/{user_id}")
+        assert r.status_code == 404 and f"unknown user '{user_id}'" in r.json()["detail"]
+        assert user_id not in [d["user_id"] for d in client.get("/v1/stats/top", params={"k": 500}).json()["users"]]
+        store.append([new_event(user_id, fresh, "rating", rating=5.0, timestamp=2e9 + 300)])
+        back = client.get(f"/v1/users/{user_id}").json()  # named again: only what came after the tombstone
+        assert back["reviews"] == 1 and [(d["item_id"], d["rating"]) for d in back["recent"]] == [(fresh, 5.0)]

@@ -7,6 +7,7 @@ hits of these routes are normally answered by :class:`.hitpath.HitPath` before t
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 
 from fastapi import APIRouter, Request, Response
@@ -14,16 +15,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from chorus.services.gateway import page as pages
-from chorus.services.gateway.core import Answer
+from chorus.services.gateway.core import UNREAD, Answer
 from chorus.services.gateway.deps import GatewayDep
 from chorus.services.gateway.hitpath import (
+    MARKED,
     MISSED,
     cache_policy,
-    ident,
-    predict_query,
+    item_target,
+    predict_target,
     recommendations_target,
-    search_query,
-    similar_query,
+    search_target,
+    similar_items_target,
+    similar_users_target,
+    stats_target,
 )
 from chorus.shared.contract.errors import (
     InvalidInput,
@@ -107,14 +111,15 @@ def respond(answer: Answer) -> Response:
 
 
 def lookup(request: Request) -> dict[str, Any]:
-    """How to use the cache for this request: ``fresh`` (skip the lookup), ``store`` (the answer) and the key the
-    hit path ``missed``.
+    """How to use the cache for this request: ``fresh`` (skip the lookup), ``store`` (the answer), the key the
+    hit path ``missed`` and the event store's ``mark`` it read (:mod:`.events`).
 
     ``Cache-Control: no-cache`` or ``max-age=0`` (or ``Pragma: no-cache``) from the client skips the lookup, and
     the fresh answer is still stored; ``no-store`` skips both (:func:`.hitpath.cache_policy`).
     """
     fresh, store = cache_policy(request.scope["headers"])
-    return {"fresh": fresh, "store": store, "missed": request.scope.get(MISSED)}
+    scope = request.scope
+    return {"fresh": fresh, "store": store, "missed": scope.get(MISSED), "mark": scope.get(MARKED, UNREAD)}
 
 
 meta = APIRouter(tags=["meta"])
@@ -150,17 +155,18 @@ async def healthz() -> Response:
 )
 async def readyz(gw: GatewayDep, request: Request) -> JSONResponse:
     """200 when both services are ready; the body lists each service (ready or not, and its version) and whether
-    the cache works. With ``Authorization: Bearer $CHORUS_STATUS_TOKEN`` it also gives their URLs (passwords
-    hidden) and why a service is not ready."""
+    the cache and the event store work (neither makes the gateway unready). With ``Authorization: Bearer
+    $CHORUS_STATUS_TOKEN`` it also gives their URLs (passwords hidden) and why a service is not ready."""
     await gw.check_all(timeout=2.0)
     details = show_details(request)
     services = {name: d.status() for name, d in gw.downstreams.items()}
-    cache = await gw.cache.status()
+    cache, events = await asyncio.gather(gw.cache.status(), gw.events.status())
     if not details:
         services = {name: {"status": s["status"], "version": s["version"]} for name, s in services.items()}
         cache = {"status": cache["status"]}
+        events = {"status": events["status"]}
     ready = all(d.ready for d in gw.downstreams.values())
-    body = {"status": "ready" if ready else "not_ready", "services": services, "cache": cache}
+    body = {"status": "ready" if ready else "not_ready", "services": services, "cache": cache, "events": events}
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
@@ -178,14 +184,14 @@ async def similar_items(
     min_common: MinCommon = DEFAULT_MIN_COMMON,
 ) -> Response:
     """The k items most similar to an item under a measure, best first (from the similarity service)."""
-    query = similar_query(k, measure.value, min_common)
-    return respond(await gw.get("similarity", f"items/{ident(item_id)}/similar", query, **lookup(request)))
+    target = similar_items_target(item_id, k, measure.value, min_common)
+    return respond(await gw.get(*target, **lookup(request)))
 
 
 @similarity.get("/items/{item_id}", response_model=ItemPublic, responses={200: {"headers": CACHED_HEADERS}})
 async def item(gw: GatewayDep, request: Request, item_id: ItemId) -> Response:
     """An item's title, number of reviews and mean rating."""
-    return respond(await gw.get("similarity", f"items/{ident(item_id)}", "", **lookup(request)))
+    return respond(await gw.get(*item_target(item_id), **lookup(request)))
 
 
 @similarity.get("/items", response_model=ItemsPublic, responses={200: {"headers": CACHED_HEADERS}})
@@ -196,14 +202,13 @@ async def search_items(
     limit: SearchLimit = DEFAULT_SEARCH_LIMIT,
 ) -> Response:
     """Items whose titles contain the words (for people who do not know product ids)."""
-    query = search_query(q, limit)
-    return respond(await gw.get("similarity", "items", query, **lookup(request)))
+    return respond(await gw.get(*search_target(q, limit), **lookup(request)))
 
 
 @similarity.get("/stats", response_model=StatsPublic, responses={200: {"headers": CACHED_HEADERS}})
 async def stats(gw: GatewayDep, request: Request) -> Response:
     """Statistics of the dataset behind the served version."""
-    return respond(await gw.get("similarity", "stats", "", **lookup(request)))
+    return respond(await gw.get(*stats_target(), **lookup(request)))
 
 
 @users.get("/{user_id}/similar", response_model=SimilarUsersPublic, responses={200: {"headers": CACHED_HEADERS}})
@@ -216,8 +221,8 @@ async def similar_users(
     min_common: MinCommon = DEFAULT_MIN_COMMON,
 ) -> Response:
     """The k users most similar to a user under a measure, best first (from the similarity service)."""
-    query = similar_query(k, measure.value, min_common)
-    return respond(await gw.get("similarity", f"users/{ident(user_id)}/similar", query, **lookup(request)))
+    target = similar_users_target(user_id, k, measure.value, min_common)
+    return respond(await gw.get(*target, **lookup(request)))
 
 
 @users.get(
@@ -241,8 +246,7 @@ async def recommendations(
     if target is None:  # validated above, but for exclude with similar
         msg = "not supported with method=similar; leave it out or choose another method"
         raise RequestValidationError([{"loc": ("query", "exclude"), "msg": msg, "type": "value_error"}])
-    service, route, query = target
-    return respond(await gw.get(service, route, query, **lookup(request)))
+    return respond(await gw.get(*target, **lookup(request)))
 
 
 @predictions.get("/predict", response_model=Prediction, responses={200: {"headers": CACHED_HEADERS}})
@@ -255,8 +259,7 @@ async def predict(
     """The rating a user would give an item (the latent factor model of the rating service). An unknown user or
     item is not an error: the answer is a fallback prediction flagged in ``fallback`` (``item_bias`` for an
     unknown user, ``user_bias`` for an unknown item, ``global_mean`` for both)."""
-    query = predict_query(user_id, item_id)
-    return respond(await gw.get("rating", "predict", query, **lookup(request)))
+    return respond(await gw.get(*predict_target(user_id, item_id), **lookup(request)))
 
 
 @predictions.post("/predict", response_model=PredictionsPublic)

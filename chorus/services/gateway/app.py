@@ -1,8 +1,8 @@
 """The gateway's FastAPI application: ``uvicorn chorus.services.gateway.app:create_app --factory``.
 
-The lifespan builds one pooled HTTP client per downstream service and the cache (Redis from ``REDIS_URL``, or an
-in-process LRU), asks each service for its version once, then keeps polling ``/readyz`` in the background; all of
-it is closed after the ``yield``.
+The lifespan builds one pooled HTTP client per downstream service, the cache (Redis from ``REDIS_URL``, or an
+in-process LRU) and the event store's access (``CHORUS_EVENTS_URL``, :mod:`.events`), asks each service for its
+version once, then keeps polling ``/readyz`` in the background; all of it is closed after the ``yield``.
 """
 
 from __future__ import annotations
@@ -16,15 +16,18 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from fastapi_offline import FastAPIOffline
 
-from chorus.services.gateway import api
+from chorus.services.gateway import api, events_api
 from chorus.services.gateway.cache import Cache, MemoryCache, NearCache, RedisCache
 from chorus.services.gateway.core import Gateway
 from chorus.services.gateway.downstream import Downstream, build_client
+from chorus.services.gateway.events import Events
 from chorus.services.gateway.hitpath import HitPath
+from chorus.services.gateway.keys import ApiKeys, MissingKey
 from chorus.services.gateway.settings import Settings, get_settings
 from chorus.shared.http.logs import configure_logging
 from chorus.shared.http.metrics import metrics_router
@@ -41,6 +44,12 @@ Answers of `GET` routes are cached under the artifact version of the service tha
 `X-Model-Version`); `X-Cache` says `hit`, `miss`, or `bypass` (the cache was unavailable). Send
 `Cache-Control: no-cache` to skip the cache lookup. Errors are `{"type", "detail"}` (invalid input also lists
 `errors`), worded as the services word them; user and item ids containing `/` are not supported (404).
+
+The event routes (`POST /v1/events`, `GET /v1/users/{id}/events`, `DELETE /v1/users/{id}`) need
+`Authorization: Bearer <key>` with one of the gateway's `CHORUS_API_KEYS`, and an event store
+(`CHORUS_EVENTS_URL`); without either they answer 503. A write is answered once it is durable, and the next
+answer about that user reflects it: cached answers are keyed by the event store's sequence numbers, so no client
+header is needed. Every other route is public.
 """
 
 
@@ -84,7 +93,8 @@ def build_gateway(settings: Settings, transports: Mapping[str, httpx.AsyncBaseTr
         for downstream in downstreams.values():
             for replica in downstream.replicas:
                 replica.client.headers["authorization"] = f"Bearer {token.get_secret_value()}"
-    return Gateway(downstreams, build_cache(settings), settings.cache_ttl)
+    url = None if settings.events_url is None else settings.events_url.get_secret_value()
+    return Gateway(downstreams, build_cache(settings), settings.cache_ttl, Events(url, settings.events_timeout))
 
 
 def create_app(
@@ -102,6 +112,13 @@ def create_app(
         app.state.gateway = gateway
         if isinstance(gateway.cache, MemoryCache):
             log.warning("REDIS_URL is not set: caching in this process only (LRU of %d entries)", settings.lru_size)
+        if gateway.events.configured and not len(app.state.api_keys):
+            log.warning("CHORUS_API_KEYS is not set: the event routes refuse every request until it is")
+        try:
+            await gateway.events.open(wait=max(2.0, settings.events_timeout))
+        except BaseException:  # a wrong URL or a newer schema: the start fails with that error
+            await gateway.aclose()
+            raise
         await gateway.check_all(timeout=settings.connect_timeout + 1.0)
         poller = asyncio.create_task(gateway.poll_forever(settings.version_poll_interval), name="chorus-poll")
         try:
@@ -122,17 +139,25 @@ def create_app(
         redirect_slashes=False,  # Starlette would build the redirect's Location from the Host header
     )
     app.state.settings = settings
+    app.state.api_keys = ApiKeys(settings.keys())
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for router in (api.meta, api.similarity, api.users, api.rating, api.predictions, api.page):
+    for router in (api.meta, api.similarity, api.users, api.rating, api.predictions, events_api.router, api.page):
         app.include_router(router)
     app.include_router(metrics_router(_versions), include_in_schema=False)
     # The services' handlers, so that an error reads the same whether the gateway or a service found it; the
     # gateway's own upstream errors (UpstreamError, 502) are ChorusErrors like theirs.
     install_error_handlers(app)
+    app.add_exception_handler(MissingKey, _missing_key)
     app.add_middleware(HitPath)
     install_http_middleware(app, settings)
     return app
+
+
+async def _missing_key(request: Request, exc: Exception) -> JSONResponse:
+    """A 401 names the scheme to authenticate with (RFC 9110, section 11.6.1)."""
+    assert isinstance(exc, MissingKey)
+    return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers={"www-authenticate": exc.challenge})
 
 
 def _versions(request: Request) -> dict[str, str | None]:

@@ -2,7 +2,9 @@
 
 Both store the raw JSON body of a 200 answer under a key that names the service and the artifact version that
 produced it (:func:`cache_key`), so once a service serves a new version no old answer is ever read again; the old
-keys simply expire. Values are bytes and are sent back as they are, never re-serialised.
+keys simply expire. With an event store, the key of an answer that depends on events also names the store's
+sequence number it reflects (:mod:`chorus.services.gateway.events`), with the same effect after each write.
+Values are bytes and are sent back as they are, never re-serialised.
 
 Concurrent Redis lookups are batched into one ``MGET`` per turn of the event loop (:meth:`RedisCache.get`). An
 optional in-process *near cache* (:class:`NearCache`, ``CHORUS_NEAR_CACHE_TTL``) keeps hot answers for a few
@@ -42,8 +44,15 @@ CacheState = Literal["hit", "miss", "bypass"]
 KEY_PREFIX = "chorus:v1"
 
 
-def cache_key(service: str, version: str, route: str, query: str) -> str:
-    """``chorus:v1:{service}:{version}:{route}:{canonical query}``; the version is percent-encoded."""
+def cache_key(service: str, version: str, route: str, query: str, mark: str = "") -> str:
+    """``chorus:v1:{service}:{version}:{route}:{canonical query}``; the version is percent-encoded.
+
+    ``mark`` (:data:`chorus.services.gateway.events.Mark`), when not empty, follows the version: the event
+    store's sequence number the answer reflects (``u{seq}`` or ``a{seq}``). No route starts with a letter
+    followed by a digit, so a key with a mark never reads as one without.
+    """
+    if mark:
+        return f"{KEY_PREFIX}:{service}:{quote(version, safe='')}:{mark}:{route}:{query}"
     return f"{KEY_PREFIX}:{service}:{quote(version, safe='')}:{route}:{query}"
 
 

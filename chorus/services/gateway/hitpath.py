@@ -18,6 +18,13 @@ not already in that form (``k=010``, ``k=9999``, ``measure=JACCARD``) builds a k
 such a request misses here and FastAPI validates it as usual. The one parameter that may repeat,
 ``exclude``, is canonicalised (distinct ids, sorted), so the hit path checks its bounds itself before building
 a key (:func:`recommendations_target`).
+
+Each route's target also says which events its answer depends on (:class:`.events.EventScope`): one user's
+history (a user's recommendations, because-you-liked, similar users, a prediction for a user) or everyone's
+(similar items, an item's facts, the title search, which may list items known only from events); the statistics
+of the served dataset depend on none. With an event store, the hit path reads the matching sequence number off
+the event loop (:meth:`.events.Events.mark`) and the key carries it, so an answer stored before a write is never
+served after it.
 """
 
 from __future__ import annotations
@@ -25,11 +32,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 from urllib.parse import parse_qsl, quote, unquote_to_bytes, urlencode
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chorus.services.gateway.cache import cache_key
+from chorus.services.gateway.events import EVERYONE, NO_EVENTS, EventScope, Mark, of_user
 from chorus.shared.contract.errors import NotFound
 from chorus.shared.contract.names import (
     DEFAULT_K,
@@ -94,7 +103,50 @@ def predict_query(user_id: str, item_id: str) -> str:
     return urlencode({"user_id": user_id, "item_id": item_id})
 
 
+class Target(NamedTuple):
+    """Where a cached ``GET`` is answered and stored: the service, its route and canonical query, and the events
+    the answer depends on."""
+
+    service: str
+    route: str
+    query: str
+    events: EventScope = NO_EVENTS
+
+
+def similar_items_target(item_id: str, k: int | str, measure: str, min_common: int | str) -> Target:
+    """``/v1/items/{id}/similar``: the item's neighbours, which everyone's events move."""
+    return Target("similarity", f"items/{ident(item_id)}/similar", similar_query(k, measure, min_common), EVERYONE)
+
+
+def similar_users_target(user_id: str, k: int | str, measure: str, min_common: int | str) -> Target:
+    """``/v1/users/{id}/similar``: from the user's history."""
+    return Target(
+        "similarity", f"users/{ident(user_id)}/similar", similar_query(k, measure, min_common), of_user(user_id)
+    )
+
+
+def item_target(item_id: str) -> Target:
+    """``/v1/items/{id}``: an item's facts, which say whether it is known only from events."""
+    return Target("similarity", f"items/{ident(item_id)}", "", EVERYONE)
+
+
+def search_target(q: str, limit: int | str) -> Target:
+    """``/v1/items?q=``: items and their facts, like :func:`item_target`."""
+    return Target("similarity", "items", search_query(q, limit), EVERYONE)
+
+
+def stats_target() -> Target:
+    """``/v1/stats``: the statistics of the served version's dataset; no event changes them."""
+    return Target("similarity", "stats", "")
+
+
+def predict_target(user_id: str, item_id: str) -> Target:
+    """``/v1/predict``: from the user's history."""
+    return Target("rating", "predict", predict_query(user_id, item_id), of_user(user_id))
+
+
 MISSED = "chorus.missed"  # scope key: the cache key the hit path just missed
+MARKED = "chorus.mark"  # scope key: the mark the hit path read for the request's events (see .events.Mark)
 
 
 def cache_policy(headers: Sequence[tuple[bytes, bytes]]) -> tuple[bool, bool]:
@@ -126,7 +178,6 @@ def cache_policy(headers: Sequence[tuple[bytes, bytes]]) -> tuple[bool, bool]:
     return fresh, not no_store
 
 
-Target = tuple[str, str, str]  # service, route, canonical query
 _METHODS = frozenset(m.value for m in Method)
 
 
@@ -143,19 +194,20 @@ def recommendations_target(user_id: str, k: int | str, method: str | None, exclu
     same ranker asked for by name.
     """
     route = f"users/{ident(user_id)}/recommendations"
+    events = of_user(user_id)
     if method is not None:
         if method not in _METHODS:
             return None
         method = canonical_method(Method(method)).value
     if method == Method.similar:
-        return None if exclude else ("similarity", route, k_query(k))
+        return None if exclude else Target("similarity", route, k_query(k), events)
     if len(exclude) > MAX_K or any(not 1 <= len(e) <= MAX_ID_LENGTH for e in exclude):
         return None
     pairs: list[tuple[str, str | int]] = [("k", k)]
     if method is not None:
         pairs.append(("method", method))
     pairs.extend(("exclude", e) for e in sorted(set(exclude)))
-    return "rating", route, urlencode(pairs)
+    return Target("rating", route, urlencode(pairs), events)
 
 
 Params = dict[str, str]
@@ -164,12 +216,10 @@ REPEATABLE = frozenset({"exclude"})
 """Query parameters that may be given several times (the others may not: FastAPI would read only the last)."""
 
 
-def _similar(kind: str) -> Callable[[re.Match[str], Params, Lists], Target]:
+def _similar(build: Callable[[str, str, str, str], Target]) -> Callable[[re.Match[str], Params, Lists], Target]:
     def target(m: re.Match[str], p: Params, lists: Lists) -> Target:
-        query = similar_query(
-            p.get("k", DEFAULT_K), p.get("measure", DEFAULT_MEASURE), p.get("min_common", DEFAULT_MIN_COMMON)
-        )
-        return "similarity", f"{kind}/{ident(m[1])}/similar", query
+        k, min_common = p.get("k", str(DEFAULT_K)), p.get("min_common", str(DEFAULT_MIN_COMMON))
+        return build(m[1], k, p.get("measure", DEFAULT_MEASURE), min_common)
 
     return target
 
@@ -181,28 +231,24 @@ def _recommendations(m: re.Match[str], p: Params, lists: Lists) -> Target | None
 def _search(m: re.Match[str], p: Params, lists: Lists) -> Target | None:
     if "q" not in p:
         return None
-    return "similarity", "items", search_query(p["q"], p.get("limit", DEFAULT_SEARCH_LIMIT))
+    return search_target(p["q"], p.get("limit", DEFAULT_SEARCH_LIMIT))
 
 
 def _predict(m: re.Match[str], p: Params, lists: Lists) -> Target | None:
     if "user_id" not in p or "item_id" not in p:
         return None
-    return "rating", "predict", predict_query(p["user_id"], p["item_id"])
+    return predict_target(p["user_id"], p["item_id"])
 
 
 # Starlette matches a ``{name}`` path parameter with ``[^/]+`` against the percent-decoded path; so do we. The
 # template is the route's, as FastAPI names it (for the metrics of hits, which never reach FastAPI's routing).
 ROUTES: list[tuple[re.Pattern[str], str, Callable[[re.Match[str], Params, Lists], Target | None]]] = [
-    (re.compile(r"/v1/items/([^/]+)/similar"), "/v1/items/{item_id}/similar", _similar("items")),
-    (re.compile(r"/v1/users/([^/]+)/similar"), "/v1/users/{user_id}/similar", _similar("users")),
+    (re.compile(r"/v1/items/([^/]+)/similar"), "/v1/items/{item_id}/similar", _similar(similar_items_target)),
+    (re.compile(r"/v1/users/([^/]+)/similar"), "/v1/users/{user_id}/similar", _similar(similar_users_target)),
     (re.compile(r"/v1/users/([^/]+)/recommendations"), "/v1/users/{user_id}/recommendations", _recommendations),
-    (
-        re.compile(r"/v1/items/([^/]+)"),
-        "/v1/items/{item_id}",
-        lambda m, p, lists: ("similarity", f"items/{ident(m[1])}", ""),
-    ),
+    (re.compile(r"/v1/items/([^/]+)"), "/v1/items/{item_id}", lambda m, p, lists: item_target(m[1])),
     (re.compile(r"/v1/items"), "/v1/items", _search),
-    (re.compile(r"/v1/stats"), "/v1/stats", lambda m, p, lists: ("similarity", "stats", "")),
+    (re.compile(r"/v1/stats"), "/v1/stats", lambda m, p, lists: stats_target()),
     (re.compile(r"/v1/predict"), "/v1/predict", _predict),
 ]
 
@@ -250,11 +296,14 @@ class HitPath:
         gateway = getattr(scope["app"].state, "gateway", None)
         if target is None or gateway is None or cache_policy(scope["headers"])[0]:
             return await self.app(scope, receive, send)
-        service, route, query = target
-        version = gateway.downstreams[service].version
+        version = gateway.downstreams[target.service].version
         if version is None:
             return await self.app(scope, receive, send)
-        key = cache_key(service, version, route, query)
+        mark: Mark = await gateway.events.mark(target.events)
+        scope[MARKED] = mark  # the handler keys its answer by the same mark: one store read per request
+        if mark is None:  # the event store cannot be read now: the handler answers uncached
+            return await self.app(scope, receive, send)
+        key = cache_key(target.service, version, target.route, target.query, mark)
         state, body = await gateway.cache.get(key)
         if body is None:
             if state == "miss":

@@ -6,8 +6,9 @@ never loses another's result:
 
 * ``user``: the reviewer the page recommends for (their recent reviews, "recommended for you" by the served default
   ranker with its reasons, and "because you liked", from the similarity service);
-* ``basket``: product ids, separated by commas or spaces, with its recommendations (``POST /v1/recommendations``);
-  ``add`` and ``remove`` change it;
+* ``basket``: product ids, separated by commas, with its recommendations (``POST /v1/recommendations``); ``add``
+  and ``remove`` (one id each, as the buttons send it) and ``add_ids`` (ids typed, separated by commas or spaces)
+  change it;
 * the view: ``item`` (a product: its facts and the products reviewed by the same people, under ``measure``, ``k``
   and ``min_common``), or ``q`` (title words: the products that match; an exact id or a single match opens the
   product), or, with neither, the home view: the most reviewed products and the busiest reviewers of the served
@@ -31,7 +32,16 @@ from typing import Any, cast
 from urllib.parse import urlencode
 
 from chorus.services.gateway.core import Answer, Gateway
-from chorus.services.gateway.hitpath import ident, k_query, recommendations_target, search_query, similar_query
+from chorus.services.gateway.events import EVERYONE, of_user
+from chorus.services.gateway.hitpath import (
+    Target,
+    ident,
+    item_target,
+    k_query,
+    recommendations_target,
+    search_target,
+    similar_items_target,
+)
 from chorus.shared.contract.errors import ChorusError
 from chorus.shared.contract.names import (
     DEFAULT_K,
@@ -41,6 +51,7 @@ from chorus.shared.contract.names import (
     MAX_K,
     MAX_MIN_COMMON,
     Measure,
+    Method,
 )
 from chorus.shared.contract.reviews import MAX_TEXT_CHARS, SCORE_PATH
 
@@ -67,9 +78,14 @@ def _number(value: str | None, default: int, most: int) -> int:
         return default
 
 
-def basket_ids(text: str) -> list[str]:
-    """The product ids of a basket: separated by commas or white space, repeats dropped, in order."""
-    return list(dict.fromkeys(t for t in re.split(r"[\s,]+", text) if t))
+def typed_ids(text: str) -> list[str]:
+    """Product ids as a person types them: separated by commas or white space."""
+    return [t for t in re.split(r"[\s,]+", text) if t]
+
+
+def listed_ids(text: str) -> list[str]:
+    """Product ids as the page lists them in ``basket``: separated by commas (an id may hold a space)."""
+    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 @dataclass(frozen=True)
@@ -97,10 +113,11 @@ class State:
             return None if value is None else value.strip()
 
         measure = params.get("measure")
-        items = basket_ids(params.get("basket") or "")
-        add, remove = basket_ids(params.get("add") or ""), set(basket_ids(params.get("remove") or ""))
+        items = listed_ids(params.get("basket") or "")
+        add = [*typed_ids(params.get("add_ids") or ""), (params.get("add") or "").strip()]
+        remove = (params.get("remove") or "").strip()
         notes = []
-        wanted = [i for i in [*items, *add] if i not in remove]
+        wanted = [i for i in [*items, *add] if i and i != remove]
         too_long = [i for i in wanted if len(i) > MAX_ID_LENGTH]
         if too_long:
             notes.append(f"Ids longer than {MAX_ID_LENGTH} characters were left out.")
@@ -113,7 +130,7 @@ class State:
             item=text("item") or None,
             user=text("user"),
             basket=tuple(kept),
-            basket_given=any(name in params for name in ("basket", "add", "remove")),
+            basket_given=any(name in params for name in ("basket", "add", "add_ids", "remove")),
             measure=measure if measure in {m.value for m in Measure} else DEFAULT_MEASURE.value,
             k=_number(params.get("k"), DEFAULT_K, MAX_K),
             min_common=_number(params.get("min_common"), DEFAULT_MIN_COMMON, MAX_MIN_COMMON),
@@ -229,13 +246,24 @@ def _body(answer: Answer, service: str, not_found: str) -> dict[str, Any]:
     return cast(dict[str, Any], body)  # a 200 answer of the services is a JSON object
 
 
-async def _get(gw: Gateway, service: str, route: str, query: str, not_found: str) -> tuple[dict[str, Any], str | None]:
+async def _get(gw: Gateway, target: Target, not_found: str) -> tuple[dict[str, Any], str | None]:
     """The JSON answer of a cached GET and the version that answered, or :class:`_Failed`."""
     try:
-        answer = await gw.get(service, route, query)
+        answer = await gw.get(*target)
     except ChorusError as exc:
         raise _Failed(f"Sorry, that cannot be answered right now: {exc.detail}.") from exc
-    return _body(answer, service, not_found), answer.version
+    return _body(answer, target.service, not_found), answer.version
+
+
+def top_target(k: int) -> Target:
+    """``GET /v1/stats/top`` of the similarity service: its answer leaves out forgotten users, so it depends on
+    every user's events."""
+    return Target("similarity", "stats/top", k_query(k), EVERYONE)
+
+
+def user_target(user_id: str) -> Target:
+    """``GET /v1/users/{id}`` of the similarity service: the user's newest reviews, events included."""
+    return Target("similarity", f"users/{ident(user_id)}", "", of_user(user_id))
 
 
 async def _post(
@@ -256,7 +284,7 @@ async def _facts(gw: Gateway, item_ids: list[str]) -> dict[str, dict[str, Any]]:
         if "/" in item_id:  # not an id (see hitpath.ident)
             return None
         try:
-            return (await _get(gw, "similarity", f"items/{ident(item_id)}", "", ""))[0]
+            return (await _get(gw, item_target(item_id), ""))[0]
         except _Failed:
             return None
 
@@ -301,7 +329,7 @@ def _version(version: str | None) -> str:
 async def home_part(gw: Gateway) -> Part:
     """The most reviewed products and the busiest reviewers of the served data (``GET /v1/stats/top``)."""
     try:
-        top, version = await _get(gw, "similarity", "stats/top", k_query(EXAMPLES), "")
+        top, version = await _get(gw, top_target(EXAMPLES), "")
     except _Failed as failed:
         return Part(title="Popular products", message=failed.message or "The served version lists no products.")
     products = [Product(d["item_id"], d.get("title"), d.get("reviews"), d.get("mean_rating")) for d in top["items"]]
@@ -320,11 +348,10 @@ async def item_part(gw: Gateway, state: State) -> Part:
     unknown = f"No product has the id “{item_id}”."
     if "/" in item_id:  # not an id (see hitpath.ident)
         return Part(message=unknown)
-    route = f"items/{ident(item_id)}"
-    query = similar_query(state.k, state.measure, state.min_common)
+    neighbours = similar_items_target(item_id, state.k, state.measure, state.min_common)
     try:
         (facts, _), (similar, version) = await asyncio.gather(
-            _get(gw, "similarity", route, "", unknown), _get(gw, "similarity", f"{route}/similar", query, unknown)
+            _get(gw, item_target(item_id), unknown), _get(gw, neighbours, unknown)
         )
     except _Failed as failed:
         return Part(message=failed.message)
@@ -365,7 +392,7 @@ async def search_part(gw: Gateway, q: str) -> Part:
     if not q:
         return Part(message="Type some words of a product title, or a product id.")
     try:
-        found, _ = await _get(gw, "similarity", "items", search_query(q, SEARCH_LIMIT + 1), "")
+        found, _ = await _get(gw, search_target(q, SEARCH_LIMIT + 1), "")
     except _Failed as failed:
         return Part(message=failed.message or f"No product matches “{q}”.")
     matches = found.get("data") or []
@@ -390,7 +417,7 @@ async def user_parts(gw: Gateway, user: str) -> dict[str, Part]:
     activity, ranked, because = await asyncio.gather(
         _activity(gw, user, unknown),
         _ranked(
-            gw, _get(gw, *target, unknown), "Because you reviewed {names}", "Reviewed by people with tastes like yours"
+            gw, _get(gw, target, unknown), "Because you reviewed {names}", "Reviewed by people with tastes like yours"
         ),
         _because(gw, user),
     )
@@ -405,7 +432,7 @@ async def user_parts(gw: Gateway, user: str) -> dict[str, Part]:
 
 async def _activity(gw: Gateway, user: str, unknown: str) -> Part:
     try:
-        body, _ = await _get(gw, "similarity", f"users/{ident(user)}", "", "")
+        body, _ = await _get(gw, user_target(user), "")
     except _Failed as failed:
         if failed.message:
             return Part(title="Recently reviewed", message=failed.message)
@@ -454,8 +481,11 @@ async def _ranked(
 
 
 async def _because(gw: Gateway, user: str) -> Part:
+    target = recommendations_target(user, LIST_K, Method.similar, [])
+    if target is None:  # cannot happen: no exclude
+        return Part(title="Because you liked", message="Sorry, that cannot be answered.")
     try:
-        body, version = await _get(gw, "similarity", f"users/{ident(user)}/recommendations", k_query(LIST_K), "")
+        body, version = await _get(gw, target, "")
     except _Failed as failed:
         return Part(title="Because you liked", message=failed.message or "No recommendations for this reviewer.")
     hits = body.get("data") or []

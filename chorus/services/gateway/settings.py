@@ -20,10 +20,18 @@
 | `CHORUS_REDIS_CONNECT_TIMEOUT` | `0.25` | seconds to connect to Redis |
 | `CHORUS_REDIS_MAX_CONNECTIONS` | `64` | pooled Redis connections; when all are busy a request skips the cache |
 | `CHORUS_REDIS_MAX_BACKOFF` | `1.0` | longest wait in seconds between reconnection attempts (doubling from 0.25 s) |
+| `CHORUS_EVENTS_URL` | unset | event store, `sqlite:///path/events.db` or `postgresql://...`; unset: event routes 503 |
+| `CHORUS_API_KEYS` | unset | comma-separated keys of the event routes (`Bearer <key>`); unset: event routes 503 |
+| `CHORUS_EVENTS_TIMEOUT` | `0.5` | seconds for one event-store read of a cached route; slower: an outage (uncached) |
 
 The near cache is off by default: while it is on, a hot answer can still be served from process memory (as a hit)
 for up to that many seconds after Redis went down, where the gateway otherwise answers uncached (`X-Cache: bypass`)
 at once. It is never stale with respect to the model: keys carry the artifact version.
+
+With an event store, the key of an answer that depends on events also carries the store's sequence number that
+the answer reflects (:mod:`chorus.services.gateway.events`), so no answer is served from before an event the
+client has written. Every gateway replica must name the same store (or none), as they share the cache. A
+PostgreSQL URL may carry `connect_timeout=2` (seconds) so that an unreachable server fails a write quickly.
 
 `CHORUS_MAX_CONNECTIONS` is small on purpose. A service is one uvicorn process doing CPU-bound work, so more
 requests in flight to it only queue there, while httpx's pool scans every pooled connection (several times over)
@@ -39,7 +47,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from chorus.shared.http.limits import HttpSettings
@@ -71,6 +79,10 @@ class Settings(HttpSettings):
     redis_max_connections: int = Field(64, ge=1)
     redis_max_backoff: float = Field(1.0, gt=0)
 
+    events_url: SecretStr | None = None
+    api_keys: SecretStr | None = None
+    events_timeout: float = Field(0.5, gt=0)
+
     @field_validator("similarity_url", "rating_url")
     @classmethod
     def _replica_urls(cls, value: str) -> str:
@@ -84,6 +96,26 @@ class Settings(HttpSettings):
         if len(set(urls)) != len(urls):
             raise ValueError(f"a base URL is listed twice in {value!r}")
         return ",".join(urls)
+
+    @field_validator("events_url", "api_keys", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """An empty variable means unset (as ``REDIS_URL=`` does)."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys(cls, value: SecretStr | None) -> SecretStr | None:
+        """Comma-separated keys, none empty (a stray comma would otherwise be read as a key)."""
+        if value is not None and not all(k.strip() for k in value.get_secret_value().split(",")):
+            raise ValueError("CHORUS_API_KEYS holds an empty key: separate keys with single commas, no trailing comma")
+        return value
+
+    def keys(self) -> list[str]:
+        """The API keys of the event routes (none when ``CHORUS_API_KEYS`` is unset)."""
+        if self.api_keys is None:
+            return []
+        return [k.strip() for k in self.api_keys.get_secret_value().split(",")]
 
     def urls(self, service: str) -> list[str]:
         """The base URLs of ``service``'s replicas (``similarity`` or ``rating``)."""

@@ -4,7 +4,8 @@ Files (``.npy``, read into memory on load): ``global_mean`` float64 (1,), ``user
 ``user_factors``, ``item_factors`` float32 (n, K), ``user_count``, ``item_count`` int32, ``popular_items`` int32,
 whatever the kind (models without factors store K = 0), and any further arrays a model's ``to_arrays`` names. The
 manifest's ``hyperparameters`` record the model's ``kind``, which picks its class in
-:data:`chorus.services.rating.models.REGISTRY`, with ``n_factors``, the ``scale`` and the sizes.
+:data:`chorus.services.rating.models.REGISTRY` (:func:`~chorus.services.rating.stored.load_stored`), with
+``n_factors``, the ``scale`` and the sizes.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from chorus.services.rating.models import REGISTRY, RatingModel
+from chorus.services.rating.stored import load_stored
 from chorus.shared.artifacts import Version, VersionWriter
-from chorus.shared.contract.errors import ArtifactError, InvalidInput
 
 COMPONENT = "rating"
 #: The kind of a version whose manifest names none (written before kinds were recorded).
@@ -52,18 +53,15 @@ def load_component(version: Version) -> RatingModel:
     meta = version.component_meta(COMPONENT)
     hyper = meta.get("hyperparameters", {})
     kind = hyper.get("kind", DEFAULT_KIND)
-    if kind not in REGISTRY:
-        raise ArtifactError(
-            f"rating component of version {version.name} holds a {kind!r} model; this build serves "
-            f"{', '.join(REGISTRY)}"
-        )
-    try:
-        arrays = {name: version.array(COMPONENT, name) for name in meta.get("files", {})}
-        return REGISTRY[kind].from_arrays(arrays, hyper)
-    except (KeyError, IndexError, TypeError) as exc:
-        raise ArtifactError(f"rating component of version {version.name} is incomplete: {exc}") from exc
-    except InvalidInput as exc:
-        raise ArtifactError(f"rating component of version {version.name}: {exc.detail}") from exc
+    where = f"{COMPONENT} component of version {version.name}"
+    return load_stored(
+        REGISTRY,
+        kind,
+        lambda: {name: version.array(COMPONENT, name) for name in meta.get("files", {})},
+        hyper,
+        found=f"{where} holds a {kind!r} model",
+        subject=where,
+    )
 
 
 def jsonable(value: Any) -> Any:

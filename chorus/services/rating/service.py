@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from chorus.services.rating.models import RatingModel
 from chorus.services.rating.models.base import POPULAR
 from chorus.services.rating.persistence import load_component
-from chorus.services.rating.rankers import Ranked, Ranker
+from chorus.services.rating.rankers import PopularRanker, Ranked, Ranker
 from chorus.services.rating.rankers.base import history_row
 from chorus.services.rating.rankers.persistence import COMPONENT as RANKING
 from chorus.services.rating.rankers.persistence import load_rankers
@@ -30,7 +30,7 @@ from chorus.services.rating.text.scorer import ReviewScorer, load_scorer
 from chorus.shared.artifacts import Version
 from chorus.shared.catalog import Catalog
 from chorus.shared.contract.errors import ArtifactError, InvalidInput
-from chorus.shared.contract.names import Ranking
+from chorus.shared.data.matrix import user_item_matrix
 
 LATENT = "latent"
 """The method served by the rating model (top-N by predicted rating)."""
@@ -78,7 +78,7 @@ class RatingService:
         Raw ids and titles.
     reviews : scipy.sparse.csr_array
         float32 (n_users, n_items), every review's star rating in the version's data (a known user's history;
-        what recommendations exclude), from :func:`reviews_matrix`.
+        what recommendations exclude), from :func:`~chorus.shared.data.matrix.user_item_matrix`.
     rankers : dict
         kind -> :class:`~chorus.services.rating.rankers.Ranker` of the ``ranking`` component (empty without one).
     default : str
@@ -103,7 +103,8 @@ class RatingService:
     def reviewed(self, u: int) -> np.ndarray:
         """The items user ``u`` reviewed: int32 (m,)."""
         m = self.reviews
-        return m.indices[m.indptr[u] : m.indptr[u + 1]]
+        items: np.ndarray = m.indices[m.indptr[u] : m.indptr[u + 1]]
+        return items
 
     def history(self, u: int) -> sp.csr_array:
         """User ``u``'s history: float64 (1, n_items), their star ratings."""
@@ -146,7 +147,7 @@ class RatingService:
 
     def _popular(self, k: int, banned: np.ndarray, **unknown: list[str]) -> Recommendation:
         """The popular list for a request nothing is known about (``banned``: int item indices)."""
-        ranker = self.rankers.get(Ranking.popular.value)
+        ranker = self.rankers.get(PopularRanker.kind)
         if ranker is not None:
             empty = history_row(np.zeros(0, dtype=np.int64), None, self.catalog.n_items)
             ranked = ranker.recommend(empty, k, exclude=banned)
@@ -213,25 +214,6 @@ def _unique(ids: list[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def reviewed_matrix(user: np.ndarray, item: np.ndarray, n_users: int, n_items: int) -> sp.csr_array:
-    """The user×item CSR pattern of reviews, int8 ones (duplicates summed), for ``user, item`` int (n,). The items
-    user ``u`` reviewed, what ``RatingModel.recommend`` takes as ``exclude``, are
-    ``m.indices[m.indptr[u]:m.indptr[u + 1]]``."""
-    m = sp.csr_array((np.ones(len(user), np.int8), (np.asarray(user), np.asarray(item))), shape=(n_users, n_items))
-    m.sum_duplicates()
-    return m
-
-
-def reviews_matrix(user: np.ndarray, item: np.ndarray, rating: np.ndarray, n_users: int, n_items: int) -> sp.csr_array:
-    """The user×item CSR of star ratings, float32, for ``user, item`` int (n,) and ``rating`` float (n,) (one
-    review per pair, as the loaders keep; column indices sorted within each row)."""
-    m = sp.csr_array(
-        (np.asarray(rating, dtype=np.float32), (np.asarray(user), np.asarray(item))), shape=(n_users, n_items)
-    )
-    m.sum_duplicates()
-    return m
-
-
 def load_service(version: Version, verify: bool = True) -> RatingService:
     """The served state of a verified version with the ``data`` and ``rating`` components, and its ``ranking`` and
     ``text`` components when it has them (whose files are checked here when ``verify``: the loader verifies only the
@@ -248,7 +230,9 @@ def load_service(version: Version, verify: bool = True) -> RatingService:
             f"version {version.name}: the rating model has {model.n_users} users and "
             f"{model.n_items} items, the data {catalog.n_users} and {catalog.n_items}"
         )
-    reviews = reviews_matrix(ratings.user, ratings.item, ratings.rating, catalog.n_users, catalog.n_items)
+    reviews = user_item_matrix(
+        ratings.user, ratings.item, catalog.n_users, catalog.n_items, values=ratings.rating, dtype=np.float32
+    )
     rankers: dict[str, Ranker] = {}
     default = LATENT
     if RANKING in version.components:

@@ -66,7 +66,11 @@ class Activity:
         )
 
     def recent(self, u: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """User ``u``'s newest reviews: item indices (int32), ratings (float32) and dates as ``YYYY-MM-DD`` (str)."""
+        """User ``u``'s newest reviews: item indices (int32), ratings (float32) and timestamps (int64 seconds)."""
         lo, hi = int(self.offsets[u]), int(self.offsets[u + 1])
-        days = self.timestamp[lo:hi].astype("datetime64[s]").astype("datetime64[D]")
-        return self.item[lo:hi], self.rating[lo:hi], np.datetime_as_string(days)
+        return self.item[lo:hi], self.rating[lo:hi], self.timestamp[lo:hi]
+
+
+def day(timestamp: float) -> str:
+    """A timestamp (seconds since the epoch) as its UTC date, ``YYYY-MM-DD``."""
+    return str(np.datetime64(int(timestamp), "s").astype("datetime64[D]"))

@@ -27,16 +27,9 @@ from chorus.services.similarity.recommend import Recommendations, recommend
 from chorus.services.similarity.side import Side
 from chorus.services.similarity.sparse import csr_layout, row_stats
 from chorus.shared.contract.errors import ArtifactError, InvalidInput
-from chorus.shared.contract.names import Measure
+from chorus.shared.contract.names import Measure, check_k
 from chorus.shared.indices import check_indices
 from chorus.shared.workers import current_workers, map_threads
-
-
-def check_k(k: int) -> int:
-    """``k`` (how many results) as an int of at least 1; :class:`InvalidInput` otherwise."""
-    if int(k) < 1:
-        raise InvalidInput(f"k must be at least 1, got {k}")
-    return int(k)
 
 
 def check_min_common(m: int) -> int:
@@ -91,10 +84,10 @@ class SimilarityIndex:
         user_side = ("user", "user", "item", self.user_count, self.user_mean, self.user_norm, self.user_rank)
 
         def side(spec: tuple[str, str, str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> Side:
-            name, rows, cols, *stats = spec
+            name, rows, cols, count, mean, norm, rank = spec
             layouts = (a[f"{rows}_indptr"], a[f"{rows}_{cols}s"], a[f"{rows}_ratings"])
             t_layouts = (a[f"{cols}_indptr"], a[f"{cols}_{rows}s"], a[f"{cols}_ratings"])
-            return Side(name, *layouts, *t_layouts, *stats)
+            return Side(name, *layouts, *t_layouts, count, mean, norm, rank)
 
         # the two orientations are independent numpy work (most of it outside the GIL): on two threads
         self.items, self.users = map_threads(side, [item_side, user_side], current_workers())
@@ -298,10 +291,22 @@ class SimilarityIndex:
 
     # -- recommendations and predictions ------------------------------------------------------------------
 
-    def recommend(self, u: int, k: int = 10, measure: str | None = None) -> Recommendations:
+    def table_of(self, measure: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The neighbour table of ``measure`` (neighbours int32 (n_items, K) -1 padded, rounded scores float64
+        (n_items, K)), or None without one."""
+        return self._table.get(measure_spec(measure).measure)
+
+    def neighbor_counts(self) -> np.ndarray:
+        """Neighbours stored per item in the table, int32 (n_items,) (empty without a table)."""
+        return self._n_neighbors
+
+    def recommend(
+        self, u: int, k: int = 10, measure: str | None = None, exclude: np.ndarray | None = None
+    ) -> Recommendations:
         """Items for user ``u`` from the items they liked (rated at least ``config.like_threshold``), by summed
         similarity (``config.recommend_measure`` by default); see :mod:`chorus.services.similarity.recommend`
-        (Jaccard and Pearson sum over the neighbour table when one is attached)."""
+        (Jaccard and Pearson sum over the neighbour table when one is attached). ``exclude``: items never
+        recommended besides the rated ones."""
         spec = measure_spec(self.config.recommend_measure if measure is None else measure)
         k = check_k(k)
         rated, ratings = self.user_items(u)
@@ -314,6 +319,7 @@ class SimilarityIndex:
             like_threshold=self.config.like_threshold,
             block_nnz=self.config.block_nnz,
             table=self._table.get(spec.measure),
+            exclude=exclude,
         )
 
     def predict(
@@ -344,12 +350,12 @@ class SimilarityIndex:
             raise InvalidInput(f"users and items must be 1-d and of equal length ({users.shape}, {items.shape})")
         users = check_indices(users, self.n_users, "user", unknown_ok=True)
         items = check_indices(items, self.n_items, "item", unknown_ok=True)
+        chunk = self.config.pair_chunk
         return predict(
             self.users,
-            self.items,
+            lambda i, j: self.items.pair_scores(i, j, spec.measure, chunk),
             users,
             items,
-            spec.measure,
             global_mean=self.global_mean,
             pair_chunk=self.config.pair_chunk,
             low=low,

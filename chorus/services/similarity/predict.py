@@ -10,13 +10,12 @@ when one is given.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from chorus.services.similarity.side import Side
-from chorus.services.similarity.sparse import chunks, gather_rows
-from chorus.shared.contract.names import Measure
+from chorus.services.similarity.sparse import chunks
 
 
 class Predictions(NamedTuple):
@@ -27,12 +26,28 @@ class Predictions(NamedTuple):
     impossible: np.ndarray
 
 
+class Histories(Protocol):
+    """The users' rated items: a :class:`~chorus.services.similarity.side.Side` whose rows are users, or the
+    users' side of a live overlay (:class:`~chorus.services.similarity.overlay.SideState`)."""
+
+    def lengths(self, rows: np.ndarray) -> np.ndarray:
+        """Items rated by each of ``rows`` (int64 (r,)): int64 (r,)."""
+        ...
+
+    def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(indptr int64 (r + 1,), items int64 (nnz,), ratings float64 (nnz,)) of ``rows``, in that order."""
+        ...
+
+
+PairScores = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""``sim(i[p], j[p])`` for int64 item indices ``i, j`` (n,) -> float64 (n,)."""
+
+
 def predict(
-    users: Side,
-    items: Side,
+    histories: Histories,
+    similarity: PairScores,
     user: np.ndarray,
     item: np.ndarray,
-    measure: Measure,
     *,
     global_mean: float,
     pair_chunk: int,
@@ -43,12 +58,12 @@ def predict(
 
     Parameters
     ----------
-    users, items : Side
-        The user side (rows are users) and the item side (rows are items) of the index.
+    histories : Histories
+        The items each user rated, with the ratings.
+    similarity : PairScores
+        ``sim`` in the heuristic, between items.
     user, item : int64 (n,)
         Valid indices, or -1 for an id the vocabulary does not know.
-    measure : Measure
-        ``sim`` in the heuristic.
     global_mean : float
         The fallback.
     pair_chunk : int
@@ -63,16 +78,15 @@ def predict(
     rating = np.full(user.shape[0], global_mean, dtype=np.float64)
     impossible = np.ones(user.shape[0], dtype=bool)
     known = np.flatnonzero((user >= 0) & (item >= 0))
-    lens = users.count_int[user[known]]
+    lens = histories.lengths(user[known])
     for lo, hi in chunks(lens, pair_chunk):
         p = known[lo:hi]
-        bptr, pos = gather_rows(users.indptr, user[p])
+        bptr, rated, ratings = histories.gather(user[p])
         pair = np.repeat(np.arange(hi - lo), np.diff(bptr))
-        j = users.indices[pos].astype(np.int64)
         i = item[p][pair]
-        other = j != i
-        pair, j, i, r = pair[other], j[other], i[other], users.ratings[pos[other]]
-        sim = items.pair_scores(i, j, measure, pair_chunk)
+        other = rated != i
+        pair, j, i, r = pair[other], rated[other], i[other], ratings[other]
+        sim = similarity(i, j)
         num = np.bincount(pair, weights=r * sim, minlength=hi - lo)
         den = np.bincount(pair, weights=sim, minlength=hi - lo)
         ok = den != 0

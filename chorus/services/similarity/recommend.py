@@ -50,6 +50,7 @@ def recommend(
     like_threshold: float,
     block_nnz: int,
     table: tuple[np.ndarray, np.ndarray] | None = None,
+    exclude: np.ndarray | None = None,
 ) -> Recommendations:
     """The ``k`` best items for a user who rated ``rated`` with ``ratings``.
 
@@ -71,22 +72,29 @@ def recommend(
     table : (int32 (n_items, K), float64 (n_items, K)), optional
         The neighbour table of ``measure`` (neighbours -1 padded, scores rounded). Given for Jaccard or Pearson,
         the sums run over it; ignored for cosine.
+    exclude : int (e,), optional
+        Items never recommended besides the rated ones (those the user viewed).
 
     Cost: cosine is one sparse vector × matrix product (its sum factorises); the other measures need the
     similarity row of every liked item, taken in chunks of ``block_nnz`` work, so memory stays bounded but a
     user with thousands of liked items takes seconds.
     """
-    liked = rated[ratings >= like_threshold]
-    if liked.shape[0] == 0:
-        liked = rated
+    liked = liked_items(rated, ratings, like_threshold)
     if liked.shape[0] == 0:
         return _nothing()
-    liked = liked.astype(np.int64)
+    seen = rated.astype(np.int64) if exclude is None else np.union1d(rated, exclude).astype(np.int64)
     if measure == Measure.cosine:
-        return _recommend_cosine(side, rated, liked, k)
+        return _recommend_cosine(side, seen, liked, k)
     if table is not None:
-        return _recommend_table(*table, side.rank, rated, liked, k)
-    return _recommend_summed(side, rated, liked, k, measure, block_nnz)
+        return recommend_from_table(*table, side.rank, seen, liked, k)
+    return _recommend_summed(side, seen, liked, k, measure, block_nnz)
+
+
+def liked_items(rated: np.ndarray, ratings: np.ndarray, like_threshold: float) -> np.ndarray:
+    """The items liked among ``rated`` (int (r,)) with ``ratings`` (float64 (r,)): those rated at least
+    ``like_threshold``, all of them when none is. int64 (l,), in the order of ``rated``."""
+    liked = rated[ratings >= like_threshold]
+    return (liked if liked.shape[0] else rated).astype(np.int64)
 
 
 def _nothing() -> Recommendations:
@@ -128,10 +136,13 @@ def _recommend_summed(
     return Recommendations(uniq[best], np.round(total[best], DECIMALS), because[best])
 
 
-def _recommend_table(
+def recommend_from_table(
     neighbors: np.ndarray, scores: np.ndarray, rank: np.ndarray, rated: np.ndarray, liked: np.ndarray, k: int
 ) -> Recommendations:
-    """The sums over the stored neighbours of the liked items: ``|liked| · K`` entries, grouped by candidate."""
+    """The sums over the stored neighbours of the liked items: ``|liked| · K`` entries, grouped by candidate.
+
+    ``neighbors`` int (n, K) -1 padded and ``scores`` float64 (n, K) by item; ``rank`` int64 (n,) the raw-id
+    rank; ``rated`` int64 (r,) ascending, never recommended; ``liked`` int64 (l,)."""
     col = neighbors[liked].ravel().astype(np.int64)
     value = scores[liked].ravel()
     src = np.repeat(liked, neighbors.shape[1])

@@ -19,7 +19,7 @@ floating-point numbers (the tests check this bit for bit).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cache
 from typing import NamedTuple
 
@@ -43,6 +43,19 @@ def plan(measures: tuple[str, ...]) -> tuple[tuple[MeasureSpec, ...], frozenset[
 def index_dtype(*sizes: int) -> type[np.signedinteger]:
     """The dtype of a side's column indices: int32 while every size fits, else int64."""
     return np.int32 if max(sizes, default=0) < 2**31 - 1 else np.int64
+
+
+class _Right(dict[str, sp.csr_array]):
+    """A dict of the columns×rows matrices that forms each one the first time it is read (two threads may both
+    form it; either result is the same matrix)."""
+
+    def __init__(self, form: Callable[[str], sp.csr_array]) -> None:
+        super().__init__()
+        self._form = form
+
+    def __missing__(self, kind: str) -> sp.csr_array:
+        matrix = self[kind] = self._form(kind)
+        return matrix
 
 
 class Candidates(NamedTuple):
@@ -71,6 +84,9 @@ class Side:
     count : int (n_rows,); mean, norm : float64 (n_rows,)
     rank : int64 (n_rows,)
         Raw-id rank of each row (the ranking tie-break).
+    eager : bool
+        Form every columns×rows matrix now (a served index); False forms each on first use (a side built for one
+        query, which reads one or two of them).
     """
 
     def __init__(
@@ -86,6 +102,7 @@ class Side:
         mean: np.ndarray,
         norm: np.ndarray,
         rank: np.ndarray,
+        eager: bool = True,
     ) -> None:
         self.name = name
         self.n_rows = int(indptr.shape[0]) - 1
@@ -111,21 +128,31 @@ class Side:
         z = ratings - self.mean[np.repeat(np.arange(self.n_rows), self.count_int)]
         zt = t_ratings - self.mean[t_indices]
         ones = np.ones(nnz)
+        self._t_layout = (t_indices, t_indptr, (self.n_cols, self.n_rows))
         # Complex values carry two sums through one product with the exact pattern of the common counts:
         # (z² + i)[R] · (1 + 0i)ᵀ = Σ z_r² + i·|common|, and 1[R] · (z² + i)ᵀ = Σ z_c² + i·|common|. The
         # imaginary part is ≥ 1 on every candidate, so scipy never drops an entry, and multiplying by exact
         # 0s and 1s leaves the real parts bit-identical to the real products.
         self.left = {"b": ones, "x": ratings, "z": z, "z2": z * z}
         """Entry values of the rows×columns layout by kind: ``b`` ones, ``x`` ratings, ``z`` centred, ``z2``."""
-        shape = (self.n_cols, self.n_rows)
-        zt2 = zt * zt
-        self.right = {
-            kind: sp.csr_array((data, t_indices, t_indptr), shape=shape)
-            for kind, data in (("b", ones), ("x", t_ratings), ("z", zt), ("bc", ones + 0j), ("z2i", zt2 + 1j))
+        self._right_values: dict[str, Callable[[], np.ndarray]] = {
+            "b": lambda: ones,
+            "x": lambda: t_ratings,
+            "z": lambda: zt,
+            "bc": lambda: ones + 0j,
+            "z2i": lambda: zt * zt + 1j,
         }
+        self.right: dict[str, sp.csr_array] = _Right(self._right_matrix)
         """The columns×rows matrices by kind (``bc`` = ``b`` + 0i, ``z2i`` = ``z²`` + i)."""
+        if eager:
+            for kind in self._right_values:
+                self.right[kind] = self._right_matrix(kind)
         self._keys_sorted: np.ndarray | None = None
         self._work: np.ndarray | None = None
+
+    def _right_matrix(self, kind: str) -> sp.csr_array:
+        t_indices, t_indptr, shape = self._t_layout
+        return sp.csr_array((self._right_values[kind](), t_indices, t_indptr), shape=shape)
 
     @property
     def ratings(self) -> np.ndarray:
@@ -141,6 +168,17 @@ class Side:
         i = self.check_row(i)
         a, b = self.indptr[i], self.indptr[i + 1]
         return self.indices[a:b], self.ratings[a:b]
+
+    def lengths(self, rows: np.ndarray) -> np.ndarray:
+        """Entries of each of ``rows`` (int (r,), valid rows): int64 (r,)."""
+        lengths: np.ndarray = self.count_int[rows]
+        return lengths
+
+    def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The entries of ``rows`` (int (r,), valid rows), in that order: (indptr int64 (r + 1,), columns int64
+        (nnz,), ratings float64 (nnz,)), each row's columns ascending."""
+        bptr, pos = gather_rows(self.indptr, np.asarray(rows, dtype=np.int64))
+        return bptr, self.indices[pos].astype(np.int64), self.ratings[pos]
 
     # -- block products -----------------------------------------------------------------------------------
 

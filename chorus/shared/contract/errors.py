@@ -84,3 +84,17 @@ class Unauthorized(ChorusError):
 
     type = "unauthorized"
     status_code = 401
+
+
+class Forbidden(ChorusError):
+    """A credential that is not accepted: an API key that is none of the configured ones (HTTP 403)."""
+
+    type = "forbidden"
+    status_code = 403
+
+
+class EventsUnavailable(ChorusError):
+    """The event store is not configured, not reachable, or refuses writes for want of API keys (HTTP 503)."""
+
+    type = "events_unavailable"
+    status_code = 503

@@ -7,8 +7,12 @@ and the one function that hides a password in a URL before it is logged or shown
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import Enum, EnumMeta, StrEnum
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode
+
+from chorus.shared.contract.errors import InvalidInput
+from chorus.shared.contract.kinds import ranker_methods
 
 
 class Measure(StrEnum):
@@ -19,14 +23,14 @@ class Measure(StrEnum):
     pearson = "pearson"
 
 
+# Ranking and Method have a member per served ranker of the spec table (kinds.ranker_methods()), made at import by
+# _after_rankers, ahead of the members written here. The type checker sees only the written ones, so code names a
+# ranker member by its value (Method("ease")), never as an attribute.
+
+
 class Ranking(StrEnum):
     """A top-N ranker on implicit feedback, as the rating service's ``ranking`` component records its kind
     (``chorus.services.rating.rankers``; formulas in ``docs/models.md``)."""
-
-    ease = "ease"
-    ials = "ials"
-    item_knn = "item_knn"
-    popular = "popular"
 
 
 class Method(StrEnum):
@@ -38,13 +42,33 @@ class Method(StrEnum):
     rankers).
     """
 
-    ease = "ease"
-    ials = "ials"
-    item_knn = "item_knn"
-    popular = "popular"
     latent = "latent"
     similar = "similar"
     model = "model"
+
+
+def _after_rankers(enum: type[StrEnum]) -> type[Enum]:
+    """``enum`` made again with a member per served ranker (:func:`~chorus.shared.contract.kinds.ranker_methods`)
+    ahead of its own members, under the same name, docstring and module.
+
+    Raises
+    ------
+    ValueError : a ranker named like one of ``enum``'s members.
+    """
+    rankers = ranker_methods()
+    clash = sorted(set(rankers) & {m.value for m in enum})
+    if clash:
+        raise ValueError(f"ranker kind {clash[0]!r} is already a {enum.__name__} of another meaning")
+    members = [(kind, kind) for kind in rankers] + [(m.name, m.value) for m in enum]
+    # the functional API, called through the metaclass: the type checker refuses computed members in StrEnum(...)
+    made = EnumMeta.__call__(StrEnum, enum.__name__, members, module=enum.__module__, qualname=enum.__qualname__)
+    made.__doc__ = enum.__doc__
+    return made
+
+
+if not TYPE_CHECKING:
+    Ranking = _after_rankers(Ranking)
+    Method = _after_rankers(Method)
 
 
 METHOD_ALIASES = {Method.model: Method.latent}
@@ -61,6 +85,23 @@ MAX_ID_LENGTH = 256
 many bytes of UTF-8 (longer ones are skipped as ``id_too_long``), so every id a version holds can be queried."""
 MAX_K = 500
 """Most results one list query returns."""
+
+
+def check_k(k: int, name: str = "k") -> int:
+    """``k`` (how many results) as an int of at least 1, the one check every list and metric applies.
+
+    The API bounds ``k`` by :data:`MAX_K` in its parameters; offline code (evaluation, the neighbour table) may ask
+    for more.
+
+    Raises
+    ------
+    InvalidInput : ``k`` below 1, named as ``name``.
+    """
+    if int(k) < 1:
+        raise InvalidInput(f"{name} must be at least 1, got {k}")
+    return int(k)
+
+
 MAX_MIN_COMMON = 1_000_000
 """Largest ``min_common`` (least number of co-raters) a similarity query accepts."""
 MAX_SEARCH_LENGTH = 200

@@ -14,6 +14,7 @@ from fastapi import Path, Query
 from pydantic import BaseModel, Field, StringConstraints, create_model
 
 from chorus.shared.contract.errors import ChorusError
+from chorus.shared.contract.kinds import ranker_methods
 from chorus.shared.contract.names import (
     DEFAULT_K,
     DEFAULT_MIN_COMMON,
@@ -70,7 +71,7 @@ ExcludeIds = Annotated[
 MethodQuery = Annotated[
     Method | None,
     Query(
-        description="ease, ials, item_knn, popular: a ranker of the served version; latent: the highest predicted "
+        description=f"{', '.join(ranker_methods())}: a ranker of the served version; latent: the highest predicted "
         "ratings (`model` is its old name); similar: because you liked similar items (similarity service). "
         "Default: the served version's default ranker (latent for a version without rankers)."
     ),

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from chorus.shared.contract.kinds import ranker_methods
 from chorus.shared.contract.names import DEFAULT_K, MAX_ID_LENGTH, MAX_K, MAX_PAIRS, Measure, Method
 
 
@@ -148,7 +149,8 @@ class BasketRequest(BaseModel):
         default_factory=list, max_length=MAX_K, description=f"item ids never to return (at most {MAX_K})"
     )
     method: Method | None = Field(
-        None, description="a ranker (ease, ials, item_knn, popular); default: the served version's default ranker"
+        None,
+        description=f"a ranker ({', '.join(ranker_methods())}); default: the served version's default ranker",
     )
 
 
@@ -280,7 +282,7 @@ class StatsPublic(BaseModel):
         }
     )
     version: str
-    stats: dict
+    stats: dict[str, Any]
 
 
 class DependencyStatus(BaseModel):
@@ -296,12 +298,20 @@ class CacheStatus(BaseModel):
     detail: str | None = None
 
 
+class EventStoreStatus(BaseModel):
+    status: str = Field(examples=["ok"], description="ok, down (event routes answer 503) or off (none configured)")
+    backend: str | None = Field(None, examples=["postgresql"])
+    detail: str | None = None
+
+
 class ReadinessPublic(BaseModel):
-    """200 when both services are ready; the cache is reported but never makes the gateway unready."""
+    """200 when both services are ready; the cache and the event store are reported but never make the gateway
+    unready (reads go on without them)."""
 
     status: str = Field(examples=["ready"])
     services: dict[str, DependencyStatus]
     cache: CacheStatus
+    events: EventStoreStatus | None = None
 
 
 class HealthPublic(BaseModel):

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -192,6 +192,9 @@ def sqlite_url(path: str | os.PathLike[str]) -> str:
 
 
 _WRITE = "chorus_write"
+_WRITE_LOCK = 7463910572
+"""The PostgreSQL advisory lock every write transaction takes (see :meth:`EventStore._write`)."""
+_T = TypeVar("_T")
 
 
 def _engine(url: str) -> Engine:
@@ -206,7 +209,11 @@ def _engine(url: str) -> Engine:
     if backend == "sqlite":
         if not parsed.database or parsed.database == ":memory:":
             raise InvalidInput("a SQLite event store needs a file: sqlite:///path/to/events.db")
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(parsed.database)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # the events are personal data: the file (and SQLite's -wal and -shm beside it, which take its mode) is the
+        # owner's alone
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         engine = sa.create_engine(parsed, connect_args={"timeout": 30})
 
         # SQLAlchemy's recipe for real SQLite transactions: pysqlite's own BEGIN is turned off and each transaction
@@ -227,7 +234,8 @@ def _engine(url: str) -> Engine:
 
         return engine
     if backend == "postgresql":
-        return sa.create_engine(parsed.set(drivername="postgresql+psycopg"), pool_pre_ping=True)
+        # no pre-ping (a round trip on every checkout): a connection found dead is retried once (:meth:`_retry`)
+        return sa.create_engine(parsed.set(drivername="postgresql+psycopg"))
     raise InvalidInput(f"an event store is SQLite or PostgreSQL, not {backend!r}: {redact_url(url)}")
 
 
@@ -243,8 +251,12 @@ class EventStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = _engine(url)
-        self._insert = (sqlite.insert if self.engine.dialect.name == "sqlite" else postgresql.insert)(events)
-        self._migrate()
+        self._postgres = self.engine.dialect.name == "postgresql"
+        self._insert = (postgresql.insert if self._postgres else sqlite.insert)(events)
+        # reads are single statements: on PostgreSQL without BEGIN and ROLLBACK around each (SQLite's reads are
+        # in-process and cheap either way)
+        self._reads = self.engine.execution_options(isolation_level="AUTOCOMMIT") if self._postgres else self.engine
+        self._retry(self._migrate)
 
     @property
     def public_url(self) -> str:
@@ -256,9 +268,26 @@ class EventStore:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        """A write transaction, committed when the block ends (SQLite: BEGIN IMMEDIATE)."""
+        """A write transaction, committed when the block ends, one at a time: SQLite's BEGIN IMMEDIATE, and on
+        PostgreSQL a transaction-scoped advisory lock taken first. So ``seq`` order is commit order: a reader that
+        saw ``seq`` n has seen every event below n, which the cutoffs, the incremental scans and the cache keys
+        built on :meth:`user_seq` rely on (PostgreSQL's sequence alone hands out numbers in the order transactions
+        start, not the order they commit)."""
         with self.engine.connect() as conn, conn.execution_options(**{_WRITE: True}).begin():
+            if self._postgres:
+                conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_WRITE_LOCK})"))
             yield conn
+
+    def _retry(self, work: Callable[[], _T]) -> _T:
+        """``work()``, run again once when it failed on a connection the database had closed (a server restart
+        leaves the pool holding dead connections). Safe for writes too: an append's event ids are fixed before
+        its transaction, so a second attempt stores nothing twice."""
+        try:
+            return work()
+        except sa.exc.DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            return work()
 
     def _migrate(self) -> None:
         with self._write() as conn:
@@ -297,8 +326,12 @@ class EventStore:
             for e in batch
         ]
         statement = self._insert.on_conflict_do_nothing(index_elements=["event_id"]).returning(events.c.seq)
-        with self._write() as conn:
-            stored = len(conn.execute(statement, rows).all())
+
+        def insert() -> int:
+            with self._write() as conn:
+                return len(conn.execute(statement, rows).all())
+
+        stored = self._retry(insert)
         return Appended(stored=stored, duplicates=len(rows) - stored)
 
     def forget(self, user_id: str, timestamp: float) -> int:
@@ -306,22 +339,42 @@ class EventStore:
 
         Idempotent in effect: forgetting a user twice leaves one tombstone's worth of meaning (the second replaces
         the first)."""
-        with self._write() as conn:
-            gone = conn.execute(sa.delete(events).where(events.c.user_id == user_id, events.c.kind != FORGET))
-            conn.execute(sa.delete(events).where(events.c.user_id == user_id, events.c.kind == FORGET))
-            conn.execute(
-                events.insert().values(
-                    event_id=f"forget:{secrets.token_hex(16)}", user_id=user_id, item_id=None, kind=FORGET, ts=timestamp
-                )
-            )
-        return int(gone.rowcount or 0)
+        tombstone = events.insert().values(
+            event_id=f"forget:{secrets.token_hex(16)}", user_id=user_id, item_id=None, kind=FORGET, ts=timestamp
+        )
+
+        def delete() -> int:
+            with self._write() as conn:
+                gone = conn.execute(sa.delete(events).where(events.c.user_id == user_id, events.c.kind != FORGET))
+                conn.execute(sa.delete(events).where(events.c.user_id == user_id, events.c.kind == FORGET))
+                conn.execute(tombstone)
+            return int(gone.rowcount or 0)
+
+        return self._retry(delete)
+
+    def _rows(self, statement: sa.Select[Any]) -> list[sa.Row[Any]]:
+        """The rows of one read statement."""
+
+        def read() -> list[sa.Row[Any]]:
+            with self._reads.connect() as conn:
+                return list(conn.execute(statement).all())
+
+        return self._retry(read)
+
+    def _number(self, statement: sa.Select[Any]) -> int:
+        """The one number a read statement gives (0 for NULL)."""
+
+        def read() -> int:
+            with self._reads.connect() as conn:
+                return int(conn.execute(statement).scalar() or 0)
+
+        return self._retry(read)
 
     def live(self, user_id: str, after: int = 0) -> Live:
         """``user_id``'s events with ``seq > after`` (a version's cutoff), see :class:`Live`."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(events).where(events.c.user_id == user_id, events.c.seq > after).order_by(events.c.seq)
-            ).all()
+        rows = self._rows(
+            sa.select(events).where(events.c.user_id == user_id, events.c.seq > after).order_by(events.c.seq)
+        )
         found = [_event(r) for r in rows]
         marks = [i for i, e in enumerate(found) if e.kind == FORGET]
         if marks:
@@ -333,29 +386,24 @@ class EventStore:
         where = [events.c.user_id == user_id, events.c.kind != FORGET]
         if before is not None:
             where.append(events.c.seq < before)
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(events).where(*where).order_by(events.c.seq.desc()).limit(limit)).all()
+        rows = self._rows(sa.select(events).where(*where).order_by(events.c.seq.desc()).limit(limit))
         return [_event(r) for r in rows]
 
     def user_seq(self, user_id: str) -> int:
         """The highest ``seq`` of any row about ``user_id`` (0 for none): it changes with every write about them."""
-        with self.engine.connect() as conn:
-            value = conn.execute(sa.select(sa.func.max(events.c.seq)).where(events.c.user_id == user_id)).scalar()
-        return int(value or 0)
+        return self._number(sa.select(sa.func.max(events.c.seq)).where(events.c.user_id == user_id))
 
     def last_seq(self) -> int:
         """The highest ``seq`` stored (0 for an empty store): a version trained now takes this as its cutoff."""
-        with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.max(events.c.seq))).scalar() or 0)
+        return self._number(sa.select(sa.func.max(events.c.seq)))
 
-    def tombstones(self, upto: int | None = None) -> dict[str, int]:
-        """Every forgotten user and the ``seq`` of their tombstone (those up to ``upto`` when given)."""
-        where = [events.c.kind == FORGET]
+    def tombstones(self, upto: int | None = None, after: int = 0) -> dict[str, int]:
+        """Every forgotten user and the ``seq`` of their tombstone, those with ``after < seq <= upto``."""
+        where = [events.c.kind == FORGET, events.c.seq > after]
         if upto is not None:
             where.append(events.c.seq <= upto)
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(events.c.user_id, events.c.seq).where(*where)).all()
-        return {str(user): int(seq) for user, seq in rows}
+        rows = self._rows(sa.select(events.c.user_id, events.c.seq).where(*where))
+        return {str(row.user_id): int(row.seq) for row in rows}
 
     def scan(self, after: int = 0, upto: int | None = None, chunk: int = 10_000) -> Iterator[Event]:
         """Every event (no tombstones) with ``after < seq <= upto``, in ``seq`` order, read ``chunk`` at a time."""
@@ -364,8 +412,7 @@ class EventStore:
             where = [events.c.seq > last, events.c.kind != FORGET]
             if upto is not None:
                 where.append(events.c.seq <= upto)
-            with self.engine.connect() as conn:
-                rows = conn.execute(sa.select(events).where(*where).order_by(events.c.seq).limit(chunk)).all()
+            rows = self._rows(sa.select(events).where(*where).order_by(events.c.seq).limit(chunk))
             if not rows:
                 return
             for row in rows:

@@ -12,6 +12,8 @@ run as one uvicorn process), beside that library's own ``process_*`` metrics (re
 | ``chorus_downstream_errors_total`` | service, type | failed gateway calls to a service, by error type |
 | ``chorus_model_version_info`` | service, version | 1 for the artifact version each service serves |
 | ``chorus_artifact_load_failures_total`` | | artifact versions that failed to load or verify |
+| ``chorus_events_total`` | result | events of ``POST /v1/events``: stored, or duplicate (an ``event_id`` seen before) |
+| ``chorus_users_forgotten_total`` | | users forgotten by ``DELETE /v1/users/{id}`` |
 
 ``route`` is the route's template (``/v1/items/{item_id}/similar``), never the raw path, so the number of series
 stays bounded whatever clients send; a request no route matched is ``unmatched``.
@@ -59,6 +61,15 @@ MODEL_VERSION = Gauge(
 ARTIFACT_LOAD_FAILURES = Counter(
     "chorus_artifact_load_failures_total", "Artifact versions that failed to open, verify or load (refused)"
 )
+
+EVENTS_RECEIVED = Counter(
+    "chorus_events_total",
+    "Events of acknowledged POST /v1/events batches: stored, or duplicate (an event_id stored before)",
+    ["result"],
+)
+USERS_FORGOTTEN = Counter("chorus_users_forgotten_total", "Users forgotten by DELETE /v1/users/{id}")
+for _result in ("stored", "duplicate"):  # both series exist from the start, at 0
+    EVENTS_RECEIVED.labels(_result)
 
 _CACHE_RESULTS = frozenset({"hit", "miss", "bypass"})
 _CACHE_SERIES = {result: CACHE_REQUESTS.labels(result) for result in _CACHE_RESULTS}

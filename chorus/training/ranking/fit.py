@@ -1,15 +1,16 @@
-"""Offline: the trainer of every ranker and the grid its hyperparameters are chosen from (the service never
-imports this module).
+"""Offline: the trainer of every ranker (the service never imports this module).
 
 ``FITTERS[kind](reviews, params)`` fits a ranker on the user×item training matrix (CSR, star ratings as values)
-with one point of ``GRIDS[kind]``; the selection (``ranking_train.py``) tries every point on a validation split.
+with one point of ``GRIDS[kind]``; the selection (``chorus.training.ranking.train``) tries every point on a
+validation split. Both are derived from the spec table, :data:`chorus.shared.contract.kinds.RANKERS`, whose
+``fitter`` paths name the functions here and whose grids they are.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import scipy.linalg
@@ -28,6 +29,7 @@ from chorus.services.rating.rankers import (
 )
 from chorus.services.rating.rankers.ials import VALUES
 from chorus.shared.contract.errors import InvalidInput
+from chorus.shared.contract.kinds import RANKERS, KindSpec, resolve
 from chorus.shared.workers import current_workers
 
 Fitter = Callable[[sp.csr_array, dict[str, Any]], Ranker]
@@ -247,46 +249,22 @@ def knn_similarity(
 NORMALISATIONS = ("none", "row")
 
 
-FITTERS: dict[str, Fitter] = {
-    "popular": fit_popular,
-    "item_knn": fit_item_knn,
-    "ease": fit_ease,
-    "ials": fit_ials,
-}
+def fitter_of(spec: KindSpec) -> Fitter:
+    """The trainer :attr:`KindSpec.fitter` names, imported (for a ranker, served or not).
 
-# Each grid lists its likeliest points first (from validation on MovieLens 100K and the Amazon 5-core file): a
-# selection that runs out of time keeps the head of the grid.
-GRIDS: dict[str, list[dict[str, Any]]] = {
-    "popular": [{}],
-    "item_knn": [
-        {"neighbours": k, "shrink": s, "values": v, "normalise": nm}
-        for k in (100, 400, 50, 200, 20)
-        for s in (50.0, 200.0, 10.0, 0.0)
-        for v in ("binary", "rating")
-        for nm in ("none", "row")
-    ],
-    "ease": [{"lam": lam} for lam in (300.0, 1000.0, 100.0, 500.0, 200.0, 3000.0, 30.0, 10.0)],
-    # implicit adds λ unscaled by counts: 5..20 validated best on MovieLens 100K, 0.1..1 overfitted, as did more factors
-    "ials": [
-        {"factors": f, "regularization": r, "alpha": a, "values": v, "iterations": 15}
-        for f in (16, 32, 64)
-        for r in (20.0, 5.0)
-        for v, a in (("binary", 2.0), ("binary", 0.5), ("rating", 0.5), ("rating", 0.1))
-    ],
-}
+    Raises
+    ------
+    TypeError : a spec of no ranker, or a path that names something not callable.
+    """
+    named = resolve(spec.fitter) if spec.family == "ranker" and spec.fitter else None
+    if not callable(named):
+        raise TypeError(f"kind {spec.name!r}: {spec.fitter!r} names no ranker trainer")
+    return cast(Fitter, named)
 
-#: Fitters and grids of the rankers built but not served yet (``rankers.UNSERVED``): the benchmark measures them;
-#: the selection leaves them out until the API can name them.
-UNSERVED_FITTERS: dict[str, Fitter] = {
-    "ease_ials": fit_ease_ials,
-}
 
-UNSERVED_GRIDS: dict[str, list[dict[str, Any]]] = {
-    # a few of each component's points that validated well on MovieLens 100K, and the weight
-    "ease_ials": [
-        {"lam": lam, "factors": f, "regularization": 20.0, "alpha": a, "values": "binary", "iterations": 15, "w": w}
-        for lam in (300.0, 1000.0, 100.0)
-        for f, a in ((16, 2.0), (32, 0.5))
-        for w in (0.25, 0.5, 0.75)
-    ],
-}
+#: kind -> trainer of every served ranker of :data:`~chorus.shared.contract.kinds.RANKERS`, in its order: the kinds
+#: the selection tries, and its tie-break order.
+FITTERS: dict[str, Fitter] = {spec.name: fitter_of(spec) for spec in RANKERS if spec.served}
+
+#: kind -> the grid of every served ranker (its spec's, as fresh dicts), likeliest points first.
+GRIDS: dict[str, list[dict[str, Any]]] = {spec.name: [dict(p) for p in spec.grid] for spec in RANKERS if spec.served}

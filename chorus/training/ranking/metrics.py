@@ -19,21 +19,9 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from chorus.shared.contract.errors import InvalidInput
+from chorus.shared.contract.names import check_k
 
 METRICS = ("precision", "recall", "ndcg", "map", "coverage", "novelty")
-
-
-def relevance_matrix(user: np.ndarray, item: np.ndarray, n_users: int, n_items: int) -> sp.csr_array:
-    """The relevant items as a binary CSR array (n_users, n_items), float64, canonical (sorted, no duplicates).
-
-    ``user``, ``item``: int arrays (n,), one (user, item) pair per held-out row.
-    """
-    user = np.asarray(user, dtype=np.int64)
-    item = np.asarray(item, dtype=np.int64)
-    m = sp.csr_array((np.ones(user.size), (user, item)), shape=(n_users, n_items))
-    m.sum_duplicates()
-    m.data[:] = 1.0
-    return m
 
 
 def top_k(scores: np.ndarray, k: int, allowed: np.ndarray, block: int = 2048) -> np.ndarray:
@@ -56,8 +44,7 @@ def top_k(scores: np.ndarray, k: int, allowed: np.ndarray, block: int = 2048) ->
     allowed = np.asarray(allowed, dtype=bool)
     if scores.ndim != 2 or allowed.shape != scores.shape:
         raise InvalidInput(f"scores {scores.shape} and allowed {allowed.shape} must be the same 2-D shape")
-    if k < 1:
-        raise InvalidInput(f"k must be at least 1, got {k}")
+    k = check_k(k)
     if np.isnan(scores).any():
         raise InvalidInput("scores contain NaN")
     n_users, n_items = scores.shape

@@ -7,7 +7,8 @@ The protocol is ``docs/models.md``, "Ranking evaluation". Honesty rules, enforce
   :func:`~chorus.shared.data.splits.user_validation_split` and scored by NDCG@k on its *validation* rows; only
   the rows it is given are read, so test rows passed to nobody are never looked at.
 * The best point of each kind, then the best kind, win on validation NDCG. Ties go to the earlier grid point,
-  then to the kind listed first in ``FITTERS`` (a fixed order, so the same data always selects the same ranker).
+  then to the kind listed first in ``FITTERS``, the order of the spec table
+  (:data:`chorus.shared.contract.kinds.RANKERS`): a fixed order, so the same data always selects the same ranker.
 * The chosen rankers are then refitted on every row the selection was given; :func:`evaluate` scores the
   held-out test rows once, with :func:`chorus.training.ranking.metrics.evaluate_rankings`.
 
@@ -36,11 +37,13 @@ from chorus.services.rating.rankers import Ranker
 from chorus.services.rating.rankers.persistence import write_rankers
 from chorus.shared.artifacts import VersionWriter
 from chorus.shared.contract.errors import InvalidInput
+from chorus.shared.contract.names import check_k
 from chorus.shared.data import Ratings
+from chorus.shared.data.matrix import user_item_matrix
 from chorus.shared.data.splits import user_holdout_split, user_validation_split
 from chorus.shared.workers import resolve_workers, using_workers
 from chorus.training.ranking.fit import FITTERS, GRIDS
-from chorus.training.ranking.metrics import evaluate_rankings, relevance_matrix
+from chorus.training.ranking.metrics import evaluate_rankings
 
 log = logging.getLogger("chorus.training.train")
 
@@ -91,22 +94,6 @@ def relevance_name(min_rating: float | None) -> str:
     return ANY if min_rating is None else f"{MIN_RATING}{min_rating:g}"
 
 
-def user_item_matrix(
-    user: np.ndarray, item: np.ndarray, rating: np.ndarray, n_users: int, n_items: int
-) -> sp.csr_array:
-    """The reviews as a canonical CSR array (n_users, n_items), float64 star ratings as values.
-
-    ``user``, ``item``: int (n,) indices; ``rating``: float (n,); one row per (user, item) pair (the loader's
-    duplicate rule guarantees it).
-    """
-    m = sp.coo_array(
-        (np.asarray(rating, dtype=np.float64), (np.asarray(user, np.int64), np.asarray(item, np.int64))),
-        shape=(n_users, n_items),
-    ).tocsr()
-    m.sum_duplicates()
-    return sp.csr_array(m)
-
-
 def recommend_lists(ranker: Ranker, history: sp.csr_array, users: np.ndarray, k: int) -> np.ndarray:
     """int64 (len(users), k): ``ranker``'s lists for the rows ``users`` (int (m,)) of ``history`` (n_users,
     n_items), in blocks of at most :data:`SCORE_CELLS` scores; -1 padded as ``Ranker.recommend_batch``."""
@@ -149,7 +136,7 @@ class Scorer:
         sample of that many evaluated users drawn by ``numpy.random.default_rng(seed)``."""
         keep = np.ones(user.shape[0], dtype=bool) if min_rating is None else rating >= min_rating - 1e-9
         n_users, n_items = history.shape
-        rel = relevance_matrix(user[keep], item[keep], n_users, n_items)
+        rel = user_item_matrix(user[keep], item[keep], n_users, n_items)
         users = np.flatnonzero(np.diff(rel.indptr) > 0).astype(np.int64)
         if max_users is not None and users.shape[0] > max_users:
             users = np.sort(np.random.default_rng(seed).choice(users, size=max_users, replace=False))
@@ -207,7 +194,7 @@ class Selection:
 
     def metrics(self) -> dict[str, Any]:
         """A JSON-ready record for the artifact manifest."""
-        return jsonable(
+        record: dict[str, Any] = jsonable(
             {
                 "k": self.k,
                 "seed": self.seed,
@@ -228,6 +215,7 @@ class Selection:
                 "seconds": round(self.seconds, 3),
             }
         )
+        return record
 
 
 def _kinds(kinds: Sequence[str] | None) -> list[str]:
@@ -290,14 +278,13 @@ def select(
     InvalidInput : ``k`` below 1, an unknown kind, a bad relevance, or every kind skipped.
     """
     t0 = time.perf_counter()
-    if k < 1:
-        raise InvalidInput(f"k must be at least 1, got {k}")
+    k = check_k(k)
     min_rating = parse_relevance(relevance)
     names = _kinds(kinds)
     user = np.asarray(user)
     rows = np.arange(user.shape[0], dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
     fit, val = user_validation_split(user, rows, n_users, seed)
-    history = user_item_matrix(user[fit], item[fit], rating[fit], n_users, n_items)
+    history = user_item_matrix(user[fit], item[fit], n_users, n_items, values=rating[fit])
     scorer = Scorer.build(history, user[val], item[val], np.asarray(rating)[val], min_rating, max_users, seed)
     if scorer.users.shape[0] == 0:
         log.warning("ranking selection: no validation user has a relevant item; every kind keeps its first grid point")
@@ -426,7 +413,7 @@ def _train_component(ratings: Ratings, writer: VersionWriter, *, seed: int, prog
             max_users=TRAIN_VALIDATION_USERS,
             progress=bar.update,
         )
-    everything = user_item_matrix(ratings.user, ratings.item, ratings.rating, ratings.n_users, ratings.n_items)
+    everything = user_item_matrix(ratings.user, ratings.item, ratings.n_users, ratings.n_items, values=ratings.rating)
     rankers, fit_seconds, refused = refit(everything, selection)
     default = _best_fitted(selection, rankers)
     seconds = time.perf_counter() - t0
@@ -471,8 +458,7 @@ def evaluate(
         (kind -> reason) and ``"split"`` (row and user counts).
     """
     t0 = time.perf_counter()
-    if k < 1:
-        raise InvalidInput(f"k must be at least 1, got {k}")
+    k = check_k(k)
     min_rating = parse_relevance(relevance)
     user, item = np.asarray(ratings.user), np.asarray(ratings.item)
     rating = np.asarray(ratings.rating, dtype=np.float64)
@@ -490,11 +476,11 @@ def evaluate(
         relevance=min_rating,
         max_seconds=max_seconds,
     )
-    history = user_item_matrix(user[train], item[train], rating[train], ratings.n_users, ratings.n_items)
+    history = user_item_matrix(user[train], item[train], ratings.n_users, ratings.n_items, values=rating[train])
     scorer = Scorer.build(history, user[test], item[test], rating[test], min_rating)
     rankers, fit_seconds, refused = refit(history, selection)
     models = {kind: scorer.score(ranker, k) | {"fit_seconds": fit_seconds[kind]} for kind, ranker in rankers.items()}
-    return jsonable(
+    record: dict[str, Any] = jsonable(
         {
             "task": "ranking",
             "k": k,
@@ -517,3 +503,4 @@ def evaluate(
             "seconds": time.perf_counter() - t0,
         }
     )
+    return record

@@ -101,7 +101,8 @@ class Params:
         f = self.alpha + self.bu[users] + self.bi[items]
         if self.pu.shape[1]:
             f += np.einsum("nk,nk->n", self.pu[users], self.qi[items])
-        return f
+        out: np.ndarray = f
+        return out
 
     def to_model(self, kind: str, data: Trainset) -> RatingModel:
         """The served model of ``kind`` with these parameters in float32, and the counts, the popular items and
@@ -162,7 +163,8 @@ class Problem:
 
     def residual(self, p: Params) -> np.ndarray:
         """f − R per rating: float64 (n,)."""
-        return p.scores(self.user, self.item) - self.rating
+        residual: np.ndarray = p.scores(self.user, self.item) - self.rating
+        return residual
 
     def penalty(self, p: Params) -> float:
         """The ridge terms of ``L``."""

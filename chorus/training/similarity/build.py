@@ -28,8 +28,7 @@ from chorus.services.similarity.ranking import id_rank
 from chorus.services.similarity.side import index_dtype
 from chorus.services.similarity.sparse import chunks
 from chorus.shared.artifacts import VersionWriter
-from chorus.shared.contract.errors import InvalidInput
-from chorus.shared.contract.names import Measure
+from chorus.shared.contract.names import Measure, check_k
 from chorus.shared.progress import Progress
 from chorus.shared.workers import map_threads, resolve_workers
 from chorus.training.similarity.cooccur import kernel_values, table_block, warm_up
@@ -73,8 +72,7 @@ def build_table(
     Returns the table arrays (``n_neighbors``, ``neighbors_<m>``, ``scores_<m>``) and statistics (``pairs``:
     the co-occurring pairs scored). ``progress(done_rows, n_items)`` is called after each block.
     """
-    if K < 1:
-        raise InvalidInput(f"K must be at least 1, got {K}")
+    K = check_k(K, "K")
     chosen = tuple(spec.measure for spec in measure_specs(measures))
     cfg = index.config
     block_rows = block_rows or cfg.block_rows

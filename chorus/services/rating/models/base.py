@@ -22,14 +22,16 @@ An unknown user's recommendations are :attr:`RatingModel.popular_items` (``fallb
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple, Self
+from typing import Any, NamedTuple, Self
 
 import numpy as np
 
+from chorus.services.rating.stored import StoredModel
 from chorus.shared.contract.errors import InvalidInput
+from chorus.shared.contract.names import check_k
 from chorus.shared.indices import check_indices
 
 #: ``fallback`` names of :meth:`RatingModel.predict`, indexed by the int8 code.
@@ -73,13 +75,14 @@ class Recommendations(NamedTuple):
 
 
 @dataclass(eq=False)
-class RatingModel(ABC):
+class RatingModel(StoredModel):
     """A fitted rating model (the interface the service serves, and the baseline every model holds).
 
     Attributes
     ----------
     kind : str
-        The model's name in the registry (:data:`chorus.services.rating.models.REGISTRY`) and in the artifact.
+        The name of the model's spec in :data:`chorus.shared.contract.kinds.RATING_MODELS`, which the artifact
+        records.
     global_mean : float
         α.
     user_bias, item_bias : numpy.ndarray
@@ -93,8 +96,6 @@ class RatingModel(ABC):
     low, high : float
         The rating scale; predictions are clipped to it.
     """
-
-    kind: ClassVar[str]
 
     global_mean: float
     user_bias: np.ndarray
@@ -246,7 +247,7 @@ class RatingModel(ABC):
             How many items, at least 1 (fewer come back when fewer remain).
         exclude : numpy.ndarray, optional
             int (m,), items never to return: the user's reviewed items (a row of the user×item CSR of
-            :func:`chorus.services.rating.service.reviewed_matrix`).
+            :func:`chorus.shared.data.matrix.user_item_matrix`).
 
         Returns
         -------
@@ -261,8 +262,7 @@ class RatingModel(ABC):
         InvalidInput : ``k`` below 1.
         NotFound : ``user`` or an excluded item out of range.
         """
-        if k < 1:
-            raise InvalidInput(f"k must be at least 1, got {k}")
+        k = check_k(k)
         user = int(check_indices(np.array([user]), self.n_users, "user", unknown_ok=True)[0])
         banned = np.zeros(self.n_items, dtype=bool)
         if exclude is not None and len(exclude):
@@ -286,4 +286,5 @@ class RatingModel(ABC):
 
 def _known(idx: np.ndarray, count: np.ndarray) -> np.ndarray:
     """bool (n,): ``idx`` (checked int64 (n,)) is not -1 and its row had training ratings (``count`` > 0)."""
-    return (idx >= 0) & (count[np.maximum(idx, 0)] > 0)
+    known: np.ndarray = (idx >= 0) & (count[np.maximum(idx, 0)] > 0)
+    return known

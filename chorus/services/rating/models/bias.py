@@ -18,8 +18,10 @@ class BiasModel(RatingModel):
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """α + β_u + β_i: float32 (n,) for ``users, items`` int64 (n,)."""
-        return self.global_mean + self.user_bias[users] + self.item_bias[items]
+        score: np.ndarray = self.global_mean + self.user_bias[users] + self.item_bias[items]
+        return score
 
     def score_items(self, user: int) -> np.ndarray:
         """α + β_user + β_i for every item: float64 (n_items,)."""
-        return self.global_mean + self.user_bias[user] + self.item_bias.astype(np.float64)
+        score: np.ndarray = self.global_mean + self.user_bias[user] + self.item_bias.astype(np.float64)
+        return score

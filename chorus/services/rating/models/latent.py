@@ -58,14 +58,16 @@ class LatentModel(RatingModel):
         score = self.global_mean + self.user_bias[users] + self.item_bias[items]
         if self.n_factors:
             score += np.einsum("nk,nk->n", self.user_factors[users], self.item_factors[items])
-        return score
+        out: np.ndarray = score
+        return out
 
     def score_items(self, user: int) -> np.ndarray:
         """f(user, i) for every item, one matrix-vector product: float64 (n_items,)."""
         score = self.global_mean + self.user_bias[user] + self.item_bias.astype(np.float64)
         if self.n_factors:
             score += self.item_factors @ self.user_factors[user]
-        return score
+        out: np.ndarray = score
+        return out
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The baseline's arrays and ``user_factors``, ``item_factors``."""

@@ -16,7 +16,7 @@ score, for ``because``).
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Self
@@ -24,7 +24,9 @@ from typing import Any, ClassVar, NamedTuple, Self
 import numpy as np
 import scipy.sparse as sp
 
+from chorus.services.rating.stored import StoredModel
 from chorus.shared.contract.errors import ArtifactError, InvalidInput
+from chorus.shared.contract.names import check_k
 from chorus.shared.indices import check_indices
 
 #: How many of the history's items a ``because`` list names at most.
@@ -50,18 +52,19 @@ def history_row(items: np.ndarray, ratings: np.ndarray | None, n_items: int) -> 
 
 
 @dataclass(eq=False)
-class Ranker(ABC):
+class Ranker(StoredModel):
     """A top-N ranker (see the module docstring).
 
     Attributes
     ----------
+    kind : str
+        The name of the ranker's spec in :data:`chorus.shared.contract.kinds.RANKERS`, which the artifact records.
     item_count : numpy.ndarray
         int64 (n_items,), training reviews per item; items with none are never recommended.
     params : dict
         The hyperparameters it was fitted with (recorded in the artifact).
     """
 
-    kind: ClassVar[str]
     #: The fields the artifact stores, with their dtypes; a ranker with more state adds its own.
     ARRAYS: ClassVar[Mapping[str, type]] = {"item_count": np.int64}
     item_count: np.ndarray
@@ -97,14 +100,14 @@ class Ranker(ABC):
         if exclude is not None and len(exclude):
             banned[check_indices(np.asarray(exclude).ravel(), self.n_items, "item")] = True
         scores = np.asarray(self.score(history), dtype=np.float64).reshape(self.n_items)
-        top = top_items(scores, banned, _check_k(k))
+        top = top_items(scores, banned, check_k(k))
         return Ranked(top, scores[top], self._because(history, top))
 
     def recommend_batch(self, history: sp.csr_array, k: int) -> np.ndarray:
         """int64 (m, k) lists for every row of ``history`` (m, n_items), -1 padded where fewer than ``k`` items
         are allowed; the same lists as :meth:`recommend` row by row (without ``because``)."""
         self._check_history(history)
-        k = _check_k(k)
+        k = check_k(k)
         out = np.full((history.shape[0], k), -1, dtype=np.int64)
         scores = np.asarray(self.score(history), dtype=np.float64)
         banned = self._banned(history)
@@ -205,9 +208,3 @@ def top_items(scores: np.ndarray, banned: np.ndarray, k: int) -> np.ndarray:
     tied = np.flatnonzero(s >= kth)
     best = tied[np.lexsort((allowed[tied], -s[tied]))][:k]
     return allowed[best].astype(np.int64)
-
-
-def _check_k(k: int) -> int:
-    if k < 1:
-        raise InvalidInput(f"k must be at least 1, got {k}")
-    return int(k)

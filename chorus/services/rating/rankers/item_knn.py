@@ -73,4 +73,5 @@ class ItemKnnRanker(Ranker):
 
     def contributions(self, history: sp.csr_array, items: np.ndarray) -> np.ndarray:
         held = history.indices.astype(np.int64)
-        return self._sim_t[np.asarray(items, dtype=np.int64)].toarray()[:, held]
+        dense: np.ndarray = self._sim_t[np.asarray(items, dtype=np.int64)].toarray()[:, held]
+        return dense

@@ -3,16 +3,21 @@
 Files: ``<kind>__<name>.npy`` for each array a ranker's ``to_arrays`` names (read into memory on load). The
 manifest's ``hyperparameters`` hold ``{"default": kind, "rankers": {kind: {"kind": kind, "params": {...}}}}`` and
 its ``metrics`` whatever the selection measured (validation NDCG and the like, per kind). Each ranker's class is
-found by its kind in :data:`chorus.services.rating.rankers.REGISTRY`.
+found by its kind in :data:`chorus.services.rating.rankers.REGISTRY`
+(:func:`~chorus.services.rating.stored.load_stored`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
+
+import numpy as np
 
 from chorus.services.rating.persistence import jsonable
 from chorus.services.rating.rankers import REGISTRY, Ranker
+from chorus.services.rating.stored import load_stored
 from chorus.shared.artifacts import Version, VersionWriter
 from chorus.shared.contract.errors import ArtifactError, InvalidInput
 
@@ -62,16 +67,17 @@ def load_rankers(version: Version) -> tuple[dict[str, Ranker], str]:
             files.setdefault(kind, []).append(array)
     rankers: dict[str, Ranker] = {}
     for kind, info in described.items():
-        if kind not in REGISTRY:
-            raise ArtifactError(
-                f"ranking component of version {version.name} holds a {kind!r} ranker; this build serves "
-                f"{', '.join(REGISTRY)}"
-            )
-        try:
-            arrays = {a: version.array(COMPONENT, f"{kind}{SEPARATOR}{a}") for a in files.get(kind, [])}
-            rankers[kind] = REGISTRY[kind].from_arrays(arrays, info)
-        except (KeyError, IndexError, TypeError) as exc:
-            raise ArtifactError(f"{kind} ranker of version {version.name} is incomplete: {exc}") from exc
-        except InvalidInput as exc:
-            raise ArtifactError(f"{kind} ranker of version {version.name}: {exc.detail}") from exc
+        rankers[kind] = load_stored(
+            REGISTRY,
+            kind,
+            partial(_arrays, version, kind, files.get(kind, [])),
+            info,
+            found=f"{COMPONENT} component of version {version.name} holds a {kind!r} ranker",
+            subject=f"{kind} ranker of version {version.name}",
+        )
     return rankers, str(default)
+
+
+def _arrays(version: Version, kind: str, names: list[str]) -> dict[str, np.ndarray]:
+    """The arrays ``names`` of the ``kind`` ranker, read from ``version``."""
+    return {name: version.array(COMPONENT, f"{kind}{SEPARATOR}{name}") for name in names}
