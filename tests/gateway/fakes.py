@@ -25,6 +25,7 @@ ITEMS: dict[str, dict[str, Any]] = {
     "B 004": {"title": "Item with a space in its id", "reviews": 1, "mean_rating": 5.0},
 }
 USERS = {"U1": ["B001", "B002"], "U2": ["B002"], "U3": ["B003"]}
+RECENT_DATES = ["2014-07-01", "2013-02-03", "2012-11-30", "2012-01-15", "2011-06-30"]  # of a user's newest reviews
 RATING_METHODS = ["ease", "popular", "latent"]  # what the fake rating service's version serves
 RATING_DEFAULT = "ease"  # and its default ranker
 
@@ -149,6 +150,29 @@ class FakeService:
                     if i not in history
                 ][:k]
                 return _json(200, {"user_id": user_id, "data": data, "count": len(data)}, v)
+            case ["v1", "stats", "top"]:  # the busiest items and users
+                k = int(params.get("k", 5))
+                items = sorted(ITEMS, key=lambda i: (-ITEMS[i]["reviews"], i))[:k]
+                users = sorted(USERS, key=lambda u: (-len(USERS[u]), u))[:k]
+                body = {
+                    "version": v,
+                    "items": [{"item_id": i, **ITEMS[i]} for i in items],
+                    "users": [{"user_id": u, "reviews": len(USERS[u]), "mean_rating": 4.5} for u in users],
+                }
+                return _json(200, body, v)
+            case ["v1", "users", user_id]:  # a user's newest reviews, newest first
+                history = self.history(user_id)
+                if history is None:
+                    return _not_found("user", user_id, v)
+                recent = [
+                    {"item_id": i, "title": ITEMS.get(i, {}).get("title"), "rating": max(5.0 - n, 1.0), "date": day}
+                    for n, (i, day) in enumerate(zip(reversed(history), RECENT_DATES, strict=False))
+                ]
+                body = {"user_id": user_id, "reviews": len(history), "mean_rating": 4.5, "recent": recent}
+                return _json(200, body, v)
+            case ["v1", "items"] if params.get("q", "").strip() in ITEMS:  # an exact id: that item alone here
+                item_id = params["q"].strip()
+                return _json(200, {"q": params["q"], "data": [{"item_id": item_id, **ITEMS[item_id]}], "count": 1}, v)
             case ["v1", "items", item_id]:
                 if item_id not in ITEMS:
                     return _not_found("item", item_id, v)

@@ -384,9 +384,16 @@ def test_a_no_cache_answer_is_stored_under_the_users_mark_too(live):
 
 def test_the_web_page_reflects_the_users_events_too(live):
     client, *_ = live
-    assert "Clip-on Guitar Tuner" in client.get("/?user=U1").text
+
+    def recommended() -> str:  # the "recommended for you" part of the page, up to the next heading
+        html: str = client.get("/?user=U1").text
+        return html.split('id="model-title"')[1].split("<h3")[0]
+
+    assert 'data-item-id="B003"' in recommended()
     post(client, rating("U1", "B003"), rating("U1", "B 004"))
-    assert "Clip-on Guitar Tuner" not in client.get("/?user=U1").text
+    assert 'data-item-id="B003"' not in recommended()
+    recent = client.get("/?user=U1").text.split('id="recent"')[1].split("</ol>")[0]
+    assert 'data-item-id="B 004"' in recent  # the newest review, first
 
 
 # --- readiness when the store is down -----------------------------------------------------------------------

@@ -111,10 +111,14 @@ def data_file(tmp_path_factory):
 
 
 def test_text_rating_recovers_the_planted_rating(data_file):
-    # the generator's headlines ("Five Stars") and star words give the rating away: both models find it
-    result = evaluate_text_rating(load_ratings(data_file, with_text=True, progress=False), seed=0)
+    # the generator's praise and complaints follow the rating, with noise: both models find much of it, the TF-IDF
+    # ridge (phrases such as "stayed in tune") more than the counts of common words
+    ratings = load_ratings(data_file, with_text=True, progress=False)
+    result = evaluate_text_rating(ratings, seed=0)
     assert result["task"] == "text-rating" and set(result["models"]) == {"baseline", "text"}
-    assert result["models"]["text"]["mse"] < 0.05 and result["models"]["baseline"]["mse"] < 0.05
+    variance = float(np.var(ratings.rating))
+    assert result["models"]["text"]["mse"] < 0.6 * variance
+    assert result["models"]["text"]["mse"] < result["models"]["baseline"]["mse"] < variance
     assert result["split"] == {"train": 2400, "validation": 300, "test": 300, "seed": 0}
     json.dumps(result)
 
@@ -156,15 +160,17 @@ def client(root):
 def test_score_predicts_the_planted_rating_with_its_terms(client, root):
     version = ArtifactStore(root).open(components=["data", "text"])
     assert "text" in version.components
-    good = client.post("/v1/reviews/score", json={"text": "Five Stars\nexcellent superb flawless perfect"})
-    bad = client.post("/v1/reviews/score", json={"text": "One Star\nbroke junk defective refund", "rating": 1})
+    good = client.post(
+        "/v1/reviews/score", json={"text": "Excellent\nWorks great, sounds amazing, highly recommend it."}
+    )
+    bad = client.post("/v1/reviews/score", json={"text": "Junk\nBroke after a week, waste of money.", "rating": 1})
     assert good.status_code == 200 and bad.status_code == 200, (good.text, bad.text)
     g, b = good.json(), bad.json()
-    assert g["predicted_rating"] > 4 > 2 > b["predicted_rating"] >= 1
+    assert g["predicted_rating"] > 4 > 2.5 > b["predicted_rating"] >= 1
     assert 0 <= g["verified_probability"] <= 1 and g["item_known"] is None
     weights = [t["weight"] for t in b["top_terms"]]
     assert weights and all(abs(a) >= abs(c) for a, c in zip(weights, weights[1:], strict=False))
-    assert any(t["term"] in {"broke", "junk", "defective", "refund"} and t["weight"] < 0 for t in b["top_terms"])
+    assert any(t["term"] in {"broke", "junk", "waste", "waste of"} and t["weight"] < 0 for t in b["top_terms"])
 
 
 def test_score_with_an_item(client, root):

@@ -60,10 +60,11 @@ def test_generator_exact_rows_distinct_pairs_deterministic(tmp_path):
 def test_generator_text_depends_on_rating(tmp_path):
     r = load_ratings(generate_reviews(tmp_path / "t.tsv", 3000, seed=1, progress=False), with_text=True)
     assert r.text is not None
-    ones = " ".join(r.text[r.rating == 1][:50])
-    fives = " ".join(r.text[r.rating == 5][:50])
-    assert "One Star" in ones and "Five Stars" in fives
-    assert ("excellent" in fives or "perfect" in fives) and "excellent" not in ones
+    ones = " ".join(r.text[r.rating == 1][:50]).lower()
+    fives = " ".join(r.text[r.rating == 5][:50]).lower()
+    assert "star" not in ones and "star" not in fives  # the rating is not written out
+    assert fives.count("great") > 3 * ones.count("great")
+    assert ones.count("disappointed") + ones.count("return") > 3 * (fives.count("disappointed") + fives.count("return"))
 
 
 def test_generator_plants_a_verified_purchase_signal(tmp_path):

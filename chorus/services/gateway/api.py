@@ -43,8 +43,6 @@ from chorus.shared.contract.names import (
     DEFAULT_MEASURE,
     DEFAULT_MIN_COMMON,
     DEFAULT_SEARCH_LIMIT,
-    MAX_K,
-    MAX_MIN_COMMON,
     VERSION_HEADER,
     Measure,
 )
@@ -290,55 +288,8 @@ async def score_review(gw: GatewayDep, request: Request, body: ReviewBody) -> Re
 page = APIRouter(include_in_schema=False)
 
 
-def _page_int(value: str | None, default: int, most: int) -> int:
-    """A number typed on the page, within ``1..most``; ``default`` for one that is not a number."""
-    try:
-        return min(max(int(value or default), 1), most)
-    except ValueError:
-        return default
-
-
 @page.get("/", response_class=HTMLResponse)
-async def index(
-    gw: GatewayDep,
-    request: Request,
-    q: str | None = None,
-    measure: str | None = None,
-    k: str | None = None,
-    min_common: str | None = None,
-    user: str | None = None,
-    basket: str | None = None,
-    review: str | None = None,
-    stars: str | None = None,
-) -> HTMLResponse:
-    """The web page: similar products for an id or title words; recommendations for a user or a basket; what a
-    review's text predicts."""
-    measure = measure if measure in {m.value for m in Measure} else DEFAULT_MEASURE
-    size = _page_int(k, DEFAULT_K, MAX_K)
-    common = _page_int(min_common, DEFAULT_MIN_COMMON, MAX_MIN_COMMON)
-    context: dict[str, Any] = {
-        "q": q,
-        "measure": measure,
-        "k": size,
-        "min_common": common,
-        "measures": list(Measure),
-        "user": user,
-        "basket": basket,
-        "review": review,
-        "stars": stars,
-    }
-    if q is not None:
-        context["similar"] = await pages.similar_section(gw, q, measure, size, common)
-    if user is not None:
-        user = user.strip()
-        if not user:
-            context["user_message"] = "Type a user id."
-        else:
-            context["model"], context["because"] = await asyncio.gather(
-                pages.model_section(gw, user, 10), pages.because_section(gw, user, 10)
-            )
-    if basket is not None:
-        context["basket_result"] = await pages.basket_section(gw, basket, 10)
-    if review is not None:
-        context["score"] = await pages.score_section(gw, review, stars)
+async def index(gw: GatewayDep, request: Request) -> HTMLResponse:
+    """The web page: a shop front over the API (:mod:`.page` reads its query string and asks the services)."""
+    context = await pages.context(gw, request.query_params)
     return cast(HTMLResponse, request.app.state.templates.TemplateResponse(request, "index.html", context))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Depends
 
+from chorus.services.similarity.activity import RECENT, Activity, day
 from chorus.services.similarity.live import LiveView
 from chorus.services.similarity.model import SimilarityModel
 from chorus.shared.contract.errors import EventsUnavailable, InvalidInput, NotFound, NotReady
@@ -31,8 +33,10 @@ from chorus.shared.contract.schemas import (
     SimilarItemsPublic,
     SimilarUsersPublic,
     StatsPublic,
+    TopPublic,
+    UserPublic,
 )
-from chorus.shared.events.rows import acted_on
+from chorus.shared.events.rows import acted_on, purchase_rating, rows_of
 from chorus.shared.http.limits import OffLoopRoute
 from chorus.shared.serving import Loaded, model_dependency
 
@@ -48,6 +52,8 @@ router = APIRouter(
     ),
     route_class=OffLoopRoute,
 )
+
+TOP_K = 5  # items and users of GET /v1/stats/top unless k says otherwise
 
 ModelDep = Annotated[Loaded[SimilarityModel], Depends(model_dependency)]
 
@@ -151,3 +157,62 @@ def search_items(view: ViewDep, q: SearchText, limit: SearchLimit = DEFAULT_SEAR
 def stats(loaded: ModelDep) -> dict[str, Any]:
     """Statistics of the dataset behind the served version."""
     return {"version": loaded.version, "stats": loaded.model.catalog.stats}
+
+
+def _activity(loaded: Loaded[SimilarityModel]) -> Activity:
+    activity = loaded.model.activity
+    if activity is None:  # a model built by hand, not by load_model
+        raise NotReady(f"version {loaded.version} was loaded without its users' reviews")
+    return activity
+
+
+def _user_public(view: LiveView, u: int) -> dict[str, Any]:
+    """A reviewer's id, number of reviews and mean rating over the merged rows (events folded in)."""
+    count, mean, _ = view.overlay.users.row_stats(np.array([u]))
+    return {"user_id": view.user_id(u), "reviews": int(count[0]), "mean_rating": round(float(mean[0]), 4)}
+
+
+@router.get("/stats/top", response_model=TopPublic)
+def top(view: ViewDep, loaded: ModelDep, k: K = TOP_K) -> dict[str, Any]:
+    """The k most reviewed items and the k reviewers with the most reviews in the served version, most first (ties
+    by id), with their figures as they are now; a forgotten reviewer is left out."""
+    cat, activity = view.catalog, _activity(loaded)
+    items = np.lexsort((np.arange(cat.n_items), -cat.item_reviews))[:k]
+    users: list[dict[str, Any]] = []
+    for u in activity.busiest.tolist():
+        if len(users) == k:
+            break
+        try:
+            users.append(_user_public(view, view.user_index(str(cat.user_ids[u]))))
+        except NotFound:  # forgotten since the version was trained
+            continue
+    return {"version": loaded.version, "items": [view.item_public(i) for i in items.tolist()], "users": users}
+
+
+@router.get("/users/{user_id}", response_model=UserPublic)
+def user(view: ViewDep, loaded: ModelDep, user_id: UserId) -> dict[str, Any]:
+    """A reviewer's number of reviews, mean rating and newest reviews (at most 5, newest first), events included:
+    their reviews, ratings and purchases since the version (as ``chorus.shared.events.rows`` makes rows of them)
+    and, unless they were forgotten since, the version's reviews of the items they have not reviewed again."""
+    u = view.user_index(user_id)
+    cat, activity = view.catalog, _activity(loaded)
+    rows: dict[str, tuple[float, int, float]] = {}  # item id -> (timestamp, seq, rating)
+    forgotten = False
+    feed = loaded.model.feed
+    if feed is not None:
+        live = feed.live(user_id)
+        forgotten = live.forgotten
+        for r in rows_of(live.events, purchase_rating(cat.scale.low, cat.scale.high)):
+            rows[r.item_id] = (r.timestamp, r.seq, r.rating)
+    in_version = int(cat.user_indices([user_id])[0])
+    if in_version >= 0 and not forgotten:
+        items, ratings, stamps = activity.recent(in_version)
+        for i, rating, stamp in zip(items.tolist(), ratings.tolist(), stamps.tolist(), strict=True):
+            rows.setdefault(str(cat.item_ids[i]), (float(stamp), 0, rating))  # an event re-rated the item: it wins
+    newest = sorted(rows.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))[:RECENT]
+    titles = cat.item_indices([item_id for item_id, _ in newest])
+    recent = [
+        {"item_id": item_id, "title": cat.title(int(i)) if i >= 0 else None, "rating": rating, "date": day(stamp)}
+        for (item_id, (stamp, _, rating)), i in zip(newest, titles.tolist(), strict=True)
+    ]
+    return {**_user_public(view, u), "user_id": user_id, "recent": recent}

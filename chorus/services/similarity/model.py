@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chorus.services.similarity.activity import Activity
 from chorus.services.similarity.feed import EventFeed
 from chorus.services.similarity.index import SimilarityIndex
 from chorus.services.similarity.live import LiveView
@@ -32,6 +33,7 @@ class SimilarityModel:
     catalog: Catalog
     live: LiveState
     feed: EventFeed | None = None
+    activity: Activity | None = None  # each user's newest reviews in the version (load_model always builds it)
 
     def view(self) -> LiveView:
         """What a request answers from: the version with every event the store holds now folded in.
@@ -60,7 +62,7 @@ def live_state(index: SimilarityIndex, catalog: Catalog, cutoff: int, feed: Even
 def load_model(version: Version, feed: EventFeed | None = None) -> SimilarityModel:
     """The ``data`` and ``similarity`` components of a verified version, ready to answer; with ``feed``, the
     events after the version's cutoff are read now (when the store answers; else on the first request)."""
-    catalog, _ = Catalog.from_version(version)
+    catalog, ratings = Catalog.from_version(version)
     index = load_component(version)
     live = live_state(index, catalog, cutoff_of(version.manifest), feed)
     if feed is not None:
@@ -68,7 +70,7 @@ def load_model(version: Version, feed: EventFeed | None = None) -> SimilarityMod
             live.sync()
         except EventsUnavailable as exc:
             log.warning("version %s: events not read yet: %s", version.name, exc.detail)
-    return SimilarityModel(version.name, index, catalog, live, feed)
+    return SimilarityModel(version.name, index, catalog, live, feed, Activity.from_ratings(ratings))
 
 
 def canary(model: SimilarityModel) -> None:

@@ -228,6 +228,37 @@ class ItemsPublic(BaseModel):
     count: int
 
 
+class UserReview(BaseModel):
+    item_id: str = Field(examples=["B0002E1G5C"])
+    title: str | None = Field(None, examples=["Fender Medium Picks, 12 Pack"])
+    rating: float = Field(examples=[5.0])
+    date: str = Field(examples=["2014-07-23"], description="the review's date, YYYY-MM-DD (UTC)")
+
+
+class UserPublic(BaseModel):
+    """A reviewer of the served data: how many reviews, their mean rating and the newest few (newest first)."""
+
+    user_id: str = Field(examples=["A2IBPI20UZIR0U"])
+    reviews: int = Field(examples=[42])
+    mean_rating: float = Field(examples=[4.5])
+    recent: list[UserReview]
+
+
+class UserSummary(BaseModel):
+    user_id: str = Field(examples=["A2IBPI20UZIR0U"])
+    reviews: int = Field(examples=[42])
+    mean_rating: float = Field(examples=[4.5])
+
+
+class TopPublic(BaseModel):
+    """The most reviewed items and the reviewers with the most reviews in the served data, most first (ties by
+    id)."""
+
+    version: str
+    items: list[ItemPublic]
+    users: list[UserSummary]
+
+
 class StatsPublic(BaseModel):
     """Statistics of the dataset behind the version the similarity service serves."""
 

@@ -10,12 +10,15 @@ What it plants, so that every part of Chorus has something real to find:
 * ratings ``round(mu + b_user + b_item + p_user . q_item + noise)`` clipped to 1..5, with a rank-8 interaction
   strong enough that a latent factor model beats bias-only on held-out data;
 * musical-instrument product titles (brand, series, product type, model number), helpful/total votes, and
-  headline/body words that depend on the star rating;
+  headlines and bodies written the way real reviews carry a rating: praise, lukewarm verdicts and complaints
+  about the product and how it sounds (:data:`PRAISE`, :data:`MIXED`, :data:`COMPLAINT` and their per-family
+  lists), drawn with odds that follow the stars (:data:`TONE_BY_STAR`) -- never the star count as words -- so a
+  text model learns "broke after a week" and "stayed in tune", and a four-star review may still name a flaw;
 * about 90% verified purchases, with what sets the others apart in real Amazon data (He, Hollenbeck and
   Proserpio, "The Market for Fake Reviews", 2022; Amazon's 2016 ban of incentivized reviews): unverified reviews
   lean to high stars (:data:`VERIFIED_BY_STAR`) and :data:`DISCLOSED_SHARE` of them say the product came free
-  (:data:`DISCLOSURE`, in place of two neutral words, so that the text, not its length, tells), so the
-  verified-purchase classifier has something to find.
+  (:data:`DISCLOSURE`, in place of the review's fact, of similar length, so that the text, not its length,
+  tells), so the verified-purchase classifier has something to find.
 
 Every (customer, product) pair is distinct and the output has exactly ``n_reviews`` data rows. The same seed
 gives the same file.
@@ -27,6 +30,7 @@ import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -181,36 +185,181 @@ FAMILIES = (
 FAMILY_OF_PRODUCT = {p: f for f, members in enumerate(FAMILIES) for p in members}
 COLORS = ("Black", "Sunburst", "Natural", "Red", "White", "Blue", "Silver", "Tobacco Burst", "Walnut")
 
-NEUTRAL = (
-    "the",
-    "it",
-    "this",
-    "with",
-    "for",
-    "sound",
-    "price",
-    "quality",
-    "shipping",
-    "arrived",
-    "use",
-    "guitar",
-    "setup",
-    "after",
-    "weeks",
-    "bought",
-    "strings",
-    "case",
-    "tone",
-    "really",
-)
-BY_STAR = {
-    1: ("broke", "returned", "junk", "cheap", "useless", "defective", "waste", "awful", "stopped", "refund"),
-    2: ("disappointed", "flimsy", "noisy", "poor", "wobbly", "meh", "buzzes", "thin", "overpriced", "loose"),
-    3: ("okay", "decent", "average", "fine", "acceptable", "mixed", "adequate", "so-so", "usable", "basic"),
-    4: ("good", "solid", "nice", "happy", "recommend", "reliable", "sturdy", "warm", "clear", "pleased"),
-    5: ("excellent", "perfect", "love", "amazing", "fantastic", "flawless", "beautiful", "superb", "awesome", "best"),
+#: What a reviewer calls each kind of product ("great strings", "cheap pedal").
+NOUN = {
+    "Electric Guitar": "guitar",
+    "Acoustic Guitar": "guitar",
+    "Bass Guitar": "bass",
+    "Ukulele": "uke",
+    "Guitar Strings": "strings",
+    "Bass Strings": "strings",
+    "Guitar Tuner": "tuner",
+    "Capo": "capo",
+    "Guitar Strap": "strap",
+    "Guitar Picks (12 Pack)": "picks",
+    "Instrument Cable": "cable",
+    "Overdrive Pedal": "pedal",
+    "Distortion Pedal": "pedal",
+    "Delay Pedal": "pedal",
+    "Reverb Pedal": "pedal",
+    "Chorus Pedal": "pedal",
+    "Looper Pedal": "looper",
+    "Guitar Amplifier": "amp",
+    "Bass Amplifier": "amp",
+    "Dynamic Microphone": "mic",
+    "Condenser Microphone": "mic",
+    "Microphone Stand": "stand",
+    "Pop Filter": "filter",
+    "Studio Headphones": "headphones",
+    "Digital Piano": "piano",
+    "MIDI Keyboard Controller": "keyboard",
+    "Synthesizer": "synth",
+    "Drum Sticks": "sticks",
+    "Cymbal Pack": "cymbals",
+    "Snare Drum": "snare",
+    "Practice Pad": "pad",
+    "Harmonica": "harmonica",
+    "Guitar Stand": "stand",
+    "Gig Bag": "bag",
+    "Hard Case": "case",
+    "Audio Interface": "interface",
+    "Metronome": "metronome",
+    "Sustain Pedal": "pedal",
+    "String Winder": "winder",
+    "Fretboard Conditioner": "conditioner",
 }
-HEADLINES = {1: "One Star", 2: "Two Stars", 3: "Three Stars", 4: "Four Stars", 5: "Five Stars"}
+
+#: The opinions a review is written from, as short clauses ("{n}": the product's noun): praise, a mixed or lukewarm
+#: verdict, a complaint. Each kind of review draws its clauses, and its headline, from these with the odds of
+#: :data:`TONE_BY_STAR`, so the text carries the rating the way real reviews do: through what is said about the
+#: product, never the star count itself, and with the noise of a four-star review that names a flaw.
+PRAISE = (
+    "great {n}",
+    "love this {n}",
+    "best {n} I have owned",
+    "excellent {n} for the price",
+    "really nice {n}",
+    "works great",
+    "works perfectly",
+    "sounds amazing",
+    "sounds great",
+    "very well made",
+    "solid build",
+    "feels sturdy",
+    "easy to use",
+    "easy to set up",
+    "great value",
+    "worth every penny",
+    "highly recommend it",
+    "would buy again",
+    "exactly as described",
+    "does exactly what it should",
+    "no complaints at all",
+    "very happy with it",
+)
+MIXED = (
+    "okay for the price",
+    "does the job",
+    "nothing special",
+    "decent for a beginner",
+    "average quality",
+    "fine for practice",
+    "good enough",
+    "a bit pricey",
+    "a little noisy",
+    "takes some getting used to",
+    "could be better",
+    "tone is just okay",
+    "not bad",
+)
+COMPLAINT = (
+    "broke after a week",
+    "stopped working after a month",
+    "cheaply made",
+    "feels flimsy",
+    "arrived damaged",
+    "had to return it",
+    "waste of money",
+    "not worth the price",
+    "would not buy again",
+    "fell apart",
+    "poor quality",
+    "very disappointed",
+    "dead on arrival",
+    "cheap {n}",
+    "does not work at all",
+)
+#: What each product family's reviews say about how it sounds and plays, by the same three tones.
+FAMILY_PRAISE = (
+    ("bright tone", "warm tone", "stayed in tune", "holds its tuning", "plays beautifully", "nice low action"),
+    ("warm tone", "great sustain", "quiet, no hum", "rich, full sound", "knobs feel solid", "clean and clear"),
+    ("clear sound", "crisp highs", "no background noise", "comfortable to wear", "plug and play", "clean and clear"),
+    ("keys feel great", "nice weighted keys", "sounds like a real piano", "plug and play", "rich, full sound"),
+    ("great rebound", "nice balance", "loud and clear", "lasted for months", "bright tone"),
+)
+FAMILY_MIXED = (
+    ("strings went dull in a month", "action is a bit high", "tuners are okay"),
+    ("a little hiss at high gain", "knobs are small", "tone is a bit dark"),
+    ("a little hiss", "cable is short", "gets warm after an hour"),
+    ("keys are a bit light", "speakers are weak", "menus take time to learn"),
+    ("a bit heavy", "tone is a bit dull", "finish wore off"),
+)
+FAMILY_COMPLAINT = (
+    ("sounds thin", "buzzes", "will not stay in tune", "strings went dead fast", "sharp fret ends", "tuning pegs slip"),
+    ("hums", "crackles", "buzzes", "sounds thin", "knobs came loose", "noisy jack", "too much hiss"),
+    ("crackles", "lots of hiss", "muffled sound", "drops out", "hurts my ears", "cable came loose"),
+    ("keys stick", "sounds thin", "some keys are dead", "driver issues", "keys clack loudly"),
+    ("broke after a week", "chipped quickly", "splintered", "sounds dull", "buzzes"),
+)
+HEADLINE_PRAISE = (
+    "Great {n}",
+    "Love it",
+    "Excellent",
+    "Works great",
+    "Highly recommended",
+    "Sounds great",
+    "Great value",
+    "Just what I needed",
+    "Perfect",
+    "Very happy",
+    "Awesome {n}",
+)
+HEADLINE_MIXED = ("Okay", "Decent {n}", "Does the job", "Not bad", "Good enough for the price", "It is fine", "Average")
+HEADLINE_COMPLAINT = (
+    "Broke quickly",
+    "Disappointed",
+    "Junk",
+    "Returned it",
+    "Do not buy",
+    "Poor quality",
+    "Not worth it",
+    "Cheap {n}",
+    "Stopped working",
+)
+#: Facts that say nothing of the product's quality; one of them in every review.
+FACTS = (
+    "bought it for my son",
+    "use it every day",
+    "arrived on time",
+    "got it as a gift",
+    "use it at gigs",
+    "replaced my old one",
+    "bought two of them",
+    "for home practice",
+    "ordered a second one",
+    "shipping was quick",
+)
+#: P(praise), P(mixed), P(complaint) of each clause and the headline, by the star rating (row 0 unused).
+TONE_BY_STAR = (
+    (0.0, 0.0, 0.0),
+    (0.02, 0.08, 0.90),
+    (0.08, 0.32, 0.60),
+    (0.25, 0.55, 0.20),
+    (0.75, 0.20, 0.05),
+    (0.92, 0.06, 0.02),
+)
+#: Share of the reviews that give three opinions rather than two (besides one fact).
+THIRD_OPINION = 0.5
 
 EPOCH_START = np.datetime64("2009-01-01", "D")
 EPOCH_DAYS = 2434  # to 2015-08-31, the end of the public TSV dumps
@@ -253,6 +402,82 @@ def _base36(values: np.ndarray, width: int) -> np.ndarray:
         out[:, pos] = digits[v % 36]
         v //= 36
     return np.array(["".join(r) for r in out.tolist()])
+
+
+@dataclass(frozen=True)
+class _Pool:
+    """Lists of strings, one per (product kind, tone), stored end to end: the list of kind ``k`` (an index of
+    :data:`PRODUCTS`) and tone ``t`` (0 praise, 1 mixed, 2 complaint) is ``text[start[k, t]:][:size[k, t]]``."""
+
+    text: list[str]
+    start: np.ndarray  # int64 (n_products, 3)
+    size: np.ndarray  # int64 (n_products, 3)
+
+    @classmethod
+    def of(cls, lists: list[tuple[list[str], list[str], list[str]]]) -> _Pool:
+        size = np.array([[len(tone) for tone in kind] for kind in lists], dtype=np.int64)
+        start = (np.cumsum(size.ravel()) - size.ravel()).reshape(size.shape)
+        return cls([t for kind in lists for tone in kind for t in tone], start, size)
+
+
+def _pools() -> tuple[_Pool, _Pool]:
+    """The headlines and the opinion clauses that a review of each product kind is written from, with the product's
+    noun filled in."""
+    heads, clauses = [], []
+    general = (PRAISE, MIXED, COMPLAINT)
+    for name in PRODUCTS:
+        family, noun = FAMILY_OF_PRODUCT[name], NOUN[name]
+        own = (FAMILY_PRAISE[family], FAMILY_MIXED[family], FAMILY_COMPLAINT[family])
+        heads.append(
+            (
+                [h.format(n=noun) for h in HEADLINE_PRAISE],
+                [h.format(n=noun) for h in HEADLINE_MIXED],
+                [h.format(n=noun) for h in HEADLINE_COMPLAINT],
+            )
+        )
+        praise, mixed, complaint = ([c.format(n=noun) for c in (*g, *o)] for g, o in zip(general, own, strict=True))
+        clauses.append((praise, mixed, complaint))
+    return _Pool.of(heads), _Pool.of(clauses)
+
+
+class _Said(NamedTuple):
+    """What each review says, as lists of indices (n,) into :func:`_pools`' strings and :data:`FACTS`."""
+
+    headline: list[int]
+    opinions: tuple[list[int], list[int], list[int]]  # two or three distinct clauses; the third -1 where none
+    fact: list[int]  # len(FACTS): the disclosure
+    fact_first: list[bool]
+
+
+POOLS = _pools()
+
+
+def _texts(stars: np.ndarray, kind: np.ndarray, disclosed: np.ndarray, rng: np.random.Generator) -> _Said:
+    """What each review says: a headline and two or three distinct opinion clauses, each of a tone drawn with the
+    odds of :data:`TONE_BY_STAR`, and a fact (the disclosure where ``disclosed``), first or last.
+
+    ``stars``: int (n,) 1..5; ``kind``: int (n,) the product kind of each review; ``disclosed``: bool (n,).
+    """
+    n = stars.size
+    heads, clauses = POOLS
+    odds = np.cumsum(np.asarray(TONE_BY_STAR), axis=1)[stars]  # (n, 3): P(praise), P(praise or mixed), 1
+    tones = (rng.random((n, 4))[:, :, None] >= odds[:, None, :2]).sum(axis=2)  # (n, 4): headline, 3 opinions
+    draws = rng.random((n, 4))
+    size = heads.size[kind, tones[:, 0]]
+    head = heads.start[kind, tones[:, 0]] + (draws[:, 0] * size).astype(np.int64)
+    start, size = clauses.start[kind[:, None], tones[:, 1:]], clauses.size[kind[:, None], tones[:, 1:]]
+    which = (draws[:, 1:] * size).astype(np.int64)
+    for j in (1, 2):  # a clause drawn twice in one review: the next one of its list instead
+        for _ in range(j):
+            dup = ((start[:, :j] + which[:, :j]) == (start[:, [j]] + which[:, [j]])).any(axis=1)
+            which[dup, j] = (which[dup, j] + 1) % size[dup, j]
+    said = start + which
+    said[rng.random(n) >= THIRD_OPINION, 2] = -1
+    fact = np.where(disclosed, len(FACTS), rng.integers(0, len(FACTS), n))
+    first = rng.random(n) < 0.5
+    return _Said(
+        head.tolist(), (said[:, 0].tolist(), said[:, 1].tolist(), said[:, 2].tolist()), fact.tolist(), first.tolist()
+    )
 
 
 def _pairs(n: int, n_users: int, n_items: int, item_family: np.ndarray, model: PlantedModel, rng: np.random.Generator):
@@ -340,9 +565,6 @@ def generate_reviews(
     disclosed = draw >= p_verified + (1.0 - p_verified) * (1.0 - DISCLOSED_SHARE)
     vine = np.where(rng.random(n_reviews) < 0.01, "Y", "N")
     dates = (EPOCH_START + rng.integers(0, EPOCH_DAYS, n_reviews)).astype(str)
-    star_words = rng.integers(0, 10, (n_reviews, 4))
-    neutral_words = rng.integers(0, len(NEUTRAL), (n_reviews, 5))
-
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
@@ -357,7 +579,15 @@ def generate_reviews(
     cust_l, prod_l, par_l, title_l = customer_ids.tolist(), product_ids.tolist(), parents.tolist(), titles.tolist()
     rid_l, hv_l, tv_l = review_ids.tolist(), helpful_votes.tolist(), total_votes.tolist()
     ver_l, vine_l, date_l = verified.tolist(), vine.tolist(), dates.tolist()
-    sw_l, nw_l, disclosed_l = star_words.tolist(), neutral_words.tolist(), disclosed.tolist()
+    text = _texts(stars, product[items], disclosed, rng)
+    head_l, (first_said, second_said, third_said), fact_l, first_l = text
+    heads, clauses = POOLS
+    # the strings of the pools as the body uses them: the first clause capitalised, the third with its comma (and ""
+    # at index -1, for a review without one), the facts as sentences
+    opening = [f"{c[0].upper()}{c[1:]}" for c in clauses.text]
+    third = [f", {c}" for c in clauses.text] + [""]
+    middle, headline = clauses.text, heads.text
+    facts = [f"{f[0].upper()}{f[1:]}." for f in FACTS] + [f"Got it as a {DISCLOSURE}."]
     try:
         with opener(tmp) as f, Progress(f"generating {out.name}", total=n_reviews) as bar:
             bar.enabled = bar.enabled and progress
@@ -367,18 +597,13 @@ def generate_reviews(
                 rows = []
                 for r in range(lo, hi):
                     s = stars_l[r]
-                    words = BY_STAR[s]
-                    sw, nw = sw_l[r], nw_l[r]
-                    tail = DISCLOSURE if disclosed_l[r] else f"{NEUTRAL[nw[3]]} {NEUTRAL[nw[4]]}"
-                    body = (
-                        f"{words[sw[0]]} {NEUTRAL[nw[0]]} {NEUTRAL[nw[1]]} {words[sw[1]]} {NEUTRAL[nw[2]]} "
-                        f"{words[sw[2]]} {tail} {words[sw[3]]}"
-                    )
+                    said = f"{opening[first_said[r]]}, {middle[second_said[r]]}{third[third_said[r]]}."
+                    body = f"{facts[fact_l[r]]} {said}" if first_l[r] else f"{said} {facts[fact_l[r]]}"
                     u, i = users_l[r], items_l[r]
                     rows.append(
                         f"US\t{cust_l[u]}\t{rid_l[r]}\t{prod_l[i]}\t{par_l[i]}\t{title_l[i]}\t"
                         f"Musical Instruments\t{s}\t{hv_l[r]}\t{tv_l[r]}\t{vine_l[r]}\t"
-                        f"{ver_l[r]}\t{HEADLINES[s]}\t{body}\t{date_l[r]}\n"
+                        f"{ver_l[r]}\t{headline[head_l[r]]}\t{body}\t{date_l[r]}\n"
                     )
                 f.write("".join(rows))
                 bar.update(hi)
