@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chorus.shared.contract.errors import ChorusError, Unauthorized
 from chorus.shared.contract.names import VERSION_HEADER
-from chorus.shared.http.limits import BodyTooLarge, HttpSettings, Limits
+from chorus.shared.http.limits import HttpSettings, Limits
 from chorus.shared.http.metrics import RequestMetrics
 
 HTTP_PROTOCOL = "chorus.shared.http.protocol:LimitedH11Protocol"
@@ -73,9 +73,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if isinstance(exc, BodyTooLarge):
-            body = {"type": exc.type, "detail": exc.detail}
-        elif exc.status_code == 404 and exc.detail == "Not Found":  # no route matched
+        if exc.status_code == 404 and exc.detail == "Not Found":  # no route matched
             body = {"type": "not_found", "detail": f"no route {request.url.path}; see /docs"}
         elif exc.status_code == 405:
             body = {"type": "method_not_allowed", "detail": f"{request.method} is not allowed on {request.url.path}"}
