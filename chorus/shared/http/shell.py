@@ -9,6 +9,7 @@ included (``request.state.model_version``).
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -34,9 +35,21 @@ def uvicorn_options() -> list[str]:
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid":  # its location is a character offset, not a field
+            parts.append(_json_message(err))
+            continue
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
         parts.append(f"{where}: {err.get('msg', 'invalid')}")
     return "; ".join(parts)
+
+
+def _json_message(err: dict[str, Any]) -> str:
+    """FastAPI's ``json_invalid`` error (location ``("body", <offset>)``) as a sentence."""
+    loc = err.get("loc", ())
+    offset = loc[-1] if loc and isinstance(loc[-1], int) else None
+    reason = (err.get("ctx") or {}).get("error")
+    where = f" at character {offset}" if offset is not None else ""
+    return f"the request body is not valid JSON{f' ({reason}{where})' if reason else where}"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -85,19 +98,21 @@ def install_error_handlers(app: FastAPI) -> None:
 def show_details(request: Request) -> bool:
     """Whether ``request`` may see readiness details: it carries ``Authorization: Bearer $CHORUS_STATUS_TOKEN``.
 
-    Without the header the public answer is given; with a wrong token, 401. Without a configured token details
-    are never shown (they name internal URLs and artifact paths).
+    Without the header the public answer is given; with a wrong token, or any token where none is configured,
+    401. Without a configured token details are never shown (they name internal URLs and artifact paths).
     """
     given = request.headers.get("authorization")
     if given is None:
         return False
     token = request.app.state.settings.status_token
+    if token is None:
+        raise Unauthorized(
+            "no status token is configured on this process, so its /readyz shows no details: set "
+            "CHORUS_STATUS_TOKEN on it (the gateway and both services), or send no Authorization header for the "
+            "public answer"
+        )
     scheme, _, value = given.partition(" ")
-    if (
-        token is None
-        or scheme.lower() != "bearer"
-        or not hmac.compare_digest(value.encode(), token.get_secret_value().encode())
-    ):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), token.get_secret_value().encode()):
         raise Unauthorized(
             "a wrong status token: send Authorization: Bearer $CHORUS_STATUS_TOKEN, "
             "or no Authorization header for the public answer"
