@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from chorus.shared.artifacts import VersionWriter
-from chorus.shared.contract.errors import NotFound
+from chorus.shared.contract.errors import ArtifactError, NotFound
 from chorus.shared.serving import Loaded, ServiceSettings, create_service_app, model_dependency
 
 
@@ -32,6 +32,11 @@ class Values(BaseModel):
 @router.post("/sum")
 def total(body: Values) -> dict[str, float]:
     return {"sum": sum(body.values)}
+
+
+@router.get("/broken")
+def broken() -> None:
+    raise ArtifactError("file toy/value.npy of /srv/artifacts/v9 is truncated (8 bytes, manifest says 136)")
 
 
 @router.get("/value")
@@ -218,3 +223,12 @@ def test_a_body_that_is_not_json_is_named_so(tmp_path):
         assert r.status_code == 422 and r.json()["type"] == "invalid_input"
         assert r.json()["detail"].startswith("the request body is not valid JSON (")
         assert "at character" in r.json()["detail"] and "0:" not in r.json()["detail"]
+
+
+def test_an_artifact_error_met_while_answering_keeps_its_files_to_the_log(tmp_path, caplog):
+    publish(tmp_path, 1.0)
+    with caplog.at_level(logging.ERROR, logger="chorus.http"), TestClient(make_app(tmp_path)) as client:
+        r = client.get("/broken")
+    assert r.status_code == 503 and r.json()["type"] == "bad_artifact"
+    assert "value.npy" not in r.text and "/srv" not in r.text and "manifest" not in r.text
+    assert any("value.npy" in record.getMessage() for record in caplog.records)

@@ -2,13 +2,15 @@
 the outermost middleware, and the uvicorn options.
 
 Every error body is ``{"type", "detail"}`` (:class:`~chorus.shared.contract.errors.ChorusError` and its subclasses);
-validation errors also list ``errors``. An answer that a model version produced carries ``X-Model-Version``, errors
-included (``request.state.model_version``).
+validation errors also list ``errors``. The detail of an :class:`~chorus.shared.contract.errors.ArtifactError`,
+which names artifact files, goes to the log, not to the client. An answer that a model version produced carries
+``X-Model-Version``, errors included (``request.state.model_version``).
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,10 +18,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from chorus.shared.contract.errors import ChorusError, Unauthorized
+from chorus.shared.contract.errors import ArtifactError, ChorusError, Unauthorized
 from chorus.shared.contract.names import VERSION_HEADER
 from chorus.shared.http.limits import HttpSettings, Limits
 from chorus.shared.http.metrics import RequestMetrics
+
+log = logging.getLogger("chorus.http")
 
 HTTP_PROTOCOL = "chorus.shared.http.protocol:LimitedH11Protocol"
 """uvicorn's ``--http`` for every Chorus process: h11 with head size limits and read timeouts in JSON."""
@@ -64,7 +68,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ChorusError)
     async def _chorus_error(request: Request, exc: ChorusError) -> JSONResponse:
-        return _with_version(request, JSONResponse(exc.to_dict(), status_code=exc.status_code))
+        body = exc.to_dict()
+        if isinstance(exc, ArtifactError):  # it names artifact files: to the log only
+            log.error("%s %s: %s", request.method, request.url.path, exc.detail)
+            body["detail"] = "the service cannot use its model version; its operator finds why in its log"
+        return _with_version(request, JSONResponse(body, status_code=exc.status_code))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
