@@ -7,9 +7,10 @@ import time
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.testclient import TestClient
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from chorus.shared.artifacts import VersionWriter
 from chorus.shared.contract.errors import ArtifactError, NotFound
@@ -31,6 +32,16 @@ class Values(BaseModel):
 
 @router.post("/sum")
 def total(body: Values) -> dict[str, float]:
+    return {"sum": sum(body.values)}
+
+
+@router.post("/parsed")
+async def parsed(request: Request) -> dict[str, float]:
+    """A body parsed by pydantic's JSON parser, as the review score route does it."""
+    try:
+        body = Values.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
     return {"sum": sum(body.values)}
 
 
@@ -223,6 +234,9 @@ def test_a_body_that_is_not_json_is_named_so(tmp_path):
         assert r.status_code == 422 and r.json()["type"] == "invalid_input"
         assert r.json()["detail"].startswith("the request body is not valid JSON (")
         assert "at character" in r.json()["detail"] and "0:" not in r.json()["detail"]
+        r = client.post("/parsed", content=b'{"values": [1, 2', headers={"Content-Type": "application/json"})
+        assert r.status_code == 422
+        assert r.json()["detail"] == "the request body is not valid JSON (EOF while parsing a list at line 1 column 16)"
 
 
 def test_an_artifact_error_met_while_answering_keeps_its_files_to_the_log(tmp_path, caplog):

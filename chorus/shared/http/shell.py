@@ -48,10 +48,14 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 
 def _json_message(err: dict[str, Any]) -> str:
-    """FastAPI's ``json_invalid`` error (location ``("body", <offset>)``) as a sentence."""
+    """A ``json_invalid`` error as a sentence: FastAPI's (location ``("body", <offset>)``, the reason in ``ctx``)
+    or pydantic's (the reason in ``msg``)."""
     loc = err.get("loc", ())
     offset = loc[-1] if loc and isinstance(loc[-1], int) else None
     reason = (err.get("ctx") or {}).get("error")
+    msg = str(err.get("msg", ""))
+    if reason is None and msg.startswith("Invalid JSON: "):  # pydantic's parser, rather than json.loads
+        reason = msg.removeprefix("Invalid JSON: ")
     where = f" at character {offset}" if offset is not None else ""
     return f"the request body is not valid JSON{f' ({reason}{where})' if reason else where}"
 
