@@ -290,7 +290,7 @@ def health_router() -> APIRouter:
         "``detail`` (why not ready, what was refused).",
         responses={
             503: {"description": "No version loaded yet"},
-            401: {"description": "A wrong status token"},
+            401: {"description": "A wrong status token, or one sent where none is configured"},
         },
     )
     def readyz(request: Request) -> JSONResponse:

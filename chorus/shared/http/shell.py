@@ -31,8 +31,9 @@ HTTP_PROTOCOL = "chorus.shared.http.protocol:LimitedH11Protocol"
 
 def uvicorn_options() -> list[str]:
     """Command-line options of ``uvicorn`` that every Chorus process runs with (after the app and ``--factory``):
-    the HTTP protocol that enforces ``CHORUS_MAX_HEAD_BYTES``, ``CHORUS_HEAD_TIMEOUT`` and
-    ``CHORUS_BODY_TIMEOUT`` (:mod:`chorus.shared.http.protocol`)."""
+    the HTTP protocol that enforces ``CHORUS_MAX_HEAD_BYTES``, ``CHORUS_HEAD_TIMEOUT``, ``CHORUS_BODY_TIMEOUT``,
+    ``CHORUS_BODY_MIN_RATE`` and ``CHORUS_MAX_RECEIVING``, and closes lingering
+    (:mod:`chorus.shared.http.protocol`)."""
     return ["--http", HTTP_PROTOCOL]
 
 
