@@ -83,6 +83,18 @@ def _formats():
     return FORMATS
 
 
+def _print_skipped(examples: list[tuple[int, str, str]], skipped: int, format: str) -> None:
+    """The first skipped rows, each with what such a row must hold, on stderr."""
+    from chorus.shared.data.loaders import describe_skip
+
+    if not examples:
+        return
+    shown = f"; {len(examples)} of them" if len(examples) < skipped else ""
+    print(f"{skipped:,} row{'s' if skipped != 1 else ''} skipped{shown}:", file=sys.stderr)
+    for line, reason, text in sorted(examples):
+        print(f"  {describe_skip(line, reason, text, format)}", file=sys.stderr)
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     from chorus.shared.data import dataset_stats, format_stats, load_ratings
 
@@ -93,8 +105,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     else:
         print(f"{args.data} ({ratings.report.format})")
         print(format_stats(stats))
-        for line, reason, text in ratings.report.examples:
-            print(f"  skipped line {line}: {reason}: {text!r}", file=sys.stderr)
+        _print_skipped(ratings.report.examples, ratings.report.skipped_rows, ratings.report.format)
     return 0
 
 
@@ -137,7 +148,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from chorus.launcher import retrain_loop
 
         return retrain_loop(Path(args.artifacts), _train_args(args), args.events_url, args.every)
-    train(
+    version = train(
         args.data,
         args.artifacts,
         components,
@@ -150,7 +161,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         spark_staging=args.spark_staging,
         events_url=args.events_url,
     )
+    _print_skipped_of(Path(args.artifacts), version)
     return 0
+
+
+def _print_skipped_of(artifacts: Path, version: str) -> None:
+    """The rows of the data file that version ``version`` skipped, as its manifest records them."""
+    from chorus.shared.artifacts import ArtifactStore
+
+    meta = ArtifactStore(artifacts).open(version, components=[], verify=False).component_meta("data")
+    report = meta.get("load_report", {})
+    examples = [(e["line"], e["reason"], e["text"]) for e in report.get("examples", [])]
+    _print_skipped(examples, int(report.get("skipped_rows", 0)), str(meta.get("format", "")))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -263,6 +285,9 @@ def cmd_artifacts_use(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from chorus.launcher import up
 
+    if args.format is not None and args.data is None:
+        raise ChorusError("--format is the format of the --data file: name the file with --data")
+
     return up(
         Path(args.artifacts),
         args.data,
@@ -273,6 +298,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         Path(args.log_dir) if args.log_dir else None,
         events_url=args.events_url,
         retrain_every=args.retrain_every,
+        format=args.format,
     )
 
 
@@ -408,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="review file to serve: trained on when there is no version yet or the current version was trained on "
         "other data (by sha256); default: the current version, else demo data",
     )
+    upp.add_argument("--format", choices=_formats(), help="format of the --data file (default: detect)")
     upp.add_argument("--port", type=_positive, default=8000, help="gateway port (default 8000)")
     upp.add_argument("--similarity-port", type=_positive, default=8001, help="similarity service port")
     upp.add_argument("--rating-port", type=_positive, default=8002, help="rating service port")

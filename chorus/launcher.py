@@ -5,6 +5,9 @@ rating services read the same artifact root; the gateway talks to both and cache
 given (in-process LRU otherwise). :class:`Topology` is also what the end-to-end tests use, so the tests start
 the system the way users do.
 
+Training, the first one and every retraining, runs as a child process (``chorus train``): the launcher supervises
+for as long as the services run, and keeps none of the training's memory.
+
 Like compose's ``restart: unless-stopped``, ``up`` restarts a service that dies (:class:`Supervisor`: after 1, 2,
 4 ... at most 30 s) while the others keep serving, and stops only on Ctrl-C or SIGTERM. On Linux every child
 asks the kernel for SIGTERM when the launcher dies (``PR_SET_PDEATHSIG``), so even a launcher killed with SIGKILL
@@ -49,7 +52,6 @@ from chorus.shared.events.rows import cutoff_of
 from chorus.shared.events.store import EventStore, sqlite_url
 from chorus.shared.http.shell import uvicorn_options
 from chorus.training.events import open_store, read_cutoff
-from chorus.training.train import parse_components, train
 
 SERVICES = ("similarity", "rating", "gateway")
 
@@ -241,12 +243,20 @@ def _trained_on(artifacts: Path, data: str) -> tuple[str, dict[str, Any] | None]
 
 
 def ensure_trained(
-    artifacts: Path, data: str | None, log: Callable[[str], object] = print, events_url: str | None = None
+    artifacts: Path,
+    data: str | None,
+    log: Callable[[str], object] = print,
+    events_url: str | None = None,
+    format: str | None = None,
 ) -> str | None:
     """Make sure ``artifacts`` serves a version trained on ``data``: train when there is no version yet (on
     ``data``, or on freshly generated demo data), and retrain when the current version was trained on other data
     than ``data``. Without ``data`` an existing version is served as it is. A training takes the events of
-    ``events_url`` up to its last one (``chorus train --events-url``).
+    ``events_url`` up to its last one (``chorus train --events-url``), and reads ``data`` as ``format`` (None:
+    detected).
+
+    The training runs as a child process (:func:`train_child`), so that this process, which goes on to
+    supervise the services for as long as they run, never holds the training's memory.
 
     Returns the data file trained on now, or ``data`` (None when neither)."""
     if read_current(artifacts) is None:
@@ -256,8 +266,9 @@ def ensure_trained(
     elif data is None:
         return None
     else:
-        if not Path(data).is_file():
-            raise ChorusError(f"--data {data}: no such file")
+        from chorus.shared.data.loaders import check_data_file
+
+        check_data_file(Path(data))
         name, other = _trained_on(artifacts, data)
         if other is None:
             log(f"version {name} was trained on {data}: serving it")
@@ -267,8 +278,38 @@ def ensure_trained(
             f"{str(other.get('sha256', '?'))[:12]}), not on {data}: retraining on {data}"
         )
     log(f"training on {data} into {artifacts}")
-    train(data, artifacts, parse_components(None), log=log, events_url=events_url)
+    args = ["--data", data, "--artifacts", str(artifacts)] + (["--format", format] if format else [])
+    train_child(args, events_url)
     return data
+
+
+def train_child(train_args: list[str], events_url: str | None) -> None:
+    """Run ``chorus train`` with ``train_args`` as a child process that writes to this one's terminal and dies
+    with it; the event store's URL goes in its environment (``CHORUS_EVENTS_URL``), never on its command line,
+    which every local user can read.
+
+    Raises
+    ------
+    ChorusError : the training failed (it has said why on the terminal).
+    """
+    env = dict(os.environ)
+    env.pop("CHORUS_EVENTS_URL", None)
+    if events_url is not None:
+        env["CHORUS_EVENTS_URL"] = events_url
+    cmd = [sys.executable, "-m", "chorus.cli", "train", *train_args]
+    child = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent(os.getpid()))
+    try:
+        code = child.wait()
+    finally:
+        if child.poll() is None:  # interrupted (Ctrl-C reaches the child too): never leave it behind
+            child.terminate()
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+    if code != 0:
+        raise ChorusError(f"the training failed (`chorus train` exited with code {code}); its messages are above")
 
 
 def retraining_data(artifacts: Path, data: str | None) -> str:
@@ -581,13 +622,17 @@ def up(
     log_dir: Path | None,
     events_url: str | None = None,
     retrain_every: float | None = None,
+    format: str | None = None,
 ) -> int:
-    """``chorus up`` (see the module docstring); ``events_url`` None: :func:`default_events_url`."""
+    """``chorus up`` (see the module docstring); ``events_url`` None: :func:`default_events_url`; ``format``: of
+    ``data`` (None: detected)."""
     with contextlib.closing(open_store(events_url or default_events_url(artifacts), create=True)) as store:
-        trained_on = ensure_trained(artifacts, data, events_url=store.url)
+        trained_on = ensure_trained(artifacts, data, events_url=store.url, format=format)
         retrainer = None
         if retrain_every is not None:
             train_args = ["--data", retraining_data(artifacts, trained_on), "--artifacts", str(artifacts)]
+            if format is not None and trained_on == data:
+                train_args += ["--format", format]
             retrainer = Retrainer(artifacts, train_args, store, retrain_every, log=_say)
         keys, keys_from = api_keys(key_file(artifacts, store.url), log=_say)
         topo = Topology(

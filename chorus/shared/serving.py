@@ -6,8 +6,13 @@ than the one being served, that version is opened and verified (:class:`chorus.s
 service's model is built from it beside the old one, and the reference is swapped in one assignment. A request
 takes the holder's ``(version, model)`` pair once, at its start, so requests in flight finish on the model they
 began with. A version that fails validation or loading is refused, the old one keeps serving, and ``/readyz``
-says why (with the status token; the refusal is remembered, so a bad version is not retried, nor logged again, on
-every poll).
+says why (with the status token). A refusal is remembered with the :func:`fingerprint` of the version's files, so
+a bad version is neither loaded nor logged again on every poll, but is tried again at the next poll after any of
+its files changed (a repair in place); a refused ``CURRENT`` is judged again on every poll, by what it holds. The
+reason in ``/readyz`` is the present one: it goes when its cause does.
+
+Public answers never carry the reason, which names artifact files and paths: a request that finds no version
+loaded is answered 503 naming the service only; the log and the token ``/readyz`` say why.
 
 Before a swap the new version passes three gates: its files (size, sha256, shape and dtype as the manifest says,
 every float finite: :meth:`chorus.shared.artifacts.ArtifactStore.open` with ``load=True``, which reads them into
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
@@ -34,7 +40,7 @@ from fastapi.responses import JSONResponse
 from pydantic_settings import SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from chorus.shared.artifacts import ArtifactStore, Version
+from chorus.shared.artifacts import CURRENT, ArtifactStore, Version
 from chorus.shared.contract.errors import ArtifactError, ChorusError, NotReady
 from chorus.shared.contract.names import VERSION_HEADER
 from chorus.shared.http.limits import HttpSettings
@@ -84,11 +90,40 @@ class Loaded(Generic[M]):
     model: M
 
 
+Fingerprint = tuple[tuple[str, int, int, int, int], ...]
+
+
+def fingerprint(path: Path) -> Fingerprint:
+    """What a version directory holds, told without reading it: each file's path under it, size, modification
+    and change times (ns) and inode. Writing a file, or putting another in its place, changes its change time
+    or inode (neither can be set back by a user), so a repaired version never has its broken one's fingerprint."""
+    entries = []
+    for folder, subfolders, files in os.walk(path):
+        subfolders.sort()
+        for name in sorted(files):
+            file = os.path.join(folder, name)
+            try:
+                st = os.stat(file)
+            except OSError:  # removed while walking: its absence is the fingerprint
+                continue
+            entries.append((os.path.relpath(file, path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+    return tuple(entries)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a version failed a gate, and the :func:`fingerprint` of its files when it did."""
+
+    fingerprint: Fingerprint
+    reason: str
+
+
 class ModelHolder(Generic[M]):
     """Holds the served ``(version, model)`` and swaps in new versions; see the module docstring.
 
     ``canary(model)`` runs a query on a freshly built model and raises (any exception) when the answer is not
-    sound; ``load_failures`` counts refused versions (a hook for metrics)."""
+    sound; ``load_failures`` counts refusals (a hook for metrics); ``name`` is the service's, for public
+    messages."""
 
     def __init__(
         self,
@@ -97,48 +132,55 @@ class ModelHolder(Generic[M]):
         components: Sequence[str],
         verify: bool = True,
         canary: Callable[[M], None] | None = None,
+        name: str | None = None,
     ) -> None:
         self.store = ArtifactStore(root)
         self.build = build
         self.canary = canary
         self.components = tuple(components)
+        self.name = name or self.components[-1]
         self.verify = verify
         self.loaded: Loaded[M] | None = None
         self.last_error: str | None = None
         self.fallback = False
         self.load_failures = 0
-        self._refused: str | None = None
-        self._bad: dict[str, str] = {}  # versions that failed a gate, by name: why (a version never changes)
+        self._problem: str | None = None  # why CURRENT's version is not the one served (None: it is)
+        self._bad: dict[str, Refusal] = {}  # versions that failed a gate, by name
         self._lock = threading.Lock()
 
     def get(self) -> Loaded[M]:
         loaded = self.loaded
         if loaded is None:
-            raise NotReady(f"no model loaded yet: {self.last_error or 'waiting for an artifact version'}")
+            # the reason names artifact paths and files: it goes to the log and the token /readyz only
+            raise NotReady(
+                f"the {self.name} service has no model version loaded yet; retry in a few seconds (its operator "
+                "finds why in its log and /readyz)"
+            )
         return loaded
 
     def refresh(self) -> bool:
-        """Load CURRENT if it names a new version; return True when a new version was swapped in."""
+        """Load CURRENT if it names a version other than the one served, or a refused one whose files changed
+        since; return True when a new version was swapped in."""
         with self._lock:
             try:
                 name = self.store.current()
             except OSError as exc:
-                self.last_error = f"cannot read CURRENT: {exc}"
-                return False
-            except ArtifactError as exc:  # not a version name: refused once, then remembered by its reason
-                if exc.detail != self._refused:
-                    self._refuse(exc.detail, f"CURRENT refused: {exc.detail}")
+                self._note(f"cannot read CURRENT: {exc}")
+                return self._fall_back()
+            except ArtifactError as exc:  # not a version name: logged once per reason
+                self._note(f"CURRENT refused: {exc.detail}", refusal=True)
                 return self._fall_back()
             if name is None:
                 if self.loaded is None:
-                    self.last_error = f"no version yet: {self.store.root}/CURRENT does not exist"
+                    self._note(f"no version yet: {self.store.root / CURRENT} does not exist")
                 return False
-            if (self.loaded is not None and name == self.loaded.version and not self.fallback) or name == self._refused:
-                return self._fall_back()
+            if self.loaded is not None and name == self.loaded.version and not self.fallback:
+                self._note(None)  # whatever was wrong before (a CURRENT refused) is not any more
+                return False
             try:
                 model = self._load(name)
             except ArtifactError as exc:
-                self._refuse(name, f"version {name} refused: {exc.detail}")
+                self._note(f"version {name} refused: {exc.detail}", refusal=True)
                 return self._fall_back()
             self._swap(name, model, fallback=False)
             return True
@@ -146,37 +188,44 @@ class ModelHolder(Generic[M]):
     def _load(self, name: str) -> M:
         """The model of version ``name`` once it passed every gate (files, build, canary).
 
+        A version refused before is tried again only when its files changed since (:func:`fingerprint`).
+
         Raises
         ------
-        ArtifactError : the first gate it fails, and why (also remembered, so the fallback does not try it again).
+        ArtifactError : the first gate it fails, and why (also remembered with the fingerprint of its files).
         """
+        before = fingerprint(self.store.root / name)  # before reading: a repair during the read shows next time
+        refused = self._bad.get(name)
+        if refused is not None and refused.fingerprint == before:
+            raise ArtifactError(refused.reason)
         try:
             version = self.store.open(name, components=self.components, verify=self.verify, load=True)
             model = self.build(version)
         except ChorusError as exc:
-            self._bad[name] = exc.detail
-            raise ArtifactError(exc.detail) from exc
+            raise self._refused(name, before, exc.detail) from exc
         except Exception as exc:  # a broken artifact must never take the service down
             log.warning("loading version %s failed", name, exc_info=True)
-            self._bad[name] = f"{type(exc).__name__}: {exc}"
-            raise ArtifactError(self._bad[name]) from exc
+            raise self._refused(name, before, f"{type(exc).__name__}: {exc}") from exc
         if self.canary is not None:
             try:
                 self.canary(model)
             except Exception as exc:
-                self._bad[name] = f"its canary query failed ({type(exc).__name__}: {exc})"
-                raise ArtifactError(self._bad[name]) from exc
+                raise self._refused(name, before, f"its canary query failed ({type(exc).__name__}: {exc})") from exc
+        self._bad.pop(name, None)
         return model
+
+    def _refused(self, name: str, before: Fingerprint, reason: str) -> ArtifactError:
+        self._bad[name] = Refusal(before, reason)
+        return ArtifactError(reason)
 
     def _swap(self, name: str, model: M, fallback: bool) -> None:
         self.loaded = Loaded(name, model)
         self.fallback = fallback
         if fallback:
-            self.last_error = f"{self.last_error}; serving the newest verified version {name} instead"
+            self.last_error = f"{self._problem}; serving the newest verified version {name} instead"
             log.warning(self.last_error)
         else:
-            self.last_error = None
-            self._refused = None
+            self._note(None)
             log.info("serving version %s", name)
 
     def _fall_back(self) -> bool:
@@ -185,7 +234,8 @@ class ModelHolder(Generic[M]):
         if self.loaded is not None:
             return False
         for name in reversed(self.store.versions()):
-            if name == self._refused or name in self._bad:
+            refused = self._bad.get(name)
+            if refused is not None and refused.fingerprint == fingerprint(self.store.root / name):
                 continue
             try:
                 model = self._load(name)
@@ -196,14 +246,23 @@ class ModelHolder(Generic[M]):
             return True
         return False
 
-    def _refuse(self, key: str, message: str) -> None:
-        """Remember ``key`` (a version name, or why CURRENT is unusable) as refused; one log line."""
-        self._refused = key
-        self.load_failures += 1
-        ARTIFACT_LOAD_FAILURES.inc()
+    def _note(self, problem: str | None, refusal: bool = False) -> None:
+        """Record why CURRENT's version is not served (None: it is). A refusal is counted and logged once, when
+        its reason is new; the same reason on later polls changes nothing."""
+        if problem == self._problem:
+            return
+        self._problem = problem
+        if problem is None:
+            self.last_error = None
+            return
         keeps = f"; still serving {self.loaded.version}" if self.loaded else ""
-        self.last_error = f"{message}{keeps}"
-        log.error(self.last_error)
+        if self.loaded is not None and self.fallback:
+            keeps = f"; serving the newest verified version {self.loaded.version} instead"
+        self.last_error = f"{problem}{keeps}"
+        if refusal:
+            self.load_failures += 1
+            ARTIFACT_LOAD_FAILURES.inc()
+            log.error(self.last_error)
 
     async def poll(self, interval: float) -> None:
         while True:
@@ -249,7 +308,7 @@ def health_router(dependencies: Sequence[Dependency] = ()) -> APIRouter:
         "refused) and each dependency's details.",
         responses={
             503: {"description": "No version loaded yet"},
-            401: {"description": "A wrong status token"},
+            401: {"description": "A wrong status token, or one sent where none is configured"},
         },
     )
     def readyz(request: Request) -> JSONResponse:
@@ -282,7 +341,10 @@ def create_service_app(
     """The shell both model services use: lifespan with first load and reload polling, error handlers,
     health routes, the version header, then the service's own routers. ``canary``: see :class:`ModelHolder`;
     ``dependencies``: see :class:`Dependency` (each is also ``app.state.<name>``)."""
-    holder = ModelHolder(settings.artifacts, build, components, verify=settings.verify_checksums, canary=canary)
+    service = components[-1]
+    holder = ModelHolder(
+        settings.artifacts, build, components, verify=settings.verify_checksums, canary=canary, name=service
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -306,7 +368,6 @@ def create_service_app(
         setattr(app.state, dependency.name, dependency)
     install_error_handlers(app)
     app.include_router(health_router(dependencies))
-    service = components[-1]
     app.include_router(
         metrics_router(lambda request: {service: _served(request.app.state.holder)}), include_in_schema=False
     )

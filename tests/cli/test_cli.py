@@ -29,8 +29,9 @@ def test_stats_table_reports_skipped_rows(tmp_path):
     proc = chorus("data", "stats", "--data", str(path))
     assert proc.returncode == 0, proc.stderr
     assert "rating_out_of_scale" in proc.stdout and "wrong_field_count" in proc.stdout
-    assert "skipped line 2: rating_out_of_scale" in proc.stderr
-    assert "skipped line 3: wrong_field_count" in proc.stderr
+    assert "2 rows skipped:\n" in proc.stderr
+    assert "line 2, rating_out_of_scale: '1\\t2\\t9\\t881250949' (movielens-100k ratings run from 1 to 5" in proc.stderr
+    assert "line 3, wrong_field_count: '2\\t1' (2 fields; each movielens-100k row has 4 tab-separated" in proc.stderr
 
 
 def test_errors_are_clear_and_non_zero(tmp_path):
@@ -114,3 +115,39 @@ def test_training_without_the_train_extra_says_what_to_install(tmp_path, amazon_
     assert "needs the training dependencies (numba is not installed)" in proc.stderr
     assert "pip install 'chorus-recommender[train]'" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())
+
+
+def test_train_shows_the_rows_it_skipped(tmp_path):
+    path = tmp_path / "ratings.csv"
+    rows = [f"{u},{i},{(u + i) % 5 + 1},{1000 + u}" for u in range(1, 7) for i in range(1, 6)]
+    path.write_text("userId,movieId,rating,timestamp\n" + "\n".join(rows) + "\n1,3,x,5\n2,3\n")
+    proc = chorus(
+        "train", "--data", str(path), "--artifacts", str(tmp_path / "artifacts"), "--components", "similarity"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "2 rows skipped:\n" in proc.stderr
+    assert "line 32, bad_rating: '1,3,x,5' (the rating must be a number)" in proc.stderr
+    assert "line 33, wrong_field_count: '2,3' (2 fields; each movielens-csv row has 4 comma-separated fields: " in (
+        proc.stderr
+    )
+
+
+def test_data_messages_say_what_is_wrong(tmp_path):
+    proc = chorus("data", "stats", "--data", str(tmp_path))
+    assert proc.returncode == 1 and f"chorus: error: {tmp_path} is a folder, not a data file" in proc.stderr
+    binary = tmp_path / "photo.dat"
+    binary.write_bytes(bytes(range(256)) * 16)
+    proc = chorus("data", "stats", "--data", str(binary))
+    assert proc.returncode == 1 and "it holds binary data, not text" in proc.stderr
+    assert "\\x" not in proc.stderr and "\ufffd" not in proc.stderr
+    mystery = tmp_path / "mystery.txt"
+    mystery.write_text("1;2;3\n")
+    proc = chorus("data", "stats", "--data", str(mystery))
+    assert proc.returncode == 1 and "name it with --format (amazon-tsv, " in proc.stderr
+
+
+def test_up_takes_a_format_for_its_data():
+    proc = chorus("up", "--help")
+    assert proc.returncode == 0 and "--format {amazon-tsv,amazon-json,movielens-100k,movielens-csv}" in proc.stdout
+    proc = chorus("up", "--format", "movielens-csv")
+    assert proc.returncode == 1 and "--format is the format of the --data file" in proc.stderr

@@ -175,5 +175,36 @@ def test_up_retrains_when_the_current_version_was_trained_on_other_data(tmp_path
     ensure_trained(artifacts, None, log=said.append)  # no --data: the current version, whatever it was trained on
     assert said == [] and read_current(artifacts) != trained_first
 
-    with pytest.raises(ChorusError, match="no such file"):
+    with pytest.raises(ChorusError, match="no such data file"):
         ensure_trained(artifacts, str(tmp_path / "missing.tsv"), log=said.append)
+    with pytest.raises(ChorusError, match="is a folder, not a data file"):
+        ensure_trained(artifacts, str(tmp_path), log=said.append)
+
+
+def test_up_trains_in_a_child_process_with_the_format_it_was_given(tmp_path, ml100k):
+    """The launcher never imports the training code (its memory would stay with the launcher while it
+    supervises), and ``--format`` reaches the training: a CSV without header or telling name is MovieLens CSV."""
+    data = tmp_path / "reviews.txt"
+    lines = ml100k.read_text().splitlines()[:3000]
+    data.write_text("".join(",".join(line.split("\t")) + "\n" for line in lines))
+    artifacts = tmp_path / "artifacts"
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from chorus.launcher import ensure_trained\n"
+        "ensure_trained(Path(sys.argv[1]), sys.argv[2], format='movielens-csv')\n"
+        "print('training code in the launcher:', 'chorus.training.train' in sys.modules)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(artifacts), str(data)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=170,
+        env={**os.environ, "CHORUS_EVENTS_URL": ""},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "training code in the launcher: False" in proc.stdout
+    assert "published version" in proc.stdout  # the child's own output, on the launcher's terminal
+    manifest = ArtifactStore(artifacts).open(components=[], verify=False).manifest
+    assert manifest["components"]["data"]["format"] == "movielens-csv"

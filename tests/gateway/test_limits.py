@@ -2,8 +2,11 @@
 
 Every refusal must be JSON ``{"type", "detail"}`` with the right status: bodies over the limit (413, told by
 ``Content-Length`` or counted as they stream), URLs and headers over the limit (414, 431), trickled requests
-(408 and a closed connection), and requests over the concurrency limit (503 with ``Retry-After``). The big
-bodies and heads are generated here; every socket has a timeout, so a regression fails instead of hanging.
+(408 and a closed connection), and requests over the concurrency limit (503 with ``Retry-After``). Slow bodies
+take no place of the requests served, and a slow sender gives its place up to a new body when every place is
+taken. Every refusal before the request was read whole closes lingering, so a plain client (urllib) still sending
+reads the answer. The big bodies and heads are generated here; every socket has a timeout, so a regression fails
+instead of hanging.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import contextlib
 import json
 import socket
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from typing import Any
 
 import httpx
@@ -30,22 +35,31 @@ BODY_TIMEOUT = 1.5
 MAX_IN_FLIGHT = 3
 
 
-@pytest.fixture(scope="module")
-def gateway():
-    """A gateway process with short read timeouts and a small concurrency limit; its similarity fake can be
-    made slow (``sim.delay``) to keep requests in flight."""
+@contextlib.contextmanager
+def gateway_process(**settings: str):
+    """A gateway process over fakes of both services, with ``settings`` in its environment; yields its URL and
+    the similarity fake."""
     sim, rat = FakeService("similarity", "s1"), FakeService("rating", "r1")
     with contextlib.ExitStack() as stack:
         env = {
             "CHORUS_SIMILARITY_URL": stack.enter_context(serve_in_thread(asgi_app(sim))),
             "CHORUS_RATING_URL": stack.enter_context(serve_in_thread(asgi_app(rat))),
-            "CHORUS_READ_TIMEOUT": "10",
-            "CHORUS_HEAD_TIMEOUT": str(HEAD_TIMEOUT),
-            "CHORUS_BODY_TIMEOUT": str(BODY_TIMEOUT),
-            "CHORUS_MAX_IN_FLIGHT": str(MAX_IN_FLIGHT),
             "REDIS_URL": "",
+            **settings,
         }
-        url = stack.enter_context(uvicorn_process("chorus.services.gateway.app:create_app", env))
+        yield stack.enter_context(uvicorn_process("chorus.services.gateway.app:create_app", env)), sim
+
+
+@pytest.fixture(scope="module")
+def gateway():
+    """A gateway process with short read timeouts and a small concurrency limit; its similarity fake can be
+    made slow (``sim.delay``) to keep requests in flight."""
+    with gateway_process(
+        CHORUS_READ_TIMEOUT="10",
+        CHORUS_HEAD_TIMEOUT=str(HEAD_TIMEOUT),
+        CHORUS_BODY_TIMEOUT=str(BODY_TIMEOUT),
+        CHORUS_MAX_IN_FLIGHT=str(MAX_IN_FLIGHT),
+    ) as (url, sim):
         yield url, sim
 
 
@@ -98,6 +112,7 @@ def test_a_declared_body_over_the_limit_is_refused_before_it_is_sent(gateway):
     status, headers, body = exchange(url, head)  # not one byte of the 50 MiB
     assert status == 413 and body["type"] == "payload_too_large"
     assert "1048576 bytes" in body["detail"] and headers["connection"] == "close"
+    assert "CHORUS_" not in body["detail"]  # a limit is named by its value, never by the setting
 
 
 def test_a_chunked_body_is_counted_as_it_streams_and_refused_past_the_limit(gateway):
@@ -233,6 +248,7 @@ def test_requests_over_the_concurrency_limit_are_shed_at_once_with_retry_after(g
     assert served and len(shed) >= 12 - 2 * MAX_IN_FLIGHT  # slack: some may come after the first ones finished
     for _, r in shed:
         assert r.json()["type"] == "overloaded" and r.headers["retry-after"] == "1"
+        assert "CHORUS_" not in r.text
     # answered at once, while the admitted ones still wait for the slow service: not queued behind them
     assert max(end for end, _ in shed) < min(end for end, _ in served)
     assert health.status_code == 200
@@ -250,6 +266,126 @@ def test_each_model_service_has_the_same_limits_and_hides_its_paths(service, tmp
         status, _, body = exchange(url, post)
         assert status == 413 and "1000 bytes" in body["detail"]
         ready = httpx.get(url + "/readyz", timeout=5)
-        assert ready.status_code == 503 and ready.json() == {"status": "not_ready", "version": None, "fallback": False}
+        body = ready.json()
+        assert ready.status_code == 503
+        assert {k: body[k] for k in ("status", "version", "fallback")} == {
+            "status": "not_ready",
+            "version": None,
+            "fallback": False,
+        }
+        assert set(body) - {"status", "version", "fallback"} <= {"events"}  # a dependency's state, no details
         assert "no-artifacts-yet" not in ready.text
         assert "chorus_http_refused_total" in httpx.get(url + "/metrics", timeout=5).text
+
+
+PREDICT_HEAD = b"POST /v1/predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+PAIRS = json.dumps({"pairs": [{"user_id": "U1", "item_id": "B001"}]}).encode()
+
+
+def slow_sender(url: str, announced: int = 1000, first: bytes = b" ") -> socket.socket:
+    """A connection that sent a POST head announcing ``announced`` body bytes, then ``first`` of them."""
+    sock = socket.create_connection(address(url), timeout=10)
+    sock.sendall(PREDICT_HEAD % announced + first)
+    return sock
+
+
+def test_slow_bodies_take_no_place_of_the_requests_served(gateway):
+    url, _ = gateway
+    senders = [slow_sender(url) for _ in range(2 * MAX_IN_FLIGHT)]  # twice the places of requests served
+    try:
+        time.sleep(0.2)  # every head is in
+        with httpx.Client(timeout=10) as http:
+            for item in ("B001", "B002", "B003", "B001"):
+                r = http.get(f"{url}/v1/items/{item}", headers={"Cache-Control": "no-cache"})
+                assert r.status_code == 200, r.text
+            r = http.post(url + "/v1/predict", content=PAIRS, headers={"Content-Type": "application/json"})
+            assert r.status_code == 200, r.text  # a body that arrives at once is served too
+        # the slow ones are dropped once their time is up (CHORUS_BODY_TIMEOUT plus 1 s per 1024 bytes)
+        for sock in senders:
+            status, _, body = read_response(sock)
+            assert status == 408 and json.loads(body)["type"] == "request_timeout"
+            assert b"arrived too slowly" in body
+    finally:
+        for sock in senders:
+            sock.close()
+
+
+@pytest.fixture(scope="module")
+def two_bodies():
+    """A gateway that lets two bodies arrive at once, at a minimum rate of 1 byte per second after 30 s."""
+    with gateway_process(CHORUS_MAX_RECEIVING="2", CHORUS_BODY_MIN_RATE="1", CHORUS_BODY_TIMEOUT="30") as (url, _):
+        yield url
+
+
+def post_in_two_parts(url: str) -> tuple[int, dict[str, Any]]:
+    """A POST whose head and body arrive apart, so that the body takes a place among those arriving."""
+    with socket.create_connection(address(url), timeout=10) as sock:
+        sock.sendall(PREDICT_HEAD % len(PAIRS))
+        time.sleep(0.3)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(PAIRS)
+        status, _, body = read_response(sock)
+        return status, json.loads(body)
+
+
+def test_when_every_place_is_taken_a_sender_behind_the_rate_gives_way(two_bodies):
+    url = two_bodies
+    behind = [slow_sender(url) for _ in range(2)]  # one byte each: behind 1 byte/s after a second
+    try:
+        time.sleep(2.5)
+        status, body = post_in_two_parts(url)
+        assert status == 200 and body["count"] == 1
+        answers = []
+        for sock in behind:
+            sock.settimeout(0.5)
+            with contextlib.suppress(TimeoutError):
+                answers.append(read_response(sock))
+        assert len(answers) == 1  # one gave its place up; the other still has its own
+        status, _, dropped = answers[0]
+        assert status == 408 and b"while other requests waited" in dropped
+    finally:
+        for sock in behind:
+            sock.close()
+
+
+def test_when_no_sender_is_behind_the_rate_a_new_body_is_refused_at_once(two_bodies):
+    url = two_bodies
+    ahead = [slow_sender(url, announced=100_000, first=b" " * 1000) for _ in range(2)]  # 1000 s ahead of 1 byte/s
+    try:
+        time.sleep(0.3)
+        status, body = post_in_two_parts(url)
+        assert status == 503 and body["type"] == "overloaded" and "CHORUS_" not in body["detail"]
+    finally:
+        for sock in ahead:
+            sock.close()
+    time.sleep(0.3)  # their places are free again
+    assert post_in_two_parts(url)[0] == 200
+
+
+def test_plain_urllib_reads_every_early_refusal(gateway):
+    """A client that sends all of its request before it reads (urllib) reads the refusal instead of a reset:
+    413 for a body over the limit, 414 and 431 for a head over it."""
+    url, _ = gateway
+    big = urllib.request.Request(
+        url + "/v1/predict", data=b"x" * (4 * MiB), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    long_url = urllib.request.Request(url + "/v1/items?q=" + "a" * MiB)
+    big_header = urllib.request.Request(url + "/healthz", headers={"X-Big": "b" * MiB})
+    for request, status, type_ in [(big, 413, "payload_too_large")] * 10 + [
+        (long_url, 414, "uri_too_long"),
+        (big_header, 431, "headers_too_large"),
+    ]:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == status and json.loads(refused.value.read())["type"] == type_
+
+
+def test_a_refusal_half_closes_and_reads_what_still_comes(gateway):
+    """RFC 9112 section 9.6: after a 413 the server sends FIN, not RST, and drains the rest of the body."""
+    url, _ = gateway
+    with socket.create_connection(address(url), timeout=10) as sock:
+        sock.sendall(PREDICT_HEAD % (3 * MiB))
+        status, headers, body = read_response(sock)
+        assert status == 413 and headers["connection"] == "close"
+        sock.sendall(b"x" * (3 * MiB))  # the body it never wanted: taken in, never reset
+        assert sock.recv(1) == b""  # then the end of its side

@@ -86,6 +86,7 @@ def test_service_metrics_name_the_served_version_and_count_refused_versions(tmp_
         text = client.get("/metrics").text
         assert metric(text, "chorus_model_version_info", service="toy", version=v1) == 1
         assert metric(text, "chorus_http_requests_total", route="/value", method="GET", status="200") >= 1
+        assert "python_info" not in text and "process_resident_memory_bytes" in text  # no interpreter version
         failures = metric(text, "chorus_artifact_load_failures_total")
 
         v2 = publish(tmp_path, 7.0)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from chorus.shared.contract.errors import DataError
-from chorus.shared.data import dataset_stats, detect_format, load_ratings
+from chorus.shared.data import FORMATS, REASONS, dataset_stats, detect_format, load_ratings
+from chorus.shared.data.loaders import explain
 from tests.conftest import real_file
 
 TSV_HEADER = (
@@ -206,14 +207,54 @@ def test_movielens_csv_crlf_half_stars_and_titles(tmp_path):
 def test_no_valid_row_is_a_clear_error(tmp_path):
     path = tmp_path / "u.data"
     path.write_text("1\t2\tx\t3\n1\t2\n")
-    with pytest.raises(DataError, match="no valid movielens-100k row.*bad_rating: 1.*wrong_field_count: 1"):
+    with pytest.raises(DataError, match="no valid movielens-100k row .1 bad_rating, 1 wrong_field_count skipped.") as e:
         load_ratings(path, format="movielens-100k")
+    assert "the first: line 1, bad_rating: '1\\t2\\tx\\t3' (the rating must be a number)" in e.value.detail
+
+
+def test_a_file_without_the_columns_of_its_format_names_them(tmp_path):
+    path = tmp_path / "ratings.csv"
+    path.write_text("userId,movieId,rating\n1,10,4.0\n1,20,3.5\n2,10,5.0\n")  # no timestamp
+    with pytest.raises(DataError) as e:
+        load_ratings(path)
+    assert e.value.detail.startswith(f"{path} has no valid movielens-csv row (3 wrong_field_count skipped)")
+    assert "line 2, wrong_field_count: '1,10,4.0' (3 fields; each movielens-csv row has 4" in e.value.detail
+    assert e.value.detail.endswith("comma-separated fields: userId,movieId,rating,timestamp)")
+
+
+def test_a_folder_is_named_a_folder_with_the_review_files_in_it(tmp_path):
+    with pytest.raises(DataError, match=f"^{tmp_path} is a folder, not a data file: name the review file itself$"):
+        load_ratings(tmp_path)
+    (tmp_path / "README").write_text("MovieLens 100K\n")
+    (tmp_path / "u.data").write_text("1\t2\t3\t881250949\n")
+    with pytest.raises(DataError) as e:
+        load_ratings(tmp_path)
+    assert e.value.detail.endswith(f"review files in it: {tmp_path / 'u.data'} (movielens-100k)")
+
+
+@pytest.mark.parametrize("name", ["photo.dat", "photo.tsv", "photo.json.gz"])
+def test_a_binary_file_is_named_binary_and_never_printed(tmp_path, name):
+    data = bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8))
+    path = tmp_path / name
+    if name.endswith(".gz"):
+        data = gzip.compress(data)
+    path.write_bytes(data)
+    with pytest.raises(DataError) as e:
+        load_ratings(path)
+    assert e.value.detail.startswith(f"{path} is not a review dump: it holds binary data, not text")
+    assert "\ufffd" not in e.value.detail and "\\x" not in e.value.detail
+
+
+@pytest.mark.parametrize("reason", REASONS)
+@pytest.mark.parametrize("format", FORMATS)
+def test_every_reason_is_explained_for_every_format(reason, format):
+    assert explain(reason, format)
 
 
 def test_unknown_format_and_missing_file(tmp_path):
     path = tmp_path / "mystery.txt"
     path.write_text("hello world\n")
-    with pytest.raises(DataError, match="cannot tell the format"):
+    with pytest.raises(DataError, match="cannot tell the format of .*mystery.txt from its name or its first line "):
         load_ratings(path)
     with pytest.raises(DataError, match="no such data file"):
         load_ratings(tmp_path / "absent.tsv")

@@ -6,6 +6,9 @@ specific :mod:`chorus.shared.contract.errors` error naming the service: a connec
 :class:`~chorus.shared.contract.errors.UpstreamTimeout` (504). A 4xx answer is returned as it is, so its status and
 message pass through to the client; a 5xx answer becomes an error of the gateway that names the service. A service
 may have several replicas (``CHORUS_RATING_URL=http://a:8002,http://b:8002``): see :class:`Downstream`.
+
+The errors a client sees name the service and what went wrong, never its address or what the service said about
+its files: those go to the log, and to ``/readyz`` with the status token (:meth:`Downstream.status`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,15 @@ class Upstream:
     status: int
     body: bytes
     version: str | None
+
+
+def _type(response: httpx.Response) -> str | None:
+    """The ``type`` of a downstream error body, if it has one."""
+    try:
+        kind = response.json().get("type")
+    except (ValueError, AttributeError):
+        return None
+    return kind if isinstance(kind, str) else None
 
 
 def _detail(response: httpx.Response) -> str:
@@ -130,20 +142,18 @@ class Downstream:
                 self._eject(replica, f"unreachable at {replica.url} ({type(exc).__name__})")
                 if n + 1 < len(order):
                     continue  # the request never reached this replica: the next one may take it
-                if isinstance(exc, httpx.ConnectTimeout):
-                    raise UpstreamUnavailable(
-                        f"the {self.name} service at {self.url} could not be reached (connection timed out)"
-                    ) from exc
+                how = "the connection timed out" if isinstance(exc, httpx.ConnectTimeout) else "no connection"
                 raise UpstreamUnavailable(
-                    f"the {self.name} service at {self.url} could not be reached ({type(exc).__name__})"
+                    f"the {self.name} service could not be reached ({how}); retry in a few seconds"
                 ) from exc
             except httpx.PoolTimeout as exc:
                 raise UpstreamUnavailable(f"the {self.name} service is busy: no free connection to it in time") from exc
             except httpx.TimeoutException as exc:
                 raise UpstreamTimeout(f"the {self.name} service did not answer in time") from exc
             except httpx.TransportError as exc:
+                log.warning("the %s service at %s failed mid-request: %r", self.name, replica.url, exc)
                 raise UpstreamUnavailable(
-                    f"the {self.name} service at {replica.url} could not be reached ({type(exc).__name__})"
+                    f"the {self.name} service could not be reached (the connection failed); retry in a few seconds"
                 ) from exc
         version = response.headers.get(VERSION_HEADER)
         if version is not None and version != self.version:
@@ -151,11 +161,17 @@ class Downstream:
         status = response.status_code
         if status < 500:
             return Upstream(status, response.content, version)
+        # what the service said may name its files: to the log only
+        (log.info if status in (503, 504) else log.warning)(
+            "the %s service at %s answered HTTP %d: %s", self.name, replica.url, status, _detail(response)
+        )
+        if status == 503 and _type(response) == "overloaded":
+            raise UpstreamUnavailable(f"the {self.name} service is busy; retry in a second")
         if status == 503:
-            raise UpstreamUnavailable(f"the {self.name} service is not ready: {_detail(response)}")
+            raise UpstreamUnavailable(f"the {self.name} service is not ready; retry in a few seconds")
         if status == 504:
-            raise UpstreamTimeout(f"the {self.name} service timed out: {_detail(response)}")
-        raise UpstreamError(f"the {self.name} service failed (HTTP {status}): {_detail(response)}")
+            raise UpstreamTimeout(f"the {self.name} service timed out")
+        raise UpstreamError(f"the {self.name} service failed (HTTP {status})")
 
     def observe(self, version: str) -> None:
         """An answer came from ``version``: adopt it if nothing is known yet, and re-poll ``/readyz`` now.
@@ -194,7 +210,9 @@ class Downstream:
         if not ready and detail is None:
             detail = f"/readyz answered HTTP {response.status_code}"
         # A service that is not ready may still serve its old version; keep the last one we knew otherwise.
-        self._set(replica, ready, version or replica.version, detail if isinstance(detail, str) else json.dumps(detail))
+        if detail is not None and not isinstance(detail, str):
+            detail = json.dumps(detail)
+        self._set(replica, ready, version or replica.version, detail)
 
     def _set(self, replica: Replica, ready: bool, version: str | None, detail: str | None) -> None:
         if ready != replica.ready and len(self.replicas) > 1:

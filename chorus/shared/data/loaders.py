@@ -19,8 +19,18 @@ from pathlib import Path
 import numpy as np
 
 from chorus.shared.contract.errors import DataError
+from chorus.shared.contract.names import MAX_ID_LENGTH
 from chorus.shared.data.ratings import LoadReport, Ratings, RatingScale, RawColumns, assemble
-from chorus.shared.data.rows import CHUNK_BYTES, TRUE_WORDS, ChunkFilter, floats, ints, line_blocks, raw_stream
+from chorus.shared.data.rows import (
+    CHUNK_BYTES,
+    TRUE_WORDS,
+    TSV_HEADER,
+    ChunkFilter,
+    floats,
+    ints,
+    line_blocks,
+    raw_stream,
+)
 from chorus.shared.data.tsv import read_amazon_tsv
 from chorus.shared.progress import Progress
 
@@ -49,24 +59,95 @@ REASONS = (
 )
 
 
+#: What a row of each format holds, for messages about rows that do not.
+ROW_SHAPES = {
+    "amazon-tsv": f"{len(TSV_HEADER)} tab-separated fields, the columns of the Amazon Customer Reviews header "
+    f"({', '.join(TSV_HEADER[:3])} ... {TSV_HEADER[-1]})",
+    "amazon-json": "one JSON object (reviewerID, asin, overall, unixReviewTime ...)",
+    "movielens-100k": "4 tab-separated fields: user id, item id, rating, timestamp",
+    "movielens-csv": "4 comma-separated fields: userId,movieId,rating,timestamp",
+}
+_SEPARATORS = {"amazon-tsv": "\t", "movielens-100k": "\t", "movielens-csv": ","}
+_RATING_FIELDS = {"amazon-tsv": "star_rating", "amazon-json": "overall"}
+_TIME_FIELDS = {
+    "amazon-tsv": "review_date must be a date (YYYY-MM-DD)",
+    "amazon-json": "unixReviewTime must be a whole number of seconds since 1970",
+}
+
+
+def explain(reason: str, format: str) -> str:
+    """Why a row of a ``format`` file is skipped for ``reason`` (one of :data:`REASONS`), as a sentence."""
+    scale = SCALES[format]
+    sentences = {
+        "line_too_long": "a line over the line limit (CHORUS_MAX_LINE_BYTES, default 1 MiB) holds no review",
+        "bad_json": "each line must be one JSON object",
+        "wrong_field_count": f"each {format} row has {ROW_SHAPES[format]}",
+        "id_too_long": f"user and item ids may be at most {MAX_ID_LENGTH} bytes long",
+        "empty_user_id": "the user id is empty",
+        "empty_item_id": "the item id is empty",
+        "bad_rating": f"{_RATING_FIELDS.get(format, 'the rating')} must be a number",
+        "rating_out_of_scale": f"{format} ratings run from {scale.low:g} to {scale.high:g} in steps of {scale.step:g}",
+        "bad_timestamp": _TIME_FIELDS.get(format, "the timestamp must be a whole number of seconds since 1970"),
+        "bad_votes": "helpful and total votes must be whole numbers, the helpful ones at most the total",
+        "duplicate_pair": "the same user reviewed the same item again; the newest review is kept",
+    }
+    return sentences[reason]
+
+
+def describe_skip(line: int, reason: str, text: str, format: str) -> str:
+    """One skipped row for people: its line, the reason, the row's start, and what such a row must hold."""
+    counted = ""
+    if reason == "wrong_field_count" and format in _SEPARATORS:
+        n = len(text.split(_SEPARATORS[format]))
+        counted = f"{n} field{'s' if n != 1 else ''}; "
+    shown = text[:80].replace("\ufffd", "?")  # bytes that are not UTF-8
+    return f"line {line}, {reason}: {shown!r} ({counted}{explain(reason, format)})"
+
+
 #: How much of the decompressed start of a file format detection reads (never a whole first line).
 DETECT_BYTES = 64 << 10
 
 
-def _first_line(path: Path) -> str:
-    """The first non-empty line among the first :data:`DETECT_BYTES` bytes (cut there when longer)."""
+def _head(path: Path) -> bytes:
+    """The first :data:`DETECT_BYTES` bytes of the (decompressed) file."""
     with raw_stream(path) as (stream, _):
-        head = stream.read(DETECT_BYTES)
+        return stream.read(DETECT_BYTES)
+
+
+def _first_line(head: bytes) -> str:
+    """The first non-empty line of ``head`` (cut at its end when longer)."""
     for line in head.decode("utf-8-sig", "replace").split("\n"):
         if line.strip():
             return line.rstrip("\r")
     return ""
 
 
+def _binary(head: bytes) -> bool:
+    """Whether ``head`` is no text: a NUL byte (git's test), or over a tenth of it neither UTF-8 nor printable."""
+    if b"\0" in head:
+        return True
+    text = head.decode("utf-8", "replace")
+    odd = sum(1 for c in text if c == "\ufffd" or (not c.isprintable() and c not in "\t\r\n"))
+    return odd > len(text) / 10
+
+
+def _not_text(path: Path) -> DataError:
+    return DataError(
+        f"{path} is not a review dump: it holds binary data, not text. Chorus reads text files (plain or gzip) "
+        f"in these formats: {', '.join(FORMATS)}"
+    )
+
+
 def detect_format(path: Path) -> str:
-    """Guess the format from the file name and its first non-empty line."""
+    """Guess the format from the file name and its first non-empty line.
+
+    Raises
+    ------
+    DataError : neither tells; or the file is not text at all.
+    """
     name = path.name.lower()
-    first = _first_line(path)
+    head = _head(path)
+    first = _first_line(head)
     if first.startswith("marketplace\tcustomer_id") or name.endswith((".tsv", ".tsv.gz")):
         return "amazon-tsv"
     if first.lstrip().startswith("{") or name.endswith((".json", ".json.gz", ".jsonl", ".jsonl.gz")):
@@ -76,10 +157,30 @@ def detect_format(path: Path) -> str:
     parts = first.split("\t")
     if len(parts) == 4 and all(p.strip().lstrip("-").replace(".", "", 1).isdigit() for p in parts):
         return "movielens-100k"
+    if _binary(head):
+        raise _not_text(path)
     raise DataError(
-        f"cannot tell the format of {path}: name one with --format ({', '.join(FORMATS)}); "
-        f"first line starts {first[:60]!r}"
+        f"cannot tell the format of {path} from its name or its first line ({first[:60]!r}): name it with "
+        f"--format ({', '.join(FORMATS)})"
     )
+
+
+def check_data_file(path: Path) -> None:
+    """Raise :class:`DataError` saying what is wrong when ``path`` is not a readable file: missing, or a folder
+    (then naming the review files in it, when it holds some)."""
+    if path.is_file():
+        return
+    if not path.is_dir():
+        raise DataError(f"no such data file: {path}")
+    found = []
+    for child in sorted(path.iterdir())[:200]:  # a folder of review dumps holds a few files, not thousands
+        if child.is_file() and not child.name.startswith("."):
+            with contextlib.suppress(DataError, OSError, EOFError, zlib.error):
+                found.append(f"{child} ({detect_format(child)})")
+        if len(found) == 3:
+            break
+    hint = f"; review files in it: {', '.join(found)}" if found else ""
+    raise DataError(f"{path} is a folder, not a data file: name the review file itself{hint}")
 
 
 @contextlib.contextmanager
@@ -275,8 +376,7 @@ def load_ratings(
         beyond ``max_ratio``.
     """
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"no such data file: {p}")
+    check_data_file(p)
     if format is not None and format not in FORMATS:
         raise DataError(f"unknown format {format!r}: expected one of {', '.join(FORMATS)}")
     try:
@@ -295,6 +395,11 @@ def load_ratings(
     accepted = sum(len(c) for c in cols.users)
     report.rows_read = accepted + report.skipped_rows
     if accepted == 0:
-        reasons = ", ".join(f"{r}: {c}" for r, c in sorted(report.skipped_by_reason.items())) or "the file is empty"
-        raise DataError(f"{p} has no valid {format} row ({reasons})")
+        if not report.skipped_by_reason:
+            raise DataError(f"{p} has no valid {format} row: the file is empty")
+        if _binary(_head(p)):
+            raise _not_text(p)
+        counts = ", ".join(f"{c:,} {r}" for r, c in sorted(report.skipped_by_reason.items()))
+        first = describe_skip(*min(report.examples), format) if report.examples else ""
+        raise DataError(f"{p} has no valid {format} row ({counts} skipped); the first: {first}")
     return assemble(cols, scale, report, title_by_item=titles)

@@ -5,15 +5,23 @@
 - A request whose ``Content-Length`` exceeds ``CHORUS_MAX_BODY_BYTES`` is answered 413 before the app runs and
   before a byte of its body is read; a body sent without a length (chunked) is counted as it streams in, and the
   413 comes as soon as the count passes the limit, so no process ever holds more than the limit of one body.
-- At most ``CHORUS_MAX_IN_FLIGHT`` requests are handled at once; one more is answered 503 with ``Retry-After`` at
+- A request's body is read whole before the request takes one of the ``CHORUS_MAX_IN_FLIGHT`` places of the
+  requests being served: a client that sends its body slowly holds a connection, never a place that fast clients
+  need. How long a body may take, and how many may arrive at once, is the HTTP parser's part
+  (:mod:`chorus.shared.http.protocol`: a minimum data rate, and a cap on connections still sending).
+- At most ``CHORUS_MAX_IN_FLIGHT`` requests are served at once; one more is answered 503 with ``Retry-After`` at
   once instead of queueing behind the others (a client that waits seconds for an answer has usually given up).
   ``/healthz`` and ``/metrics`` are never shed, so probes and scrapes see a busy process as alive.
+
+A refusal sent before the body was read closes the connection (``Connection: close``); the protocol closes it
+lingering, so that the client reads the answer instead of a reset.
 
 :class:`OffLoopRoute` is the route class of the routers with JSON bodies: a body over :data:`OFF_LOOP_BYTES` is
 decoded and validated on a thread of its own, so a batch of thousands of pairs does not stall the event loop (and
 ``/healthz`` with it) for the tens of milliseconds that takes.
 
-Header size and read timeouts need the HTTP parser itself: see :mod:`chorus.shared.http.protocol`.
+Error bodies name limits by their values, never by the settings that hold them: settings are for operators, the
+README lists them.
 """
 
 from __future__ import annotations
@@ -28,7 +36,6 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chorus.shared.http.metrics import HTTP_REFUSED
@@ -49,13 +56,21 @@ class HttpSettings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=0)
     """Largest request body accepted, in bytes (``CHORUS_MAX_BODY_BYTES``); larger: 413."""
     max_in_flight: int = Field(64, ge=1)
-    """Requests handled at once by one process (``CHORUS_MAX_IN_FLIGHT``); more: 503 with ``Retry-After``."""
+    """Requests served at once by one process, bodies already read (``CHORUS_MAX_IN_FLIGHT``); more: 503 with
+    ``Retry-After``."""
     max_head_bytes: int = Field(65_536, ge=1024)
     """Longest request line plus headers, in bytes (``CHORUS_MAX_HEAD_BYTES``); longer: 414 or 431."""
     head_timeout: float = Field(10.0, gt=0)
     """Seconds a client has to send a request's line and headers (``CHORUS_HEAD_TIMEOUT``)."""
     body_timeout: float = Field(30.0, gt=0)
-    """Seconds a client has to send a request's body once its headers are in (``CHORUS_BODY_TIMEOUT``)."""
+    """Seconds a client has to send a request's body once its headers are in, plus one second for every
+    ``body_min_rate`` bytes of it received (``CHORUS_BODY_TIMEOUT``); later: 408."""
+    body_min_rate: int = Field(1024, ge=1)
+    """Bytes per second a body must average, after ``body_timeout`` seconds of grace (``CHORUS_BODY_MIN_RATE``)."""
+    max_receiving: int = Field(128, ge=1)
+    """Requests whose bodies are still arriving, at once (``CHORUS_MAX_RECEIVING``). When every place is taken, the
+    sender furthest behind ``body_min_rate`` is dropped (408) to make room; when none is behind, the new request
+    is answered 503 with ``Retry-After``."""
     status_token: SecretStr | None = None
     """Bearer token that shows the details of ``/readyz`` (``CHORUS_STATUS_TOKEN``); unset: never shown."""
 
@@ -65,22 +80,16 @@ def error_body(type_: str, detail: str) -> bytes:
     return json.dumps({"type": type_, "detail": detail}, separators=(",", ":")).encode()
 
 
-class BodyTooLarge(StarletteHTTPException):
-    """A request body over the limit (413); the connection is closed, as the rest of the body is never read.
+def too_large_detail(limit: int) -> str:
+    return f"the request body is larger than {limit} bytes; send fewer pairs or items per request"
 
-    An HTTPException so that FastAPI passes it on while it reads a body (it turns other errors raised there into
-    400 "There was an error parsing the body"), to the handler that words every error.
-    """
 
-    type = "payload_too_large"
+def overloaded_detail(what: str) -> str:
+    return f"the server is busy ({what}); retry in {RETRY_AFTER_SECONDS} s"
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(
-            413,
-            f"the request body is larger than {limit} bytes (CHORUS_MAX_BODY_BYTES); send fewer pairs or items "
-            "per request",
-            headers={"connection": "close"},
-        )
+
+RETRY_AFTER = (b"retry-after", str(RETRY_AFTER_SECONDS).encode())
+CLOSE = (b"connection", b"close")
 
 
 async def send_error(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -89,18 +98,24 @@ async def send_error(send: Send, status: int, body: bytes, headers: list[tuple[b
     await send({"type": "http.response.body", "body": body})
 
 
-def _content_length(scope: Scope) -> int | None:
+def _framing(scope: Scope) -> tuple[int | None, bool]:
+    """The request's ``Content-Length`` (None when absent) and whether it has a body at all."""
+    length: int | None = None
+    chunked = False
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
-                return None  # h11 refuses such a request before it gets here
-    return None
+                pass  # h11 refuses such a request before it gets here
+        elif name == b"transfer-encoding":
+            chunked = True
+    return length, chunked or bool(length)
 
 
 class Limits:
-    """ASGI middleware: body size limit and load shedding (see the module docstring)."""
+    """ASGI middleware: body size limit, bodies read before a place is taken, and load shedding (see the module
+    docstring)."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int, max_in_flight: int) -> None:
         self.app = app
@@ -112,40 +127,67 @@ class Limits:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         counted = scope["path"] not in NEVER_SHED
-        if counted and self.in_flight >= self.max_in_flight:
-            HTTP_REFUSED.labels("overloaded").inc()
-            detail = (
-                f"the server is busy ({self.in_flight} requests in flight, CHORUS_MAX_IN_FLIGHT); "
-                f"retry in {RETRY_AFTER_SECONDS} s"
-            )
-            headers = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
-            return await send_error(send, 503, error_body("overloaded", detail), headers)
-        length = _content_length(scope)
-        limit = self.max_body_bytes
-        if length is not None and length > limit:
-            HTTP_REFUSED.labels(BodyTooLarge.type).inc()
-            body = error_body(BodyTooLarge.type, BodyTooLarge(limit).detail)
-            return await send_error(send, 413, body, [(b"connection", b"close")])
-
-        received = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    HTTP_REFUSED.labels(BodyTooLarge.type).inc()
-                    raise BodyTooLarge(limit)
-            return message
-
+        length, has_body = _framing(scope)
+        if counted and self.in_flight >= self.max_in_flight:  # at once, before any body is read
+            return await self._shed(send, close=has_body)
+        if length is not None and length > self.max_body_bytes:
+            return await self._too_large(send)
+        if has_body:
+            body = await self._read_body(receive, send)
+            if body is None:
+                return  # refused, or the client went away (or was dropped for sending too slowly)
+            receive = _replay(body, receive)
+            if counted and self.in_flight >= self.max_in_flight:  # places may have filled while it arrived
+                return await self._shed(send, close=False)
         if counted:
             self.in_flight += 1
         try:
-            await self.app(scope, counting_receive, send)
+            await self.app(scope, receive, send)
         finally:
             if counted:
                 self.in_flight -= 1
+
+    async def _read_body(self, receive: Receive, send: Send) -> bytes | None:
+        """The whole body, counted as it arrives; None when it was refused (413) or the client is gone."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await self._too_large(send)
+                return None
+            if chunk:
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _too_large(self, send: Send) -> None:
+        HTTP_REFUSED.labels("payload_too_large").inc()
+        body = error_body("payload_too_large", too_large_detail(self.max_body_bytes))
+        await send_error(send, 413, body, [CLOSE])
+
+    async def _shed(self, send: Send, close: bool) -> None:
+        HTTP_REFUSED.labels("overloaded").inc()
+        body = error_body("overloaded", overloaded_detail(f"{self.in_flight} requests in flight"))
+        await send_error(send, 503, body, [RETRY_AFTER, CLOSE] if close else [RETRY_AFTER])
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives the body read already, then whatever the server sends next (a disconnect)."""
+    pending = True
+
+    async def replay() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 _DECODER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chorus-json")

@@ -1,7 +1,9 @@
 """Prometheus metrics of a Chorus process, served at ``GET /metrics`` in the text exposition format.
 
 The metrics live in prometheus-client's default registry, one set per process (each service and the gateway
-run as one uvicorn process), beside that library's own ``process_*`` metrics (resident memory, CPU, open files).
+run as one uvicorn process), beside that library's own ``process_*`` metrics (resident memory, CPU, open files)
+and ``python_gc_*`` metrics. Its ``python_info`` (the interpreter's version) is left out: it helps an attacker
+more than an operator, who knows what the image holds.
 
 | metric | labels | meaning |
 | --- | --- | --- |
@@ -21,13 +23,25 @@ stays bounded whatever clients send; a request no route matched is ``unmatched``
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    PLATFORM_COLLECTOR,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+with contextlib.suppress(KeyError):  # KeyError: unregistered already
+    REGISTRY.unregister(PLATFORM_COLLECTOR)
 
 ROUTE_KEY = "chorus.route"
 """Scope key where a middleware that answers before routing (the gateway's hit path) names the route template."""

@@ -2,23 +2,28 @@
 the outermost middleware, and the uvicorn options.
 
 Every error body is ``{"type", "detail"}`` (:class:`~chorus.shared.contract.errors.ChorusError` and its subclasses);
-validation errors also list ``errors``. An answer that a model version produced carries ``X-Model-Version``, errors
-included (``request.state.model_version``).
+validation errors also list ``errors``. The detail of an :class:`~chorus.shared.contract.errors.ArtifactError`,
+which names artifact files, goes to the log, not to the client. An answer that a model version produced carries
+``X-Model-Version``, errors included (``request.state.model_version``).
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from chorus.shared.contract.errors import ChorusError, Unauthorized
+from chorus.shared.contract.errors import ArtifactError, ChorusError, Unauthorized
 from chorus.shared.contract.names import VERSION_HEADER
-from chorus.shared.http.limits import BodyTooLarge, HttpSettings, Limits
+from chorus.shared.http.limits import HttpSettings, Limits
 from chorus.shared.http.metrics import RequestMetrics
+
+log = logging.getLogger("chorus.http")
 
 HTTP_PROTOCOL = "chorus.shared.http.protocol:LimitedH11Protocol"
 """uvicorn's ``--http`` for every Chorus process: h11 with head size limits and read timeouts in JSON."""
@@ -26,17 +31,34 @@ HTTP_PROTOCOL = "chorus.shared.http.protocol:LimitedH11Protocol"
 
 def uvicorn_options() -> list[str]:
     """Command-line options of ``uvicorn`` that every Chorus process runs with (after the app and ``--factory``):
-    the HTTP protocol that enforces ``CHORUS_MAX_HEAD_BYTES``, ``CHORUS_HEAD_TIMEOUT`` and
-    ``CHORUS_BODY_TIMEOUT`` (:mod:`chorus.shared.http.protocol`)."""
+    the HTTP protocol that enforces ``CHORUS_MAX_HEAD_BYTES``, ``CHORUS_HEAD_TIMEOUT``, ``CHORUS_BODY_TIMEOUT``,
+    ``CHORUS_BODY_MIN_RATE`` and ``CHORUS_MAX_RECEIVING``, and closes lingering
+    (:mod:`chorus.shared.http.protocol`)."""
     return ["--http", HTTP_PROTOCOL]
 
 
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid":  # its location is a character offset, not a field
+            parts.append(_json_message(err))
+            continue
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
         parts.append(f"{where}: {err.get('msg', 'invalid')}")
     return "; ".join(parts)
+
+
+def _json_message(err: dict[str, Any]) -> str:
+    """A ``json_invalid`` error as a sentence: FastAPI's (location ``("body", <offset>)``, the reason in ``ctx``)
+    or pydantic's (the reason in ``msg``)."""
+    loc = err.get("loc", ())
+    offset = loc[-1] if loc and isinstance(loc[-1], int) else None
+    reason = (err.get("ctx") or {}).get("error")
+    msg = str(err.get("msg", ""))
+    if reason is None and msg.startswith("Invalid JSON: "):  # pydantic's parser, rather than json.loads
+        reason = msg.removeprefix("Invalid JSON: ")
+    where = f" at character {offset}" if offset is not None else ""
+    return f"the request body is not valid JSON{f' ({reason}{where})' if reason else where}"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -51,7 +73,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ChorusError)
     async def _chorus_error(request: Request, exc: ChorusError) -> JSONResponse:
-        return _with_version(request, JSONResponse(exc.to_dict(), status_code=exc.status_code))
+        body = exc.to_dict()
+        if isinstance(exc, ArtifactError):  # it names artifact files: to the log only
+            log.error("%s %s: %s", request.method, request.url.path, exc.detail)
+            body["detail"] = "the service cannot use its model version; its operator finds why in its log"
+        return _with_version(request, JSONResponse(body, status_code=exc.status_code))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -73,9 +99,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if isinstance(exc, BodyTooLarge):
-            body = {"type": exc.type, "detail": exc.detail}
-        elif exc.status_code == 404 and exc.detail == "Not Found":  # no route matched
+        if exc.status_code == 404 and exc.detail == "Not Found":  # no route matched
             body = {"type": "not_found", "detail": f"no route {request.url.path}; see /docs"}
         elif exc.status_code == 405:
             body = {"type": "method_not_allowed", "detail": f"{request.method} is not allowed on {request.url.path}"}
@@ -87,19 +111,21 @@ def install_error_handlers(app: FastAPI) -> None:
 def show_details(request: Request) -> bool:
     """Whether ``request`` may see readiness details: it carries ``Authorization: Bearer $CHORUS_STATUS_TOKEN``.
 
-    Without the header the public answer is given; with a wrong token, 401. Without a configured token details
-    are never shown (they name internal URLs and artifact paths).
+    Without the header the public answer is given; with a wrong token, or any token where none is configured,
+    401. Without a configured token details are never shown (they name internal URLs and artifact paths).
     """
     given = request.headers.get("authorization")
     if given is None:
         return False
     token = request.app.state.settings.status_token
+    if token is None:
+        raise Unauthorized(
+            "no status token is configured on this process, so its /readyz shows no details: set "
+            "CHORUS_STATUS_TOKEN on it (the gateway and both services), or send no Authorization header for the "
+            "public answer"
+        )
     scheme, _, value = given.partition(" ")
-    if (
-        token is None
-        or scheme.lower() != "bearer"
-        or not hmac.compare_digest(value.encode(), token.get_secret_value().encode())
-    ):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), token.get_secret_value().encode()):
         raise Unauthorized(
             "a wrong status token: send Authorization: Bearer $CHORUS_STATUS_TOKEN, "
             "or no Authorization header for the public answer"
