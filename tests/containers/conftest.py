@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import httpx
+import numpy as np
 import pytest
 
 from chorus.launcher import free_port
@@ -24,6 +25,8 @@ from chorus.shared.data.synthetic import generate_reviews
 from tests.conftest import REPO, busiest
 
 IMAGES_ENV = REPO / "deploy" / "images.env"
+API_KEY = "containers-test-key"
+"""The key of the stack's event routes (CHORUS_API_KEYS)."""
 
 
 def unavailable(reason: str):
@@ -72,6 +75,11 @@ class Stack:
     def get(self, path: str, **params) -> httpx.Response:
         return httpx.get(self.url + path, params=params, timeout=10)
 
+    def with_key(self, method: str, path: str, **kwargs) -> httpx.Response:
+        """A request to an event route, with the stack's API key."""
+        headers = {"Authorization": f"Bearer {API_KEY}", **kwargs.pop("headers", {})}
+        return httpx.request(method, self.url + path, headers=headers, timeout=10, **kwargs)
+
     def wait_ready(self, timeout: float = 240) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         last = "no answer"
@@ -93,6 +101,9 @@ class Data:
     def __init__(self, path: Path):
         ratings = load_ratings(path, progress=False)
         self.user = busiest(ratings.user_ids, ratings.user)
+        counts = np.bincount(ratings.user, minlength=len(ratings.user_ids))
+        counts[ratings.user_ids.tolist().index(self.user)] = -1
+        self.other_user = str(ratings.user_ids[int(np.argmax(counts))])  # the second busiest: the one forgotten
         self.item = busiest(ratings.item_ids, ratings.item)
         self.word = str(ratings.titles[ratings.item_ids.tolist().index(self.item)]).split()[0]
 
@@ -115,6 +126,7 @@ def stack(request):
         "CHORUS_TRAIN_DATA": "/input/reviews.tsv.gz",
         "CHORUS_RELOAD_INTERVAL": "1",
         "CHORUS_HEALTHCHECK_INTERVAL": "1s",
+        "CHORUS_API_KEYS": API_KEY,
     }
     env.pop("CHORUS_RETRAIN", None)
     stack = Stack(project, env, port, Data(path))

@@ -47,6 +47,44 @@ def test_the_users_story_through_the_published_gateway(stack):
     assert any(f"items%2F{data.item}%2Fsimilar" in key or f"items/{data.item}/similar" in key for key in keys), keys
 
 
+def test_events_in_postgresql_change_answers_at_once_survive_a_killed_store_and_forget(stack):
+    """The live-feedback story in the compose stack: events posted through the gateway land in the PostgreSQL
+    service, a new user's recommendations react at once (through the Redis cache, no header), a kill -9 of the
+    database loses no acknowledged event, and forgetting a known user makes them unknown at once."""
+    popular = stack.get("/v1/users/newcomer-1/recommendations", k=5).json()
+    assert popular["fallback"] == "popular", popular
+    liked = [d["item_id"] for d in stack.get(f"/v1/items/{stack.data.item}/similar", k=3).json()["data"]]
+    events = [
+        {"event_id": f"c-{i}", "user_id": "newcomer-1", "item_id": item, "kind": "rating", "rating": 5}
+        for i, item in enumerate([stack.data.item, *liked])
+    ]
+    r = stack.with_key("POST", "/v1/events", json={"events": events})
+    assert r.status_code == 200 and r.json() == {"stored": len(events), "duplicates": 0}, r.text
+    assert stack.with_key("POST", "/v1/events", json={"events": events}).json()["duplicates"] == len(events)
+    assert stack.get("/v1/events").status_code in (404, 405)  # no listing of everyone's events
+    assert httpx.post(stack.url + "/v1/events", json={"events": events}, timeout=10).status_code == 401
+
+    live = stack.get("/v1/users/newcomer-1/recommendations", k=5)
+    body = live.json()
+    assert live.status_code == 200 and body["fallback"] is None, body
+    assert not {d["item_id"] for d in body["data"]} & {e["item_id"] for e in events}  # acted on: left out
+
+    # kill -9 the database: it restarts (restart policy) on its named volume, with every acknowledged event
+    stack.docker("kill", "-s", "KILL", stack.container("postgres"))
+    listed = wait_for(
+        lambda: (r := stack.with_key("GET", "/v1/users/newcomer-1/events")).status_code == 200 and r.json(),
+        120,
+        "the event store did not come back after kill -9",
+    )
+    assert sorted(e["event_id"] for e in listed["data"]) == sorted(e["event_id"] for e in events)
+
+    known = stack.data.other_user
+    assert stack.get(f"/v1/users/{known}/recommendations", k=5).json()["fallback"] is None
+    assert stack.with_key("DELETE", f"/v1/users/{known}").status_code == 200
+    forgotten = stack.get(f"/v1/users/{known}/recommendations", k=5).json()
+    assert forgotten["fallback"] == "popular", forgotten
+
+
 def test_containers_run_as_non_root_and_only_the_gateway_publishes_a_port(stack):
     for service in ("redis", "similarity", "rating", "gateway"):
         container = stack.container(service)
