@@ -69,8 +69,11 @@ def test_events_in_postgresql_change_answers_at_once_survive_a_killed_store_and_
     assert live.status_code == 200 and body["fallback"] is None, body
     assert not {d["item_id"] for d in body["data"]} & {e["item_id"] for e in events}  # acted on: left out
 
-    # kill -9 the database: it restarts (restart policy) on its named volume, with every acknowledged event
-    stack.docker("kill", "-s", "KILL", stack.container("postgres"))
+    # kill -9 the database and start it again on its named volume: every acknowledged event is there (`docker
+    # kill` marks the container stopped by hand, so the restart policy leaves the start to us)
+    database = stack.container("postgres")
+    stack.docker("kill", "-s", "KILL", database)
+    stack.docker("start", database)
     listed = wait_for(
         lambda: (r := stack.with_key("GET", "/v1/users/newcomer-1/events")).status_code == 200 and r.json(),
         120,
