@@ -215,7 +215,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ratings = load_ratings(args.data, format=args.format, progress=not args.json, with_text=with_text)
     report: Callable[[dict[str, Any]], str]
     if args.task == "ranking":
-        result = ranking(ratings, k=args.k, seed=args.seed, relevance=args.relevance)
+        result = ranking(ratings, k=args.k, seed=args.seed, relevance=args.relevance, workers=args.workers)
         report = format_ranking_report
     elif args.task in TEXT_TASKS:
         result, report = TEXT_TASKS[args.task](ratings, seed=args.seed)
