@@ -20,7 +20,7 @@ from chorus.shared.contract.errors import ChorusError
 DEFAULT_ARTIFACTS = "artifacts"
 
 #: The packages of the ``train`` extra: the services run without them, training and evaluation need them.
-TRAINING_PACKAGES = ("numba", "implicit", "sklearn")
+TRAINING_PACKAGES = ("numba", "implicit", "sklearn", "matplotlib")
 
 
 def _positive(text: str) -> int:
@@ -210,30 +210,47 @@ RATING_ONLY = ("protocol", "folds", "no_similarity")
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from chorus.shared.data import load_ratings
     from chorus.training.evaluate import TEXT_TASKS, evaluate, format_ranking_report, format_report, ranking
+    from chorus.training.say import Elapsed
 
     with_text = args.task != "ranking"  # the text tasks, and the text-aware rating model where there is text
     ratings = load_ratings(args.data, format=args.format, progress=not args.json, with_text=with_text)
-    report: Callable[[dict[str, Any]], str]
-    if args.task == "ranking":
-        result = ranking(ratings, k=args.k, seed=args.seed, relevance=args.relevance, workers=args.workers)
-        report = format_ranking_report
-    elif args.task in TEXT_TASKS:
-        result, report = TEXT_TASKS[args.task](ratings, seed=args.seed)
-    else:
-        result = evaluate(
-            ratings,
-            protocol=args.protocol,
-            folds=args.folds,
-            seed=args.seed,
-            with_similarity=not args.no_similarity,
-            workers=args.workers,
-        )
-        report = format_report
+    results: dict[str, dict[str, Any]] = {}
+    reports: list[Callable[[dict[str, Any]], str]] = []
+    if args.task in ("rating", "all"):
+        with Elapsed("rating evaluation", enabled=not args.json):
+            results["rating"] = evaluate(
+                ratings,
+                protocol=args.protocol,
+                folds=args.folds,
+                seed=args.seed,
+                with_similarity=not args.no_similarity,
+                workers=args.workers,
+            )
+        reports.append(format_report)
+    if args.task in ("ranking", "all"):
+        with Elapsed("ranking evaluation", enabled=not args.json):
+            results["ranking"] = ranking(
+                ratings, k=args.k, seed=args.seed, relevance=args.relevance, workers=args.workers
+            )
+        reports.append(format_ranking_report)
+    if args.task in TEXT_TASKS:
+        with Elapsed(f"{args.task} evaluation", enabled=not args.json):
+            results[args.task], report = TEXT_TASKS[args.task](ratings, seed=args.seed)
+        reports.append(report)
+    written = None
+    if args.report is not None:
+        from chorus.training.report import evaluation_report, write
+
+        written = write(args.report, evaluation_report(ratings, Path(args.data).name, results, progress=not args.json))
     if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(f"{args.data}: {ratings.n:,} reviews")
+        print(json.dumps(results[args.task] if args.task in results else results, indent=2))
+        return 0
+    print(f"{args.data}: {ratings.n:,} reviews, {ratings.n_users:,} users, {ratings.n_items:,} items")
+    for report, result in zip(reports, results.values(), strict=True):
+        print()
         print(report(result))
+    if written is not None:
+        print(f"\nReport written to {written}.")
     return 0
 
 
@@ -374,9 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(ev)
     ev.add_argument(
         "--task",
-        choices=("rating", "ranking", "verified", "text-rating"),
+        choices=("rating", "ranking", "all", "verified", "text-rating"),
         default="rating",
-        help="rating: predicted-rating error (default); ranking: top-N lists of every ranker; verified: "
+        help="rating: predicted-rating error (default); ranking: top-N lists of every ranker; all: both; verified: "
         "verified-purchase classification (BER) from review text; text-rating: star rating from review text (MSE)",
     )
     ev.add_argument(
@@ -398,7 +415,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="ranking only: 'any' (every held-out item is relevant; default) or 'min_rating=4' (only those rated "
         "at least 4)",
     )
-    ev.add_argument("--json", action="store_true", help="print JSON")
+    ev.add_argument("--json", action="store_true", help="print JSON (with --task all: one object per task)")
+    ev.add_argument(
+        "--report",
+        metavar="FILE",
+        help="also write an HTML report with plots to FILE (one self-contained file: NDCG and recall at every k, "
+        "coverage, novelty, the long tail, rating error per fold); for --task rating, ranking or all",
+    )
     _workers_arg(ev)
     ev.set_defaults(func=cmd_evaluate, subparser=ev)
 
@@ -463,11 +486,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _evaluate_defaults(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse options of the other task (usage error, exit 2), then fill in the defaults of this one."""
     owner = dict.fromkeys(RATING_ONLY, "rating") | dict.fromkeys(RANKING_ONLY, "ranking")
-    names = [name for name, task in owner.items() if task != args.task and getattr(args, name) is not None]
+    names = [name for name, task in owner.items() if args.task not in (task, "all") and getattr(args, name) is not None]
     if names:
         given = [f"--{name.replace('_', '-')}" for name in names]
         task = owner[names[0]]
-        parser.error(f"{' and '.join(given)} only appl{'ies' if len(given) == 1 else 'y'} to --task {task}")
+        parser.error(f"{' and '.join(given)} only appl{'ies' if len(given) == 1 else 'y'} to --task {task} or all")
+    if args.report is not None and args.task not in ("rating", "ranking", "all"):
+        parser.error(
+            f"--report shows the rating and ranking evaluations: use --task rating, ranking or all, not {args.task}"
+        )
     defaults = {"protocol": "holdout", "folds": 5, "no_similarity": False, "k": 10, "relevance": "any"}
     for name, value in defaults.items():
         if getattr(args, name) is None:

@@ -24,6 +24,7 @@ from chorus.shared.workers import resolve_workers
 from chorus.training.ranking.train import evaluate as evaluate_ranking
 from chorus.training.rating.config import TEXT_AWARE_MAX_ROWS
 from chorus.training.rating.train import evaluate as evaluate_rating
+from chorus.training.say import choice, label, named, params, table
 from chorus.training.text.aware import TextAwareFit
 from chorus.training.text.fit import evaluate_text_rating, evaluate_verified
 
@@ -75,23 +76,36 @@ def evaluate(
 
 
 def format_report(result: dict[str, Any]) -> str:
+    """The rating task's table (one row per model, the mean over folds in k-fold), then per fold the model the
+    selection chose with its hyperparameters and validation RMSE, in words."""
+    folds = result["folds"]
     lines = [
-        f"protocol {result['protocol']} ({result['folds']} fold{'s' if result['folds'] > 1 else ''}), "
-        f"{result['seconds']:.1f} s in all",
-        f"{'model':<12}{'MSE':>10}{'RMSE':>10}{'MAE':>10}{'seconds':>10}",
+        f"Rating error, {result['protocol']} ({folds} fold{'s' if folds > 1 else ''}"
+        f"{', mean over folds' if folds > 1 else ''}), {result['seconds']:.1f} s in all:",
+        table(
+            ["model", "MSE", "RMSE", "MAE", "seconds"],
+            [
+                [label(name), m["mse"], m["rmse"], m["mae"], f"{result['model_seconds'].get(name, float('nan')):.1f}"]
+                for name, m in result["models"].items()
+            ],
+        ),
     ]
-    for name, m in result["models"].items():
-        lines.append(
-            f"{name:<12}{m['mse']:>10.4f}{m['rmse']:>10.4f}{m['mae']:>10.4f}"
-            f"{result['model_seconds'].get(name, float('nan')):>10.1f}"
-        )
+    rmse = result.get("validation_rmse", [])
     for k, hp in enumerate(result["hyperparameters"]):
-        keys = ("selected", "trainer", "n_factors", "reg_bias", "reg_factors", "sweeps")
-        chosen = {key: hp[key] for key in keys if key in hp}
-        lines.append(f"fold {k + 1}: chosen {chosen}")
+        chosen = hp.get("selected", "latent")
+        values = {key: hp[key] for key in RATING_PARAMS if hp.get(key) is not None and chosen != "bias"}
+        if chosen == "bias":
+            values = {"reg_bias": hp["reg_bias"]} if "reg_bias" in hp else {}
+        # the selection chooses between bias and latent; the text-aware model is measured beside them
+        figures = {name: v for name, v in (rmse[k] if k < len(rmse) else {}).items() if name in ("bias", "latent")}
+        lines.append(choice(f"Fold {k + 1}", chosen, values, "validation RMSE", figures))
     for name, reason in result.get("skipped", {}).items():
-        lines.append(f"{name}: skipped ({reason})")
+        lines.append(f"{label(name)}: skipped ({reason}).")
     return "\n".join(lines)
+
+
+#: The hyperparameters of the rating selection's choice that its sentence names.
+RATING_PARAMS = ("trainer", "n_factors", "reg_factors", "reg_bias", "sweeps")
 
 
 def ranking(
@@ -107,25 +121,32 @@ RANKING_COLUMNS = ("precision", "recall", "ndcg", "map", "coverage", "novelty")
 
 
 def format_ranking_report(result: dict[str, Any]) -> str:
-    """One row per ranker (``*`` marks the one selected on validation NDCG), then the params each chose."""
+    """One row per ranker at k (``*`` marks the one selected on validation NDCG), then the choice in words."""
     k = result["k"]
-    headers = [c if c == "novelty" else f"{c}@{k}" for c in RANKING_COLUMNS]
-    lines = [
-        f"ranking at k={k}, relevance {result.get('relevance', 'any')}, seed {result.get('seed', 0)}, "
-        f"{result['seconds']:.1f} s in all",
-        f"{'model':<12}" + "".join(f"{header:>14}" for header in headers) + f"{'fit s':>10}",
+    headers = ["model", *(c if c == "novelty" else f"{c}@{k}" for c in RANKING_COLUMNS), "fit s"]
+    rows = [
+        [("* " if name == result["selected"] else "  ") + label(name), *(m[c] for c in RANKING_COLUMNS)]
+        + [f"{m['fit_seconds']:.2f}"]
+        for name, m in result["models"].items()
     ]
-    for name, m in result["models"].items():
-        mark = "*" if name == result["selected"] else " "
-        lines.append(
-            f"{mark}{name:<11}" + "".join(f"{m[c]:>14.4f}" for c in RANKING_COLUMNS) + f"{m['fit_seconds']:>10.2f}"
-        )
-    lines.append(f"* selected by validation NDCG@{k}: {result['selected']}")
-    for name, params in result.get("params", {}).items():
-        if params:
-            lines.append(f"{name}: chosen {params}")
+    validation = {kind: v["ndcg"] for kind, v in result.get("validation", {}).items()}
+    lines = [
+        f"Ranking at k={k} on a per-user 80/20 hold-out, relevance {result.get('relevance', 'any')}, "
+        f"seed {result.get('seed', 0)}, {result['seconds']:.1f} s in all:",
+        table(headers, rows),
+        choice(
+            "Ranking",
+            result["selected"],
+            result.get("params", {}).get(result["selected"]),
+            f"validation NDCG@{k}",
+            validation,
+        ),
+    ]
+    for name, values in result.get("params", {}).items():
+        if values and name != result["selected"]:
+            lines.append(f"{named(name, values)}: its best hyperparameters on validation.")
     for name, reason in result.get("skipped", {}).items():
-        lines.append(f"{name}: skipped ({reason})")
+        lines.append(f"{label(name)}: skipped ({reason}).")
     return "\n".join(lines)
 
 
@@ -133,17 +154,19 @@ def format_text_report(result: dict[str, Any]) -> str:
     """The text tasks' table: each model's test figures (``*`` marks the one selected on validation)."""
     columns = ("ber", "accuracy", "tpr", "tnr") if result["task"] == "verified" else ("mse", "rmse", "mae")
     split = result["split"]
-    lines = [
-        f"{result['task']}: seeded 80/10/10 split (seed {split['seed']}: {split['train']:,} / "
-        f"{split['validation']:,} / {split['test']:,} reviews), {result['seconds']:.1f} s in all",
-        f"{'model':<12}" + "".join(f"{c.upper():>10}" for c in columns),
+    rows = [
+        [("* " if name == result["selected"] else "  ") + name, *(m[c] for c in columns)]
+        for name, m in result["models"].items()
     ]
-    for name, m in result["models"].items():
-        mark = "*" if name == result["selected"] else " "
-        lines.append(f"{mark}{name:<11}" + "".join(f"{m[c]:>10.4f}" for c in columns))
-    chosen = ", ".join(f"{k}={v}" for k, v in result["chosen"].items() if k != "grid")
-    lines.append(f"* selected on validation; chosen {chosen}")
-    return "\n".join(lines)
+    chosen = params({k: v for k, v in result["chosen"].items() if k != "grid"})
+    return "\n".join(
+        [
+            f"{result['task']}: seeded 80/10/10 split (seed {split['seed']}: {split['train']:,} / "
+            f"{split['validation']:,} / {split['test']:,} reviews), {result['seconds']:.1f} s in all:",
+            table(["model", *(c.upper() for c in columns)], rows),
+            f"* selected on validation{'; chosen ' + chosen if chosen else ''}.",
+        ]
+    )
 
 
 #: ``chorus evaluate --task NAME`` for the text tasks: NAME -> ``(run(ratings, seed) -> result, report)``.

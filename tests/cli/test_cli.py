@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
+import pytest
+
+from chorus.training.evaluate import RANKING_COLUMNS
+from chorus.training.say import label
 from tests.conftest import REPO
 
 
@@ -151,3 +156,60 @@ def test_up_takes_a_format_for_its_data():
     assert proc.returncode == 0 and "--format {amazon-tsv,amazon-json,movielens-100k,movielens-csv}" in proc.stdout
     proc = chorus("up", "--format", "movielens-csv")
     assert proc.returncode == 1 and "--format is the format of the --data file" in proc.stderr
+
+
+#: What a Python dict or list repr looks like on a line: ``{'a': 1``, ``['x'``, ``{"a": 1`` (JSON is only for --json).
+DICT_REPR = re.compile(r"[{\[]\s*['\"]\w*['\"]\s*[:,\]]|\{\s*\}|'\w+':\s")
+
+
+def assert_for_people(text: str) -> None:
+    for line in text.splitlines():
+        assert not DICT_REPR.search(line), f"looks like a repr: {line!r}"
+        assert len(line) <= 200, f"a line of {len(line)} characters: {line[:80]!r}..."
+
+
+def test_the_repr_detector_catches_reprs():
+    for line in ("trained x: {'selected': 'latent', 'K': 50}", "['a', 'b']", "chosen {}", 'a {"k": 1}'):
+        assert DICT_REPR.search(line), line
+    for line in ("Ranking: EASE (λ=500) chosen, validation NDCG@10 0.4431 (iALS 0.4312)", "model  MSE  RMSE"):
+        assert not DICT_REPR.search(line), line
+
+
+@pytest.fixture(scope="module")
+def small_reviews(tmp_path_factory):
+    out = tmp_path_factory.mktemp("people") / "reviews.tsv"
+    proc = chorus("data", "generate", "--out", str(out), "--reviews", "3000", "--seed", "2")
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_evaluate_prints_tables_and_sentences_and_the_same_figures_as_json(small_reviews, tmp_path):
+    args = ("evaluate", "--data", str(small_reviews), "--task", "all", "--k", "5", "--no-similarity", "--seed", "3")
+    report = tmp_path / "report.html"
+    people = chorus(*args, "--report", str(report), timeout=300)
+    assert people.returncode == 0, people.stderr
+    assert_for_people(people.stdout)
+    assert "Ranking: " in people.stdout and " chosen, validation NDCG@5 " in people.stdout
+    assert f"Report written to {report}." in people.stdout
+    machine = chorus(*args, "--json", timeout=300)
+    assert machine.returncode == 0, machine.stderr
+    result = json.loads(machine.stdout)
+    assert set(result) == {"rating", "ranking"}
+    # the table's figures are the JSON's, to the 4 decimals shown
+    for kind, m in result["ranking"]["models"].items():
+        row = next(
+            line for line in people.stdout.splitlines() if re.match(rf"[* ] {re.escape(label(kind))}\s+0\.", line)
+        )
+        assert row.split()[-7:-1] == [f"{m[c]:.4f}" for c in RANKING_COLUMNS], row
+    for name, m in result["rating"]["models"].items():
+        row = next(line for line in people.stdout.splitlines() if line.startswith(label(name) + "  "))
+        numbers = row.removeprefix(label(name)).split()
+        assert numbers[:3] == [f"{m[c]:.4f}" for c in ("mse", "rmse", "mae")], row
+    text = report.read_text(encoding="utf-8")
+    assert text.count("<svg") >= 3 and "http://" not in text and "https://" not in text
+
+
+def test_evaluate_refuses_a_report_of_a_text_task(small_reviews, tmp_path):
+    proc = chorus("evaluate", "--data", str(small_reviews), "--task", "verified", "--report", str(tmp_path / "r.html"))
+    assert proc.returncode == 2 and "--report shows the rating and ranking evaluations" in proc.stderr
+    assert not (tmp_path / "r.html").exists()

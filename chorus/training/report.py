@@ -1,0 +1,488 @@
+"""The evaluation report: one self-contained HTML file with tables and plots of what an evaluation or a training
+run measured.
+
+``chorus evaluate --report FILE`` writes it from the evaluation it ran; ``chorus train`` writes it into the
+version it publishes (:data:`COMPONENT`, served by the rating service at ``/v1/report`` and by the gateway at
+``/report``). The file holds everything it shows: the plots are inline SVG drawn by matplotlib (no display, text as
+paths, so no font either), the style is inline, and nothing in it names a URL, so it opens offline and from any
+place it is copied to. The same figures give the same bytes (no clock, no timings, fixed SVG ids).
+
+Sections, each present when its figures are:
+
+* **Data**: the popularity long tail of the reviews (reviews per item, items ranked by popularity).
+* **Ranking**: NDCG and recall at every k up to :data:`K_MAX` for every ranker (curves), the table of every
+  metric at the evaluation's k, coverage and novelty, and how the lists spread over the long tail (the share of
+  list slots that go to the most popular items, beside the share of reviews they hold).
+* **Rating**: RMSE, MSE and MAE of every rating model on each test fold.
+
+The ranking curves come from the same lists as the table: each ranker fitted with its chosen hyperparameters on
+the rows the figures were measured against, its top-:data:`K_MAX` list computed once, and each metric taken on the
+list's first k items with :mod:`chorus.training.ranking.metrics` (so NDCG@10 on the curve is the table's NDCG@10).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chorus.shared.artifacts import VersionWriter
+from chorus.shared.contract.errors import InvalidInput
+from chorus.shared.data import Ratings
+from chorus.shared.data.matrix import user_item_matrix
+from chorus.shared.data.splits import user_holdout_split, user_validation_split
+from chorus.shared.progress import Progress
+from chorus.training.ranking.fit import FITTERS
+from chorus.training.ranking.metrics import mean_over_users, ndcg_at_k, recall_at_k
+from chorus.training.ranking.train import (
+    TRAIN_VALIDATION_USERS,
+    Scorer,
+    parse_relevance,
+    recommend_lists,
+)
+from chorus.training.say import label, params
+
+#: Longest list the curves reach (shorter when the catalogue is smaller).
+K_MAX = 50
+#: The list lengths the curves are drawn at (with the evaluation's own k added).
+CURVE_KS = (1, 2, 3, 5, 10, 15, 20, 30, 40, 50)
+#: The report's component in a version: ``report/html.npy``, the page's UTF-8 bytes as uint8.
+COMPONENT = "report"
+#: The share of the catalogue counted as the popular head in the long-tail table.
+HEAD_SHARE = 0.2
+
+_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+
+
+# --- figures ------------------------------------------------------------------------------------------------------
+
+
+def ranking_figures(
+    ratings: Ratings,
+    fit_rows: np.ndarray,
+    scored_rows: np.ndarray,
+    chosen: Mapping[str, Mapping[str, Any]],
+    *,
+    k: int,
+    min_rating: float | None = None,
+    max_users: int | None = None,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Every ranker of ``chosen`` (kind -> hyperparameters) fitted on ``fit_rows`` and scored on the relevant
+    items of ``scored_rows`` at every k of :data:`CURVE_KS` (and ``k``) up to :data:`K_MAX` or the catalogue.
+
+    Returns
+    -------
+    dict
+        ``{"ks": [...], "k": k, "models": {kind: {"ndcg": [...], "recall": [...], "slots": int (n_items,)
+        list, the times each item appears in the top-k lists}}, "item_counts": int (n_items,) list, the training
+        reviews per item, "users": evaluated users}``.
+    """
+    user, item = np.asarray(ratings.user), np.asarray(ratings.item)
+    rating = np.asarray(ratings.rating, dtype=np.float64)
+    history = user_item_matrix(
+        user[fit_rows], item[fit_rows], ratings.n_users, ratings.n_items, values=rating[fit_rows]
+    )
+    scorer = Scorer.build(
+        history, user[scored_rows], item[scored_rows], rating[scored_rows], min_rating, max_users, seed
+    )
+    if scorer.users.shape[0] == 0:
+        raise InvalidInput("no user has a relevant held-out item: the report has no ranking figures to show")
+    deepest = max(1, min(max(K_MAX, k), ratings.n_items))
+    ks = sorted({x for x in (*CURVE_KS, k) if x <= deepest})
+    models: dict[str, Any] = {}
+    for kind, values in chosen.items():
+        ranker = FITTERS[kind](history, dict(values))
+        lists = recommend_lists(ranker, history, scorer.users, deepest)
+        at_k = lists[:, : min(k, deepest)]
+        models[kind] = {
+            "ndcg": [mean_over_users(ndcg_at_k(lists[:, :x], scorer.relevant)) for x in ks],
+            "recall": [mean_over_users(recall_at_k(lists[:, :x], scorer.relevant)) for x in ks],
+            "slots": np.bincount(at_k[at_k >= 0], minlength=ratings.n_items).tolist(),
+        }
+        if progress:
+            progress(len(models))
+    return {
+        "ks": ks,
+        "k": k,
+        "models": models,
+        "item_counts": np.bincount(item[fit_rows], minlength=ratings.n_items).tolist(),
+        "users": int(scorer.users.shape[0]),
+    }
+
+
+def evaluation_ranking_figures(
+    ratings: Ratings, result: Mapping[str, Any], progress: Callable[[int], None] | None = None
+) -> dict[str, Any]:
+    """:func:`ranking_figures` for a ranking evaluation's ``result`` (``chorus evaluate --task ranking``): its
+    per-user hold-out split (same seed), its relevance and each ranker's chosen hyperparameters."""
+    seed = int(result.get("seed", 0))
+    train, test = user_holdout_split(np.asarray(ratings.user), ratings.n_users, seed)
+    chosen = {kind: result.get("params", {}).get(kind, {}) for kind in result["models"]}
+    return ranking_figures(
+        ratings,
+        train,
+        test,
+        chosen,
+        k=int(result["k"]),
+        min_rating=parse_relevance(result.get("relevance", "any")),
+        seed=seed,
+        progress=progress,
+    )
+
+
+def training_ranking_figures(
+    ratings: Ratings,
+    chosen: Mapping[str, Mapping[str, Any]],
+    *,
+    k: int,
+    seed: int,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """:func:`ranking_figures` on the validation split ``chorus train`` selects the rankers on (the same seed and
+    sample of at most ``TRAIN_VALIDATION_USERS`` users), so the curves pass through the validation figures that
+    chose them."""
+    every = np.arange(ratings.n, dtype=np.int64)
+    fit, validation = user_validation_split(np.asarray(ratings.user), every, ratings.n_users, seed)
+    return ranking_figures(
+        ratings, fit, validation, chosen, k=k, max_users=TRAIN_VALIDATION_USERS, seed=seed, progress=progress
+    )
+
+
+def rating_folds(result: Mapping[str, Any]) -> list[dict[str, dict[str, float]]]:
+    """Per test fold, each rating model's ``{"mse", "rmse", "mae"}``: a rating evaluation's ``per_fold``."""
+    folds: list[dict[str, dict[str, float]]] = result["per_fold"]
+    return folds
+
+
+# --- plots --------------------------------------------------------------------------------------------------------
+
+
+def _svg(figure: Any) -> str:
+    """The figure as an ``<svg>`` element to put inside HTML: no XML prologue, doctype, metadata or namespace
+    declarations (HTML needs none, and each names a URL), ids fixed by a salt so the same plot is the same bytes."""
+    import matplotlib
+
+    out = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": "chorus", "svg.fonttype": "path"}):
+        figure.savefig(out, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+    text = out.getvalue()
+    text = text[text.index("<svg") :]
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)
+    text = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", text)
+    return text.strip()
+
+
+def _figure(width: float = 6.4, height: float = 3.6) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _curve_plot(figures: Mapping[str, Any], metric: str) -> str:
+    fig = _figure()
+    ax = fig.add_subplot()
+    for n, (kind, m) in enumerate(figures["models"].items()):
+        ax.plot(
+            figures["ks"], m[metric], marker="o", markersize=3, color=_COLOURS[n % len(_COLOURS)], label=label(kind)
+        )
+    ax.axvline(figures["k"], color="#999999", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("list length k")
+    ax.set_ylabel(f"{'NDCG' if metric == 'ndcg' else 'recall'}@k")
+    ax.set_title(f"{'NDCG' if metric == 'ndcg' else 'Recall'} at k")
+    ax.set_xscale("log")
+    ax.set_xticks(figures["ks"], [str(x) for x in figures["ks"]])
+    ax.minorticks_off()
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return _svg(fig)
+
+
+def _bars(ax: Any, names: Sequence[str], values: Sequence[float], title: str, digits: int) -> None:
+    bars = ax.bar(range(len(names)), values, color=[_COLOURS[n % len(_COLOURS)] for n in range(len(names))])
+    ax.bar_label(bars, labels=[f"{v:.{digits}f}" for v in values], fontsize="small")
+    ax.set_xticks(range(len(names)), [label(n) for n in names], rotation=20)
+    ax.set_title(title)
+    ax.margins(y=0.15)
+
+
+def _coverage_novelty_plot(models: Mapping[str, Mapping[str, float]], k: int) -> str:
+    fig = _figure(7.2, 3.4)
+    names = list(models)
+    left, right = fig.subplots(1, 2)
+    _bars(left, names, [models[n]["coverage"] for n in names], f"Catalogue coverage@{k}", 3)
+    _bars(right, names, [models[n]["novelty"] for n in names], f"Novelty@{k} (bits)", 2)
+    return _svg(fig)
+
+
+def _long_tail_plot(counts: np.ndarray) -> str:
+    fig = _figure()
+    ax = fig.add_subplot()
+    ranked = np.sort(counts)[::-1]
+    ax.fill_between(np.arange(1, ranked.size + 1), ranked, step="mid", alpha=0.35, color=_COLOURS[0])
+    ax.plot(np.arange(1, ranked.size + 1), ranked, color=_COLOURS[0], linewidth=1)
+    ax.set_yscale("log")
+    ax.set_xlabel("items, most reviewed first")
+    ax.set_ylabel("reviews per item")
+    ax.set_title("Popularity long tail of the data")
+    ax.grid(alpha=0.3)
+    return _svg(fig)
+
+
+def _lorenz(shares: np.ndarray, order: np.ndarray) -> np.ndarray:
+    total = shares.sum()
+    return np.concatenate(([0.0], np.cumsum(shares[order]) / total)) if total else np.zeros(order.size + 1)
+
+
+def _list_tail_plot(figures: Mapping[str, Any]) -> str:
+    counts = np.asarray(figures["item_counts"], dtype=np.float64)
+    order = np.argsort(-counts, kind="stable")
+    x = np.linspace(0.0, 1.0, counts.size + 1)
+    fig = _figure()
+    ax = fig.add_subplot()
+    # from the single most reviewed item on, in log scale: the lists crowd into the first few percent
+    x, tail = x[1:], slice(1, None)
+    ax.plot(x, _lorenz(counts, order)[tail], color="#000000", linewidth=2, label="reviews (the data)")
+    for n, (kind, m) in enumerate(figures["models"].items()):
+        slots = np.asarray(m["slots"], dtype=np.float64)
+        ax.plot(x, _lorenz(slots, order)[tail], color=_COLOURS[n % len(_COLOURS)], label=f"{label(kind)} lists")
+    ax.set_xscale("log")
+    ax.set_xlabel("share of items, most reviewed first (log scale)")
+    ax.set_ylabel("cumulative share")
+    ax.set_title(f"Where the top-{figures['k']} lists go on the long tail")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return _svg(fig)
+
+
+def _rating_plot(folds: Sequence[Mapping[str, Mapping[str, float]]]) -> str:
+    names = list(folds[0])
+    fig = _figure()
+    ax = fig.add_subplot()
+    width = 0.8 / len(folds)
+    for f, fold in enumerate(folds):
+        xs = np.arange(len(names)) + (f - (len(folds) - 1) / 2) * width
+        ax.bar(xs, [fold[n]["rmse"] for n in names], width, label=f"fold {f + 1}", color=_COLOURS[f % len(_COLOURS)])
+    ax.set_xticks(range(len(names)), [label(n) for n in names])
+    ax.set_ylabel("RMSE (stars)")
+    ax.set_title("Rating error on each test fold" if len(folds) > 1 else "Rating error on the test rows")
+    ax.grid(alpha=0.3, axis="y")
+    if len(folds) > 1:
+        ax.legend(fontsize="small", ncols=min(len(folds), 5))
+    return _svg(fig)
+
+
+# --- the page -----------------------------------------------------------------------------------------------------
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;max-width:60rem;margin:1.5rem auto;padding:0 1rem;color:#1b1b1b}
+h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:0.8rem 0;font-variant-numeric:tabular-nums}
+th,td{padding:0.25rem 0.7rem;text-align:right;border-bottom:1px solid #eee}
+th:first-child,td:first-child{text-align:left}
+figure{margin:1rem 0}svg{max-width:100%;height:auto}p.note{color:#555;font-size:0.92rem}
+"""
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 4) -> str:
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return "n/a" if not np.isfinite(value) else f"{value:.{digits}f}"
+        if isinstance(value, int) and not isinstance(value, bool):
+            return f"{value:,}"
+        return html.escape(str(value))
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _section(title: str, *parts: str) -> str:
+    return f"<section><h2>{html.escape(title)}</h2>{''.join(parts)}</section>"
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{html.escape(text)}</p>'
+
+
+def _plot(svg: str, caption: str) -> str:
+    return f"<figure>{svg}<figcaption>{html.escape(caption)}</figcaption></figure>"
+
+
+def _data_section(dataset: Mapping[str, Any], item_counts: np.ndarray) -> str:
+    counts = np.sort(item_counts)[::-1]
+    head = max(1, int(np.ceil(HEAD_SHARE * counts.size)))
+    share = counts[:head].sum() / max(1, counts.sum())
+    rows = [
+        ("reviews", int(dataset["reviews"])),
+        ("users", int(dataset["users"])),
+        ("items", int(dataset["items"])),
+        (f"reviews of the {HEAD_SHARE:.0%} most reviewed items", f"{share:.1%}"),
+        ("items with one review", int(np.count_nonzero(counts == 1))),
+    ]
+    return _section(
+        "Data",
+        _table(["", ""], rows),
+        _plot(_long_tail_plot(item_counts), "Reviews per item, items ranked from the most reviewed (log scale)."),
+    )
+
+
+def _ranking_section(result: Mapping[str, Any], figures: Mapping[str, Any], where: str) -> str:
+    k = int(result["k"])
+    models: Mapping[str, Mapping[str, float]] = result["models"]
+    columns = ("precision", "recall", "ndcg", "map", "coverage", "novelty")
+    headers = ["ranker", *(c if c == "novelty" else f"{c}@{k}" for c in columns), "hyperparameters"]
+    chosen = result.get("params", {})
+    rows = [
+        [label(kind) + (" (chosen)" if kind == result.get("selected") else ""), *(m[c] for c in columns)]
+        + [params(chosen.get(kind, {})) or "none"]
+        for kind, m in models.items()
+    ]
+    counts = np.asarray(figures["item_counts"], dtype=np.float64)
+    order = np.argsort(-counts, kind="stable")
+    head = order[: max(1, int(np.ceil(HEAD_SHARE * counts.size)))]
+    tail_rows = [["the data (reviews)", counts[head].sum() / max(1.0, counts.sum())]]
+    for kind, m in figures["models"].items():
+        slots = np.asarray(m["slots"], dtype=np.float64)
+        tail_rows.append([f"{label(kind)} lists", slots[head].sum() / max(1.0, slots.sum())])
+    parts = [
+        _note(
+            f"{where}; {figures['users']:,} users scored, relevance {result.get('relevance', 'any')}, "
+            f"seed {result.get('seed', 0)}."
+        ),
+        _table(headers, rows),
+        _plot(_curve_plot(figures, "ndcg"), "NDCG at each list length (log scale of k)."),
+        _plot(_curve_plot(figures, "recall"), "Recall at each list length (log scale of k)."),
+        _plot(
+            _coverage_novelty_plot(models, k),
+            "Coverage: the share of the catalogue that appears in some list. Novelty: the mean self-information "
+            "-log2(share of users who reviewed the item) of the listed items.",
+        ),
+        _plot(
+            _list_tail_plot(figures),
+            "Items ranked from the most reviewed; a curve above the data's gives the popular items more of the "
+            "list slots than their share of reviews.",
+        ),
+        _table(["whose", f"share on the {HEAD_SHARE:.0%} most reviewed items"], tail_rows, digits=3),
+    ]
+    for kind, reason in result.get("skipped", {}).items():
+        parts.append(_note(f"{label(kind)} skipped: {reason}"))
+    return _section("Ranking", *parts)
+
+
+def _rating_section(folds: Sequence[Mapping[str, Mapping[str, float]]], where: str) -> str:
+    names = list(folds[0])
+    rows: list[list[Any]] = []
+    for f, fold in enumerate(folds):
+        rows += [[label(n), f + 1, fold[n]["rmse"], fold[n]["mse"], fold[n]["mae"]] for n in names]
+    if len(folds) > 1:
+        rows += [
+            [label(n), "mean", *(float(np.mean([fd[n][m] for fd in folds])) for m in ("rmse", "mse", "mae"))]
+            for n in names
+        ]
+    return _section(
+        "Rating",
+        _note(where),
+        _table(["model", "fold", "RMSE", "MSE", "MAE"], rows),
+        _plot(_rating_plot(folds), "Root mean squared error of each model's predicted stars, per test fold."),
+    )
+
+
+def render(
+    title: str,
+    dataset: Mapping[str, Any],
+    item_counts: np.ndarray,
+    *,
+    ranking: tuple[Mapping[str, Any], Mapping[str, Any], str] | None = None,
+    rating: tuple[Sequence[Mapping[str, Mapping[str, float]]], str] | None = None,
+) -> str:
+    """The report as one HTML document.
+
+    Parameters
+    ----------
+    title : str
+        The page's heading (the data file's name, say).
+    dataset : mapping
+        ``reviews``, ``users`` and ``items`` (:func:`chorus.shared.data.dataset_stats`).
+    item_counts : int (n_items,)
+        Reviews per item over the whole data.
+    ranking : (result, figures, where), optional
+        A ranking evaluation's result (``k``, ``models`` with every metric at k, ``selected``, ``params``), its
+        :func:`ranking_figures`, and a sentence saying what rows the figures were measured on.
+    rating : (folds, where), optional
+        :func:`rating_folds` and a sentence saying what the folds are.
+    """
+    sections = [_data_section(dataset, np.asarray(item_counts))]
+    if ranking is not None:
+        sections.append(_ranking_section(*ranking))
+    if rating is not None:
+        sections.append(_rating_section(*rating))
+    page = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Chorus report: {html.escape(title)}</title><style>{_STYLE}</style></head><body>"
+        f"<h1>Chorus report: {html.escape(title)}</h1>{''.join(sections)}</body></html>\n"
+    )
+    return page
+
+
+def write(path: str | os.PathLike[str], page: str) -> Path:
+    """Write ``page`` to ``path`` atomically (a temporary file beside it, then a rename), so a reader never sees
+    half a report; return the path."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(page, encoding="utf-8")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def save(writer: VersionWriter, page: str) -> None:
+    """Put ``page`` into the version being written, as the :data:`COMPONENT` component (checksummed and published
+    with the version, like every other file of it)."""
+    writer.save_array(COMPONENT, "html", np.frombuffer(page.encode("utf-8"), dtype=np.uint8))
+    writer.set_component_meta(COMPONENT, media_type="text/html")
+
+
+def evaluation_report(
+    ratings: Ratings, title: str, results: Mapping[str, Mapping[str, Any]], progress: bool = True
+) -> str:
+    """The report of ``chorus evaluate``: ``results`` holds the ``rating`` and/or ``ranking`` evaluation's result
+    (:func:`chorus.training.evaluate.evaluate`, :func:`chorus.training.evaluate.ranking`) on ``ratings``."""
+    ranking = rating = None
+    if "ranking" in results:
+        result = results["ranking"]
+        with Progress("report: ranking curves", total=len(result["models"])) as bar:
+            bar.enabled = bar.enabled and progress
+            figures = evaluation_ranking_figures(ratings, result, progress=bar.update)
+        where = (
+            "Test figures: each ranker fitted with its chosen hyperparameters on 80% of each user's reviews "
+            "and scored on the other 20%"
+        )
+        ranking = (result, figures, where)
+    if "rating" in results:
+        result = results["rating"]
+        n = result["folds"]
+        where = (
+            f"Test error on each of {n} folds (hyperparameters chosen on validation rows of each training fold)."
+            if n > 1
+            else "Test error on a seeded 10% of the reviews (hyperparameters chosen on another 10%)."
+        )
+        rating = (rating_folds(result), where)
+    stats = {"reviews": ratings.n, "users": ratings.n_users, "items": ratings.n_items}
+    return render(title, stats, item_popularity(ratings), ranking=ranking, rating=rating)
+
+
+def item_popularity(ratings: Ratings) -> np.ndarray:
+    """int64 (n_items,): reviews per item over every row."""
+    counts: np.ndarray = np.bincount(np.asarray(ratings.item), minlength=ratings.n_items).astype(np.int64)
+    return counts

@@ -1,0 +1,106 @@
+"""The evaluation report: one self-contained HTML file whose plots are inline SVG, with no URL in it, whose curves
+agree with the evaluation's table, and whose bytes depend only on the figures."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+
+from chorus.shared.data import load_ratings
+from chorus.shared.data.synthetic import generate_reviews
+from chorus.training.evaluate import evaluate, ranking
+from chorus.training.report import (
+    K_MAX,
+    evaluation_ranking_figures,
+    evaluation_report,
+    render,
+    write,
+)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    path = generate_reviews(tmp_path_factory.mktemp("report") / "reviews.tsv", 4000, seed=5, progress=False)
+    return load_ratings(path, progress=False)
+
+
+@pytest.fixture(scope="module")
+def ranking_result(small):
+    return ranking(small, k=5, seed=1)
+
+
+@pytest.fixture(scope="module")
+def rating_result(small):
+    return evaluate(small, protocol="kfold", folds=3, seed=1, with_similarity=False, workers=1)
+
+
+class Tags(HTMLParser):
+    """Every start tag and attribute of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def test_the_report_is_one_offline_file_with_every_plot(small, ranking_result, rating_result, tmp_path):
+    page = evaluation_report(small, "reviews.tsv", {"ranking": ranking_result, "rating": rating_result}, progress=False)
+    path = write(tmp_path / "report.html", page)
+    text = path.read_text(encoding="utf-8")
+    assert text == page and not list(tmp_path.glob(".*tmp*"))  # written whole, nothing left beside it
+    # the long tail of the data, NDCG and recall curves, coverage and novelty, the lists' long tail, rating error
+    assert text.count("<svg") == 6 and text.count("</svg>") == 6
+    assert (
+        "http://" not in text and "https://" not in text and "//" not in re.sub(r"<svg.*?</svg>", "", text, flags=re.S)
+    )
+    tags = Tags()
+    tags.feed(text)
+    for tag, attrs in tags.tags:
+        assert tag not in ("script", "link", "img", "iframe", "object", "embed"), tag
+        for name, value in attrs.items():
+            if name in ("href", "src", "xlink:href"):
+                assert value is not None and value.startswith("#"), (tag, name, value)
+    for heading in ("Data", "Ranking", "Rating"):
+        assert f"<h2>{heading}</h2>" in text
+    # every ranker and every rating model is named; the per-fold table has a row per model and fold plus the means
+    for kind in ("popular", "item-kNN", "EASE", "iALS"):
+        assert kind in text
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>(\d+|mean)</td><td>\d", text)
+    assert len(rows) == len(rating_result["models"]) * 4
+
+
+def test_the_curves_pass_through_the_tables_figures(small, ranking_result):
+    figures = evaluation_ranking_figures(small, ranking_result)
+    k = ranking_result["k"]
+    assert figures["ks"][-1] == K_MAX and k in figures["ks"] and figures["ks"] == sorted(figures["ks"])
+    at = figures["ks"].index(k)
+    for kind, m in ranking_result["models"].items():
+        curve = figures["models"][kind]
+        assert curve["ndcg"][at] == pytest.approx(m["ndcg"], abs=1e-9)
+        assert curve["recall"][at] == pytest.approx(m["recall"], abs=1e-9)
+        # recall never falls as the list grows; the top-k lists fill k slots for every scored user
+        assert np.all(np.diff(curve["recall"]) >= -1e-12)
+        assert sum(curve["slots"]) == k * figures["users"]
+        # coverage as the evaluation measured it: distinct listed items over items with a training review
+        listed = np.count_nonzero(curve["slots"])
+        assert listed / np.count_nonzero(figures["item_counts"]) == pytest.approx(m["coverage"])
+
+
+def test_the_same_figures_give_the_same_bytes(small, rating_result):
+    stats = {"reviews": small.n, "users": small.n_users, "items": small.n_items}
+    counts = np.bincount(small.item, minlength=small.n_items)
+    folds = (rating_result["per_fold"], "three folds")
+    first = render("x", stats, counts, rating=folds)
+    assert first == render("x", stats, counts, rating=folds)
+    assert first.count("<svg") == 2 and "<h2>Ranking</h2>" not in first
+
+
+def test_names_from_the_data_are_escaped(small):
+    stats = {"reviews": small.n, "users": small.n_users, "items": small.n_items}
+    page = render("<script>alert(1)</script>", stats, np.bincount(small.item))
+    assert "<script>" not in page and "&lt;script&gt;" in page
