@@ -108,10 +108,13 @@ def format_report(result: dict[str, Any]) -> str:
 RATING_PARAMS = ("trainer", "n_factors", "reg_factors", "reg_bias", "sweeps")
 
 
-def ranking(ratings: Ratings, k: int = 10, seed: int = 0, relevance: str = "any") -> dict[str, Any]:
+def ranking(
+    ratings: Ratings, k: int = 10, seed: int = 0, relevance: str = "any", workers: int | None = None
+) -> dict[str, Any]:
     """``{"task": "ranking", "k", "models": {kind: {"precision", "recall", "ndcg", "map", "coverage", "novelty",
-    "fit_seconds"}}, "selected", "seconds", ...}`` (see ``chorus.training.ranking.train.evaluate``)."""
-    return evaluate_ranking(ratings, k=k, seed=seed, relevance=relevance)
+    "fit_seconds"}}, "selected", "seconds", ...}`` (see ``chorus.training.ranking.train.evaluate``; the selection
+    ``chorus train`` serves from). ``workers``: :func:`chorus.shared.workers.resolve_workers`."""
+    return evaluate_ranking(ratings, k=k, seed=seed, relevance=relevance, workers=workers)
 
 
 RANKING_COLUMNS = ("precision", "recall", "ndcg", "map", "coverage", "novelty")

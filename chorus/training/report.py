@@ -43,7 +43,7 @@ from chorus.shared.report_component import save_report
 from chorus.training.ranking.fit import FITTERS
 from chorus.training.ranking.metrics import mean_over_users, ndcg_at_k, recall_at_k
 from chorus.training.ranking.train import (
-    TRAIN_VALIDATION_USERS,
+    VALIDATION_USERS,
     Scorer,
     parse_relevance,
     recommend_lists,
@@ -147,12 +147,12 @@ def training_ranking_figures(
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """:func:`ranking_figures` on the validation split ``chorus train`` selects the rankers on (the same seed and
-    sample of at most ``TRAIN_VALIDATION_USERS`` users), so the curves pass through the validation figures that
+    sample of at most ``VALIDATION_USERS`` users), so the curves pass through the validation figures that
     chose them."""
     every = np.arange(ratings.n, dtype=np.int64)
     fit, validation = user_validation_split(np.asarray(ratings.user), every, ratings.n_users, seed)
     return ranking_figures(
-        ratings, fit, validation, chosen, k=k, max_users=TRAIN_VALIDATION_USERS, seed=seed, progress=progress
+        ratings, fit, validation, chosen, k=k, max_users=VALIDATION_USERS, seed=seed, progress=progress
     )
 
 

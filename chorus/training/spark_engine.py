@@ -1,13 +1,20 @@
 """``chorus train --engine spark [--spark-master URL]``: the similarity and rating components computed by Apache
 Spark, written in the numpy engine's artifact format so the services load them unchanged.
 
-The dump is parsed once on the driver by Chorus's own loader (the same row rules, skipped-row counts and
-vocabularies as the numpy engine, which the ``data`` component stores anyway), and its columns are staged as a
-Parquet file that Spark reads (``--spark-staging DIR``; on a cluster, a path every executor can read, such as
-``hdfs://`` or a shared mount). The neighbour table is an exact self-join on users
-(:mod:`chorus.training.similarity.spark_build`); the rating model is MLlib ALS with biases
-(:mod:`chorus.training.rating.spark_als`); the ranking component, when asked for, is trained by the numpy engine
-(its models are dense or single-machine by design). ``pyspark`` is the optional extra ``.[spark]``.
+The dump is parsed once, on the driver, by Chorus's own loader: the row rules, the skipped-row counts and the
+vocabularies need one pass over the whole file, and the ``data`` component every version holds is made from that
+pass anyway. What the executors then read, the driver stages:
+
+* the similarity component is the numpy engine's build with the neighbour table's item blocks run on the
+  executors against a broadcast of the inverted index (:mod:`chorus.training.similarity.spark_build`), so the
+  table is the numpy engine's, bit for bit, and no co-occurring pair is ever materialised;
+* the rating model is MLlib ALS with biases (:mod:`chorus.training.rating.spark_als`) on the rating columns
+  staged as a Parquet file (``--spark-staging DIR``; on a cluster, a path every executor can read, such as
+  ``hdfs://`` or a shared mount);
+* the ranking component, when asked for, is trained by the numpy engine on the driver: its models are dense
+  or fit in one machine by design, and its selection ranks every user's whole catalogue on the driver.
+
+``pyspark`` is the optional extra ``.[spark]``.
 """
 
 from __future__ import annotations
@@ -15,7 +22,6 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -118,35 +124,20 @@ class SparkEngine:
     def train_similarity(
         self, ratings: Ratings, writer: VersionWriter, *, seed: int = 0, progress: bool = True, workers: int = 1
     ) -> dict[str, Any]:
-        """The similarity component: the index built here, the neighbour table by Spark."""
-        from chorus.services.similarity.config import SimilarityConfig
-        from chorus.services.similarity.index import SimilarityIndex
-        from chorus.services.similarity.persistence import component_meta, write_component
-        from chorus.services.similarity.ranking import id_rank
-        from chorus.shared.contract.names import Measure
-        from chorus.training.similarity.spark_build import spark_table
+        """The similarity component: the numpy engine's build (:mod:`chorus.training.similarity.build`) with the
+        neighbour table's item blocks run on the executors (:mod:`chorus.training.similarity.spark_build`)."""
+        from chorus.training.similarity.build import train_component
+        from chorus.training.similarity.spark_build import spark_runner
 
-        del seed, progress, workers
-        t0 = time.perf_counter()
-        config = SimilarityConfig()
-        index = SimilarityIndex.from_arrays(
-            ratings.user,
-            ratings.item,
-            ratings.rating,
-            ratings.n_users,
-            ratings.n_items,
-            item_rank=id_rank(ratings.item_ids),
-            user_rank=id_rank(ratings.user_ids),
-            config=config,
+        return train_component(
+            ratings,
+            writer,
+            seed=seed,
+            progress=progress,
+            workers=workers,
+            runner=spark_runner(self.spark),
+            engine={"engine": "spark", "master": self.master},
         )
-        reviews = self.reviews(ratings).select("u", "i", "r")
-        table, stats = spark_table(self.spark, reviews, index.items, config.table_k)
-        seconds = time.perf_counter() - t0
-        stats = {**stats, "seconds": seconds, "engine": "spark", "master": self.master}
-        write_component(
-            writer, {**index.to_arrays(), **table}, component_meta(config, config.table_k, tuple(Measure), stats)
-        )
-        return {"items": ratings.n_items, "K": config.table_k, "pairs": stats["pairs"], "seconds": round(seconds, 2)}
 
     def train_rating(
         self, ratings: Ratings, writer: VersionWriter, *, seed: int = 0, progress: bool = True, workers: int = 1

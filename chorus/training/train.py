@@ -27,19 +27,21 @@ from __future__ import annotations
 import contextlib
 import importlib
 import inspect
+import multiprocessing
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeAlias, cast
 
 from chorus.shared.artifacts import ArtifactStore, Version, VersionWriter, file_fingerprint
-from chorus.shared.contract.errors import ArtifactError, InvalidInput
-from chorus.shared.data import dataset_stats, load_ratings
+from chorus.shared.contract.errors import ArtifactError, ChorusError, InvalidInput
+from chorus.shared.data import Ratings, dataset_stats, load_ratings
 from chorus.shared.data.component import save_data_component
 from chorus.shared.events.rows import CUTOFF_KEY, cutoff_of
 from chorus.shared.events.store import EventStore
 from chorus.shared.report_component import COMPONENT as REPORT
-from chorus.shared.workers import resolve_workers, using_workers
+from chorus.shared.workers import can_fork, resolve_workers, using_workers
 from chorus.training.say import trained
 
 Trainer: TypeAlias = Callable[..., dict[str, Any]]
@@ -73,6 +75,77 @@ def parse_components(text: str | None) -> list[str]:
     for c in names:
         trainer(c)  # validates the name
     return names
+
+
+#: The components that gain little from more workers (the text models are a sequence of scikit-learn fits; the
+#: similarity table's blocks are short): with ``--workers`` 2 or more each trains in a forked process of its own,
+#: on one worker, beside the other components, which share the workers. Every component's arrays are the same
+#: for any number of workers, so where a component runs changes nothing in the version.
+BESIDE = ("text", "similarity")
+
+
+def _call(
+    fit: Trainer, ratings: Ratings, writer: VersionWriter, seed: int, progress: bool, workers: int
+) -> dict[str, Any]:
+    takes_workers = "workers" in inspect.signature(fit).parameters
+    return fit(ratings, writer, seed=seed, progress=progress, **({"workers": workers} if takes_workers else {}))
+
+
+class Beside:
+    """One component trained in a forked child process on one worker, without a progress bar, while the parent
+    goes on: the child writes its files into the version being written (the same directory) and sends back its
+    summary and its manifest entry, which :meth:`join` merges into ``writer``."""
+
+    def __init__(self, component: str, fit: Trainer, ratings: Ratings, writer: VersionWriter, seed: int) -> None:
+        self.component = component
+        self.writer = writer
+        self.seconds: float | None = None
+        ctx = multiprocessing.get_context("fork")
+        self._conn, there = ctx.Pipe(duplex=False)
+
+        def run() -> None:
+            t0 = time.perf_counter()
+            try:
+                with using_workers(1):
+                    summary = _call(fit, ratings, writer, seed, False, 1)
+                entry = writer.manifest["components"].get(component)
+                there.send(("ok", summary, entry, time.perf_counter() - t0))
+            except ChorusError as exc:  # the parent raises the same error, with its message
+                there.send(("error", type(exc).__name__, exc.detail, None))
+            except BaseException:
+                there.send(("crash", traceback.format_exc(), None, None))
+
+        self._proc = ctx.Process(target=run, name=f"chorus-train-{component}", daemon=True)
+        self._proc.start()
+        there.close()
+
+    def join(self) -> dict[str, Any]:
+        """The component's summary, once its process is done; its manifest entry is then in the writer.
+
+        Raises
+        ------
+        ChorusError : the error the component raised (the same class, by name, where it is one of Chorus's).
+        RuntimeError : the process failed otherwise, or died.
+        """
+        try:
+            status, first, entry, seconds = self._conn.recv()
+        except EOFError:
+            status, first, entry, seconds = "crash", "its process died", None, None
+        finally:
+            self._conn.close()
+            self._proc.join()
+        if status == "error":
+            raise _ERRORS.get(first, InvalidInput)(entry)
+        if status != "ok":
+            raise RuntimeError(f"training the {self.component} component failed:\n{first}")
+        if entry is not None:
+            self.writer.manifest["components"][self.component] = entry
+        self.seconds = seconds
+        summary: dict[str, Any] = first
+        return summary
+
+
+_ERRORS: dict[str, type[ChorusError]] = {cls.__name__: cls for cls in (InvalidInput, ArtifactError)}
 
 
 def _reusable(
@@ -200,22 +273,35 @@ def _train(
             writer.manifest[CUTOFF_KEY] = events["cutoff"]
             writer.manifest["events"] = events
         save_data_component(writer, ratings)
-        for component in components:
-            t0 = time.perf_counter()
-            with using_workers(workers):
-                fit = trainers.get(component) or trainer(component)
-                takes_workers = "workers" in inspect.signature(fit).parameters
-                summary = fit(
-                    ratings, writer, seed=seed, progress=progress, **({"workers": workers} if takes_workers else {})
-                )
+        # with several workers, the components that gain little from them start first, each in a process of
+        # its own on one worker, and the rest share the workers meanwhile: every core stays busy
+        beside = {
+            c: Beside(c, trainer(c), ratings, writer, seed)
+            for c in components
+            if workers > 1 and c in BESIDE and c not in trainers and can_fork()
+        }
+        started = time.perf_counter()
+
+        def said(component: str, seconds: float, summary: dict[str, Any]) -> None:
             if "not_trained" in summary:  # e.g. the text component on data without review text
                 record["skipped"][component] = summary["not_trained"]
                 log(f"skipped {component}: {summary['not_trained']}")
-                continue
-            seconds = time.perf_counter() - t0
+                return
             record["components"][component] = summary | {"seconds": round(seconds, 2)}
             for line in trained(component, seconds, summary):
                 log(line)
+
+        for component in components:
+            if component in beside:
+                continue
+            t0 = time.perf_counter()
+            with using_workers(workers):
+                fit = trainers.get(component) or trainer(component)
+                summary = _call(fit, ratings, writer, seed, progress, workers)
+            said(component, time.perf_counter() - t0, summary)
+        for component, child in beside.items():
+            summary = child.join()
+            said(component, child.seconds or time.perf_counter() - started, summary)
         for component in reuse:
             assert previous is not None  # reuse is empty without a previous version
             writer.adopt_component(previous, component)

@@ -139,17 +139,20 @@ class FakeService:
                 if history is None:
                     return _not_found("user", user_id, v)
                 liked = history[0]
+                exclude = params.get_list("exclude")
                 data = [
                     {
                         "item_id": i,
                         "title": ITEMS[i]["title"],
                         "score": 1.5,
-                        "because": {"item_id": liked, "title": ITEMS[liked]["title"]},
+                        "because": [{"item_id": liked, "title": ITEMS[liked]["title"]}],
                     }
                     for i in ITEMS
-                    if i not in history
+                    if i not in history and i not in exclude
                 ][:k]
-                return _json(200, {"user_id": user_id, "data": data, "count": len(data)}, v)
+                unknown = [e for e in dict.fromkeys(exclude) if e not in ITEMS]
+                body = {"user_id": user_id, "model": "similar", "data": data, "count": len(data), "fallback": None}
+                return _json(200, {**body, "unknown_exclude": unknown}, v)
             case ["v1", "stats", "top"]:  # the busiest items and users
                 k = int(params.get("k", 5))
                 items = sorted(ITEMS, key=lambda i: (-ITEMS[i]["reviews"], i))[:k]

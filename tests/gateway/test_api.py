@@ -38,6 +38,11 @@ def body(response) -> dict[str, Any]:
             "/v1/users/U1/recommendations?k=10&method=popular&exclude=B+004&exclude=B003",
         ),
         ("/v1/users/U1/recommendations?method=similar", "sim", "/v1/users/U1/recommendations?k=10"),
+        (
+            "/v1/users/U1/recommendations?exclude=B003&method=similar&exclude=NOPE",
+            "sim",
+            "/v1/users/U1/recommendations?k=10&exclude=B003&exclude=NOPE",
+        ),
         ("/v1/predict?user_id=U1&item_id=B003", "rat", "/v1/predict?user_id=U1&item_id=B003"),
         ("/v1/items/B002", "sim", "/v1/items/B002"),
         ("/v1/items?q=guitar%20strap", "sim", "/v1/items?q=guitar+strap&limit=20"),
@@ -128,8 +133,11 @@ def test_post_recommendations_goes_to_rating_uncached(client, rat, sim):
     assert rat.api_calls() == 2 and sim.api_calls() == 0
     response = client.post("/v1/recommendations", json={"items": [], "method": "popular"})
     assert body(response)["fallback"] == "popular" and body(response)["model"] == "popular"
-    response = client.post("/v1/recommendations", json={"items": ["B001"], "method": "latent"})
-    assert response.status_code == 422 and "'latent'" in body(response)["detail"]  # the service's answer
+    calls = rat.api_calls()
+    for method in ("latent", "model", "similar"):  # no ranker: the schema's enum refuses them, as documented
+        response = client.post("/v1/recommendations", json={"items": ["B001"], "method": method})
+        assert response.status_code == 422 and body(response)["detail"].startswith("method: Input should be 'ease'")
+    assert rat.api_calls() == calls
 
 
 @pytest.mark.parametrize(
@@ -137,7 +145,7 @@ def test_post_recommendations_goes_to_rating_uncached(client, rat, sim):
     [
         ({"items": ["B001"], "k": 0}, ["k: "]),
         ({"items": ["B001"], "k": 501}, ["k: "]),
-        ({"items": [""]}, ["items.0: "]),
+        ({"items": [""]}, ["items.0: empty"]),
         ({"items": ["B001"] * 10_001}, ["items: ", "10000"]),
         ({"items": ["B001"], "exclude": ["x"] * 501}, ["exclude: ", "500"]),
         ({"items": ["B001"], "method": "magic"}, ["method: "]),
@@ -154,6 +162,20 @@ def test_bad_baskets_are_refused_by_the_gateway(client, rat, basket, names):
     assert rat.api_calls() == 0
 
 
+def test_every_method_answers_in_one_shape(client):
+    shapes = set()
+    for method in ("similar", "ease", "latent", "model", None):
+        query = {"method": method, "exclude": ["B003", "NOPE"]} if method else {}
+        got = body(client.get("/v1/users/U1/recommendations", params=query))
+        shapes.add((tuple(sorted(got)), tuple(sorted(got["data"][0]))))
+        assert isinstance(got["data"][0]["because"], list | None) and got["model"] == (method or "ease").replace(
+            "model", "latent"
+        )
+        if method:
+            assert got["unknown_exclude"] == ["NOPE"] and "B003" not in {d["item_id"] for d in got["data"]}
+    assert len(shapes) == 1
+
+
 # --- bad input: refused by the gateway, never sent on --------------------------------------------------
 
 
@@ -167,15 +189,15 @@ def test_bad_baskets_are_refused_by_the_gateway(client, rat, basket, names):
         ("/v1/items/B001/similar?min_common=0", ["query.min_common: "]),
         ("/v1/users/U1/similar?measure=nope", ["query.measure: "]),
         ("/v1/users/U1/recommendations?method=magic", ["query.method: ", "'ease'", "'latent'", "'similar'"]),
-        ("/v1/users/U1/recommendations?exclude=", ["query.exclude.0: "]),
+        ("/v1/users/U1/recommendations?exclude=", ["query.exclude.0: empty"]),
         (
             "/v1/users/U1/recommendations?exclude=" + "x" * (MAX_ID_LENGTH + 1),
             ["query.exclude.0: ", str(MAX_ID_LENGTH)],
         ),
         ("/v1/users/U1/recommendations?" + "exclude=x&" * 501, ["query.exclude: ", "500"]),
-        ("/v1/users/U1/recommendations?method=similar&exclude=B001", ["query.exclude: ", "method=similar"]),
         ("/v1/predict?user_id=U1", ["query.item_id: "]),
-        ("/v1/items?q=", ["query.q: "]),
+        ("/v1/items?q=", ["query.q: empty"]),
+        ("/v1/items?q=%20%0B%00", ["query.q: empty"]),
         ("/v1/items?q=a&limit=0", ["query.limit: "]),
     ],
 )
@@ -428,7 +450,7 @@ def test_openapi_documents_every_route(client):
     names = {p["name"] for p in ranked["parameters"]}
     assert {"k", "method", "exclude"} <= names
     refs = json.dumps(ranked["responses"]["200"])
-    assert "RankedRecommendationsPublic" in refs and "BecauseRecommendationsPublic" in refs
+    assert "RankedRecommendationsPublic" in refs and "Because" not in refs  # one shape for every method
     basket = paths["/v1/recommendations"]["post"]
     assert "BasketRequest" in json.dumps(basket["requestBody"])
     assert "BasketRecommendationsPublic" in json.dumps(basket["responses"]["200"])

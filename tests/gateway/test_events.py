@@ -416,9 +416,9 @@ class FlakyStore(EventStore):
         self._check()
         return super().last_seq()
 
-    def append(self, batch):
+    def submit(self, batch):
         self._check()
-        return super().append(batch)
+        return super().submit(batch)
 
 
 def test_a_store_that_goes_down_fails_only_the_event_routes(sim, rat, tmp_path):

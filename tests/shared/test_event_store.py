@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from chorus.shared.contract.errors import InvalidInput
-from chorus.shared.events.store import MAX_BATCH, SCHEMA_VERSION, EventStore, new_event, schema
+from chorus.shared.events.store import MAX_BATCH, SCHEMA_VERSION, EventStore, events, new_event, schema
 from tests.conftest import REPO
 
 
@@ -189,7 +189,7 @@ def test_a_reader_that_saw_seq_n_has_seen_every_event_below_it(store_url):
 
     def slow() -> None:
         with store._write() as conn:
-            conn.execute(store._insert.values(event_id="slow", user_id="u", item_id="b", kind="view", ts=1.0))
+            conn.execute(events.insert().values(event_id="slow", user_id="u", item_id="b", kind="view", ts=1.0))
             entered.set()
             release.wait(30)
 

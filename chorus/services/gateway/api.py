@@ -11,7 +11,6 @@ import asyncio
 from typing import Any, cast
 
 from fastapi import APIRouter, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from chorus.services.gateway import page as pages
@@ -63,7 +62,6 @@ from chorus.shared.contract.reviews import SCORE_OPENAPI, SCORE_PATH, ReviewBody
 from chorus.shared.contract.schemas import (
     BasketRecommendationsPublic,
     BasketRequest,
-    BecauseRecommendationsPublic,
     ErrorPublic,
     HealthPublic,
     ItemPublic,
@@ -151,7 +149,10 @@ async def healthz() -> Response:
 @meta.get(
     "/readyz",
     response_model=ReadinessPublic,
-    responses={503: {"model": ReadinessPublic}, 401: {"model": ErrorPublic, "description": "A wrong status token"}},
+    responses={
+        503: {"model": ReadinessPublic},
+        401: {"model": ErrorPublic, "description": "A wrong status token, or one sent where none is configured"},
+    },
 )
 async def readyz(gw: GatewayDep, request: Request) -> JSONResponse:
     """200 when both services are ready; the body lists each service (ready or not, and its version) and whether
@@ -227,7 +228,7 @@ async def similar_users(
 
 @users.get(
     "/{user_id}/recommendations",
-    response_model=RankedRecommendationsPublic | BecauseRecommendationsPublic,
+    response_model=RankedRecommendationsPublic,
     responses={200: {"headers": CACHED_HEADERS}},
 )
 async def recommendations(
@@ -238,14 +239,13 @@ async def recommendations(
     method: MethodQuery = None,
     exclude: ExcludeIds = None,
 ) -> Response:
-    """Top-k items for a user: by the served version's default ranker, or the ranker named by ``method``
-    (``latent``: by predicted rating), never an item they reviewed or one of ``exclude`` (rating service,
-    :class:`RankedRecommendationsPublic`); or, with ``method=similar``, because they liked similar items
-    (similarity service, :class:`BecauseRecommendationsPublic`; ``exclude`` is not supported there)."""
+    """Top-k items for a user, never an item they reviewed or one of ``exclude``: by the served version's default
+    ranker, or the ranker named by ``method`` (``latent``: by predicted rating), from the rating service; or, with
+    ``method=similar``, because they liked similar items, from the similarity service. Every method answers in
+    the same shape, ``model`` naming it."""
     target = recommendations_target(user_id, k, None if method is None else method.value, exclude or [])
-    if target is None:  # validated above, but for exclude with similar
-        msg = "not supported with method=similar; leave it out or choose another method"
-        raise RequestValidationError([{"loc": ("query", "exclude"), "msg": msg, "type": "value_error"}])
+    if target is None:  # cannot happen: FastAPI validated method and exclude against the same bounds
+        raise InvalidInput("method or exclude is out of bounds")
     return respond(await gw.get(*target, **lookup(request)))
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -34,7 +34,7 @@ from starlette.concurrency import run_in_threadpool
 
 from chorus.shared.contract.errors import EventsUnavailable, InvalidInput
 from chorus.shared.contract.names import redact_url
-from chorus.shared.events.store import EventStore
+from chorus.shared.events.store import Appended, EventStore, NewEvent
 
 log = logging.getLogger("chorus.gateway")
 
@@ -176,15 +176,30 @@ class Events:
         except InvalidInput:
             raise
         except Exception as exc:
-            log.warning("the event store %s failed: %s: %s", self.public_url, type(exc).__name__, exc)
-            self._failed(exc)
-            what = f"the event store failed ({type(exc).__name__})"
-            if written is None:
-                raise EventsUnavailable(f"{what}; retry in a few seconds") from None
-            raise EventsUnavailable(
-                f"{what}; it is not known whether {written}: retry the same request (an event_id stored before is "
-                "not stored again)"
-            ) from None
+            raise self._unavailable(exc, written) from None
+
+    async def append(self, batch: Sequence[NewEvent]) -> Appended:
+        """Store ``batch`` through the store's writer (group commit: :meth:`EventStore.submit`), answered once its
+        transaction committed; the loop waits without a thread of its own. A failure of the store is a 503."""
+        store = self.require()
+        try:
+            return await asyncio.wrap_future(store.submit(batch))
+        except InvalidInput:
+            raise
+        except Exception as exc:
+            raise self._unavailable(exc, "the events were stored") from None
+
+    def _unavailable(self, exc: Exception, written: str | None) -> EventsUnavailable:
+        """The 503 for a failure of the store in an event route (logged, and the store marked down)."""
+        log.warning("the event store %s failed: %s: %s", self.public_url, type(exc).__name__, exc)
+        self._failed(exc)
+        what = f"the event store failed ({type(exc).__name__})"
+        if written is None:
+            return EventsUnavailable(f"{what}; retry in a few seconds")
+        return EventsUnavailable(
+            f"{what}; it is not known whether {written}: retry the same request (an event_id stored before is "
+            "not stored again)"
+        )
 
     def require(self) -> EventStore:
         """The open store, or the 503 that says why there is none."""

@@ -1,9 +1,11 @@
 """The event routes: ``POST /v1/events``, ``GET /v1/users/{id}/events`` and ``DELETE /v1/users/{id}``.
 
-Each needs an API key (:mod:`.keys`) and an event store (``CHORUS_EVENTS_URL``, :mod:`.events`); the store's
-calls block, so they run on worker threads. A write is answered only once its transaction committed (durable:
-see :mod:`chorus.shared.events.store`), and changes the sequence numbers that key the cached answers about the
-user, so the next read reflects it (:mod:`.events`). None of these answers is cached.
+Each needs an API key (:mod:`.keys`) and an event store (``CHORUS_EVENTS_URL``, :mod:`.events`). Reads and
+forgets block, so they run on worker threads; posted events go to the store's writer, which commits the batches
+posted at the same time together (group commit), and the handler waits for its own answer without a thread. A
+write is answered only once its transaction committed (durable: see :mod:`chorus.shared.events.store`), and
+changes the sequence numbers that key the cached answers about the user, so the next read reflects it
+(:mod:`.events`). None of these answers is cached.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ async def post_events(events: EventsDep, _key: ApiKeyDep, body: EventsRequest) -
     and items are accepted. The next request for the user's recommendations reflects these events."""
     now = time.time()
     batch = [event.to_new(now) for event in body.events]
-    done = await events.call(lambda store: store.append(batch), "the events were stored")
+    done = await events.append(batch)
     EVENTS_RECEIVED.labels("stored").inc(done.stored)
     EVENTS_RECEIVED.labels("duplicate").inc(done.duplicates)
     return StoredPublic(stored=done.stored, duplicates=done.duplicates)

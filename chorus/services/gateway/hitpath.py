@@ -184,30 +184,28 @@ _METHODS = frozenset(m.value for m in Method)
 def recommendations_target(user_id: str, k: int | str, method: str | None, exclude: Sequence[str]) -> Target | None:
     """Where ``/v1/users/{user_id}/recommendations`` is answered and cached, for a ``method`` (None: the
     default) and ``exclude`` ids; None where the API refuses these values (the hit path's raw ones; the handler
-    has validated its own): an unknown method, ``exclude`` ids out of bounds, ``exclude`` with ``similar``.
+    has validated its own): an unknown method, ``exclude`` ids out of bounds.
 
-    ``similar`` goes to the similarity service with the query ``k={k}``; every other method to the rating
-    service with ``k``, then ``method`` (an alias resolved: ``model`` is keyed as ``latent``) unless none was
-    asked for, then the distinct ``exclude`` ids sorted. Without a method the rating service answers with the
-    default ranker of the version it serves, and every key carries that version, so the key ``k=10`` (no
-    ``method``) names exactly one ranker: the default is cached under the absence of ``method``, apart from the
-    same ranker asked for by name.
+    ``similar`` goes to the similarity service, every other method to the rating service, with the query ``k``,
+    then ``method`` (an alias resolved: ``model`` is keyed as ``latent``) unless none was asked for or it is
+    ``similar`` (the similarity service's only method), then the distinct ``exclude`` ids sorted. Without a method
+    the rating service answers with the default ranker of the version it serves, and every key carries that
+    version, so the key ``k=10`` (no ``method``) names exactly one ranker: the default is cached under the absence
+    of ``method``, apart from the same ranker asked for by name.
     """
     route = f"users/{ident(user_id)}/recommendations"
     events = of_user(user_id)
     if method is not None:
         if method not in _METHODS:
             return None
-        method = canonical_method(Method(method)).value
-    if method == Method.similar:
-        return None if exclude else Target("similarity", route, k_query(k), events)
+        method = canonical_method(method).value
     if len(exclude) > MAX_K or any(not 1 <= len(e) <= MAX_ID_LENGTH for e in exclude):
         return None
     pairs: list[tuple[str, str | int]] = [("k", k)]
-    if method is not None:
+    if method is not None and method != Method.similar:
         pairs.append(("method", method))
     pairs.extend(("exclude", e) for e in sorted(set(exclude)))
-    return Target("rating", route, urlencode(pairs), events)
+    return Target("similarity" if method == Method.similar else "rating", route, urlencode(pairs), events)
 
 
 Params = dict[str, str]

@@ -493,7 +493,7 @@ async def _because(gw: Gateway, user: str) -> Part:
     _fill(products, await _facts(gw, [p.item_id for p in products]))
     _strengths(products, [float(h["score"]) for h in hits])
     for p, h in zip(products, hits, strict=True):
-        p.reason = f"Because you liked {_names([h['because']])}"
+        p.reason = f"Because you liked {_names(h['because'])}"
     part = Part(
         title="Because you liked",
         products=products,

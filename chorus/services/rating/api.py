@@ -19,7 +19,7 @@ from chorus.shared.contract.params import (
     ExcludeIds,
     ItemIdQuery,
     K,
-    MethodQuery,
+    RatingMethodQuery,
     UserId,
     UserIdQuery,
     error_responses,
@@ -117,7 +117,7 @@ def recommendations(
     events: EventsDep,
     user_id: UserId,
     k: K = DEFAULT_K,
-    method: MethodQuery = None,
+    method: RatingMethodQuery = None,
     exclude: ExcludeIds = None,
 ) -> dict[str, Any]:
     """The user's top-k items by a ranker of the served version (default: its default ranker), or by predicted
@@ -139,9 +139,9 @@ def basket_recommendations(loaded: ServiceDep, body: BasketRequest) -> dict[str,
     a basket item or one of ``exclude``.
 
     Unknown ids are listed in ``unknown_items``; with no known item the answer is popular items, with
-    ``fallback: "popular"``. ``latent`` cannot score a basket (422)."""
+    ``fallback: "popular"``."""
     svc = loaded.model
-    method = None if body.method is None else canonical_method(body.method).value
+    method = None if body.method is None else body.method.value
     rec = svc.recommend_basket(body.items, body.k, method, body.exclude)
     return {**_ranked(svc, rec), "unknown_items": rec.unknown_items}
 

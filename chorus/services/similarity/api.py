@@ -11,11 +11,12 @@ from chorus.services.similarity.activity import RECENT, Activity, day
 from chorus.services.similarity.live import LiveView
 from chorus.services.similarity.model import SimilarityModel
 from chorus.shared.contract.errors import EventsUnavailable, InvalidInput, NotFound, NotReady
-from chorus.shared.contract.names import Measure
+from chorus.shared.contract.names import Measure, Method
 from chorus.shared.contract.params import (
     DEFAULT_K,
     DEFAULT_MIN_COMMON,
     DEFAULT_SEARCH_LIMIT,
+    ExcludeIds,
     ItemId,
     K,
     MinCommon,
@@ -25,11 +26,11 @@ from chorus.shared.contract.params import (
     error_responses,
 )
 from chorus.shared.contract.schemas import (
-    BecauseRecommendationsPublic,
     ItemPublic,
     ItemsPublic,
     PredictionsPublic,
     PredictRequest,
+    RankedRecommendationsPublic,
     SimilarItemsPublic,
     SimilarUsersPublic,
     StatsPublic,
@@ -97,27 +98,38 @@ def similar_users(
     return {"user_id": user_id, "measure": measure.value, "data": data, "count": len(data)}
 
 
-@router.get("/users/{user_id}/recommendations", response_model=BecauseRecommendationsPublic)
-def recommendations(view: ViewDep, loaded: ModelDep, user_id: UserId, k: K = DEFAULT_K) -> dict[str, Any]:
-    """Items like the ones the user liked (rated 4 or more), each naming the liked item that weighed most; never
-    an item the user reviewed, bought or viewed."""
+@router.get("/users/{user_id}/recommendations", response_model=RankedRecommendationsPublic)
+def recommendations(
+    view: ViewDep, loaded: ModelDep, user_id: UserId, k: K = DEFAULT_K, exclude: ExcludeIds = None
+) -> dict[str, Any]:
+    """Items like the ones the user liked (rated 4 or more), each naming the liked item that weighed most
+    (``model: "similar"``, in the shape of every other method); never an item the user reviewed, bought or
+    viewed, nor one of ``exclude``. An unknown user is a 404 (this method has no fallback)."""
     u = view.user_index(user_id)
-    exclude = None
+    asked = list(dict.fromkeys(exclude or []))
+    named = view.items_named(asked) if asked else np.zeros(0, dtype=np.int64)
+    known = {view.item_id(i) for i in named.tolist()}
     feed = loaded.model.feed
     if feed is not None:
-        acted = view.items_named(acted_on(feed.live(user_id).events))
-        exclude = acted if acted.shape[0] else None
-    rec = view.recommend(u, k, exclude=exclude)
+        named = np.union1d(named, view.items_named(acted_on(feed.live(user_id).events)))
+    rec = view.recommend(u, k, exclude=named if named.shape[0] else None)
     data = [
         {
             "item_id": view.item_id(j),
             "title": view.title(j),
             "score": s,
-            "because": {"item_id": view.item_id(b), "title": view.title(b)},
+            "because": [{"item_id": view.item_id(b), "title": view.title(b)}],
         }
         for j, s, b in zip(rec.items.tolist(), rec.scores.tolist(), rec.because.tolist(), strict=True)
     ]
-    return {"user_id": user_id, "data": data, "count": len(data)}
+    return {
+        "user_id": user_id,
+        "model": Method.similar.value,
+        "data": data,
+        "count": len(data),
+        "fallback": None,
+        "unknown_exclude": [e for e in asked if e not in known],
+    }
 
 
 @router.post("/predict", response_model=PredictionsPublic)

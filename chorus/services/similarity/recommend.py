@@ -25,9 +25,9 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from chorus.services.similarity.measures import REGISTRY, Term
-from chorus.services.similarity.ranking import DECIMALS, best_per_group, order_by_rounded_score, rounded_units
+from chorus.services.similarity.ranking import DECIMALS, best_per_group, rounded_units, top_by_rounded_score
 from chorus.services.similarity.side import Side
-from chorus.services.similarity.sparse import aligned, chunks, gather_rows
+from chorus.services.similarity.sparse import chunks, gather_rows, group_sums, positions_in
 from chorus.shared.contract.names import Measure
 
 
@@ -84,7 +84,7 @@ def recommend(
         return _nothing()
     seen = rated.astype(np.int64) if exclude is None else np.union1d(rated, exclude).astype(np.int64)
     if measure == Measure.cosine:
-        return _recommend_cosine(side, seen, liked, k)
+        return _recommend_cosine(side, seen, liked, k, block_nnz)
     if table is not None:
         return recommend_from_table(*table, side.rank, seen, liked, k)
     return _recommend_summed(side, seen, liked, k, measure, block_nnz)
@@ -132,7 +132,7 @@ def _recommend_summed(
     if merged is None:
         return _nothing()
     uniq, total, _, because = merged
-    best = order_by_rounded_score(total, side.rank[uniq])[:k]
+    best = top_by_rounded_score(total, side.rank[uniq], k)
     return Recommendations(uniq[best], np.round(total[best], DECIMALS), because[best])
 
 
@@ -151,7 +151,7 @@ def recommend_from_table(
     if not keep.any():
         return _nothing()
     uniq, total, _, because = _merge(col[keep], value[keep], rounded_units(value[keep]), src[keep], rank)
-    best = order_by_rounded_score(total, rank[uniq])[:k]
+    best = top_by_rounded_score(total, rank[uniq], k)
     return Recommendations(uniq[best], np.round(total[best], DECIMALS), because[best])
 
 
@@ -169,52 +169,92 @@ def _merge(
     return uniq, total, best_units[firsts], src[firsts]
 
 
-def _recommend_cosine(side: Side, rated: np.ndarray, liked: np.ndarray, k: int) -> Recommendations:
-    """Cosine sums factorise: Σ_{i∈L} sim(i, j) = Σ_u q_u R_uj / ‖R_j‖ with q_u = Σ_{i∈L} R_ui / ‖R_i‖,
-    so every score comes from one sparse vector × matrix product (cost ≤ the ratings of the users who rated
-    a liked item), however many items were liked. ``because`` is then computed for the top ``k`` only."""
+_FULL_PASS = 4
+"""Cosine sums run one pass over every rating (two CSR matrix × vector products) when the users who rated a
+liked item hold at least 1/4 of the ratings: cheaper than gathering their rows."""
+
+
+def _recommend_cosine(side: Side, rated: np.ndarray, liked: np.ndarray, k: int, block_nnz: int) -> Recommendations:
+    """Cosine sums factorise: Σ_{i∈L} sim(i, j) = Σ_u q_u R_uj / ‖R_j‖ with q_u = Σ_{i∈L} R_ui / ‖R_i‖, so every
+    score comes from the ratings of the users who rated a liked item, however many items were liked.
+    ``because`` is then computed for the top ``k`` only."""
     bptr, pos = gather_rows(side.indptr, liked)
     norms = side.norm[liked]
     inv_norm = np.divide(1.0, norms, out=np.zeros(liked.shape[0]), where=norms > 0)
-    users, group = np.unique(side.indices[pos], return_inverse=True)
-    q = np.bincount(group, weights=side.ratings[pos] * np.repeat(inv_norm, np.diff(bptr)), minlength=users.shape[0])
-    idt = side.indices.dtype
-    ptr = np.array([0, users.shape[0]], dtype=idt)
-    shape = (1, side.n_cols)
-    common = sp.csr_array((np.ones(users.shape[0]), users.astype(idt), ptr), shape=shape) @ side.right["b"]
-    num = aligned(common, sp.csr_array((q, users.astype(idt), ptr), shape=shape) @ side.right["x"])
-    col = common.indices.astype(np.int64)
+    weight = side.ratings[pos] * np.repeat(inv_norm, np.diff(bptr))
+    users, q = group_sums(side.indices[pos].astype(np.int64), weight, side.n_cols)
+    col, num = _cosine_sums(side, users, q)
     den = side.norm[col]
     total = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
     fresh = _unrated(rated, col)
     col, total = col[fresh], total[fresh]
-    best = order_by_rounded_score(total, side.rank[col])[:k]
+    best = top_by_rounded_score(total, side.rank[col], k)
     top = col[best]
-    return Recommendations(top, np.round(total[best], DECIMALS), _because_cosine(side, liked, top))
+    return Recommendations(
+        top, np.round(total[best], DECIMALS), _because_cosine(side, liked, top, bptr, pos, users, block_nnz)
+    )
 
 
-def _because_cosine(side: Side, liked: np.ndarray, top: np.ndarray) -> np.ndarray:
-    """For each of ``top``, the liked item of largest cosine (ties: smallest raw id). Computed as the
-    product of the liked rows with the ``top`` columns only; the sums are formed as in every other path."""
+def _cosine_sums(side: Side, users: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every row rated by one of ``users`` (int64 (u,) ascending), ascending, and its Σ_u q_u R_uj (``q`` float64
+    (u,)): int64 (c,), float64 (c,).
+
+    Each sum adds its terms in ascending user order from 0, as the sparse product ``q @ R`` does, so the
+    numbers are the same whichever way they are formed: a pass over all ratings (CSR matrix × vector, where
+    the other users add exact zeros) when these users hold a fair share of them, else their rows gathered and
+    grouped by row."""
+    by_user = side.right["x"]  # columns×rows: each user's rows, ascending
+    work = int(np.diff(by_user.indptr)[users].sum())
+    if work * _FULL_PASS >= side.indices.shape[0]:
+        dense_q, reached = np.zeros(side.n_cols), np.zeros(side.n_cols)
+        dense_q[users], reached[users] = q, 1.0
+        col = np.flatnonzero(side.whole("b") @ reached)
+        return col, (side.whole("x") @ dense_q)[col]
+    uptr, upos = gather_rows(by_user.indptr, users)
+    return group_sums(
+        by_user.indices[upos].astype(np.int64), np.repeat(q, np.diff(uptr)) * by_user.data[upos], side.n_rows
+    )
+
+
+def _because_cosine(
+    side: Side,
+    liked: np.ndarray,
+    top: np.ndarray,
+    bptr: np.ndarray,
+    pos: np.ndarray,
+    users: np.ndarray,
+    block_nnz: int,
+) -> np.ndarray:
+    """For each of ``top`` (int64 (t,)), the liked item of largest cosine (ties: smallest raw id).
+
+    The dot products of the liked rows (``bptr`` int64 (l + 1,), ``pos`` int64 (e,) their entries) with the top
+    rows, as sparse × dense products: the liked rows over ``users`` (int64 (u,) ascending, every user who rated
+    a liked item) times the top rows' ratings of those users as a dense (u, t) block, at most ``block_nnz``
+    cells of it at a time. Each dot product adds R_ui R_uj in ascending user order from 0, as the sparse
+    product of the two blocks would (the users who did not rate ``j`` add exact zeros)."""
+    because = np.zeros(top.shape[0], dtype=np.int64)
     if top.shape[0] == 0:
-        return np.zeros(0, dtype=np.int64)
-    tptr, tpos = gather_rows(side.indptr, top)
+        return because
     idt = side.indices.dtype
-
-    def right(kind: str) -> sp.csr_array:  # users × top
-        m = sp.csr_array(
-            (side.left[kind][tpos], side.indices[tpos], tptr.astype(idt)), shape=(top.shape[0], side.n_cols)
+    shape = (liked.shape[0], users.shape[0])
+    columns = positions_in(users, side.indices[pos].astype(np.int64), side.n_cols).astype(idt)
+    left_x = sp.csr_array((side.ratings[pos], columns, bptr.astype(idt)), shape=shape)
+    left_b = sp.csr_array((np.ones(pos.shape[0]), columns, bptr.astype(idt)), shape=shape)
+    liked_rank = side.rank[liked][:, None]
+    step = max(1, block_nnz // max(users.shape[0], 1))
+    for lo in range(0, top.shape[0], step):
+        part = top[lo : lo + step]
+        tptr, tpos = gather_rows(side.indptr, part)
+        at = positions_in(users, side.indices[tpos].astype(np.int64), side.n_cols)
+        mine = at >= 0  # users of a top row who rated no liked item share nothing with the liked rows
+        cell = (at[mine], np.repeat(np.arange(part.shape[0]), np.diff(tptr))[mine])
+        block, present = np.zeros((users.shape[0], part.shape[0])), np.zeros((users.shape[0], part.shape[0]))
+        block[cell], present[cell] = side.ratings[tpos][mine], 1.0
+        sim = REGISTRY[Measure.cosine].score(
+            {Term.dot: left_x @ block, Term.norm_a: side.norm[liked][:, None], Term.norm_b: side.norm[part][None, :]}
         )
-        return m.T.tocsr()
-
-    bptr, take = gather_rows(side.indptr, liked)
-    common = side.left_block("b", bptr, take) @ right("b")
-    num = aligned(common, side.left_block("x", bptr, take) @ right("x"))
-    row = np.repeat(np.arange(liked.shape[0]), np.diff(common.indptr))
-    col = common.indices.astype(np.int64)
-    src = liked[row]
-    sim = REGISTRY[Measure.cosine].score({Term.dot: num, Term.norm_a: side.norm[src], Term.norm_b: side.norm[top[col]]})
-    firsts = best_per_group(col, rounded_units(sim), side.rank[src])
-    because = np.empty(top.shape[0], dtype=np.int64)
-    because[col[firsts]] = src[firsts]
+        # only pairs with a common user compete (every top row has one: it is a candidate)
+        units = np.where((left_b @ present) > 0, rounded_units(sim), -np.inf)
+        best = units == units.max(axis=0)
+        because[lo : lo + step] = liked[np.argmin(np.where(best, liked_rank, np.iinfo(np.int64).max), axis=0)]
     return because

@@ -32,6 +32,12 @@ from chorus.services.similarity.sparse import aligned, chunks, gather_rows
 from chorus.shared.contract.names import Measure
 from chorus.shared.indices import check_index
 
+PRODUCT_PER_WALK = 8
+""":meth:`Side.pair_scores` forms a row's candidates when their work is at most this many times the entries its
+pairs would walk: a walked entry (a binary search among all entries) costs 10-20 times a sparse-product term."""
+SLOT_BUDGET = 1 << 22
+"""Slots of the dense (row, column) -> position map of :meth:`Side.pair_scores` by row (32 MB of int64)."""
+
 
 @cache
 def plan(measures: tuple[str, ...]) -> tuple[tuple[MeasureSpec, ...], frozenset[Term]]:
@@ -147,8 +153,19 @@ class Side:
         if eager:
             for kind in self._right_values:
                 self.right[kind] = self._right_matrix(kind)
+        self._whole: dict[str, sp.csr_array] = {}
         self._keys_sorted: np.ndarray | None = None
         self._work: np.ndarray | None = None
+
+    def whole(self, kind: str) -> sp.csr_array:
+        """The rows×columns matrix of ``kind`` (a key of :attr:`left`), formed on first use."""
+        matrix = self._whole.get(kind)
+        if matrix is None:
+            matrix = self._whole[kind] = sp.csr_array(
+                (self.left[kind], self.indices, self.indptr.astype(self.indices.dtype)),
+                shape=(self.n_rows, self.n_cols),
+            )
+        return matrix
 
     def _right_matrix(self, kind: str) -> sp.csr_array:
         t_indices, t_indptr, shape = self._t_layout
@@ -312,21 +329,45 @@ class Side:
             self._keys_sorted = rows * self.n_cols + self.indices
         return self._keys_sorted
 
-    def pair_scores(self, a: np.ndarray, b: np.ndarray, measure: str, chunk: int) -> np.ndarray:
+    def pair_scores(
+        self, a: np.ndarray, b: np.ndarray, measure: str, chunk: int, by_row: bool | None = None
+    ) -> np.ndarray:
         """sim(a[p], b[p]) for every p. ``a, b``: int64 (n,) valid row indices -> float64 (n,).
 
-        The shorter of the two rows is walked and each of its columns looked up in the other row (binary
-        search in the sorted entry keys), so the cost is Σ_p min(|a_p|, |b_p|) · log(nnz); at most ``chunk``
-        entries are expanded at once.
+        Two ways, with the same floating-point results (every sum adds its terms in ascending column order
+        from 0 either way):
+
+        * walked: the shorter of the two rows is walked and each of its columns looked up in the other row
+          (binary search in the sorted entry keys), Σ_p min(|a_p|, |b_p|) · log(nnz);
+        * by row: the candidate row of each distinct ``a`` (the sparse products of :meth:`candidates`, cost
+          :meth:`row_work`) is formed once and every pair of that row looked up in it: the way when a row has
+          many pairs (a batch of predictions pairs each query item with every item its user rated).
+
+        ``by_row``: None picks per distinct ``a`` (by row when its work is at most :data:`PRODUCT_PER_WALK`
+        times the entries its pairs would walk), True or False forces one way. At most ``chunk`` entries are
+        expanded (walked) or ``chunk`` work formed (by row) at once.
         """
         spec = measure_spec(measure)
-        needs = terms_needed((spec,))
         a = np.asarray(a, dtype=np.int64)
         b = np.asarray(b, dtype=np.int64)
-        n = a.shape[0]
-        out = np.zeros(n, dtype=np.float64)
-        if n == 0:
+        out = np.zeros(a.shape[0], dtype=np.float64)
+        if a.shape[0] == 0:
             return out
+        if by_row is None:
+            walked = np.bincount(a, weights=np.minimum(self.count_int[a], self.count_int[b]), minlength=self.n_rows)
+            row_wise = self.row_work()[a] <= PRODUCT_PER_WALK * walked[a]
+        else:
+            row_wise = np.full(a.shape[0], by_row)
+        for chosen, way in ((row_wise, self._pair_scores_by_row), (~row_wise, self._pair_scores_walked)):
+            p = np.flatnonzero(chosen)
+            if p.shape[0]:
+                out[p] = way(a[p], b[p], spec, chunk)
+        return out
+
+    def _pair_scores_walked(self, a: np.ndarray, b: np.ndarray, spec: MeasureSpec, chunk: int) -> np.ndarray:
+        """:meth:`pair_scores` by walking the shorter row of each pair."""
+        needs = terms_needed((spec,))
+        out = np.zeros(a.shape[0], dtype=np.float64)
         keys = self._sorted_keys()
         swap = self.count_int[a] > self.count_int[b]
         s, t = np.where(swap, b, a), np.where(swap, a, b)
@@ -341,6 +382,51 @@ class Side:
             pair, pos_s, pos_t = pair[hit], pos[hit], at[hit]
             m = hi - lo
             out[lo:hi] = spec.score(self._pair_terms(needs, a[lo:hi], b[lo:hi], swap[lo:hi], pair, pos_s, pos_t, m))
+        return out
+
+    def _pair_scores_by_row(self, a: np.ndarray, b: np.ndarray, spec: MeasureSpec, chunk: int) -> np.ndarray:
+        """:meth:`pair_scores` from the candidate rows of the distinct ``a``.
+
+        The rows go through :meth:`candidates` in blocks of at most ``chunk`` work; each block's scores are
+        looked up through a dense (row, column) -> position map over the block's rows and the distinct ``b``
+        only (at most :data:`SLOT_BUDGET` slots), so a pair costs O(1) once its row is formed. A pair absent
+        from its row's candidates shares no column: score 0, as for every measure."""
+        out = np.zeros(a.shape[0], dtype=np.float64)
+        rows = np.flatnonzero(np.bincount(a, minlength=self.n_rows))
+        used = np.flatnonzero(np.bincount(b, minlength=self.n_rows))
+        width = used.shape[0]
+        compact = np.full(self.n_rows, -1, dtype=np.int64)
+        compact[used] = np.arange(width)
+        most = max(1, SLOT_BUDGET // width)
+        blocks = [
+            (lo + s, min(lo + s + most, hi))
+            for lo, hi in chunks(self.row_work()[rows], chunk)
+            for s in range(0, hi - lo, most)
+        ]
+        block_of = np.zeros(self.n_rows, dtype=np.int64)
+        local = np.zeros(self.n_rows, dtype=np.int64)
+        for n_block, (lo, hi) in enumerate(blocks):
+            block_of[rows[lo:hi]] = n_block
+            local[rows[lo:hi]] = np.arange(hi - lo)
+        block = block_of[a]
+        # pairs in block order (a counting sort when the block numbers fit 16 bits)
+        order = np.argsort(block.astype(np.uint16) if len(blocks) <= 2**16 else block, kind="stable")
+        starts = np.searchsorted(block[order], np.arange(len(blocks) + 1))
+        slot = np.zeros(min(most, rows.shape[0]) * width, dtype=np.int64)
+        for n_block, (lo, hi) in enumerate(blocks):
+            cand = self.candidates(rows[lo:hi], (spec.measure,), exclude_self=False)
+            (score,) = cand.scores.values()
+            if score.shape[0] == 0:
+                continue
+            col = compact[cand.col]
+            wanted = np.flatnonzero(col >= 0)
+            slot[cand.row[wanted] * width + col[wanted]] = wanted
+            p = order[starts[n_block] : starts[n_block + 1]]
+            row_p = local[a[p]]
+            # a slot this block did not write holds an earlier block's position: check that it is this pair
+            at = np.minimum(slot[row_p * width + compact[b[p]]], score.shape[0] - 1)
+            hit = (cand.row[at] == row_p) & (cand.col[at] == b[p])
+            out[p[hit]] = score[at[hit]]
         return out
 
     def _pair_terms(

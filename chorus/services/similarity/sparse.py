@@ -7,6 +7,7 @@ import numpy as np
 import scipy.sparse as sp
 
 _SLOT_BUDGET = 1 << 22  # slots of the dense (row, column) -> position map used by aligned() (16-32 MB)
+_DENSE_KEYS = 16  # group_sums counts densely when m · 16 ≥ n: n slots cost about as much as sorting n / 16 keys
 
 
 def csr_layout(
@@ -74,6 +75,50 @@ def gather_rows(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.nd
     np.cumsum(lens, out=bptr[1:])
     pos = np.repeat(starts - bptr[:-1], lens) + np.arange(bptr[-1], dtype=np.int64)
     return bptr, pos
+
+
+def group_sums(keys: np.ndarray, weights: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct ``keys`` and the sum of ``weights`` over each, accumulated in input order.
+
+    Parameters
+    ----------
+    keys : int (m,)
+        Values in ``0..n-1``.
+    weights : float64 (m,)
+    n : int
+        The number of possible keys.
+
+    Returns
+    -------
+    (int64 (g,) distinct keys ascending, float64 (g,) their sums)
+
+    Both ways of grouping give the same floating-point sums (each adds its key's weights in input order,
+    starting from 0): dense counting arrays of length ``n`` when the keys are many enough to fill a fair part
+    of them, a sort of the keys otherwise (so a light query on a large catalogue stays ``O(m log m)``).
+    """
+    if keys.shape[0] * _DENSE_KEYS >= n:
+        distinct = np.flatnonzero(np.bincount(keys, minlength=n))
+        return distinct, np.bincount(keys, weights=weights, minlength=n)[distinct]
+    distinct, group = np.unique(keys, return_inverse=True)
+    return distinct.astype(np.int64), np.bincount(group, weights=weights, minlength=distinct.shape[0])
+
+
+def positions_in(values: np.ndarray, x: np.ndarray, n: int) -> np.ndarray:
+    """The position of each of ``x`` in ``values``, -1 where it is not there.
+
+    ``values``: distinct int (v,) in ``0..n-1``, any order; ``x``: int (m,) in ``0..n-1``. Returns int64 (m,). A
+    dense map of ``n`` slots when ``x`` is long enough to pay for it, a binary search in the sorted ``values``
+    otherwise."""
+    if x.shape[0] * _DENSE_KEYS >= n:
+        where = np.full(n, -1, dtype=np.int64)
+        where[values] = np.arange(values.shape[0])
+        found: np.ndarray = where[x]
+        return found
+    if values.shape[0] == 0:
+        return np.full(x.shape[0], -1, dtype=np.int64)
+    order = np.argsort(values, kind="stable")
+    at = np.minimum(np.searchsorted(values[order], x), values.shape[0] - 1)
+    return np.where(values[order[at]] == x, order[at], -1).astype(np.int64)
 
 
 def aligned(pattern: sp.csr_array, other: sp.csr_array) -> np.ndarray:

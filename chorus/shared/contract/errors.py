@@ -98,3 +98,49 @@ class EventsUnavailable(ChorusError):
 
     type = "events_unavailable"
     status_code = 503
+
+
+# The refusals of the HTTP layer (chorus.shared.http): answered before a route runs, so no handler raises them;
+# they are classes so that every route documents them with the same models (params.limit_responses).
+
+
+class BadRequest(ChorusError):
+    """A request that is not valid HTTP/1.1 (HTTP 400)."""
+
+    type = "bad_request"
+    status_code = 400
+
+
+class RequestTimeout(ChorusError):
+    """The request's headers or body arrived too slowly (HTTP 408)."""
+
+    type = "request_timeout"
+    status_code = 408
+
+
+class PayloadTooLarge(ChorusError):
+    """A request body over the size limit (HTTP 413)."""
+
+    type = "payload_too_large"
+    status_code = 413
+
+
+class UriTooLong(ChorusError):
+    """A request line over the size limit (HTTP 414)."""
+
+    type = "uri_too_long"
+    status_code = 414
+
+
+class HeadersTooLarge(ChorusError):
+    """Request headers over the size limit (HTTP 431)."""
+
+    type = "headers_too_large"
+    status_code = 431
+
+
+class Overloaded(ChorusError):
+    """The process serves as many requests as it may at once: retry after the seconds of Retry-After (HTTP 503)."""
+
+    type = "overloaded"
+    status_code = 503

@@ -47,6 +47,13 @@ class Method(StrEnum):
     model = "model"
 
 
+class RatingMethod(StrEnum):
+    """The methods of :class:`Method` the rating service answers: every one but ``similar``."""
+
+    latent = "latent"
+    model = "model"
+
+
 def _after_rankers(enum: type[StrEnum]) -> type[Enum]:
     """``enum`` made again with a member per served ranker (:func:`~chorus.shared.contract.kinds.ranker_methods`)
     ahead of its own members, under the same name, docstring and module.
@@ -69,15 +76,17 @@ def _after_rankers(enum: type[StrEnum]) -> type[Enum]:
 if not TYPE_CHECKING:
     Ranking = _after_rankers(Ranking)
     Method = _after_rankers(Method)
+    RatingMethod = _after_rankers(RatingMethod)
 
 
 METHOD_ALIASES = {Method.model: Method.latent}
 """Old method names and the method each means."""
 
 
-def canonical_method(method: Method) -> Method:
-    """The method that answers for ``method`` (an alias resolved)."""
-    return METHOD_ALIASES.get(method, method)
+def canonical_method(method: str) -> Method:
+    """The method that answers for ``method`` (a :class:`Method` or :class:`RatingMethod`, or its value; an alias
+    resolved)."""
+    return METHOD_ALIASES.get(Method(method), Method(method))
 
 
 MAX_ID_LENGTH = 256
@@ -108,6 +117,9 @@ MAX_SEARCH_LENGTH = 200
 """Longest title search (characters)."""
 MAX_SEARCH_LIMIT = 100
 """Most items one title search returns."""
+NOT_BLANK = r"[^\s\x00\x1c-\x1f\x85]"
+"""The pattern of a text parameter that must hold a word: a character other than white space (as ``str.split``
+sees it) and NUL, written so that Python's, Rust's and JavaScript's regular expressions agree on it."""
 MAX_PAIRS = 10_000
 """Most (user, item) pairs in one batch prediction, and most items in one basket."""
 

@@ -8,6 +8,7 @@ answer with, each documented by a model whose ``type`` is that error's own (as P
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
@@ -24,7 +25,9 @@ from chorus.shared.contract.names import (
     MAX_MIN_COMMON,
     MAX_SEARCH_LENGTH,
     MAX_SEARCH_LIMIT,
+    NOT_BLANK,
     Method,
+    RatingMethod,
 )
 
 __all__ = [
@@ -37,12 +40,16 @@ __all__ = [
     "ItemIdQuery",
     "MethodQuery",
     "MinCommon",
+    "RatingMethodQuery",
     "SearchLimit",
     "SearchText",
     "UserId",
     "UserIdQuery",
     "error_model",
     "error_responses",
+    "summary",
+    "union_of",
+    "utf8_text",
 ]
 
 ItemId = Annotated[
@@ -57,7 +64,13 @@ MinCommon = Annotated[
     Query(ge=1, le=MAX_MIN_COMMON, description="Candidates share at least this many users (or items) with the query"),
 ]
 SearchText = Annotated[
-    str, Query(min_length=1, max_length=MAX_SEARCH_LENGTH, description="Words of a title, or an item id")
+    str,
+    Query(
+        min_length=1,
+        max_length=MAX_SEARCH_LENGTH,
+        pattern=NOT_BLANK,
+        description="Words of a title, or an item id (at least one character other than white space)",
+    ),
 ]
 SearchLimit = Annotated[int, Query(ge=1, le=MAX_SEARCH_LIMIT, description="How many items (1 to 100)")]
 ExcludeIds = Annotated[
@@ -68,14 +81,37 @@ ExcludeIds = Annotated[
         "data does not know are ignored and listed in `unknown_exclude`.",
     ),
 ]
+_METHOD_TEXT = (
+    f"{', '.join(ranker_methods())}: a ranker of the served version; latent: the highest predicted ratings "
+    "(`model` is its old name)"
+)
+_DEFAULT_TEXT = "Default: the served version's default ranker (latent for a version without rankers)."
 MethodQuery = Annotated[
     Method | None,
     Query(
-        description=f"{', '.join(ranker_methods())}: a ranker of the served version; latent: the highest predicted "
-        "ratings (`model` is its old name); similar: because you liked similar items (similarity service). "
-        "Default: the served version's default ranker (latent for a version without rankers)."
+        description=f"{_METHOD_TEXT}; similar: because you liked similar items (similarity service). {_DEFAULT_TEXT}"
     ),
 ]
+RatingMethodQuery = Annotated[RatingMethod | None, Query(description=f"{_METHOD_TEXT}. {_DEFAULT_TEXT}")]
+
+
+def utf8_text(body: bytes) -> str:
+    """The body as text: JSON between systems is UTF-8 (RFC 8259, section 8.1).
+
+    ``json.loads`` on bytes would guess UTF-16 or UTF-32 from a NUL byte among the first four and fail with a
+    UnicodeDecodeError, which FastAPI answers with a bare 400; a JSONDecodeError is answered 422 with its reason.
+
+    Raises
+    ------
+    json.JSONDecodeError : at the first byte that is not UTF-8.
+    """
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = len(body[: exc.start].decode("utf-8"))  # in characters, as the JSON parser counts
+        raise json.JSONDecodeError(
+            f"not valid UTF-8: byte 0x{body[exc.start]:02x}", body.decode("latin-1"), at
+        ) from None
 
 
 _MODELS: dict[str, type[BaseModel]] = {}
@@ -107,19 +143,20 @@ def error_responses(*errors: type[ChorusError], **descriptions: str) -> dict[int
     out: dict[int | str, dict[str, Any]] = {}
     for status, group in sorted(by_status.items()):
         models = [error_model(e) for e in group]
-        model: Any = models[0] if len(models) == 1 else _union(tuple(models))
-        text = descriptions.get(f"s{status}") or "; ".join(_summary(e) for e in group)
+        model: Any = models[0] if len(models) == 1 else union_of(*models)
+        text = descriptions.get(f"s{status}") or "; ".join(summary(e) for e in group)
         out[status] = {"model": model, "description": text}
     return out
 
 
-def _summary(error: type[ChorusError]) -> str:
+def summary(error: type[ChorusError]) -> str:
     """The first sentence of the error's docstring, without the status it names."""
     first = (error.__doc__ or error.type).strip().split("\n")[0].rstrip(".")
     return first.split(" (HTTP ")[0]
 
 
-def _union(models: tuple[type[BaseModel], ...]) -> Any:
+def union_of(*models: Any) -> Any:
+    """The union of response models (each a model or a union already), for a status several errors share."""
     from typing import Union
 
     return Union[models]  # noqa: UP007 - built at run time from a tuple

@@ -7,14 +7,15 @@ a :data:`ReviewBody` parameter and declare ``openapi_extra=SCORE_OPENAPI``.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from chorus.shared.contract.errors import InvalidInput
-from chorus.shared.contract.names import MAX_ID_LENGTH
+from chorus.shared.contract.names import MAX_ID_LENGTH, NOT_BLANK
+from chorus.shared.contract.params import utf8_text
 
 #: Longest review text scored, in characters.
 MAX_TEXT_CHARS = 20_000
@@ -30,22 +31,22 @@ class ReviewScoreRequest(BaseModel):
             "example": {"text": "Great strings, bright tone, stayed in tune.", "rating": 5, "item_id": "B0002E1G5C"}
         }
     )
-    text: str = Field(description=f"The review's text (headline and body), 1 to {MAX_TEXT_CHARS:,} characters")
+    text: str = Field(
+        min_length=1,
+        max_length=MAX_TEXT_CHARS,
+        pattern=NOT_BLANK,
+        description=f"The review's text (headline and body): 1 to {MAX_TEXT_CHARS:,} characters, not all white space",
+    )
     rating: float | None = Field(
-        None, description="The review's star rating, if known (the verified classifier uses it)"
+        None,
+        ge=1,
+        le=5,
+        description="The review's star rating, 1 to 5, if known (the verified classifier uses it; reviews with "
+        "text come from the Amazon formats, whose ratings are 1 to 5 stars)",
     )
     item_id: str | None = Field(
         None, min_length=1, max_length=MAX_ID_LENGTH, description="The product reviewed; a known one adds its offset"
     )
-
-    @field_validator("text")
-    @classmethod
-    def _text_limits(cls, text: str) -> str:
-        if not text.strip():
-            raise ValueError("text is empty: send the review's text")
-        if len(text) > MAX_TEXT_CHARS:
-            raise ValueError(f"text has {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}")
-        return text
 
 
 class TermWeight(BaseModel):
@@ -70,16 +71,19 @@ class ReviewScorePublic(BaseModel):
 async def _parse(request: Request) -> ReviewScoreRequest:
     raw = await request.body()
     try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(
-            f"the request body is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); send JSON "
-            "encoded as UTF-8"
-        ) from None
+        utf8_text(raw)
+    except json.JSONDecodeError as exc:  # worded as FastAPI's own body parsing words it, by the one handler
+        error = {
+            "type": "json_invalid",
+            "loc": ("body", exc.pos),
+            "msg": "JSON decode error",
+            "ctx": {"error": exc.msg},
+        }
+        raise RequestValidationError([error]) from None
     try:
         return ReviewScoreRequest.model_validate_json(raw)
     except ValidationError as exc:
-        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_context=False)]
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors) from None
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from chorus.shared.contract.kinds import ranker_methods
-from chorus.shared.contract.names import DEFAULT_K, MAX_ID_LENGTH, MAX_K, MAX_PAIRS, Measure, Method
+from chorus.shared.contract.names import DEFAULT_K, MAX_ID_LENGTH, MAX_K, MAX_PAIRS, Measure, Ranking
 
 
 class ErrorPublic(BaseModel):
@@ -65,21 +65,6 @@ class ItemRef(BaseModel):
     title: str | None = Field(None, examples=["Guitar Strap"])
 
 
-class BecauseRecommendation(BaseModel):
-    item_id: str = Field(examples=["B0002E1G5C"])
-    title: str | None = Field(None, examples=["Fender Medium Picks, 12 Pack"])
-    score: float = Field(examples=[1.73])
-    because: ItemRef
-
-
-class BecauseRecommendationsPublic(BaseModel):
-    """``method=similar``: items like the ones the user liked, each naming the liked item that weighed most."""
-
-    user_id: str
-    data: list[BecauseRecommendation]
-    count: int
-
-
 class RankedItem(BaseModel):
     item_id: str = Field(examples=["B0002E1G5C"])
     title: str | None = Field(None, examples=["Fender Medium Picks, 12 Pack"])
@@ -90,8 +75,8 @@ class RankedItem(BaseModel):
     )
     because: list[ItemRef] | None = Field(
         None,
-        description="the reviewed (or basket) items that contributed most to the score, best first (at most 3); "
-        "null when the ranker cannot say",
+        description="the reviewed (or basket) items that contributed most to the score, best first (at most 3; "
+        "for similar: the liked item that weighed most); null when the ranker cannot say",
     )
 
 
@@ -104,9 +89,11 @@ _RANKED_EXAMPLE: dict[str, Any] = {
 
 
 class RankedRecommendationsPublic(BaseModel):
-    """A user's top-k items from one ranker (``model``), among items they have not reviewed and not excluded.
+    """A user's top-k items by one method (``model``: a ranker, ``latent`` or ``similar``), among items they have
+    not reviewed and not excluded.
 
-    ``fallback: "popular"`` says the user is unknown and these are popular items instead.
+    ``fallback: "popular"`` says the user is unknown and these are popular items instead (``similar`` has no
+    fallback: an unknown user is a 404).
     """
 
     model_config = ConfigDict(
@@ -122,7 +109,7 @@ class RankedRecommendationsPublic(BaseModel):
         }
     )
     user_id: str
-    model: str = Field(description="the method that answered: a ranker's kind or latent", examples=["ease"])
+    model: str = Field(description="the method that answered: a ranker's kind, latent or similar", examples=["ease"])
     data: list[RankedItem]
     count: int
     fallback: Literal["popular"] | None = Field(None, description='"popular" when the user is unknown')
@@ -148,7 +135,7 @@ class BasketRequest(BaseModel):
     exclude: list[ItemIdField] = Field(
         default_factory=list, max_length=MAX_K, description=f"item ids never to return (at most {MAX_K})"
     )
-    method: Method | None = Field(
+    method: Ranking | None = Field(
         None,
         description=f"a ranker ({', '.join(ranker_methods())}); default: the served version's default ranker",
     )

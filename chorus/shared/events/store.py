@@ -14,6 +14,15 @@ Durability: :meth:`EventStore.append` and :meth:`EventStore.forget` return after
 PostgreSQL's commit (``synchronous_commit`` on, its default), SQLite in WAL mode with ``synchronous=FULL``, so an
 acknowledged write survives a ``kill -9`` of every process (and, for SQLite, a power cut).
 
+Group commit: appends go through one writer thread per store (:meth:`EventStore.submit`). It takes every append
+waiting when it is free (up to :data:`GROUP_EVENTS` events), writes them in one transaction, and answers each
+caller once that transaction committed. A commit costs a flush to disk, and a flush costs about the same for one
+event as for thousands, so many clients posting at once share flushes instead of queueing for one each. Each
+caller's answer counts its own events, exactly as if the appends had run one after the other in the order they
+arrived: within a group, the first occurrence of an ``event_id`` is the one stored. No timer is involved: an append
+that finds the writer idle is written at once; appends that arrive while a transaction is under way are written
+together by the next one.
+
 Idempotency: every event has an ``event_id`` (the client's, or a random one); an id seen before is not stored again,
 which makes retries of a batch safe. The schema is versioned (:data:`MIGRATIONS`, table ``chorus_schema``); opening
 a store applies the migrations it lacks, under a lock, and refuses a store whose schema is newer than this code.
@@ -21,16 +30,19 @@ a store applies the migrations it lacks, under a lock, and refuses a store whose
 
 from __future__ import annotations
 
+import json
 import os
+import queue
 import secrets
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from chorus.shared.contract.errors import InvalidInput
@@ -45,15 +57,20 @@ MAX_BATCH = 1000
 """Most events in one :meth:`EventStore.append`."""
 MAX_TEXT_CHARS = 20_000
 """Longest review text an event may carry."""
+MAX_ID_CHARS = 256
+"""Longest ``event_id``, ``user_id`` or ``item_id`` (the columns' width)."""
+GROUP_EVENTS = 5 * MAX_BATCH
+"""Most events the writer puts in one transaction (see the module docstring): appends waiting beyond it go into the
+next one, so one group never holds the callers of the next for long."""
 
 metadata = sa.MetaData()
 events = sa.Table(
     "chorus_events",
     metadata,
     sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
-    sa.Column("event_id", sa.String(256), nullable=False, unique=True),
-    sa.Column("user_id", sa.String(256), nullable=False),
-    sa.Column("item_id", sa.String(256), nullable=True),
+    sa.Column("event_id", sa.String(MAX_ID_CHARS), nullable=False, unique=True),
+    sa.Column("user_id", sa.String(MAX_ID_CHARS), nullable=False),
+    sa.Column("item_id", sa.String(MAX_ID_CHARS), nullable=True),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("rating", sa.Float(), nullable=True),
     sa.Column("text", sa.Text(), nullable=True),
@@ -137,6 +154,16 @@ class Appended:
     duplicates: int
 
 
+@dataclass
+class _Append:
+    """One caller's batch waiting for the writer, the future its answer goes to, and (while its group is written)
+    the ids of its events that are the first of their id in the group."""
+
+    batch: list[NewEvent]
+    future: Future[Appended] = field(default_factory=Future)
+    firsts: list[str] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class Live:
     """What the store says about one user past a version's cutoff (:meth:`EventStore.live`).
@@ -168,7 +195,8 @@ def new_event(
     Raises
     ------
     InvalidInput : an unknown kind, a rating missing on a rated kind or given on another, text on a kind other than
-        ``review``, an empty id, a text longer than :data:`MAX_TEXT_CHARS`.
+        ``review``, an empty id or one longer than :data:`MAX_ID_CHARS`, a text longer than :data:`MAX_TEXT_CHARS`,
+        an id or a text holding a NUL character (PostgreSQL's text cannot).
     """
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -181,8 +209,16 @@ def new_event(
     if text is not None and len(text) > MAX_TEXT_CHARS:
         raise InvalidInput(f"a review's text is at most {MAX_TEXT_CHARS:,} characters, got {len(text):,}")
     for name, value in (("user_id", user_id), ("item_id", item_id), ("event_id", event_id)):
-        if value is not None and not value:
+        if value is None:
+            continue
+        if not value:
             raise InvalidInput(f"{name} must not be empty")
+        if len(value) > MAX_ID_CHARS:
+            raise InvalidInput(f"{name} is at most {MAX_ID_CHARS} characters, got {len(value):,}")
+        if "\x00" in value:
+            raise InvalidInput(f"{name} must not contain a NUL character")
+    if text is not None and "\x00" in text:
+        raise InvalidInput("a review's text must not contain a NUL character")
     return NewEvent(event_id, user_id, item_id, kind, rating, text, float(timestamp))
 
 
@@ -195,6 +231,20 @@ _WRITE = "chorus_write"
 _WRITE_LOCK = 7463910572
 """The PostgreSQL advisory lock every write transaction takes (see :meth:`EventStore._write`)."""
 _T = TypeVar("_T")
+_COLUMNS = "event_id, user_id, item_id, kind, rating, text, ts"
+# One statement for a whole group, in the rows' order (``seq`` follows it), answering the ids it stored.
+# PostgreSQL: one array per column.
+_PG_INSERT = (
+    f"INSERT INTO chorus_events ({_COLUMNS}) SELECT {_COLUMNS} FROM unnest(%s::varchar[], %s::varchar[], "
+    "%s::varchar[], %s::varchar[], %s::float8[], %s::text[], %s::float8[]) WITH ORDINALITY "
+    f"AS batch({_COLUMNS}, n) ORDER BY n ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+)
+# SQLite: one JSON array of rows (``WHERE true`` tells SQLite's parser that ON CONFLICT is no join's ON).
+_SQLITE_INSERT = (
+    f"INSERT INTO chorus_events ({_COLUMNS}) SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, "
+    "value ->> 4, value ->> 5, value ->> 6 FROM json_each(?) WHERE true ORDER BY key "
+    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+)
 
 
 def _engine(url: str) -> Engine:
@@ -252,11 +302,14 @@ class EventStore:
         self.url = url
         self.engine = _engine(url)
         self._postgres = self.engine.dialect.name == "postgresql"
-        self._insert = (postgresql.insert if self._postgres else sqlite.insert)(events)
         # reads are single statements: on PostgreSQL without BEGIN and ROLLBACK around each (SQLite's reads are
         # in-process and cheap either way)
         self._reads = self.engine.execution_options(isolation_level="AUTOCOMMIT") if self._postgres else self.engine
         self._retry(self._migrate)
+        self._appends: queue.SimpleQueue[_Append | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
+        self._closed = False
 
     @property
     def public_url(self) -> str:
@@ -264,6 +317,13 @@ class EventStore:
         return redact_url(self.url)
 
     def close(self) -> None:
+        """Finish the appends already submitted, then close the connections; later appends are refused."""
+        with self._writer_lock:
+            self._closed = True
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            self._appends.put(None)  # after every append submitted: the writer answers them all, then stops
+            writer.join()
         self.engine.dispose()
 
     @contextmanager
@@ -306,33 +366,112 @@ class EventStore:
                     conn.execute(schema.insert().values(version=version))
 
     def append(self, batch: Sequence[NewEvent]) -> Appended:
-        """Store ``batch`` (1 to :data:`MAX_BATCH` events) in one transaction; return when it is durable.
+        """Store ``batch`` (1 to :data:`MAX_BATCH` events); return when it is durable.
 
-        An event whose ``event_id`` is already stored (or came earlier in the batch) is a duplicate and is not
-        stored again.
+        An event whose ``event_id`` is already stored (or came earlier in the batch, or in an append that came
+        before it) is a duplicate and is not stored again. The batch is written by the store's writer, in one
+        transaction with the appends waiting beside it (see the module docstring): it is stored whole or not at
+        all.
+
+        Raises
+        ------
+        InvalidInput : an empty batch or one over :data:`MAX_BATCH` events.
+        Exception : whatever the database raised: whether the events were stored is then unknown (retrying the
+            same event ids stores nothing twice).
+        """
+        return self.submit(batch).result()
+
+    def submit(self, batch: Sequence[NewEvent]) -> Future[Appended]:
+        """Hand ``batch`` to the writer and return at once: the future's result is what :meth:`append` returns,
+        set once the transaction that holds the batch committed (or its exception, once that failed).
+
+        Raises
+        ------
+        InvalidInput : an empty batch or one over :data:`MAX_BATCH` events, or a closed store.
         """
         if not 1 <= len(batch) <= MAX_BATCH:
             raise InvalidInput(f"a batch holds 1 to {MAX_BATCH} events, got {len(batch)}")
-        rows = [
-            {
-                "event_id": e.event_id if e.event_id is not None else f"chorus:{secrets.token_hex(16)}",
-                "user_id": e.user_id,
-                "item_id": e.item_id,
-                "kind": e.kind,
-                "rating": e.rating,
-                "text": e.text,
-                "ts": e.timestamp,
-            }
-            for e in batch
-        ]
-        statement = self._insert.on_conflict_do_nothing(index_elements=["event_id"]).returning(events.c.seq)
+        pending = _Append(list(batch))
+        with self._writer_lock:
+            if self._closed:
+                raise InvalidInput(f"the event store {self.public_url} is closed")
+            if self._writer is None:
+                # started on the first append, so processes that only read (and may fork) never hold a thread
+                self._writer = threading.Thread(target=self._write_groups, name="chorus-events-writer", daemon=True)
+                self._writer.start()
+            self._appends.put(pending)
+        return pending.future
 
-        def insert() -> int:
-            with self._write() as conn:
-                return len(conn.execute(statement, rows).all())
+    def _write_groups(self) -> None:
+        """The writer: each turn takes every append waiting (up to :data:`GROUP_EVENTS` events, at least one
+        append) and commits them together; it stops at the ``None`` that :meth:`close` puts last."""
+        carried: _Append | None = None
+        while True:
+            first = carried if carried is not None else self._appends.get()
+            carried = None
+            if first is None:
+                return
+            group, size, stop = [first], len(first.batch), False
+            while size < GROUP_EVENTS:
+                try:
+                    more = self._appends.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                if size + len(more.batch) > GROUP_EVENTS:
+                    carried = more  # the first of the next group: the order of arrival is kept
+                    break
+                group.append(more)
+                size += len(more.batch)
+            self._commit([a for a in group if a.future.set_running_or_notify_cancel()])
+            if stop:
+                return
 
-        stored = self._retry(insert)
-        return Appended(stored=stored, duplicates=len(rows) - stored)
+    def _commit(self, group: list[_Append]) -> None:
+        """Write ``group`` in one transaction and answer each of its callers (never raises)."""
+        if not group:
+            return
+        try:
+            rows: list[tuple[Any, ...]] = []
+            seen: set[str] = set()
+            for pending in group:
+                pending.firsts = []
+                for e in pending.batch:
+                    event_id = e.event_id if e.event_id is not None else f"chorus:{secrets.token_hex(16)}"
+                    if event_id in seen:
+                        continue  # a duplicate of an event of this group that came before it
+                    seen.add(event_id)
+                    pending.firsts.append(event_id)
+                    rating = None if e.rating is None else float(e.rating)
+                    rows.append((event_id, e.user_id, e.item_id, e.kind, rating, e.text, float(e.timestamp)))
+            # the event ids are fixed before the first attempt, so a second one stores nothing twice
+            stored = self._retry(lambda: self._insert_rows(rows))
+        except Exception as exc:
+            if len(group) > 1 and isinstance(exc, sa.exc.DataError | sa.exc.IntegrityError):
+                # one caller's events the database refuses (not a failure of the database): each append alone,
+                # so that only that caller hears of it
+                for pending in group:
+                    self._commit([pending])
+                return
+            for pending in group:
+                pending.future.set_exception(exc)
+            return
+        for pending in group:
+            count = sum(event_id in stored for event_id in pending.firsts)
+            pending.future.set_result(Appended(stored=count, duplicates=len(pending.batch) - count))
+
+    def _insert_rows(self, rows: list[tuple[Any, ...]]) -> set[str]:
+        """Insert ``rows`` (distinct event ids), in their order, in one transaction; return the ids stored (those
+        not stored before)."""
+        with self._write() as conn:
+            if self._postgres:
+                columns = [list(c) for c in zip(*rows, strict=True)]
+                found = conn.exec_driver_sql(_PG_INSERT, tuple(columns))
+            else:
+                found = conn.exec_driver_sql(_SQLITE_INSERT, (json.dumps(rows),))
+            return {str(row[0]) for row in found}
 
     def forget(self, user_id: str, timestamp: float) -> int:
         """Delete every event of ``user_id`` and leave a tombstone; return how many events were deleted.

@@ -38,6 +38,8 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chorus.shared.contract.errors import Overloaded, PayloadTooLarge
+from chorus.shared.contract.params import utf8_text
 from chorus.shared.http.metrics import HTTP_REFUSED
 
 OFF_LOOP_BYTES = 64 * 1024
@@ -166,13 +168,13 @@ class Limits:
                 return b"".join(chunks)
 
     async def _too_large(self, send: Send) -> None:
-        HTTP_REFUSED.labels("payload_too_large").inc()
-        body = error_body("payload_too_large", too_large_detail(self.max_body_bytes))
+        HTTP_REFUSED.labels(PayloadTooLarge.type).inc()
+        body = error_body(PayloadTooLarge.type, too_large_detail(self.max_body_bytes))
         await send_error(send, 413, body, [CLOSE])
 
     async def _shed(self, send: Send, close: bool) -> None:
-        HTTP_REFUSED.labels("overloaded").inc()
-        body = error_body("overloaded", overloaded_detail(f"{self.in_flight} requests in flight"))
+        HTTP_REFUSED.labels(Overloaded.type).inc()
+        body = error_body(Overloaded.type, overloaded_detail(f"{self.in_flight} requests in flight"))
         await send_error(send, 503, body, [RETRY_AFTER, CLOSE] if close else [RETRY_AFTER])
 
 
@@ -201,8 +203,9 @@ class _OffLoopRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             body = await self.body()
+            text = utf8_text(body)
             if len(body) <= OFF_LOOP_BYTES:
-                self._json = json.loads(body)
+                self._json = json.loads(text)
             else:
                 self._json = await asyncio.get_running_loop().run_in_executor(_DECODER, _decode, body, self.body_model)
         return self._json
@@ -217,7 +220,7 @@ def _decode(body: bytes, model: type[BaseModel] | None) -> Any:
             return model.model_validate_json(body)
         except ValidationError:
             pass
-    return json.loads(body)
+    return json.loads(body.decode("utf-8"))  # UTF-8 already checked
 
 
 class OffLoopRoute(APIRoute):

@@ -42,6 +42,13 @@ from typing import Any, ClassVar
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from chorus.shared.contract.errors import (
+    BadRequest,
+    HeadersTooLarge,
+    Overloaded,
+    RequestTimeout,
+    UriTooLong,
+)
 from chorus.shared.http.limits import CLOSE, RETRY_AFTER, HttpSettings, error_body, overloaded_detail
 from chorus.shared.http.metrics import HTTP_REFUSED
 
@@ -164,9 +171,9 @@ class LimitedH11Protocol(H11Protocol):
         if len(peers) >= self.limits.max_receiving:
             slowest = max(peers, key=lambda p: p.behind(now))
             if slowest.behind(now) > 0:
-                slowest._drop_body(408, "request_timeout", slowest._slow_detail(now, "while other requests waited"))
+                slowest._drop_body(408, RequestTimeout.type, slowest._slow_detail(now, "while other requests waited"))
             else:
-                self._drop_body(503, "overloaded", overloaded_detail("too many request bodies arriving at once"))
+                self._drop_body(503, Overloaded.type, overloaded_detail("too many request bodies arriving at once"))
                 return
         # the part of the body that came with the head is in the cycle's buffer already
         self._body_start, self._body_bytes = now, len(self.cycle.body) if self.cycle is not None else 0
@@ -199,7 +206,7 @@ class LimitedH11Protocol(H11Protocol):
         if now < deadline:
             self._body_timer = self.loop.call_later(deadline - now, self._body_check)
             return
-        self._drop_body(408, "request_timeout", self._slow_detail(now, ""))
+        self._drop_body(408, RequestTimeout.type, self._slow_detail(now, ""))
 
     def _slow_detail(self, now: float, context: str) -> str:
         elapsed = now - (self._body_start or now)
@@ -288,16 +295,16 @@ class LimitedH11Protocol(H11Protocol):
         self._head_timer = None
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
             timeout = self.limits.head_timeout
-            self._refuse(408, "request_timeout", f"the request line and headers took over {timeout:g} s to arrive")
+            self._refuse(408, RequestTimeout.type, f"the request line and headers took over {timeout:g} s to arrive")
 
     def send_400_response(self, msg: str) -> None:
         data, _ = self.conn.trailing_data
         limit = self.limits.max_head_bytes
         if len(data) <= limit:
-            self._refuse(400, "bad_request", "the request is not valid HTTP/1.1")
+            self._refuse(400, BadRequest.type, "the request is not valid HTTP/1.1")
             return
         line, _, rest = data.partition(b"\n")
         if len(line) >= len(rest):
-            self._refuse(414, "uri_too_long", f"the URL is too long: the request line exceeds {limit} bytes")
+            self._refuse(414, UriTooLong.type, f"the URL is too long: the request line exceeds {limit} bytes")
         else:
-            self._refuse(431, "headers_too_large", f"the request headers exceed {limit} bytes in all")
+            self._refuse(431, HeadersTooLarge.type, f"the request headers exceed {limit} bytes in all")

@@ -17,10 +17,21 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
-from chorus.shared.contract.errors import ArtifactError, ChorusError, Unauthorized
-from chorus.shared.contract.names import VERSION_HEADER
-from chorus.shared.http.limits import HttpSettings, Limits
+from chorus.shared.contract.errors import (
+    ArtifactError,
+    ChorusError,
+    HeadersTooLarge,
+    Overloaded,
+    PayloadTooLarge,
+    RequestTimeout,
+    Unauthorized,
+    UriTooLong,
+)
+from chorus.shared.contract.names import NOT_BLANK, VERSION_HEADER
+from chorus.shared.contract.params import error_model, summary
+from chorus.shared.http.limits import NEVER_SHED, HttpSettings, Limits
 from chorus.shared.http.metrics import RequestMetrics
 
 log = logging.getLogger("chorus.http")
@@ -38,14 +49,34 @@ def uvicorn_options() -> list[str]:
 
 
 def _validation_message(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        if err.get("type") == "json_invalid":  # its location is a character offset, not a field
-            parts.append(_json_message(err))
-            continue
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
-    return "; ".join(parts)
+    return "; ".join(_error_message(err) for err in exc.errors())
+
+
+def _error_message(err: dict[str, Any]) -> str:
+    """One validation error as a sentence: the JSON parser's reason, words for the string limits every text
+    parameter has, else pydantic's message after the field's name."""
+    if err.get("type") == "json_invalid":  # its location is a character offset, not a field
+        return _json_message(err)
+    where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
+    ctx, given = err.get("ctx") or {}, err.get("input")
+    kind = err.get("type")
+    if (
+        kind == "string_too_short"
+        and ctx.get("min_length") == 1
+        or kind == "string_pattern_mismatch"
+        and (ctx.get("pattern") == NOT_BLANK)
+    ):
+        return f"{where}: empty; send at least one character other than white space"
+    if kind == "string_too_long" and isinstance(given, str):
+        return f"{where}: {len(given):,} characters; the limit is {ctx.get('max_length'):,}"
+    return f"{where}: {err.get('msg', 'invalid')}"
+
+
+def _listed(err: dict[str, Any]) -> dict[str, Any]:
+    """An entry of ``errors``: where, what and pydantic's message (a JSON error's reason, not "JSON decode
+    error")."""
+    msg = _json_message(err) if err.get("type") == "json_invalid" else err.get("msg", "invalid")
+    return {"loc": err.get("loc"), "msg": msg, "type": err.get("type")}
 
 
 def _json_message(err: dict[str, Any]) -> str:
@@ -84,7 +115,7 @@ def install_error_handlers(app: FastAPI) -> None:
         body = {
             "type": "invalid_input",
             "detail": _validation_message(exc),
-            "errors": [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()],
+            "errors": [_listed(e) for e in exc.errors()],
         }
         return _with_version(request, JSONResponse(body, status_code=422))
 
@@ -102,10 +133,25 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and exc.detail == "Not Found":  # no route matched
             body = {"type": "not_found", "detail": f"no route {request.url.path}; see /docs"}
         elif exc.status_code == 405:
-            body = {"type": "method_not_allowed", "detail": f"{request.method} is not allowed on {request.url.path}"}
+            allowed = allowed_methods(request)
+            detail = f"{request.method} is not allowed on {request.url.path}; it allows {', '.join(allowed)}"
+            body = {"type": "method_not_allowed", "detail": detail}
+            headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}
+            return _with_version(request, JSONResponse(body, status_code=405, headers=headers))
         else:
             body = {"type": "not_found" if exc.status_code == 404 else "http_error", "detail": str(exc.detail)}
         return _with_version(request, JSONResponse(body, status_code=exc.status_code, headers=exc.headers))
+
+
+_ALLOWABLE = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods some route of the app serves at ``request``'s path (Starlette's 405 names only those of the
+    first route matching the path, so ``GET /v1/predict`` would hide ``POST /v1/predict``)."""
+    scope = request.scope
+    routes = request.app.router.routes
+    return [m for m in _ALLOWABLE if any(r.matches({**scope, "method": m})[0] == Match.FULL for r in routes)]
 
 
 def show_details(request: Request) -> bool:
@@ -134,6 +180,65 @@ def show_details(request: Request) -> bool:
 
 
 def install_http_middleware(app: FastAPI, settings: HttpSettings) -> None:
-    """The outermost middleware of every Chorus app, added last: request metrics, then the limits."""
+    """The outermost middleware of every Chorus app, added last: request metrics, then the limits; and every
+    route's documented answers gain the refusals of the limits (:func:`document_refusals`)."""
     app.add_middleware(Limits, max_body_bytes=settings.max_body_bytes, max_in_flight=settings.max_in_flight)
     app.add_middleware(RequestMetrics)
+    document_refusals(app)
+
+
+#: What every route may be refused with before it runs, by the HTTP parser (408, 414, 431) or the limits (413).
+REFUSALS: tuple[type[ChorusError], ...] = (RequestTimeout, PayloadTooLarge, UriTooLong, HeadersTooLarge)
+_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
+
+
+def document_refusals(app: FastAPI) -> None:
+    """Make ``app``'s OpenAPI document list the answers of the HTTP layer on every operation: 408, 413, 414 and
+    431, and 503 ``overloaded`` wherever a request may be shed (beside what the route documents for 503 itself,
+    as ``anyOf``). The refusals come before any route runs, so they are added to the generated document (FastAPI's
+    documented way to extend it) rather than declared on each route."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _with_refusals(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _with_refusals(doc: dict[str, Any]) -> dict[str, Any]:
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for error in (*REFUSALS, Overloaded):
+        model = error_model(error)
+        schemas.setdefault(model.__name__, model.model_json_schema(ref_template="#/components/schemas/{model}"))
+    for path, operations in doc.get("paths", {}).items():
+        refusals = REFUSALS if path in NEVER_SHED else (*REFUSALS, Overloaded)
+        for method, operation in operations.items():
+            if method not in _METHODS:
+                continue
+            responses = operation.setdefault("responses", {})
+            for error in refusals:
+                _add_response(responses, error)
+    return doc
+
+
+def _add_response(responses: dict[str, Any], error: type[ChorusError]) -> None:
+    """``error``'s model as an answer of its status: the only one, or one more of the ``anyOf``."""
+    ref = {"$ref": f"#/components/schemas/{error_model(error).__name__}"}
+    text = summary(error)
+    own = responses.get(str(error.status_code))
+    if own is None:
+        responses[str(error.status_code)] = {"description": text, "content": {"application/json": {"schema": ref}}}
+        return
+    own["description"] = f"{own.get('description') or ''}; or {text[0].lower()}{text[1:]}".lstrip("; ")
+    media = own.setdefault("content", {}).setdefault("application/json", {})
+    schema = media.get("schema")
+    if not schema:  # no schema (any body): it stays so
+        if "schema" not in media:
+            media["schema"] = ref
+        return
+    if "anyOf" in schema:
+        schema["anyOf"].append(ref)
+    else:
+        media["schema"] = {"anyOf": [schema, ref], **({"title": schema["title"]} if "title" in schema else {})}

@@ -1,23 +1,29 @@
 """Offline work of the ``ranking`` component: every ranker's hyperparameters chosen on validation data, the
 ranker served by default, the refit on all rows, and the ranking evaluation (never imported by the service).
 
-The protocol is ``docs/models.md``, "Ranking evaluation". Honesty rules, enforced here:
+The protocol is ``docs/models.md``, "Ranking evaluation". One selection, :func:`choose`, serves ``chorus train``
+(so ``chorus up``) and ``chorus evaluate --task ranking`` alike, so the ranker ``evaluate`` marks is the one
+``train`` serves. Honesty rules, enforced here:
 
-* Every point of ``GRIDS[kind]`` is fitted by ``FITTERS[kind]`` on the *fit* rows of
-  :func:`~chorus.shared.data.splits.user_validation_split` and scored by NDCG@k on its *validation* rows; only
-  the rows it is given are read, so test rows passed to nobody are never looked at.
+* :func:`choose` holds out the test rows of :func:`~chorus.shared.data.splits.user_holdout_split` and runs
+  :func:`select` on the rest; every point of ``GRIDS[kind]`` is fitted by ``FITTERS[kind]`` on the *fit* rows of
+  :func:`~chorus.shared.data.splits.user_validation_split` and scored by NDCG@k on its *validation* rows (a
+  seeded sample of at most :data:`VALIDATION_USERS` users); only the rows it is given are read.
 * The best point of each kind, then the best kind, win on validation NDCG. Ties go to the earlier grid point,
   then to the kind listed first in ``FITTERS``, the order of the spec table
   (:data:`chorus.shared.contract.kinds.RANKERS`): a fixed order, so the same data always selects the same ranker.
-* The chosen rankers are then refitted on every row the selection was given; :func:`evaluate` scores the
-  held-out test rows once, with :func:`chorus.training.ranking.metrics.evaluate_rankings`.
+* Every point of every grid is tried: nothing depends on the clock, the machine's speed or the number of
+  workers, so the same data and seed give the same choice and the same artifact bytes anywhere.
+* The chosen rankers are then refitted: on every row by ``chorus train``; on the training rows by
+  :func:`evaluate`, which scores the held-out test rows once with
+  :func:`chorus.training.ranking.metrics.evaluate_rankings`.
 
-A fitter that raises :class:`~chorus.shared.contract.errors.InvalidInput` (EASE above its catalogue limit, say) skips
-its kind with a log line. Work is bounded: in evaluation a kind stops trying grid points once it has spent
-``max_seconds`` (:data:`MAX_SECONDS`; the points already scored still count); ``chorus train`` tries the first
-:data:`TRAIN_GRID_POINTS` points of each grid (the grids list their likeliest points first), a bound that does
-not depend on the machine's speed, and scores a seeded sample of at most :data:`TRAIN_VALIDATION_USERS`
-validation users.
+The grid points run as independent tasks (:func:`plan`: item-kNN's points that share a similarity product and
+its sort form one task), in forked worker processes when there are several workers
+(:func:`chorus.shared.workers.map_processes`); every task runs with one BLAS thread and one implicit thread in
+any case, so what it computes does not depend on where it runs. A fitter that raises
+:class:`~chorus.shared.contract.errors.InvalidInput` (item-kNN above its catalogue limit, say) skips its kind with
+a log line.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +39,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from chorus.services.rating.persistence import jsonable
-from chorus.services.rating.rankers import Ranker
+from chorus.services.rating.rankers import ItemKnnRanker, Ranker
+from chorus.services.rating.rankers.base import top_items
 from chorus.services.rating.rankers.persistence import write_rankers
 from chorus.shared.artifacts import VersionWriter
 from chorus.shared.contract.errors import InvalidInput
@@ -41,23 +48,28 @@ from chorus.shared.contract.names import check_k
 from chorus.shared.data import Ratings
 from chorus.shared.data.matrix import user_item_matrix
 from chorus.shared.data.splits import user_holdout_split, user_validation_split
-from chorus.shared.workers import resolve_workers, using_workers
-from chorus.training.ranking.fit import FITTERS, GRIDS
+from chorus.shared.workers import map_processes, resolve_workers, using_workers
+from chorus.training.ranking.fit import (
+    FITTERS,
+    GRIDS,
+    check_knn,
+    check_knn_size,
+    fit_item_knn,
+    item_counts,
+    knn_candidates,
+    knn_truncate,
+    weights_of,
+)
 from chorus.training.ranking.metrics import evaluate_rankings
 
 log = logging.getLogger("chorus.training.train")
 
 #: List length the selection scores and ``chorus train`` selects for.
 DEFAULT_K = 10
-#: Seconds of grid search per kind after which its remaining grid points are skipped (the first always runs);
-#: the budget of :func:`evaluate`.
-MAX_SECONDS = 60.0
-#: Grid points per kind that ``chorus train`` (and so ``chorus up``'s first start) tries: the first ones, as the
-#: grids list their likeliest points first. A count, not seconds, so the same data selects the same rankers on
-#: any machine.
-TRAIN_GRID_POINTS = 2
-#: Validation users ``chorus train`` scores per grid point at most (a seeded sample); :func:`evaluate` scores all.
-TRAIN_VALIDATION_USERS = 2_000
+#: Validation users the selection scores at most: a sample drawn by ``numpy.random.default_rng(seed)`` when there
+#: are more (every one on MovieLens 100K and the Amazon 5-core file). A count, not a time, so it is the same
+#: choice on every machine; scoring cost grows with users × items × grid points.
+VALIDATION_USERS = 2_000
 #: Score matrix cells computed at once when ranking a batch of users (rows per block = this / n_items).
 SCORE_CELLS = 1 << 22
 
@@ -96,12 +108,48 @@ def relevance_name(min_rating: float | None) -> str:
 
 def recommend_lists(ranker: Ranker, history: sp.csr_array, users: np.ndarray, k: int) -> np.ndarray:
     """int64 (len(users), k): ``ranker``'s lists for the rows ``users`` (int (m,)) of ``history`` (n_users,
-    n_items), in blocks of at most :data:`SCORE_CELLS` scores; -1 padded as ``Ranker.recommend_batch``."""
+    n_items), in blocks of at most :data:`SCORE_CELLS` scores; the lists of ``Ranker.recommend_batch`` (never a
+    history item or an item without training reviews, ties to the lower index, -1 padded)."""
     users = np.asarray(users, dtype=np.int64)
     out = np.full((users.shape[0], k), -1, dtype=np.int64)
     rows = max(1, SCORE_CELLS // max(1, history.shape[1]))
+    unseen = ranker.item_count == 0
     for lo in range(0, users.shape[0], rows):
-        out[lo : lo + rows] = ranker.recommend_batch(sp.csr_array(history[users[lo : lo + rows]]), k)
+        block = sp.csr_array(history[users[lo : lo + rows]])
+        banned = np.repeat(unseen[None, :], block.shape[0], axis=0)
+        banned[np.repeat(np.arange(block.shape[0]), np.diff(block.indptr)), block.indices] = True
+        out[lo : lo + rows] = top_lists(np.asarray(ranker.score(block)), banned, k)
+    return out
+
+
+def top_lists(scores: np.ndarray, banned: np.ndarray, k: int) -> np.ndarray:
+    """int64 (m, k): per row of ``scores`` (float (m, n)) the ``k`` highest that are not ``banned`` (bool (m, n)),
+    best first, ties to the lower index, -1 padded: :func:`~chorus.services.rating.rankers.base.top_items` row by
+    row, with one ``argpartition`` for the whole block (the rows whose k-th score is tied, or that have fewer
+    than ``k`` allowed items, go through ``top_items`` itself).
+
+    Raises
+    ------
+    InvalidInput : a NaN score of an allowed item.
+    """
+    m, n = scores.shape
+    out = np.full((m, k), -1, dtype=np.int64)
+    if m == 0 or n == 0:
+        return out
+    s = np.where(banned, -np.inf, np.asarray(scores, dtype=np.float64))
+    if np.isnan(s).any():
+        raise InvalidInput("a ranker produced NaN scores")
+    width = min(k, n)
+    part = np.argpartition(-s, width - 1, axis=1)[:, :width] if width < n else np.tile(np.arange(n), (m, 1))
+    top = np.take_along_axis(s, part, axis=1)
+    kth = top.min(axis=1)
+    # a row is settled when exactly ``width`` items reach its k-th score and none of them is banned (-inf)
+    clean = ((s >= kth[:, None]).sum(axis=1) == width) & np.isfinite(kth)
+    order = np.lexsort((part[clean], -top[clean]), axis=-1)
+    out[clean, :width] = np.take_along_axis(part[clean], order, axis=1)
+    for r in np.flatnonzero(~clean):
+        best = top_items(s[r], banned[r], k)
+        out[r, : best.shape[0]] = best
     return out
 
 
@@ -154,14 +202,13 @@ class Scorer:
 
 @dataclass
 class KindSelection:
-    """One kind's grid search: its best point (``params``, ``validation`` metrics), every point tried, and
-    whether the whole grid ran (``complete``; False when ``max_seconds`` cut it short)."""
+    """One kind's grid search: its best point (``params``, ``validation`` metrics) and every point tried (all
+    of its grid, or only the first when no validation user can tell the points apart)."""
 
     kind: str
     params: dict[str, Any]
     validation: dict[str, float]
     points: list[dict[str, Any]]
-    complete: bool
     seconds: float
 
     @property
@@ -206,7 +253,6 @@ class Selection:
                         "params": s.params,
                         "validation": s.validation,
                         "grid": s.points,
-                        "complete": s.complete,
                         "seconds": round(s.seconds, 3),
                     }
                     for kind, s in self.kinds.items()
@@ -227,6 +273,82 @@ def _kinds(kinds: Sequence[str] | None) -> list[str]:
     return [k for k in FITTERS if k in kinds]  # FITTERS order, the tie-break order
 
 
+#: kind -> the params whose values a task shares work over: item-kNN's points with the same weights and shrink
+#: share the item×item product and its sort (:func:`~chorus.training.ranking.fit.knn_candidates`), each point
+#: then only truncating and normalising the ranked neighbours.
+SHARED: dict[str, tuple[str, ...]] = {"item_knn": ("values", "shrink")}
+
+
+@dataclass(frozen=True)
+class Task:
+    """Grid points of one kind fitted and scored together: indices into ``GRIDS[kind]``, ascending."""
+
+    kind: str
+    points: tuple[int, ...]
+
+
+def plan(names: Sequence[str], first_only: bool = False) -> list[Task]:
+    """The tasks of a grid search over the kinds ``names``: one per grid point, except that the points of a
+    kind in :data:`SHARED` with the same shared values form one task; with ``first_only``, only the first
+    point of each grid. The order (kinds in ``names`` order) fixes nothing about the outcome, which is put
+    together by kind and point index."""
+    tasks: list[Task] = []
+    for kind in names:
+        grid = GRIDS[kind][:1] if first_only else GRIDS[kind]
+        keys = SHARED.get(kind)
+        if not keys:
+            tasks.extend(Task(kind, (i,)) for i in range(len(grid)))
+            continue
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for i, params in enumerate(grid):
+            groups.setdefault(tuple(params.get(key) for key in keys), []).append(i)
+        tasks.extend(Task(kind, tuple(points)) for points in groups.values())
+    return tasks
+
+
+def fit_points(kind: str, history: sp.csr_array, grid: Sequence[dict[str, Any]]) -> Iterator[Ranker]:
+    """The rankers of the grid points ``grid`` of ``kind`` on ``history``, in order: ``FITTERS[kind]`` point
+    by point, or for item-kNN the same similarity arrays from one shared product (:data:`SHARED`). Raises what
+    the fitter raises (InvalidInput: the kind is skipped)."""
+    if kind != "item_knn" or FITTERS[kind] is not fit_item_knn or len(grid) < 2:
+        for params in grid:
+            yield FITTERS[kind](history, dict(params))
+        return
+    values, shrink = grid[0].get("values", "binary"), float(grid[0]["shrink"])
+    for params in grid:
+        check_knn(int(params["neighbours"]), float(params["shrink"]), params.get("normalise", "none"))
+    check_knn_size(history)
+    candidates = knn_candidates(weights_of(history, values), shrink, max(int(p["neighbours"]) for p in grid))
+    counts = item_counts(history)
+    for params in grid:
+        indptr, indices, data = knn_truncate(candidates, int(params["neighbours"]), params.get("normalise", "none"))
+        yield ItemKnnRanker(
+            item_count=counts, params=dict(params), sim_indptr=indptr, sim_indices=indices, sim_data=data
+        )
+
+
+def _search_task(history: sp.csr_array, scorer: Scorer, k: int) -> Callable[[Task], list[dict[str, Any]]]:
+    """``run(task)``: one record per point of ``task`` (``{"point", "ndcg", "figures", "seconds"}``), or one
+    ``{"point", "refused"}`` record where the fitter refused, computed with one BLAS and one implicit thread."""
+
+    def run(task: Task) -> list[dict[str, Any]]:
+        grid = [GRIDS[task.kind][i] for i in task.points]
+        out: list[dict[str, Any]] = []
+        with using_workers(1):
+            t = time.perf_counter()
+            try:
+                for i, ranker in zip(task.points, fit_points(task.kind, history, grid), strict=True):
+                    figures = scorer.score(ranker, k) if scorer.users.shape[0] else {"ndcg": math.nan}
+                    now = time.perf_counter()
+                    out.append({"point": i, "figures": figures, "seconds": round(now - t, 3)})
+                    t = now
+            except InvalidInput as exc:
+                return [{"point": task.points[len(out)], "refused": exc.detail}]
+        return out
+
+    return run
+
+
 def select(
     user: np.ndarray,
     item: np.ndarray,
@@ -239,9 +361,7 @@ def select(
     seed: int = 0,
     kinds: Sequence[str] | None = None,
     relevance: str | float | None = ANY,
-    max_seconds: float | None = MAX_SECONDS,
-    max_points: int | None = None,
-    max_users: int | None = None,
+    workers: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> Selection:
     """Choose every kind's hyperparameters, and the best kind, by NDCG@k on a validation split of ``rows``.
@@ -259,19 +379,16 @@ def select(
     k : int
         List length of the NDCG.
     seed : int
-        Seed of the validation split (and of the sample of validation users).
+        Seed of the validation split (and of the sample of at most :data:`VALIDATION_USERS` validation users).
     kinds : list of str, optional
         Kinds to try (default every kind of ``FITTERS``).
     relevance : ``"any"``, ``"min_rating=<r>"`` or a number
         Which validation items count as relevant (:func:`parse_relevance`).
-    max_seconds : float, optional
-        Grid-search budget per kind; None for no limit.
-    max_points : int, optional
-        Try at most the first this many points of each grid (default all).
-    max_users : int, optional
-        Score a seeded sample of this many validation users (default all).
+    workers : int
+        Processes the grid points run in (:func:`chorus.shared.workers.map_processes`); the outcome is the same
+        for any number.
     progress : callable, optional
-        ``progress(done)`` after each grid point.
+        ``progress(done)`` as grid points are scored (``done`` counts points).
 
     Raises
     ------
@@ -285,62 +402,42 @@ def select(
     rows = np.arange(user.shape[0], dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
     fit, val = user_validation_split(user, rows, n_users, seed)
     history = user_item_matrix(user[fit], item[fit], n_users, n_items, values=rating[fit])
-    scorer = Scorer.build(history, user[val], item[val], np.asarray(rating)[val], min_rating, max_users, seed)
+    scorer = Scorer.build(history, user[val], item[val], np.asarray(rating)[val], min_rating, VALIDATION_USERS, seed)
     if scorer.users.shape[0] == 0:
         log.warning("ranking selection: no validation user has a relevant item; every kind keeps its first grid point")
+    tasks = plan(names, first_only=scorer.users.shape[0] == 0)
+    records: dict[str, dict[int, dict[str, Any]]] = {kind: {} for kind in names}
+    done = 0
+    for task, result in zip(tasks, map_processes(_search_task(history, scorer, k), tasks, workers), strict=True):
+        for record in result:
+            records[task.kind][record["point"]] = record
+        done += len(task.points)
+        if progress:
+            progress(done)
     chosen: dict[str, KindSelection] = {}
     skipped: dict[str, str] = {}
-    done = 0
     for kind in names:
-        t_kind = time.perf_counter()
+        by_point = records[kind]
+        refused = [by_point[i]["refused"] for i in sorted(by_point) if "refused" in by_point[i]]
+        if refused:
+            skipped[kind] = refused[0]
+            log.warning("ranking selection: %s skipped: %s", kind, refused[0])
+            continue
         points: list[dict[str, Any]] = []
-        best: tuple[float, dict[str, Any], dict[str, float]] | None = None
-        grid = GRIDS[kind]
-        for n, params in enumerate(grid):
-            t = time.perf_counter()
-            try:
-                ranker = FITTERS[kind](history, dict(params))
-            except InvalidInput as exc:
-                skipped[kind] = exc.detail
-                log.warning("ranking selection: %s skipped: %s", kind, exc.detail)
-                break
-            if scorer.users.shape[0]:
-                figures = scorer.score(ranker, k)
-            else:
-                figures = {"ndcg": math.nan}
-            points.append(
-                {"params": dict(params), "ndcg": figures["ndcg"], "seconds": round(time.perf_counter() - t, 3)}
-            )
-            done += 1
-            if progress:
-                progress(done)
+        best: tuple[float, int] | None = None
+        for i in sorted(by_point):
+            figures = by_point[i]["figures"]
+            points.append({"params": dict(GRIDS[kind][i]), "ndcg": figures["ndcg"], "seconds": by_point[i]["seconds"]})
             value = -math.inf if math.isnan(figures["ndcg"]) else figures["ndcg"]
             if best is None or value > best[0]:  # strict: ties keep the earlier grid point
-                best = (value, dict(params), figures)
-            if scorer.users.shape[0] == 0:
-                break  # nothing to compare the points on: the first one stands
-            if max_points is not None and n + 1 >= max_points:
-                break  # the grids list their likeliest points first
-            spent = time.perf_counter() - t_kind
-            if max_seconds is not None and spent >= max_seconds and n + 1 < len(grid):
-                log.warning(
-                    "ranking selection: %s stopped after %d of %d grid points (%.1f s, budget %.1f s)",
-                    kind,
-                    n + 1,
-                    len(grid),
-                    spent,
-                    max_seconds,
-                )
-                break
-        if kind in skipped or best is None:
-            continue
+                best = (value, i)
+        assert best is not None  # every kind has at least one grid point
         chosen[kind] = KindSelection(
             kind=kind,
-            params=best[1],
-            validation=best[2],
+            params=dict(GRIDS[kind][best[1]]),
+            validation=by_point[best[1]]["figures"],
             points=points,
-            complete=len(points) == len(grid),
-            seconds=time.perf_counter() - t_kind,
+            seconds=sum(p["seconds"] for p in points),
         )
     if not chosen:
         raise InvalidInput(f"no ranker could be fitted: {'; '.join(f'{k}: {r}' for k, r in skipped.items())}")
@@ -358,22 +455,75 @@ def select(
     )
 
 
-def refit(history: sp.csr_array, selection: Selection) -> tuple[dict[str, Ranker], dict[str, float], dict[str, str]]:
+def choose(
+    ratings: Ratings,
+    *,
+    k: int = DEFAULT_K,
+    seed: int = 0,
+    relevance: str | float | None = ANY,
+    kinds: Sequence[str] | None = None,
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[Selection, np.ndarray, np.ndarray]:
+    """The one ranking selection of ``chorus train`` and ``chorus evaluate``: the rows of
+    ``user_holdout_split(user, n_users, seed)``, then :func:`select` on its training rows. Returns the selection
+    and the (train, test) rows, so that ``evaluate`` scores those test rows and ``train`` serves the same
+    choice (refitted on every row)."""
+    user = np.asarray(ratings.user)
+    train, test = user_holdout_split(user, ratings.n_users, seed)
+    selection = select(
+        user,
+        ratings.item,
+        np.asarray(ratings.rating, dtype=np.float64),
+        ratings.n_users,
+        ratings.n_items,
+        rows=train,
+        k=k,
+        seed=seed,
+        kinds=kinds,
+        relevance=relevance,
+        workers=workers,
+        progress=progress,
+    )
+    return selection, train, test
+
+
+def grid_points(kinds: Sequence[str] | None = None) -> int:
+    """How many grid points :func:`select` tries for ``kinds`` (default every kind): the progress total."""
+    return sum(len(GRIDS[kind]) for kind in _kinds(kinds))
+
+
+def refit(
+    history: sp.csr_array, selection: Selection, workers: int = 1, progress: Callable[[int], None] | None = None
+) -> tuple[dict[str, Ranker], dict[str, float], dict[str, str]]:
     """Every selected kind fitted on ``history`` (CSR (n_users, n_items), star ratings) with its chosen
-    params, in ``FITTERS`` order; the seconds each fit took; and the kinds whose fitter refused the larger
-    data (InvalidInput), with the reason."""
+    params, the kinds side by side in up to ``workers`` processes (each with one BLAS and one implicit thread,
+    so the arrays do not depend on ``workers``); the seconds each fit took; and the kinds whose fitter refused
+    the larger data (InvalidInput), with the reason. ``progress(done)`` after each kind."""
+
+    def fit_one(kind: str) -> tuple[Ranker | None, float, str]:
+        with using_workers(1):
+            t = time.perf_counter()
+            try:
+                ranker = FITTERS[kind](history, dict(selection.kinds[kind].params))
+            except InvalidInput as exc:
+                return None, 0.0, exc.detail
+            return ranker, time.perf_counter() - t, ""
+
     rankers: dict[str, Ranker] = {}
     seconds: dict[str, float] = {}
     refused: dict[str, str] = {}
-    for kind, chosen in selection.kinds.items():
-        t = time.perf_counter()
-        try:
-            rankers[kind] = FITTERS[kind](history, dict(chosen.params))
-        except InvalidInput as exc:
-            refused[kind] = exc.detail
-            log.warning("ranking refit: %s skipped: %s", kind, exc.detail)
-            continue
-        seconds[kind] = time.perf_counter() - t
+    names = list(selection.kinds)
+    for n, (kind, (ranker, took, reason)) in enumerate(
+        zip(names, map_processes(fit_one, names, workers), strict=True), 1
+    ):
+        if ranker is None:
+            refused[kind] = reason
+            log.warning("ranking refit: %s skipped: %s", kind, reason)
+        else:
+            rankers[kind], seconds[kind] = ranker, took
+        if progress:
+            progress(n)
     if not rankers:
         raise InvalidInput(f"no ranker could be refitted: {'; '.join(f'{k}: {r}' for k, r in refused.items())}")
     return rankers, seconds, refused
@@ -386,35 +536,22 @@ def _best_fitted(selection: Selection, rankers: Mapping[str, Ranker]) -> str:
 def train_component(
     ratings: Ratings, writer: VersionWriter, *, seed: int = 0, progress: bool = True, workers: int | None = None
 ) -> dict[str, Any]:
-    """``chorus train`` entry point: select on a validation split of every row (NDCG@10 on a sample of at most
-    :data:`TRAIN_VALIDATION_USERS` validation users; the first :data:`TRAIN_GRID_POINTS` points of each grid, so
-    that the choice does not depend on the machine's speed), refit every kind with its chosen params on *all*
-    rows, and write the ``ranking`` component, the best validation kind as its default. ``workers``
-    (:func:`chorus.shared.workers.resolve_workers`): implicit's threads and BLAS's. Returns a short summary."""
-    with using_workers(resolve_workers(workers)):
-        return _train_component(ratings, writer, seed=seed, progress=progress)
-
-
-def _train_component(ratings: Ratings, writer: VersionWriter, *, seed: int, progress: bool) -> dict[str, Any]:
+    """``chorus train`` entry point: :func:`choose` (NDCG@10, every grid point), refit every kind with its
+    chosen params on *all* rows, and write the ``ranking`` component, the best validation kind as its default.
+    ``workers`` (:func:`chorus.shared.workers.resolve_workers`): the processes grid points and refits run in.
+    Returns a short summary."""
     from chorus.shared.progress import Progress
 
     t0 = time.perf_counter()
-    with Progress("ranking selection", total=sum(min(len(GRIDS[kind]), TRAIN_GRID_POINTS) for kind in FITTERS)) as bar:
+    n = resolve_workers(workers)
+    points = grid_points()
+    with Progress("ranking selection", total=points + len(FITTERS)) as bar:
         bar.enabled = bar.enabled and progress
-        selection = select(
-            ratings.user,
-            ratings.item,
-            ratings.rating,
-            ratings.n_users,
-            ratings.n_items,
-            seed=seed,
-            max_seconds=None,
-            max_points=TRAIN_GRID_POINTS,
-            max_users=TRAIN_VALIDATION_USERS,
-            progress=bar.update,
+        selection, _, _ = choose(ratings, seed=seed, workers=n, progress=bar.update)
+        everything = user_item_matrix(
+            ratings.user, ratings.item, ratings.n_users, ratings.n_items, values=ratings.rating
         )
-    everything = user_item_matrix(ratings.user, ratings.item, ratings.n_users, ratings.n_items, values=ratings.rating)
-    rankers, fit_seconds, refused = refit(everything, selection)
+        rankers, fit_seconds, refused = refit(everything, selection, n, lambda done: bar.update(points + done))
     default = _best_fitted(selection, rankers)
     seconds = time.perf_counter() - t0
     metrics = selection.metrics() | {
@@ -440,14 +577,16 @@ def evaluate(
     seed: int = 0,
     relevance: str | float | None = ANY,
     kinds: Sequence[str] | None = None,
-    max_seconds: float | None = MAX_SECONDS,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """The ranking protocol (``docs/models.md``, "Ranking evaluation") on one dataset.
 
-    ``user_holdout_split(user, n_users, seed)`` gives the test rows; :func:`select` runs on the training rows
-    only; each kind is refitted on all training rows with its chosen params (timed: ``fit_seconds``); the test
-    rows are scored once. ``relevance``: ``"any"`` (every test item is relevant) or ``"min_rating=<r>"`` (only
-    test items rated at least ``r``); users with no relevant test item take no part in any metric.
+    :func:`choose` gives the test rows and the selection (on the training rows only; with the default ``k``,
+    relevance and every kind, the very selection ``chorus train`` serves from); each kind is refitted on all
+    training rows with its chosen params (timed: ``fit_seconds``); the test rows are scored once.
+    ``relevance``: ``"any"`` (every test item is relevant) or ``"min_rating=<r>"`` (only test items rated at
+    least ``r``); users with no relevant test item take no part in any metric. ``workers``: as
+    :func:`train_component`'s.
 
     Returns
     -------
@@ -460,25 +599,13 @@ def evaluate(
     t0 = time.perf_counter()
     k = check_k(k)
     min_rating = parse_relevance(relevance)
+    n = resolve_workers(workers)
     user, item = np.asarray(ratings.user), np.asarray(ratings.item)
     rating = np.asarray(ratings.rating, dtype=np.float64)
-    train, test = user_holdout_split(user, ratings.n_users, seed)
-    selection = select(
-        user,
-        item,
-        rating,
-        ratings.n_users,
-        ratings.n_items,
-        rows=train,
-        k=k,
-        seed=seed,
-        kinds=kinds,
-        relevance=min_rating,
-        max_seconds=max_seconds,
-    )
+    selection, train, test = choose(ratings, k=k, seed=seed, relevance=min_rating, kinds=kinds, workers=n)
     history = user_item_matrix(user[train], item[train], ratings.n_users, ratings.n_items, values=rating[train])
     scorer = Scorer.build(history, user[test], item[test], rating[test], min_rating)
-    rankers, fit_seconds, refused = refit(history, selection)
+    rankers, fit_seconds, refused = refit(history, selection, n)
     models = {kind: scorer.score(ranker, k) | {"fit_seconds": fit_seconds[kind]} for kind, ranker in rankers.items()}
     record: dict[str, Any] = jsonable(
         {

@@ -15,7 +15,7 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from chorus.services.similarity.layout import CORE_ARRAYS
 from chorus.services.similarity.measures import measure_specs
 from chorus.services.similarity.persistence import component_meta, write_component
 from chorus.services.similarity.ranking import id_rank
-from chorus.services.similarity.side import index_dtype
+from chorus.services.similarity.side import Side, index_dtype
 from chorus.services.similarity.sparse import chunks
 from chorus.shared.artifacts import VersionWriter
 from chorus.shared.contract.names import Measure, check_k
@@ -43,6 +43,29 @@ class BuildResult(NamedTuple):
 
     arrays: dict[str, np.ndarray]
     stats: dict[str, Any]
+
+
+BlockResult: TypeAlias = tuple[dict[Measure, tuple[np.ndarray, np.ndarray, np.ndarray]], int]
+"""What :func:`chorus.training.similarity.cooccur.table_block` returns for one block."""
+
+BlockRunner: TypeAlias = Callable[[Side, list[tuple[int, int]], int, tuple[Measure, ...]], Iterable[BlockResult]]
+"""``runner(side, blocks, K, measures)``: :func:`~chorus.training.similarity.cooccur.table_block` of every block
+``(start, stop)`` of ``side``'s rows, yielded in the order of ``blocks``."""
+
+
+def thread_runner(workers: int) -> BlockRunner:
+    """The numpy engine's :data:`BlockRunner`: the blocks on ``workers`` threads of this process."""
+
+    def run(side: Side, blocks: list[tuple[int, int]], K: int, measures: tuple[Measure, ...]) -> Iterable[BlockResult]:
+        values = kernel_values(side)
+        warm_up(side.indices.dtype.type)  # load the kernel once, before the threads start (a no-op when loaded)
+
+        def block(bounds: tuple[int, int]) -> BlockResult:
+            return table_block(side, values, bounds[0], bounds[1], K, measures)
+
+        return map_threads(block, blocks, workers)
+
+    return run
 
 
 def block_bounds(work: np.ndarray, block_rows: int, block_nnz: int) -> list[tuple[int, int]]:
@@ -63,11 +86,13 @@ def build_table(
     block_nnz: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     workers: int = 1,
+    runner: BlockRunner | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Top-``K`` neighbours of every item for each of ``measures``, block by block
-    (:func:`chorus.training.similarity.cooccur.table_block`), the blocks spread over ``workers`` threads (the
-    kernel runs without the GIL; see the README, "Scaling", for threads against processes); every block is
-    computed the same way whoever computes it, so the table is the same for any ``workers``.
+    (:func:`chorus.training.similarity.cooccur.table_block`), the blocks computed by ``runner`` (default
+    :func:`thread_runner`: spread over ``workers`` threads, the kernel runs without the GIL; see the README,
+    "Scaling", for threads against processes; the Spark engine passes one that runs them on executors). Every
+    block is computed by the same kernel whoever computes it, so the table is the same for any runner.
 
     Returns the table arrays (``n_neighbors``, ``neighbors_<m>``, ``scores_<m>``) and statistics (``pairs``:
     the co-occurring pairs scored). ``progress(done_rows, n_items)`` is called after each block.
@@ -84,14 +109,9 @@ def build_table(
     blocks = block_bounds(work, block_rows, block_nnz)
     n_nb = np.zeros(n, dtype=np.int32)
     tables = {m: (np.full((n, K), -1, dtype=np.int32), np.zeros((n, K), dtype=np.float64)) for m in chosen}
-    values = kernel_values(side)
-    warm_up(side.indices.dtype.type)  # load the kernel here, once, before the threads start (a no-op when loaded)
-
-    def block(bounds: tuple[int, int]) -> tuple[dict[Measure, tuple[np.ndarray, np.ndarray, np.ndarray]], int]:
-        return table_block(side, values, bounds[0], bounds[1], K, chosen)
-
+    runner = runner or thread_runner(workers)
     pairs = 0
-    for (lo, hi), (out, n_pairs) in zip(blocks, map_threads(block, blocks, workers), strict=True):
+    for (lo, hi), (out, n_pairs) in zip(blocks, runner(side, blocks, K, chosen), strict=True):
         for m, (nb, sc, cnt) in out.items():
             tables[m][0][lo:hi] = nb
             tables[m][1][lo:hi] = sc
@@ -131,6 +151,7 @@ def build_similarity(
     progress: Callable[[int, int], None] | None = None,
     trace_memory: bool = True,
     workers: int = 1,
+    runner: BlockRunner | None = None,
 ) -> BuildResult:
     """Build the whole similarity component from rating columns.
 
@@ -149,6 +170,9 @@ def build_similarity(
         Measure the peak of numpy allocations with ``tracemalloc`` (``stats["peak_traced_bytes"]``).
     workers : int
         Threads the table's blocks are spread over (the table is the same for any number).
+    runner : BlockRunner, optional
+        Where the blocks run (default :func:`thread_runner` of ``workers``; the Spark engine's runs them on
+        executors); see :func:`build_table`.
 
     Returns
     -------
@@ -176,7 +200,14 @@ def build_similarity(
         if warming is not None:
             warming.join()
         table, tstats = build_table(
-            index, K, measures, block_rows=block_rows, block_nnz=block_nnz, progress=progress, workers=workers
+            index,
+            K,
+            measures,
+            block_rows=block_rows,
+            block_nnz=block_nnz,
+            progress=progress,
+            workers=workers,
+            runner=runner,
         )
         peak = tracemalloc.get_traced_memory()[1] if tracemalloc.is_tracing() else None
     finally:
@@ -203,12 +234,20 @@ def build_similarity(
 
 
 def train_component(
-    ratings: Ratings, writer: VersionWriter, *, seed: int = 0, progress: bool = True, workers: int | None = None
+    ratings: Ratings,
+    writer: VersionWriter,
+    *,
+    seed: int = 0,
+    progress: bool = True,
+    workers: int | None = None,
+    runner: BlockRunner | None = None,
+    engine: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``chorus train`` entry point: build from a :class:`chorus.shared.data.Ratings` and write the component.
 
-    ``seed`` is unused (the build is deterministic); ``workers``: :func:`chorus.shared.workers.resolve_workers`.
-    Returns a short summary for the CLI.
+    ``seed`` is unused (the build is deterministic); ``workers``: :func:`chorus.shared.workers.resolve_workers`;
+    ``runner``: where the table's blocks run (:func:`build_table`); ``engine``: what to record about the engine
+    in the component's statistics (the Spark engine's name and master). Returns a short summary for the CLI.
     """
     del seed
     workers = resolve_workers(workers)
@@ -227,8 +266,10 @@ def train_component(
             config=config,
             progress=lambda done, total: bar.update(done),
             workers=workers,
+            runner=runner,
         )
-    write_component(writer, result.arrays, component_meta(config, config.table_k, tuple(Measure), result.stats))
+    stats = {**result.stats, **(engine or {})}
+    write_component(writer, result.arrays, component_meta(config, config.table_k, tuple(Measure), stats))
     s = result.stats
     return {
         "items": s["items"],

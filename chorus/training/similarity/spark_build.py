@@ -1,120 +1,105 @@
-"""The item neighbour table on Apache Spark (``chorus train --engine spark``): the same arrays as
-:func:`chorus.training.similarity.build.build_table`, computed on a cluster.
+"""The item neighbour table on Apache Spark (``chorus train --engine spark``): the numpy engine's build with its
+item blocks run on Spark's executors.
 
-Exact co-occurrence through a self-join on users: every pair of a user's reviews ``(i, j)``, ``i ≠ j``, emits
-one row with that user's contribution to each sum (1, ``R_ui·R_uj``, ``z_ui·z_uj``, ``z_ui²``, ``z_uj²``; ``z``
-centred by the item's mean over all its ratings, the means computed here once and shipped with the job), and a
-``groupBy(i, j)`` adds them up: the terms of :class:`chorus.services.similarity.measures.Term` for every
-co-occurring pair, ``W = Σ_u |I_u|²`` rows before Spark's map-side combine. Each item's candidates are then
-scored and cut to the top ``K`` in Python workers (``applyInPandas``) by the very functions the numpy engine
-uses (:data:`~chorus.services.similarity.measures.REGISTRY`, :mod:`~chorus.services.similarity.ranking`), so
-no formula is written twice. Spark adds a pair's contributions in no fixed order, so a sum may differ from the
-numpy engine's in its last bit; scores are rounded to 10 decimals before ranking, so answers agree except for a
-score that falls within one rounding step of a tie (none on the Amazon 5-core file; the tests check).
+The table is built exactly as :func:`chorus.training.similarity.build.build_table` builds it, through that very
+function: the item rows are cut into the same blocks (:func:`~chorus.training.similarity.build.block_bounds`),
+and each block runs the same compiled kernel (:func:`chorus.training.similarity.cooccur.table_block`). Only
+*where* a block runs differs: :func:`spark_runner` ships the blocks to the executors as an RDD of row ranges,
+and each executor reads the inverted index (the item×user and user×item CSR layouts of the item side, about
+40 bytes per review) from one Spark broadcast. So no co-occurring pair is ever written anywhere: each block
+keeps only its rows' top ``K`` per measure, and those come back to the driver, a wave of blocks at a time, to
+be placed in the table. Every row's answer depends on that row alone, computed by the same operations in the
+same order, so the table is the same bytes as the numpy engine's, whatever the cluster.
+
+An executor builds its :class:`~chorus.services.similarity.side.Side` and the kernel's input once per Python
+worker and broadcast (PySpark reuses its workers between tasks), so a worker holds the index once, however
+many blocks it runs.
+
+The whole index must fit in each executor's Python memory (``spark.executor.pyspark.memory``: the item side's
+two CSR layouts and the kernel's copy of them; ``docs/operations/spark.md`` has the sizes). Past that, the table
+would need the index partitioned by user as well, which this engine does not do: for such data, give the
+executors more memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Iterator
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from chorus.services.similarity.measures import Term
-from chorus.services.similarity.ranking import decode_keys, ranking_keys, smallest_keys
-from chorus.services.similarity.side import Side, plan
+from chorus.services.similarity.side import Side
 from chorus.shared.contract.names import Measure
+from chorus.training.similarity.build import BlockResult, BlockRunner
+from chorus.training.similarity.cooccur import KernelInput, kernel_values, table_block
 
-#: schema of the per-item answers collected to the driver
-RESULT_SCHEMA = "measure int, item long, pos int, neighbour long, score double, n long"
+WAVE = 4
+"""Blocks per task slot in one Spark job: enough to even out blocks of unequal cost, few enough that the
+answers of one job (each block's top ``K``) stay small on the driver."""
 
-
-def pair_sums(spark: Any, reviews: Any, mean: np.ndarray) -> Any:
-    """Every co-occurring item pair with its sums: a DataFrame ``(i, j, common, dot, centred_dot, squares_a,
-    squares_b)``.
-
-    ``reviews``: DataFrame ``(u long, i long, r double)``, one row per review; ``mean``: float64 (n_items,)
-    each item's mean rating (the ``z`` centring)."""
-    from pyspark.sql import functions as F  # noqa: N812 - pyspark's own convention
-
-    means = spark.createDataFrame([(int(i), float(m)) for i, m in enumerate(mean)], "i long, m double")
-    z = reviews.join(F.broadcast(means), "i").withColumn("z", F.col("r") - F.col("m")).drop("m")
-    a, b = z.alias("a"), z.alias("b")
-    pairs = a.join(b, F.col("a.u") == F.col("b.u")).where(F.col("a.i") != F.col("b.i"))
-    return pairs.groupBy(F.col("a.i").alias("i"), F.col("b.i").alias("j")).agg(
-        F.count(F.lit(1)).cast("double").alias("common"),
-        F.sum(F.col("a.r") * F.col("b.r")).alias("dot"),
-        F.sum(F.col("a.z") * F.col("b.z")).alias("centred_dot"),
-        F.sum(F.col("a.z") * F.col("a.z")).alias("squares_a"),
-        F.sum(F.col("b.z") * F.col("b.z")).alias("squares_b"),
-    )
+_EXECUTOR_SIDE: dict[str, tuple[Side, KernelInput]] = {}
+"""In an executor's Python worker: the side and kernel input of the build (by token) it last served."""
 
 
-def _top_k_per_item(side: Side, k: int, measures: tuple[str, ...]) -> Any:
-    """The ``applyInPandas`` function: one item's candidates in, its top ``k`` per measure out."""
-    import pandas as pd
-
-    specs, needs = plan(measures)
-    columns = {
-        Term.common: "common",
-        Term.dot: "dot",
-        Term.centred_dot: "centred_dot",
-        Term.centred_squares_a: "squares_a",
-        Term.centred_squares_b: "squares_b",
+def side_arrays(side: Side) -> dict[str, np.ndarray]:
+    """The arrays ``Side(side.name, **side_arrays(side))`` is rebuilt from (the ones ``side`` was made of)."""
+    t_indices, t_indptr, _ = side._t_layout
+    return {
+        "indptr": side.indptr,
+        "indices": side.indices,
+        "ratings": side.ratings,
+        "t_indptr": t_indptr,
+        "t_indices": t_indices,
+        "t_ratings": side.right["x"].data,
+        "count": side.count,
+        "mean": side.mean,
+        "norm": side.norm,
+        "rank": side.rank,
     }
 
-    def top(group: pd.DataFrame) -> pd.DataFrame:
-        item = int(group["i"].iloc[0])
-        col = group["j"].to_numpy(np.int64)
-        terms = side.row_terms(needs, np.array([item]), col)
-        for term, name in columns.items():
-            terms[term] = group[name].to_numpy(np.float64)
-        parts = []
-        for m, spec in enumerate(specs):
-            keys = smallest_keys(ranking_keys(spec.score(terms), side.rank[col], side.rank_bits), k)
-            idx, rounded = decode_keys(keys, side.index_of_rank, side.rank_bits)
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "measure": np.full(idx.shape[0], m, np.int32),
-                        "item": np.full(idx.shape[0], item, np.int64),
-                        "pos": np.arange(idx.shape[0], dtype=np.int32),
-                        "neighbour": idx,
-                        "score": rounded,
-                        "n": np.full(idx.shape[0], col.shape[0], np.int64),
-                    }
-                )
-            )
-        return pd.concat(parts, ignore_index=True)
 
-    return top
+def _executor_side(shared: Any, token: str) -> tuple[Side, KernelInput]:
+    """The side and kernel input of the build ``token`` (its arrays: broadcast ``shared``), built on the first
+    task of this worker that needs them (the side lazily: the kernel reads four of its layouts, never the scipy
+    matrices of an online query)."""
+    if token not in _EXECUTOR_SIDE:
+        _EXECUTOR_SIDE.clear()  # a worker serves one build at a time: let the previous index go first
+        a = shared.value
+        layouts = (a["indptr"], a["indices"], a["ratings"], a["t_indptr"], a["t_indices"], a["t_ratings"])
+        side = Side("item", *layouts, a["count"], a["mean"], a["norm"], a["rank"], eager=False)
+        _EXECUTOR_SIDE[token] = (side, kernel_values(side))
+    return _EXECUTOR_SIDE[token]
 
 
-def spark_table(
-    spark: Any, reviews: Any, side: Side, K: int, measures: Iterable[str] = tuple(Measure)
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The neighbour table (the arrays :func:`chorus.training.similarity.build.build_table` returns) computed by
-    Spark from ``reviews`` (DataFrame ``(u long, i long, r double)``); ``side`` is the item side of the index
-    built from the same reviews (statistics, ranks). Returns the arrays and ``{"pairs": co-occurring pairs}``."""
-    chosen = tuple(spec.measure for spec in plan(tuple(measures))[0])
-    sums = pair_sums(spark, reviews, side.mean)
-    answers = sums.groupBy("i").applyInPandas(_top_k_per_item(side, K, chosen), RESULT_SCHEMA).toPandas()
-    n = side.n_rows
-    n_nb = np.zeros(n, dtype=np.int32)
-    arrays: dict[str, np.ndarray] = {}
-    pairs = 0
-    for m, measure in enumerate(chosen):
-        rows = answers[answers["measure"] == m]
-        item = rows["item"].to_numpy(np.int64)
-        pos = rows["pos"].to_numpy(np.int64)
-        nb = np.full((n, K), -1, dtype=np.int32)
-        sc = np.zeros((n, K), dtype=np.float64)
-        nb[item, pos] = rows["neighbour"].to_numpy(np.int64)
-        sc[item, pos] = rows["score"].to_numpy(np.float64)
-        arrays[f"neighbors_{measure}"], arrays[f"scores_{measure}"] = nb, sc
-        if m == 0:
-            first = rows[rows["pos"] == 0]
-            counts = first["n"].to_numpy(np.int64)
-            n_nb[first["item"].to_numpy(np.int64)] = np.minimum(counts, K)
-            pairs = int(counts.sum())
-    return {"n_neighbors": n_nb, **arrays}, {"pairs": pairs}
+def _run_blocks(
+    shared: Any, token: str, K: int, measures: tuple[Measure, ...], blocks: Iterable[tuple[int, int]]
+) -> Iterator[BlockResult]:
+    """The ``mapPartitions`` function: :func:`table_block` of each block of this partition."""
+    side, values = _executor_side(shared, token)
+    for start, stop in blocks:
+        yield table_block(side, values, start, stop, K, measures)
+
+
+def spark_runner(spark: Any, slots: int | None = None) -> BlockRunner:
+    """A :data:`~chorus.training.similarity.build.BlockRunner` that runs the blocks on ``spark``'s executors.
+
+    The side's arrays are broadcast once per build; the blocks go in jobs of :data:`WAVE` x ``slots`` blocks
+    (default: Spark's ``defaultParallelism``, its task slots), one block per task, and the answers come back in
+    block order. The broadcast is destroyed when the build ends."""
+
+    def run(side: Side, blocks: list[tuple[int, int]], K: int, measures: tuple[Measure, ...]) -> Iterator[BlockResult]:
+        sc = spark.sparkContext
+        width = slots or sc.defaultParallelism
+        shared = sc.broadcast(side_arrays(side))
+        try:
+            task = partial(_run_blocks, shared, uuid.uuid4().hex, K, measures)
+            step = WAVE * width
+            for w in range(0, len(blocks), step):
+                wave = blocks[w : w + step]
+                yield from sc.parallelize(wave, len(wave)).mapPartitions(task).collect()
+        finally:
+            shared.destroy()
+
+    return run

@@ -14,6 +14,7 @@ import pytest
 import scipy.sparse as sp
 
 from chorus.services.rating.rankers import REGISTRY, Ranker
+from chorus.services.rating.rankers.base import top_items
 from chorus.services.rating.rankers.persistence import load_rankers
 from chorus.shared.artifacts import ArtifactStore, VersionWriter
 from chorus.shared.contract.errors import InvalidInput
@@ -26,10 +27,13 @@ from chorus.training.ranking.fit import item_counts
 from chorus.training.ranking.metrics import evaluate_rankings, ndcg_at_k, top_k
 from chorus.training.ranking.train import (
     evaluate,
+    fit_points,
     parse_relevance,
+    plan,
     recommend_lists,
     relevance_name,
     select,
+    top_lists,
     train_component,
 )
 
@@ -138,21 +142,72 @@ def test_selection_never_reads_the_test_rows(generated, test_kinds):
     item2[test] = -1  # any read of a test row would fail or change the figures
     rating2[test] = np.nan
     after = select(user, item2, rating2, nu, ni, rows=train, seed=1, kinds=["popular", "signed"])
-    for s in (before, after):
-        s.seconds = 0.0
-        for kind in s.kinds.values():
-            kind.seconds = 0.0
-            for p in kind.points:
-                p["seconds"] = 0.0
-    assert before.metrics() == after.metrics()
+    assert without_seconds(before) == without_seconds(after)
 
 
-def test_time_budget_stops_a_kind_after_its_first_point(generated, test_kinds, caplog):
+def without_seconds(selection):
+    """The selection's record with its timings zeroed (the only clock-dependent figures)."""
+    record = selection.metrics()
+    record["seconds"] = 0.0
+    for kind in record["kinds"].values():
+        kind["seconds"] = 0.0
+        for point in kind["grid"]:
+            point["seconds"] = 0.0
+    return record
+
+
+def test_selection_tries_every_grid_point_the_same_for_any_worker_count(generated, test_kinds):
     _, r = generated
-    with caplog.at_level(logging.WARNING, logger="chorus.training.train"):
-        sel = select(*arrays(r), kinds=["signed"], max_seconds=0.0)
-    assert len(sel.kinds["signed"].points) == 1 and not sel.kinds["signed"].complete
-    assert "stopped after 1 of 2 grid points" in caplog.text
+    one = select(*arrays(r), kinds=["popular", "item_knn", "signed"], workers=1)
+    two = select(*arrays(r), kinds=["popular", "item_knn", "signed"], workers=2)
+    assert [p["params"] for p in one.kinds["item_knn"].points] == ranking_fit.GRIDS["item_knn"]
+    assert without_seconds(one) == without_seconds(two)
+
+
+def test_shared_knn_points_equal_fitting_each_point_alone(generated):
+    _, r = generated
+    history = user_item_matrix(r.user, r.item, r.n_users, r.n_items, values=r.rating)
+    grid = [p for p in ranking_fit.GRIDS["item_knn"] if (p["values"], p["shrink"]) == ("rating", 10.0)]
+    assert len(grid) > 2
+    for params, shared in zip(grid, fit_points("item_knn", history, grid), strict=True):
+        alone = ranking_fit.fit_item_knn(history, dict(params))
+        for name in ("sim_indptr", "sim_indices", "sim_data"):
+            assert np.array_equal(getattr(shared, name), getattr(alone, name)), (params, name)
+
+
+def test_plan_groups_knn_points_that_share_a_product():
+    tasks = plan(["popular", "item_knn", "ease"])
+    knn = [t for t in tasks if t.kind == "item_knn"]
+    assert sorted(i for t in knn for i in t.points) == list(range(len(ranking_fit.GRIDS["item_knn"])))
+    for t in knn:
+        assert (
+            len(
+                {
+                    (ranking_fit.GRIDS["item_knn"][i]["values"], ranking_fit.GRIDS["item_knn"][i]["shrink"])
+                    for i in t.points
+                }
+            )
+            == 1
+        )
+    assert [t.points for t in tasks if t.kind == "ease"] == [(i,) for i in range(len(ranking_fit.GRIDS["ease"]))]
+    assert [t.points for t in plan(["item_knn"], first_only=True)] == [(0,)]
+
+
+def test_fast_lists_equal_top_items_row_by_row():
+    rng = np.random.default_rng(7)
+    scores = rng.integers(0, 4, (60, 25)).astype(np.float64)  # many ties at every boundary
+    scores[3] = -np.inf
+    banned = rng.random((60, 25)) < 0.3
+    banned[5, :23] = True  # fewer allowed items than k
+    banned[6] = True
+    got = top_lists(scores, banned, 5)
+    for row in range(60):
+        want = top_items(scores[row], banned[row], 5)
+        assert np.array_equal(got[row, : want.shape[0]], want) and np.all(got[row, want.shape[0] :] == -1)
+    scores[0, 0] = np.nan
+    banned[0, 0] = False
+    with pytest.raises(InvalidInput, match="NaN"):
+        top_lists(scores, banned, 5)
 
 
 def test_selection_refuses_bad_arguments(generated, test_kinds):

@@ -1,0 +1,79 @@
+"""The Spark engine's neighbour table, item blocks on executors (``local[2]``), against the numpy engine's on
+MovieLens 100K: the same arrays, bit for bit, through ``chorus train`` and through :func:`build_table` with
+blocks small enough that many jobs (waves) and many blocks per task slot run. Skipped, saying why, where
+pyspark or Java is missing."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+
+import numpy as np
+import pytest
+
+from chorus.shared.artifacts import ArtifactStore
+from chorus.shared.data import load_ratings
+from chorus.training.train import train
+
+MISSING = [m for m in ("pyspark", "pandas", "pyarrow") if importlib.util.find_spec(m) is None]
+pytestmark = [
+    pytest.mark.skipif(bool(MISSING), reason=f"{', '.join(MISSING)} not installed: pip install -e '.[spark]'"),
+    pytest.mark.skipif(shutil.which("java") is None, reason="no java on PATH: apt-get install openjdk-17-jre-headless"),
+    pytest.mark.timeout(600),
+]
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from chorus.training.spark_engine import spark_session
+
+    session = spark_session("local[2]", app="chorus-test-item-blocks")
+    yield session
+    session.stop()
+
+
+def test_train_similarity_equals_the_numpy_engines(ml100k, tmp_path):
+    arrays = {}
+    for engine in ("numpy", "spark"):
+        root = tmp_path / engine
+        master = "local[2]" if engine == "spark" else None
+        train(
+            ml100k,
+            root,
+            ["similarity"],
+            progress=False,
+            log=lambda _: None,
+            engine=engine,
+            workers=2,
+            spark_master=master,
+        )
+        version = ArtifactStore(root).open()
+        names = version.component_meta("similarity")["files"]
+        arrays[engine] = {name: version.array("similarity", name) for name in names}
+        if engine == "spark":
+            stats = version.component_meta("similarity")["metrics"]
+            assert stats["engine"] == "spark" and stats["master"] == "local[2]"
+    assert arrays["spark"].keys() == arrays["numpy"].keys()
+    assert any(name.startswith("neighbors_") for name in arrays["numpy"])
+    for name, expected in arrays["numpy"].items():
+        np.testing.assert_array_equal(arrays["spark"][name], expected, err_msg=name)
+
+
+def test_many_small_blocks_on_executors_equal_threads(ml100k, spark):
+    from chorus.services.similarity.index import SimilarityIndex
+    from chorus.training.similarity.build import build_table, thread_runner
+    from chorus.training.similarity.spark_build import WAVE, spark_runner
+
+    ratings = load_ratings(ml100k)
+    index = SimilarityIndex.from_arrays(ratings.user, ratings.item, ratings.rating, ratings.n_users, ratings.n_items)
+    done: list[int] = []
+    runner = spark_runner(spark, slots=2)
+    table, stats = build_table(
+        index, 20, block_rows=37, block_nnz=200_000, runner=runner, progress=lambda d, n: done.append(d)
+    )
+    expected, expected_stats = build_table(index, 20, block_rows=37, block_nnz=200_000, runner=thread_runner(1))
+    assert stats["blocks"] > 3 * WAVE * 2  # several jobs, each of several blocks per slot
+    assert done == sorted(done) and done[-1] == ratings.n_items  # answers placed in block order
+    assert stats["pairs"] == expected_stats["pairs"] > 0
+    for name, array in expected.items():
+        np.testing.assert_array_equal(table[name], array, err_msg=name)
