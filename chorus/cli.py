@@ -145,9 +145,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.every is not None:
         if args.events_url is None:
             raise ChorusError("--every retrains when new events arrive: it needs --events-url (or CHORUS_EVENTS_URL)")
+        if args.json:
+            raise ChorusError("--json prints the record of one training run; leave it out with --every")
         from chorus.launcher import retrain_loop
 
         return retrain_loop(Path(args.artifacts), _train_args(args), args.events_url, args.every)
+    record: dict[str, Any] = {}
     version = train(
         args.data,
         args.artifacts,
@@ -160,8 +163,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         spark_master=args.spark_master,
         spark_staging=args.spark_staging,
         events_url=args.events_url,
+        log=(lambda _line: None) if args.json else print,
+        record=record,
     )
-    _print_skipped_of(Path(args.artifacts), version)
+    if args.json:
+        print(json.dumps(record, indent=2))
+    else:
+        _print_skipped_of(Path(args.artifacts), version)
     return 0
 
 
@@ -378,6 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="keep running: train now when there is no version or the store has events past the current version's, "
         "then check again every DURATION (30m, 1h, 1h30m ...); needs --events-url",
+    )
+    train.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON record at the end (data statistics, each component's summary, the version) instead "
+        "of sentences",
     )
     train.set_defaults(func=cmd_train)
 

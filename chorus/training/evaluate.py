@@ -85,7 +85,7 @@ def format_report(result: dict[str, Any]) -> str:
         table(
             ["model", "MSE", "RMSE", "MAE", "seconds"],
             [
-                [label(name), m["mse"], m["rmse"], m["mae"], f"{result['model_seconds'].get(name, float('nan')):.1f}"]
+                [name, m["mse"], m["rmse"], m["mae"], f"{result['model_seconds'].get(name, float('nan')):.1f}"]
                 for name, m in result["models"].items()
             ],
         ),
@@ -121,11 +121,12 @@ RANKING_COLUMNS = ("precision", "recall", "ndcg", "map", "coverage", "novelty")
 
 
 def format_ranking_report(result: dict[str, Any]) -> str:
-    """One row per ranker at k (``*`` marks the one selected on validation NDCG), then the choice in words."""
+    """One row per ranker at k, named as the API's ``method`` names it (``*`` marks the one selected on validation
+    NDCG), then the choice in words."""
     k = result["k"]
     headers = ["model", *(c if c == "novelty" else f"{c}@{k}" for c in RANKING_COLUMNS), "fit s"]
     rows = [
-        [("* " if name == result["selected"] else "  ") + label(name), *(m[c] for c in RANKING_COLUMNS)]
+        [("*" if name == result["selected"] else " ") + name, *(m[c] for c in RANKING_COLUMNS)]
         + [f"{m['fit_seconds']:.2f}"]
         for name, m in result["models"].items()
     ]
@@ -155,7 +156,7 @@ def format_text_report(result: dict[str, Any]) -> str:
     columns = ("ber", "accuracy", "tpr", "tnr") if result["task"] == "verified" else ("mse", "rmse", "mae")
     split = result["split"]
     rows = [
-        [("* " if name == result["selected"] else "  ") + name, *(m[c] for c in columns)]
+        [("*" if name == result["selected"] else " ") + name, *(m[c] for c in columns)]
         for name, m in result["models"].items()
     ]
     chosen = params({k: v for k, v in result["chosen"].items() if k != "grid"})

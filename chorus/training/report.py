@@ -2,10 +2,11 @@
 run measured.
 
 ``chorus evaluate --report FILE`` writes it from the evaluation it ran; ``chorus train`` writes it into the
-version it publishes (:data:`COMPONENT`, served by the rating service at ``/v1/report`` and by the gateway at
-``/report``). The file holds everything it shows: the plots are inline SVG drawn by matplotlib (no display, text as
-paths, so no font either), the style is inline, and nothing in it names a URL, so it opens offline and from any
-place it is copied to. The same figures give the same bytes (no clock, no timings, fixed SVG ids).
+version it publishes (the ``report`` component, :mod:`chorus.shared.report_component`), which the rating service
+serves at ``/v1/report`` and the gateway at ``/report``. The file holds everything it shows: the plots are inline
+SVG drawn by matplotlib (no display, text as paths, so no font either), the style is inline, and nothing in it
+names a URL, so it opens offline and from any place it is copied to. The same figures give the same bytes (no
+clock, no timings, fixed SVG ids).
 
 Sections, each present when its figures are:
 
@@ -38,6 +39,7 @@ from chorus.shared.data import Ratings
 from chorus.shared.data.matrix import user_item_matrix
 from chorus.shared.data.splits import user_holdout_split, user_validation_split
 from chorus.shared.progress import Progress
+from chorus.shared.report_component import save_report
 from chorus.training.ranking.fit import FITTERS
 from chorus.training.ranking.metrics import mean_over_users, ndcg_at_k, recall_at_k
 from chorus.training.ranking.train import (
@@ -52,8 +54,6 @@ from chorus.training.say import label, params
 K_MAX = 50
 #: The list lengths the curves are drawn at (with the evaluation's own k added).
 CURVE_KS = (1, 2, 3, 5, 10, 15, 20, 30, 40, 50)
-#: The report's component in a version: ``report/html.npy``, the page's UTF-8 bytes as uint8.
-COMPONENT = "report"
 #: The share of the catalogue counted as the popular head in the long-tail table.
 HEAD_SHARE = 0.2
 
@@ -446,13 +446,6 @@ def write(path: str | os.PathLike[str], page: str) -> Path:
     return target
 
 
-def save(writer: VersionWriter, page: str) -> None:
-    """Put ``page`` into the version being written, as the :data:`COMPONENT` component (checksummed and published
-    with the version, like every other file of it)."""
-    writer.save_array(COMPONENT, "html", np.frombuffer(page.encode("utf-8"), dtype=np.uint8))
-    writer.set_component_meta(COMPONENT, media_type="text/html")
-
-
 def evaluation_report(
     ratings: Ratings, title: str, results: Mapping[str, Mapping[str, Any]], progress: bool = True
 ) -> str:
@@ -486,3 +479,49 @@ def item_popularity(ratings: Ratings) -> np.ndarray:
     """int64 (n_items,): reviews per item over every row."""
     counts: np.ndarray = np.bincount(np.asarray(ratings.item), minlength=ratings.n_items).astype(np.int64)
     return counts
+
+
+def version_report(ratings: Ratings, writer: VersionWriter, title: str, *, seed: int = 0, progress: bool = True) -> str:
+    """The report of ``chorus train``, from what the version being written records (its ``ranking`` and
+    ``rating`` components' metrics, trained now or kept), written into it; returns the page.
+
+    The ranking curves are measured on the validation split the rankers were selected on
+    (:func:`training_ranking_figures`); the rating error is the rating component's test error on its seeded
+    holdout."""
+    components = writer.manifest["components"]
+    ranking = rating = None
+    metrics = components.get("ranking", {}).get("metrics", {})
+    if metrics.get("kinds"):
+        fitted = [kind for kind in metrics["kinds"] if kind not in metrics.get("refused_on_refit", {})]
+        k = int(metrics.get("k", 10))
+        result = {
+            "k": k,
+            "seed": metrics.get("seed", seed),
+            "relevance": metrics.get("relevance", "any"),
+            "models": {kind: metrics["kinds"][kind]["validation"] for kind in fitted},
+            "selected": metrics.get("default", metrics.get("selected")),
+            "params": {kind: metrics["kinds"][kind]["params"] for kind in fitted},
+            "skipped": metrics.get("skipped", {}) | metrics.get("refused_on_refit", {}),
+        }
+        with Progress("report: ranking curves", total=len(fitted)) as bar:
+            bar.enabled = bar.enabled and progress
+            figures = training_ranking_figures(
+                ratings, result["params"], k=k, seed=int(result["seed"]), progress=bar.update
+            )
+        where = (
+            "Validation figures: each ranker fitted with its chosen hyperparameters on the rows it was selected "
+            "on, and scored on the validation rows that chose it (the served rankers are refitted on every row)"
+        )
+        ranking = (result, figures, where)
+    test = components.get("rating", {}).get("metrics", {}).get("test")
+    if test:
+        split = components["rating"]["metrics"].get("split", {})
+        rating = (
+            [test],
+            f"Test error on a seeded {split.get('test', 0):,} reviews held out from the served model's training "
+            "(hyperparameters chosen on another share of the reviews).",
+        )
+    stats = {"reviews": ratings.n, "users": ratings.n_users, "items": ratings.n_items}
+    page = render(title, stats, item_popularity(ratings), ranking=ranking, rating=rating)
+    save_report(writer, page)
+    return page

@@ -107,62 +107,56 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], digits: int = 4
     return "\n".join(lines)
 
 
-def choice(what: str, chosen: str, values: Mapping[str, Any] | None, measure: str, figures: Mapping[str, float]) -> str:
+def choice(
+    what: str | None,
+    chosen: str,
+    values: Mapping[str, Any] | None,
+    measure: str,
+    figures: Mapping[str, float],
+    verb: str = "chosen",
+) -> str:
     """``Ranking: EASE (λ=500) chosen, validation NDCG@10 0.4431 (iALS 0.4312, popular 0.2011)``: the chosen
-    kind with its figure first, then the others' in the order given."""
+    kind with its figure first, then the others' in the order given (``what`` None: no ``Ranking:``)."""
     others = ", ".join(f"{label(k)} {v:.4f}" for k, v in figures.items() if k != chosen)
     mine = figures.get(chosen)
-    line = f"{what}: {named(chosen, values)} chosen"
+    line = f"{what + ': ' if what else ''}{named(chosen, values)} {verb}"
     if mine is not None:
         line += f", {measure} {mine:.4f}"
     return line + (f" ({others})" if others else "")
 
 
 # --- what each component's summary says ------------------------------------------------------------------------
+# Each function answers the sentence's body first (``chorus train`` puts "trained <component> in <s> s: " before
+# it), then any further sentences whole.
 
 
 def _similarity(summary: Mapping[str, Any]) -> list[str]:
-    return [
-        f"Similarity: {summary['pairs']:,} neighbour pairs for {summary['items']:,} items "
-        f"(up to {summary['K']} per item)."
-    ]
+    return [f"{summary['pairs']:,} neighbour pairs for {summary['items']:,} items (up to {summary['K']} per item)."]
 
 
 def _rating(summary: Mapping[str, Any]) -> list[str]:
     chosen = summary["selected"]
-    values = {
-        name: summary[key]
-        for name, key in (("factors", "K"), ("λ factors", "reg_factors"), ("λ bias", "reg_bias"))
-        if summary.get(key) is not None and not (chosen == "bias" and name != "λ bias")
-    }
+    keys = {"bias": (("reg_bias", "reg_bias"),), "latent": (("n_factors", "K"), ("reg_factors", "reg_factors"))}
+    values = {name: summary[key] for name, key in keys.get(chosen, ()) if summary.get(key) is not None}
     test = summary.get("test_rmse", {})
-    lines = [choice("Rating", chosen, values, "test RMSE", test)]
-    if summary.get("text_aware") not in (None, "fitted"):
-        lines.append(f"Rating: the text-aware model was not fitted ({summary['text_aware']}).")
+    lines = [choice(None, chosen, values, "test RMSE", test, verb="chosen on validation") + "."]
+    if str(summary.get("text_aware", "")).startswith("skipped"):  # data without text has nothing to say
+        lines.append(f"The text-aware rating model was not fitted: {summary['text_aware']}.")
     return lines
 
 
 def _ranking(summary: Mapping[str, Any]) -> list[str]:
     default = summary["default"]
-    k = summary.get("k", 10)
-    lines = [
-        choice(
-            "Ranking",
-            default,
-            summary.get("params", {}).get(default),
-            f"validation NDCG@{k}",
-            summary["validation_ndcg"],
-        )
-    ]
+    measure = f"validation NDCG@{summary.get('k', 10)}"
+    lines = [choice(None, default, summary.get("params", {}).get(default), measure, summary["validation_ndcg"]) + "."]
     for kind, reason in summary.get("skipped", {}).items():
-        lines.append(f"Ranking: {label(kind)} skipped ({reason}).")
+        lines.append(f"Ranker {label(kind)} skipped: {reason}.")
     return lines
 
 
 def _text(summary: Mapping[str, Any]) -> list[str]:
     line = (
-        f"Text: review scorer over {summary['terms']:,} terms, validation rating MSE "
-        f"{summary['rating_validation_mse']:.4f}"
+        f"review scorer over {summary['terms']:,} terms, validation rating MSE {summary['rating_validation_mse']:.4f}"
     )
     ber = summary.get("verified_validation_ber")
     return [line + (f", verified-purchase BER {ber:.4f}." if ber is not None else ".")]
@@ -178,13 +172,19 @@ SENTENCES: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
 
 
 def describe(component: str, summary: Mapping[str, Any]) -> list[str]:
-    """The sentences of a component's training summary; a summary whose shape is unknown is written as
-    ``name value`` pairs (:func:`plain`) rather than failing the training it describes."""
+    """The sentences of a component's training summary, the first one's body only; a summary whose shape is
+    unknown is written as ``name value`` pairs (:func:`plain`) rather than failing the training it describes."""
     try:
         return SENTENCES[component](summary)
     except (KeyError, TypeError, ValueError, AttributeError):
-        shown = {k: v for k, v in summary.items() if k != "seconds"}
-        return [f"{component.capitalize()}: {plain(shown)}."]
+        return [plain({k: v for k, v in summary.items() if k != "seconds"}) + "."]
+
+
+def trained(component: str, seconds: float, summary: Mapping[str, Any]) -> list[str]:
+    """``trained ranking in 12.3 s: EASE (λ=500) chosen, validation NDCG@10 0.4431 (iALS 0.4312, ...).`` and any
+    further sentences of :func:`describe`."""
+    first, *rest = describe(component, summary)
+    return [f"trained {component} in {seconds:.1f} s: {first}", *rest]
 
 
 class Elapsed:

@@ -40,7 +40,9 @@ from chorus.shared.data import Ratings, dataset_stats, load_ratings
 from chorus.shared.data.component import save_data_component
 from chorus.shared.events.rows import CUTOFF_KEY, cutoff_of
 from chorus.shared.events.store import EventStore
+from chorus.shared.report_component import COMPONENT as REPORT
 from chorus.shared.workers import can_fork, resolve_workers, using_workers
+from chorus.training.say import trained
 
 Trainer: TypeAlias = Callable[..., dict[str, Any]]
 """A component's ``train_component`` (the signature above), the numpy engine's or :mod:`.spark_engine`'s."""
@@ -195,6 +197,7 @@ def train(
     spark_master: str | None = None,
     spark_staging: str | Path | None = None,
     events_url: str | None = None,
+    record: dict[str, Any] | None = None,
 ) -> str:
     """Train ``components`` on ``data`` into a new version under ``artifacts``; return the version name.
     ``workers``: :func:`chorus.shared.workers.resolve_workers`. ``engine``: ``numpy`` (this machine) or
@@ -202,7 +205,9 @@ def train(
     ``spark-submit``'s master, else ``local[*]``, staging the data under ``spark_staging``). ``events_url``: also
     train on the events of that store up to its highest ``seq``, without the forgotten users
     (:mod:`chorus.training.events`); the store is read before anything is written, and a store that cannot be
-    read publishes nothing."""
+    read publishes nothing. ``record``, when given, is filled with what ``chorus train --json`` prints: the data's
+    statistics, each component's summary and seconds, the components kept, the version and the seconds in all.
+    The version holds the evaluation report (:func:`chorus.training.report.version_report`)."""
     if engine not in ENGINES:
         raise InvalidInput(f"unknown engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if engine != "spark" and (spark_master or spark_staging):
@@ -220,7 +225,7 @@ def train(
 
             spark = stack.enter_context(SparkEngine(spark_master, spark_staging))
             trainers = spark.trainers()
-        return _train(data, artifacts, components, seed, format, keep, progress, log, workers, trainers, store)
+        return _train(data, artifacts, components, seed, format, keep, progress, log, workers, trainers, store, record)
 
 
 def _train(
@@ -235,8 +240,10 @@ def _train(
     workers: int | None,
     trainers: dict[str, Trainer],
     store: EventStore | None = None,
+    record: dict[str, Any] | None = None,
 ) -> str:
     start = time.perf_counter()
+    record = {} if record is None else record
     workers = resolve_workers(workers)
     events: dict[str, Any] | None = None
     if store is not None:
@@ -256,7 +263,10 @@ def _train(
         log(added.describe())
     stats = dataset_stats(ratings) if store is not None else loaded
     fingerprint = file_fingerprint(data, ratings.report.format)
-    reuse, previous = _reusable(ArtifactStore(artifacts), fingerprint["sha256"], events, components, log)
+    # the report is written anew into every version (it describes the kept components too)
+    retrained = [*components, REPORT]
+    reuse, previous = _reusable(ArtifactStore(artifacts), fingerprint["sha256"], events, retrained, log)
+    record.update(data=stats, components={}, skipped={}, kept=reuse)
     with VersionWriter(artifacts) as writer:
         writer.set_dataset(fingerprint, stats)
         if events is not None:
@@ -271,6 +281,16 @@ def _train(
             if workers > 1 and c in BESIDE and c not in trainers and can_fork()
         }
         started = time.perf_counter()
+
+        def said(component: str, seconds: float, summary: dict[str, Any]) -> None:
+            if "not_trained" in summary:  # e.g. the text component on data without review text
+                record["skipped"][component] = summary["not_trained"]
+                log(f"skipped {component}: {summary['not_trained']}")
+                return
+            record["components"][component] = summary | {"seconds": round(seconds, 2)}
+            for line in trained(component, seconds, summary):
+                log(line)
+
         for component in components:
             if component in beside:
                 continue
@@ -278,20 +298,21 @@ def _train(
             with using_workers(workers):
                 fit = trainers.get(component) or trainer(component)
                 summary = _call(fit, ratings, writer, seed, progress, workers)
-            if "not_trained" in summary:  # e.g. the text component on data without review text
-                log(f"skipped {component}: {summary['not_trained']}")
-                continue
-            log(f"trained {component} in {time.perf_counter() - t0:.1f} s: {summary}")
+            said(component, time.perf_counter() - t0, summary)
         for component, child in beside.items():
             summary = child.join()
-            if "not_trained" in summary:
-                log(f"skipped {component}: {summary['not_trained']}")
-                continue
-            log(f"trained {component} in {child.seconds or time.perf_counter() - started:.1f} s: {summary}")
+            said(component, child.seconds or time.perf_counter() - started, summary)
         for component in reuse:
             assert previous is not None  # reuse is empty without a previous version
             writer.adopt_component(previous, component)
             log(f"kept {component} from version {previous.name} (same data file{' and events' if events else ''})")
+        from chorus.training.report import version_report  # matplotlib and the rankers: loaded when used
+
+        version_report(ratings, writer, Path(data).name, seed=seed, progress=progress)
         version = writer.commit(keep=keep)
-    log(f"published version {version} in {Path(artifacts)} ({time.perf_counter() - start:.1f} s in all)")
+    record.update(version=version, artifacts=str(artifacts), seconds=round(time.perf_counter() - start, 2))
+    log(
+        f"published version {version} in {Path(artifacts)} with its evaluation report (served at /report), "
+        f"{time.perf_counter() - start:.1f} s in all"
+    )
     return version

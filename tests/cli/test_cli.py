@@ -197,13 +197,11 @@ def test_evaluate_prints_tables_and_sentences_and_the_same_figures_as_json(small
     assert set(result) == {"rating", "ranking"}
     # the table's figures are the JSON's, to the 4 decimals shown
     for kind, m in result["ranking"]["models"].items():
-        row = next(
-            line for line in people.stdout.splitlines() if re.match(rf"[* ] {re.escape(label(kind))}\s+0\.", line)
-        )
+        row = next(line for line in people.stdout.splitlines() if re.match(rf"[* ]{kind}\s+0\.", line))
         assert row.split()[-7:-1] == [f"{m[c]:.4f}" for c in RANKING_COLUMNS], row
     for name, m in result["rating"]["models"].items():
-        row = next(line for line in people.stdout.splitlines() if line.startswith(label(name) + "  "))
-        numbers = row.removeprefix(label(name)).split()
+        row = next(line for line in people.stdout.splitlines() if line.startswith(name + "  "))
+        numbers = row.removeprefix(name).split()
         assert numbers[:3] == [f"{m[c]:.4f}" for c in ("mse", "rmse", "mae")], row
     text = report.read_text(encoding="utf-8")
     assert text.count("<svg") >= 3 and "http://" not in text and "https://" not in text
@@ -213,3 +211,23 @@ def test_evaluate_refuses_a_report_of_a_text_task(small_reviews, tmp_path):
     proc = chorus("evaluate", "--data", str(small_reviews), "--task", "verified", "--report", str(tmp_path / "r.html"))
     assert proc.returncode == 2 and "--report shows the rating and ranking evaluations" in proc.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_train_says_what_it_chose_in_sentences_and_the_same_figures_as_json(small_reviews, tmp_path):
+    people = chorus("train", "--data", str(small_reviews), "--artifacts", str(tmp_path / "a"), timeout=300)
+    assert people.returncode == 0, people.stderr
+    assert_for_people(people.stdout)
+    machine = chorus("train", "--data", str(small_reviews), "--artifacts", str(tmp_path / "b"), "--json", timeout=300)
+    assert machine.returncode == 0, machine.stderr
+    record = json.loads(machine.stdout)  # nothing but the JSON on stdout
+    assert set(record["components"]) == {"similarity", "rating", "ranking", "text"} and record["version"]
+    ranking = record["components"]["ranking"]
+    default, ndcg = ranking["default"], ranking["validation_ndcg"]
+    line = next(line for line in people.stdout.splitlines() if line.startswith("trained ranking in "))
+    others = ", ".join(f"{label(k)} {v:.4f}" for k, v in ndcg.items() if k != default)
+    assert f" chosen, validation NDCG@10 {ndcg[default]:.4f} ({others})." in line, line
+    assert line.split(": ", 1)[1].startswith(label(default))
+    rating = record["components"]["rating"]
+    line = next(line for line in people.stdout.splitlines() if line.startswith("trained rating in "))
+    assert f"chosen on validation, test RMSE {rating['test_rmse'][rating['selected']]:.4f}" in line, line
+    assert "with its evaluation report (served at /report)" in people.stdout

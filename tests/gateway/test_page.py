@@ -273,3 +273,24 @@ def test_the_page_tells_its_script_its_own_address_and_basket(client):
     fields = _fields(client.get("/", params={"q": "guitar", "add": "B001", "review": "fine"}))
     assert fields == {"here": "/?q=guitar&amp;basket=B001&amp;review=fine", "basket": "B001", "basket-given": "yes"}
     assert _fields(client.get("/")) == {"here": "/", "basket": "", "basket-given": "no"}
+
+
+def test_the_page_links_to_the_report_which_the_gateway_serves_per_version(client, rat, monkeypatch):
+    report = "<!DOCTYPE html><html><body><h1>Chorus report</h1><svg></svg></body></html>"
+    answer = rat._rating
+
+    def with_report(request, parts, params):
+        if parts[1:] == ["v1", "report"]:
+            headers = {"X-Model-Version": rat.version, "content-type": "text/html; charset=utf-8"}
+            return httpx.Response(200, content=report.encode(), headers=headers)
+        return answer(request, parts, params)
+
+    home = client.get("/")
+    link = re.search(r'<a href="([^"]+)">How the models were measured</a>', home.text)
+    assert link and link.group(1) == "/report"
+    assert client.get("/report").status_code == 404  # a version without a report: the service's error, as JSON
+    monkeypatch.setattr(rat, "_rating", with_report)
+    first, second = client.get("/report"), client.get("/report")
+    assert first.status_code == 200 and first.text == report == second.text
+    assert first.headers["content-type"] == "text/html; charset=utf-8" and first.headers["x-model-version"] == "rat-v1"
+    assert (first.headers["x-cache"], second.headers["x-cache"]) == ("miss", "hit")

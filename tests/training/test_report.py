@@ -104,3 +104,58 @@ def test_names_from_the_data_are_escaped(small):
     stats = {"reviews": small.n, "users": small.n_users, "items": small.n_items}
     page = render("<script>alert(1)</script>", stats, np.bincount(small.item))
     assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+def test_train_puts_the_report_into_the_version_and_the_rating_service_serves_it(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from chorus.services.rating.app import create_app
+    from chorus.services.rating.settings import Settings
+    from chorus.shared.artifacts import ArtifactStore
+    from chorus.shared.report_component import load_report
+    from chorus.training.train import train
+
+    data = generate_reviews(tmp_path / "reviews.tsv", 3000, seed=4, progress=False)
+    root = tmp_path / "artifacts"
+    said: list[str] = []
+    first = train(data, root, ["rating", "ranking"], progress=False, log=said.append)
+    version = ArtifactStore(root).open(first)  # every file checked against the manifest, the report's too
+    page = load_report(version)
+    assert page is not None
+    text = page.decode("utf-8")
+    assert text.count("<svg") == 6 and "http://" not in text and "https://" not in text
+    # the curves go through the validation figures the rankers were chosen on, which the table shows
+    metrics = version.component_meta("ranking")["metrics"]
+    default = metrics["default"]
+    assert f"{metrics['kinds'][default]['validation']['ndcg']:.4f}" in text
+    assert "with its evaluation report" in said[-1]
+    # retraining one component writes a new report (never the previous version's), kept components included
+    second = train(data, root, ["rating"], seed=1, progress=False, log=said.append)
+    again = ArtifactStore(root).open(second)
+    assert "adopted_from" not in again.component_meta("report")
+    assert "<h2>Ranking</h2>" in (load_report(again) or b"").decode()
+    with TestClient(create_app(Settings(artifacts=root, reload_interval=3600))) as client:
+        answer = client.get("/v1/report")
+        assert answer.status_code == 200 and answer.headers["content-type"] == "text/html; charset=utf-8"
+        assert answer.content == load_report(again) and answer.headers["x-model-version"] == second
+
+
+def test_a_version_without_a_report_answers_404_with_a_reason(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from chorus.services.rating.app import create_app
+    from chorus.services.rating.settings import Settings
+    from chorus.shared.artifacts import ArtifactStore, VersionWriter
+    from tests.conftest import train_tiny
+
+    root = train_tiny(tmp_path / "artifacts", 1500, 2, ["rating"])
+    previous = ArtifactStore(root).open()
+    with VersionWriter(root) as writer:  # the same version less its report
+        writer.set_dataset(previous.manifest["dataset"]["fingerprint"], previous.manifest["dataset"]["stats"])
+        for component in ("data", "rating"):
+            writer.adopt_component(previous, component)
+        name = writer.commit()
+    with TestClient(create_app(Settings(artifacts=root, reload_interval=3600))) as client:
+        answer = client.get("/v1/report")
+        assert answer.status_code == 404 and answer.json()["type"] == "not_found"
+        assert f"version {name} has no evaluation report" in answer.json()["detail"]

@@ -126,11 +126,11 @@ def test_without_events_a_version_has_no_cutoff_and_events_change_what_is_reused
     # only the rating component is retrained; the similarity table of the version without events is not reused
     name = train(dump, artifacts, ["rating"], progress=False, log=said.append, events_url=url)
     manifest = ArtifactStore(artifacts).open(name, components=[], verify=False).manifest
-    assert set(manifest["components"]) == {"data", "rating"} and not any("kept" in s for s in said)
+    assert set(manifest["components"]) == {"data", "rating", "report"} and not any("kept" in s for s in said)
     # the same events again: the similarity-less version's rating is carried over
     name = train(dump, artifacts, ["similarity"], progress=False, log=said.append, events_url=url)
     manifest = ArtifactStore(artifacts).open(name, components=[], verify=False).manifest
-    assert set(manifest["components"]) == {"data", "similarity", "rating"}
+    assert set(manifest["components"]) == {"data", "similarity", "rating", "report"}
     assert said[-2].startswith("kept rating from version") and said[-2].endswith("(same data file and events)")
     store.close()
 

@@ -293,3 +293,14 @@ async def index(gw: GatewayDep, request: Request) -> HTMLResponse:
     """The web page: a shop front over the API (:mod:`.page` reads its query string and asks the services)."""
     context = await pages.context(gw, request.query_params)
     return cast(HTMLResponse, request.app.state.templates.TemplateResponse(request, "index.html", context))
+
+
+@page.get("/report", response_class=HTMLResponse)
+async def report(gw: GatewayDep, request: Request) -> Response:
+    """The served version's evaluation report, one self-contained HTML page with its plots (from the rating
+    service, cached per version like every answer)."""
+    answer = await gw.get("rating", "report", "", **lookup(request))
+    if answer.status != 200:
+        return respond(answer)  # the service's JSON error, e.g. a version without a report
+    headers = {CACHE_HEADER: answer.cache} | ({VERSION_HEADER: answer.version} if answer.version else {})
+    return Response(answer.body, 200, headers, "text/html; charset=utf-8")

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from chorus.services.rating.live import LiveEvents
 from chorus.services.rating.models.base import FALLBACKS
 from chorus.services.rating.service import LATENT, RatingService, Recommendation
 from chorus.shared.contract.errors import EventsUnavailable, InvalidInput, NotFound, NotReady
-from chorus.shared.contract.names import canonical_method
+from chorus.shared.contract.names import VERSION_HEADER, canonical_method
 from chorus.shared.contract.params import (
     DEFAULT_K,
     ExcludeIds,
@@ -34,6 +34,7 @@ from chorus.shared.contract.schemas import (
     RankedRecommendationsPublic,
 )
 from chorus.shared.http.limits import OffLoopRoute
+from chorus.shared.report_component import MEDIA_TYPE
 from chorus.shared.serving import Loaded, model_dependency
 
 router = APIRouter(
@@ -143,6 +144,23 @@ def basket_recommendations(loaded: ServiceDep, body: BasketRequest) -> dict[str,
     method = None if body.method is None else body.method.value
     rec = svc.recommend_basket(body.items, body.k, method, body.exclude)
     return {**_ranked(svc, rec), "unknown_items": rec.unknown_items}
+
+
+@router.get(
+    "/report",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/html": {}}, "description": "The report, one HTML page"},
+        **error_responses(NotFound),
+    },
+)
+def report(loaded: ServiceDep) -> Response:
+    """The served version's evaluation report: one self-contained HTML page of tables and plots (what
+    ``chorus train`` measured when it built the version)."""
+    if loaded.model.report is None:
+        raise NotFound(f"version {loaded.version} has no evaluation report: versions that chorus train builds have one")
+    # a Response returned whole does not take the headers the dependency set: the version goes on again
+    return Response(loaded.model.report, media_type=MEDIA_TYPE, headers={VERSION_HEADER: loaded.version})
 
 
 @router.post(

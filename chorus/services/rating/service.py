@@ -43,6 +43,7 @@ from chorus.shared.contract.errors import ArtifactError, InvalidInput
 from chorus.shared.data.matrix import user_item_matrix
 from chorus.shared.events.rows import cutoff_of, purchase_rating
 from chorus.shared.events.store import Live
+from chorus.shared.report_component import load_report
 
 LATENT = "latent"
 """The method served by the rating model (top-N by predicted rating)."""
@@ -102,6 +103,8 @@ class RatingService:
     ridge : UserRidge or None
         The rating model's ridges for folding a user in (:meth:`RatingModel.user_ridge`); None: it folds no one
         in (its unknown users keep their fallbacks).
+    report : bytes or None
+        The version's evaluation report, an HTML page (:mod:`chorus.shared.report_component`); None without one.
     """
 
     version: str
@@ -113,6 +116,7 @@ class RatingService:
     scorer: ReviewScorer | None = None
     cutoff: int = 0
     ridge: UserRidge | None = None
+    report: bytes | None = None
 
     @property
     def methods(self) -> list[str]:
@@ -336,6 +340,7 @@ def load_service(version: Version, verify: bool = True) -> RatingService:
         scorer,
         cutoff=cutoff_of(version.manifest),
         ridge=model.user_ridge(hyper),
+        report=load_report(version),
     )
 
 
