@@ -117,6 +117,10 @@ class Beside:
         self._proc.start()
         there.close()
 
+    def running(self) -> bool:
+        """Whether the component is still training."""
+        return not self._conn.poll()
+
     def join(self) -> dict[str, Any]:
         """The component's summary, once its process is done; its manifest entry is then in the writer.
 
@@ -283,6 +287,8 @@ def _train(
                 continue
             log(f"trained {component} in {time.perf_counter() - t0:.1f} s: {summary}")
         for component, child in beside.items():
+            if child.running():
+                log(f"waiting for the {component} component, training beside the others")
             summary = child.join()
             if "not_trained" in summary:
                 log(f"skipped {component}: {summary['not_trained']}")
