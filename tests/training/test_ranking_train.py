@@ -194,11 +194,13 @@ def test_fast_lists_equal_top_items_row_by_row():
     banned = rng.random((60, 25)) < 0.3
     banned[5, :23] = True  # fewer allowed items than k
     banned[6] = True
+    scores[4, ::2] = -np.inf  # allowed items of score -inf still fill a list
     for values in (scores, (scores + rng.random(scores.shape) * 1e-3).astype(np.float32)):
-        got = top_lists(values, banned, 5)
-        for row in range(60):
-            want = top_items(values[row], banned[row], 5)
-            assert np.array_equal(got[row, : want.shape[0]], want) and np.all(got[row, want.shape[0] :] == -1)
+        for k in (1, 5, 24, 40):
+            got = top_lists(values, banned, k)
+            for row in range(60):
+                want = top_items(values[row], banned[row], k)
+                assert np.array_equal(got[row, : want.shape[0]], want) and np.all(got[row, want.shape[0] :] == -1)
     scores[0, 0] = np.nan
     banned[0, 0] = False
     with pytest.raises(InvalidInput, match="NaN"):

@@ -74,3 +74,57 @@ def truncate_rows(
             out_cols[out_ptr[r] + j] = cols[lo + order[j]]
             out_sim[out_ptr[r] + j] = value
     return out_ptr, out_cols, out_sim
+
+
+@numba.njit(nogil=True, cache=True)
+def top_rows(scores: np.ndarray, banned: np.ndarray, k: int) -> tuple[np.ndarray, bool]:  # pragma: no cover
+    """Per row of ``scores`` (float (m, n)): the ``k`` highest that are not ``banned`` (bool (m, n)), best first,
+    ties to the lower index, -1 padded; and whether an allowed score was NaN (the lists are then not defined).
+
+    One pass over each row in index order, keeping the ``k`` best so far in a small array: an item enters when
+    the list is not full or when its score beats the worst kept (strictly: on an equal score the kept item has
+    the lower index, so it stays), which is the order of
+    :func:`~chorus.services.rating.rankers.base.top_items` without sorting or partitioning the whole row.
+    """
+    m, n = scores.shape
+    out = np.full((m, k), -1, dtype=np.int64)
+    kept_s = np.empty(k, dtype=np.float64)
+    kept_i = np.empty(k, dtype=np.int64)
+    for r in range(m):
+        size = 0
+        worst = 0  # position in kept_* of the worst kept item (lowest score, then highest index)
+        for j in range(n):
+            if banned[r, j]:
+                continue
+            s = np.float64(scores[r, j])
+            if s != s:
+                return out, True
+            if size < k:
+                kept_s[size] = s
+                kept_i[size] = j
+                size += 1
+                if size == k:
+                    worst = 0
+                    for t in range(1, k):
+                        if kept_s[t] < kept_s[worst] or (kept_s[t] == kept_s[worst] and kept_i[t] > kept_i[worst]):
+                            worst = t
+            elif s > kept_s[worst]:
+                kept_s[worst] = s
+                kept_i[worst] = j
+                worst = 0
+                for t in range(1, k):
+                    if kept_s[t] < kept_s[worst] or (kept_s[t] == kept_s[worst] and kept_i[t] > kept_i[worst]):
+                        worst = t
+        # best first: score descending, then index ascending (insertion sort of at most k items)
+        for a in range(1, size):
+            s, i = kept_s[a], kept_i[a]
+            b = a - 1
+            while b >= 0 and (kept_s[b] < s or (kept_s[b] == s and kept_i[b] > i)):
+                kept_s[b + 1] = kept_s[b]
+                kept_i[b + 1] = kept_i[b]
+                b -= 1
+            kept_s[b + 1] = s
+            kept_i[b + 1] = i
+        for a in range(size):
+            out[r, a] = kept_i[a]
+    return out, False

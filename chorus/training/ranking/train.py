@@ -40,7 +40,6 @@ import scipy.sparse as sp
 
 from chorus.services.rating.persistence import jsonable
 from chorus.services.rating.rankers import ItemKnnRanker, Ranker
-from chorus.services.rating.rankers.base import top_items
 from chorus.services.rating.rankers.persistence import write_rankers
 from chorus.shared.artifacts import VersionWriter
 from chorus.shared.contract.errors import InvalidInput
@@ -60,6 +59,7 @@ from chorus.training.ranking.fit import (
     knn_truncate,
     weights_of,
 )
+from chorus.training.ranking.kernels import top_rows
 from chorus.training.ranking.metrics import evaluate_rankings
 
 log = logging.getLogger("chorus.training.train")
@@ -125,35 +125,22 @@ def recommend_lists(ranker: Ranker, history: sp.csr_array, users: np.ndarray, k:
 
 def top_lists(scores: np.ndarray, banned: np.ndarray, k: int) -> np.ndarray:
     """int64 (m, k): per row of ``scores`` (float (m, n)) the ``k`` highest that are not ``banned`` (bool (m, n)),
-    best first, ties to the lower index, -1 padded: :func:`~chorus.services.rating.rankers.base.top_items` row by
-    row, with one ``argpartition`` for the whole block (the rows whose k-th score is tied, or that have fewer
-    than ``k`` allowed items, go through ``top_items`` itself).
+    best first, ties to the lower index, -1 padded: the lists of
+    :func:`~chorus.services.rating.rankers.base.top_items` row by row, from one pass over each row
+    (:func:`~chorus.training.ranking.kernels.top_rows`).
 
     Raises
     ------
     InvalidInput : a NaN score of an allowed item.
     """
-    m, n = scores.shape
-    out = np.full((m, k), -1, dtype=np.int64)
-    if m == 0 or n == 0:
-        return out
     scores = np.asarray(scores)
-    # float32 scores are ranked as float32 (the same order, half the memory traffic of a float64 copy)
-    s = np.where(banned, -np.inf, scores if scores.dtype == np.float32 else scores.astype(np.float64))
-    if np.isnan(s).any():
+    if scores.dtype not in (np.float32, np.float64):
+        scores = scores.astype(np.float64)
+    out, has_nan = top_rows(np.ascontiguousarray(scores), np.ascontiguousarray(banned, dtype=bool), int(k))
+    if has_nan:
         raise InvalidInput("a ranker produced NaN scores")
-    width = min(k, n)
-    part = np.argpartition(-s, width - 1, axis=1)[:, :width] if width < n else np.tile(np.arange(n), (m, 1))
-    top = np.take_along_axis(s, part, axis=1)
-    kth = top.min(axis=1)
-    # a row is settled when exactly ``width`` items reach its k-th score and none of them is banned (-inf)
-    clean = ((s >= kth[:, None]).sum(axis=1) == width) & np.isfinite(kth)
-    order = np.lexsort((part[clean], -top[clean]), axis=-1)
-    out[clean, :width] = np.take_along_axis(part[clean], order, axis=1)
-    for r in np.flatnonzero(~clean):
-        best = top_items(s[r], banned[r], k)
-        out[r, : best.shape[0]] = best
-    return out
+    lists: np.ndarray = out
+    return lists
 
 
 @dataclass
