@@ -113,9 +113,16 @@ class Beside:
             except BaseException:
                 there.send(("crash", traceback.format_exc(), None, None))
 
-        self._proc = ctx.Process(target=run, name=f"chorus-train-{component}", daemon=True)
+        # not a daemon: a component may start processes of its own, which daemons may not
+        self._proc = ctx.Process(target=run, name=f"chorus-train-{component}", daemon=False)
         self._proc.start()
         there.close()
+
+    def stop(self) -> None:
+        """End the process if it still runs (the parent failed, or another component did)."""
+        if self._proc.is_alive():
+            self._proc.kill()
+        self._proc.join()
 
     def running(self) -> bool:
         """Whether the component is still training."""
@@ -261,7 +268,7 @@ def _train(
     stats = dataset_stats(ratings) if store is not None else loaded
     fingerprint = file_fingerprint(data, ratings.report.format)
     reuse, previous = _reusable(ArtifactStore(artifacts), fingerprint["sha256"], events, components, log)
-    with VersionWriter(artifacts) as writer:
+    with VersionWriter(artifacts) as writer, contextlib.ExitStack() as stack:
         writer.set_dataset(fingerprint, stats)
         if events is not None:
             writer.manifest[CUTOFF_KEY] = events["cutoff"]
@@ -274,6 +281,8 @@ def _train(
             for c in components
             if workers > 1 and c in BESIDE and c not in trainers and can_fork()
         }
+        for child in beside.values():  # a failure here or in a child stops the others
+            stack.callback(child.stop)
         started = time.perf_counter()
         for component in components:
             if component in beside:

@@ -25,14 +25,22 @@ import numpy as np  # noqa: E402
 
 
 @numba.njit(nogil=True, cache=True)
+def capped_indptr(indptr: np.ndarray, width: int) -> np.ndarray:  # pragma: no cover
+    """The int64 ``indptr`` of the CSR rows of ``indptr`` each cut to at most ``width`` entries."""
+    n = indptr.shape[0] - 1
+    out = np.zeros(n + 1, dtype=np.int64)
+    for r in range(n):
+        out[r + 1] = out[r] + min(width, indptr[r + 1] - indptr[r])
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
 def rank_rows(indptr: np.ndarray, sim: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
     """Per row of a CSR structure (int64 ``indptr`` (n + 1,), float64 ``sim`` (nnz,), columns ascending in each
     row): the positions of its first ``width`` entries by ``sim`` descending, ties in column order. Returns
     the rows' new int64 ``indptr`` and the int64 positions, row after row, best first."""
     n = indptr.shape[0] - 1
-    out_ptr = np.zeros(n + 1, dtype=np.int64)
-    for r in range(n):
-        out_ptr[r + 1] = out_ptr[r] + min(width, indptr[r + 1] - indptr[r])
+    out_ptr = capped_indptr(indptr, width)
     picks = np.empty(out_ptr[n], dtype=np.int64)
     for r in range(n):
         lo = indptr[r]
@@ -53,9 +61,7 @@ def truncate_rows(
     ``k``, divided by their sum (taken in rank order) when ``by_row_sum``, in column order. Returns int64
     ``indptr``, int32 columns, float32 values."""
     n = indptr.shape[0] - 1
-    out_ptr = np.zeros(n + 1, dtype=np.int64)
-    for r in range(n):
-        out_ptr[r + 1] = out_ptr[r] + min(k, indptr[r + 1] - indptr[r])
+    out_ptr = capped_indptr(indptr, k)
     out_cols = np.empty(out_ptr[n], dtype=np.int32)
     out_sim = np.empty(out_ptr[n], dtype=np.float32)
     for r in range(n):
