@@ -167,9 +167,13 @@ def test_selection_tries_every_grid_point_the_same_for_any_worker_count(generate
 def test_shared_knn_points_equal_fitting_each_point_alone(generated):
     _, r = generated
     history = user_item_matrix(r.user, r.item, r.n_users, r.n_items, values=r.rating)
-    grid = [p for p in ranking_fit.GRIDS["item_knn"] if p["values"] == "rating"]
-    assert len({p["shrink"] for p in grid}) > 2 and len({p["neighbours"] for p in grid}) > 2
-    for params, shared in zip(grid, fit_points("item_knn", history, grid), strict=True):
+    rating = [p for p in ranking_fit.GRIDS["item_knn"] if p["values"] == "rating"]
+    assert len({p["shrink"] for p in rating}) > 2 and len({p["neighbours"] for p in rating}) > 2
+    # one weighting (the shared product), and the whole grid (both weightings: point by point)
+    pairs = [*zip(rating, fit_points("item_knn", history, rating), strict=True)]
+    grid = ranking_fit.GRIDS["item_knn"]
+    pairs += [*zip(grid, fit_points("item_knn", history, grid), strict=True)]
+    for params, shared in pairs:
         alone = ranking_fit.fit_item_knn(history, dict(params))
         for name in ("sim_indptr", "sim_indices", "sim_data"):
             assert np.array_equal(getattr(shared, name), getattr(alone, name)), (params, name)

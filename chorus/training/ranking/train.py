@@ -301,7 +301,8 @@ def fit_points(kind: str, history: sp.csr_array, grid: Sequence[dict[str, Any]])
     """The rankers of the grid points ``grid`` of ``kind`` on ``history``, in order: ``FITTERS[kind]`` point
     by point, or for item-kNN the same similarity arrays from one shared product (:data:`SHARED`). Raises what
     the fitter raises (InvalidInput: the kind is skipped)."""
-    if kind != "item_knn" or FITTERS[kind] is not fit_item_knn or len(grid) < 2:
+    shared = len({p.get("values", "binary") for p in grid}) == 1  # one product serves one weighting
+    if kind != "item_knn" or FITTERS[kind] is not fit_item_knn or len(grid) < 2 or not shared:
         for params in grid:
             yield FITTERS[kind](history, dict(params))
         return
@@ -323,7 +324,7 @@ def fit_points(kind: str, history: sp.csr_array, grid: Sequence[dict[str, Any]])
 
 
 def _search_task(history: sp.csr_array, scorer: Scorer, k: int) -> Callable[[Task], list[dict[str, Any]]]:
-    """``run(task)``: one record per point of ``task`` (``{"point", "ndcg", "figures", "seconds"}``), or one
+    """``run(task)``: one record per point of ``task`` (``{"point", "figures", "seconds"}``), or one
     ``{"point", "refused"}`` record where the fitter refused, computed with one BLAS and one implicit thread."""
 
     def run(task: Task) -> list[dict[str, Any]]:
