@@ -115,9 +115,20 @@ class Beside:
             except BaseException:
                 there.send(("crash", traceback.format_exc(), None, None))
 
-        self._proc = ctx.Process(target=run, name=f"chorus-train-{component}", daemon=True)
+        # not a daemon: a component may start processes of its own, which daemons may not
+        self._proc = ctx.Process(target=run, name=f"chorus-train-{component}", daemon=False)
         self._proc.start()
         there.close()
+
+    def stop(self) -> None:
+        """End the process if it still runs (the parent failed, or another component did)."""
+        if self._proc.is_alive():
+            self._proc.kill()
+        self._proc.join()
+
+    def running(self) -> bool:
+        """Whether the component is still training."""
+        return not self._conn.poll()
 
     def join(self) -> dict[str, Any]:
         """The component's summary, once its process is done; its manifest entry is then in the writer.
@@ -267,7 +278,7 @@ def _train(
     retrained = [*components, REPORT]
     reuse, previous = _reusable(ArtifactStore(artifacts), fingerprint["sha256"], events, retrained, log)
     record.update(data=stats, components={}, skipped={}, kept=reuse)
-    with VersionWriter(artifacts) as writer:
+    with VersionWriter(artifacts) as writer, contextlib.ExitStack() as stack:
         writer.set_dataset(fingerprint, stats)
         if events is not None:
             writer.manifest[CUTOFF_KEY] = events["cutoff"]
@@ -280,6 +291,8 @@ def _train(
             for c in components
             if workers > 1 and c in BESIDE and c not in trainers and can_fork()
         }
+        for child in beside.values():  # a failure here or in a child stops the others
+            stack.callback(child.stop)
         started = time.perf_counter()
 
         def said(component: str, seconds: float, summary: dict[str, Any]) -> None:
@@ -300,6 +313,8 @@ def _train(
                 summary = _call(fit, ratings, writer, seed, progress, workers)
             said(component, time.perf_counter() - t0, summary)
         for component, child in beside.items():
+            if child.running():
+                log(f"waiting for the {component} component, training beside the others")
             summary = child.join()
             said(component, child.seconds or time.perf_counter() - started, summary)
         for component in reuse:

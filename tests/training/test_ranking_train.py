@@ -167,9 +167,13 @@ def test_selection_tries_every_grid_point_the_same_for_any_worker_count(generate
 def test_shared_knn_points_equal_fitting_each_point_alone(generated):
     _, r = generated
     history = user_item_matrix(r.user, r.item, r.n_users, r.n_items, values=r.rating)
-    grid = [p for p in ranking_fit.GRIDS["item_knn"] if p["values"] == "rating"]
-    assert len({p["shrink"] for p in grid}) > 2 and len({p["neighbours"] for p in grid}) > 2
-    for params, shared in zip(grid, fit_points("item_knn", history, grid), strict=True):
+    rating = [p for p in ranking_fit.GRIDS["item_knn"] if p["values"] == "rating"]
+    assert len({p["shrink"] for p in rating}) > 2 and len({p["neighbours"] for p in rating}) > 2
+    # one weighting (the shared product), and the whole grid (both weightings: point by point)
+    pairs = [*zip(rating, fit_points("item_knn", history, rating), strict=True)]
+    grid = ranking_fit.GRIDS["item_knn"]
+    pairs += [*zip(grid, fit_points("item_knn", history, grid), strict=True)]
+    for params, shared in pairs:
         alone = ranking_fit.fit_item_knn(history, dict(params))
         for name in ("sim_indptr", "sim_indices", "sim_data"):
             assert np.array_equal(getattr(shared, name), getattr(alone, name)), (params, name)
@@ -194,10 +198,13 @@ def test_fast_lists_equal_top_items_row_by_row():
     banned = rng.random((60, 25)) < 0.3
     banned[5, :23] = True  # fewer allowed items than k
     banned[6] = True
-    got = top_lists(scores, banned, 5)
-    for row in range(60):
-        want = top_items(scores[row], banned[row], 5)
-        assert np.array_equal(got[row, : want.shape[0]], want) and np.all(got[row, want.shape[0] :] == -1)
+    scores[4, ::2] = -np.inf  # allowed items of score -inf still fill a list
+    for values in (scores, (scores + rng.random(scores.shape) * 1e-3).astype(np.float32)):
+        for k in (1, 5, 24, 40):
+            got = top_lists(values, banned, k)
+            for row in range(60):
+                want = top_items(values[row], banned[row], k)
+                assert np.array_equal(got[row, : want.shape[0]], want) and np.all(got[row, want.shape[0] :] == -1)
     scores[0, 0] = np.nan
     banned[0, 0] = False
     with pytest.raises(InvalidInput, match="NaN"):

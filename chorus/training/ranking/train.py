@@ -40,7 +40,6 @@ import scipy.sparse as sp
 
 from chorus.services.rating.persistence import jsonable
 from chorus.services.rating.rankers import ItemKnnRanker, Ranker
-from chorus.services.rating.rankers.base import top_items
 from chorus.services.rating.rankers.persistence import write_rankers
 from chorus.shared.artifacts import VersionWriter
 from chorus.shared.contract.errors import InvalidInput
@@ -60,6 +59,7 @@ from chorus.training.ranking.fit import (
     knn_truncate,
     weights_of,
 )
+from chorus.training.ranking.kernels import top_rows
 from chorus.training.ranking.metrics import evaluate_rankings
 
 log = logging.getLogger("chorus.training.train")
@@ -67,9 +67,10 @@ log = logging.getLogger("chorus.training.train")
 #: List length the selection scores and ``chorus train`` selects for.
 DEFAULT_K = 10
 #: Validation users the selection scores at most: a sample drawn by ``numpy.random.default_rng(seed)`` when there
-#: are more (every one on MovieLens 100K and the Amazon 5-core file). A count, not a time, so it is the same
-#: choice on every machine; scoring cost grows with users × items × grid points.
-VALIDATION_USERS = 2_000
+#: are more (every one on MovieLens 100K and the Amazon 5-core file, 943 and 871). A count, not a time, so it is
+#: the same choice on every machine; scoring costs users × items × grid points (113 points), which on the
+#: 200,000 demo reviews (7,987 items, 5,951 validation users) was over half of the selection's time before the cap.
+VALIDATION_USERS = 1_000
 #: Score matrix cells computed at once when ranking a batch of users (rows per block = this / n_items).
 SCORE_CELLS = 1 << 22
 
@@ -124,33 +125,22 @@ def recommend_lists(ranker: Ranker, history: sp.csr_array, users: np.ndarray, k:
 
 def top_lists(scores: np.ndarray, banned: np.ndarray, k: int) -> np.ndarray:
     """int64 (m, k): per row of ``scores`` (float (m, n)) the ``k`` highest that are not ``banned`` (bool (m, n)),
-    best first, ties to the lower index, -1 padded: :func:`~chorus.services.rating.rankers.base.top_items` row by
-    row, with one ``argpartition`` for the whole block (the rows whose k-th score is tied, or that have fewer
-    than ``k`` allowed items, go through ``top_items`` itself).
+    best first, ties to the lower index, -1 padded: the lists of
+    :func:`~chorus.services.rating.rankers.base.top_items` row by row, from one pass over each row
+    (:func:`~chorus.training.ranking.kernels.top_rows`).
 
     Raises
     ------
     InvalidInput : a NaN score of an allowed item.
     """
-    m, n = scores.shape
-    out = np.full((m, k), -1, dtype=np.int64)
-    if m == 0 or n == 0:
-        return out
-    s = np.where(banned, -np.inf, np.asarray(scores, dtype=np.float64))
-    if np.isnan(s).any():
+    scores = np.asarray(scores)
+    if scores.dtype not in (np.float32, np.float64):
+        scores = scores.astype(np.float64)
+    out, has_nan = top_rows(np.ascontiguousarray(scores), np.ascontiguousarray(banned, dtype=bool), int(k))
+    if has_nan:
         raise InvalidInput("a ranker produced NaN scores")
-    width = min(k, n)
-    part = np.argpartition(-s, width - 1, axis=1)[:, :width] if width < n else np.tile(np.arange(n), (m, 1))
-    top = np.take_along_axis(s, part, axis=1)
-    kth = top.min(axis=1)
-    # a row is settled when exactly ``width`` items reach its k-th score and none of them is banned (-inf)
-    clean = ((s >= kth[:, None]).sum(axis=1) == width) & np.isfinite(kth)
-    order = np.lexsort((part[clean], -top[clean]), axis=-1)
-    out[clean, :width] = np.take_along_axis(part[clean], order, axis=1)
-    for r in np.flatnonzero(~clean):
-        best = top_items(s[r], banned[r], k)
-        out[r, : best.shape[0]] = best
-    return out
+    lists: np.ndarray = out
+    return lists
 
 
 @dataclass
@@ -311,7 +301,8 @@ def fit_points(kind: str, history: sp.csr_array, grid: Sequence[dict[str, Any]])
     """The rankers of the grid points ``grid`` of ``kind`` on ``history``, in order: ``FITTERS[kind]`` point
     by point, or for item-kNN the same similarity arrays from one shared product (:data:`SHARED`). Raises what
     the fitter raises (InvalidInput: the kind is skipped)."""
-    if kind != "item_knn" or FITTERS[kind] is not fit_item_knn or len(grid) < 2:
+    shared = len({p.get("values", "binary") for p in grid}) == 1  # one product serves one weighting
+    if kind != "item_knn" or FITTERS[kind] is not fit_item_knn or len(grid) < 2 or not shared:
         for params in grid:
             yield FITTERS[kind](history, dict(params))
         return
@@ -333,7 +324,7 @@ def fit_points(kind: str, history: sp.csr_array, grid: Sequence[dict[str, Any]])
 
 
 def _search_task(history: sp.csr_array, scorer: Scorer, k: int) -> Callable[[Task], list[dict[str, Any]]]:
-    """``run(task)``: one record per point of ``task`` (``{"point", "ndcg", "figures", "seconds"}``), or one
+    """``run(task)``: one record per point of ``task`` (``{"point", "figures", "seconds"}``), or one
     ``{"point", "refused"}`` record where the fitter refused, computed with one BLAS and one implicit thread."""
 
     def run(task: Task) -> list[dict[str, Any]]:
@@ -550,22 +541,24 @@ def train_component(
     t0 = time.perf_counter()
     n = resolve_workers(workers)
     points = grid_points()
-    with Progress("ranking selection", total=points + len(FITTERS)) as bar:
+    # one bar for the grid points, the refits and the writing (a dense EASE matrix takes a moment to write)
+    with Progress("ranking selection", total=points + len(FITTERS) + 1) as bar:
         bar.enabled = bar.enabled and progress
         selection, _, _ = choose(ratings, seed=seed, workers=n, progress=bar.update)
         everything = user_item_matrix(
             ratings.user, ratings.item, ratings.n_users, ratings.n_items, values=ratings.rating
         )
         rankers, fit_seconds, refused = refit(everything, selection, n, lambda done: bar.update(points + done))
-    default = _best_fitted(selection, rankers)
-    seconds = time.perf_counter() - t0
-    metrics = selection.metrics() | {
-        "default": default,
-        "refused_on_refit": refused,
-        "fit_seconds": {kind: round(s, 3) for kind, s in fit_seconds.items()},
-        "seconds": round(seconds, 3),
-    }
-    write_rankers(writer, rankers, default, metrics)
+        default = _best_fitted(selection, rankers)
+        seconds = time.perf_counter() - t0
+        metrics = selection.metrics() | {
+            "default": default,
+            "refused_on_refit": refused,
+            "fit_seconds": {kind: round(s, 3) for kind, s in fit_seconds.items()},
+            "seconds": round(seconds, 3),
+        }
+        write_rankers(writer, rankers, default, metrics)
+        bar.update(points + len(FITTERS) + 1)
     return {
         "default": default,
         "validation_ndcg": {kind: round(s.validation["ndcg"], 4) for kind, s in selection.kinds.items()},
