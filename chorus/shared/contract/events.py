@@ -81,21 +81,44 @@ def parse_timestamp(value: Any) -> float:
 IdField = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 
 
+_EARLIEST_YEAR = r"^(19[7-9][0-9]|[2-9][0-9]{3})-"
+"""A timestamp string's year, 1970 to 9999 (its offset may still move it out: then a 422)."""
+
+
+def _event_schema(schema: dict[str, Any]) -> None:
+    """The JSON schema of :class:`EventIn` with the store's rules that pydantic's fields do not say: one variant
+    per kind (a rating where :data:`RATED_KINDS` need one and nowhere else, text only on a review), no ``/`` in a
+    user id, a review's text length, and a timestamp's forms and range. The validators keep their own messages."""
+    props = schema["properties"]
+    props["user_id"]["pattern"] = "^[^/]*$"
+    props["text"]["anyOf"] = [{"type": "string", "maxLength": MAX_TEXT_CHARS}, {"type": "null"}]
+    props["timestamp"]["anyOf"] = [
+        {"type": "number", "minimum": 0, "maximum": LATEST_TIMESTAMP},
+        {"type": "string", "format": "date-time", "pattern": _EARLIEST_YEAR},
+        {"type": "null"},
+    ]
+    none = {"type": "null"}
+    rated = {"type": "number", "minimum": -MAX_EVENT_RATING, "maximum": MAX_EVENT_RATING}
+    variants = []
+    for kind in KINDS:
+        fields: dict[str, Any] = {"kind": {"const": kind}, "rating": rated if kind in RATED_KINDS else none}
+        if kind != "review":
+            fields["text"] = none
+        variants.append({"properties": fields, "required": ["kind", "rating"] if kind in RATED_KINDS else ["kind"]})
+    schema["oneOf"] = variants
+    schema["example"] = {
+        "event_id": "e-1001",
+        "user_id": "65272693",
+        "item_id": "B001QBF855",
+        "kind": "rating",
+        "rating": 5,
+    }
+
+
 class EventIn(BaseModel):
     """One event: a user rated, bought, viewed or reviewed an item."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "example": {
-                "event_id": "e-1001",
-                "user_id": "65272693",
-                "item_id": "B001QBF855",
-                "kind": "rating",
-                "rating": 5,
-            }
-        },
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_event_schema)
     event_id: IdField | None = Field(
         None, description="Your id for this event: an id stored before is not stored again (safe retries)"
     )
@@ -107,6 +130,7 @@ class EventIn(BaseModel):
         ge=-MAX_EVENT_RATING,
         le=MAX_EVENT_RATING,
         allow_inf_nan=False,
+        strict=True,  # a number, as the schema says: neither true nor "5"
         description=f"Star rating, required for {' and '.join(sorted(RATED_KINDS))} and refused on other kinds, "
         "on the scale of the served data (the rating service clips it to its version's scale)",
     )

@@ -41,6 +41,7 @@ class ReviewScoreRequest(BaseModel):
         None,
         ge=1,
         le=5,
+        strict=True,  # a number, as the schema says: neither true nor "5"
         description="The review's star rating, 1 to 5, if known (the verified classifier uses it; reviews with "
         "text come from the Amazon formats, whose ratings are 1 to 5 stars)",
     )

@@ -53,23 +53,16 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 
 def _error_message(err: dict[str, Any]) -> str:
-    """One validation error as a sentence: the JSON parser's reason, words for the string limits every text
-    parameter has, else pydantic's message after the field's name."""
+    """One validation error as a sentence: the JSON parser's reason, words for an empty text, else pydantic's
+    message (or a validator's) after the field's name."""
     if err.get("type") == "json_invalid":  # its location is a character offset, not a field
         return _json_message(err)
     where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
-    ctx, given = err.get("ctx") or {}, err.get("input")
+    ctx = err.get("ctx") or {}
     kind = err.get("type")
-    if (
-        kind == "string_too_short"
-        and ctx.get("min_length") == 1
-        or kind == "string_pattern_mismatch"
-        and (ctx.get("pattern") == NOT_BLANK)
-    ):
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == NOT_BLANK:
         return f"{where}: empty; send at least one character other than white space"
-    if kind == "string_too_long" and isinstance(given, str):
-        return f"{where}: {len(given):,} characters; the limit is {ctx.get('max_length'):,}"
-    return f"{where}: {err.get('msg', 'invalid')}"
+    return f"{where}: {str(err.get('msg', 'invalid')).removeprefix('Value error, ')}"  # a validator's own words
 
 
 def _listed(err: dict[str, Any]) -> dict[str, Any]:
