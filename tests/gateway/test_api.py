@@ -468,3 +468,66 @@ def test_predict_documents_unknown_ids_as_a_flagged_fallback_in_openapi_and_read
     assert "fallback prediction flagged in ``fallback``" in paths["/v1/predict"]["get"]["description"]
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert "`/v1/predict` never answers 404" in readme
+
+
+def test_every_route_documents_the_refusals_of_the_http_layer(client):
+    """408, 413, 414 and 431 on every operation, and 503 overloaded beside each route's own 503 (not on the probes
+    and scrapes that are never shed)."""
+    doc = client.get("/openapi.json").json()
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert {"408", "413", "414", "431"} <= set(responses), (method, path)
+            shed = json.dumps(responses.get("503", {}))
+            assert ("OverloadedPublic" in shed) == (path != "/healthz"), (method, path)
+    overloaded = doc["components"]["schemas"]["OverloadedPublic"]["properties"]["type"]
+    assert overloaded["const"] == "overloaded"
+    predict = doc["paths"]["/v1/predict"]["post"]["responses"]["503"]["content"]["application/json"]["schema"]
+    assert [ref["$ref"].rsplit("/", 1)[1] for ref in predict["anyOf"]] == [
+        "UpstreamUnavailablePublic",
+        "NotReadyPublic",
+        "OverloadedPublic",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("OPTIONS", "/v1/predict", "GET, POST"),
+        ("PUT", "/v1/predict", "GET, POST"),
+        ("DELETE", "/v1/items/B001", "GET"),
+        ("POST", "/readyz", "GET"),
+        ("GET", "/v1/events", "POST"),
+        ("PUT", "/v1/users/U1", "DELETE"),
+    ],
+)
+def test_a_405_names_every_method_of_the_path(client, method, path, allowed):
+    response = client.request(method, path)
+    assert response.status_code == 405 and response.headers["allow"] == allowed
+    assert body(response) == {
+        "type": "method_not_allowed",
+        "detail": f"{method} is not allowed on {path}; it allows {allowed}",
+    }
+
+
+@pytest.mark.parametrize("path", ["/v1/predict", "/v1/recommendations", "/v1/reviews/score", "/v1/events"])
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"\x0b\xff\xfe", "not valid UTF-8: byte 0xff at character 1"),
+        (b"{\x00\x00\x00", "at character 1"),  # json would guess UTF-32 from the NULs and fail unworded (400)
+        (b'{"pairs": [', "at character 11"),
+        (b"", None),
+    ],
+)
+def test_a_body_that_is_not_json_is_one_documented_422_on_every_route(client, rat, path, content, reason):
+    headers = {"content-type": "application/json", "authorization": "Bearer k"}
+    response = client.post(path, content=content, headers=headers)
+    got = body(response)
+    if reason is None:  # no body at all: the body is missing, worded as any missing field
+        assert response.status_code in (422, 503) and "JSON decode error" not in response.text
+        return
+    assert response.status_code == 422 and got["type"] == "invalid_input", response.text
+    assert got["detail"].startswith("the request body is not valid JSON (") and reason in got["detail"]
+    assert "JSON decode error" not in response.text and not got["detail"].startswith("0:")
+    assert rat.api_calls() == 0

@@ -32,7 +32,7 @@ def test_score_goes_to_rating_uncached(client, rat, sim):
             "text: String should have at most 20000 characters",
         ),
         (b'{"text": "caf\xe9 au lait"}', "not valid UTF-8: byte 0xe9 at character 13"),
-        (b'{"text": ', "the request body is not valid JSON (EOF while parsing a value"),
+        (b'{"text": ', "the request body is not valid JSON (Expecting value at character 9)"),
         (json.dumps({"rating": 5}).encode(), "text: Field required"),
         (json.dumps({"text": "ok", "item_id": ""}).encode(), "item_id"),
     ],

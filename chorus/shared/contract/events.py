@@ -29,6 +29,8 @@ MAX_EVENT_RATING = 1000.0
 """Largest magnitude of an event's rating the API accepts (the served version's scale is checked downstream)."""
 LATEST_TIMESTAMP = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 """The latest timestamp an event may carry (seconds since the epoch); the earliest is 0, 1970-01-01 UTC."""
+MAX_SEQ = 2**63 - 1
+"""Largest ``seq`` a store holds (a signed 64-bit integer, in SQLite and PostgreSQL alike)."""
 DEFAULT_EVENTS_LIMIT = 100
 """Events per page of ``GET /v1/users/{id}/events`` without ``limit``."""
 MAX_EVENTS_LIMIT = 1000
@@ -233,5 +235,9 @@ EventsLimit = Annotated[
 ]
 EventsBefore = Annotated[
     int | None,
-    Query(ge=1, description="Only events older than this seq: the `next` of the previous page (absent: the newest)"),
+    Query(
+        ge=1,
+        le=MAX_SEQ,
+        description="Only events older than this seq: the `next` of the previous page (absent: the newest)",
+    ),
 ]
