@@ -531,3 +531,21 @@ def test_a_body_that_is_not_json_is_one_documented_422_on_every_route(client, ra
     assert got["detail"].startswith("the request body is not valid JSON (") and reason in got["detail"]
     assert "JSON decode error" not in response.text and not got["detail"].startswith("0:")
     assert rat.api_calls() == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "type_"),
+    [
+        ("/v1/predict", b'{"pairs": []}', "application/x-www-form-urlencoded"),  # curl -d without -H
+        ("/v1/recommendations", b'{"items": []}', "application/x-www-form-urlencoded"),
+        ("/v1/predict", b"[1, 2]", "application/json"),
+        ("/v1/recommendations", b'"B001"', "application/json"),
+        ("/v1/reviews/score", b"[1, 2]", "application/json"),
+    ],
+)
+def test_a_body_that_is_no_json_object_says_what_to_send(client, rat, path, content, type_):
+    response = client.post(path, content=content, headers={"content-type": type_})
+    assert response.status_code == 422 and rat.api_calls() == 0
+    assert (
+        body(response)["detail"] == "the request body must be a JSON object, sent with Content-Type: application/json"
+    )

@@ -52,6 +52,11 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(_error_message(err) for err in exc.errors())
 
 
+_NOT_AN_OBJECT = frozenset({"model_attributes_type", "model_type", "dict_type"})
+"""What pydantic calls a body that is not an object: JSON of another type, or bytes FastAPI did not parse because
+their Content-Type is not JSON."""
+
+
 def _error_message(err: dict[str, Any]) -> str:
     """One validation error as a sentence: the JSON parser's reason, words for an empty text, else pydantic's
     message (or a validator's) after the field's name."""
@@ -60,6 +65,8 @@ def _error_message(err: dict[str, Any]) -> str:
     where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
     ctx = err.get("ctx") or {}
     kind = err.get("type")
+    if tuple(err.get("loc", ())) == ("body",) and kind in _NOT_AN_OBJECT:  # e.g. curl -d without a JSON type
+        return "the request body must be a JSON object, sent with Content-Type: application/json"
     if kind == "string_pattern_mismatch" and ctx.get("pattern") == NOT_BLANK:
         return f"{where}: empty; send at least one character other than white space"
     return f"{where}: {str(err.get('msg', 'invalid')).removeprefix('Value error, ')}"  # a validator's own words
