@@ -118,3 +118,19 @@ def test_the_rating_service_does_what_its_schema_says(case):
 @BOUNDED
 def test_the_gateway_does_what_its_schema_says(case):
     case.call_and_validate(headers={"Authorization": f"Bearer {KEY}"} if "/events" in case.path else None)
+
+
+def test_an_unready_service_answers_as_its_schema_says(tmp_path):
+    """Before any version is published every route of a service answers 503 not_ready (``/readyz`` its
+    readiness): bodies the document must allow beside the overload 503 (schemathesis counts a 503 a server
+    error, so the runs above never see one)."""
+    from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
+
+    with TestClient(create_similarity(SimilaritySettings(artifacts=tmp_path, reload_interval=3600))) as client:
+        schema = _schema(client.app)
+        answered = []
+        for path, query in [("/readyz", {}), ("/v1/stats", {}), ("/v1/items", {"q": "guitar"})]:
+            case = schema[path]["GET"].Case(query=query)
+            response = case.call_and_validate(checks=[response_schema_conformance, content_type_conformance])
+            answered.append((response.status_code, response.json().get("type", response.json().get("status"))))
+    assert answered == [(503, "not_ready"), (503, "not_ready"), (503, "not_ready")]

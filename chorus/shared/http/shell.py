@@ -232,12 +232,10 @@ def _add_response(responses: dict[str, Any], error: type[ChorusError]) -> None:
         responses[str(error.status_code)] = {"description": text, "content": {"application/json": {"schema": ref}}}
         return
     own["description"] = f"{own.get('description') or ''}; or {text[0].lower()}{text[1:]}".lstrip("; ")
-    media = own.setdefault("content", {}).setdefault("application/json", {})
-    schema = media.get("schema")
-    if not schema:  # no schema (any body): it stays so
-        if "schema" not in media:
-            media["schema"] = ref
+    schema = own.get("content", {}).get("application/json", {}).get("schema")
+    if not schema:  # the route documents this status with any body (or none said): it stays so
         return
+    media = own["content"]["application/json"]
     if "anyOf" in schema:
         schema["anyOf"].append(ref)
     else:
