@@ -36,7 +36,7 @@ from typing import Any, TypeAlias, cast
 
 from chorus.shared.artifacts import ArtifactStore, Version, VersionWriter, file_fingerprint
 from chorus.shared.contract.errors import ArtifactError, ChorusError, InvalidInput
-from chorus.shared.data import Ratings, dataset_stats, load_ratings
+from chorus.shared.data import Ratings, check_trainable, dataset_stats, load_ratings
 from chorus.shared.data.component import save_data_component
 from chorus.shared.events.rows import CUTOFF_KEY, cutoff_of
 from chorus.shared.events.store import EventStore
@@ -272,6 +272,7 @@ def _train(
         ratings, added = with_events(ratings, store, cutoff)
         events = added.to_dict()
         log(added.describe())
+    check_trainable(ratings)  # before any component trains: each would fail later on too little data
     stats = dataset_stats(ratings) if store is not None else loaded
     fingerprint = file_fingerprint(data, ratings.report.format)
     # the report is written anew into every version (it describes the kept components too)

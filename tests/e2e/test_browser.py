@@ -271,7 +271,7 @@ def test_a_reviewer_sees_recent_reviews_and_recommendations_with_reasons(page, a
     because = api(f"/v1/users/{user}/recommendations", k=PAGE_K, method="similar")["data"]
     assert ids(page, "because-results") == [h["item_id"] for h in because]
     assert [c["reason"] for c in cards(page, "because-results")] == [
-        f"Because you liked {h['because']['title']}" for h in because
+        f"Because you liked {h['because'][0]['title']}" for h in because
     ]
     reviewed = {str(dataset.item_ids[dataset.item[k]]) for k in rows.tolist()}
     assert not set(ids(page, "model-results")) & reviewed and not set(ids(page, "because-results")) & reviewed

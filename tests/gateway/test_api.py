@@ -145,7 +145,7 @@ def test_post_recommendations_goes_to_rating_uncached(client, rat, sim):
     [
         ({"items": ["B001"], "k": 0}, ["k: "]),
         ({"items": ["B001"], "k": 501}, ["k: "]),
-        ({"items": [""]}, ["items.0: empty"]),
+        ({"items": [""]}, ["items.0: "]),
         ({"items": ["B001"] * 10_001}, ["items: ", "10000"]),
         ({"items": ["B001"], "exclude": ["x"] * 501}, ["exclude: ", "500"]),
         ({"items": ["B001"], "method": "magic"}, ["method: "]),
@@ -189,14 +189,14 @@ def test_every_method_answers_in_one_shape(client):
         ("/v1/items/B001/similar?min_common=0", ["query.min_common: "]),
         ("/v1/users/U1/similar?measure=nope", ["query.measure: "]),
         ("/v1/users/U1/recommendations?method=magic", ["query.method: ", "'ease'", "'latent'", "'similar'"]),
-        ("/v1/users/U1/recommendations?exclude=", ["query.exclude.0: empty"]),
+        ("/v1/users/U1/recommendations?exclude=", ["query.exclude.0: "]),
         (
             "/v1/users/U1/recommendations?exclude=" + "x" * (MAX_ID_LENGTH + 1),
             ["query.exclude.0: ", str(MAX_ID_LENGTH)],
         ),
         ("/v1/users/U1/recommendations?" + "exclude=x&" * 501, ["query.exclude: ", "500"]),
         ("/v1/predict?user_id=U1", ["query.item_id: "]),
-        ("/v1/items?q=", ["query.q: empty"]),
+        ("/v1/items?q=", ["query.q: "]),
         ("/v1/items?q=%20%0B%00", ["query.q: empty"]),
         ("/v1/items?q=a&limit=0", ["query.limit: "]),
     ],
@@ -468,3 +468,84 @@ def test_predict_documents_unknown_ids_as_a_flagged_fallback_in_openapi_and_read
     assert "fallback prediction flagged in ``fallback``" in paths["/v1/predict"]["get"]["description"]
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert "`/v1/predict` never answers 404" in readme
+
+
+def test_every_route_documents_the_refusals_of_the_http_layer(client):
+    """408, 413, 414 and 431 on every operation, and 503 overloaded beside each route's own 503 (not on the probes
+    and scrapes that are never shed)."""
+    doc = client.get("/openapi.json").json()
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert {"408", "413", "414", "431"} <= set(responses), (method, path)
+            shed = json.dumps(responses.get("503", {}))
+            assert ("OverloadedPublic" in shed) == (path != "/healthz"), (method, path)
+    overloaded = doc["components"]["schemas"]["OverloadedPublic"]["properties"]["type"]
+    assert overloaded["const"] == "overloaded"
+    predict = doc["paths"]["/v1/predict"]["post"]["responses"]["503"]["content"]["application/json"]["schema"]
+    assert [ref["$ref"].rsplit("/", 1)[1] for ref in predict["anyOf"]] == [
+        "UpstreamUnavailablePublic",
+        "NotReadyPublic",
+        "OverloadedPublic",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("OPTIONS", "/v1/predict", "GET, POST"),
+        ("PUT", "/v1/predict", "GET, POST"),
+        ("DELETE", "/v1/items/B001", "GET"),
+        ("POST", "/readyz", "GET"),
+        ("GET", "/v1/events", "POST"),
+        ("PUT", "/v1/users/U1", "DELETE"),
+    ],
+)
+def test_a_405_names_every_method_of_the_path(client, method, path, allowed):
+    response = client.request(method, path)
+    assert response.status_code == 405 and response.headers["allow"] == allowed
+    assert body(response) == {
+        "type": "method_not_allowed",
+        "detail": f"{method} is not allowed on {path}; it allows {allowed}",
+    }
+
+
+@pytest.mark.parametrize("path", ["/v1/predict", "/v1/recommendations", "/v1/reviews/score", "/v1/events"])
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"\x0b\xff\xfe", "not valid UTF-8: byte 0xff at character 1"),
+        (b"{\x00\x00\x00", "at character 1"),  # json would guess UTF-32 from the NULs and fail unworded (400)
+        (b'{"pairs": [', "at character 11"),
+        (b"", None),
+    ],
+)
+def test_a_body_that_is_not_json_is_one_documented_422_on_every_route(client, rat, path, content, reason):
+    headers = {"content-type": "application/json", "authorization": "Bearer k"}
+    response = client.post(path, content=content, headers=headers)
+    got = body(response)
+    if reason is None:  # no body at all: the body is missing, worded as any missing field
+        assert response.status_code in (422, 503) and "JSON decode error" not in response.text
+        return
+    assert response.status_code == 422 and got["type"] == "invalid_input", response.text
+    assert got["detail"].startswith("the request body is not valid JSON (") and reason in got["detail"]
+    assert "JSON decode error" not in response.text and not got["detail"].startswith("0:")
+    assert rat.api_calls() == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "type_"),
+    [
+        ("/v1/predict", b'{"pairs": []}', "application/x-www-form-urlencoded"),  # curl -d without -H
+        ("/v1/recommendations", b'{"items": []}', "application/x-www-form-urlencoded"),
+        ("/v1/predict", b"[1, 2]", "application/json"),
+        ("/v1/recommendations", b'"B001"', "application/json"),
+        ("/v1/reviews/score", b"[1, 2]", "application/json"),
+    ],
+)
+def test_a_body_that_is_no_json_object_says_what_to_send(client, rat, path, content, type_):
+    response = client.post(path, content=content, headers={"content-type": type_})
+    assert response.status_code == 422 and rat.api_calls() == 0
+    assert (
+        body(response)["detail"] == "the request body must be a JSON object, sent with Content-Type: application/json"
+    )

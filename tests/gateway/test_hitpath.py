@@ -45,6 +45,9 @@ def test_targets_of_cached_routes_and_the_events_they_depend_on():
     assert target_of("/v1/users/a b/recommendations", b"method=similar&k=3") == Target(
         "similarity", "users/a%20b/recommendations", "k=3", of_user("a b")
     )
+    assert target_of("/v1/users/U1/recommendations", b"method=similar&exclude=x&exclude=a") == Target(
+        "similarity", "users/U1/recommendations", "k=10&exclude=a&exclude=x", of_user("U1")
+    )
     assert target_of("/v1/users/U1/recommendations", b"") == Target(
         "rating", "users/U1/recommendations", "k=10", of_user("U1")
     )
@@ -69,7 +72,6 @@ def test_targets_of_cached_routes_and_the_events_they_depend_on():
         ("/v1/users/U1/recommendations", b"exclude="),
         ("/v1/users/U1/recommendations", b"exclude=" + b"x" * (MAX_ID_LENGTH + 1)),
         ("/v1/users/U1/recommendations", b"exclude=x&" * 501),  # one distinct id, but too many for the API
-        ("/v1/users/U1/recommendations", b"method=similar&exclude=x"),
         ("/v1/items", b""),  # q is required
         ("/v1/predict", b"user_id=U"),
         ("/v1/items/B001/similar", b"k=1&k=2"),  # repeated parameter

@@ -96,3 +96,45 @@ def test_generator_plants_shopping_families(tmp_path):
         shares.append(np.bincount(fam).max() / fam.size)
     # without families the favourite family would hold about a third of a reviewer's items
     assert np.mean(shares) > 0.6
+
+
+def _movielens(path, rows: int, bad: int = 0):
+    lines = [f"{u}\t{100 + u % 3}\t{1 + u % 5}\t88125{u:04d}" for u in range(rows)] + ["not a row"] * bad
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_the_smallest_trainable_data_is_where_every_split_has_a_validation_and_a_test_row(tmp_path):
+    from chorus.shared.contract.errors import DataError
+    from chorus.shared.data import MIN_TRAINING_ROWS, check_trainable
+
+    enough = load_ratings(_movielens(tmp_path / "u.data", MIN_TRAINING_ROWS), format="movielens-100k", progress=False)
+    check_trainable(enough)
+    assert all(part.size for part in holdout_split(MIN_TRAINING_ROWS))
+    assert not all(part.size for part in holdout_split(MIN_TRAINING_ROWS - 1))
+    path = _movielens(tmp_path / "six.data", 6, bad=2)
+    few = load_ratings(path, format="movielens-100k", progress=False)
+    with pytest.raises(DataError) as refused:
+        check_trainable(few)
+    assert refused.value.detail == (
+        f"{path} has 6 usable reviews (2 rows skipped); training needs at least {MIN_TRAINING_ROWS} (a validation "
+        "and a test review besides the training ones): use a larger file"
+    )
+
+
+def test_training_refuses_too_little_data_before_any_component_trains(tmp_path):
+    from chorus.shared.artifacts import ArtifactStore
+    from chorus.shared.contract.errors import DataError
+    from chorus.training.train import train
+
+    lines: list[str] = []
+    with pytest.raises(DataError, match="has 6 usable reviews"):
+        train(
+            _movielens(tmp_path / "six.data", 6),
+            tmp_path / "art",
+            ["similarity", "rating"],
+            progress=False,
+            log=lines.append,
+        )
+    assert len(lines) == 1 and lines[0].startswith("loaded 6 reviews")  # nothing trained, nothing published
+    assert ArtifactStore(tmp_path / "art").current() is None

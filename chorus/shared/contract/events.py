@@ -29,6 +29,8 @@ MAX_EVENT_RATING = 1000.0
 """Largest magnitude of an event's rating the API accepts (the served version's scale is checked downstream)."""
 LATEST_TIMESTAMP = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 """The latest timestamp an event may carry (seconds since the epoch); the earliest is 0, 1970-01-01 UTC."""
+MAX_SEQ = 2**63 - 1
+"""Largest ``seq`` a store holds (a signed 64-bit integer, in SQLite and PostgreSQL alike)."""
 DEFAULT_EVENTS_LIMIT = 100
 """Events per page of ``GET /v1/users/{id}/events`` without ``limit``."""
 MAX_EVENTS_LIMIT = 1000
@@ -81,21 +83,44 @@ def parse_timestamp(value: Any) -> float:
 IdField = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 
 
+_EARLIEST_YEAR = r"^(19[7-9][0-9]|[2-9][0-9]{3})-"
+"""A timestamp string's year, 1970 to 9999 (its offset may still move it out: then a 422)."""
+
+
+def _event_schema(schema: dict[str, Any]) -> None:
+    """The JSON schema of :class:`EventIn` with the store's rules that pydantic's fields do not say: one variant
+    per kind (a rating where :data:`RATED_KINDS` need one and nowhere else, text only on a review), no ``/`` in a
+    user id, a review's text length, and a timestamp's forms and range. The validators keep their own messages."""
+    props = schema["properties"]
+    props["user_id"]["pattern"] = "^[^/]*$"
+    props["text"]["anyOf"] = [{"type": "string", "maxLength": MAX_TEXT_CHARS}, {"type": "null"}]
+    props["timestamp"]["anyOf"] = [
+        {"type": "number", "minimum": 0, "maximum": LATEST_TIMESTAMP},
+        {"type": "string", "format": "date-time", "pattern": _EARLIEST_YEAR},
+        {"type": "null"},
+    ]
+    none = {"type": "null"}
+    rated = {"type": "number", "minimum": -MAX_EVENT_RATING, "maximum": MAX_EVENT_RATING}
+    variants = []
+    for kind in KINDS:
+        fields: dict[str, Any] = {"kind": {"const": kind}, "rating": rated if kind in RATED_KINDS else none}
+        if kind != "review":
+            fields["text"] = none
+        variants.append({"properties": fields, "required": ["kind", "rating"] if kind in RATED_KINDS else ["kind"]})
+    schema["oneOf"] = variants
+    schema["example"] = {
+        "event_id": "e-1001",
+        "user_id": "65272693",
+        "item_id": "B001QBF855",
+        "kind": "rating",
+        "rating": 5,
+    }
+
+
 class EventIn(BaseModel):
     """One event: a user rated, bought, viewed or reviewed an item."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "example": {
-                "event_id": "e-1001",
-                "user_id": "65272693",
-                "item_id": "B001QBF855",
-                "kind": "rating",
-                "rating": 5,
-            }
-        },
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_event_schema)
     event_id: IdField | None = Field(
         None, description="Your id for this event: an id stored before is not stored again (safe retries)"
     )
@@ -107,6 +132,7 @@ class EventIn(BaseModel):
         ge=-MAX_EVENT_RATING,
         le=MAX_EVENT_RATING,
         allow_inf_nan=False,
+        strict=True,  # a number, as the schema says: neither true nor "5"
         description=f"Star rating, required for {' and '.join(sorted(RATED_KINDS))} and refused on other kinds, "
         "on the scale of the served data (the rating service clips it to its version's scale)",
     )
@@ -209,5 +235,9 @@ EventsLimit = Annotated[
 ]
 EventsBefore = Annotated[
     int | None,
-    Query(ge=1, description="Only events older than this seq: the `next` of the previous page (absent: the newest)"),
+    Query(
+        ge=1,
+        le=MAX_SEQ,
+        description="Only events older than this seq: the `next` of the previous page (absent: the newest)",
+    ),
 ]

@@ -1,7 +1,8 @@
 """The wire contract of ``POST /v1/reviews/score`` (the rating service's review scorer, behind the gateway): the
-request and answer models, the text limits, and :func:`review_score_body`, the dependency both services parse the
+request and answer models, the text limits, and :data:`ReviewBody`, the dependency both services parse the
 body with, so that a body that is not UTF-8, not JSON, or whose text is empty or too long is a 422 naming the
-problem (FastAPI's own body parsing answers a non-UTF-8 body with a bare 400). Handlers take the parsed body as
+problem, worded as on every other route (FastAPI's own body parsing answers a non-UTF-8 body with a bare 400,
+and pydantic's JSON parser words its errors otherwise). Handlers take the parsed body as
 a :data:`ReviewBody` parameter and declare ``openapi_extra=SCORE_OPENAPI``.
 """
 
@@ -41,6 +42,7 @@ class ReviewScoreRequest(BaseModel):
         None,
         ge=1,
         le=5,
+        strict=True,  # a number, as the schema says: neither true nor "5"
         description="The review's star rating, 1 to 5, if known (the verified classifier uses it; reviews with "
         "text come from the Amazon formats, whose ratings are 1 to 5 stars)",
     )
@@ -69,10 +71,12 @@ class ReviewScorePublic(BaseModel):
 
 
 async def _parse(request: Request) -> ReviewScoreRequest:
+    """The body as UTF-8 JSON, then validated: each failure worded as FastAPI's own body parsing words it on the
+    other routes (by the one handler), so a bad body reads the same on every route."""
     raw = await request.body()
     try:
-        utf8_text(raw)
-    except json.JSONDecodeError as exc:  # worded as FastAPI's own body parsing words it, by the one handler
+        data = json.loads(utf8_text(raw))
+    except json.JSONDecodeError as exc:
         error = {
             "type": "json_invalid",
             "loc": ("body", exc.pos),
@@ -81,7 +85,7 @@ async def _parse(request: Request) -> ReviewScoreRequest:
         }
         raise RequestValidationError([error]) from None
     try:
-        return ReviewScoreRequest.model_validate_json(raw)
+        return ReviewScoreRequest.model_validate(data)
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors) from None

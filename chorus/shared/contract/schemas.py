@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from chorus.shared.contract.kinds import ranker_methods
 from chorus.shared.contract.names import DEFAULT_K, MAX_ID_LENGTH, MAX_K, MAX_PAIRS, Measure, Ranking
@@ -121,6 +121,20 @@ class RankedRecommendationsPublic(BaseModel):
 ItemIdField = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
 
 
+def _json_integer(value: Any) -> Any:
+    """What JSON Schema calls an integer: a number with no fractional part (``465.0`` too), never a string or a
+    boolean (pydantic's lax mode would take ``"465"`` and ``true``)."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be an integer (a JSON number), not a string or a boolean")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+"""An integer of a JSON body, as JSON Schema's ``integer`` means it."""
+
+
 class BasketRequest(BaseModel):
     """An anonymous basket or session: recommend for these items, as if one user had reviewed them."""
 
@@ -131,7 +145,7 @@ class BasketRequest(BaseModel):
     items: list[ItemIdField] = Field(
         default_factory=list, max_length=MAX_PAIRS, description=f"item ids (at most {MAX_PAIRS})"
     )
-    k: int = Field(DEFAULT_K, ge=1, le=MAX_K, description=f"how many results (1 to {MAX_K})")
+    k: JsonInt = Field(DEFAULT_K, ge=1, le=MAX_K, description=f"how many results (1 to {MAX_K})")
     exclude: list[ItemIdField] = Field(
         default_factory=list, max_length=MAX_K, description=f"item ids never to return (at most {MAX_K})"
     )

@@ -8,7 +8,30 @@ from __future__ import annotations
 
 import numpy as np
 
-from chorus.shared.contract.errors import InvalidInput
+from chorus.shared.contract.errors import DataError, InvalidInput
+from chorus.shared.data.ratings import Ratings
+
+MIN_TRAINING_ROWS = 10
+"""Fewest reviews a version is trained on: the 80/10/10 hold-out split of the rating, text and evaluation code
+needs one validation and one test review (``floor(0.1 * n) >= 1``)."""
+
+
+def check_trainable(ratings: Ratings) -> None:
+    """Refuse data too small to train on, before any component trains (each would fail later, some after minutes of
+    work on the others).
+
+    Raises
+    ------
+    DataError : fewer than :data:`MIN_TRAINING_ROWS` reviews, naming the file and the rows skipped.
+    """
+    if ratings.n >= MIN_TRAINING_ROWS:
+        return
+    report = ratings.report
+    skipped = f" ({report.skipped_rows:,} rows skipped)" if report.skipped_rows else ""
+    raise DataError(
+        f"{report.path} has {ratings.n} usable reviews{skipped}; training needs at least {MIN_TRAINING_ROWS} "
+        "(a validation and a test review besides the training ones): use a larger file"
+    )
 
 
 def holdout_split(

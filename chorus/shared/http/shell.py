@@ -52,24 +52,24 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(_error_message(err) for err in exc.errors())
 
 
+_NOT_AN_OBJECT = frozenset({"model_attributes_type", "model_type", "dict_type"})
+"""What pydantic calls a body that is not an object: JSON of another type, or bytes FastAPI did not parse because
+their Content-Type is not JSON."""
+
+
 def _error_message(err: dict[str, Any]) -> str:
-    """One validation error as a sentence: the JSON parser's reason, words for the string limits every text
-    parameter has, else pydantic's message after the field's name."""
+    """One validation error as a sentence: the JSON parser's reason, words for an empty text, else pydantic's
+    message (or a validator's) after the field's name."""
     if err.get("type") == "json_invalid":  # its location is a character offset, not a field
         return _json_message(err)
     where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
-    ctx, given = err.get("ctx") or {}, err.get("input")
+    ctx = err.get("ctx") or {}
     kind = err.get("type")
-    if (
-        kind == "string_too_short"
-        and ctx.get("min_length") == 1
-        or kind == "string_pattern_mismatch"
-        and (ctx.get("pattern") == NOT_BLANK)
-    ):
+    if tuple(err.get("loc", ())) == ("body",) and kind in _NOT_AN_OBJECT:  # e.g. curl -d without a JSON type
+        return "the request body must be a JSON object, sent with Content-Type: application/json"
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == NOT_BLANK:
         return f"{where}: empty; send at least one character other than white space"
-    if kind == "string_too_long" and isinstance(given, str):
-        return f"{where}: {len(given):,} characters; the limit is {ctx.get('max_length'):,}"
-    return f"{where}: {err.get('msg', 'invalid')}"
+    return f"{where}: {str(err.get('msg', 'invalid')).removeprefix('Value error, ')}"  # a validator's own words
 
 
 def _listed(err: dict[str, Any]) -> dict[str, Any]:
@@ -232,12 +232,10 @@ def _add_response(responses: dict[str, Any], error: type[ChorusError]) -> None:
         responses[str(error.status_code)] = {"description": text, "content": {"application/json": {"schema": ref}}}
         return
     own["description"] = f"{own.get('description') or ''}; or {text[0].lower()}{text[1:]}".lstrip("; ")
-    media = own.setdefault("content", {}).setdefault("application/json", {})
-    schema = media.get("schema")
-    if not schema:  # no schema (any body): it stays so
-        if "schema" not in media:
-            media["schema"] = ref
+    schema = own.get("content", {}).get("application/json", {}).get("schema")
+    if not schema:  # the route documents this status with any body (or none said): it stays so
         return
+    media = own["content"]["application/json"]
     if "anyOf" in schema:
         schema["anyOf"].append(ref)
     else:
