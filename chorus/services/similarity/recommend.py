@@ -74,16 +74,18 @@ def recommend(
     like_threshold : float
         Liked means rated at least this.
     block_nnz : int
-        Work budget of one chunk of liked items (:meth:`Side.row_work`).
+        Work budget of one chunk of liked items (:meth:`Side.row_work`), and cells of the dense block of one
+        chunk of the cosine ``because`` products.
     table : (int32 (n_items, K), float64 (n_items, K)), optional
         The neighbour table of ``measure`` (neighbours -1 padded, scores rounded). Given for Jaccard or Pearson,
         the sums run over it; ignored for cosine.
     exclude : int (e,), optional
         Items never recommended besides the rated ones (those the user viewed).
 
-    Cost: cosine is one sparse vector × matrix product (its sum factorises); the other measures need the
-    similarity row of every liked item, taken in chunks of ``block_nnz`` work, so memory stays bounded but a
-    user with thousands of liked items takes seconds.
+    Cost: cosine is one pass over the ratings of the users who rated a liked item (its sum factorises), then
+    the dot products of the liked items with the top ``k``; over the table ``O(|liked| · K)``; without a table
+    the other measures need the similarity row of every liked item, taken in chunks of ``block_nnz`` work, so
+    memory stays bounded but a user with thousands of liked items takes seconds.
     """
     liked = liked_items(rated, ratings, like_threshold)
     if liked.shape[0] == 0:

@@ -38,7 +38,7 @@ measure needs (:func:`products`) is at most this many times the entries its pair
 MovieLens 100K and on 300,000 generated reviews: a walked entry (a binary search among all entries) costs
 45-65 ns, a term of one product 9-30 ns (more when the rows are many and their output large)."""
 SLOT_BUDGET = 1 << 22
-"""Slots of the dense (row, column) -> position map of :meth:`Side.pair_scores` by row (32 MB of int64)."""
+"""Slots of the dense (row, column) -> position map of :meth:`Side.pair_scores` by row (16 MB of int32)."""
 
 
 def products(needs: frozenset[Term]) -> int:
@@ -424,7 +424,9 @@ class Side:
         # pairs in block order (a counting sort when the block numbers fit 16 bits)
         order = np.argsort(block.astype(np.uint16) if len(blocks) <= 2**16 else block, kind="stable")
         starts = np.searchsorted(block[order], np.arange(len(blocks) + 1))
-        slot = np.zeros(min(most, rows.shape[0]) * width, dtype=np.int64)
+        # a block's candidates number at most its work: at most chunk, or one row's work (at most nnz)
+        small = max(chunk, self.indices.shape[0]) < 2**31
+        slot = np.zeros(min(most, rows.shape[0]) * width, dtype=np.int32 if small else np.int64)
         for n_block, (lo, hi) in enumerate(blocks):
             cand = self.candidates(rows[lo:hi], (spec.measure,), exclude_self=False)
             (score,) = cand.scores.values()
