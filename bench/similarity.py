@@ -12,8 +12,14 @@ so that its peak memory is its own:
    (b) ``SimilarityIndex.similar_items(..., use_table=False)`` (sparse product online) and
    (c) the table lookup; results are checked equal; mean, p50 and p99 latency and the speed-ups are printed.
    The literal code runs until ``--literal-budget`` seconds are spent; speed-ups compare the same items.
-3. online latency of cosine and Pearson, user-user Jaccard, recommendations (cosine, the default, and
-   Jaccard) for 200 random users, and a 10,000-pair prediction batch.
+3. online latency of cosine and Pearson, user-user Jaccard, "because you liked" for 200 random users with each
+   measure (cosine, the default, exact; Jaccard and Pearson over the table), and a 10,000-pair prediction batch
+   with each measure, with this process's CPU time beside the wall clock (on a shared machine the wall clock
+   also counts the waits for a core).
+
+``--baseline REF``: an A/B in one run. Each dataset is measured first with the ``chorus`` package of git commit
+``REF`` (exported from this repository), then with this tree's, and the query figures are printed side by side.
+The baseline's table build time includes compiling its numba functions (a fresh copy has no compiled cache).
 
 Targets: online ≥ 50× faster than the literal code on 1M reviews; table lookup p99 < 1 ms; the full
 table for 1M reviews in < 2 minutes and < 4 GB.
@@ -30,6 +36,7 @@ Usage::
 
     .venv/bin/python bench/similarity.py                       # 5-core + generated 1M (cached in --cache-dir)
     .venv/bin/python bench/similarity.py --data FILE --no-synthetic --queries 300 --json out.json
+    .venv/bin/python bench/similarity.py --data u.data --no-synthetic --literal-budget 5 --baseline main
     .venv/bin/python bench/similarity.py --live [--live-data u.data] [--json out.json]
 """
 

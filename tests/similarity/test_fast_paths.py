@@ -24,8 +24,11 @@ from tests.similarity.reference import Reference, random_ratings
 SEEDS = [0, 1, 2]
 
 
-def fixture_data(seed: int) -> tuple[SimilarityIndex, Reference]:
-    user, item, rating, n_users, n_items = random_ratings(seed, n_users=50, n_items=35, n=450)
+def fixture_data(seed: int, sparse: bool = False) -> tuple[SimilarityIndex, Reference]:
+    """Long-tailed random ratings: 50 users and 35 items, most pairs of items sharing a user, or (``sparse``)
+    300 users and 80 items, most pairs sharing none."""
+    shape = dict(n_users=300, n_items=80, n=400) if sparse else dict(n_users=50, n_items=35, n=450)
+    user, item, rating, n_users, n_items = random_ratings(seed, **shape)
     rank = np.random.default_rng(seed).permutation(n_items)  # raw-id order unlike index order: ties need it
     index = SimilarityIndex.from_arrays(user, item, rating, n_users, n_items, item_rank=rank)
     ratings = {(int(u), int(i)): float(r) for u, i, r in zip(user, item, rating, strict=True)}
@@ -83,15 +86,17 @@ def test_top_by_rounded_score_is_the_head_of_the_full_order(k):
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("measure", list(Measure))
-def test_pair_scores_by_row_equal_walked_and_reference(seed, measure, monkeypatch):
-    index, ref = fixture_data(seed)
+@pytest.mark.parametrize("slots", [40, 200, 10**6], ids=["a-row-a-block", "rows-a-block", "one-map"])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_pair_scores_by_row_equal_walked_and_reference(seed, measure, slots, sparse, monkeypatch):
+    index, ref = fixture_data(seed, sparse)
     rng = np.random.default_rng(seed)
     a = rng.integers(0, index.n_items, 600)
     b = rng.integers(0, index.n_items, 600)
     a[:40] = b[:40]  # a row with itself
     walked = index.items.pair_scores(a, b, measure, 97, by_row=False)
-    # small blocks and a small slot map: several blocks, and slots left over from earlier blocks
-    monkeypatch.setattr(side_module, "SLOT_BUDGET", 64)
+    # a small slot map: several blocks of one or a few rows, and slots left over from earlier blocks
+    monkeypatch.setattr(side_module, "SLOT_BUDGET", slots)
     by_row = index.items.pair_scores(a, b, measure, 97, by_row=True)
     chosen = index.items.pair_scores(a, b, measure, 97)
     np.testing.assert_array_equal(by_row, walked)
@@ -102,9 +107,10 @@ def test_pair_scores_by_row_equal_walked_and_reference(seed, measure, monkeypatc
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("measure", list(Measure))
-@pytest.mark.parametrize("per_walk", [0, 8, 10**9], ids=["walked", "chosen", "by-row"])
-def test_batch_predictions_match_the_reference(seed, measure, per_walk, monkeypatch):
-    index, ref = fixture_data(seed)
+@pytest.mark.parametrize("per_walk", [0, 6, 10**9], ids=["walked", "chosen", "by-row"])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_batch_predictions_match_the_reference(seed, measure, per_walk, sparse, monkeypatch):
+    index, ref = fixture_data(seed, sparse)
     monkeypatch.setattr(side_module, "PRODUCT_PER_WALK", per_walk)
     rng = np.random.default_rng(10 + seed)
     users = rng.integers(-1, index.n_users, 800)
@@ -183,3 +189,24 @@ def _config(block_nnz: int):
     from chorus.services.similarity.config import SimilarityConfig
 
     return SimilarityConfig(block_nnz=block_nnz)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("measure", list(Measure))
+def test_excluded_items_leave_the_rest_of_the_list_as_it_was(seed, measure, dense_keys):
+    """Excluding items (those a user viewed) removes exactly them: every other item keeps its place, score and
+    "because", whichever way the sums are formed (cosine exact, the others over a table or exact)."""
+    from chorus.training.similarity.build import build_table
+
+    index, _ = fixture_data(seed)
+    if measure != Measure.cosine and seed % 2:
+        index.attach_table(build_table(index, 5)[0])
+    rng = np.random.default_rng(seed)
+    for u in range(0, index.n_users, 3):
+        full = index.recommend(u, index.n_items, measure)
+        exclude = rng.choice(index.n_items, 6, replace=False)
+        got = index.recommend(u, index.n_items, measure, exclude=exclude)
+        kept = ~np.isin(full.items, exclude)
+        assert got.items.tolist() == full.items[kept].tolist()
+        assert got.scores.tolist() == full.scores[kept].tolist()
+        assert got.because.tolist() == full.because[kept].tolist()

@@ -78,6 +78,9 @@ def predict(
     rating = np.full(user.shape[0], global_mean, dtype=np.float64)
     impossible = np.ones(user.shape[0], dtype=bool)
     known = np.flatnonzero((user >= 0) & (item >= 0))
+    # by item, so that a batch split into chunks asks each chunk about its own items: the similarity forms an
+    # item's row of similarities once, not once per chunk (Side.pair_scores)
+    known = known[np.argsort(item[known], kind="stable")]
     lens = histories.lengths(user[known])
     for lo, hi in chunks(lens, pair_chunk):
         p = known[lo:hi]

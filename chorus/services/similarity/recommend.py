@@ -74,16 +74,18 @@ def recommend(
     like_threshold : float
         Liked means rated at least this.
     block_nnz : int
-        Work budget of one chunk of liked items (:meth:`Side.row_work`).
+        Work budget of one chunk of liked items (:meth:`Side.row_work`), and cells of the dense block of one
+        chunk of the cosine ``because`` products.
     table : (int32 (n_items, K), float64 (n_items, K)), optional
         The neighbour table of ``measure`` (neighbours -1 padded, scores rounded). Given for Jaccard or Pearson,
         the sums run over it; ignored for cosine.
     exclude : int (e,), optional
         Items never recommended besides the rated ones (those the user viewed).
 
-    Cost: cosine is one sparse vector × matrix product (its sum factorises); the other measures need the
-    similarity row of every liked item, taken in chunks of ``block_nnz`` work, so memory stays bounded but a
-    user with thousands of liked items takes seconds.
+    Cost: cosine is one pass over the ratings of the users who rated a liked item (its sum factorises), then
+    the dot products of the liked items with the top ``k``; over the table ``O(|liked| · K)``; without a table
+    the other measures need the similarity row of every liked item, taken in chunks of ``block_nnz`` work, so
+    memory stays bounded but a user with thousands of liked items takes seconds.
     """
     liked = liked_items(rated, ratings, like_threshold)
     if liked.shape[0] == 0:
@@ -109,8 +111,16 @@ def _nothing() -> Recommendations:
 
 
 def _unrated(rated: np.ndarray, col: np.ndarray, n: int) -> np.ndarray:
-    """bool (m,): which of ``col`` (int64 (m,), in ``0..n-1``) are not among ``rated`` (int (r,))."""
-    unrated: NDArray[np.bool_] = positions_in(rated, col, n) < 0
+    """bool (m,): which of ``col`` (int64 (m,), in ``0..n-1``) are not among ``rated`` (int (r,), ascending)."""
+    if rated.shape[0] == 0:
+        return np.ones(col.shape[0], dtype=bool)
+    if col.shape[0] * 16 >= n:  # many: mark the rated items in an array of the catalogue's size
+        mark = np.ones(n, dtype=bool)
+        mark[rated] = False
+        unrated: NDArray[np.bool_] = mark[col]
+        return unrated
+    at = np.minimum(np.searchsorted(rated, col), rated.shape[0] - 1)
+    unrated = rated[at] != col
     return unrated
 
 
@@ -215,13 +225,13 @@ def _cosine_sums(side: Side, users: np.ndarray, q: np.ndarray) -> tuple[np.ndarr
     numbers are the same whichever way they are formed: a pass over all ratings (CSR matrix × vector, where
     the other users add exact zeros) when these users hold a fair share of them, else their rows gathered and
     grouped by row."""
-    by_user = side.right["x"]  # columns×rows: each user's rows, ascending
-    work = int(np.diff(by_user.indptr)[users].sum())
+    work = int((side.t_indptr[users + 1] - side.t_indptr[users]).sum())
     if work * _FULL_PASS >= side.indices.shape[0]:
         dense_q, reached = np.zeros(side.n_cols), np.zeros(side.n_cols)
         dense_q[users], reached[users] = q, 1.0
         col = np.flatnonzero(side.whole("b") @ reached)
         return col, (side.whole("x") @ dense_q)[col]
+    by_user = side.right["x"]  # columns×rows: each user's rows, ascending
     uptr, upos = gather_rows(by_user.indptr, users)
     return group_sums(
         by_user.indices[upos].astype(np.int64), np.repeat(q, np.diff(uptr)) * by_user.data[upos], side.n_rows
