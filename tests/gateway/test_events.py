@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
@@ -460,6 +462,49 @@ def test_a_store_that_goes_down_fails_only_the_event_routes(sim, rat, tmp_path):
             assert post(client, rating("U1", "B003")).status_code == 200
     finally:
         FlakyStore.down = False
+
+
+class FailingCommits(EventStore):
+    """The real store, but while ``failing`` is set every transaction of the writer is rolled back and fails
+    instead of committing (as a full disk would make it)."""
+
+    failing = False
+    groups: list[int] = []
+
+    def _insert_rows(self, rows):
+        FailingCommits.groups.append(len(rows))
+        if not FailingCommits.failing:
+            return super()._insert_rows(rows)
+        time.sleep(0.05)  # long enough for the other posts to queue behind this one
+        raise sa.exc.OperationalError("COMMIT", None, OSError("could not write to the log: no space left"))
+
+
+def test_posts_waiting_on_a_failed_commit_all_get_503_and_none_is_acknowledged(sim, rat, store_url):
+    FailingCommits.failing, FailingCommits.groups = True, []
+    settings = make_settings(events_url=store_url, api_keys=KEYS)
+    transports = {"similarity": httpx.MockTransport(sim), "rating": httpx.MockTransport(rat)}
+    app = create_app(settings, transports=transports)
+    try:
+        with TestClient(app) as client:
+            app_events = app.state.gateway.events
+            opened, app_events.store = app_events.store, FailingCommits(store_url)
+            opened.close()
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(lambda k: post(client, rating("U1", f"B{k}", event_id=f"e{k}")), range(16)))
+            assert [a.status_code for a in answers] == [503] * 16
+            assert all("not known whether the events were stored" in a.json()["detail"] for a in answers)
+            assert len(FailingCommits.groups) < 16  # posts waited together on one commit
+            assert app_events.store.last_seq() == 0  # nothing stored, nothing acknowledged
+
+            FailingCommits.failing = False
+            deadline = time.monotonic() + 5
+            while (answer := post(client, rating("U1", "B0", event_id="e0"))).status_code == 503:
+                assert time.monotonic() < deadline, "the store works again, but posts still fail"
+                time.sleep(0.05)
+            assert answer.json() == {"stored": 1, "duplicates": 0}
+            app_events.store.close()
+    finally:
+        FailingCommits.failing = False
 
 
 def test_a_wrong_store_url_stops_the_start(sim, rat):

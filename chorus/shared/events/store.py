@@ -237,7 +237,7 @@ _WRITE = "chorus_write"
 _WRITE_LOCK = 7463910572
 """The PostgreSQL advisory lock every write transaction takes (see :meth:`EventStore._write`)."""
 _T = TypeVar("_T")
-_REFUSED = (sa.exc.DataError, sa.exc.IntegrityError, psycopg.DataError, psycopg.IntegrityError)
+_REFUSED = (sa.exc.DataError, sa.exc.IntegrityError)
 """Errors that say the database refused the rows (not that it failed)."""
 _COLUMNS = "event_id, user_id, item_id, kind, rating, text, ts"
 # One statement for a whole group, in the rows' order (``seq`` follows it), answering the ids it stored.
@@ -523,12 +523,16 @@ class EventStore:
             inserted = conn.execute(_PG_INSERT, columns).fetchall()
             conn.commit()
         except psycopg.Error as exc:
-            if not (conn.broken or conn.closed):
+            lost = conn.broken or conn.closed
+            if lost:
+                self._held = None
+                pooled.invalidate()
+            else:
                 conn.rollback()
-                raise
-            self._held = None
-            pooled.invalidate()
-            raise sa.exc.DBAPIError(_PG_INSERT, None, exc, connection_invalidated=True) from exc
+            # as SQLAlchemy would have raised it (IntegrityError, DataError, OperationalError...), on both backends
+            raise sa.exc.DBAPIError.instance(
+                _PG_INSERT, None, exc, psycopg.Error, hide_parameters=True, connection_invalidated=lost
+            ) from exc
         return {str(row[0]) for row in inserted}
 
     def forget(self, user_id: str, timestamp: float) -> int:
