@@ -199,6 +199,6 @@ def test_the_writer_replaces_a_connection_the_server_closed(store):
     held = store._held
     assert held is not None
     with store.engine.connect() as conn:  # as a restart of the server would
-        conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": held.driver_connection.info.backend_pid})
+        conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": held.info.backend_pid})
     assert store.append([view("b")]) == Appended(1, 0)
     assert ids(store) == ["a", "b"]
