@@ -390,6 +390,7 @@ class EventStore:
         Raises
         ------
         InvalidInput : an empty batch or one over :data:`MAX_BATCH` events.
+        RuntimeError : the store was closed.
         Exception : whatever the database raised: whether the events were stored is then unknown (retrying the
             same event ids stores nothing twice).
         """
@@ -401,7 +402,8 @@ class EventStore:
 
         Raises
         ------
-        InvalidInput : an empty batch or one over :data:`MAX_BATCH` events, or a closed store.
+        InvalidInput : an empty batch or one over :data:`MAX_BATCH` events.
+        RuntimeError : the store was closed.
         """
         future: Future[Appended] = Future()
         self._enqueue(_Append(self._checked(batch), future))
@@ -413,7 +415,7 @@ class EventStore:
 
         Raises
         ------
-        InvalidInput : as :meth:`submit`.
+        InvalidInput, RuntimeError : as :meth:`submit`.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Appended] = loop.create_future()
@@ -429,7 +431,7 @@ class EventStore:
     def _enqueue(self, pending: _Append) -> None:
         with self._writer_lock:
             if self._closed:
-                raise InvalidInput(f"the event store {self.public_url} is closed")
+                raise RuntimeError(f"the event store {self.public_url} is closed")
             if self._writer is None:
                 # started on the first append, so processes that only read (and may fork) never hold a thread
                 self._writer = threading.Thread(target=self._write_groups, name="chorus-events-writer", daemon=True)
