@@ -19,8 +19,14 @@ Protocol (time-ordered replay), per dataset (MovieLens 100K ``u.data``, the Amaz
    on); an answer that still lists it is *stale*, and if every such answer is stale the services do not fold
    events in and the script stops with an error.
 5. **Ingest**: ``--single`` events posted one per request by ``--clients`` keep-alive connections, then
-   ``--batches`` batches of 1,000 events, all for new users (so the replay's figures are unaffected): events per
-   second of each.
+   ``--batches`` batches of 1,000 events by ``--batch-clients``, all for new users (so the replay's figures are
+   unaffected): events per second of each, each post's p50 and p99, the CPU milliseconds per 1,000 events of the
+   gateway process (read from ``/proc``) and of this script's client, and the load average when each part began.
+   The client is light on purpose: raw asyncio connections (``bench.serve.Connection``) sending requests encoded
+   beforehand, so that on a small machine it takes little of the CPU the servers need; its CPU column shows
+   whether it could have been the limit. The gateway's store writer commits the events that arrive together in
+   one transaction (group commit), so more connections posting at once make larger groups: ``--clients`` says
+   how many clients a figure is for.
 
 HR@10 is the share of streamed events whose item is in the top 10; NDCG@10 averages ``1 / log2(rank + 2)`` over
 them (rank 0-based; 0 for a miss): with one relevant item per query, IDCG is 1.
@@ -36,7 +42,8 @@ Targets (README, "Evaluation and benchmarks"): live HR@10 at least 0.150 on Movi
 POSTs per second and 20,000 events per second in batches of 1,000 with PostgreSQL; POST p99 at most 20 ms.
 
     .venv/bin/python bench/replay.py [--datasets ml100k amazon5] [--stores sqlite postgresql]
-        [--limit-events 2000] [--frozen-only] [--json out.json]
+        [--limit-events 2000] [--frozen-only] [--single 2000] [--batches 20] [--clients 8] [--batch-clients 4]
+        [--json out.json]
 
 The default (2,000 events per dataset, both stores) takes a few minutes on 2 cores, most of it training; the whole
 streams (``--limit-events 0``) take longer (MovieLens has 20,000). ``--frozen-only`` skips the live replay and
@@ -305,21 +312,24 @@ def chorus_live(gw: Gateway, stream: list[Row], label: str) -> dict:
     }
 
 
-async def _ingest(url: str, key: str, bodies: list[bytes], clients: int) -> float:
-    """Post ``bodies`` over ``clients`` keep-alive connections; return the seconds it took."""
+async def _ingest(url: str, key: str, bodies: list[bytes], clients: int) -> tuple[float, list[float]]:
+    """Post ``bodies`` over ``clients`` keep-alive connections; return the seconds it took and each post's."""
     host, port = url.removeprefix("http://").split(":")
     head = (
         f"POST /v1/events HTTP/1.1\r\nHost: chorus\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n"
     )
     queue = iter(bodies)
     failures: list[str] = []
+    seconds: list[float] = []
 
     async def client() -> None:
         loop = asyncio.get_running_loop()
         _, conn = await loop.create_connection(Connection, host, int(port))
         try:
             for body in queue:
+                t0 = time.perf_counter()
                 answer = await conn.send(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                seconds.append(time.perf_counter() - t0)
                 if not answer.startswith((b"http/1.1 200", b"http/1.1 201")):
                     failures.append(answer.split(b"\r\n", 1)[0].decode())
         finally:
@@ -327,14 +337,35 @@ async def _ingest(url: str, key: str, bodies: list[bytes], clients: int) -> floa
 
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
-    seconds = time.perf_counter() - started
+    wall = time.perf_counter() - started
     if failures:
         raise RuntimeError(f"{len(failures)} ingest posts failed, e.g. {failures[0]}")
-    return seconds
+    return wall, seconds
 
 
-def ingest(gw: Gateway, items: list[str], label: str, single: int, batches: int, clients: int, seed: int) -> dict:
-    """Events per second posted one per request, and in batches of :data:`BATCH` (new users only)."""
+def cpu_seconds(pid: int | None) -> float:
+    """CPU seconds (user and system) process ``pid`` has used so far; NaN where ``/proc`` cannot tell."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, TypeError):
+        return math.nan
+
+
+def ingest(
+    gw: Gateway,
+    items: list[str],
+    label: str,
+    single: int,
+    batches: int,
+    clients: int,
+    batch_clients: int,
+    seed: int,
+    gateway_pid: int | None = None,
+) -> dict:
+    """Events per second posted one per request over ``clients`` connections, and in batches of :data:`BATCH`
+    over ``batch_clients`` (new users only); each post's latency; the gateway's CPU time per 1,000 events; the
+    load average when each part started (other work on the machine takes CPU from both sides)."""
     rng = np.random.default_rng(seed)
 
     def events(n: int, tag: str) -> list[dict]:
@@ -354,12 +385,27 @@ def ingest(gw: Gateway, items: list[str], label: str, single: int, batches: int,
     ones = [json.dumps({"events": [e]}).encode() for e in events(single, "single")]
     many = events(batches * BATCH, "batch")
     chunks = [json.dumps({"events": many[b * BATCH : (b + 1) * BATCH]}).encode() for b in range(batches)]
-    single_seconds = asyncio.run(_ingest(gw.url, gw.key, ones, clients)) if single else math.nan
-    batch_seconds = asyncio.run(_ingest(gw.url, gw.key, chunks, min(clients, 4))) if batches else math.nan
-    return {
-        "single_posts_per_second": single / single_seconds if single else math.nan,
-        "batch_events_per_second": batches * BATCH / batch_seconds if batches else math.nan,
-    }
+    out: dict = {}
+    for part, bodies, connections, count in (
+        ("single", ones, clients, single),
+        ("batch", chunks, batch_clients, batches * BATCH),
+    ):
+        if not bodies:
+            continue
+        load = os.getloadavg()[0]
+        cpu, mine = cpu_seconds(gateway_pid), time.process_time()
+        wall, seconds = asyncio.run(_ingest(gw.url, gw.key, bodies, connections))
+        cpu, mine = cpu_seconds(gateway_pid) - cpu, time.process_time() - mine
+        rate = "single_posts_per_second" if part == "single" else "batch_events_per_second"
+        out |= {
+            rate: count / wall,
+            f"{part}_post_ms_p50": 1000 * percentile(seconds, 50),
+            f"{part}_post_ms_p99": 1000 * percentile(seconds, 99),
+            f"{part}_gateway_cpu_ms_per_1000": 1000 * cpu / count * 1000,
+            f"{part}_client_cpu_ms_per_1000": 1000 * mine / count * 1000,
+            f"{part}_load": load,
+        }
+    return out
 
 
 # --- stores and processes ----------------------------------------------------------------------------------
@@ -414,7 +460,15 @@ def run_store(args, dataset: str, kind: str, template: Path, work: Path, stream:
             result["live"] = chorus_live(gw, stream, f"{dataset}-{kind}")
             say(f"{dataset}/{kind}: live HR@10 {result['live']['hr']:.4f}")
             result["ingest"] = ingest(
-                gw, items, f"{dataset}-{kind}", args.single, args.batches, args.clients, args.seed
+                gw,
+                items,
+                f"{dataset}-{kind}",
+                args.single,
+                args.batches,
+                args.clients,
+                args.batch_clients,
+                args.seed,
+                gateway_pid=topo.procs["gateway"].pid,
             )
         except LiveUnavailable as exc:
             result["error"] = str(exc)
@@ -472,25 +526,43 @@ COLUMNS = (
     ("POST p50 ms", ("live", "post_ms_p50"), ".1f"),
     ("p99 ms", ("live", "post_ms_p99"), ".1f"),
     ("GET-after-POST p99 ms", ("live", "get_after_post_ms_p99"), ".1f"),
-    ("1-event POSTs/s", ("ingest", "single_posts_per_second"), ",.0f"),
-    ("batched events/s", ("ingest", "batch_events_per_second"), ",.0f"),
 )
-"""The table's columns: heading, where the figure is (part, name), its format."""
+"""The replay's table: heading, where the figure is (part, name), its format."""
+INGEST_COLUMNS = (
+    ("dataset", None, ""),
+    ("system", None, ""),
+    ("1-event POSTs/s", ("ingest", "single_posts_per_second"), ",.0f"),
+    ("p50 ms", ("ingest", "single_post_ms_p50"), ".1f"),
+    ("p99 ms", ("ingest", "single_post_ms_p99"), ".1f"),
+    ("gateway CPU ms/1,000", ("ingest", "single_gateway_cpu_ms_per_1000"), ",.0f"),
+    ("client", ("ingest", "single_client_cpu_ms_per_1000"), ",.0f"),
+    ("load", ("ingest", "single_load"), ".1f"),
+    ("batched events/s", ("ingest", "batch_events_per_second"), ",.0f"),
+    ("p50 ms", ("ingest", "batch_post_ms_p50"), ".1f"),
+    ("p99 ms", ("ingest", "batch_post_ms_p99"), ".1f"),
+    ("gateway CPU ms/1,000", ("ingest", "batch_gateway_cpu_ms_per_1000"), ",.0f"),
+    ("client", ("ingest", "batch_client_cpu_ms_per_1000"), ",.0f"),
+    ("load", ("ingest", "batch_load"), ".1f"),
+)
+"""The ingest's table (Chorus only): rates, each post's latency, CPU milliseconds per 1,000 events of the
+gateway process and of this script's client, and the load average when each part began."""
 
 
-def table(results: dict) -> str:
-    """One aligned row per dataset and system; ``-`` where a figure was not measured."""
+def table(results: dict, columns: tuple = COLUMNS, peers: bool = True) -> str:
+    """One aligned row per dataset and system (``peers``: implicit's too); ``-`` where a figure was not
+    measured."""
 
     def cell(figures: dict, where: tuple[str, str] | None, spec: str) -> str:
         value = figures.get(where[0], {}).get(where[1]) if where else None
         return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
-    rows = [[heading for heading, _, _ in COLUMNS]]
+    rows = [[heading for heading, _, _ in columns]]
     for name, r in results.items():
-        systems = {"implicit ALS (fold-in)": r["implicit_als"]} | {f"chorus, {k}": c for k, c in r["chorus"].items()}
+        systems = {"implicit ALS (fold-in)": r["implicit_als"]} if peers else {}
+        systems |= {f"chorus, {k}": c for k, c in r["chorus"].items()}
         for system, figures in systems.items():
-            rows.append([name, system] + [cell(figures, where, spec) for _, where, spec in COLUMNS[2:]])
-    widths = [max(len(row[c]) for row in rows) for c in range(len(COLUMNS))]
+            rows.append([name, system] + [cell(figures, where, spec) for _, where, spec in columns[2:]])
+    widths = [max(len(row[c]) for row in rows) for c in range(len(columns))]
     return "\n".join(
         "  ".join(v.ljust(w) if c < 2 else v.rjust(w) for c, (v, w) in enumerate(zip(row, widths, strict=True)))
         for row in rows
@@ -515,7 +587,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frozen-only", action="store_true", help="skip the live replay and the ingest")
     ap.add_argument("--single", type=int, default=2000, help="single-event POSTs of the ingest")
     ap.add_argument("--batches", type=int, default=20, help="batches of 1,000 events of the ingest")
-    ap.add_argument("--clients", type=int, default=8, help="connections posting at once in the ingest")
+    ap.add_argument("--clients", type=int, default=8, help="connections posting single events at once (ingest)")
+    ap.add_argument("--batch-clients", type=int, default=4, help="connections posting batches at once (ingest)")
     ap.add_argument("--als-factors", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="write the figures here")
@@ -530,6 +603,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}")
     print(f"time-ordered replay: train on the first {args.train_fraction:.0%} of rows, then stream")
     print(table(results))
+    if not args.frozen_only and (args.single or args.batches):
+        print(
+            f"ingest: {args.single:,} single-event POSTs over {args.clients} connections, {args.batches} batches of "
+            f"{BATCH:,} over {args.batch_clients}; new users only"
+        )
+        print(table(results, INGEST_COLUMNS, peers=False))
     errors = [f"{d}/{k}: {c['error']}" for d, r in results.items() for k, c in r["chorus"].items() if "error" in c]
     for line in errors:
         print(f"live part not measured: {line}", file=sys.stderr)

@@ -7,14 +7,19 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, cast
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from chorus.services.gateway.app import create_app
+from chorus.services.gateway.events import Events
 from chorus.services.gateway.keys import ApiKeys, MissingKey
 from chorus.shared.contract.errors import EventsUnavailable, Forbidden
 from chorus.shared.contract.events import EventIn
@@ -399,6 +404,21 @@ def test_the_web_page_reflects_the_users_events_too(live):
 # --- readiness when the store is down -----------------------------------------------------------------------
 
 
+@contextmanager
+def gateway_over(
+    sim: FakeService, rat: FakeService, store_class: type[EventStore], url: str, **overrides: Any
+) -> Iterator[tuple[TestClient, Events]]:
+    """A gateway whose event store, once started, is a ``store_class`` at ``url``; the client and its events."""
+    settings = make_settings(events_url=url, api_keys=KEYS, **overrides)
+    transports = {"similarity": httpx.MockTransport(sim), "rating": httpx.MockTransport(rat)}
+    app = create_app(settings, transports=transports)
+    with TestClient(app) as client:
+        app_events = app.state.gateway.events
+        opened, app_events.store = app_events.store, store_class(url)
+        opened.close()
+        yield client, app_events
+
+
 class FlakyStore(EventStore):
     """The real store, but every read fails while ``down`` is set (as when PostgreSQL is stopped)."""
 
@@ -424,14 +444,8 @@ class FlakyStore(EventStore):
 def test_a_store_that_goes_down_fails_only_the_event_routes(sim, rat, tmp_path):
     FlakyStore.down = False
     url = f"sqlite:///{tmp_path / 'e.db'}"
-    settings = make_settings(events_url=url, api_keys=KEYS, status_token="t")
-    transports = {"similarity": httpx.MockTransport(sim), "rating": httpx.MockTransport(rat)}
-    app = create_app(settings, transports=transports)
     try:
-        with TestClient(app) as client:
-            app_events = app.state.gateway.events
-            opened, app_events.store = app_events.store, FlakyStore(url)
-            opened.close()
+        with gateway_over(sim, rat, FlakyStore, url, status_token="t") as (client, _):
             assert client.get("/readyz").json()["events"] == {"status": "ok"}
             detail = client.get("/readyz", headers={"Authorization": "Bearer t"}).json()["events"]
             assert detail == {"status": "ok", "backend": "sqlite", "detail": url}
@@ -460,6 +474,42 @@ def test_a_store_that_goes_down_fails_only_the_event_routes(sim, rat, tmp_path):
             assert post(client, rating("U1", "B003")).status_code == 200
     finally:
         FlakyStore.down = False
+
+
+class FailingCommits(EventStore):
+    """The real store, but while ``failing`` is set every transaction of the writer is rolled back and fails
+    instead of committing (as a full disk would make it)."""
+
+    failing = False
+    groups: list[int] = []
+
+    def _insert_rows(self, rows):
+        FailingCommits.groups.append(len(rows))
+        if not FailingCommits.failing:
+            return super()._insert_rows(rows)
+        time.sleep(0.05)  # long enough for the other posts to queue behind this one
+        raise sa.exc.OperationalError("COMMIT", None, OSError("could not write to the log: no space left"))
+
+
+def test_posts_waiting_on_a_failed_commit_all_get_503_and_none_is_acknowledged(sim, rat, store_url):
+    FailingCommits.failing, FailingCommits.groups = True, []
+    try:
+        with gateway_over(sim, rat, FailingCommits, store_url) as (client, app_events):
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(lambda k: post(client, rating("U1", f"B{k}", event_id=f"e{k}")), range(16)))
+            assert [a.status_code for a in answers] == [503] * 16
+            assert all("not known whether the events were stored" in a.json()["detail"] for a in answers)
+            assert len(FailingCommits.groups) < 16  # posts waited together on one commit
+            assert app_events.require().last_seq() == 0  # nothing stored, nothing acknowledged
+
+            FailingCommits.failing = False
+            deadline = time.monotonic() + 5
+            while (answer := post(client, rating("U1", "B0", event_id="e0"))).status_code == 503:
+                assert time.monotonic() < deadline, "the store works again, but posts still fail"
+                time.sleep(0.05)
+            assert answer.json() == {"stored": 1, "duplicates": 0}
+    finally:
+        FailingCommits.failing = False
 
 
 def test_a_wrong_store_url_stops_the_start(sim, rat):

@@ -47,7 +47,6 @@ from typing import Any, TypeVar, cast
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import PoolProxiedConnection
 
 from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.contract.names import redact_url
@@ -237,16 +236,18 @@ _WRITE = "chorus_write"
 _WRITE_LOCK = 7463910572
 """The PostgreSQL advisory lock every write transaction takes (see :meth:`EventStore._write`)."""
 _T = TypeVar("_T")
-_REFUSED = (sa.exc.DataError, sa.exc.IntegrityError, psycopg.DataError, psycopg.IntegrityError)
+_REFUSED = (sa.exc.DataError, sa.exc.IntegrityError)
 """Errors that say the database refused the rows (not that it failed)."""
 _COLUMNS = "event_id, user_id, item_id, kind, rating, text, ts"
 # One statement for a whole group, in the rows' order (``seq`` follows it), answering the ids it stored.
-# PostgreSQL: one array per column.
+# PostgreSQL: one array per column, and the write lock taken by the same statement, which runs as a transaction of
+# its own (autocommit): one round trip, answered after the commit. The lock is held before any row reaches the
+# insert (the rows come from joining its one row), so before any ``seq`` is drawn, and until the commit.
 _PG_LOCK = f"SELECT pg_advisory_xact_lock({_WRITE_LOCK})"
 _PG_INSERT = (
-    f"INSERT INTO chorus_events ({_COLUMNS}) SELECT {_COLUMNS} FROM unnest(%s::varchar[], %s::varchar[], "
-    "%s::varchar[], %s::varchar[], %s::float8[], %s::text[], %s::float8[]) WITH ORDINALITY "
-    f"AS batch({_COLUMNS}, n) ORDER BY n ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+    f"WITH turn AS ({_PG_LOCK}) INSERT INTO chorus_events ({_COLUMNS}) SELECT {_COLUMNS} FROM turn, "
+    "unnest(%s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], %s::float8[], %s::text[], %s::float8[]) "
+    f"WITH ORDINALITY AS batch({_COLUMNS}, n) ORDER BY n ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
 )
 # SQLite: one JSON array of rows (``WHERE true`` tells SQLite's parser that ON CONFLICT is no join's ON).
 _SQLITE_INSERT = (
@@ -319,7 +320,7 @@ class EventStore:
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
         self._closed = False
-        self._held: PoolProxiedConnection | None = None  # the writer's own PostgreSQL connection
+        self._held: psycopg.Connection[Any] | None = None  # the writer's own PostgreSQL connection (autocommit)
 
     @property
     def public_url(self) -> str:
@@ -389,6 +390,7 @@ class EventStore:
         Raises
         ------
         InvalidInput : an empty batch or one over :data:`MAX_BATCH` events.
+        RuntimeError : the store was closed.
         Exception : whatever the database raised: whether the events were stored is then unknown (retrying the
             same event ids stores nothing twice).
         """
@@ -400,7 +402,8 @@ class EventStore:
 
         Raises
         ------
-        InvalidInput : an empty batch or one over :data:`MAX_BATCH` events, or a closed store.
+        InvalidInput : an empty batch or one over :data:`MAX_BATCH` events.
+        RuntimeError : the store was closed.
         """
         future: Future[Appended] = Future()
         self._enqueue(_Append(self._checked(batch), future))
@@ -412,7 +415,7 @@ class EventStore:
 
         Raises
         ------
-        InvalidInput : as :meth:`submit`.
+        InvalidInput, RuntimeError : as :meth:`submit`.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Appended] = loop.create_future()
@@ -428,7 +431,7 @@ class EventStore:
     def _enqueue(self, pending: _Append) -> None:
         with self._writer_lock:
             if self._closed:
-                raise InvalidInput(f"the event store {self.public_url} is closed")
+                raise RuntimeError(f"the event store {self.public_url} is closed")
             if self._writer is None:
                 # started on the first append, so processes that only read (and may fork) never hold a thread
                 self._writer = threading.Thread(target=self._write_groups, name="chorus-events-writer", daemon=True)
@@ -509,26 +512,30 @@ class EventStore:
             return {str(row[0]) for row in found}
 
     def _insert_postgres(self, rows: list[tuple[Any, ...]]) -> set[str]:
-        """:meth:`_insert_rows` on PostgreSQL, through psycopg on a connection the writer keeps (a pool checkout
-        and SQLAlchemy's statement handling per group cost more than the insert itself): the transaction of
-        :meth:`_write`, the advisory lock first. A connection the server closed is dropped, and the error says
-        so, for :meth:`_retry`."""
+        """:meth:`_insert_rows` on PostgreSQL: one statement (:data:`_PG_INSERT`, the write lock and the insert),
+        a transaction of its own, through psycopg on a connection the writer keeps (a pool checkout, BEGIN, a
+        separate lock statement and COMMIT cost more round trips and CPU than the insert itself). psycopg returns
+        once the server said it is ready for the next query, which it says after the commit. A connection the
+        server closed is dropped, and the error says so, for :meth:`_retry`."""
         if self._held is None:
-            self._held = self.engine.raw_connection()
-        pooled = self._held
-        conn = cast(psycopg.Connection[Any], pooled.driver_connection)
+            pooled = self.engine.raw_connection()
+            conn = cast(psycopg.Connection[Any], pooled.driver_connection)
+            pooled.detach()  # autocommit below: it must never serve another transaction of the pool
+            conn.autocommit = True
+            self._held = conn
+        conn = self._held
         columns = tuple(list(column) for column in zip(*rows, strict=True))
         try:
-            conn.execute(_PG_LOCK)
             inserted = conn.execute(_PG_INSERT, columns).fetchall()
-            conn.commit()
         except psycopg.Error as exc:
-            if not (conn.broken or conn.closed):
-                conn.rollback()
-                raise
-            self._held = None
-            pooled.invalidate()
-            raise sa.exc.DBAPIError(_PG_INSERT, None, exc, connection_invalidated=True) from exc
+            lost = conn.broken or conn.closed
+            if lost:
+                self._held = None
+                conn.close()
+            # as SQLAlchemy would have raised it (IntegrityError, DataError, OperationalError...), on both backends
+            raise sa.exc.DBAPIError.instance(
+                _PG_INSERT, None, exc, psycopg.Error, hide_parameters=True, connection_invalidated=lost
+            ) from exc
         return {str(row[0]) for row in inserted}
 
     def forget(self, user_id: str, timestamp: float) -> int:
