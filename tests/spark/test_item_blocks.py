@@ -59,21 +59,36 @@ def test_train_similarity_equals_the_numpy_engines(ml100k, tmp_path):
         np.testing.assert_array_equal(arrays["spark"][name], expected, err_msg=name)
 
 
-def test_many_small_blocks_on_executors_equal_threads(ml100k, spark):
+@pytest.mark.parametrize("staged", [False, True], ids=["broadcast", "staged-files"])
+def test_many_small_blocks_on_executors_equal_threads(ml100k, spark, staged, tmp_path):
     from chorus.services.similarity.index import SimilarityIndex
     from chorus.training.similarity.build import build_table, thread_runner
-    from chorus.training.similarity.spark_build import WAVE, spark_runner
+    from chorus.training.similarity.spark_build import ROUNDS, spark_runner
 
     ratings = load_ratings(ml100k)
     index = SimilarityIndex.from_arrays(ratings.user, ratings.item, ratings.rating, ratings.n_users, ratings.n_items)
     done: list[int] = []
-    runner = spark_runner(spark, slots=2)
+    runner = spark_runner(spark, slots=2, staging=tmp_path if staged else None)
     table, stats = build_table(
         index, 20, block_rows=37, block_nnz=200_000, runner=runner, progress=lambda d, n: done.append(d)
     )
     expected, expected_stats = build_table(index, 20, block_rows=37, block_nnz=200_000, runner=thread_runner(1))
-    assert stats["blocks"] > 3 * WAVE * 2  # several jobs, each of several blocks per slot
+    assert stats["blocks"] > 3 * ROUNDS * 2  # several jobs, each task of several blocks
     assert done == sorted(done) and done[-1] == ratings.n_items  # answers placed in block order
     assert stats["pairs"] == expected_stats["pairs"] > 0
     for name, array in expected.items():
         np.testing.assert_array_equal(table[name], array, err_msg=name)
+    assert not any(tmp_path.iterdir())  # the staged files are removed
+
+
+def test_task_groups_are_consecutive_runs_of_about_equal_work():
+    from chorus.training.similarity.spark_build import task_groups
+
+    work = np.random.default_rng(0).integers(1, 100, 1000)
+    blocks = [(a, min(a + 7, 1000)) for a in range(0, 1000, 7)]
+    groups = task_groups(work, blocks, 8)
+    assert [b for g in groups for b in g] == blocks and all(groups) and len(groups) == 8
+    sums = [sum(int(work[lo:hi].sum()) for lo, hi in g) for g in groups]
+    assert max(sums) - min(sums) <= 2 * max(int(work[lo:hi].sum()) for lo, hi in blocks)
+    assert task_groups(work, blocks[:3], 8) == [[b] for b in blocks[:3]]
+    assert task_groups(work, [], 4) == []
