@@ -35,7 +35,7 @@ import numpy as np
 
 from chorus.services.similarity.side import Side
 from chorus.shared.contract.names import Measure
-from chorus.training.similarity.build import BlockResult, BlockRunner
+from chorus.training.similarity.build import ITEM_SIDE_ARRAYS, BlockResult, BlockRunner, item_side
 from chorus.training.similarity.cooccur import KernelInput, kernel_values, table_block
 
 ROUNDS = 4
@@ -44,28 +44,17 @@ tasks, because a task's fixed cost (a fraction of a second on a loaded machine) 
 blocks; more than one job, so that the answers gathered on the driver at once (each block's top ``K``) stay a
 fraction of the table."""
 
-SIDE_ARRAYS = ("indptr", "indices", "ratings", "t_indptr", "t_indices", "t_ratings", "count", "mean", "norm", "rank")
-"""The arrays a side is rebuilt from (:func:`side_arrays`)."""
-
 _EXECUTOR_SIDE: dict[str, tuple[Side, KernelInput]] = {}
 """In an executor's Python worker: the side and kernel input of the build (by token) it last served."""
 
 
 def side_arrays(side: Side) -> dict[str, np.ndarray]:
-    """The arrays ``Side(side.name, **side_arrays(side))`` is rebuilt from (the ones ``side`` was made of)."""
+    """The arrays :func:`~chorus.training.similarity.build.item_side` rebuilds ``side`` from (those it was made
+    of: :data:`~chorus.training.similarity.build.ITEM_SIDE_ARRAYS`)."""
     t_indices, t_indptr, _ = side._t_layout
-    return {
-        "indptr": side.indptr,
-        "indices": side.indices,
-        "ratings": side.ratings,
-        "t_indptr": t_indptr,
-        "t_indices": t_indices,
-        "t_ratings": side.right["x"].data,
-        "count": side.count,
-        "mean": side.mean,
-        "norm": side.norm,
-        "rank": side.rank,
-    }
+    values = (side.indptr, side.indices, side.ratings, t_indptr, t_indices, side._right_values["x"]())
+    stats = (side.count, side.mean, side.norm, side.rank)
+    return dict(zip(ITEM_SIDE_ARRAYS, (*values, *stats), strict=True))
 
 
 def _executor_side(shared: Any, token: str) -> tuple[Side, KernelInput]:
@@ -76,11 +65,10 @@ def _executor_side(shared: Any, token: str) -> tuple[Side, KernelInput]:
     if token not in _EXECUTOR_SIDE:
         _EXECUTOR_SIDE.clear()  # a worker serves one build at a time: let the previous index go first
         if isinstance(shared, str):
-            a = {name: np.load(Path(shared) / f"{name}.npy", mmap_mode="r") for name in SIDE_ARRAYS}
+            a = {name: np.load(Path(shared) / f"{name}.npy", mmap_mode="r") for name in ITEM_SIDE_ARRAYS}
         else:
             a = shared.value
-        layouts = (a["indptr"], a["indices"], a["ratings"], a["t_indptr"], a["t_indices"], a["t_ratings"])
-        side = Side("item", *layouts, a["count"], a["mean"], a["norm"], a["rank"], eager=False)
+        side = item_side(a)
         _EXECUTOR_SIDE[token] = (side, kernel_values(side))
     return _EXECUTOR_SIDE[token]
 
