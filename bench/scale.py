@@ -172,6 +172,8 @@ def main() -> int:
                     row["pairs_per_second"] = sim["pairs"] / parts["similarity"]["seconds"]
                 if row["ok"]:
                     digests[(n, engine)] = array_digests(artifacts)
+                    # kept in the JSON, so that runs on different masters can be compared afterwards
+                    row["similarity_sha256"] = digests[(n, engine)].get("similarity")
                 if not row["ok"]:
                     row["log_tail"] = r["log"][-2000:]
                 rows.append(row)
