@@ -5,20 +5,16 @@ pyspark or Java is missing."""
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
-
 import numpy as np
 import pytest
 
 from chorus.shared.artifacts import ArtifactStore
 from chorus.shared.data import load_ratings
 from chorus.training.train import train
+from tests.spark.support import SPARK_MARKS, assert_same_component
 
-MISSING = [m for m in ("pyspark", "pandas", "pyarrow") if importlib.util.find_spec(m) is None]
 pytestmark = [
-    pytest.mark.skipif(bool(MISSING), reason=f"{', '.join(MISSING)} not installed: pip install -e '.[spark]'"),
-    pytest.mark.skipif(shutil.which("java") is None, reason="no java on PATH: apt-get install openjdk-17-jre-headless"),
+    *SPARK_MARKS,
     pytest.mark.timeout(600),
 ]
 
@@ -33,30 +29,15 @@ def spark():
 
 
 def test_train_similarity_equals_the_numpy_engines(ml100k, tmp_path):
-    arrays = {}
     for engine in ("numpy", "spark"):
-        root = tmp_path / engine
         master = "local[2]" if engine == "spark" else None
-        train(
-            ml100k,
-            root,
-            ["similarity"],
-            progress=False,
-            log=lambda _: None,
-            engine=engine,
-            workers=2,
-            spark_master=master,
-        )
-        version = ArtifactStore(root).open()
-        names = version.component_meta("similarity")["files"]
-        arrays[engine] = {name: version.array("similarity", name) for name in names}
-        if engine == "spark":
-            stats = version.component_meta("similarity")["metrics"]
-            assert stats["engine"] == "spark" and stats["master"] == "local[2]"
-    assert arrays["spark"].keys() == arrays["numpy"].keys()
-    assert any(name.startswith("neighbors_") for name in arrays["numpy"])
-    for name, expected in arrays["numpy"].items():
-        np.testing.assert_array_equal(arrays["spark"][name], expected, err_msg=name)
+        train(ml100k, tmp_path / engine, ["similarity"], progress=False, log=lambda _: None, engine=engine, workers=2,
+              spark_master=master)  # fmt: skip
+    spark, numpy_ = ArtifactStore(tmp_path / "spark"), ArtifactStore(tmp_path / "numpy")
+    stats = spark.open().component_meta("similarity")["metrics"]
+    assert stats["engine"] == "spark" and stats["master"] == "local[2]"
+    assert any(name.startswith("neighbors_") for name in numpy_.open().component_meta("similarity")["files"])
+    assert_same_component(spark, numpy_, "similarity")
 
 
 @pytest.mark.parametrize("staged", [False, True], ids=["broadcast", "staged-files"])
