@@ -15,6 +15,9 @@
 # 3. The service images chorus-{trainer,similarity,rating,gateway}:${CHORUS_IMAGE_TAG:-latest}, with Docker's
 #    layer cache: an unchanged tree rebuilds nothing, a code change only the last layers.
 # 4. deploy/images.env: the image variables docker-compose.yml reads, for `docker-compose --env-file`.
+# 5. With CHORUS_SPARK=1, also the image of the compose file's `spark` profile, chorus-spark:$TAG: the Python base
+#    image with a Java 17 runtime added (chorus-base/python-java:3.11, made here with apt-get from the Debian
+#    mirror, unless CHORUS_SPARK_BASE_IMAGE names one), the `train` and `spark` extras (pyspark) and Chorus.
 #
 # Idempotent; a second run with nothing changed takes seconds. Needs docker (and mmdebstrap when no base image
 # is available).
@@ -23,6 +26,8 @@ cd "$(dirname "$0")/.."
 
 export DOCKER_BUILDKIT=0 # the classic builder: Debian's docker.io ships no buildx
 TAG=${CHORUS_IMAGE_TAG:-latest}
+SPARK=${CHORUS_SPARK:-}
+LOCAL_PYTHON_JAVA=chorus-base/python-java:3.11
 PIP_SOURCE=${CHORUS_PIP_SOURCE:-wheels}
 LOCAL_PYTHON=chorus-base/python:3.11-bookworm
 LOCAL_REDIS=chorus-base/redis:7-bookworm
@@ -109,6 +114,7 @@ if [ "$PIP_SOURCE" = wheels ]; then
   stamp=$( (
     docker run --rm --network none -v "$PWD/pyproject.toml:/src/pyproject.toml:ro" "$base" python3 -c \
       'import tomllib; p = tomllib.load(open("/src/pyproject.toml", "rb"))["project"]; print(p["dependencies"], p["optional-dependencies"]["train"])'
+    [ -z "$SPARK" ] || echo "with the spark extra"
     docker image inspect -f '{{.Id}}' "$base"
     uname -m
   ) | sha256sum | cut -d' ' -f1)
@@ -121,14 +127,16 @@ if [ "$PIP_SOURCE" = wheels ]; then
     if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
       ca=(-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/host-ca.crt:ro -e PIP_CERT=/etc/ssl/certs/host-ca.crt)
     fi
-    docker run --rm --user "$(id -u):$(id -g)" -e HOME=/tmp -e PIP_DISABLE_PIP_VERSION_CHECK=1 -e PIP_NO_CACHE_DIR=1 \
+    docker run --rm --user "$(id -u):$(id -g)" -e HOME=/tmp -e PIP_DISABLE_PIP_VERSION_CHECK=1 -e PIP_NO_CACHE_DIR=1 -e SPARK="$SPARK" \
       "${ca[@]}" -v "$PWD/pyproject.toml:/src/pyproject.toml:ro" -v "$PWD/$OFFLINE/wheels:/wheels" "$base" sh -c '
         set -e
         python - >/tmp/requirements.txt <<PY
-import tomllib
+import os, tomllib
 project = tomllib.load(open("/src/pyproject.toml", "rb"))["project"]
 print("\n".join(project["dependencies"]))
 print("\n".join(r for r in project["optional-dependencies"]["train"] if not r.startswith(project["name"])))
+if os.environ.get("SPARK"):
+    print("\n".join(r for r in project["optional-dependencies"]["spark"] if not r.startswith(project["name"])))
 print("setuptools>=70.1")
 PY
         python -m venv /tmp/venv
@@ -147,7 +155,28 @@ fi
 
 buildlog=$(mktemp)
 trap 'rm -f "$buildlog"' EXIT
-for target in trainer similarity rating gateway; do
+targets=(trainer similarity rating gateway)
+spark_base=""
+if [ -n "$SPARK" ]; then
+  # Spark runs on Java, which pip cannot install: the base image with Java 17 added (the same Python, so the
+  # virtual environment built on the base runs there unchanged); Docker's cache makes a second run instant.
+  spark_base=${CHORUS_SPARK_BASE_IMAGE:-$LOCAL_PYTHON_JAVA}
+  if [ -z "${CHORUS_SPARK_BASE_IMAGE:-}" ]; then
+    started=$SECONDS
+    printf '%s\n' "FROM $base" "USER root" \
+      "RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null && rm -rf /var/lib/apt/lists/*" |
+      docker build -q -t "$spark_base" - >"$buildlog" 2>&1 || {
+      tail -n 40 "$buildlog" >&2
+      die "adding Java 17 to $base failed (apt-get needs a Debian mirror; or set CHORUS_SPARK_BASE_IMAGE)"
+    }
+    log "made $spark_base ($base with Java 17) in $((SECONDS - started)) s"
+  else
+    present "$spark_base" || docker pull -q "$spark_base" >/dev/null || die "CHORUS_SPARK_BASE_IMAGE=$spark_base is neither here nor pullable"
+  fi
+  build_args+=(--build-arg "SPARK_BASE_IMAGE=$spark_base")
+  targets+=(spark)
+fi
+for target in "${targets[@]}"; do
   started=$SECONDS
   if ! docker build --force-rm -f deploy/Dockerfile --target "$target" "${build_args[@]}" "${network[@]}" \
     --label org.chorus.image="$target" -t "chorus-$target:$TAG" . >"$buildlog" 2>&1; then
@@ -166,5 +195,6 @@ CHORUS_REDIS_IMAGE=$redis
 CHORUS_POSTGRES_IMAGE=$postgres
 CHORUS_IMAGE_TAG=$TAG
 EOF
+[ -z "$spark_base" ] || echo "CHORUS_SPARK_BASE_IMAGE=$spark_base" >>deploy/images.env
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' |
-  grep -E "^(chorus-(trainer|similarity|rating|gateway):$TAG|${base}|${redis}|${postgres}) " | sed 's/^/images:   /' >&2
+  grep -E "^(chorus-(trainer|similarity|rating|gateway|spark):$TAG|${base}|${redis}|${postgres}) " | sed 's/^/images:   /' >&2

@@ -128,3 +128,38 @@ def test_build_context_leaves_out_the_checkout_s_bulk():
     lines = [ln.strip() for ln in (REPO / ".dockerignore").read_text().splitlines() if ln.strip()[:1] not in ("", "#")]
     assert lines[0] == "*"  # everything is left out but what is named
     assert {"!pyproject.toml", "!README.md", "!chorus", "!deploy/offline"} <= set(lines)
+
+
+SPARK = ("spark-master", "spark-worker", "spark-trainer")
+
+
+def test_spark_profile_is_optional_and_trains_on_its_own_master(compose):
+    s = compose["services"]
+    for name in SPARK:
+        assert s[name]["profiles"] == ["spark"], name
+        assert s[name]["image"] == "chorus-spark:${CHORUS_IMAGE_TAG:-latest}", name
+    assert all("profiles" not in svc for name, svc in s.items() if name not in SPARK)
+    assert s["spark-master"]["build"]["target"] == "spark"
+    master = s["spark-master"]["command"]
+    url = f"spark://{master[master.index('--host') + 1]}:{master[master.index('--port') + 1]}"
+    assert s["spark-worker"]["command"][-1] == url
+    options = s["spark-trainer"]["environment"]["CHORUS_TRAIN_OPTIONS"].split()
+    assert options[options.index("--engine") + 1] == "spark"
+    assert options[options.index("--spark-master") + 1] == url
+    staging = options[options.index("--spark-staging") + 1]
+    for name in ("spark-worker", "spark-trainer"):  # the rating data is staged where the executors read it
+        assert f"staging:{staging}" in s[name]["volumes"], name
+    assert "artifacts:/artifacts" in s["spark-trainer"]["volumes"] and "staging" in compose["volumes"]
+    assert s["spark-trainer"]["depends_on"]["spark-worker"]["condition"] == "service_healthy"
+    assert s["spark-worker"]["depends_on"]["spark-master"]["condition"] == "service_healthy"
+    for name in ("spark-master", "spark-worker"):
+        assert s[name]["healthcheck"]["test"], name
+
+
+def test_spark_image_has_java_and_the_trainer_script():
+    dockerfile = (REPO / "deploy" / "Dockerfile").read_text()
+    stage = dockerfile[dockerfile.index("AS spark\n") :]
+    assert "java -version" in stage and "requirements-spark.txt" in dockerfile
+    assert "COPY deploy/trainer.sh" in stage and "PYSPARK_PYTHON=/opt/chorus/bin/python" in stage
+    trainer = (REPO / "deploy" / "trainer.sh").read_text()
+    assert "$options" in trainer and "CHORUS_TRAIN_OPTIONS" in trainer

@@ -129,6 +129,23 @@ class SimilarityIndex:
         ------
         InvalidInput : mismatched lengths, indices out of range, a repeated pair, or non-finite ratings.
         """
+        arrays = cls.index_arrays(user, item, rating, n_users, n_items, item_rank=item_rank, user_rank=user_rank)
+        return cls(arrays, config)
+
+    @staticmethod
+    def index_arrays(
+        user: np.ndarray,
+        item: np.ndarray,
+        rating: np.ndarray,
+        n_users: int,
+        n_items: int,
+        *,
+        item_rank: np.ndarray | None = None,
+        user_rank: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
+        """The arrays :meth:`from_arrays` indexes (those of :meth:`to_arrays` without a table), without forming
+        the index itself (an offline build that needs one side of it). Arguments and errors as
+        :meth:`from_arrays`."""
         user = np.asarray(user).astype(np.int64, copy=False)
         item = np.asarray(item).astype(np.int64, copy=False)
         rating = np.asarray(rating).astype(np.float64, copy=False)
@@ -168,7 +185,7 @@ class SimilarityIndex:
             "user_mean": um,
             "user_norm": unorm,
         }
-        return cls(arrays, config)
+        return arrays
 
     @classmethod
     def from_saved(cls, arrays: Mapping[str, np.ndarray], config: SimilarityConfig | None = None) -> SimilarityIndex:

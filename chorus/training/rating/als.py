@@ -20,7 +20,7 @@ the one-worker breakdown and the measured speed-up.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -224,7 +224,6 @@ class Sweeper:
         self._ridge_k0: tuple[np.ndarray, np.ndarray] | None = None
         self._kept: Params | None = None  # K = 0: the parameters kept by keep()
         self._kept_alpha = 0.0
-        self._inits: dict[tuple[int, float, int], list[tuple[np.ndarray, np.ndarray]]] = {}
         if not k:
             return
         sizes = (data.n_users, data.n_items)
@@ -305,20 +304,16 @@ class Sweeper:
             self.out[s][:, 0], self.out[s][:, 1:] = beta, gamma
         return self._params(params.alpha)
 
-    def initial(self, config: LatentConfig) -> list[Params]:
+    def initial(self, config: LatentConfig) -> Iterator[Params]:
         """The starting parameters of each of ``config.restarts`` (:func:`init_params` from
-        ``numpy.random.default_rng(config.seed)``), drawn once per sweeper: the fits of a λ grid share them."""
+        ``numpy.random.default_rng(config.seed)``), drawn when asked for, one restart at a time: every fit of a λ
+        grid draws the same numbers again (a fraction of a second per million reviews) rather than keeping
+        factor-sized copies, ``(n_users + n_items) × K`` float64 each, for the sweeper's life."""
         data = self.data
-        key = (config.seed, config.init_scale, config.restarts)
-        if key not in self._inits:
-            rng = np.random.default_rng(config.seed)
-            draws = [
-                init_params(data.n_users, data.n_items, self.k, 0.0, config.init_scale, rng)
-                for _ in range(config.restarts)
-            ]
-            self._inits[key] = [(p.pu, p.qi) for p in draws]
+        rng = np.random.default_rng(config.seed)
         alpha = float(data.rating.mean())
-        return [Params(alpha, np.zeros(data.n_users), np.zeros(data.n_items), pu, qi) for pu, qi in self._inits[key]]
+        for _ in range(config.restarts):  # yielded, not bound here: the caller alone holds a draw
+            yield init_params(data.n_users, data.n_items, self.k, alpha, config.init_scale, rng)
 
     def keep(self, params: Params) -> None:
         """Keep a copy of ``params`` (those of :meth:`start`) for :meth:`kept` (early stopping)."""
@@ -513,8 +508,10 @@ def _restarts(
     else by ``L`` when there are several) as ``(score, params, info)``."""
     data = sweeper.data
     best: tuple[float, Params, FitInfo] | None = None
-    for restart, p0 in enumerate(sweeper.initial(config)):
-        params, info = als_sweeps(prob, p0, sweeper, config, sweeps, data.low, data.high, track_objective)
+    draws = sweeper.initial(config)
+    for restart in range(config.restarts):
+        # the draw is passed on, not kept here: once loaded into the sweeper's buffers it is freed
+        params, info = als_sweeps(prob, next(draws), sweeper, config, sweeps, data.low, data.high, track_objective)
         info.restart = restart
         if info.best_validation_rmse is not None:
             score = info.best_validation_rmse

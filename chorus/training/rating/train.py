@@ -158,8 +158,9 @@ def select(
         with Sweeper(fit_on, k, config.base.dtype, workers, validation) as sweeper:
             for lf in config.reg_factors:
                 cfg = replace(config.base, n_factors=k, reg_factors=lf, reg_bias=bias_cfg.reg_bias)
-                # only the validation score and best sweep are needed: no model is built for a grid point
-                _, info = fit_als_params(fit_on, cfg, validation=validation, sweeper=sweeper)
+                # only the validation score and best sweep are needed: no model is built for a grid point, and
+                # the parameters are dropped at once (not held, factor-sized, through the next point's fit)
+                info = fit_als_params(fit_on, cfg, validation=validation, sweeper=sweeper)[1]
                 latent_error = info.best_validation_rmse
                 assert latent_error is not None  # fitted with a validation set
                 grid.append(

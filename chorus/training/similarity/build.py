@@ -11,10 +11,14 @@ Only ``chorus train`` and the benchmarks import this module; the service loads t
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
+import sys
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 import numpy as np
@@ -68,6 +72,16 @@ def thread_runner(workers: int) -> BlockRunner:
     return run
 
 
+def trim_heap() -> None:
+    """Hand the heap's free memory back to the system (glibc's ``malloc_trim``; elsewhere nothing). The build
+    frees hundreds of MB in pieces that glibc would keep for this process, and the components trained after it
+    allocate theirs elsewhere (shared memory, their own processes), so the kept pieces would only add to the
+    peak."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def block_bounds(work: np.ndarray, block_rows: int, block_nnz: int) -> list[tuple[int, int]]:
     """Consecutive row ranges with at most ``block_rows`` rows and a total ``work`` within ``block_nnz``
     (a single heavier row forms a block of its own). ``work``: int64 (n_rows,)."""
@@ -77,8 +91,33 @@ def block_bounds(work: np.ndarray, block_rows: int, block_nnz: int) -> list[tupl
     return out
 
 
+#: The index arrays (:meth:`SimilarityIndex.index_arrays`) the item side is made of, in :class:`Side`'s order
+ITEM_SIDE_ARRAYS = (
+    "item_indptr",
+    "item_users",
+    "item_ratings",
+    "user_indptr",
+    "user_items",
+    "user_ratings",
+    "item_count",
+    "item_mean",
+    "item_norm",
+    "item_rank",
+)
+
+
+def item_side(arrays: Mapping[str, np.ndarray]) -> Side:
+    """The item side of the index ``arrays`` (:data:`ITEM_SIDE_ARRAYS`) as the table build needs it: its scipy
+    matrices (those of an online query, two of them complex) formed only if something asks for them, which the
+    kernel does not."""
+    indptr, indices, ratings, t_indptr, t_indices, t_ratings, count, mean, norm, rank = (
+        arrays[name] for name in ITEM_SIDE_ARRAYS
+    )
+    return Side("item", indptr, indices, ratings, t_indptr, t_indices, t_ratings, count, mean, norm, rank, eager=False)
+
+
 def build_table(
-    index: SimilarityIndex,
+    index: SimilarityIndex | Side,
     K: int = 50,
     measures: Iterable[str] = tuple(Measure),
     *,
@@ -94,16 +133,18 @@ def build_table(
     "Scaling", for threads against processes; the Spark engine passes one that runs them on executors). Every
     block is computed by the same kernel whoever computes it, so the table is the same for any runner.
 
-    Returns the table arrays (``n_neighbors``, ``neighbors_<m>``, ``scores_<m>``) and statistics (``pairs``:
-    the co-occurring pairs scored). ``progress(done_rows, n_items)`` is called after each block.
+    ``index``: the index, or its item side alone (:func:`item_side`; block limits then default to
+    :class:`SimilarityConfig`'s). Returns the table arrays (``n_neighbors``, ``neighbors_<m>``, ``scores_<m>``)
+    and statistics (``pairs``: the co-occurring pairs scored). ``progress(done_rows, n_items)`` is called after
+    each block.
     """
     K = check_k(K, "K")
     chosen = tuple(spec.measure for spec in measure_specs(measures))
-    cfg = index.config
+    cfg = index.config if isinstance(index, SimilarityIndex) else SimilarityConfig()
     block_rows = block_rows or cfg.block_rows
     block_nnz = block_nnz or cfg.block_nnz
-    side = index.items
-    n = index.n_items
+    side = index.items if isinstance(index, SimilarityIndex) else index
+    n = side.n_rows
     start = time.perf_counter()
     work = side.row_work()
     blocks = block_bounds(work, block_rows, block_nnz)
@@ -193,18 +234,21 @@ def build_similarity(
             index_type = index_dtype(np.asarray(user).shape[0], n_users, n_items)
             warming = threading.Thread(target=warm_up, args=(index_type,), daemon=True)
             warming.start()
-        index = SimilarityIndex.from_arrays(
-            user, item, rating, n_users, n_items, item_rank=item_rank, user_rank=user_rank, config=config
+        # the index's arrays and its item side only: the table never reads the user side or the scipy matrices
+        # an online query multiplies (together about twice what the kernel reads)
+        index = SimilarityIndex.index_arrays(
+            user, item, rating, n_users, n_items, item_rank=item_rank, user_rank=user_rank
         )
+        side = item_side(index)
         t1 = time.perf_counter()
         if warming is not None:
             warming.join()
         table, tstats = build_table(
-            index,
+            side,
             K,
             measures,
-            block_rows=block_rows,
-            block_nnz=block_nnz,
+            block_rows=block_rows or config.block_rows,
+            block_nnz=block_nnz or config.block_nnz,
             progress=progress,
             workers=workers,
             runner=runner,
@@ -213,7 +257,10 @@ def build_similarity(
     finally:
         if tracing:
             tracemalloc.stop()
-    arrays = {**index.to_arrays(), **table}
+    del side
+    gc.collect()  # a side refers to itself (its lazily formed matrices): let it go now, not at the next collection
+    trim_heap()
+    arrays = {**index, **table}
     stats = {
         "seconds": time.perf_counter() - t0,
         "index_seconds": t1 - t0,
@@ -223,7 +270,7 @@ def build_similarity(
         "max_block_work": tstats["max_block_work"],
         "pairs": tstats["pairs"],
         "workers": workers,
-        "index_bytes": int(sum(np.asarray(index.to_arrays()[n]).nbytes for n in CORE_ARRAYS)),
+        "index_bytes": int(sum(np.asarray(index[n]).nbytes for n in CORE_ARRAYS)),
         "table_bytes": tstats["table_bytes"],
         "peak_traced_bytes": peak,
         "reviews": int(np.asarray(user).shape[0]),

@@ -259,17 +259,24 @@ class KernelInput:
         if tile < 1:
             raise InvalidInput(f"tile must be at least 1, got {tile}")
         self.tile = tile
-        t_b = side.right["b"]
+        # the columns×rows layout's arrays themselves, not the side's scipy matrices of them (which a side built
+        # for the kernel never forms: two of them are complex, 16 bytes an entry)
+        t_indices, t_indptr, _ = side._t_layout
+        t_x, t_z = side._right_values["x"](), side._right_values["z"]()
         order = np.argsort(-side.count_int, kind="stable")
         self.label = np.empty(side.n_rows, dtype=np.int64)
         self.label[order] = np.arange(side.n_rows)
-        t_label = self.label[t_b.indices]
-        column = np.repeat(np.arange(side.n_cols), np.diff(t_b.indptr))
+        t_label = self.label[t_indices]
+        column = np.repeat(np.arange(side.n_cols, dtype=t_indices.dtype), np.diff(t_indptr))
         perm = coo_order(column, t_label)
+        del column
         self.left = (side.left["x"], side.left["z"], side.left["z2"])
-        self.t_indptr = np.asarray(t_b.indptr, dtype=np.int64)
+        self.t_indptr = np.asarray(t_indptr, dtype=np.int64)
         self.t_rows = t_label[perm].astype(side.indices.dtype)
-        self.right = (side.right["x"].data[perm], side.right["z"].data[perm], side.right["z2i"].data.real[perm])
+        del t_label
+        # z² here is the real part of the side's ``z2i = z² + i`` (adding i leaves the real part's bits alone)
+        t_zp = t_z[perm]
+        self.right = (t_x[perm], t_zp, t_zp * t_zp)
         self.rank = side.rank[order]
         self._stats = (side.count[order], side.norm[order])
         self._local = threading.local()
