@@ -216,12 +216,24 @@ def _coverage_novelty_plot(models: Mapping[str, Mapping[str, float]], k: int) ->
     return _svg(fig)
 
 
+def _samples(n: int, most: int = 300) -> np.ndarray:
+    """Sorted positions in ``[0, n)`` to draw a curve over ``n`` items at: ``most`` spaced evenly and ``most``
+    spaced logarithmically (the head and the tail both keep their shape), so a plot's size does not grow with
+    the catalogue."""
+    if n <= 2 * most:
+        return np.arange(n)
+    even = np.linspace(0, n - 1, most)
+    log = np.geomspace(1, n, most) - 1
+    return np.unique(np.concatenate((even, log)).round().astype(np.int64))
+
+
 def _long_tail_plot(counts: np.ndarray) -> str:
     fig = _figure()
     ax = fig.add_subplot()
     ranked = np.sort(counts)[::-1]
-    ax.fill_between(np.arange(1, ranked.size + 1), ranked, step="mid", alpha=0.35, color=_COLOURS[0])
-    ax.plot(np.arange(1, ranked.size + 1), ranked, color=_COLOURS[0], linewidth=1)
+    at = _samples(ranked.size)
+    ax.fill_between(at + 1, ranked[at], alpha=0.35, color=_COLOURS[0], linewidth=0)
+    ax.plot(at + 1, ranked[at], color=_COLOURS[0], linewidth=1)
     ax.set_yscale("log")
     ax.set_xlabel("items, most reviewed first")
     ax.set_ylabel("reviews per item")
@@ -238,15 +250,15 @@ def _lorenz(shares: np.ndarray, order: np.ndarray) -> np.ndarray:
 def _list_tail_plot(figures: Mapping[str, Any]) -> str:
     counts = np.asarray(figures["item_counts"], dtype=np.float64)
     order = np.argsort(-counts, kind="stable")
-    x = np.linspace(0.0, 1.0, counts.size + 1)
+    # from the single most reviewed item on, in log scale: the lists crowd into the first few percent
+    at = _samples(counts.size) + 1
+    x = at / counts.size
     fig = _figure()
     ax = fig.add_subplot()
-    # from the single most reviewed item on, in log scale: the lists crowd into the first few percent
-    x, tail = x[1:], slice(1, None)
-    ax.plot(x, _lorenz(counts, order)[tail], color="#000000", linewidth=2, label="reviews (the data)")
+    ax.plot(x, _lorenz(counts, order)[at], color="#000000", linewidth=2, label="reviews (the data)")
     for n, (kind, m) in enumerate(figures["models"].items()):
         slots = np.asarray(m["slots"], dtype=np.float64)
-        ax.plot(x, _lorenz(slots, order)[tail], color=_COLOURS[n % len(_COLOURS)], label=f"{label(kind)} lists")
+        ax.plot(x, _lorenz(slots, order)[at], color=_COLOURS[n % len(_COLOURS)], label=f"{label(kind)} lists")
     ax.set_xscale("log")
     ax.set_xlabel("share of items, most reviewed first (log scale)")
     ax.set_ylabel("cumulative share")
@@ -280,7 +292,8 @@ body{font-family:system-ui,sans-serif;max-width:60rem;margin:1.5rem auto;padding
 h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:0.8rem 0;font-variant-numeric:tabular-nums}
 th,td{padding:0.25rem 0.7rem;text-align:right;border-bottom:1px solid #eee}
-th:first-child,td:first-child{text-align:left}
+th:first-child,td:first-child,td.words{text-align:left}td.words{min-width:12rem}
+div.table{overflow-x:auto;max-width:100%}
 figure{margin:1rem 0}svg{max-width:100%;height:auto}p.note{color:#555;font-size:0.92rem}
 """
 
@@ -293,9 +306,16 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 
             return f"{value:,}"
         return html.escape(str(value))
 
+    def td(value: Any, last: bool) -> str:
+        # a text in the last column (the hyperparameters) wraps as words, left-aligned
+        words = last and isinstance(value, str)
+        return f'<td class="words">{cell(value)}</td>' if words else f"<td>{cell(value)}</td>"
+
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    body = "".join(
+        "<tr>" + "".join(td(v, n == len(row) - 1 and n > 0) for n, v in enumerate(row)) + "</tr>" for row in rows
+    )
+    return f'<div class="table"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _section(title: str, *parts: str) -> str:

@@ -132,9 +132,11 @@ def test_train_puts_the_report_into_the_version_and_the_rating_service_serves_it
     evaluated = ranking(load_ratings(data, progress=False), seed=0)
     assert evaluated["params"] == {kind: s["params"] for kind, s in metrics["kinds"].items()}
     for kind, m in evaluated["models"].items():
-        row = re.search(rf"<tr><td>{re.escape(label(kind))}( \(chosen\))?</td>((<td>[^<]*</td>)+)</tr>", text)
+        row = re.search(
+            rf"<tr><td>{re.escape(label(kind))}( \(chosen\))?</td>((<td( class=\"words\")?>[^<]*</td>)+)</tr>", text
+        )
         assert row, kind
-        cells = re.findall(r"<td>([^<]*)</td>", row.group(2))
+        cells = re.findall(r"<td[^>]*>([^<]*)</td>", row.group(2))
         assert cells[:6] == [f"{m[c]:.4f}" for c in ("precision", "recall", "ndcg", "map", "coverage", "novelty")]
         assert cells[6] == f"{metrics['kinds'][kind]['validation']['ndcg']:.4f}"
         assert bool(row.group(1)) == (kind == metrics["default"])
@@ -169,3 +171,10 @@ def test_a_version_without_a_report_answers_404_with_a_reason(tmp_path):
         answer = client.get("/v1/report")
         assert answer.status_code == 404 and answer.json()["type"] == "not_found"
         assert f"version {name} has no evaluation report" in answer.json()["detail"]
+
+
+def test_a_plot_does_not_grow_with_the_catalogue(small):
+    stats = {"reviews": small.n, "users": small.n_users, "items": small.n_items}
+    few = render("x", stats, np.arange(1, 601))
+    many = render("x", stats, np.arange(1, 200_001))
+    assert len(many) < 1.5 * len(few)
