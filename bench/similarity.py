@@ -109,6 +109,17 @@ def timed(f, *args, **kw):
     return out, time.perf_counter() - t
 
 
+def timed_cpu(f, *args, **kw):
+    """(result, wall seconds, CPU seconds of this process): on a shared machine the CPU time shows the work
+    itself, the wall clock also the waits for a core."""
+    t, c = time.perf_counter(), time.process_time()
+    out = f(*args, **kw)
+    return out, time.perf_counter() - t, time.process_time() - c
+
+
+PAIRS = 10_000  # pairs in a prediction batch
+
+
 def run_dataset(path: Path, label: str, queries: int, literal_budget: float, seed: int) -> dict:
     from chorus.services.similarity import SimilarityIndex, id_rank
     from chorus.shared.data import load_ratings
@@ -212,14 +223,28 @@ def run_dataset(path: Path, label: str, queries: int, literal_budget: float, see
         )
     users = rng.choice(r.n_users, size=min(200, r.n_users), replace=False).tolist()
     extra["similar_users_jaccard"] = stats_ms([timed(index.similar_users, u, 10, "jaccard")[1] for u in users])
-    extra["recommend_cosine_default"] = stats_ms([timed(index.recommend, u, 10, "cosine")[1] for u in users])
-    extra["recommend_jaccard"] = stats_ms([timed(index.recommend, u, 10, "jaccard")[1] for u in users])
-    pu, pi = rng.integers(0, r.n_users, 10_000), rng.integers(0, r.n_items, 10_000)
-    extra["predict_batch_10000"] = stats_ms([timed(index.predict, pu, pi)[1] for _ in range(3)])
-    out["other_queries"] = extra
-    print("other online queries (k=10):")
+    cpu = {}
+    for measure in ("cosine", "jaccard", "pearson"):  # cosine is the default; the other two sum over the table
+        walls, cpus = zip(*(timed_cpu(index.recommend, u, 10, measure)[1:] for u in users), strict=True)
+        extra[f"recommend_{measure}"], cpu[f"recommend_{measure}"] = stats_ms(walls), stats_ms(cpus)
+    pu, pi = rng.integers(0, r.n_users, PAIRS), rng.integers(0, r.n_items, PAIRS)
+    for measure in ("jaccard", "cosine", "pearson"):  # jaccard is the default
+        walls, cpus = zip(*(timed_cpu(index.predict, pu, pi, measure)[1:] for _ in range(3)), strict=True)
+        extra[f"predict_{measure}_batch_{PAIRS}"] = stats_ms(walls)
+        cpu[f"predict_{measure}_batch_{PAIRS}"] = stats_ms(cpus)
+    out["other_queries"], out["other_queries_cpu"] = extra, cpu
+    out["loadavg_after"] = os.getloadavg()
+    print(
+        f"other online queries (k=10; wall clock, and this process's CPU time where measured; {PAIRS:,} pairs a batch):"
+    )
     for name, st in extra.items():
-        print(f"  {name:24s} mean {st['mean_ms']:9.3f} ms   p99 {st['p99_ms']:9.3f} ms   (n={st['n']})")
+        line = f"  {name:28s} mean {st['mean_ms']:9.3f} ms   p50 {st['p50_ms']:9.3f} ms   p99 {st['p99_ms']:9.3f} ms"
+        if name.startswith("predict"):
+            line += f"   ({st['p50_ms'] / PAIRS:.4f} ms a pair)"
+        if name in cpu:
+            c = cpu[name]
+            line += f"   CPU p50 {c['p50_ms']:8.3f} ms p99 {c['p99_ms']:8.3f} ms"
+        print(line + f"   (n={st['n']})")
     return out
 
 
@@ -362,6 +387,32 @@ def run_live(path: Path, streamed: float, seed: int) -> dict:
     return out
 
 
+def print_ab(baselines: list[dict], results: list[dict], ref: str) -> None:
+    """The query figures of the baseline and of this tree side by side: p50 / p99 per query (ms a pair for
+    prediction batches), wall clock and CPU time."""
+    for before, after in zip(baselines, results, strict=True):
+        print(f"\n== A/B on {after['dataset']}: baseline {ref} -> this tree (wall clock; CPU time)")
+        for name, st in after["other_queries"].items():
+            old = before["other_queries"].get(name)
+            if old is None:
+                continue
+            c_new, c_old = after["other_queries_cpu"].get(name), before["other_queries_cpu"].get(name)
+            per = PAIRS if name.startswith("predict") else 1
+            unit = "ms a pair" if per > 1 else "ms"
+
+            def pair(a: dict, b: dict, key: str, per: int = per) -> str:
+                return f"{a[key] / per:.4f} -> {b[key] / per:.4f}"
+
+            line = f"  {name:28s} p50 {pair(old, st, 'p50_ms')}  p99 {pair(old, st, 'p99_ms')} {unit}"
+            if c_new and c_old:
+                line += f";  CPU p50 {pair(c_old, c_new, 'p50_ms')}  p99 {pair(c_old, c_new, 'p99_ms')}"
+            print(line)
+        print(
+            f"  load average (1 min) at the end of each run: baseline {before['loadavg_after'][0]:.2f}, "
+            f"this tree {after['loadavg_after'][0]:.2f}"
+        )
+
+
 # --- driver ------------------------------------------------------------------------------------------------
 
 
@@ -401,11 +452,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--live", action="store_true", help="only the live-events benchmark (see above)")
     p.add_argument("--live-data", type=Path, default=ML_100K, help="MovieLens 100K u.data for --live")
     p.add_argument("--streamed", type=float, default=0.2, help="fraction of the ratings streamed with --live")
+    p.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="A/B: run each dataset also with the chorus package of this git commit (e.g. main), in turn with this "
+        "tree's, and print the query figures side by side",
+    )
     p.add_argument("--worker", nargs=3, metavar=("PATH", "LABEL", "OUT"), help=argparse.SUPPRESS)
+    p.add_argument("--code", type=Path, help=argparse.SUPPRESS)  # a worker's chorus package comes from here
     args = p.parse_args(argv)
 
     if args.worker:  # one dataset, in its own process
         path, label, out = args.worker
+        if args.code:
+            sys.path.insert(0, str(args.code))
         res = run_dataset(Path(path), label, args.queries, args.literal_budget, args.seed)
         Path(out).write_text(json.dumps(res, default=float))
         return 0
@@ -435,28 +495,43 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {info['cpus']} CPUs, {info['platform']}, Python {info['python']}, numpy {info['numpy']}, "
         f"scipy {info['scipy']}; load average {info['loadavg_at_start'][0]:.2f}"
     )
-    results = []
+    results, baselines = [], []
     with tempfile.TemporaryDirectory() as tmp:
+        code = None
+        if args.baseline:
+            code = Path(tmp) / "baseline"
+            code.mkdir()
+            archive = subprocess.run(
+                ["git", "-C", str(REPO), "archive", args.baseline, "chorus"], check=True, capture_output=True
+            ).stdout
+            subprocess.run(["tar", "-x", "-C", str(code)], input=archive, check=True)
         for k, (path, label) in enumerate(datasets):
-            out = Path(tmp) / f"{k}.json"
-            cmd = [
-                sys.executable,
-                __file__,
-                "--worker",
-                str(path),
-                label,
-                str(out),
-                "--queries",
-                str(args.queries),
-                "--literal-budget",
-                str(args.literal_budget),
-                "--seed",
-                str(args.seed),
-            ]
-            subprocess.run(cmd, check=True)
-            results.append(json.loads(out.read_text()))
+            runs = [(results, None, label)]
+            if code is not None:  # the baseline first, then this tree: the same steps, one after the other
+                runs.insert(0, (baselines, code, f"{label}, baseline {args.baseline}"))
+            for n, (into, code_dir, what) in enumerate(runs):
+                out = Path(tmp) / f"{k}-{n}.json"
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    str(path),
+                    what,
+                    str(out),
+                    "--queries",
+                    str(args.queries),
+                    "--literal-budget",
+                    str(args.literal_budget),
+                    "--seed",
+                    str(args.seed),
+                ] + (["--code", str(code_dir)] if code_dir else [])
+                subprocess.run(cmd, check=True)
+                into.append(json.loads(out.read_text()))
+    if baselines:
+        print_ab(baselines, results, args.baseline)
     if args.json:
-        args.json.write_text(json.dumps({"machine": info, "results": results}, indent=2, default=float))
+        report = {"machine": info, "results": results} | ({"baseline": baselines} if baselines else {})
+        args.json.write_text(json.dumps(report, indent=2, default=float))
         print(f"\nwrote {args.json}")
     return 0
 

@@ -416,9 +416,9 @@ class FlakyStore(EventStore):
         self._check()
         return super().last_seq()
 
-    def submit(self, batch):
+    def submit_async(self, batch):
         self._check()
-        return super().submit(batch)
+        return super().submit_async(batch)
 
 
 def test_a_store_that_goes_down_fails_only_the_event_routes(sim, rat, tmp_path):

@@ -179,11 +179,12 @@ class Events:
             raise self._unavailable(exc, written) from None
 
     async def append(self, batch: Sequence[NewEvent]) -> Appended:
-        """Store ``batch`` through the store's writer (group commit: :meth:`EventStore.submit`), answered once its
-        transaction committed; the loop waits without a thread of its own. A failure of the store is a 503."""
+        """Store ``batch`` through the store's writer (group commit: :meth:`EventStore.submit_async`), answered
+        once its transaction committed; the loop waits without a thread of its own. A failure of the store is a
+        503."""
         store = self.require()
         try:
-            return await asyncio.wrap_future(store.submit(batch))
+            return await store.submit_async(batch)
         except InvalidInput:
             raise
         except Exception as exc:

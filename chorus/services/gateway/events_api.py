@@ -14,7 +14,7 @@ import time
 
 from fastapi import APIRouter, Response
 
-from chorus.services.gateway.deps import ApiKeyDep, EventsDep
+from chorus.services.gateway.deps import KeyedEventsDep
 from chorus.services.gateway.keys import MissingKey
 from chorus.shared.contract.errors import EventsUnavailable, Forbidden, InvalidInput
 from chorus.shared.contract.events import (
@@ -43,26 +43,29 @@ ERRORS = error_responses(
 )
 PRIVATE = {"cache-control": "no-store"}  # personal data: no shared cache keeps it
 
+_STORED = EVENTS_RECEIVED.labels("stored")
+_DUPLICATES = EVENTS_RECEIVED.labels("duplicate")
 router = APIRouter(prefix="/v1", tags=["events"], responses=ERRORS, route_class=OffLoopRoute)
 
 
 @router.post("/events", response_model=StoredPublic)
-async def post_events(events: EventsDep, _key: ApiKeyDep, body: EventsRequest) -> StoredPublic:
+async def post_events(events: KeyedEventsDep, body: EventsRequest) -> Response:
     """Store 1 to 1,000 events (ratings, purchases, views, reviews) and answer once they are durable; an
     ``event_id`` stored before is not stored again (``duplicates``), so retrying a batch is safe. Unknown users
     and items are accepted. The next request for the user's recommendations reflects these events."""
     now = time.time()
     batch = [event.to_new(now) for event in body.events]
     done = await events.append(batch)
-    EVENTS_RECEIVED.labels("stored").inc(done.stored)
-    EVENTS_RECEIVED.labels("duplicate").inc(done.duplicates)
-    return StoredPublic(stored=done.stored, duplicates=done.duplicates)
+    _STORED.inc(done.stored)
+    _DUPLICATES.inc(done.duplicates)
+    answer = StoredPublic(stored=done.stored, duplicates=done.duplicates)
+    # encoded here by pydantic: FastAPI's response_model path would validate it again and encode it in Python
+    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 @router.get("/users/{user_id}/events", response_model=EventsPublic)
 async def user_events(
-    events: EventsDep,
-    _key: ApiKeyDep,
+    events: KeyedEventsDep,
     response: Response,
     user_id: UserId,
     limit: EventsLimit = DEFAULT_EVENTS_LIMIT,
@@ -78,7 +81,7 @@ async def user_events(
 
 
 @router.delete("/users/{user_id}", response_model=ForgottenPublic)
-async def forget_user(events: EventsDep, _key: ApiKeyDep, user_id: UserId) -> ForgottenPublic:
+async def forget_user(events: KeyedEventsDep, user_id: UserId) -> ForgottenPublic:
     """Forget a user: delete their events, and keep their reviews of the dump out of every later version.
     Answers stop using their history at once (they become an unknown user). Forgetting twice is harmless."""
     deleted = await events.call(lambda store: store.forget(user_id, time.time()), "the user was forgotten")

@@ -194,31 +194,10 @@ def top_by_rounded_score(score: np.ndarray, rank: np.ndarray, k: int) -> np.ndar
     """The first ``k`` positions of :func:`order_by_rounded_score`, without sorting them all: only the scores
     whose rounded value reaches the ``k``-th largest (ties included, so the answer is exact) are sorted.
     ``score``: float64 (m,); ``rank``: int64 (m,) -> int64 (min(k, m),)."""
-    units = rounded_units(score)
-    m = units.shape[0]
+    m = score.shape[0]
     if m <= 4 * k:
-        return np.lexsort((rank, -units))[:k]
+        return order_by_rounded_score(score, rank)[:k]
+    units = rounded_units(score)
     kth = np.partition(units, m - k)[m - k]
     keep = np.flatnonzero(units >= kth)
     return keep[np.lexsort((rank[keep], -units[keep]))][:k]
-
-
-def best_per_group(group: np.ndarray, units: np.ndarray, rank: np.ndarray) -> np.ndarray:
-    """For each group, the position of its best member: the largest ``units``, ties to the smallest ``rank``.
-
-    Parameters
-    ----------
-    group : int (m,)
-        Group of each member.
-    units : float64 (m,)
-        Rounded scores (:func:`rounded_units`).
-    rank : int64 (m,)
-        Raw-id rank of each member.
-
-    Returns
-    -------
-    int64 (g,)
-        One position per distinct group, in ascending group order.
-    """
-    order = np.lexsort((rank, -units, group))
-    return order[np.r_[True, group[order][1:] != group[order][:-1]]]

@@ -25,9 +25,15 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from chorus.services.similarity.measures import REGISTRY, Term
-from chorus.services.similarity.ranking import DECIMALS, best_per_group, rounded_units, top_by_rounded_score
+from chorus.services.similarity.ranking import (
+    DECIMALS,
+    Q_MAX,
+    rank_bits,
+    rounded_units,
+    top_by_rounded_score,
+)
 from chorus.services.similarity.side import Side
-from chorus.services.similarity.sparse import chunks, gather_rows, group_sums, positions_in
+from chorus.services.similarity.sparse import chunks, gather_rows, group_index, group_sums, positions_in
 from chorus.shared.contract.names import Measure
 
 
@@ -102,10 +108,9 @@ def _nothing() -> Recommendations:
     return Recommendations(empty, np.zeros(0), empty)
 
 
-def _unrated(rated: np.ndarray, col: np.ndarray) -> np.ndarray:
-    """bool (m,): which of ``col`` (int64 (m,)) are not among ``rated`` (ascending, non-empty)."""
-    at = np.minimum(np.searchsorted(rated, col), rated.shape[0] - 1)
-    unrated: NDArray[np.bool_] = rated[at] != col
+def _unrated(rated: np.ndarray, col: np.ndarray, n: int) -> np.ndarray:
+    """bool (m,): which of ``col`` (int64 (m,), in ``0..n-1``) are not among ``rated`` (int (r,))."""
+    unrated: NDArray[np.bool_] = positions_in(rated, col, n) < 0
     return unrated
 
 
@@ -120,7 +125,7 @@ def _recommend_summed(
     for lo, hi in chunks(side.row_work()[liked], block_nnz):
         cand = side.candidates(liked[lo:hi], (measure,), exclude_self=False)
         col = cand.col.astype(np.int64)
-        fresh = _unrated(rated, col)
+        fresh = _unrated(rated, col, side.n_rows)
         if not fresh.any():
             continue
         sim = cand.scores[measure][fresh]
@@ -147,7 +152,7 @@ def recommend_from_table(
     value = scores[liked].ravel()
     src = np.repeat(liked, neighbors.shape[1])
     keep = col >= 0
-    keep[keep] = _unrated(rated, col[keep])
+    keep[keep] = _unrated(rated, col[keep], rank.shape[0])
     if not keep.any():
         return _nothing()
     uniq, total, _, because = _merge(col[keep], value[keep], rounded_units(value[keep]), src[keep], rank)
@@ -160,12 +165,19 @@ def _merge(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Group contributions by ``col``: (unique cols, summed ``value``, best rounded score, its source).
 
-    The best source has the largest ``best_units`` (a score times 10**10, rounded), ties going to the smallest
-    ``rank[src]``. All arrays (m,); sums accumulate in input order.
+    The best source has the largest ``best_units`` (a score in [-1, 1] times 10**10, rounded), ties going to the
+    smallest ``rank[src]``. All arrays (m,); sums accumulate in input order. The best is the smallest of one
+    int64 per contribution that orders as (units descending, rank ascending), so nothing is sorted.
     """
-    uniq, group = np.unique(col, return_inverse=True)
+    uniq, group = group_index(col, rank.shape[0])
     total = np.bincount(group, weights=value, minlength=uniq.shape[0])
-    firsts = best_per_group(group, best_units, rank[src])
+    descending = np.clip(Q_MAX - best_units, 0, 2 * Q_MAX).astype(np.int64)
+    key = (descending << rank_bits(rank.shape[0])) | rank[src]
+    best = np.full(uniq.shape[0], np.iinfo(np.int64).max)
+    np.minimum.at(best, group, key)
+    won = np.flatnonzero(key == best[group])  # one per group: a (source, column) pair occurs once
+    firsts = np.empty(uniq.shape[0], dtype=np.int64)
+    firsts[group[won]] = won
     return uniq, total, best_units[firsts], src[firsts]
 
 
@@ -186,7 +198,7 @@ def _recommend_cosine(side: Side, rated: np.ndarray, liked: np.ndarray, k: int, 
     col, num = _cosine_sums(side, users, q)
     den = side.norm[col]
     total = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
-    fresh = _unrated(rated, col)
+    fresh = _unrated(rated, col, side.n_rows)
     col, total = col[fresh], total[fresh]
     best = top_by_rounded_score(total, side.rank[col], k)
     top = col[best]

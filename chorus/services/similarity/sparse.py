@@ -7,7 +7,7 @@ import numpy as np
 import scipy.sparse as sp
 
 _SLOT_BUDGET = 1 << 22  # slots of the dense (row, column) -> position map used by aligned() (16-32 MB)
-_DENSE_KEYS = 16  # group_sums counts densely when m · 16 ≥ n: n slots cost about as much as sorting n / 16 keys
+_DENSE_KEYS = 16  # group_index counts densely when m · 16 ≥ n: n slots cost about as much as sorting n / 16 keys
 
 
 def csr_layout(
@@ -77,8 +77,22 @@ def gather_rows(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.nd
     return bptr, pos
 
 
+def group_index(keys: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct ``keys`` (int (m,) in ``0..n-1``), ascending, and the group of each key: int64 (g,), int64 (m,).
+
+    Dense counting arrays of ``n`` slots when the keys are many enough to fill a fair part of them, a sort of
+    the keys otherwise (so a light query on a large catalogue stays ``O(m log m)``)."""
+    if keys.shape[0] * _DENSE_KEYS >= n:
+        distinct = np.flatnonzero(np.bincount(keys, minlength=n))
+        where = np.zeros(n, dtype=np.int64)
+        where[distinct] = np.arange(distinct.shape[0])
+        return distinct, where[keys]
+    distinct, group = np.unique(keys, return_inverse=True)
+    return distinct.astype(np.int64), group.astype(np.int64)
+
+
 def group_sums(keys: np.ndarray, weights: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct ``keys`` and the sum of ``weights`` over each, accumulated in input order.
+    """The distinct ``keys`` and the sum of ``weights`` over each, accumulated in input order from 0.
 
     Parameters
     ----------
@@ -91,16 +105,9 @@ def group_sums(keys: np.ndarray, weights: np.ndarray, n: int) -> tuple[np.ndarra
     Returns
     -------
     (int64 (g,) distinct keys ascending, float64 (g,) their sums)
-
-    Both ways of grouping give the same floating-point sums (each adds its key's weights in input order,
-    starting from 0): dense counting arrays of length ``n`` when the keys are many enough to fill a fair part
-    of them, a sort of the keys otherwise (so a light query on a large catalogue stays ``O(m log m)``).
     """
-    if keys.shape[0] * _DENSE_KEYS >= n:
-        distinct = np.flatnonzero(np.bincount(keys, minlength=n))
-        return distinct, np.bincount(keys, weights=weights, minlength=n)[distinct]
-    distinct, group = np.unique(keys, return_inverse=True)
-    return distinct.astype(np.int64), np.bincount(group, weights=weights, minlength=distinct.shape[0])
+    distinct, group = group_index(keys, n)
+    return distinct, np.bincount(group, weights=weights, minlength=distinct.shape[0])
 
 
 def positions_in(values: np.ndarray, x: np.ndarray, n: int) -> np.ndarray:

@@ -30,20 +30,24 @@ a store applies the migrations it lacks, under a lock, and refuses a store whose
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
 import secrets
 import threading
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import PoolProxiedConnection
 
 from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.contract.names import redact_url
@@ -156,11 +160,13 @@ class Appended:
 
 @dataclass
 class _Append:
-    """One caller's batch waiting for the writer, the future its answer goes to, and (while its group is written)
-    the ids of its events that are the first of their id in the group."""
+    """One caller's batch waiting for the writer, where its answer goes (a thread's future, or an event loop's
+    future with its loop), and (while its group is written) the ids of its events that are the first of their id
+    in the group."""
 
     batch: list[NewEvent]
-    future: Future[Appended] = field(default_factory=Future)
+    future: Future[Appended] | asyncio.Future[Appended]
+    loop: asyncio.AbstractEventLoop | None = None
     firsts: list[str] = field(default_factory=list)
 
 
@@ -231,9 +237,12 @@ _WRITE = "chorus_write"
 _WRITE_LOCK = 7463910572
 """The PostgreSQL advisory lock every write transaction takes (see :meth:`EventStore._write`)."""
 _T = TypeVar("_T")
+_REFUSED = (sa.exc.DataError, sa.exc.IntegrityError, psycopg.DataError, psycopg.IntegrityError)
+"""Errors that say the database refused the rows (not that it failed)."""
 _COLUMNS = "event_id, user_id, item_id, kind, rating, text, ts"
 # One statement for a whole group, in the rows' order (``seq`` follows it), answering the ids it stored.
 # PostgreSQL: one array per column.
+_PG_LOCK = f"SELECT pg_advisory_xact_lock({_WRITE_LOCK})"
 _PG_INSERT = (
     f"INSERT INTO chorus_events ({_COLUMNS}) SELECT {_COLUMNS} FROM unnest(%s::varchar[], %s::varchar[], "
     "%s::varchar[], %s::varchar[], %s::float8[], %s::text[], %s::float8[]) WITH ORDINALITY "
@@ -310,6 +319,7 @@ class EventStore:
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
         self._closed = False
+        self._held: PoolProxiedConnection | None = None  # the writer's own PostgreSQL connection
 
     @property
     def public_url(self) -> str:
@@ -324,6 +334,9 @@ class EventStore:
         if writer is not None:
             self._appends.put(None)  # after every append submitted: the writer answers them all, then stops
             writer.join()
+        if self._held is not None:
+            self._held.close()
+            self._held = None
         self.engine.dispose()
 
     @contextmanager
@@ -335,7 +348,7 @@ class EventStore:
         start, not the order they commit)."""
         with self.engine.connect() as conn, conn.execution_options(**{_WRITE: True}).begin():
             if self._postgres:
-                conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_WRITE_LOCK})"))
+                conn.execute(sa.text(_PG_LOCK))
             yield conn
 
     def _retry(self, work: Callable[[], _T]) -> _T:
@@ -389,9 +402,30 @@ class EventStore:
         ------
         InvalidInput : an empty batch or one over :data:`MAX_BATCH` events, or a closed store.
         """
+        future: Future[Appended] = Future()
+        self._enqueue(_Append(self._checked(batch), future))
+        return future
+
+    def submit_async(self, batch: Sequence[NewEvent]) -> asyncio.Future[Appended]:
+        """:meth:`submit` for a coroutine: a future of the running event loop. The writer answers every caller
+        of a group that waits on the same loop with one wake-up of that loop.
+
+        Raises
+        ------
+        InvalidInput : as :meth:`submit`.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Appended] = loop.create_future()
+        self._enqueue(_Append(self._checked(batch), future, loop))
+        return future
+
+    @staticmethod
+    def _checked(batch: Sequence[NewEvent]) -> list[NewEvent]:
         if not 1 <= len(batch) <= MAX_BATCH:
             raise InvalidInput(f"a batch holds 1 to {MAX_BATCH} events, got {len(batch)}")
-        pending = _Append(list(batch))
+        return list(batch)
+
+    def _enqueue(self, pending: _Append) -> None:
         with self._writer_lock:
             if self._closed:
                 raise InvalidInput(f"the event store {self.public_url} is closed")
@@ -400,7 +434,6 @@ class EventStore:
                 self._writer = threading.Thread(target=self._write_groups, name="chorus-events-writer", daemon=True)
                 self._writer.start()
             self._appends.put(pending)
-        return pending.future
 
     def _write_groups(self) -> None:
         """The writer: each turn takes every append waiting (up to :data:`GROUP_EVENTS` events, at least one
@@ -425,7 +458,10 @@ class EventStore:
                     break
                 group.append(more)
                 size += len(more.batch)
-            self._commit([a for a in group if a.future.set_running_or_notify_cancel()])
+            # a thread's future that was cancelled is left out (an event loop's is answered if still waiting)
+            self._commit(
+                [a for a in group if not isinstance(a.future, Future) or a.future.set_running_or_notify_cancel()]
+            )
             if stop:
                 return
 
@@ -449,29 +485,51 @@ class EventStore:
             # the event ids are fixed before the first attempt, so a second one stores nothing twice
             stored = self._retry(lambda: self._insert_rows(rows))
         except Exception as exc:
-            if len(group) > 1 and isinstance(exc, sa.exc.DataError | sa.exc.IntegrityError):
+            if len(group) > 1 and isinstance(exc, _REFUSED):
                 # one caller's events the database refuses (not a failure of the database): each append alone,
                 # so that only that caller hears of it
                 for pending in group:
                     self._commit([pending])
                 return
-            for pending in group:
-                pending.future.set_exception(exc)
+            _answer([(pending, exc) for pending in group])
             return
+        answers: list[tuple[_Append, Appended | Exception]] = []
         for pending in group:
             count = sum(event_id in stored for event_id in pending.firsts)
-            pending.future.set_result(Appended(stored=count, duplicates=len(pending.batch) - count))
+            answers.append((pending, Appended(stored=count, duplicates=len(pending.batch) - count)))
+        _answer(answers)
 
     def _insert_rows(self, rows: list[tuple[Any, ...]]) -> set[str]:
         """Insert ``rows`` (distinct event ids), in their order, in one transaction; return the ids stored (those
         not stored before)."""
+        if self._postgres:
+            return self._insert_postgres(rows)
         with self._write() as conn:
-            if self._postgres:
-                columns = [list(c) for c in zip(*rows, strict=True)]
-                found = conn.exec_driver_sql(_PG_INSERT, tuple(columns))
-            else:
-                found = conn.exec_driver_sql(_SQLITE_INSERT, (json.dumps(rows),))
+            found = conn.exec_driver_sql(_SQLITE_INSERT, (json.dumps(rows),))
             return {str(row[0]) for row in found}
+
+    def _insert_postgres(self, rows: list[tuple[Any, ...]]) -> set[str]:
+        """:meth:`_insert_rows` on PostgreSQL, through psycopg on a connection the writer keeps (a pool checkout
+        and SQLAlchemy's statement handling per group cost more than the insert itself): the transaction of
+        :meth:`_write`, the advisory lock first. A connection the server closed is dropped, and the error says
+        so, for :meth:`_retry`."""
+        if self._held is None:
+            self._held = self.engine.raw_connection()
+        pooled = self._held
+        conn = cast(psycopg.Connection[Any], pooled.driver_connection)
+        columns = tuple(list(column) for column in zip(*rows, strict=True))
+        try:
+            conn.execute(_PG_LOCK)
+            inserted = conn.execute(_PG_INSERT, columns).fetchall()
+            conn.commit()
+        except psycopg.Error as exc:
+            if not (conn.broken or conn.closed):
+                conn.rollback()
+                raise
+            self._held = None
+            pooled.invalidate()
+            raise sa.exc.DBAPIError(_PG_INSERT, None, exc, connection_invalidated=True) from exc
+        return {str(row[0]) for row in inserted}
 
     def forget(self, user_id: str, timestamp: float) -> int:
         """Delete every event of ``user_id`` and leave a tombstone; return how many events were deleted.
@@ -557,6 +615,35 @@ class EventStore:
             for row in rows:
                 yield _event(row)
             last = int(rows[-1].seq)
+
+
+def _answer(answers: list[tuple[_Append, Appended | Exception]]) -> None:
+    """Give each caller its outcome: a thread's future at once, the futures of an event loop in one call on
+    that loop (one wake-up for the whole group)."""
+    on_loops: defaultdict[asyncio.AbstractEventLoop, list[tuple[Any, Appended | Exception]]] = defaultdict(list)
+    for pending, outcome in answers:
+        if pending.loop is not None:
+            on_loops[pending.loop].append((pending.future, outcome))
+        elif isinstance(outcome, Exception):
+            pending.future.set_exception(outcome)
+        else:
+            pending.future.set_result(outcome)
+    for loop, outcomes in on_loops.items():
+        try:
+            loop.call_soon_threadsafe(_settle, outcomes)
+        except RuntimeError:
+            pass  # the loop was closed: nobody waits for these answers any more
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Appended], Appended | Exception]]) -> None:
+    """On the callers' event loop: set each future still waiting (a caller that gave up cancelled its own)."""
+    for future, outcome in outcomes:
+        if future.done():
+            continue
+        if isinstance(outcome, Exception):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
 
 def _event(row: sa.Row[Any]) -> Event:

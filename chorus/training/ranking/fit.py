@@ -9,7 +9,7 @@ validation split. Both are derived from the spec table, :data:`chorus.shared.con
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -32,6 +32,7 @@ from chorus.services.rating.rankers.ials import VALUES
 from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.contract.kinds import RANKERS, KindSpec, resolve
 from chorus.shared.workers import current_workers
+from chorus.training.ranking.kernels import rank_rows, truncate_rows
 
 Fitter = Callable[[sp.csr_array, dict[str, Any]], Ranker]
 
@@ -271,24 +272,25 @@ class KnnCandidates:
     indices: np.ndarray
     data: np.ndarray
 
-    @property
-    def rank(self) -> np.ndarray:
-        """int64 (nnz,): each entry's 0-based rank in its row."""
-        counts = np.diff(self.indptr)
-        rank: np.ndarray = np.arange(self.indices.shape[0], dtype=np.int64) - np.repeat(self.indptr[:-1], counts)
-        return rank
-
 
 def knn_candidates(x: sp.csr_array, shrink: float, width: int, block: int = 1 << 22) -> KnnCandidates:
     """The ``width`` nearest neighbours of every item (:class:`KnnCandidates`) for the user×item weights ``x``
     and shrink term ``shrink`` (see :func:`knn_similarity`), ``block`` stored product entries at a time."""
+    return knn_candidates_per_shrink(x, [shrink], width, block)[0]
+
+
+def knn_candidates_per_shrink(
+    x: sp.csr_array, shrinks: Sequence[float], width: int, block: int = 1 << 22
+) -> list[KnnCandidates]:
+    """:func:`knn_candidates` for each of ``shrinks``, from one item×item product (formed a block of rows at a
+    time, each block ranked once per shrink)."""
     x = sp.csr_array(x, dtype=np.float64)
     n = x.shape[1]
     xt = sp.csr_array(x.T)
     norm = np.sqrt(np.asarray((x.multiply(x)).sum(axis=0)).ravel())
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    parts_i: list[np.ndarray] = []
-    parts_d: list[np.ndarray] = []
+    indptr = [np.zeros(n + 1, dtype=np.int64) for _ in shrinks]
+    parts_i: list[list[np.ndarray]] = [[] for _ in shrinks]
+    parts_d: list[list[np.ndarray]] = [[] for _ in shrinks]
     # rows per block from a rough estimate of the product's density
     per_row = max(1.0, float(x.nnz) ** 2 / max(1, x.shape[0]) / max(1, n))
     step = max(1, int(block / per_row))
@@ -296,24 +298,28 @@ def knn_candidates(x: sp.csr_array, shrink: float, width: int, block: int = 1 <<
         hi = min(n, lo + step)
         g = sp.csr_array(xt[lo:hi] @ x)
         g.sum_duplicates()
-        rows = np.repeat(np.arange(lo, hi), np.diff(g.indptr))
-        cols = g.indices.astype(np.int64)
-        sim = g.data / (norm[rows] * norm[cols] + shrink)
-        keep = (cols != rows) & (sim > 0)
-        rows, cols, sim = rows[keep], cols[keep], sim[keep]
-        # per row: similarity descending, then column ascending; keep the first ``width``
-        order = np.lexsort((cols, -sim, rows))
-        rows, cols, sim = rows[order], cols[order], sim[order]
-        starts = np.searchsorted(rows, np.arange(lo, hi))
-        keep = np.arange(rows.shape[0]) - starts[rows - lo] < width
-        rows, cols, sim = rows[keep], cols[keep], sim[keep]
-        indptr[lo + 1 : hi + 1] = np.bincount(rows - lo, minlength=hi - lo)
-        parts_i.append(cols)
-        parts_d.append(sim)
-    np.cumsum(indptr, out=indptr)
-    indices = np.concatenate(parts_i) if parts_i else np.zeros(0, dtype=np.int64)
-    data = np.concatenate(parts_d) if parts_d else np.zeros(0, dtype=np.float64)
-    return KnnCandidates(indptr, indices, data)
+        rows0 = np.repeat(np.arange(lo, hi), np.diff(g.indptr))
+        cols0 = g.indices.astype(np.int64)
+        off = cols0 != rows0
+        rows0, cols0, g_data = rows0[off], cols0[off], g.data[off]
+        norms = norm[rows0] * norm[cols0]
+        for s, shrink in enumerate(shrinks):
+            sim = g_data / (norms + shrink)
+            keep = sim > 0
+            # the block's rows in CSR form (columns still ascending in each row), then each row ranked
+            ptr = np.zeros(hi - lo + 1, dtype=np.int64)
+            np.cumsum(np.bincount(rows0[keep] - lo, minlength=hi - lo), out=ptr[1:])
+            counts, picks = rank_rows(ptr, sim[keep], width)
+            indptr[s][lo + 1 : hi + 1] = np.diff(counts)
+            parts_i[s].append(cols0[keep][picks])
+            parts_d[s].append(sim[keep][picks])
+    out = []
+    for s in range(len(shrinks)):
+        np.cumsum(indptr[s], out=indptr[s])
+        indices = np.concatenate(parts_i[s]) if parts_i[s] else np.zeros(0, dtype=np.int64)
+        data = np.concatenate(parts_d[s]) if parts_d[s] else np.zeros(0, dtype=np.float64)
+        out.append(KnnCandidates(indptr[s], indices, data))
+    return out
 
 
 def knn_truncate(
@@ -321,19 +327,10 @@ def knn_truncate(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The CSR arrays of :func:`knn_similarity` from ``candidates`` at least ``neighbours`` wide: each row's
     first ``neighbours`` candidates, divided by their sum with ``normalise="row"``, in column order."""
-    n = candidates.indptr.shape[0] - 1
-    keep = candidates.rank < neighbours
-    counts = np.diff(candidates.indptr)
-    rows = np.repeat(np.arange(n, dtype=np.int64), counts)[keep]
-    cols, sim = candidates.indices[keep], candidates.data[keep]
-    if normalise == "row":
-        # summed in rank order, as each row is ranked, so the sums do not depend on how rows were blocked
-        total = np.bincount(rows, weights=sim, minlength=n)
-        sim = sim / total[rows]
-    order = np.lexsort((cols, rows))
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-    return indptr, cols[order].astype(np.int32), sim[order].astype(np.float32)
+    indptr, cols, sim = truncate_rows(
+        candidates.indptr, candidates.indices, candidates.data, int(neighbours), normalise == "row"
+    )
+    return indptr, cols, sim
 
 
 #: The row normalisations of ``S`` (see :func:`knn_similarity`).

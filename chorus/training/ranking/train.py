@@ -56,7 +56,7 @@ from chorus.training.ranking.fit import (
     check_knn_size,
     fit_item_knn,
     item_counts,
-    knn_candidates,
+    knn_candidates_per_shrink,
     knn_truncate,
     weights_of,
 )
@@ -273,10 +273,11 @@ def _kinds(kinds: Sequence[str] | None) -> list[str]:
     return [k for k in FITTERS if k in kinds]  # FITTERS order, the tie-break order
 
 
-#: kind -> the params whose values a task shares work over: item-kNN's points with the same weights and shrink
-#: share the item×item product and its sort (:func:`~chorus.training.ranking.fit.knn_candidates`), each point
-#: then only truncating and normalising the ranked neighbours.
-SHARED: dict[str, tuple[str, ...]] = {"item_knn": ("values", "shrink")}
+#: kind -> the params whose values a task shares work over: item-kNN's points with the same weights share the
+#: item×item product and, per shrink, its ranking of each row's neighbours
+#: (:func:`~chorus.training.ranking.fit.knn_candidates_per_shrink`), each point then only truncating and
+#: normalising the ranked neighbours.
+SHARED: dict[str, tuple[str, ...]] = {"item_knn": ("values",)}
 
 
 @dataclass(frozen=True)
@@ -314,14 +315,18 @@ def fit_points(kind: str, history: sp.csr_array, grid: Sequence[dict[str, Any]])
         for params in grid:
             yield FITTERS[kind](history, dict(params))
         return
-    values, shrink = grid[0].get("values", "binary"), float(grid[0]["shrink"])
     for params in grid:
         check_knn(int(params["neighbours"]), float(params["shrink"]), params.get("normalise", "none"))
     check_knn_size(history)
-    candidates = knn_candidates(weights_of(history, values), shrink, max(int(p["neighbours"]) for p in grid))
+    shrinks = list(dict.fromkeys(float(p["shrink"]) for p in grid))
+    width = max(int(p["neighbours"]) for p in grid)
+    ranked = knn_candidates_per_shrink(weights_of(history, grid[0].get("values", "binary")), shrinks, width)
+    candidates = dict(zip(shrinks, ranked, strict=True))
     counts = item_counts(history)
     for params in grid:
-        indptr, indices, data = knn_truncate(candidates, int(params["neighbours"]), params.get("normalise", "none"))
+        indptr, indices, data = knn_truncate(
+            candidates[float(params["shrink"])], int(params["neighbours"]), params.get("normalise", "none")
+        )
         yield ItemKnnRanker(
             item_count=counts, params=dict(params), sim_indptr=indptr, sim_indices=indices, sim_data=data
         )
