@@ -37,13 +37,12 @@ from chorus.shared.artifacts import VersionWriter
 from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.data import Ratings
 from chorus.shared.data.matrix import user_item_matrix
-from chorus.shared.data.splits import user_holdout_split, user_validation_split
+from chorus.shared.data.splits import user_holdout_split
 from chorus.shared.progress import Progress
 from chorus.shared.report_component import save_report
 from chorus.training.ranking.fit import FITTERS
-from chorus.training.ranking.metrics import mean_over_users, ndcg_at_k, recall_at_k
+from chorus.training.ranking.metrics import evaluate_rankings, mean_over_users, ndcg_at_k, recall_at_k
 from chorus.training.ranking.train import (
-    VALIDATION_USERS,
     Scorer,
     parse_relevance,
     recommend_lists,
@@ -71,8 +70,6 @@ def ranking_figures(
     *,
     k: int,
     min_rating: float | None = None,
-    max_users: int | None = None,
-    seed: int = 0,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Every ranker of ``chosen`` (kind -> hyperparameters) fitted on ``fit_rows`` and scored on the relevant
@@ -81,22 +78,23 @@ def ranking_figures(
     Returns
     -------
     dict
-        ``{"ks": [...], "k": k, "models": {kind: {"ndcg": [...], "recall": [...], "slots": int (n_items,)
-        list, the times each item appears in the top-k lists}}, "item_counts": int (n_items,) list, the training
-        reviews per item, "users": evaluated users}``.
+        ``{"ks": [...], "k": k, "models": {kind: {"ndcg": [...], "recall": [...], "at_k": every metric of
+        :func:`~chorus.training.ranking.metrics.evaluate_rankings` at ``k``, "slots": int (n_items,) list, the
+        times each item appears in the top-k lists}}, "item_counts": int (n_items,) list, the training reviews
+        per item, "users": evaluated users}``.
     """
     user, item = np.asarray(ratings.user), np.asarray(ratings.item)
     rating = np.asarray(ratings.rating, dtype=np.float64)
     history = user_item_matrix(
         user[fit_rows], item[fit_rows], ratings.n_users, ratings.n_items, values=rating[fit_rows]
     )
-    scorer = Scorer.build(
-        history, user[scored_rows], item[scored_rows], rating[scored_rows], min_rating, max_users, seed
-    )
+    scorer = Scorer.build(history, user[scored_rows], item[scored_rows], rating[scored_rows], min_rating)
     if scorer.users.shape[0] == 0:
         raise InvalidInput("no user has a relevant held-out item: the report has no ranking figures to show")
     deepest = max(1, min(max(K_MAX, k), ratings.n_items))
     ks = sorted({x for x in (*CURVE_KS, k) if x <= deepest})
+    counts = np.bincount(history.indices, minlength=ratings.n_items)
+    trained_users = int(np.count_nonzero(np.diff(history.indptr)))
     models: dict[str, Any] = {}
     for kind, values in chosen.items():
         ranker = FITTERS[kind](history, dict(values))
@@ -105,6 +103,8 @@ def ranking_figures(
         models[kind] = {
             "ndcg": [mean_over_users(ndcg_at_k(lists[:, :x], scorer.relevant)) for x in ks],
             "recall": [mean_over_users(recall_at_k(lists[:, :x], scorer.relevant)) for x in ks],
+            # the figures Scorer.score gives (the evaluation's table), from the same lists
+            "at_k": evaluate_rankings(at_k, scorer.relevant, counts, trained_users, int(np.count_nonzero(counts))),
             "slots": np.bincount(at_k[at_k >= 0], minlength=ratings.n_items).tolist(),
         }
         if progress:
@@ -113,46 +113,40 @@ def ranking_figures(
         "ks": ks,
         "k": k,
         "models": models,
-        "item_counts": np.bincount(item[fit_rows], minlength=ratings.n_items).tolist(),
+        "item_counts": counts.tolist(),
         "users": int(scorer.users.shape[0]),
     }
+
+
+def holdout_ranking_figures(
+    ratings: Ratings,
+    chosen: Mapping[str, Mapping[str, Any]],
+    *,
+    k: int,
+    seed: int = 0,
+    relevance: str | float | None = "any",
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """:func:`ranking_figures` on the per-user hold-out of the ranking protocol (``user_holdout_split`` with
+    ``seed``), whose training rows alone chose the hyperparameters, in ``chorus evaluate --task ranking`` and in
+    ``chorus train`` alike: test figures of the chosen rankers."""
+    train, test = user_holdout_split(np.asarray(ratings.user), ratings.n_users, seed)
+    return ranking_figures(ratings, train, test, chosen, k=k, min_rating=parse_relevance(relevance), progress=progress)
 
 
 def evaluation_ranking_figures(
     ratings: Ratings, result: Mapping[str, Any], progress: Callable[[int], None] | None = None
 ) -> dict[str, Any]:
-    """:func:`ranking_figures` for a ranking evaluation's ``result`` (``chorus evaluate --task ranking``): its
-    per-user hold-out split (same seed), its relevance and each ranker's chosen hyperparameters."""
-    seed = int(result.get("seed", 0))
-    train, test = user_holdout_split(np.asarray(ratings.user), ratings.n_users, seed)
+    """:func:`holdout_ranking_figures` for a ranking evaluation's ``result`` (``chorus evaluate --task
+    ranking``): its seed, relevance, k and each ranker's chosen hyperparameters."""
     chosen = {kind: result.get("params", {}).get(kind, {}) for kind in result["models"]}
-    return ranking_figures(
+    return holdout_ranking_figures(
         ratings,
-        train,
-        test,
         chosen,
         k=int(result["k"]),
-        min_rating=parse_relevance(result.get("relevance", "any")),
-        seed=seed,
+        seed=int(result.get("seed", 0)),
+        relevance=result.get("relevance", "any"),
         progress=progress,
-    )
-
-
-def training_ranking_figures(
-    ratings: Ratings,
-    chosen: Mapping[str, Mapping[str, Any]],
-    *,
-    k: int,
-    seed: int,
-    progress: Callable[[int], None] | None = None,
-) -> dict[str, Any]:
-    """:func:`ranking_figures` on the validation split ``chorus train`` selects the rankers on (the same seed and
-    sample of at most ``VALIDATION_USERS`` users), so the curves pass through the validation figures that
-    chose them."""
-    every = np.arange(ratings.n, dtype=np.int64)
-    fit, validation = user_validation_split(np.asarray(ratings.user), every, ratings.n_users, seed)
-    return ranking_figures(
-        ratings, fit, validation, chosen, k=k, max_users=VALIDATION_USERS, seed=seed, progress=progress
     )
 
 
@@ -222,12 +216,24 @@ def _coverage_novelty_plot(models: Mapping[str, Mapping[str, float]], k: int) ->
     return _svg(fig)
 
 
+def _samples(n: int, most: int = 300) -> np.ndarray:
+    """Sorted positions in ``[0, n)`` to draw a curve over ``n`` items at: ``most`` spaced evenly and ``most``
+    spaced logarithmically (the head and the tail both keep their shape), so a plot's size does not grow with
+    the catalogue."""
+    if n <= 2 * most:
+        return np.arange(n)
+    even = np.linspace(0, n - 1, most)
+    log = np.geomspace(1, n, most) - 1
+    return np.unique(np.concatenate((even, log)).round().astype(np.int64))
+
+
 def _long_tail_plot(counts: np.ndarray) -> str:
     fig = _figure()
     ax = fig.add_subplot()
     ranked = np.sort(counts)[::-1]
-    ax.fill_between(np.arange(1, ranked.size + 1), ranked, step="mid", alpha=0.35, color=_COLOURS[0])
-    ax.plot(np.arange(1, ranked.size + 1), ranked, color=_COLOURS[0], linewidth=1)
+    at = _samples(ranked.size)
+    ax.fill_between(at + 1, ranked[at], alpha=0.35, color=_COLOURS[0], linewidth=0)
+    ax.plot(at + 1, ranked[at], color=_COLOURS[0], linewidth=1)
     ax.set_yscale("log")
     ax.set_xlabel("items, most reviewed first")
     ax.set_ylabel("reviews per item")
@@ -244,15 +250,15 @@ def _lorenz(shares: np.ndarray, order: np.ndarray) -> np.ndarray:
 def _list_tail_plot(figures: Mapping[str, Any]) -> str:
     counts = np.asarray(figures["item_counts"], dtype=np.float64)
     order = np.argsort(-counts, kind="stable")
-    x = np.linspace(0.0, 1.0, counts.size + 1)
+    # from the single most reviewed item on, in log scale: the lists crowd into the first few percent
+    at = _samples(counts.size) + 1
+    x = at / counts.size
     fig = _figure()
     ax = fig.add_subplot()
-    # from the single most reviewed item on, in log scale: the lists crowd into the first few percent
-    x, tail = x[1:], slice(1, None)
-    ax.plot(x, _lorenz(counts, order)[tail], color="#000000", linewidth=2, label="reviews (the data)")
+    ax.plot(x, _lorenz(counts, order)[at], color="#000000", linewidth=2, label="reviews (the data)")
     for n, (kind, m) in enumerate(figures["models"].items()):
         slots = np.asarray(m["slots"], dtype=np.float64)
-        ax.plot(x, _lorenz(slots, order)[tail], color=_COLOURS[n % len(_COLOURS)], label=f"{label(kind)} lists")
+        ax.plot(x, _lorenz(slots, order)[at], color=_COLOURS[n % len(_COLOURS)], label=f"{label(kind)} lists")
     ax.set_xscale("log")
     ax.set_xlabel("share of items, most reviewed first (log scale)")
     ax.set_ylabel("cumulative share")
@@ -286,7 +292,8 @@ body{font-family:system-ui,sans-serif;max-width:60rem;margin:1.5rem auto;padding
 h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:0.8rem 0;font-variant-numeric:tabular-nums}
 th,td{padding:0.25rem 0.7rem;text-align:right;border-bottom:1px solid #eee}
-th:first-child,td:first-child{text-align:left}
+th:first-child,td:first-child,td.words{text-align:left}td.words{min-width:12rem}
+div.table{overflow-x:auto;max-width:100%}
 figure{margin:1rem 0}svg{max-width:100%;height:auto}p.note{color:#555;font-size:0.92rem}
 """
 
@@ -299,9 +306,16 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 
             return f"{value:,}"
         return html.escape(str(value))
 
+    def td(value: Any, last: bool) -> str:
+        # a text in the last column (the hyperparameters) wraps as words, left-aligned
+        words = last and isinstance(value, str)
+        return f'<td class="words">{cell(value)}</td>' if words else f"<td>{cell(value)}</td>"
+
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    body = "".join(
+        "<tr>" + "".join(td(v, n == len(row) - 1 and n > 0) for n, v in enumerate(row)) + "</tr>" for row in rows
+    )
+    return f'<div class="table"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _section(title: str, *parts: str) -> str:
@@ -338,11 +352,16 @@ def _ranking_section(result: Mapping[str, Any], figures: Mapping[str, Any], wher
     k = int(result["k"])
     models: Mapping[str, Mapping[str, float]] = result["models"]
     columns = ("precision", "recall", "ndcg", "map", "coverage", "novelty")
-    headers = ["ranker", *(c if c == "novelty" else f"{c}@{k}" for c in columns), "hyperparameters"]
-    chosen = result.get("params", {})
+    headers = [
+        "ranker",
+        *(c if c == "novelty" else f"{c}@{k}" for c in columns),
+        f"validation ndcg@{k}",
+        "hyperparameters",
+    ]
+    chosen, validation = result.get("params", {}), result.get("validation", {})
     rows = [
         [label(kind) + (" (chosen)" if kind == result.get("selected") else ""), *(m[c] for c in columns)]
-        + [params(chosen.get(kind, {})) or "none"]
+        + [validation.get(kind, {}).get("ndcg", float("nan")), params(chosen.get(kind, {})) or "none"]
         for kind, m in models.items()
     ]
     counts = np.asarray(figures["item_counts"], dtype=np.float64)
@@ -364,6 +383,10 @@ def _ranking_section(result: Mapping[str, Any], figures: Mapping[str, Any], wher
             _coverage_novelty_plot(models, k),
             "Coverage: the share of the catalogue that appears in some list. Novelty: the mean self-information "
             "-log2(share of users who reviewed the item) of the listed items.",
+        ),
+        _note(
+            f"The chosen ranker is the one with the best validation NDCG@{k}, on validation rows carved from the "
+            "training rows; the test columns are measured once, after the choice."
         ),
         _plot(
             _list_tail_plot(figures),
@@ -485,32 +508,35 @@ def version_report(ratings: Ratings, writer: VersionWriter, title: str, *, seed:
     """The report of ``chorus train``, from what the version being written records (its ``ranking`` and
     ``rating`` components' metrics, trained now or kept), written into it; returns the page.
 
-    The ranking curves are measured on the validation split the rankers were selected on
-    (:func:`training_ranking_figures`); the rating error is the rating component's test error on its seeded
+    The ranking figures are those of ``chorus evaluate --task ranking`` with the same seed: the selection the
+    version records was made on the training rows of the protocol's hold-out, so its test rows give test figures
+    (:func:`holdout_ranking_figures`); the rating error is the rating component's test error on its seeded
     holdout."""
     components = writer.manifest["components"]
     ranking = rating = None
     metrics = components.get("ranking", {}).get("metrics", {})
     if metrics.get("kinds"):
-        fitted = [kind for kind in metrics["kinds"] if kind not in metrics.get("refused_on_refit", {})]
-        k = int(metrics.get("k", 10))
+        refused = metrics.get("refused_on_refit", {})
+        chosen = {kind: s["params"] for kind, s in metrics["kinds"].items() if kind not in refused}
+        k, relevance = int(metrics.get("k", 10)), metrics.get("relevance", "any")
+        with Progress("report: ranking curves", total=len(chosen)) as bar:
+            bar.enabled = bar.enabled and progress
+            figures = holdout_ranking_figures(
+                ratings, chosen, k=k, seed=int(metrics.get("seed", seed)), relevance=relevance, progress=bar.update
+            )
         result = {
             "k": k,
             "seed": metrics.get("seed", seed),
-            "relevance": metrics.get("relevance", "any"),
-            "models": {kind: metrics["kinds"][kind]["validation"] for kind in fitted},
+            "relevance": relevance,
+            "models": {kind: figures["models"][kind]["at_k"] for kind in chosen},
             "selected": metrics.get("default", metrics.get("selected")),
-            "params": {kind: metrics["kinds"][kind]["params"] for kind in fitted},
-            "skipped": metrics.get("skipped", {}) | metrics.get("refused_on_refit", {}),
+            "params": chosen,
+            "validation": {kind: metrics["kinds"][kind]["validation"] for kind in chosen},
+            "skipped": metrics.get("skipped", {}) | refused,
         }
-        with Progress("report: ranking curves", total=len(fitted)) as bar:
-            bar.enabled = bar.enabled and progress
-            figures = training_ranking_figures(
-                ratings, result["params"], k=k, seed=int(result["seed"]), progress=bar.update
-            )
         where = (
-            "Validation figures: each ranker fitted with its chosen hyperparameters on the rows it was selected "
-            "on, and scored on the validation rows that chose it (the served rankers are refitted on every row)"
+            "Test figures: each ranker fitted with its chosen hyperparameters on 80% of each user's reviews and "
+            "scored on the other 20%, which the selection never saw (the served rankers are refitted on every review)"
         )
         ranking = (result, figures, where)
     test = components.get("rating", {}).get("metrics", {}).get("test")

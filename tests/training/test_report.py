@@ -19,6 +19,7 @@ from chorus.training.report import (
     render,
     write,
 )
+from chorus.training.say import label
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +82,7 @@ def test_the_curves_pass_through_the_tables_figures(small, ranking_result):
     at = figures["ks"].index(k)
     for kind, m in ranking_result["models"].items():
         curve = figures["models"][kind]
+        assert curve["at_k"] == pytest.approx({c: v for c, v in m.items() if c != "fit_seconds"}, abs=1e-12)
         assert curve["ndcg"][at] == pytest.approx(m["ndcg"], abs=1e-9)
         assert curve["recall"][at] == pytest.approx(m["recall"], abs=1e-9)
         # recall never falls as the list grows; the top-k lists fill k slots for every scored user
@@ -124,10 +126,20 @@ def test_train_puts_the_report_into_the_version_and_the_rating_service_serves_it
     assert page is not None
     text = page.decode("utf-8")
     assert text.count("<svg") == 6 and "http://" not in text and "https://" not in text
-    # the curves go through the validation figures the rankers were chosen on, which the table shows
+    # the version's ranking figures are what chorus evaluate measures with the same seed: the same selection,
+    # refitted on the same training rows, scored on the same test rows
     metrics = version.component_meta("ranking")["metrics"]
-    default = metrics["default"]
-    assert f"{metrics['kinds'][default]['validation']['ndcg']:.4f}" in text
+    evaluated = ranking(load_ratings(data, progress=False), seed=0)
+    assert evaluated["params"] == {kind: s["params"] for kind, s in metrics["kinds"].items()}
+    for kind, m in evaluated["models"].items():
+        row = re.search(
+            rf"<tr><td>{re.escape(label(kind))}( \(chosen\))?</td>((<td( class=\"words\")?>[^<]*</td>)+)</tr>", text
+        )
+        assert row, kind
+        cells = re.findall(r"<td[^>]*>([^<]*)</td>", row.group(2))
+        assert cells[:6] == [f"{m[c]:.4f}" for c in ("precision", "recall", "ndcg", "map", "coverage", "novelty")]
+        assert cells[6] == f"{metrics['kinds'][kind]['validation']['ndcg']:.4f}"
+        assert bool(row.group(1)) == (kind == metrics["default"])
     assert "with its evaluation report" in said[-1]
     # retraining one component writes a new report (never the previous version's), kept components included
     second = train(data, root, ["rating"], seed=1, progress=False, log=said.append)
@@ -159,3 +171,10 @@ def test_a_version_without_a_report_answers_404_with_a_reason(tmp_path):
         answer = client.get("/v1/report")
         assert answer.status_code == 404 and answer.json()["type"] == "not_found"
         assert f"version {name} has no evaluation report" in answer.json()["detail"]
+
+
+def test_a_plot_does_not_grow_with_the_catalogue(small):
+    stats = {"reviews": small.n, "users": small.n_users, "items": small.n_items}
+    few = render("x", stats, np.arange(1, 601))
+    many = render("x", stats, np.arange(1, 200_001))
+    assert len(many) < 1.5 * len(few)

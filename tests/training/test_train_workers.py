@@ -48,7 +48,7 @@ def test_one_and_two_workers_write_the_same_arrays(reviews, tmp_path, short_grid
             train(reviews, root, list(COMPONENTS), progress=False, log=logs[workers].append, workers=workers),
         )
     one, two = (digests(*names[w]) for w in (1, 2))
-    assert set(one) == {"data", *COMPONENTS}
+    assert set(one) == {"data", "report", *COMPONENTS}  # the report too: the same bytes for any worker count
     assert one == two
     for workers in (1, 2):  # every component said it was trained, in either mode
         assert all(any(line.startswith(f"trained {c} ") for line in logs[workers]) for c in COMPONENTS)
