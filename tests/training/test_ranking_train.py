@@ -304,3 +304,18 @@ def test_without_validation_users_every_kind_keeps_its_first_point(tmp_path, tes
         assert train_component(r, writer, progress=False)["default"] == "popular"
         writer.commit()
     assert load_rankers(ArtifactStore(tmp_path / "art").open(components=["ranking"]))[1] == "popular"
+
+
+def test_evaluate_marks_the_kind_train_serves_with_the_same_params(generated, tmp_path, monkeypatch):
+    _, r = generated
+    for kind, grid in list(ranking_fit.GRIDS.items()):  # three points of each grid, for time
+        monkeypatch.setitem(ranking_fit.GRIDS, kind, grid[:3])
+    result = evaluate(r, seed=1)
+    with VersionWriter(tmp_path) as writer:
+        summary = train_component(r, writer, seed=1, progress=False)
+        writer.commit()
+    assert summary["default"] == result["selected"]
+    assert summary["params"] == result["params"]
+    assert {k: v["ndcg"] for k, v in result["validation"].items()} == pytest.approx(
+        summary["validation_ndcg"], abs=1e-4
+    )
