@@ -189,6 +189,12 @@ def test_plan_groups_knn_points_that_share_a_product():
         assert len({grid[i]["values"] for i in t.points}) == 1
     assert [t.points for t in tasks if t.kind == "ease"] == [(i,) for i in range(len(ranking_fit.GRIDS["ease"]))]
     assert [t.points for t in plan(["item_knn"], first_only=True)] == [(0,)]
+    # longest first: the shared item-kNN tasks, then iALS from the most factors down
+    every = plan(list(ranking_fit.FITTERS))
+    kinds = [t.kind for t in every]
+    assert kinds[:2] == ["item_knn", "item_knn"]
+    factors = [ranking_fit.GRIDS["ials"][t.points[0]]["factors"] for t in every if t.kind == "ials"]
+    assert factors == sorted(factors, reverse=True)
 
 
 def test_fast_lists_equal_top_items_row_by_row():

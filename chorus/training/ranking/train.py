@@ -281,8 +281,8 @@ class Task:
 def plan(names: Sequence[str], first_only: bool = False) -> list[Task]:
     """The tasks of a grid search over the kinds ``names``: one per grid point, except that the points of a
     kind in :data:`SHARED` with the same shared values form one task; with ``first_only``, only the first
-    point of each grid. The order (kinds in ``names`` order) fixes nothing about the outcome, which is put
-    together by kind and point index."""
+    point of each grid. The tasks come longest first (:func:`_cost`); the order fixes nothing about the outcome,
+    which is put together by kind and point index."""
     tasks: list[Task] = []
     for kind in names:
         grid = GRIDS[kind][:1] if first_only else GRIDS[kind]
@@ -294,7 +294,15 @@ def plan(names: Sequence[str], first_only: bool = False) -> list[Task]:
         for i, params in enumerate(grid):
             groups.setdefault(tuple(params.get(key) for key in keys), []).append(i)
         tasks.extend(Task(kind, tuple(points)) for points in groups.values())
-    return tasks
+    # the longest tasks first, so that no worker starts a long one while the others run out of work: the
+    # shared item-kNN tasks, then iALS by factors (its fit grows with them), then one point at a time
+    return sorted(tasks, key=_cost, reverse=True)
+
+
+def _cost(task: Task) -> float:
+    """A rough relative cost of ``task`` for ordering (not timing): points, weighted by iALS's factors."""
+    grid = GRIDS[task.kind]
+    return float(sum(1 + int(grid[i].get("factors", 0)) / 8 for i in task.points))
 
 
 def fit_points(kind: str, history: sp.csr_array, grid: Sequence[dict[str, Any]]) -> Iterator[Ranker]:
