@@ -325,3 +325,13 @@ def test_evaluate_marks_the_kind_train_serves_with_the_same_params(generated, tm
     assert {k: v["ndcg"] for k, v in result["validation"].items()} == pytest.approx(
         summary["validation_ndcg"], abs=1e-4
     )
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_progress_counts_every_point_once_in_order(generated, workers):
+    _, r = generated
+    seen: list[int] = []
+    sel = select(*arrays(r), kinds=["popular", "item_knn", "ease"], workers=workers, progress=seen.append)
+    total = sum(len(ranking_fit.GRIDS[k]) for k in ("popular", "item_knn", "ease"))
+    assert seen[0] == 0 and seen[-1] == total and seen == sorted(seen)
+    assert sum(len(s.points) for s in sel.kinds.values()) == total
