@@ -8,7 +8,8 @@ that serves it (``services/<name>/``), through one function::
                     seed: int, progress: bool, workers: int) -> dict   # a summary printed by the CLI
 
 ``workers`` (``--workers``, ``CHORUS_WORKERS``, default every available core) is how many cores a component may
-use; the artifact is the same for any number (see :mod:`chorus.shared.workers`).
+use; the artifact is the same for any number (see :mod:`chorus.shared.workers`). With two or more, the components
+of :data:`BESIDE` train in processes of their own on one worker each, beside the others (:class:`Beside`).
 
 A component that is not retrained is carried over from the current version when that version was built
 from the same data file (same sha256) and the same events (store and cutoff), so ``--components rating`` does not

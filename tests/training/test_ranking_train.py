@@ -189,6 +189,12 @@ def test_plan_groups_knn_points_that_share_a_product():
         assert len({grid[i]["values"] for i in t.points}) == 1
     assert [t.points for t in tasks if t.kind == "ease"] == [(i,) for i in range(len(ranking_fit.GRIDS["ease"]))]
     assert [t.points for t in plan(["item_knn"], first_only=True)] == [(0,)]
+    # longest first: the shared item-kNN tasks, then iALS from the most factors down
+    every = plan(list(ranking_fit.FITTERS))
+    kinds = [t.kind for t in every]
+    assert kinds[:2] == ["item_knn", "item_knn"]
+    factors = [ranking_fit.GRIDS["ials"][t.points[0]]["factors"] for t in every if t.kind == "ials"]
+    assert factors == sorted(factors, reverse=True)
 
 
 def test_fast_lists_equal_top_items_row_by_row():
@@ -304,3 +310,28 @@ def test_without_validation_users_every_kind_keeps_its_first_point(tmp_path, tes
         assert train_component(r, writer, progress=False)["default"] == "popular"
         writer.commit()
     assert load_rankers(ArtifactStore(tmp_path / "art").open(components=["ranking"]))[1] == "popular"
+
+
+def test_evaluate_marks_the_kind_train_serves_with_the_same_params(generated, tmp_path, monkeypatch):
+    _, r = generated
+    for kind, grid in list(ranking_fit.GRIDS.items()):  # three points of each grid, for time
+        monkeypatch.setitem(ranking_fit.GRIDS, kind, grid[:3])
+    result = evaluate(r, seed=1)
+    with VersionWriter(tmp_path) as writer:
+        summary = train_component(r, writer, seed=1, progress=False)
+        writer.commit()
+    assert summary["default"] == result["selected"]
+    assert summary["params"] == result["params"]
+    assert {k: v["ndcg"] for k, v in result["validation"].items()} == pytest.approx(
+        summary["validation_ndcg"], abs=1e-4
+    )
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_progress_counts_every_point_once_in_order(generated, workers):
+    _, r = generated
+    seen: list[int] = []
+    sel = select(*arrays(r), kinds=["popular", "item_knn", "ease"], workers=workers, progress=seen.append)
+    total = sum(len(ranking_fit.GRIDS[k]) for k in ("popular", "item_knn", "ease"))
+    assert seen[0] == 0 and seen[-1] == total and seen == sorted(seen)
+    assert sum(len(s.points) for s in sel.kinds.values()) == total

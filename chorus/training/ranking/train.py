@@ -18,25 +18,29 @@ The protocol is ``docs/models.md``, "Ranking evaluation". One selection, :func:`
   :func:`evaluate`, which scores the held-out test rows once with
   :func:`chorus.training.ranking.metrics.evaluate_rankings`.
 
-The grid points run as independent tasks (:func:`plan`: item-kNN's points that share a similarity product and
-its sort form one task), in forked worker processes when there are several workers
-(:func:`chorus.shared.workers.map_processes`); every task runs with one BLAS thread and one implicit thread in
-any case, so what it computes does not depend on where it runs. A fitter that raises
+The grid points run as independent tasks (:func:`plan`: item-kNN's points that share a similarity product form
+one task), in forked worker processes when there are several workers (:func:`run_tasks`; the refits through
+:func:`chorus.shared.workers.map_processes`); every task runs with one BLAS thread and one implicit thread in any
+case, so what it computes does not depend on where it runs. A fitter that raises
 :class:`~chorus.shared.contract.errors.InvalidInput` (item-kNN above its catalogue limit, say) skips its kind with
 a log line.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import math
+import multiprocessing
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from chorus.services.rating.persistence import jsonable
 from chorus.services.rating.rankers import ItemKnnRanker, Ranker
@@ -47,7 +51,7 @@ from chorus.shared.contract.names import check_k
 from chorus.shared.data import Ratings
 from chorus.shared.data.matrix import user_item_matrix
 from chorus.shared.data.splits import user_holdout_split, user_validation_split
-from chorus.shared.workers import map_processes, resolve_workers, using_workers
+from chorus.shared.workers import can_fork, map_processes, resolve_workers, using_workers
 from chorus.training.ranking.fit import (
     FITTERS,
     GRIDS,
@@ -63,6 +67,9 @@ from chorus.training.ranking.kernels import top_rows
 from chorus.training.ranking.metrics import evaluate_rankings
 
 log = logging.getLogger("chorus.training.train")
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 #: List length the selection scores and ``chorus train`` selects for.
 DEFAULT_K = 10
@@ -281,8 +288,8 @@ class Task:
 def plan(names: Sequence[str], first_only: bool = False) -> list[Task]:
     """The tasks of a grid search over the kinds ``names``: one per grid point, except that the points of a
     kind in :data:`SHARED` with the same shared values form one task; with ``first_only``, only the first
-    point of each grid. The order (kinds in ``names`` order) fixes nothing about the outcome, which is put
-    together by kind and point index."""
+    point of each grid. The tasks come longest first (:func:`_cost`); the order fixes nothing about the outcome,
+    which is put together by kind and point index."""
     tasks: list[Task] = []
     for kind in names:
         grid = GRIDS[kind][:1] if first_only else GRIDS[kind]
@@ -294,7 +301,15 @@ def plan(names: Sequence[str], first_only: bool = False) -> list[Task]:
         for i, params in enumerate(grid):
             groups.setdefault(tuple(params.get(key) for key in keys), []).append(i)
         tasks.extend(Task(kind, tuple(points)) for points in groups.values())
-    return tasks
+    # the longest tasks first, so that no worker starts a long one while the others run out of work: the
+    # shared item-kNN tasks, then iALS by factors (its fit grows with them), then one point at a time
+    return sorted(tasks, key=_cost, reverse=True)
+
+
+def _cost(task: Task) -> float:
+    """A rough relative cost of ``task`` for ordering (not timing): points, weighted by iALS's factors."""
+    grid = GRIDS[task.kind]
+    return float(sum(1 + int(grid[i].get("factors", 0)) / 8 for i in task.points))
 
 
 def fit_points(kind: str, history: sp.csr_array, grid: Sequence[dict[str, Any]]) -> Iterator[Ranker]:
@@ -323,9 +338,12 @@ def fit_points(kind: str, history: sp.csr_array, grid: Sequence[dict[str, Any]])
         )
 
 
-def _search_task(history: sp.csr_array, scorer: Scorer, k: int) -> Callable[[Task], list[dict[str, Any]]]:
+def _search_task(
+    history: sp.csr_array, scorer: Scorer, k: int, tick: Callable[[], None]
+) -> Callable[[Task], list[dict[str, Any]]]:
     """``run(task)``: one record per point of ``task`` (``{"point", "figures", "seconds"}``), or one
-    ``{"point", "refused"}`` record where the fitter refused, computed with one BLAS and one implicit thread."""
+    ``{"point", "refused"}`` record where the fitter refused, computed with one BLAS and one implicit thread;
+    ``tick()`` after each point."""
 
     def run(task: Task) -> list[dict[str, Any]]:
         grid = [GRIDS[task.kind][i] for i in task.points]
@@ -338,11 +356,80 @@ def _search_task(history: sp.csr_array, scorer: Scorer, k: int) -> Callable[[Tas
                     now = time.perf_counter()
                     out.append({"point": i, "figures": figures, "seconds": round(now - t, 3)})
                     t = now
+                    tick()
             except InvalidInput as exc:
                 return [{"point": task.points[len(out)], "refused": exc.detail}]
         return out
 
     return run
+
+
+class PointCounter:
+    """Grid points scored so far, counted by whichever process scores them (a counter in shared memory when
+    ``workers`` > 1), and passed to ``progress`` as they are: the bar moves point by point, not task by task."""
+
+    def __init__(self, progress: Callable[[int], None] | None, workers: int) -> None:
+        self._progress = progress
+        self._shared = multiprocessing.get_context("fork").Value("q", 0) if workers > 1 and can_fork() else None
+        self._done = 0
+
+    def tick(self) -> None:
+        """One more point (in a worker or here)."""
+        if self._shared is not None:
+            with self._shared.get_lock():
+                self._shared.value += 1
+        else:
+            self._done += 1
+            self.report()
+
+    def report(self) -> None:
+        """Pass the count to ``progress`` (here, in the parent)."""
+        if self._progress is not None:
+            self._progress(int(self._shared.value) if self._shared is not None else self._done)
+
+    def __enter__(self) -> PointCounter:
+        self.report()  # the bar shows at once
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.report()
+
+
+_RUN: Callable[[Any], Any] | None = None
+
+
+def _run_one(item: Any) -> Any:
+    assert _RUN is not None  # set before the workers are forked
+    return _RUN(item)
+
+
+def _one_thread() -> None:
+    threadpool_limits(1, "blas")
+
+
+def run_tasks(
+    fn: Callable[[T], R], items: Sequence[T], workers: int, wait: Callable[[], None] | None = None
+) -> list[R]:
+    """``[fn(x) for x in items]``, computed by up to ``workers`` forked processes (each on one BLAS thread),
+    handed out in ``items`` order; ``wait()`` runs here every half second while they work (a progress bar).
+    ``fn`` may close over large arrays: the workers are forked after it is set, so nothing is pickled on the
+    way in. With one worker, or without fork, the items are computed here in order."""
+    global _RUN
+    if workers <= 1 or len(items) <= 1 or not can_fork():
+        return [fn(x) for x in items]
+    _RUN = fn
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(min(workers, len(items)), mp_context=ctx, initializer=_one_thread) as pool:
+            futures = [pool.submit(_run_one, x) for x in items]
+            pending = set(futures)
+            while pending:
+                _, pending = concurrent.futures.wait(pending, timeout=0.5, return_when="FIRST_COMPLETED")
+                if wait:
+                    wait()
+            return [f.result() for f in futures]
+    finally:
+        _RUN = None
 
 
 def select(
@@ -381,8 +468,7 @@ def select(
     relevance : ``"any"``, ``"min_rating=<r>"`` or a number
         Which validation items count as relevant (:func:`parse_relevance`).
     workers : int
-        Processes the grid points run in (:func:`chorus.shared.workers.map_processes`); the outcome is the same
-        for any number.
+        Processes the grid points run in (:func:`run_tasks`); the outcome is the same for any number.
     progress : callable, optional
         ``progress(done)`` as grid points are scored (``done`` counts points).
 
@@ -403,13 +489,11 @@ def select(
         log.warning("ranking selection: no validation user has a relevant item; every kind keeps its first grid point")
     tasks = plan(names, first_only=scorer.users.shape[0] == 0)
     records: dict[str, dict[int, dict[str, Any]]] = {kind: {} for kind in names}
-    done = 0
-    for task, result in zip(tasks, map_processes(_search_task(history, scorer, k), tasks, workers), strict=True):
+    with PointCounter(progress, workers) as counter:
+        results = run_tasks(_search_task(history, scorer, k, counter.tick), tasks, workers, counter.report)
+    for task, result in zip(tasks, results, strict=True):
         for record in result:
             records[task.kind][record["point"]] = record
-        done += len(task.points)
-        if progress:
-            progress(done)
     chosen: dict[str, KindSelection] = {}
     skipped: dict[str, str] = {}
     for kind in names:
