@@ -51,6 +51,16 @@ def test_events_are_checked():
         new_event("u", "i", "view", text="hello")
     with pytest.raises(InvalidInput, match="user_id must not be empty"):
         new_event("", "i", "view")
+    with pytest.raises(InvalidInput, match="item_id is at most 256 characters, got 257"):
+        new_event("u", "i" * 257, "view")
+    with pytest.raises(InvalidInput, match="event_id must not contain a NUL"):
+        new_event("u", "i", "view", event_id="a\x00b")
+    with pytest.raises(InvalidInput, match="text must not contain a NUL"):
+        new_event("u", "i", "review", rating=4.0, text="good\x00")
+    with pytest.raises(InvalidInput, match="rating must be a finite number"):
+        new_event("u", "i", "rating", rating=float("nan"))
+    with pytest.raises(InvalidInput, match="timestamp must be a finite number"):
+        new_event("u", "i", "view", timestamp=float("inf"))
 
 
 def test_seq_increases_and_each_write_about_a_user_moves_their_seq(store_url):

@@ -32,7 +32,7 @@ async def keyed_events(
     """The event store's access, for a request with one of the configured API keys (see :mod:`.keys`).
 
     No store configured or open is a 503, said before anything about the key (a 401 without one, a 403 with a
-    wrong one). One dependency rather than two: the event routes are the hot write path, and FastAPI's cost per
+    wrong one). Both checks in one dependency: the event routes are the hot write path, and FastAPI's cost per
     request grows with each dependency it solves."""
     events: Events = request.app.state.gateway.events
     events.require()

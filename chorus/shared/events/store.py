@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import queue
 import secrets
@@ -201,12 +202,16 @@ def new_event(
     ------
     InvalidInput : an unknown kind, a rating missing on a rated kind or given on another, text on a kind other than
         ``review``, an empty id or one longer than :data:`MAX_ID_CHARS`, a text longer than :data:`MAX_TEXT_CHARS`,
-        an id or a text holding a NUL character (PostgreSQL's text cannot).
+        an id or a text holding a NUL character (PostgreSQL's text cannot), a rating or timestamp that is not finite.
     """
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if kind in RATED_KINDS and rating is None:
         raise InvalidInput(f"an event of kind {kind!r} needs a rating")
+    if rating is not None and not math.isfinite(rating):
+        raise InvalidInput(f"a rating must be a finite number, got {rating!r}")
+    if not math.isfinite(timestamp):
+        raise InvalidInput(f"a timestamp must be a finite number of seconds, got {timestamp!r}")
     if kind not in RATED_KINDS and rating is not None:
         raise InvalidInput(f"an event of kind {kind!r} carries no rating (only {' and '.join(sorted(RATED_KINDS))} do)")
     if text is not None and kind != "review":
