@@ -79,7 +79,7 @@ def test_every_page_of_the_nav_is_built_and_the_models_page_is_the_repositorys(s
     pages = nav_pages(config["nav"])
     assert {"index.md", "getting-started.md", "concepts.md", "api.md", "models.md", "benchmarks.md"} <= set(pages)
     assert [p for p in pages if p.startswith("operations/")] == [
-        f"operations/{name}.md" for name in ("configuration", "metrics", "logs", "artifacts", "security")
+        f"operations/{name}.md" for name in ("configuration", "metrics", "logs", "artifacts", "spark", "security")
     ]
     for page in pages:
         built = site / ("index.html" if page == "index.md" else page.removesuffix(".md") + "/index.html")
