@@ -43,7 +43,10 @@ def store(store_url):
 
 
 def events_client(sim, rat, store_url: str | None, **overrides) -> TestClient:
-    return make_client(sim, rat, events_url=store_url, api_keys=KEYS, **overrides)
+    # a mark read slower than CHORUS_EVENTS_TIMEOUT counts as an outage (the answer bypasses the cache): these
+    # tests are about what the cache holds, so a loaded machine's slow read must not count as one
+    settings = {"events_url": store_url, "api_keys": KEYS, "events_timeout": 10.0} | overrides
+    return make_client(sim, rat, **settings)
 
 
 @pytest.fixture
@@ -80,10 +83,13 @@ ROUTES = [("POST", "/v1/events"), ("GET", "/v1/users/U1/events"), ("DELETE", "/v
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)
-def test_without_a_store_the_event_routes_answer_503_naming_the_setting(client, method, path):
-    body = error(client.request(method, path, json={"events": [rating("U1", "B001")]}, headers=AUTH), 503)
-    assert body["type"] == "events_unavailable" and "CHORUS_EVENTS_URL" in body["detail"]
-    assert client.get("/v1/users/U1/recommendations").status_code == 200  # reads are unaffected
+def test_without_a_store_the_event_routes_answer_503_saying_so_after_the_key(sim, rat, method, path):
+    with make_client(sim, rat, api_keys=KEYS) as client:
+        body = error(client.request(method, path, json={"events": [rating("U1", "B001")]}, headers=AUTH), 503)
+        assert body["type"] == "events_unavailable" and "no event store" in body["detail"]
+        assert "CHORUS_" not in body["detail"]  # public answers name no setting
+        error(client.request(method, path, json={"events": [rating("U1", "B001")]}), 401)  # the key comes first
+        assert client.get("/v1/users/U1/recommendations").status_code == 200  # reads are unaffected
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)
@@ -91,7 +97,7 @@ def test_a_store_without_keys_refuses_every_request_rather_than_be_open(sim, rat
     with make_client(sim, rat, events_url=f"sqlite:///{tmp_path / 'e.db'}") as client:
         for headers in ({}, AUTH):
             body = error(client.request(method, path, json={"events": [rating("U1", "B001")]}, headers=headers), 503)
-            assert "CHORUS_API_KEYS" in body["detail"]
+            assert "no API keys" in body["detail"] and "CHORUS_" not in body["detail"]
 
 
 # --- keys ---------------------------------------------------------------------------------------------------

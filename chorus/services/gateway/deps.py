@@ -31,12 +31,13 @@ async def keyed_events(
 ) -> Events:
     """The event store's access, for a request with one of the configured API keys (see :mod:`.keys`).
 
-    No store configured or open is a 503, said before anything about the key (a 401 without one, a 403 with a
-    wrong one). Both checks in one dependency: the event routes are the hot write path, and FastAPI's cost per
+    The key is checked first (a 401 without one, a 403 with a wrong one, a 503 when the gateway has no keys),
+    then the store (a 503 when none is configured or open): a caller without a key learns nothing about the
+    store. Both checks in one dependency: the event routes are the hot write path, and FastAPI's cost per
     request grows with each dependency it solves."""
     events: Events = request.app.state.gateway.events
-    events.require()
     request.app.state.api_keys.check(None if credentials is None else credentials.credentials)
+    events.require()
     return events
 
 

@@ -205,10 +205,8 @@ class Events:
     def require(self) -> EventStore:
         """The open store, or the 503 that says why there is none."""
         if self.url is None:
-            raise EventsUnavailable(
-                "no event store is configured: set CHORUS_EVENTS_URL (sqlite:///path/events.db or "
-                "postgresql://...) on the gateway to accept events"
-            )
+            # the setting is named to the operator (log, token /readyz, docs), not in a public answer
+            raise EventsUnavailable("this gateway takes no events: it has no event store configured")
         if self.store is None:
             raise EventsUnavailable("the event store cannot be reached yet; retry in a few seconds")
         return self.store

@@ -40,8 +40,7 @@ class ApiKeys:
         """
         if not self._digests:
             raise EventsUnavailable(
-                "no API keys are configured: the event routes refuse every request until CHORUS_API_KEYS names "
-                "at least one key (comma-separated) on the gateway"
+                "this gateway takes no events: it has no API keys configured, so the event routes refuse every request"
             )
         if not given:
             raise MissingKey("this route needs an API key: send Authorization: Bearer <key>")
@@ -50,4 +49,4 @@ class ApiKeys:
         for key in self._digests:  # every key, whatever matched before: no early exit
             matched |= hmac.compare_digest(digest, key)
         if not matched:
-            raise Forbidden("the API key is not accepted: send one of the keys in CHORUS_API_KEYS")
+            raise Forbidden("the API key is not accepted: send one of the keys this gateway was given")
