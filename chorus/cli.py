@@ -236,10 +236,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             )
         reports.append(format_report)
     if args.task in ("ranking", "all"):
-        with Elapsed("ranking evaluation", enabled=not args.json):
-            results["ranking"] = ranking(
-                ratings, k=args.k, seed=args.seed, relevance=args.relevance, workers=args.workers
-            )
+        results["ranking"] = ranking(
+            ratings, k=args.k, seed=args.seed, relevance=args.relevance, workers=args.workers, progress=not args.json
+        )
         reports.append(format_ranking_report)
     if args.task in TEXT_TASKS:
         with Elapsed(f"{args.task} evaluation", enabled=not args.json):

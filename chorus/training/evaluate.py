@@ -109,12 +109,18 @@ RATING_PARAMS = ("trainer", "n_factors", "reg_factors", "reg_bias", "sweeps")
 
 
 def ranking(
-    ratings: Ratings, k: int = 10, seed: int = 0, relevance: str = "any", workers: int | None = None
+    ratings: Ratings,
+    k: int = 10,
+    seed: int = 0,
+    relevance: str = "any",
+    workers: int | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """``{"task": "ranking", "k", "models": {kind: {"precision", "recall", "ndcg", "map", "coverage", "novelty",
     "fit_seconds"}}, "selected", "seconds", ...}`` (see ``chorus.training.ranking.train.evaluate``; the selection
-    ``chorus train`` serves from). ``workers``: :func:`chorus.shared.workers.resolve_workers`."""
-    return evaluate_ranking(ratings, k=k, seed=seed, relevance=relevance, workers=workers)
+    ``chorus train`` serves from). ``workers``: :func:`chorus.shared.workers.resolve_workers`; ``progress``: a
+    bar on a terminal."""
+    return evaluate_ranking(ratings, k=k, seed=seed, relevance=relevance, workers=workers, progress=progress)
 
 
 RANKING_COLUMNS = ("precision", "recall", "ndcg", "map", "coverage", "novelty")

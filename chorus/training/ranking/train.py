@@ -660,6 +660,7 @@ def evaluate(
     relevance: str | float | None = ANY,
     kinds: Sequence[str] | None = None,
     workers: int | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """The ranking protocol (``docs/models.md``, "Ranking evaluation") on one dataset.
 
@@ -668,7 +669,7 @@ def evaluate(
     training rows with its chosen params (timed: ``fit_seconds``); the test rows are scored once.
     ``relevance``: ``"any"`` (every test item is relevant) or ``"min_rating=<r>"`` (only test items rated at
     least ``r``); users with no relevant test item take no part in any metric. ``workers``: as
-    :func:`train_component`'s.
+    :func:`train_component`'s. ``progress``: a bar on a terminal over the grid points and the refits.
 
     Returns
     -------
@@ -684,10 +685,17 @@ def evaluate(
     n = resolve_workers(workers)
     user, item = np.asarray(ratings.user), np.asarray(ratings.item)
     rating = np.asarray(ratings.rating, dtype=np.float64)
-    selection, train, test = choose(ratings, k=k, seed=seed, relevance=min_rating, kinds=kinds, workers=n)
-    history = user_item_matrix(user[train], item[train], ratings.n_users, ratings.n_items, values=rating[train])
-    scorer = Scorer.build(history, user[test], item[test], rating[test], min_rating)
-    rankers, fit_seconds, refused = refit(history, selection, n)
+    from chorus.shared.progress import Progress
+
+    points = grid_points(kinds)
+    with Progress("ranking evaluation", total=points + len(_kinds(kinds))) as bar:
+        bar.enabled = bar.enabled and progress
+        selection, train, test = choose(
+            ratings, k=k, seed=seed, relevance=min_rating, kinds=kinds, workers=n, progress=bar.update
+        )
+        history = user_item_matrix(user[train], item[train], ratings.n_users, ratings.n_items, values=rating[train])
+        scorer = Scorer.build(history, user[test], item[test], rating[test], min_rating)
+        rankers, fit_seconds, refused = refit(history, selection, n, lambda done: bar.update(points + done))
     models = {kind: scorer.score(ranker, k) | {"fit_seconds": fit_seconds[kind]} for kind, ranker in rankers.items()}
     record: dict[str, Any] = jsonable(
         {
