@@ -75,6 +75,10 @@ def evaluate(
     return result | ({"skipped": skipped} if skipped else {})
 
 
+#: The hyperparameters of the rating selection's choice that its sentence names.
+RATING_PARAMS = ("trainer", "n_factors", "reg_factors", "reg_bias", "sweeps")
+
+
 def format_report(result: dict[str, Any]) -> str:
     """The rating task's table (one row per model, the mean over folds in k-fold), then per fold the model the
     selection chose with its hyperparameters and validation RMSE, in words."""
@@ -93,19 +97,16 @@ def format_report(result: dict[str, Any]) -> str:
     rmse = result.get("validation_rmse", [])
     for k, hp in enumerate(result["hyperparameters"]):
         chosen = hp.get("selected", "latent")
-        values = {key: hp[key] for key in RATING_PARAMS if hp.get(key) is not None and chosen != "bias"}
         if chosen == "bias":
             values = {"reg_bias": hp["reg_bias"]} if "reg_bias" in hp else {}
+        else:
+            values = {key: hp[key] for key in RATING_PARAMS if hp.get(key) is not None}
         # the selection chooses between bias and latent; the text-aware model is measured beside them
         figures = {name: v for name, v in (rmse[k] if k < len(rmse) else {}).items() if name in ("bias", "latent")}
         lines.append(choice(f"Fold {k + 1}", chosen, values, "validation RMSE", figures))
     for name, reason in result.get("skipped", {}).items():
         lines.append(f"{label(name)}: skipped ({reason}).")
     return "\n".join(lines)
-
-
-#: The hyperparameters of the rating selection's choice that its sentence names.
-RATING_PARAMS = ("trainer", "n_factors", "reg_factors", "reg_bias", "sweeps")
 
 
 def ranking(
