@@ -59,7 +59,13 @@ def test_the_api_enums_and_texts_are_the_served_rankers():
     assert get_args(MethodQuery)[1].description.startswith(f"{', '.join(served)}: a ranker of the served version")
     assert f"a ranker ({', '.join(served)});" in (BasketRequest.model_fields["method"].description or "")
     unserved = [spec.name for spec in RANKERS if not spec.served]
-    assert unserved and not set(unserved) & {m.value for m in Method}
+    assert not set(unserved) & {m.value for m in Method}
+
+
+def test_an_unserved_ranker_is_no_method(monkeypatch):
+    hidden = KindSpec("hidden", "ranker", "measured only", model="m:C", fitter="m:f", grid=({},), served=False)
+    monkeypatch.setattr(kinds, "RANKERS", (*RANKERS, hidden))
+    assert "hidden" not in ranker_methods() and "ease" in ranker_methods()
 
 
 def test_a_ranker_named_like_another_method_is_refused(monkeypatch):

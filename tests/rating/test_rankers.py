@@ -19,10 +19,12 @@ from chorus.services.rating.rankers import (
 )
 from chorus.services.rating.rankers.base import history_row
 from chorus.shared.contract.errors import InvalidInput
-from chorus.shared.contract.kinds import RANKERS, find
+from chorus.shared.contract.kinds import RANKERS
+from chorus.training.ranking import fit as ranking_fit
 from chorus.training.ranking.fit import (
     FITTERS,
     GRIDS,
+    PARTS,
     fit_ease,
     fit_ease_ials,
     fit_ials,
@@ -62,9 +64,14 @@ def test_the_registry_and_the_selection_follow_the_spec_table():
             assert REGISTRY[spec.name] is Ranker.class_of(spec) and FITTERS[spec.name] is fitter_of(spec)
             assert GRIDS[spec.name] == [dict(p) for p in spec.grid]
     # the selection's tie-break order among the shipped kinds
-    shipped = ["popular", "item_knn", "ease", "ials"]
+    shipped = ["popular", "item_knn", "ease", "ials", "ease_ials"]
     assert [kind for kind in served if kind in shipped] == shipped
-    assert not find(RANKERS, "ease_ials").served and FITTERS["ease"] is fit_ease
+    assert FITTERS["ease"] is fit_ease and FITTERS["ease_ials"] is fit_ease_ials
+    # a blend's parts are served kinds listed before it, and its grid holds only its own params
+    for spec in RANKERS:
+        for part in spec.parts:
+            assert served.index(part) < served.index(spec.name)
+    assert PARTS == {"ease_ials": ("ease", "ials")} and all(set(p) == {"w"} for p in GRIDS["ease_ials"])
 
 
 # -- EASE ----------------------------------------------------------------------------------------------------
@@ -93,6 +100,54 @@ def test_ease_matches_the_dense_formula():
     history = sp.csr_array(reviews[[users[0]]])
     items = np.arange(7)
     np.testing.assert_allclose(ranker.contributions(history, items), b[history.indices][:, items].T, atol=1e-6)
+
+
+def test_ease_dropout_penalises_each_item_by_its_count():
+    rng = np.random.default_rng(2)
+    x = (rng.random((12, 6)) < 0.5).astype(np.float64)
+    gram = x.T @ x
+    lam, p = 3.0, 0.4
+    inv = np.linalg.inv(gram + lam * np.eye(6) + p / (1 - p) * np.diag(np.diag(gram)))
+    want = np.eye(6) - inv @ np.diag(1.0 / np.diag(inv))
+    got = fit_ease(sp.csr_array(x), {"lam": lam, "dropout": p})
+    np.testing.assert_allclose(got.weights, want, rtol=1e-5, atol=1e-6)
+    assert got.params == {"lam": lam, "dropout": p}
+    for bad in (-0.1, 1.0):
+        with pytest.raises(InvalidInput, match="dropout"):
+            fit_ease(sp.csr_array(x), {"lam": lam, "dropout": bad})
+
+
+def test_ease_on_a_large_catalogue_keeps_only_its_fitted_items(monkeypatch):
+    """Past EASE_FIT_ITEMS items, B is over the most reviewed ones only, stored as such: the other items score 0
+    and add nothing, exactly as the full matrix with their rows and columns zero would."""
+    rng = np.random.default_rng(4)
+    stars = (rng.random((30, 10)) < np.linspace(0.9, 0.1, 10)) * rng.integers(1, 6, (30, 10))
+    reviews = sp.csr_array(stars.astype(np.float64))
+    monkeypatch.setattr(ranking_fit, "EASE_FIT_ITEMS", 4)
+    ranker = fit_ease(reviews, {"lam": 2.0})
+    fitted = np.sort(np.argsort(-(stars > 0).sum(axis=0), kind="stable")[:4])
+    np.testing.assert_array_equal(ranker.items, fitted)
+    assert ranker.weights.shape == (4, 4) and not ranker.every_item
+    full = np.zeros((10, 10))
+    full[np.ix_(fitted, fitted)] = ease_reference((stars[:, fitted] > 0).astype(np.float64), 2.0)
+    x = (stars > 0).astype(np.float64)
+    users = np.flatnonzero(x.sum(axis=1) > 0)
+    np.testing.assert_allclose(ranker.score(reviews)[users], (x @ full)[users], rtol=1e-5, atol=1e-6)
+    history = sp.csr_array(reviews[[users[0]]])
+    items = np.arange(10)
+    np.testing.assert_allclose(
+        ranker.contributions(history, items), full[history.indices][:, items].T, rtol=1e-5, atol=1e-6
+    )
+    # the round trip keeps the fitted items; a version holding a full B (no fitted items) loads as every item
+    again = EaseRanker.from_arrays(ranker.to_arrays(), ranker.to_meta())
+    np.testing.assert_array_equal(again.items, fitted)
+    old = EaseRanker.from_arrays(
+        {"item_count": ranker.item_count, "weights": full.astype(np.float32)}, ranker.to_meta()
+    )
+    assert old.every_item
+    np.testing.assert_allclose(old.score(reviews), ranker.score(reviews), rtol=1e-6, atol=1e-6)
+    with pytest.raises(InvalidInput, match="ascending"):
+        EaseRanker(item_count=ranker.item_count, params={}, items=fitted[::-1].copy(), weights=ranker.weights)
 
 
 def test_ease_refuses_catalogues_beyond_its_limit():
@@ -217,7 +272,9 @@ def test_ials_scores_a_basket_by_folding_it_in():
 def test_rankers_refuse_arrays_that_do_not_fit():
     counts = np.ones(4, dtype=np.int64)
     with pytest.raises(InvalidInput):
-        EaseRanker(item_count=counts, params={}, weights=np.zeros((3, 3), dtype=np.float32))
+        EaseRanker(item_count=counts, params={}, items=np.arange(4), weights=np.zeros((3, 3), dtype=np.float32))
+    with pytest.raises(InvalidInput):
+        EaseRanker(item_count=counts, params={}, items=np.arange(1, 6), weights=np.zeros((5, 5), dtype=np.float32))
     with pytest.raises(InvalidInput):
         IalsRanker(item_count=counts, params={"regularization": 1.0, "alpha": 1.0}, item_factors=np.zeros((3, 2)))
     with pytest.raises(InvalidInput):

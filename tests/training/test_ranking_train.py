@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from chorus.services.rating.rankers import REGISTRY, Ranker
+from chorus.services.rating.rankers import REGISTRY, EaseIalsRanker, EaseRanker, IalsRanker, Ranker
 from chorus.services.rating.rankers.base import top_items
 from chorus.services.rating.rankers.persistence import load_rankers
 from chorus.shared.artifacts import ArtifactStore, VersionWriter
@@ -335,3 +335,65 @@ def test_progress_counts_every_point_once_in_order(generated, workers):
     total = sum(len(ranking_fit.GRIDS[k]) for k in ("popular", "item_knn", "ease"))
     assert seen[0] == 0 and seen[-1] == total and seen == sorted(seen)
     assert sum(len(s.points) for s in sel.kinds.values()) == total
+
+
+SMALL_ALS = {"factors": 4, "regularization": 1.0, "iterations": 5, "values": "binary"}
+
+
+@pytest.fixture
+def small_blend_grids(monkeypatch):
+    """Two points each for EASE and iALS (the second better on validation or not: the data decides), two weights."""
+    monkeypatch.setitem(ranking_fit.GRIDS, "ease", [{"lam": 50.0, "dropout": 0.0}, {"lam": 5.0, "dropout": 0.5}])
+    monkeypatch.setitem(ranking_fit.GRIDS, "ials", [{**SMALL_ALS, "alpha": 2.0}, {**SMALL_ALS, "alpha": 0.5}])
+    monkeypatch.setitem(ranking_fit.GRIDS, "ease_ials", [{"w": 0.5}, {"w": 0.25}])
+
+
+def test_a_blend_is_chosen_over_its_parts_chosen_params(generated, small_blend_grids):
+    _, r = generated
+    user, item, rating, n_users, n_items = arrays(r)
+    selection = select(user, item, rating, n_users, n_items, k=5, kinds=["ials", "ease_ials", "ease"])
+    assert list(selection.kinds) == ["ease", "ials", "ease_ials"]  # the table's order
+    ease, ials, blend = (selection.kinds[k] for k in ("ease", "ials", "ease_ials"))
+    base = ease.params | ials.params
+    assert [p["params"] for p in blend.points] == [base | {"w": 0.5}, base | {"w": 0.25}]
+    # each point scores what its blend of the parts, fitted directly on the fit rows, scores
+    fit, val = user_validation_split(user, np.arange(r.n), n_users, 0)
+    history = user_item_matrix(user[fit], item[fit], n_users, n_items, values=rating[fit])
+    parts = [ranking_fit.fit_ease(history, ease.params), ranking_fit.fit_ials(history, ials.params)]
+    users = np.unique(user[val])
+    relevant = user_item_matrix(user[val], item[val], n_users, n_items)[users]
+    for point in blend.points:
+        ranker = ranking_fit.compose("ease_ials", parts, point["params"])
+        lists = recommend_lists(ranker, history, users, 5)
+        assert point["ndcg"] == pytest.approx(np.nanmean(ndcg_at_k(lists, sp.csr_array(relevant))), abs=1e-12)
+
+
+def test_a_blend_whose_part_is_refused_is_skipped(generated, small_blend_grids, monkeypatch, caplog):
+    _, r = generated
+    monkeypatch.setitem(ranking_fit.FITTERS, "ease", fit_refused)
+    seen: list[int] = []
+    with caplog.at_level(logging.WARNING):
+        selection = select(*arrays(r), k=5, kinds=["ease", "ials", "ease_ials"], progress=seen.append)
+    assert list(selection.kinds) == ["ials"]
+    assert selection.skipped["ease_ials"] == "its part ease was skipped" and "ease" in selection.skipped
+    assert "ease_ials skipped: its part ease was skipped" in caplog.text
+    assert seen[-1] == 6  # the blend's points count as done
+
+
+def test_train_puts_the_blend_together_from_its_refitted_parts(generated, tmp_path, small_blend_grids, monkeypatch):
+    _, r = generated
+    for kind in ("popular", "item_knn"):
+        monkeypatch.delitem(ranking_fit.FITTERS, kind)
+    with VersionWriter(tmp_path) as writer:
+        train_component(r, writer, seed=0, progress=False)
+        writer.commit()
+    rankers, _ = load_rankers(ArtifactStore(tmp_path).open(components=["ranking"]))
+    ease, ials, blend = rankers["ease"], rankers["ials"], rankers["ease_ials"]
+    assert isinstance(ease, EaseRanker) and isinstance(ials, IalsRanker) and isinstance(blend, EaseIalsRanker)
+    assert np.array_equal(blend.weights, ease.weights) and np.array_equal(blend.items, ease.items)
+    assert np.array_equal(blend.item_factors, ials.item_factors)
+    assert blend.params == ease.params | ials.params | {"w": blend.params["w"]}
+    # the same arrays as the blend's own fitter on every row
+    everything = user_item_matrix(r.user, r.item, r.n_users, r.n_items, values=r.rating)
+    direct = ranking_fit.fit_ease_ials(everything, dict(blend.params))
+    assert np.array_equal(direct.weights, blend.weights) and np.array_equal(direct.item_factors, blend.item_factors)

@@ -9,7 +9,7 @@ validation split. Both are derived from the spec table, :data:`chorus.shared.con
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -30,7 +30,7 @@ from chorus.services.rating.rankers import (
 )
 from chorus.services.rating.rankers.ials import VALUES
 from chorus.shared.contract.errors import InvalidInput
-from chorus.shared.contract.kinds import RANKERS, KindSpec, resolve
+from chorus.shared.contract.kinds import RANKERS, KindSpec, blend_defaults, find, resolve
 from chorus.shared.workers import current_workers
 from chorus.training.ranking.kernels import rank_rows, truncate_rows
 
@@ -108,13 +108,17 @@ def check_knn_size(reviews: sp.csr_array) -> None:
 
 
 def fit_ease(reviews: sp.csr_array, params: dict[str, Any]) -> EaseRanker:
-    """EASE^R with ``params["lam"]`` (λ) on the binary matrix ``X`` restricted to the columns of
-    :func:`ease_items`: ``G = XᵀX + λI``, ``P = G⁻¹`` (Cholesky, float64), ``B = I − P·diagMat(1/diag(P))``,
-    stored as float32 (zero outside those items).
+    """EASE^R with ``params["lam"]`` (λ) and ``params.get("dropout", 0)`` (p) on the binary matrix ``X``
+    restricted to the columns of :func:`ease_items`: ``G = XᵀX + λI + p/(1−p)·diagMat(diag(XᵀX))``,
+    ``P = G⁻¹`` (Cholesky, float64), ``B = I − P·diagMat(1/diag(P))``, stored as float32 over those items.
+
+    ``p`` is the dropout of EASE's denoising form (Steck 2020): each item's penalty grows with its own count, so
+    the regularisation scales with the data instead of staying fixed while the data grows (a λ chosen on the
+    validation split's fewer rows still fits the refit on all of them). ``p = 0`` is plain EASE^R.
 
     Raises
     ------
-    InvalidInput : more than :data:`MAX_EASE_ITEMS` items, or ``lam`` not positive.
+    InvalidInput : more than :data:`MAX_EASE_ITEMS` items, ``lam`` not positive or ``dropout`` outside [0, 1).
     """
     n = reviews.shape[1]
     if n > MAX_EASE_ITEMS:
@@ -122,24 +126,23 @@ def fit_ease(reviews: sp.csr_array, params: dict[str, Any]) -> EaseRanker:
     lam = float(params["lam"])
     if not lam > 0:
         raise InvalidInput(f"ease: lam must be positive, got {lam}")
+    dropout = float(params.get("dropout", 0.0))
+    if not 0.0 <= dropout < 1.0:
+        raise InvalidInput(f"ease: dropout must be in [0, 1), got {dropout}")
     items = ease_items(reviews)
     x = weights_of(reviews, "binary")
     if items.shape[0] < n:
         x = sp.csr_array(x[:, items])
-    b = ease_weights(x, lam)
-    if items.shape[0] == n:
-        weights = b.astype(np.float32)
-    else:
-        weights = np.zeros((n, n), dtype=np.float32)
-        weights[np.ix_(items, items)] = b
-    return EaseRanker(item_count=item_counts(reviews), params=dict(params), weights=weights)
+    b = ease_weights(x, lam, dropout)
+    return EaseRanker(item_count=item_counts(reviews), params=dict(params), items=items, weights=b.astype(np.float32))
 
 
-def ease_weights(x: sp.csr_array, lam: float) -> np.ndarray:
-    """float64 (m, m): ``B = I − P·diagMat(1/diag(P))`` with ``P = (XᵀX + λI)⁻¹`` for the binary ``x`` (n, m)."""
+def ease_weights(x: sp.csr_array, lam: float, dropout: float = 0.0) -> np.ndarray:
+    """float64 (m, m): ``B = I − P·diagMat(1/diag(P))`` with ``P = (XᵀX + λI + p/(1−p)·diagMat(diag(XᵀX)))⁻¹``
+    for the binary ``x`` (n, m) and dropout ``p``."""
     m = x.shape[1]
     gram = np.asarray((x.T @ x).toarray(), dtype=np.float64)
-    gram[np.diag_indices(m)] += lam
+    gram[np.diag_indices(m)] += lam + dropout / (1.0 - dropout) * np.diag(gram)
     chol, info = scipy.linalg.lapack.dpotrf(gram, lower=False, overwrite_a=True, clean=True)
     if info != 0:
         raise InvalidInput(f"ease: XᵀX + λI is not positive definite (LAPACK dpotrf info {info})")
@@ -211,22 +214,23 @@ def fit_ials(reviews: sp.csr_array, params: dict[str, Any]) -> IalsRanker:
     )
 
 
+#: The hyperparameters of the blend's EASE part; the rest (but ``w``) are its iALS part's.
+EASE_PARAMS = ("lam", "dropout")
+
+
 def fit_ease_ials(reviews: sp.csr_array, params: dict[str, Any]) -> EaseIalsRanker:
-    """The EASE^R + iALS blend: :func:`fit_ease` with ``lam`` and :func:`fit_ials` with its parameters, mixed
-    with weight ``w`` (``params`` holds them all, flat).
+    """The EASE^R + iALS blend: :func:`fit_ease` with ``lam`` and ``dropout``, :func:`fit_ials` with the other
+    parameters, mixed with weight ``w`` (``params`` holds them all, flat; a part parameter it does not name takes
+    that part's first grid point, :func:`~chorus.shared.contract.kinds.blend_defaults`).
 
     Raises
     ------
     InvalidInput : a catalogue beyond :data:`MAX_EASE_ITEMS`, or ``w`` outside [0, 1].
     """
-    ease = fit_ease(reviews, {"lam": params["lam"]})
-    ials = fit_ials(reviews, {k: v for k, v in params.items() if k not in ("lam", "w")})
-    return EaseIalsRanker(
-        item_count=item_counts(reviews),
-        params={**ials.params, "lam": float(params["lam"]), "w": float(params["w"])},
-        weights=ease.weights,
-        item_factors=ials.item_factors,
-    )
+    full = blend_defaults(find(RANKERS, "ease_ials")) | dict(params)
+    ease = fit_ease(reviews, part_params("ease", full))
+    ials = fit_ials(reviews, part_params("ials", full))
+    return EaseIalsRanker.of(ease, ials, float(full["w"]))
 
 
 def knn_similarity(
@@ -356,3 +360,22 @@ FITTERS: dict[str, Fitter] = {spec.name: fitter_of(spec) for spec in RANKERS if 
 
 #: kind -> the grid of every served ranker (its spec's, as fresh dicts), likeliest points first.
 GRIDS: dict[str, list[dict[str, Any]]] = {spec.name: [dict(p) for p in spec.grid] for spec in RANKERS if spec.served}
+
+#: blend kind -> the kinds it combines (:attr:`~chorus.shared.contract.kinds.KindSpec.parts`), for every served blend.
+PARTS: dict[str, tuple[str, ...]] = {spec.name: spec.parts for spec in RANKERS if spec.served and spec.parts}
+
+
+def part_params(part: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The params of a blend's point that belong to its ``part``: EASE's :data:`EASE_PARAMS`, the rest but the
+    blend's ``w`` to iALS."""
+    if part == "ease":
+        return {k: v for k, v in params.items() if k in EASE_PARAMS}
+    return {k: v for k, v in params.items() if k not in (*EASE_PARAMS, "w")}
+
+
+def compose(kind: str, parts: Sequence[Ranker], params: Mapping[str, Any]) -> Ranker:
+    """The blend ``kind`` of its fitted ``parts`` (in :data:`PARTS` order) at the point ``params``: no fit."""
+    if kind != "ease_ials":
+        raise InvalidInput(f"{kind} is no blend of rankers")
+    ease, ials = parts
+    return EaseIalsRanker.of(cast(EaseRanker, ease), cast(IalsRanker, ials), float(params["w"]))

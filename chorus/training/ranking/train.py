@@ -55,12 +55,15 @@ from chorus.shared.workers import can_fork, map_processes, resolve_workers, usin
 from chorus.training.ranking.fit import (
     FITTERS,
     GRIDS,
+    PARTS,
     check_knn,
     check_knn_size,
+    compose,
     fit_item_knn,
     item_counts,
     knn_candidates_per_shrink,
     knn_truncate,
+    part_params,
     weights_of,
 )
 from chorus.training.ranking.kernels import top_rows
@@ -316,6 +319,11 @@ def fit_points(kind: str, history: sp.csr_array, grid: Sequence[dict[str, Any]])
     """The rankers of the grid points ``grid`` of ``kind`` on ``history``, in order: ``FITTERS[kind]`` point
     by point, or for item-kNN the same similarity arrays from one shared product (:data:`SHARED`). Raises what
     the fitter raises (InvalidInput: the kind is skipped)."""
+    if kind in PARTS:  # a blend: its parts fitted once (every point shares their params), then mixed per point
+        parts = [FITTERS[part](history, part_params(part, grid[0])) for part in PARTS[kind]]
+        for params in grid:
+            yield compose(kind, parts, params)
+        return
     shared = len({p.get("values", "binary") for p in grid}) == 1  # one product serves one weighting
     if kind != "item_knn" or FITTERS[kind] is not fit_item_knn or len(grid) < 2 or not shared:
         for params in grid:
@@ -339,14 +347,18 @@ def fit_points(kind: str, history: sp.csr_array, grid: Sequence[dict[str, Any]])
 
 
 def _search_task(
-    history: sp.csr_array, scorer: Scorer, k: int, tick: Callable[[], None]
+    history: sp.csr_array,
+    scorer: Scorer,
+    k: int,
+    tick: Callable[..., None],
+    base: Mapping[str, dict[str, Any]] | None = None,
 ) -> Callable[[Task], list[dict[str, Any]]]:
     """``run(task)``: one record per point of ``task`` (``{"point", "figures", "seconds"}``), or one
     ``{"point", "refused"}`` record where the fitter refused, computed with one BLAS and one implicit thread;
-    ``tick()`` after each point."""
+    ``tick()`` after each point. ``base[kind]``: params under every point of ``kind`` (a blend's parts')."""
 
     def run(task: Task) -> list[dict[str, Any]]:
-        grid = [GRIDS[task.kind][i] for i in task.points]
+        grid = [(base or {}).get(task.kind, {}) | GRIDS[task.kind][i] for i in task.points]
         out: list[dict[str, Any]] = []
         with using_workers(1):
             t = time.perf_counter()
@@ -358,6 +370,7 @@ def _search_task(
                     t = now
                     tick()
             except InvalidInput as exc:
+                tick(len(task.points) - len(out))  # the points not tried count as done: the bar ends at its total
                 return [{"point": task.points[len(out)], "refused": exc.detail}]
         return out
 
@@ -373,13 +386,13 @@ class PointCounter:
         self._shared = multiprocessing.get_context("fork").Value("q", 0) if workers > 1 and can_fork() else None
         self._done = 0
 
-    def tick(self) -> None:
-        """One more point (in a worker or here)."""
+    def tick(self, points: int = 1) -> None:
+        """``points`` more (in a worker or here)."""
         if self._shared is not None:
             with self._shared.get_lock():
-                self._shared.value += 1
+                self._shared.value += points
         else:
-            self._done += 1
+            self._done += points
             self.report()
 
     def report(self) -> None:
@@ -430,6 +443,41 @@ def run_tasks(
             return [f.result() for f in futures]
     finally:
         _RUN = None
+
+
+def blend_base(kind: str, chosen: Mapping[str, KindSelection]) -> dict[str, Any]:
+    """The params under every grid point of a blend ``kind``: each part's chosen params where the selection
+    chose them, else that part's first grid point (:func:`~chorus.shared.contract.kinds.blend_defaults`); {}
+    for a plain kind."""
+    out: dict[str, Any] = {}
+    for part in PARTS.get(kind, ()):
+        out |= dict(chosen[part].params) if part in chosen else dict(GRIDS[part][0])
+    return out
+
+
+def _best_point(kind: str, by_point: Mapping[int, dict[str, Any]], base: Mapping[str, Any]) -> KindSelection | str:
+    """The best scored point of ``kind`` (ties to the earlier point), or the reason its fitter refused."""
+    refused = [by_point[i]["refused"] for i in sorted(by_point) if "refused" in by_point[i]]
+    if refused:
+        return str(refused[0])
+    points: list[dict[str, Any]] = []
+    best: tuple[float, int] | None = None
+    for i in sorted(by_point):
+        figures = by_point[i]["figures"]
+        points.append(
+            {"params": dict(base) | GRIDS[kind][i], "ndcg": figures["ndcg"], "seconds": by_point[i]["seconds"]}
+        )
+        value = -math.inf if math.isnan(figures["ndcg"]) else figures["ndcg"]
+        if best is None or value > best[0]:  # strict: ties keep the earlier grid point
+            best = (value, i)
+    assert best is not None  # every kind has at least one grid point
+    return KindSelection(
+        kind=kind,
+        params=dict(base) | GRIDS[kind][best[1]],
+        validation=by_point[best[1]]["figures"],
+        points=points,
+        seconds=sum(p["seconds"] for p in points),
+    )
 
 
 def select(
@@ -487,38 +535,37 @@ def select(
     scorer = Scorer.build(history, user[val], item[val], np.asarray(rating)[val], min_rating, VALIDATION_USERS, seed)
     if scorer.users.shape[0] == 0:
         log.warning("ranking selection: no validation user has a relevant item; every kind keeps its first grid point")
-    tasks = plan(names, first_only=scorer.users.shape[0] == 0)
-    records: dict[str, dict[int, dict[str, Any]]] = {kind: {} for kind in names}
-    with PointCounter(progress, workers) as counter:
-        results = run_tasks(_search_task(history, scorer, k, counter.tick), tasks, workers, counter.report)
-    for task, result in zip(tasks, results, strict=True):
-        for record in result:
-            records[task.kind][record["point"]] = record
+    first_only = scorer.users.shape[0] == 0
     chosen: dict[str, KindSelection] = {}
     skipped: dict[str, str] = {}
-    for kind in names:
-        by_point = records[kind]
-        refused = [by_point[i]["refused"] for i in sorted(by_point) if "refused" in by_point[i]]
-        if refused:
-            skipped[kind] = refused[0]
-            log.warning("ranking selection: %s skipped: %s", kind, refused[0])
-            continue
-        points: list[dict[str, Any]] = []
-        best: tuple[float, int] | None = None
-        for i in sorted(by_point):
-            figures = by_point[i]["figures"]
-            points.append({"params": dict(GRIDS[kind][i]), "ndcg": figures["ndcg"], "seconds": by_point[i]["seconds"]})
-            value = -math.inf if math.isnan(figures["ndcg"]) else figures["ndcg"]
-            if best is None or value > best[0]:  # strict: ties keep the earlier grid point
-                best = (value, i)
-        assert best is not None  # every kind has at least one grid point
-        chosen[kind] = KindSelection(
-            kind=kind,
-            params=dict(GRIDS[kind][best[1]]),
-            validation=by_point[best[1]]["figures"],
-            points=points,
-            seconds=sum(p["seconds"] for p in points),
-        )
+    with PointCounter(progress, workers) as counter:
+        # the plain kinds, then the blends with the params chosen for their parts
+        for stage in ([kind for kind in names if kind not in PARTS], [kind for kind in names if kind in PARTS]):
+            base: dict[str, dict[str, Any]] = {}
+            for kind in list(stage):
+                missing = [part for part in PARTS.get(kind, ()) if part in skipped]
+                if missing:
+                    skipped[kind] = f"its part {missing[0]} was skipped"
+                    log.warning("ranking selection: %s skipped: %s", kind, skipped[kind])
+                    stage.remove(kind)
+                    counter.tick(len(GRIDS[kind]))
+                else:
+                    base[kind] = blend_base(kind, chosen)
+            tasks = plan(stage, first_only=first_only)
+            run = _search_task(history, scorer, k, counter.tick, base)
+            results = run_tasks(run, tasks, workers, counter.report)
+            records: dict[str, dict[int, dict[str, Any]]] = {kind: {} for kind in stage}
+            for task, result in zip(tasks, results, strict=True):
+                for record in result:
+                    records[task.kind][record["point"]] = record
+            for kind in stage:
+                picked = _best_point(kind, records[kind], base.get(kind, {}))
+                if isinstance(picked, str):
+                    skipped[kind] = picked
+                    log.warning("ranking selection: %s skipped: %s", kind, picked)
+                else:
+                    chosen[kind] = picked
+    chosen = {kind: chosen[kind] for kind in names if kind in chosen}  # FITTERS order, the tie-break order
     if not chosen:
         raise InvalidInput(f"no ranker could be fitted: {'; '.join(f'{k}: {r}' for k, r in skipped.items())}")
     # sorted() is stable: equal NDCG keeps FITTERS order
@@ -593,7 +640,9 @@ def refit(
     rankers: dict[str, Ranker] = {}
     seconds: dict[str, float] = {}
     refused: dict[str, str] = {}
-    names = list(selection.kinds)
+    # a blend whose parts are refitted with its own part params is put together from them afterwards (no fit)
+    composed = [kind for kind in selection.kinds if kind in PARTS and _parts_refitted(kind, selection)]
+    names = [kind for kind in selection.kinds if kind not in composed]
     for n, (kind, (ranker, took, reason)) in enumerate(
         zip(names, map_processes(fit_one, names, workers), strict=True), 1
     ):
@@ -604,9 +653,29 @@ def refit(
             rankers[kind], seconds[kind] = ranker, took
         if progress:
             progress(n)
+    for n, kind in enumerate(composed, len(names) + 1):
+        missing = [part for part in PARTS[kind] if part not in rankers]
+        if missing:
+            refused[kind] = f"its part {missing[0]} was skipped"
+            log.warning("ranking refit: %s skipped: %s", kind, refused[kind])
+        else:
+            rankers[kind] = compose(kind, [rankers[part] for part in PARTS[kind]], selection.kinds[kind].params)
+            seconds[kind] = sum(seconds[part] for part in PARTS[kind])
+        if progress:
+            progress(n)
+    rankers = {kind: rankers[kind] for kind in selection.kinds if kind in rankers}  # selection order
     if not rankers:
         raise InvalidInput(f"no ranker could be refitted: {'; '.join(f'{k}: {r}' for k, r in refused.items())}")
     return rankers, seconds, refused
+
+
+def _parts_refitted(kind: str, selection: Selection) -> bool:
+    """Whether every part of the blend ``kind`` is refitted with the part params the blend was chosen with."""
+    params = selection.kinds[kind].params
+    return all(
+        part in selection.kinds and part_params(part, params) == part_params(part, selection.kinds[part].params)
+        for part in PARTS[kind]
+    )
 
 
 def _best_fitted(selection: Selection, rankers: Mapping[str, Ranker]) -> str:

@@ -3,10 +3,8 @@ recommended, mixed with a weight chosen on validation. Formulas in ``docs/models
 
 Linear blends of a neighbourhood-style model and a factor model are the oldest trick of top-N accuracy (the
 Netflix Prize ensembles, Koren 2009; Steck 2019 compares EASE with both kinds): on MovieLens 100K the two make
-different mistakes, and their standardised mean beats either on validation and test alike.
-
-Not served yet (``rankers.UNSERVED``): the API's ``method`` list does not name ``ease_ials``. Serving it takes
-that name in the list, a line in ``REGISTRY`` and its fitter and grid moved into ``FITTERS``/``GRIDS``.
+different mistakes, and their standardised mean beats either on validation and test alike. The selection takes
+its parts' chosen hyperparameters and chooses only the weight (``chorus.training.ranking.train``).
 """
 
 from __future__ import annotations
@@ -25,13 +23,15 @@ from chorus.shared.contract.errors import InvalidInput
 
 
 def standardised(scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """``(s − mean) / std`` of one row of scores over its ``allowed`` items (float64; 0 where std is 0)."""
+    """``(s − mean) / std`` of each row of ``scores`` (m, n) over its ``allowed`` (bool (m, n)) items, float64;
+    a row with no allowed item or a std of 0 is all 0."""
     s = np.asarray(scores, dtype=np.float64)
-    if not allowed.any():
-        return np.zeros_like(s)
-    mean = s[allowed].mean()
-    std = s[allowed].std()
-    return (s - mean) / std if std > 0 else np.zeros_like(s)
+    count = allowed.sum(axis=1, keepdims=True)
+    some = np.maximum(count, 1)
+    mean = np.where(allowed, s, 0.0).sum(axis=1, keepdims=True) / some
+    std = np.sqrt(np.where(allowed, (s - mean) ** 2, 0.0).sum(axis=1, keepdims=True) / some)
+    ok = (count > 0) & (std > 0)
+    return np.where(ok, (s - mean) / np.where(ok, std, 1.0), 0.0)
 
 
 @dataclass(eq=False)
@@ -43,14 +43,20 @@ class EaseIalsRanker(Ranker):
 
     Attributes
     ----------
-    weights : numpy.ndarray
-        float32 (n_items, n_items): EASE's ``B``.
+    items, weights : numpy.ndarray
+        int64 (m,) and float32 (m, m): EASE's fitted items and ``B`` (:class:`EaseRanker`).
     item_factors : numpy.ndarray
         float32 (n_items, factors): iALS's ``Y``.
     """
 
     kind: ClassVar[str] = "ease_ials"
-    ARRAYS: ClassVar[Mapping[str, type]] = {**Ranker.ARRAYS, "weights": np.float32, "item_factors": np.float32}
+    ARRAYS: ClassVar[Mapping[str, type]] = {
+        **Ranker.ARRAYS,
+        "items": np.int64,
+        "weights": np.float32,
+        "item_factors": np.float32,
+    }
+    items: np.ndarray
     weights: np.ndarray
     item_factors: np.ndarray
     _ease: EaseRanker = field(init=False, repr=False)
@@ -60,17 +66,25 @@ class EaseIalsRanker(Ranker):
         w = float(self.params.get("w", np.nan))
         if not 0.0 <= w <= 1.0:
             raise InvalidInput(f"ease_ials: the weight w must be in [0, 1], got {self.params.get('w')!r}")
-        self._ease = EaseRanker(item_count=self.item_count, params=self.params, weights=self.weights)
+        self._ease = EaseRanker(item_count=self.item_count, params=self.params, items=self.items, weights=self.weights)
         self._ials = IalsRanker(item_count=self.item_count, params=self.params, item_factors=self.item_factors)
+
+    @classmethod
+    def of(cls, ease: EaseRanker, ials: IalsRanker, w: float) -> EaseIalsRanker:
+        """The blend of two fitted parts (on the same reviews) with weight ``w``: their arrays, their params."""
+        return cls(
+            item_count=ease.item_count,
+            params={**ease.params, **ials.params, "w": float(w)},
+            items=ease.items,
+            weights=ease.weights,
+            item_factors=ials.item_factors,
+        )
 
     def score(self, history: sp.csr_array) -> np.ndarray:
         w = float(self.params["w"])
         ease = np.asarray(self._ease.score(history), dtype=np.float64)
         ials = self._ials.score(history)
-        known = self.item_count > 0
-        out = np.empty((history.shape[0], self.n_items))
-        for r in range(history.shape[0]):
-            allowed = known.copy()
-            allowed[history.indices[history.indptr[r] : history.indptr[r + 1]]] = False
-            out[r] = w * standardised(ease[r], allowed) + (1.0 - w) * standardised(ials[r], allowed)
+        allowed = np.broadcast_to(self.item_count > 0, ease.shape).copy()
+        allowed[np.repeat(np.arange(history.shape[0]), np.diff(history.indptr)), history.indices] = False
+        out = w * standardised(ease, allowed) + (1.0 - w) * standardised(ials, allowed)
         return popular_where_empty(out, history, self.item_count)

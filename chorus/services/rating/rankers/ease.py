@@ -1,17 +1,19 @@
 """EASE^R: a shallow linear autoencoder with a closed form (Steck, "Embarrassingly shallow autoencoders for
-sparse data", WWW 2019). Formulas in ``docs/models.md``, "Ranking".
+sparse data", WWW 2019), with the dropout-shaped regulariser of its denoising form (Steck, "Autoencoders that
+don't overfit towards the identity", NeurIPS 2020). Formulas in ``docs/models.md``, "Ranking".
 
-The model is one dense item×item matrix ``B`` with a zero diagonal; a history ``x`` (binary) scores ``x B``,
-the sum of the rows of ``B`` of the history items, and those rows' entries are each score's ``because`` terms.
-``B`` costs ``4 n²`` bytes (400 MB at :data:`MAX_EASE_ITEMS`), and its fit a dense ``n×n`` inversion, so the
-trainer refuses larger catalogues.
+The model is one dense item×item matrix ``B`` with a zero diagonal over the items it was fitted on (every item of
+a catalogue of at most ``EASE_FIT_ITEMS``, else the most reviewed ones: ``chorus.training.ranking.fit``); a
+history ``x`` (binary) scores ``x B``, the sum of the rows of ``B`` of the history items, and those rows' entries
+are each score's ``because`` terms. Items outside the fitted set score 0 and add nothing. ``B`` costs ``4 m²``
+bytes for ``m`` fitted items (400 MB at :data:`MAX_EASE_ITEMS`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,35 +22,65 @@ from chorus.services.rating.rankers.base import Ranker, binary, popular_where_em
 from chorus.shared.contract.errors import InvalidInput
 
 #: The largest catalogue (items, reviewed or not) EASE is fitted for. Measured at 10,000 items (1M reviews, 50,000
-#: users, 2 cores, OpenBLAS on 2 threads): the fit takes 46 s (nearly all of it the dense Cholesky inversion) with a
-#: peak of 2.5 GB resident, and ``recommend`` p99 0.65 ms. Time grows as n³ and memory as n², so 30,000 items would
-#: take about 20 minutes and 22 GB.
+#: users, 2 cores, OpenBLAS on 2 threads): the fit over every item took 46 s (nearly all of it the dense Cholesky
+#: inversion) with a peak of 2.5 GB resident, and ``recommend`` p99 0.65 ms.
 MAX_EASE_ITEMS = 10_000
 
 
 @dataclass(eq=False)
 class EaseRanker(Ranker):
-    """``score(x) = binary(x) · B``; an empty history gets the popular list.
+    """``score(x) = binary(x)[:, items] · B`` on the fitted ``items`` (0 elsewhere); an empty history gets the
+    popular list.
 
     Attributes
     ----------
+    items : numpy.ndarray
+        int64 (m,), ascending: the items ``B`` is over (every item, ``arange(n_items)``, on a small catalogue).
+        A version written before EASE stored them holds a full (n_items, n_items) ``B`` and loads as every item.
     weights : numpy.ndarray
-        float32 (n_items, n_items): ``B``, zero on the diagonal; row ``i`` is what a history item ``i`` adds to
-        every item's score.
+        float32 (m, m): ``B``, zero on the diagonal; row ``i`` is what a history item ``items[i]`` adds to the
+        score of every fitted item.
     """
 
     kind: ClassVar[str] = "ease"
-    ARRAYS: ClassVar[Mapping[str, type]] = {**Ranker.ARRAYS, "weights": np.float32}
+    ARRAYS: ClassVar[Mapping[str, type]] = {**Ranker.ARRAYS, "items": np.int64, "weights": np.float32}
+    items: np.ndarray
     weights: np.ndarray
+    _position: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.weights.shape != (self.n_items, self.n_items):
-            raise InvalidInput(f"ease: weights of shape {self.weights.shape} for {self.n_items} items")
+        m = int(self.items.shape[0])
+        if self.weights.shape != (m, m):
+            raise InvalidInput(f"ease: weights of shape {self.weights.shape} for {m} fitted items")
+        if m and (self.items[0] < 0 or self.items[-1] >= self.n_items or np.any(np.diff(self.items) <= 0)):
+            raise InvalidInput(f"ease: fitted items must be ascending, distinct and below {self.n_items}")
+        self._position = np.full(self.n_items, -1, dtype=np.int64)
+        self._position[self.items] = np.arange(m)
+
+    @property
+    def every_item(self) -> bool:
+        """Whether ``B`` covers the whole catalogue."""
+        return int(self.items.shape[0]) == self.n_items
 
     def score(self, history: sp.csr_array) -> np.ndarray:
-        scores = np.asarray(binary(history) @ self.weights)
+        x = binary(history)
+        if self.every_item:
+            scores = np.asarray(x @ self.weights)
+        else:
+            scores = np.zeros((history.shape[0], self.n_items), dtype=np.float32)
+            scores[:, self.items] = np.asarray(sp.csr_array(x[:, self.items]) @ self.weights)
         return popular_where_empty(scores, history, self.item_count)
 
     def contributions(self, history: sp.csr_array, items: np.ndarray) -> np.ndarray:
-        held = history.indices.astype(np.int64)
-        return np.asarray(self.weights[np.ix_(held, np.asarray(items, dtype=np.int64))], dtype=np.float64).T
+        rows = self._position[history.indices.astype(np.int64)]
+        cols = self._position[np.asarray(items, dtype=np.int64)]
+        out = np.zeros((cols.shape[0], rows.shape[0]), dtype=np.float64)
+        r, c = rows >= 0, cols >= 0
+        out[np.ix_(c, r)] = np.asarray(self.weights[np.ix_(rows[r], cols[c])], dtype=np.float64).T
+        return out
+
+    @classmethod
+    def _fields_from(cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> dict[str, Any]:
+        if "items" not in arrays and "weights" in arrays:  # a full B, from before the fitted items were stored
+            arrays = {**arrays, "items": np.arange(arrays["weights"].shape[0], dtype=np.int64)}
+        return super()._fields_from(arrays, meta)
