@@ -225,15 +225,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     results: dict[str, dict[str, Any]] = {}
     reports: list[Callable[[dict[str, Any]], str]] = []
     if args.task in ("rating", "all"):
-        with Elapsed("rating evaluation", enabled=not args.json):
-            results["rating"] = evaluate(
-                ratings,
-                protocol=args.protocol,
-                folds=args.folds,
-                seed=args.seed,
-                with_similarity=not args.no_similarity,
-                workers=args.workers,
-            )
+        results["rating"] = evaluate(
+            ratings,
+            protocol=args.protocol,
+            folds=args.folds,
+            seed=args.seed,
+            with_similarity=not args.no_similarity,
+            workers=args.workers,
+            progress=not args.json,
+        )
         reports.append(format_report)
     if args.task in ("ranking", "all"):
         results["ranking"] = ranking(

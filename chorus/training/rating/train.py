@@ -17,6 +17,7 @@ initialisation.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -373,12 +374,19 @@ def _fit_and_score(
     similarity: SimilarityFit | None,
     text_aware: TextAwareFitter | None = None,
     workers: int = 1,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, dict[str, float]], Selection, dict[str, float]]:
     """Select on (rows, val), refit on rows ∪ val, score every model on test; seconds per model (the
-    selection time counted to the model it selects for). ``workers``: processes of the selection and the refit."""
-    sel = select(data, rows, val, config, workers=workers)
+    selection time counted to the model it selects for). ``workers``: processes of the selection and the refit.
+    ``progress(done)`` after each of the :func:`fold_steps` steps: the grid points, the refit, then the
+    similarity and the text-aware fits where they are given."""
+    sel = select(data, rows, val, config, progress=progress, workers=workers)
+    done = grid_size(config)
     fit_on = data.subset(np.concatenate([rows, val]))
     models, seconds = refit(fit_on, sel, workers)
+    done += 1
+    if progress:
+        progress(done)
     seconds["bias"] += sel.seconds["bias"]
     seconds["latent"] += sel.seconds["latent"]
     out = {name: _test_metrics(m, data, test) for name, m in models.items()}
@@ -389,13 +397,32 @@ def _fit_and_score(
         predicted = np.clip(np.asarray(predict(data.user[test], data.item[test]), np.float64), f.low, f.high)
         out["similarity"] = metrics(predicted, data.rating[test])
         seconds["similarity"] = time.perf_counter() - t
+        done += 1
+        if progress:
+            progress(done)
     if text_aware is not None:
         model, info = text_aware(data, rows, val, sel.bias.reg_bias)
         out["text_aware"] = _test_metrics(model, data, test)
         seconds["text_aware"] = info["seconds"]
         sel.validation_rmse["text_aware"] = info["validation_rmse"]
         sel.text_aware = info["chosen"]
+        done += 1
+        if progress:
+            progress(done)
     return out, sel, seconds
+
+
+def fold_steps(config: SelectionConfig, similarity: bool, text_aware: bool) -> int:
+    """Steps :func:`_fit_and_score` reports: the ``grid_size(config)`` grid points, the refit, and one each for
+    the similarity and the text-aware fits when they run."""
+    return grid_size(config) + 1 + int(similarity) + int(text_aware)
+
+
+def evaluation_steps(
+    protocol: str, folds: int, config: SelectionConfig = SelectionConfig(), *, similarity: bool, text_aware: bool
+) -> int:
+    """The ``progress`` total of :func:`evaluate`: :func:`fold_steps` for each fold (one fold in a holdout)."""
+    return (1 if protocol == "holdout" else folds) * fold_steps(config, similarity, text_aware)
 
 
 def evaluate(
@@ -414,6 +441,7 @@ def evaluate(
     config: SelectionConfig = SelectionConfig(),
     text_aware: TextAwareFitter | None = None,
     workers: int = 1,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Test-set MSE, RMSE and MAE of ``mean``, ``bias``, ``latent`` (and ``similarity`` when a fit callable
     is given), the hyperparameters chosen, and the seconds taken.
@@ -432,6 +460,9 @@ def evaluate(
     workers : k-fold folds run in that many forked processes at once (each fold's ALS on one thread); a
         holdout's single run uses them in its selection and refit. The figures are the same for any number
         (``seconds`` aside).
+    progress : ``progress(done)``, called in this process, up to :func:`evaluation_steps` steps: each fold's
+        grid points and fits where the folds run here (one worker, or a holdout), each finished fold's steps
+        at once where they run in worker processes.
 
     Returns
     -------
@@ -458,14 +489,28 @@ def evaluate(
         raise InvalidInput(f"protocol must be 'holdout' or 'kfold', got {protocol!r}")
     per_fold, selections, seconds = [], [], []
     inner = workers if len(runs) == 1 else 1
+    steps = fold_steps(config, similarity_predict is not None, text_aware is not None)
+    parent, reported = os.getpid(), [0]
 
-    def run(split: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[Any, Selection, dict[str, float]]:
-        return _fit_and_score(data, *split, config, similarity_predict, text_aware, inner)
+    def report(done: int) -> None:
+        # here only: a fold run by a worker process is counted whole when its result is back
+        if progress and os.getpid() == parent and done > reported[0]:
+            reported[0] = done
+            progress(done)
 
-    for out, sel, secs in map_processes(run, runs, workers if len(runs) > 1 else 1):
+    def run(split: tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[Any, Selection, dict[str, float]]:
+        fold, (rows, val, test) = split
+
+        def step(done: int) -> None:
+            report(fold * steps + done)
+
+        return _fit_and_score(data, rows, val, test, config, similarity_predict, text_aware, inner, step)
+
+    for out, sel, secs in map_processes(run, list(enumerate(runs)), workers if len(runs) > 1 else 1):
         per_fold.append(out)
         selections.append(sel)
         seconds.append(secs)
+        report(len(per_fold) * steps)
     names = list(per_fold[0])
     models = {
         name: {m: float(np.mean([f[name][m] for f in per_fold])) for m in ("mse", "rmse", "mae")} for name in names

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,7 @@ from chorus.services.rating.text.scorer import ReviewScorer, write_scorer
 from chorus.shared.artifacts import VersionWriter
 from chorus.shared.contract.errors import DataError
 from chorus.shared.data import Ratings, holdout_split
+from chorus.shared.progress import Progress
 from chorus.training.rating.accuracy import metrics
 
 #: C values of the verified classifier, α values of the text ridge (chosen on validation).
@@ -256,10 +258,18 @@ def evaluate_verified(ratings: Ratings, seed: int = 0) -> dict[str, Any]:
 
 
 def fit_text_ridge(
-    x_tr: sp.csr_matrix, y_tr: np.ndarray, x_va: sp.csr_matrix, y_va: np.ndarray
+    x_tr: sp.csr_matrix,
+    y_tr: np.ndarray,
+    x_va: sp.csr_matrix,
+    y_va: np.ndarray,
+    step: Callable[[], None] | None = None,
 ) -> tuple[float, dict[float, float]]:
-    """The α of :data:`RIDGE_ALPHA` with the lowest validation MSE, and every α's MSE."""
-    grid = {a: metrics(Ridge(alpha=a).fit(x_tr, y_tr).predict(x_va), y_va)["mse"] for a in RIDGE_ALPHA}
+    """The α of :data:`RIDGE_ALPHA` with the lowest validation MSE, and every α's MSE; ``step()`` after each α."""
+    grid = {}
+    for a in RIDGE_ALPHA:
+        grid[a] = metrics(Ridge(alpha=a).fit(x_tr, y_tr).predict(x_va), y_va)["mse"]
+        if step:
+            step()
     return min(grid, key=lambda a: (grid[a], a)), grid
 
 
@@ -303,36 +313,93 @@ def evaluate_text_rating(ratings: Ratings, seed: int = 0) -> dict[str, Any]:
 # --- the served scorer ------------------------------------------------------------------------------------------
 
 
-def fit_scorer(ratings: Ratings, rows: np.ndarray, seed: int = 0) -> tuple[ReviewScorer, dict[str, Any]]:
+#: Steps of :func:`fit_scorer`'s ``progress`` for its vocabulary: one per tenth of the reviews tokenised.
+VOCABULARY_STEPS = 10
+
+
+def _scorer_rows(
+    ratings: Ratings, rows: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`fit_scorer`'s reviews (``rows``, at most :data:`MAX_FIT_ROWS` of them, sorted), the seeded permutation
+    of their positions, and its validation and training rows."""
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.permutation(rows)[:MAX_FIT_ROWS]) if rows.size > MAX_FIT_ROWS else np.sort(rows)
+    perm = rng.permutation(rows.size)
+    n_va = max(1, rows.size // 10)
+    return rows, perm, rows[np.sort(perm[n_va:])], rows[np.sort(perm[:n_va])]
+
+
+def _fits_verified(ratings: Ratings, rows: np.ndarray, tr: np.ndarray) -> bool:
+    """Whether :func:`fit_scorer` fits the verified classifier: the data has the field, with both classes among
+    the reviews and among their training part."""
+    flags = ratings.verified
+    return flags is not None and not _one_class(flags[tr]) and not _one_class(flags[rows])
+
+
+def scorer_steps(ratings: Ratings, rows: np.ndarray, seed: int = 0) -> int:
+    """The ``progress`` total of :func:`fit_scorer` with these arguments: the vocabulary's
+    :data:`VOCABULARY_STEPS` tenths, one per α of :data:`RIDGE_ALPHA`, the refit, the two halves' ridges, and, where the
+    verified classifier is fitted, one per C of :data:`VERIFIED_C` and its refit."""
+    rows, _, tr, _ = _scorer_rows(ratings, rows, seed)
+    verified = len(VERIFIED_C) + 1 if _fits_verified(ratings, rows, tr) else 0
+    return VOCABULARY_STEPS + len(RIDGE_ALPHA) + 3 + verified
+
+
+class _Counted:
+    """:func:`analyze` that passes the tenths of ``n`` documents analysed so far to ``report`` (the vocabulary's
+    share of a progress bar); picklable, like the function it wraps."""
+
+    def __init__(self, n: int, report: Callable[[int], None]) -> None:
+        self.n, self.report, self.seen = max(n, 1), report, 0
+
+    def __call__(self, text: str) -> list[str]:
+        self.seen += 1
+        self.report(min(self.seen * VOCABULARY_STEPS // self.n, VOCABULARY_STEPS))
+        return analyze(text)
+
+
+def fit_scorer(
+    ratings: Ratings, rows: np.ndarray, seed: int = 0, progress: Callable[[int], None] | None = None
+) -> tuple[ReviewScorer, dict[str, Any]]:
     """Fit the served :class:`ReviewScorer` on ``rows`` (int (m,)) of ``ratings``: the text ridge (α chosen on a
     seeded 10% of ``rows``, then refitted on all of them), the item offsets from those reviews' out-of-sample
     residuals, and the verified classifier (C chosen on the same 10%) when the data has the field and both classes.
 
     The item offset of item i is ``Σ (r − ŕ) / (n_i + c)`` over its reviews among ``rows``, where ŕ is the
     prediction of a ridge that did not see the review (fitted on the other half of ``rows``), and c is
-    :data:`ITEM_OFFSET_SHRINKAGE`. Returns the scorer and its validation metrics.
+    :data:`ITEM_OFFSET_SHRINKAGE`. Returns the scorer and its validation metrics. ``progress(done)`` is called as
+    each of the :func:`scorer_steps` steps ends (the vocabulary's first, a tenth of the reviews at a time).
     """
+    done = 0
+
+    def step(to: int | None = None) -> None:
+        nonlocal done
+        if to is None or to > done:
+            done = done + 1 if to is None else to
+            if progress:
+                progress(done)
+
     texts = require_text(ratings)
     y = ratings.rating.astype(np.float64)
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.permutation(rows)[:MAX_FIT_ROWS]) if rows.size > MAX_FIT_ROWS else np.sort(rows)
-    perm = rng.permutation(rows.size)
-    n_va = max(1, rows.size // 10)
-    va, tr = rows[np.sort(perm[:n_va])], rows[np.sort(perm[n_va:])]
+    rows, perm, tr, va = _scorer_rows(ratings, rows, seed)
     vec = vectorizer()
+    vec.set_params(analyzer=_Counted(rows.size, step))
     x = vec.fit_transform(_take(texts, rows))
+    vec.set_params(analyzer=analyze)
+    step(VOCABULARY_STEPS)
     pos = {r: k for k, r in enumerate(rows.tolist())}
     x_tr, x_va = x[[pos[r] for r in tr.tolist()]], x[[pos[r] for r in va.tolist()]]
-    alpha, grid = fit_text_ridge(x_tr, y[tr], x_va, y[va])
+    alpha, grid = fit_text_ridge(x_tr, y[tr], x_va, y[va], step)
     ridge = Ridge(alpha=alpha).fit(x, y[rows])
+    step()
     # out-of-sample residuals: two halves, each predicted by a ridge fitted on the other
     half = np.zeros(rows.size, bool)
     half[perm[: rows.size // 2]] = True
     residual = np.zeros(rows.size)
     for side in (half, ~half):
-        if side.all() or not side.any():
-            continue
-        residual[side] = y[rows][side] - Ridge(alpha=alpha).fit(x[~side], y[rows][~side]).predict(x[side])
+        if not (side.all() or not side.any()):
+            residual[side] = y[rows][side] - Ridge(alpha=alpha).fit(x[~side], y[rows][~side]).predict(x[side])
+        step()
     items = ratings.item[rows]
     offset = np.bincount(items, residual, ratings.n_items) / (
         np.bincount(items, minlength=ratings.n_items) + ITEM_OFFSET_SHRINKAGE
@@ -341,7 +408,7 @@ def fit_scorer(ratings: Ratings, rows: np.ndarray, seed: int = 0) -> tuple[Revie
     verified_coef = verified_numeric = None
     verified_intercept = 0.0
     flags = ratings.verified
-    if flags is not None and not _one_class(flags[tr]) and not _one_class(flags[rows]):
+    if flags is not None and _fits_verified(ratings, rows, tr):
         votes = None if ratings.helpful_votes is None else ratings.helpful_votes[rows]
         numeric = numeric_features(_take(texts, rows), y[rows], votes)
         idx_tr = np.array([pos[r] for r in tr.tolist()])
@@ -350,8 +417,10 @@ def fit_scorer(ratings: Ratings, rows: np.ndarray, seed: int = 0) -> tuple[Revie
         for c in VERIFIED_C:
             clf = VerifiedClassifier.fit(x[idx_tr], numeric[idx_tr], flags[tr], c, seed)
             bers[c] = classification_metrics(clf.predict(x[idx_va], numeric[idx_va]), flags[va])["ber"]
+            step()
         c = min(bers, key=lambda k: (bers[k], k))
         clf = VerifiedClassifier.fit(x, numeric, flags[rows], c, seed)
+        step()
         coef = clf.model.coef_.ravel()
         m = x.shape[1]
         verified_coef = coef[:m].astype(np.float32)
@@ -375,14 +444,18 @@ def fit_scorer(ratings: Ratings, rows: np.ndarray, seed: int = 0) -> tuple[Revie
 def train_component(ratings: Ratings, writer: VersionWriter, *, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """``chorus train`` entry point of the ``text`` component: the review scorer fitted on the training and
     validation rows of the rating component's split (``holdout_split(n, seed)``), so its figures never saw that
-    split's test reviews. Data without review text (MovieLens) gets no component: ``{"not_trained": reason}``."""
+    split's test reviews. Data without review text (MovieLens) gets no component: ``{"not_trained": reason}``.
+    ``progress``: a bar on a terminal over :func:`fit_scorer`'s steps."""
     try:
         require_text(ratings)
     except DataError:
         return {"not_trained": f"{ratings.report.format} data has no review text"}
     tr, va, _ = holdout_split(ratings.n, seed, (0.8, 0.1, 0.1))
+    rows = np.concatenate([tr, va])
     t0 = time.perf_counter()
-    scorer, info = fit_scorer(ratings, np.concatenate([tr, va]), seed)
+    with Progress("text scorer", total=scorer_steps(ratings, rows, seed)) as bar:
+        bar.enabled = bar.enabled and progress
+        scorer, info = fit_scorer(ratings, rows, seed, bar.update)
     write_scorer(writer, scorer, info | {"seconds": time.perf_counter() - t0})
     return {
         "terms": int(scorer.vocabulary.terms.shape[0]),
