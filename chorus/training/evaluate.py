@@ -61,7 +61,7 @@ def evaluate(
         skipped["text_aware"] = f"more than {TEXT_AWARE_MAX_ROWS:,} reviews"
     else:
         text_aware = TextAwareFit(ratings.text, seed=seed)
-    total = evaluation_steps(protocol, folds, similarity=with_similarity, text_aware=text_aware is not None)
+    total = evaluation_steps(protocol, folds, similarity=with_similarity, text_aware=text_aware)
     with Progress("rating evaluation", total=total) as bar:
         bar.enabled = bar.enabled and progress
         result = evaluate_rating(

@@ -206,7 +206,7 @@ def test_evaluate_counts_every_step_up_to_the_exact_total_and_figures_do_not_mov
     kw = dict(protocol=protocol, folds=3, seed=3, config=FAST, similarity_predict=similarity, workers=workers)
     seen: list[int] = []
     res = evaluate(*args, **kw, progress=seen.append)
-    total = train_mod.evaluation_steps(protocol, 3, FAST, similarity=True, text_aware=False)
+    total = train_mod.evaluation_steps(protocol, 3, FAST, similarity=True, text_aware=None)
     # per fold: 2 λ_b + 2 λ_f grid points, the refit and the similarity fit
     assert total == (1 if protocol == "holdout" else 3) * 6
     assert seen[-1] == total and seen == sorted(set(seen))  # rising, never beyond the total, never repeated

@@ -87,6 +87,47 @@ def vocabulary_of(vec: TfidfVectorizer) -> TfidfVocabulary:
     return TfidfVocabulary(vec.get_feature_names_out().astype(str), vec.idf_.astype(np.float32), 2)
 
 
+#: Steps of a progress count for fitting the vocabulary: one per tenth of the reviews analysed.
+VOCABULARY_STEPS = 10
+
+
+class Steps:
+    """The steps of a fit done so far, passed to ``progress(done)`` as each ends (a progress bar's count): the
+    count only rises, and each value is passed once."""
+
+    def __init__(self, progress: Callable[[int], None] | None = None) -> None:
+        self.progress = progress
+        self.done = 0
+
+    def to(self, done: int) -> None:
+        """The count is ``done`` now (nothing happens if it already is, or beyond)."""
+        if done > self.done:
+            self.done = done
+            if self.progress:
+                self.progress(done)
+
+    def step(self) -> None:
+        """One more step done."""
+        self.to(self.done + 1)
+
+    def vocabulary(self, texts: TextColumn) -> tuple[TfidfVectorizer, sp.csr_matrix]:
+        """:func:`vectorizer` fitted to ``texts``, and their TF-IDF rows, as :data:`VOCABULARY_STEPS` steps (one
+        per tenth of the texts analysed: tokenising is most of the fit)."""
+        start, n, seen = self.done, max(len(texts), 1), 0
+
+        def counted(text: str) -> list[str]:
+            nonlocal seen
+            seen += 1
+            self.to(start + min(seen * VOCABULARY_STEPS // n, VOCABULARY_STEPS))
+            return analyze(text)
+
+        vec = vectorizer().set_params(analyzer=counted)
+        x = vec.fit_transform(texts)
+        vec.set_params(analyzer=analyze)  # the fitted vectorizer as :func:`vectorizer` makes it
+        self.to(start + VOCABULARY_STEPS)
+        return vec, x
+
+
 # --- metrics ----------------------------------------------------------------------------------------------------
 
 
@@ -313,10 +354,6 @@ def evaluate_text_rating(ratings: Ratings, seed: int = 0) -> dict[str, Any]:
 # --- the served scorer ------------------------------------------------------------------------------------------
 
 
-#: Steps of :func:`fit_scorer`'s ``progress`` for its vocabulary: one per tenth of the reviews tokenised.
-VOCABULARY_STEPS = 10
-
-
 def _scorer_rows(
     ratings: Ratings, rows: np.ndarray, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -345,19 +382,6 @@ def scorer_steps(ratings: Ratings, rows: np.ndarray, seed: int = 0) -> int:
     return VOCABULARY_STEPS + len(RIDGE_ALPHA) + 3 + verified
 
 
-class _Counted:
-    """:func:`analyze` that passes the tenths of ``n`` documents analysed so far to ``report`` (the vocabulary's
-    share of a progress bar); picklable, like the function it wraps."""
-
-    def __init__(self, n: int, report: Callable[[int], None]) -> None:
-        self.n, self.report, self.seen = max(n, 1), report, 0
-
-    def __call__(self, text: str) -> list[str]:
-        self.seen += 1
-        self.report(min(self.seen * VOCABULARY_STEPS // self.n, VOCABULARY_STEPS))
-        return analyze(text)
-
-
 def fit_scorer(
     ratings: Ratings, rows: np.ndarray, seed: int = 0, progress: Callable[[int], None] | None = None
 ) -> tuple[ReviewScorer, dict[str, Any]]:
@@ -370,28 +394,16 @@ def fit_scorer(
     :data:`ITEM_OFFSET_SHRINKAGE`. Returns the scorer and its validation metrics. ``progress(done)`` is called as
     each of the :func:`scorer_steps` steps ends (the vocabulary's first, a tenth of the reviews at a time).
     """
-    done = 0
-
-    def step(to: int | None = None) -> None:
-        nonlocal done
-        if to is None or to > done:
-            done = done + 1 if to is None else to
-            if progress:
-                progress(done)
-
+    steps = Steps(progress)
     texts = require_text(ratings)
     y = ratings.rating.astype(np.float64)
     rows, perm, tr, va = _scorer_rows(ratings, rows, seed)
-    vec = vectorizer()
-    vec.set_params(analyzer=_Counted(rows.size, step))
-    x = vec.fit_transform(_take(texts, rows))
-    vec.set_params(analyzer=analyze)
-    step(VOCABULARY_STEPS)
+    vec, x = steps.vocabulary(_take(texts, rows))
     pos = {r: k for k, r in enumerate(rows.tolist())}
     x_tr, x_va = x[[pos[r] for r in tr.tolist()]], x[[pos[r] for r in va.tolist()]]
-    alpha, grid = fit_text_ridge(x_tr, y[tr], x_va, y[va], step)
+    alpha, grid = fit_text_ridge(x_tr, y[tr], x_va, y[va], steps.step)
     ridge = Ridge(alpha=alpha).fit(x, y[rows])
-    step()
+    steps.step()
     # out-of-sample residuals: two halves, each predicted by a ridge fitted on the other
     half = np.zeros(rows.size, bool)
     half[perm[: rows.size // 2]] = True
@@ -399,7 +411,7 @@ def fit_scorer(
     for side in (half, ~half):
         if not (side.all() or not side.any()):
             residual[side] = y[rows][side] - Ridge(alpha=alpha).fit(x[~side], y[rows][~side]).predict(x[side])
-        step()
+        steps.step()
     items = ratings.item[rows]
     offset = np.bincount(items, residual, ratings.n_items) / (
         np.bincount(items, minlength=ratings.n_items) + ITEM_OFFSET_SHRINKAGE
@@ -417,10 +429,10 @@ def fit_scorer(
         for c in VERIFIED_C:
             clf = VerifiedClassifier.fit(x[idx_tr], numeric[idx_tr], flags[tr], c, seed)
             bers[c] = classification_metrics(clf.predict(x[idx_va], numeric[idx_va]), flags[va])["ber"]
-            step()
+            steps.step()
         c = min(bers, key=lambda k: (bers[k], k))
         clf = VerifiedClassifier.fit(x, numeric, flags[rows], c, seed)
-        step()
+        steps.step()
         coef = clf.model.coef_.ravel()
         m = x.shape[1]
         verified_coef = coef[:m].astype(np.float32)
