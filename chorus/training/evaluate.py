@@ -28,7 +28,7 @@ from chorus.training.rating.train import evaluate as evaluate_rating
 from chorus.training.rating.train import evaluation_steps
 from chorus.training.say import choice, label, named, params, table
 from chorus.training.text.aware import TextAwareFit
-from chorus.training.text.fit import evaluate_text_rating, evaluate_verified
+from chorus.training.text.fit import TEXT_RATING_STEPS, VERIFIED_STEPS, evaluate_text_rating, evaluate_verified
 
 
 def similarity_fit(
@@ -185,8 +185,24 @@ def format_text_report(result: dict[str, Any]) -> str:
     )
 
 
-#: ``chorus evaluate --task NAME`` for the text tasks: NAME -> ``(run(ratings, seed) -> result, report)``.
+def _text_task(
+    name: str, run: Callable[[Ratings, int, Callable[[int], None]], dict[str, Any]], steps: int
+) -> Callable[..., tuple[dict[str, Any], Callable[[dict[str, Any]], str]]]:
+    """``chorus evaluate --task name``: ``run`` with a bar over its ``steps`` on a terminal (``progress``)."""
+
+    def task(
+        ratings: Ratings, seed: int = 0, progress: bool = False
+    ) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
+        with Progress(f"{name} evaluation", total=steps) as bar:
+            bar.enabled = bar.enabled and progress
+            return run(ratings, seed, bar.update), format_text_report
+
+    return task
+
+
+#: ``chorus evaluate --task NAME`` for the text tasks: NAME -> ``task(ratings, seed, progress) -> (result,
+#: report)``.
 TEXT_TASKS: dict[str, Callable[..., tuple[dict[str, Any], Callable[[dict[str, Any]], str]]]] = {
-    "verified": lambda ratings, seed=0: (evaluate_verified(ratings, seed), format_text_report),
-    "text-rating": lambda ratings, seed=0: (evaluate_text_rating(ratings, seed), format_text_report),
+    "verified": _text_task("verified", evaluate_verified, VERIFIED_STEPS),
+    "text-rating": _text_task("text-rating", evaluate_text_rating, TEXT_RATING_STEPS),
 }

@@ -21,7 +21,9 @@ from chorus.shared.data import load_ratings
 from chorus.shared.data.component import load_data_component
 from chorus.training.text.fit import (
     RIDGE_ALPHA,
+    TEXT_RATING_STEPS,
     VERIFIED_C,
+    VERIFIED_STEPS,
     VOCABULARY_STEPS,
     classification_metrics,
     common_words,
@@ -120,7 +122,9 @@ def test_text_rating_recovers_the_planted_rating(data_file):
     # the generator's praise and complaints follow the rating, with noise: both models find much of it, the TF-IDF
     # ridge (phrases such as "stayed in tune") more than the counts of common words
     ratings = load_ratings(data_file, with_text=True, progress=False)
-    result = evaluate_text_rating(ratings, seed=0)
+    seen: list[int] = []
+    result = evaluate_text_rating(ratings, seed=0, progress=seen.append)
+    assert seen == list(range(1, TEXT_RATING_STEPS + 1))  # the progress count: every step once, the exact total
     assert result["task"] == "text-rating" and set(result["models"]) == {"baseline", "text"}
     variance = float(np.var(ratings.rating))
     assert result["models"]["text"]["mse"] < 0.6 * variance
@@ -130,7 +134,12 @@ def test_text_rating_recovers_the_planted_rating(data_file):
 
 
 def test_verified_reports_both_models(data_file):
-    result = evaluate_verified(load_ratings(data_file, with_text=True, progress=False), seed=0)
+    ratings = load_ratings(data_file, with_text=True, progress=False)
+    seen: list[int] = []
+    result = evaluate_verified(ratings, seed=0, progress=seen.append)
+    assert seen == list(range(1, VERIFIED_STEPS + 1))
+    plain = evaluate_verified(ratings, seed=0)
+    assert {k: v for k, v in plain.items() if k != "seconds"} == {k: v for k, v in result.items() if k != "seconds"}
     for model in ("baseline", "text"):
         assert set(result["models"][model]) == {"ber", "accuracy", "tpr", "tnr"}
         assert 0 <= result["models"][model]["ber"] <= 1

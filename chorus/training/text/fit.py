@@ -256,8 +256,14 @@ def _take(texts: TextColumn, rows: np.ndarray) -> list[str]:
     return [texts[k] for k in rows.tolist()]
 
 
-def evaluate_verified(ratings: Ratings, seed: int = 0) -> dict[str, Any]:
-    """Verified-purchase classification on a seeded 80/10/10 split (see the module docstring).
+#: Steps :func:`evaluate_verified` counts: the baseline's two fits, the vocabulary of the training rows, each C,
+#: the vocabulary of train + validation and the refit.
+VERIFIED_STEPS = 2 + VOCABULARY_STEPS + len(VERIFIED_C) + VOCABULARY_STEPS + 1
+
+
+def evaluate_verified(ratings: Ratings, seed: int = 0, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Verified-purchase classification on a seeded 80/10/10 split (see the module docstring); ``progress(done)``
+    as each of the :data:`VERIFIED_STEPS` steps ends.
 
     Returns ``{"task": "verified", "models": {"baseline": {"ber", "accuracy", "tpr", "tnr"}, "text": {...}},
     "selected", "validation_ber": {...}, "chosen": {"C"}, "split", "seconds"}``.
@@ -278,22 +284,27 @@ def evaluate_verified(ratings: Ratings, seed: int = 0) -> dict[str, Any]:
     validation: dict[str, float] = {}
     test: dict[str, dict[str, float]] = {}
 
+    steps = Steps(progress)
     validation["baseline"] = classification_metrics(fit_course_verified(course[tr], y[tr]).predict(course[va]), y[va])[
         "ber"
     ]
+    steps.step()
     test["baseline"] = classification_metrics(fit_course_verified(course[fitted], y[fitted]).predict(course[te]), y[te])
+    steps.step()
 
-    vec = vectorizer()
-    x_tr, x_va = vec.fit_transform(_take(texts, tr)), vec.transform(_take(texts, va))
+    vec, x_tr = steps.vocabulary(_take(texts, tr))
+    x_va = vec.transform(_take(texts, va))
     grid = {}
     for c in VERIFIED_C:
         clf = VerifiedClassifier.fit(x_tr, numeric[tr], y[tr], c, seed)
         grid[c] = classification_metrics(clf.predict(x_va, numeric[va]), y[va])["ber"]
+        steps.step()
     best_c = min(grid, key=lambda c: (grid[c], c))
     validation["text"] = grid[best_c]
-    vec = vectorizer()
-    clf = VerifiedClassifier.fit(vec.fit_transform(_take(texts, fitted)), numeric[fitted], y[fitted], best_c, seed)
+    vec, x_fitted = steps.vocabulary(_take(texts, fitted))
+    clf = VerifiedClassifier.fit(x_fitted, numeric[fitted], y[fitted], best_c, seed)
     test["text"] = classification_metrics(clf.predict(vec.transform(_take(texts, te)), numeric[te]), y[te])
+    steps.step()
     chosen = {"C": best_c, "grid": {str(c): b for c, b in grid.items()}}
     return _result("verified", test, validation, chosen, tr, va, te, seed, t0) | {"verified_fraction": float(y.mean())}
 
@@ -314,9 +325,16 @@ def fit_text_ridge(
     return min(grid, key=lambda a: (grid[a], a)), grid
 
 
-def evaluate_text_rating(ratings: Ratings, seed: int = 0) -> dict[str, Any]:
+#: Steps :func:`evaluate_text_rating` counts: the baseline's two fits (with their word lists and counts), the
+#: vocabulary of the training rows, each α, the vocabulary of train + validation and the refit.
+TEXT_RATING_STEPS = 2 + VOCABULARY_STEPS + len(RIDGE_ALPHA) + VOCABULARY_STEPS + 1
+
+
+def evaluate_text_rating(
+    ratings: Ratings, seed: int = 0, progress: Callable[[int], None] | None = None
+) -> dict[str, Any]:
     """Star rating from the review text on a seeded 80/10/10 split (see the module docstring); predictions are
-    clipped to the rating scale.
+    clipped to the rating scale. ``progress(done)`` as each of the :data:`TEXT_RATING_STEPS` steps ends.
 
     Returns ``{"task": "text-rating", "models": {"baseline": {"mse", "rmse", "mae"}, "text": {...}}, "selected",
     "validation_mse", "chosen": {"alpha"}, "split", "seconds"}``.
@@ -334,19 +352,23 @@ def evaluate_text_rating(ratings: Ratings, seed: int = 0) -> dict[str, Any]:
 
     validation: dict[str, float] = {}
     test: dict[str, dict[str, float]] = {}
+    steps = Steps(progress)
     words = common_words(_take(texts, tr))
     counts = word_counts(texts, words)  # each row counts only its own words; the list comes from training rows
     validation["baseline"] = metrics(clip(fit_course_rating(counts[tr], y[tr]).predict(counts[va])), y[va])["mse"]
+    steps.step()
     words = common_words(_take(texts, fitted))
     counts = word_counts(texts, words)
     test["baseline"] = metrics(clip(fit_course_rating(counts[fitted], y[fitted]).predict(counts[te])), y[te])
+    steps.step()
 
-    vec = vectorizer()
-    alpha, grid = fit_text_ridge(vec.fit_transform(_take(texts, tr)), y[tr], vec.transform(_take(texts, va)), y[va])
+    vec, x_tr = steps.vocabulary(_take(texts, tr))
+    alpha, grid = fit_text_ridge(x_tr, y[tr], vec.transform(_take(texts, va)), y[va], steps.step)
     validation["text"] = grid[alpha]
-    vec = vectorizer()
-    ridge = Ridge(alpha=alpha).fit(vec.fit_transform(_take(texts, fitted)), y[fitted])
+    vec, x_fitted = steps.vocabulary(_take(texts, fitted))
+    ridge = Ridge(alpha=alpha).fit(x_fitted, y[fitted])
     test["text"] = metrics(clip(ridge.predict(vec.transform(_take(texts, te)))), y[te])
+    steps.step()
     chosen = {"alpha": alpha, "grid": {str(a): m for a, m in grid.items()}}
     return _result("text-rating", test, validation, chosen, tr, va, te, seed, t0) | {"common_words": words[:10]}
 
