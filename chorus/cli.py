@@ -164,6 +164,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         spark_staging=args.spark_staging,
         events_url=args.events_url,
         log=(lambda _line: None) if args.json else print,
+        progress=not args.json,
         record=record,
     )
     if args.json:
@@ -218,22 +219,21 @@ RATING_ONLY = ("protocol", "folds", "no_similarity")
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from chorus.shared.data import load_ratings
     from chorus.training.evaluate import TEXT_TASKS, evaluate, format_ranking_report, format_report, ranking
-    from chorus.training.say import Elapsed
 
     with_text = args.task != "ranking"  # the text tasks, and the text-aware rating model where there is text
     ratings = load_ratings(args.data, format=args.format, progress=not args.json, with_text=with_text)
     results: dict[str, dict[str, Any]] = {}
     reports: list[Callable[[dict[str, Any]], str]] = []
     if args.task in ("rating", "all"):
-        with Elapsed("rating evaluation", enabled=not args.json):
-            results["rating"] = evaluate(
-                ratings,
-                protocol=args.protocol,
-                folds=args.folds,
-                seed=args.seed,
-                with_similarity=not args.no_similarity,
-                workers=args.workers,
-            )
+        results["rating"] = evaluate(
+            ratings,
+            protocol=args.protocol,
+            folds=args.folds,
+            seed=args.seed,
+            with_similarity=not args.no_similarity,
+            workers=args.workers,
+            progress=not args.json,
+        )
         reports.append(format_report)
     if args.task in ("ranking", "all"):
         results["ranking"] = ranking(
@@ -241,8 +241,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
         reports.append(format_ranking_report)
     if args.task in TEXT_TASKS:
-        with Elapsed(f"{args.task} evaluation", enabled=not args.json):
-            results[args.task], report = TEXT_TASKS[args.task](ratings, seed=args.seed)
+        results[args.task], report = TEXT_TASKS[args.task](ratings, seed=args.seed, progress=not args.json)
         reports.append(report)
     written = None
     if args.report is not None:

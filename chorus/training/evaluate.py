@@ -20,13 +20,15 @@ import numpy as np
 
 from chorus.services.similarity.index import SimilarityIndex
 from chorus.shared.data import Ratings
+from chorus.shared.progress import Progress
 from chorus.shared.workers import resolve_workers
 from chorus.training.ranking.train import evaluate as evaluate_ranking
 from chorus.training.rating.config import TEXT_AWARE_MAX_ROWS
 from chorus.training.rating.train import evaluate as evaluate_rating
+from chorus.training.rating.train import evaluation_steps
 from chorus.training.say import choice, label, named, params, table
 from chorus.training.text.aware import TextAwareFit
-from chorus.training.text.fit import evaluate_text_rating, evaluate_verified
+from chorus.training.text.fit import TEXT_RATING_STEPS, VERIFIED_STEPS, evaluate_text_rating, evaluate_verified
 
 
 def similarity_fit(
@@ -45,11 +47,13 @@ def evaluate(
     seed: int = 0,
     with_similarity: bool = True,
     workers: int | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """``{"protocol", "folds", "models": {name: {"mse", "rmse", "mae"}}, "model_seconds", "hyperparameters",
     "seconds", ...}`` (see ``chorus.training.rating.train.evaluate``); ``models.text_aware`` where the ratings
     carry review text (loaded ``with_text``) and number at most ``TEXT_AWARE_MAX_ROWS``, else ``skipped`` says why.
-    ``workers``: :func:`chorus.shared.workers.resolve_workers`."""
+    ``workers``: :func:`chorus.shared.workers.resolve_workers`; ``progress``: a bar on a terminal over each
+    fold's grid points and fits (``chorus.training.rating.train.evaluation_steps``)."""
     text_aware, skipped = None, {}
     if ratings.text is None:
         skipped["text_aware"] = "the data has no review text"
@@ -57,21 +61,25 @@ def evaluate(
         skipped["text_aware"] = f"more than {TEXT_AWARE_MAX_ROWS:,} reviews"
     else:
         text_aware = TextAwareFit(ratings.text, seed=seed)
-    result = evaluate_rating(
-        ratings.user,
-        ratings.item,
-        ratings.rating,
-        ratings.n_users,
-        ratings.n_items,
-        ratings.scale.low,
-        ratings.scale.high,
-        protocol=protocol,
-        folds=folds,
-        seed=seed,
-        similarity_predict=similarity_fit if with_similarity else None,
-        workers=resolve_workers(workers),
-        text_aware=text_aware,
-    )
+    total = evaluation_steps(protocol, folds, similarity=with_similarity, text_aware=text_aware)
+    with Progress("rating evaluation", total=total) as bar:
+        bar.enabled = bar.enabled and progress
+        result = evaluate_rating(
+            ratings.user,
+            ratings.item,
+            ratings.rating,
+            ratings.n_users,
+            ratings.n_items,
+            ratings.scale.low,
+            ratings.scale.high,
+            protocol=protocol,
+            folds=folds,
+            seed=seed,
+            similarity_predict=similarity_fit if with_similarity else None,
+            workers=resolve_workers(workers),
+            text_aware=text_aware,
+            progress=bar.update,
+        )
     return result | ({"skipped": skipped} if skipped else {})
 
 
@@ -177,8 +185,24 @@ def format_text_report(result: dict[str, Any]) -> str:
     )
 
 
-#: ``chorus evaluate --task NAME`` for the text tasks: NAME -> ``(run(ratings, seed) -> result, report)``.
+def _text_task(
+    name: str, run: Callable[[Ratings, int, Callable[[int], None]], dict[str, Any]], steps: int
+) -> Callable[..., tuple[dict[str, Any], Callable[[dict[str, Any]], str]]]:
+    """``chorus evaluate --task name``: ``run`` with a bar over its ``steps`` on a terminal (``progress``)."""
+
+    def task(
+        ratings: Ratings, seed: int = 0, progress: bool = False
+    ) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
+        with Progress(f"{name} evaluation", total=steps) as bar:
+            bar.enabled = bar.enabled and progress
+            return run(ratings, seed, bar.update), format_text_report
+
+    return task
+
+
+#: ``chorus evaluate --task NAME`` for the text tasks: NAME -> ``task(ratings, seed, progress) -> (result,
+#: report)``.
 TEXT_TASKS: dict[str, Callable[..., tuple[dict[str, Any], Callable[[dict[str, Any]], str]]]] = {
-    "verified": lambda ratings, seed=0: (evaluate_verified(ratings, seed), format_text_report),
-    "text-rating": lambda ratings, seed=0: (evaluate_text_rating(ratings, seed), format_text_report),
+    "verified": _text_task("verified", evaluate_verified, VERIFIED_STEPS),
+    "text-rating": _text_task("text-rating", evaluate_text_rating, TEXT_RATING_STEPS),
 }

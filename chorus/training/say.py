@@ -1,5 +1,5 @@
-"""Output for people: aligned tables, one-line sentences about what was trained and chosen, and an elapsed-time
-line for work that reports no progress of its own.
+"""Output for people: aligned tables and one-line sentences about what was trained and chosen (the progress bars
+are :class:`chorus.shared.progress.Progress`).
 
 ``chorus train`` and ``chorus evaluate`` print through these functions unless ``--json`` is given; nothing here
 prints a Python ``repr`` of a dict or a list. What each component's summary holds is its trainer's business
@@ -10,14 +10,8 @@ how its summary reads as a sentence, and :func:`plain` writes any other value as
 from __future__ import annotations
 
 import math
-import sys
-import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from types import TracebackType
-from typing import Any, TextIO
-
-from chorus.shared.progress import _interactive
+from typing import Any
 
 #: How people write the kinds in prose (a kind missing here is written as its name).
 LABELS: dict[str, str] = {
@@ -185,37 +179,3 @@ def trained(component: str, seconds: float, summary: Mapping[str, Any]) -> list[
     further sentences of :func:`describe`."""
     first, *rest = describe(component, summary)
     return [f"trained {component} in {seconds:.1f} s: {first}", *rest]
-
-
-class Elapsed:
-    """``label … 12 s`` on a terminal, updated every second from a thread, for work that reports no progress of
-    its own; nothing at all in a pipe or CI (as :class:`chorus.shared.progress.Progress`)."""
-
-    def __init__(self, label: str, stream: TextIO | None = None, enabled: bool = True) -> None:
-        self.label = label
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = enabled and _interactive(self.stream)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._start = time.monotonic()
-
-    def _run(self) -> None:
-        while not self._stop.wait(1.0):
-            self.stream.write(f"\r{self.label} … {time.monotonic() - self._start:.0f} s")
-            self.stream.flush()
-
-    def __enter__(self) -> Elapsed:
-        self._start = time.monotonic()
-        if self.enabled:
-            self._thread = threading.Thread(target=self._run, daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self.stream.write(f"\r{self.label} done in {time.monotonic() - self._start:.1f} s{' ' * 20}\n")
-            self.stream.flush()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -19,12 +20,19 @@ from chorus.shared.contract.errors import DataError
 from chorus.shared.data import load_ratings
 from chorus.shared.data.component import load_data_component
 from chorus.training.text.fit import (
+    RIDGE_ALPHA,
+    TEXT_RATING_STEPS,
+    VERIFIED_C,
+    VERIFIED_STEPS,
+    VOCABULARY_STEPS,
     classification_metrics,
     common_words,
     course_verified_features,
     evaluate_text_rating,
     evaluate_verified,
     fit_course_verified,
+    fit_scorer,
+    scorer_steps,
     vectorizer,
     vocabulary_of,
     word_counts,
@@ -114,7 +122,9 @@ def test_text_rating_recovers_the_planted_rating(data_file):
     # the generator's praise and complaints follow the rating, with noise: both models find much of it, the TF-IDF
     # ridge (phrases such as "stayed in tune") more than the counts of common words
     ratings = load_ratings(data_file, with_text=True, progress=False)
-    result = evaluate_text_rating(ratings, seed=0)
+    seen: list[int] = []
+    result = evaluate_text_rating(ratings, seed=0, progress=seen.append)
+    assert seen == list(range(1, TEXT_RATING_STEPS + 1))  # the progress count: every step once, the exact total
     assert result["task"] == "text-rating" and set(result["models"]) == {"baseline", "text"}
     variance = float(np.var(ratings.rating))
     assert result["models"]["text"]["mse"] < 0.6 * variance
@@ -124,11 +134,35 @@ def test_text_rating_recovers_the_planted_rating(data_file):
 
 
 def test_verified_reports_both_models(data_file):
-    result = evaluate_verified(load_ratings(data_file, with_text=True, progress=False), seed=0)
+    ratings = load_ratings(data_file, with_text=True, progress=False)
+    seen: list[int] = []
+    result = evaluate_verified(ratings, seed=0, progress=seen.append)
+    assert seen == list(range(1, VERIFIED_STEPS + 1))
+    plain = evaluate_verified(ratings, seed=0)
+    assert {k: v for k, v in plain.items() if k != "seconds"} == {k: v for k, v in result.items() if k != "seconds"}
     for model in ("baseline", "text"):
         assert set(result["models"][model]) == {"ber", "accuracy", "tpr", "tnr"}
         assert 0 <= result["models"][model]["ber"] <= 1
     assert result["selected"] in result["models"] and 0.85 < result["verified_fraction"] < 0.95
+
+
+@pytest.mark.parametrize("verified", [True, False])
+def test_the_scorer_counts_every_step_up_to_the_exact_total_and_fits_the_same(data_file, verified):
+    ratings = load_ratings(data_file, with_text=True, progress=False)
+    if not verified:
+        ratings = replace(ratings, verified=None)
+    rows = np.arange(0, ratings.n, 2)
+    total = scorer_steps(ratings, rows, seed=1)
+    # the vocabulary in tenths, every α, the refit, two halves; then every C and its refit where there are flags
+    assert total == VOCABULARY_STEPS + len(RIDGE_ALPHA) + 3 + (len(VERIFIED_C) + 1 if verified else 0)
+    seen: list[int] = []
+    scorer, info = fit_scorer(ratings, rows, seed=1, progress=seen.append)
+    assert seen == list(range(1, total + 1))
+    plain, plain_info = fit_scorer(ratings, rows, seed=1)
+    assert plain_info == info and ("C" in info) == verified
+    np.testing.assert_array_equal(plain.rating_coef, scorer.rating_coef)
+    np.testing.assert_array_equal(plain.item_offset, scorer.item_offset)
+    np.testing.assert_array_equal(plain.vocabulary.terms, scorer.vocabulary.terms)
 
 
 def test_no_verified_field_or_no_text_is_an_error_naming_it(tmp_path):

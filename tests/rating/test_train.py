@@ -191,3 +191,28 @@ def test_train_component_writes_a_loadable_rating_component(stars, tmp_path, mon
     model = load_component(ArtifactStore(tmp_path).open())
     assert isinstance(model, LatentModel)
     assert (model.n_users, model.n_items, model.n_factors) == (nu, ni, 4)
+
+
+@pytest.mark.parametrize("protocol", ["holdout", "kfold"])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_evaluate_counts_every_step_up_to_the_exact_total_and_figures_do_not_move(stars, protocol, workers):
+    user, item, rating, nu, ni = stars
+
+    def similarity(u, i, r, n_users, n_items, low, high):
+        mean = r.mean()
+        return lambda users, items: np.full(users.shape, mean)
+
+    args = (user, item, rating, nu, ni, 1, 5)
+    kw = dict(protocol=protocol, folds=3, seed=3, config=FAST, similarity_predict=similarity, workers=workers)
+    seen: list[int] = []
+    res = evaluate(*args, **kw, progress=seen.append)
+    total = train_mod.evaluation_steps(protocol, 3, FAST, similarity=True, text_aware=None)
+    # per fold: 2 λ_b + 2 λ_f grid points, the refit and the similarity fit
+    assert total == (1 if protocol == "holdout" else 3) * 6
+    assert seen[-1] == total and seen == sorted(set(seen))  # rising, never beyond the total, never repeated
+    if workers == 1 or protocol == "holdout":  # every step is counted here, one by one
+        assert seen == list(range(1, total + 1))
+    else:  # folds in worker processes: each counted whole when it is back
+        assert seen == [6, 12, 18]
+    plain = evaluate(*args, **kw)
+    assert plain["models"] == res["models"] and plain["hyperparameters"] == res["hyperparameters"]

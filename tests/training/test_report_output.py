@@ -1,12 +1,10 @@
-"""Output for people (chorus.training.say): aligned tables, values in words, the chosen model in a sentence, and an
-elapsed-time line that only a terminal sees."""
+"""Output for people (chorus.training.say): aligned tables, values in words, the chosen model in a sentence."""
 
 from __future__ import annotations
 
-import io
 import math
 
-from chorus.training.say import Elapsed, choice, describe, plain, table, trained
+from chorus.training.say import choice, describe, plain, table, trained
 
 
 def test_a_table_aligns_every_column_and_writes_missing_figures_as_na():
@@ -44,24 +42,3 @@ def test_every_component_summary_reads_as_a_sentence_and_an_unknown_shape_still_
     odd = describe("ranking", {"chosen": {"a": 1}, "seconds": 2})
     assert odd == ["chosen a 1."] and "{" not in odd[0]
     assert describe("newcomer", {"rows": 5}) == ["rows 5."]
-
-
-class Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_the_elapsed_line_shows_on_a_terminal_only(monkeypatch):
-    monkeypatch.delenv("CI", raising=False)
-    pipe = io.StringIO()
-    with Elapsed("ranking evaluation", stream=pipe):
-        pass
-    assert pipe.getvalue() == ""
-    terminal = Terminal()
-    with Elapsed("ranking evaluation", stream=terminal):
-        pass
-    assert terminal.getvalue().startswith("\rranking evaluation done in ") and terminal.getvalue().endswith("\n")
-    quiet = Terminal()
-    with Elapsed("ranking evaluation", stream=quiet, enabled=False):  # --json
-        pass
-    assert quiet.getvalue() == ""

@@ -17,11 +17,12 @@ initialisation.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -41,10 +42,26 @@ from chorus.training.rating.fitting import Trainset
 #: ``similarity_predict`` plug-in: ``fit(user, item, rating, n_users, n_items, low, high)`` on training arrays
 #: returns ``predict(users, items) -> float ratings (n,)``.
 SimilarityFit = Callable[..., Callable[[np.ndarray, np.ndarray], np.ndarray]]
-#: ``text_aware`` plug-in (:class:`chorus.training.text.aware.TextAwareFit`): ``fit(data, rows, val,
-#: reg_bias)`` selects on (rows, val) reading only those reviews' text, refits on both, and returns
-#: ``(model, {"chosen", "validation_rmse", "seconds"})``.
-TextAwareFitter = Callable[[Trainset, np.ndarray, np.ndarray, float], tuple[RatingModel, dict[str, Any]]]
+
+
+class TextAwareFitter(Protocol):
+    """The ``text_aware`` plug-in (:class:`chorus.training.text.aware.TextAwareFit`)."""
+
+    def __call__(
+        self,
+        data: Trainset,
+        rows: np.ndarray,
+        val: np.ndarray,
+        reg_bias: float,
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[RatingModel, dict[str, Any]]:
+        """Select on (rows, val) reading only those reviews' text, refit on both; return ``(model, {"chosen",
+        "validation_rmse", "seconds"})``, calling ``progress(done)`` as each of its :meth:`steps` ends."""
+        ...
+
+    def steps(self) -> int:
+        """How many steps a call counts."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -261,7 +278,8 @@ def train(
     """What ``chorus train --components rating`` runs: a seeded holdout split (``chorus.shared.data.holdout_split``),
     selection on validation, refit on train + validation, metrics on test.
 
-    ``progress(done)`` is called after each of the ``grid_size(config)`` grid points. With ``text_aware``, the
+    ``progress(done)`` is called as each of the ``fold_steps(config, False, text_aware)`` steps ends (the grid
+    points, the refit, the text-aware fit's steps). With ``text_aware``, the
     text-aware model is selected on the same validation rows, reported as ``models["text_aware"]``, and served
     (``served = "text_aware"``) when its validation RMSE beats the selected model's. ``workers``: worker processes
     of the selection and the refit (the result is the same for any number).
@@ -273,9 +291,13 @@ def train(
     config = replace(config, base=replace(config.base, seed=seed))
     sel = select(data, tr, va, config, progress, workers)
     models, _ = refit(data.subset(np.concatenate([tr, va])), sel, workers)
+    if progress:
+        progress(grid_size(config) + 1)
     served = "latent"
     if text_aware is not None:
-        models["text_aware"], info = text_aware(data, tr, va, sel.bias.reg_bias)
+        models["text_aware"], info = text_aware(
+            data, tr, va, sel.bias.reg_bias, _after(progress, grid_size(config) + 1)
+        )
         sel.text_aware = info["chosen"]
         sel.grid.append({"model": "text_aware", **info["chosen"], "validation_rmse": info["validation_rmse"]})
         sel.validation_rmse["text_aware"] = info["validation_rmse"]
@@ -332,7 +354,7 @@ def train_component(
         from chorus.training.text.aware import TextAwareFit
 
         text_aware, text_note = TextAwareFit(ratings.text, seed=seed), "fitted"
-    with Progress("rating selection", total=grid_size(config)) as bar:
+    with Progress("rating selection", total=fold_steps(config, False, text_aware)) as bar:
         bar.enabled = bar.enabled and progress
         result = train(data, seed=seed, config=config, progress=bar.update, text_aware=text_aware, workers=workers)
     write_train_result(writer, result)
@@ -373,12 +395,19 @@ def _fit_and_score(
     similarity: SimilarityFit | None,
     text_aware: TextAwareFitter | None = None,
     workers: int = 1,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, dict[str, float]], Selection, dict[str, float]]:
     """Select on (rows, val), refit on rows ∪ val, score every model on test; seconds per model (the
-    selection time counted to the model it selects for). ``workers``: processes of the selection and the refit."""
-    sel = select(data, rows, val, config, workers=workers)
+    selection time counted to the model it selects for). ``workers``: processes of the selection and the refit.
+    ``progress(done)`` after each of the :func:`fold_steps` steps: the grid points, the refit, then the
+    similarity and the text-aware fits where they are given."""
+    sel = select(data, rows, val, config, progress=progress, workers=workers)
+    done = grid_size(config)
     fit_on = data.subset(np.concatenate([rows, val]))
     models, seconds = refit(fit_on, sel, workers)
+    done += 1
+    if progress:
+        progress(done)
     seconds["bias"] += sel.seconds["bias"]
     seconds["latent"] += sel.seconds["latent"]
     out = {name: _test_metrics(m, data, test) for name, m in models.items()}
@@ -389,13 +418,46 @@ def _fit_and_score(
         predicted = np.clip(np.asarray(predict(data.user[test], data.item[test]), np.float64), f.low, f.high)
         out["similarity"] = metrics(predicted, data.rating[test])
         seconds["similarity"] = time.perf_counter() - t
+        done += 1
+        if progress:
+            progress(done)
     if text_aware is not None:
-        model, info = text_aware(data, rows, val, sel.bias.reg_bias)
+        model, info = text_aware(data, rows, val, sel.bias.reg_bias, _after(progress, done))
         out["text_aware"] = _test_metrics(model, data, test)
         seconds["text_aware"] = info["seconds"]
         sel.validation_rmse["text_aware"] = info["validation_rmse"]
         sel.text_aware = info["chosen"]
     return out, sel, seconds
+
+
+def _after(progress: Callable[[int], None] | None, done: int) -> Callable[[int], None] | None:
+    """``progress`` for work that counts from 0 after ``done`` steps."""
+    if progress is None:
+        return None
+    report = progress
+
+    def after(steps: int) -> None:
+        report(done + steps)
+
+    return after
+
+
+def fold_steps(config: SelectionConfig, similarity: bool, text_aware: TextAwareFitter | None) -> int:
+    """Steps :func:`_fit_and_score` (and :func:`train`, without ``similarity``) reports: the ``grid_size(config)``
+    grid points, the refit, one for the similarity fit when it runs, and the text-aware fit's own steps."""
+    return grid_size(config) + 1 + int(similarity) + (0 if text_aware is None else text_aware.steps())
+
+
+def evaluation_steps(
+    protocol: str,
+    folds: int,
+    config: SelectionConfig = SelectionConfig(),
+    *,
+    similarity: bool,
+    text_aware: TextAwareFitter | None,
+) -> int:
+    """The ``progress`` total of :func:`evaluate`: :func:`fold_steps` for each fold (one fold in a holdout)."""
+    return (1 if protocol == "holdout" else folds) * fold_steps(config, similarity, text_aware)
 
 
 def evaluate(
@@ -414,6 +476,7 @@ def evaluate(
     config: SelectionConfig = SelectionConfig(),
     text_aware: TextAwareFitter | None = None,
     workers: int = 1,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Test-set MSE, RMSE and MAE of ``mean``, ``bias``, ``latent`` (and ``similarity`` when a fit callable
     is given), the hyperparameters chosen, and the seconds taken.
@@ -432,6 +495,9 @@ def evaluate(
     workers : k-fold folds run in that many forked processes at once (each fold's ALS on one thread); a
         holdout's single run uses them in its selection and refit. The figures are the same for any number
         (``seconds`` aside).
+    progress : ``progress(done)``, called in this process, up to :func:`evaluation_steps` steps: each fold's
+        grid points and fits where the folds run here (one worker, or a holdout), each finished fold's steps
+        at once where they run in worker processes.
 
     Returns
     -------
@@ -458,14 +524,28 @@ def evaluate(
         raise InvalidInput(f"protocol must be 'holdout' or 'kfold', got {protocol!r}")
     per_fold, selections, seconds = [], [], []
     inner = workers if len(runs) == 1 else 1
+    steps = fold_steps(config, similarity_predict is not None, text_aware)
+    parent, reported = os.getpid(), [0]
 
-    def run(split: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[Any, Selection, dict[str, float]]:
-        return _fit_and_score(data, *split, config, similarity_predict, text_aware, inner)
+    def report(done: int) -> None:
+        # here only: a fold run by a worker process is counted whole when its result is back
+        if progress and os.getpid() == parent and done > reported[0]:
+            reported[0] = done
+            progress(done)
 
-    for out, sel, secs in map_processes(run, runs, workers if len(runs) > 1 else 1):
+    def run(split: tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[Any, Selection, dict[str, float]]:
+        fold, (rows, val, test) = split
+
+        def step(done: int) -> None:
+            report(fold * steps + done)
+
+        return _fit_and_score(data, rows, val, test, config, similarity_predict, text_aware, inner, step)
+
+    for out, sel, secs in map_processes(run, list(enumerate(runs)), workers if len(runs) > 1 else 1):
         per_fold.append(out)
         selections.append(sel)
         seconds.append(secs)
+        report(len(per_fold) * steps)
     names = list(per_fold[0])
     models = {
         name: {m: float(np.mean([f[name][m] for f in per_fold])) for m in ("mse", "rmse", "mae")} for name in names

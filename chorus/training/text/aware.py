@@ -25,6 +25,7 @@ choose among variants within 0.5% of each other (bench/text.py lists each varian
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -43,7 +44,7 @@ from chorus.training.rating.baseline import solve_biases
 from chorus.training.rating.config import LatentConfig
 from chorus.training.rating.fitting import Trainset
 from chorus.training.rating.objective import Params, Problem
-from chorus.training.text.fit import vectorizer
+from chorus.training.text.fit import VOCABULARY_STEPS, Steps
 from chorus.training.text.prior import DEFAULT_PRIOR, BiasPrior, PriorConfig, ReviewColumns, fit_prior
 
 #: Out-of-fold folds of the text predictions ŕ, and the ridge α of those predictions.
@@ -121,6 +122,13 @@ class TextFeatures:
     reviews: ReviewColumns | None = None
 
 
+def feature_steps(max_factors: int, prior: PriorConfig | None) -> int:
+    """Steps :func:`text_features` counts: the vocabulary's (:data:`~chorus.training.text.fit.VOCABULARY_STEPS`),
+    one per sentiment fold, one for the item profiles where ``max_factors`` > 0, and, with a ``prior``, one per
+    part of its out-of-fold design and one for the rest of its fit."""
+    return VOCABULARY_STEPS + SENTIMENT_FOLDS + int(max_factors > 0) + (prior.folds + 1 if prior else 0)
+
+
 def text_features(
     data: Trainset,
     texts: TextColumn,
@@ -128,16 +136,22 @@ def text_features(
     seed: int = 0,
     reg_bias: float | None = None,
     prior: PriorConfig = DEFAULT_PRIOR,
+    steps: Steps | None = None,
 ) -> TextFeatures:
     """:class:`TextFeatures` of the training ratings ``data`` and their texts (``texts[k]`` is row k's); with
-    ``reg_bias``, the feature prior of the biases of that λ_b too."""
-    x = vectorizer().fit_transform(texts)
+    ``reg_bias``, the feature prior of the biases of that λ_b too. ``steps`` counts :func:`feature_steps`
+    more steps as they end."""
+    steps = Steps() if steps is None else steps
+    start = steps.done
+    x = steps.vocabulary(texts)[1]
     sentiment = np.zeros(data.n)
     if data.n >= 2 * SENTIMENT_FOLDS:
         for tr, te in kfold_split(data.n, SENTIMENT_FOLDS, seed):
             sentiment[te] = Ridge(alpha=SENTIMENT_ALPHA).fit(x[tr], data.rating[tr]).predict(x[te])
+            steps.step()
     else:
         sentiment[:] = data.rating
+    steps.to(start + VOCABULARY_STEPS + SENTIMENT_FOLDS)
     k = min(max_factors, x.shape[1] - 1, data.n - 1)
     profile = np.zeros((data.n_items, max(k, 0)))
     if k > 0:
@@ -146,10 +160,13 @@ def text_features(
         profile = owner @ z
         norm = np.linalg.norm(profile, axis=1, keepdims=True)
         profile = np.divide(profile, norm, out=np.zeros_like(profile), where=norm > 0)
+    steps.to(start + feature_steps(max_factors, None))
     if reg_bias is None:
         return TextFeatures(sentiment, profile)
     reviews = ReviewColumns(sentiment, x.tocsr(), np.log1p(review_length(texts)))
-    return TextFeatures(sentiment, profile, fit_prior(data, reviews, reg_bias, prior, seed), reviews)
+    fitted = fit_prior(data, reviews, reg_bias, prior, seed, steps.step)
+    steps.to(start + feature_steps(max_factors, prior))
+    return TextFeatures(sentiment, profile, fitted, reviews)
 
 
 def fit_from_features(data: Trainset, features: TextFeatures, config: TextAwareConfig) -> TextAwareModel:
@@ -190,38 +207,66 @@ class TextAwareFit:
         texts = self.texts
         return [texts[k] for k in rows.tolist()]
 
-    def select(self, data: Trainset, rows: np.ndarray, val: np.ndarray, reg_bias: float) -> dict[str, Any]:
-        """Every grid point fitted on ``rows`` and scored on ``val`` (RMSE); the best point and the grid."""
+    def _feature_steps(self) -> int:
+        """The steps of the widest :func:`text_features` of the grid (the most K, the prior where any point has it)."""
+        return feature_steps(max(self.grid.n_factors), DEFAULT_PRIOR if any(self.grid.prior) else None)
+
+    def steps(self) -> int:
+        """The ``progress`` total of :meth:`__call__`: the selection's :func:`text_features` and one step per grid
+        point, then the refit's features and its model (counted as the widest grid point's, whichever is chosen)."""
+        return 2 * self._feature_steps() + len(self.grid.points(0.0)) + 1
+
+    def select(
+        self, data: Trainset, rows: np.ndarray, val: np.ndarray, reg_bias: float, steps: Steps | None = None
+    ) -> dict[str, Any]:
+        """Every grid point fitted on ``rows`` and scored on ``val`` (RMSE); the best point and the grid.
+        ``steps`` counts the features' steps, then one per grid point."""
+        steps = Steps() if steps is None else steps
         fit_on = data.subset(rows)
         with_prior = reg_bias if any(self.grid.prior) else None
-        features = text_features(fit_on, self._read(rows), max(self.grid.n_factors), self.seed, with_prior)
+        features = text_features(fit_on, self._read(rows), max(self.grid.n_factors), self.seed, with_prior, steps=steps)
         vu, vi, vr = data.user[val], data.item[val], data.rating[val]
         grid = []
         for point in self.grid.points(reg_bias):
             error = rmse(fit_from_features(fit_on, features, point).predict(vu, vi).rating, vr)
             grid.append({**asdict(point), "validation_rmse": error})
+            steps.step()
         best = min(grid, key=lambda g: g["validation_rmse"])
         chosen = TextAwareConfig(**{k: v for k, v in best.items() if k != "validation_rmse"})
         return {"chosen": chosen, "validation_rmse": best["validation_rmse"], "grid": grid}
 
-    def refit(self, data: Trainset, rows: np.ndarray, config: TextAwareConfig) -> TextAwareModel:
-        """The model of ``config`` fitted on ``rows`` of ``data`` (their texts only)."""
+    def refit(
+        self, data: Trainset, rows: np.ndarray, config: TextAwareConfig, steps: Steps | None = None
+    ) -> TextAwareModel:
+        """The model of ``config`` fitted on ``rows`` of ``data`` (their texts only); ``steps`` counts its
+        features' steps and the model."""
+        steps = Steps() if steps is None else steps
         fit_on = data.subset(rows)
         with_prior = config.reg_bias if config.prior else None
-        features = text_features(fit_on, self._read(rows), config.n_factors, self.seed, with_prior)
-        return fit_from_features(fit_on, features, config)
+        features = text_features(fit_on, self._read(rows), config.n_factors, self.seed, with_prior, steps=steps)
+        model = fit_from_features(fit_on, features, config)
+        steps.step()
+        return model
 
     def __call__(
-        self, data: Trainset, rows: np.ndarray, val: np.ndarray, reg_bias: float
+        self,
+        data: Trainset,
+        rows: np.ndarray,
+        val: np.ndarray,
+        reg_bias: float,
+        progress: Callable[[int], None] | None = None,
     ) -> tuple[TextAwareModel, dict[str, Any]]:
-        """Select on (``rows``, ``val``), refit on both; the model and ``{"chosen", "validation_rmse", "seconds"}``."""
+        """Select on (``rows``, ``val``), refit on both; the model and ``{"chosen", "validation_rmse", "seconds"}``.
+        ``progress(done)`` as each of the :meth:`steps` steps ends."""
         t0 = time.perf_counter()
+        steps = Steps(progress)
         # One BLAS thread: the prior's products and solves then round alike for any --workers (a float64 difference
         # of 1e-12 flipped the last bit of a stored float32 bias with 2 threads), at no measurable cost (small
         # matrices; the TF-IDF ridges are sparse).
         with threadpool_limits(1, "blas"):
-            selection = self.select(data, rows, val, reg_bias)
-            model = self.refit(data, np.concatenate([rows, val]), selection["chosen"])
+            selection = self.select(data, rows, val, reg_bias, steps)
+            model = self.refit(data, np.concatenate([rows, val]), selection["chosen"], steps)
+        steps.to(self.steps())  # where the chosen point's features were narrower than the widest
         return model, {
             "chosen": asdict(selection["chosen"]),
             "validation_rmse": selection["validation_rmse"],

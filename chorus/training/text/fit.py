@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,7 @@ from chorus.services.rating.text.scorer import ReviewScorer, write_scorer
 from chorus.shared.artifacts import VersionWriter
 from chorus.shared.contract.errors import DataError
 from chorus.shared.data import Ratings, holdout_split
+from chorus.shared.progress import Progress
 from chorus.training.rating.accuracy import metrics
 
 #: C values of the verified classifier, α values of the text ridge (chosen on validation).
@@ -83,6 +85,47 @@ def vectorizer() -> TfidfVectorizer:
 def vocabulary_of(vec: TfidfVectorizer) -> TfidfVocabulary:
     """The fitted vectorizer as the numpy-only :class:`TfidfVocabulary` the service applies."""
     return TfidfVocabulary(vec.get_feature_names_out().astype(str), vec.idf_.astype(np.float32), 2)
+
+
+#: Steps of a progress count for fitting the vocabulary: one per tenth of the reviews analysed.
+VOCABULARY_STEPS = 10
+
+
+class Steps:
+    """The steps of a fit done so far, passed to ``progress(done)`` as each ends (a progress bar's count): the
+    count only rises, and each value is passed once."""
+
+    def __init__(self, progress: Callable[[int], None] | None = None) -> None:
+        self.progress = progress
+        self.done = 0
+
+    def to(self, done: int) -> None:
+        """The count is ``done`` now (nothing happens if it already is, or beyond)."""
+        if done > self.done:
+            self.done = done
+            if self.progress:
+                self.progress(done)
+
+    def step(self) -> None:
+        """One more step done."""
+        self.to(self.done + 1)
+
+    def vocabulary(self, texts: TextColumn) -> tuple[TfidfVectorizer, sp.csr_matrix]:
+        """:func:`vectorizer` fitted to ``texts``, and their TF-IDF rows, as :data:`VOCABULARY_STEPS` steps (one
+        per tenth of the texts analysed: tokenising is most of the fit)."""
+        start, n, seen = self.done, max(len(texts), 1), 0
+
+        def counted(text: str) -> list[str]:
+            nonlocal seen
+            seen += 1
+            self.to(start + min(seen * VOCABULARY_STEPS // n, VOCABULARY_STEPS))
+            return analyze(text)
+
+        vec = vectorizer().set_params(analyzer=counted)
+        x = vec.fit_transform(texts)
+        vec.set_params(analyzer=analyze)  # the fitted vectorizer as :func:`vectorizer` makes it
+        self.to(start + VOCABULARY_STEPS)
+        return vec, x
 
 
 # --- metrics ----------------------------------------------------------------------------------------------------
@@ -213,8 +256,14 @@ def _take(texts: TextColumn, rows: np.ndarray) -> list[str]:
     return [texts[k] for k in rows.tolist()]
 
 
-def evaluate_verified(ratings: Ratings, seed: int = 0) -> dict[str, Any]:
-    """Verified-purchase classification on a seeded 80/10/10 split (see the module docstring).
+#: Steps :func:`evaluate_verified` counts: the baseline's two fits, the vocabulary of the training rows, each C,
+#: the vocabulary of train + validation and the refit.
+VERIFIED_STEPS = 2 + VOCABULARY_STEPS + len(VERIFIED_C) + VOCABULARY_STEPS + 1
+
+
+def evaluate_verified(ratings: Ratings, seed: int = 0, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Verified-purchase classification on a seeded 80/10/10 split (see the module docstring); ``progress(done)``
+    as each of the :data:`VERIFIED_STEPS` steps ends.
 
     Returns ``{"task": "verified", "models": {"baseline": {"ber", "accuracy", "tpr", "tnr"}, "text": {...}},
     "selected", "validation_ber": {...}, "chosen": {"C"}, "split", "seconds"}``.
@@ -235,37 +284,57 @@ def evaluate_verified(ratings: Ratings, seed: int = 0) -> dict[str, Any]:
     validation: dict[str, float] = {}
     test: dict[str, dict[str, float]] = {}
 
+    steps = Steps(progress)
     validation["baseline"] = classification_metrics(fit_course_verified(course[tr], y[tr]).predict(course[va]), y[va])[
         "ber"
     ]
+    steps.step()
     test["baseline"] = classification_metrics(fit_course_verified(course[fitted], y[fitted]).predict(course[te]), y[te])
+    steps.step()
 
-    vec = vectorizer()
-    x_tr, x_va = vec.fit_transform(_take(texts, tr)), vec.transform(_take(texts, va))
+    vec, x_tr = steps.vocabulary(_take(texts, tr))
+    x_va = vec.transform(_take(texts, va))
     grid = {}
     for c in VERIFIED_C:
         clf = VerifiedClassifier.fit(x_tr, numeric[tr], y[tr], c, seed)
         grid[c] = classification_metrics(clf.predict(x_va, numeric[va]), y[va])["ber"]
+        steps.step()
     best_c = min(grid, key=lambda c: (grid[c], c))
     validation["text"] = grid[best_c]
-    vec = vectorizer()
-    clf = VerifiedClassifier.fit(vec.fit_transform(_take(texts, fitted)), numeric[fitted], y[fitted], best_c, seed)
+    vec, x_fitted = steps.vocabulary(_take(texts, fitted))
+    clf = VerifiedClassifier.fit(x_fitted, numeric[fitted], y[fitted], best_c, seed)
     test["text"] = classification_metrics(clf.predict(vec.transform(_take(texts, te)), numeric[te]), y[te])
+    steps.step()
     chosen = {"C": best_c, "grid": {str(c): b for c, b in grid.items()}}
     return _result("verified", test, validation, chosen, tr, va, te, seed, t0) | {"verified_fraction": float(y.mean())}
 
 
 def fit_text_ridge(
-    x_tr: sp.csr_matrix, y_tr: np.ndarray, x_va: sp.csr_matrix, y_va: np.ndarray
+    x_tr: sp.csr_matrix,
+    y_tr: np.ndarray,
+    x_va: sp.csr_matrix,
+    y_va: np.ndarray,
+    step: Callable[[], None] | None = None,
 ) -> tuple[float, dict[float, float]]:
-    """The α of :data:`RIDGE_ALPHA` with the lowest validation MSE, and every α's MSE."""
-    grid = {a: metrics(Ridge(alpha=a).fit(x_tr, y_tr).predict(x_va), y_va)["mse"] for a in RIDGE_ALPHA}
+    """The α of :data:`RIDGE_ALPHA` with the lowest validation MSE, and every α's MSE; ``step()`` after each α."""
+    grid = {}
+    for a in RIDGE_ALPHA:
+        grid[a] = metrics(Ridge(alpha=a).fit(x_tr, y_tr).predict(x_va), y_va)["mse"]
+        if step:
+            step()
     return min(grid, key=lambda a: (grid[a], a)), grid
 
 
-def evaluate_text_rating(ratings: Ratings, seed: int = 0) -> dict[str, Any]:
+#: Steps :func:`evaluate_text_rating` counts: the baseline's two fits (with their word lists and counts), the
+#: vocabulary of the training rows, each α, the vocabulary of train + validation and the refit.
+TEXT_RATING_STEPS = 2 + VOCABULARY_STEPS + len(RIDGE_ALPHA) + VOCABULARY_STEPS + 1
+
+
+def evaluate_text_rating(
+    ratings: Ratings, seed: int = 0, progress: Callable[[int], None] | None = None
+) -> dict[str, Any]:
     """Star rating from the review text on a seeded 80/10/10 split (see the module docstring); predictions are
-    clipped to the rating scale.
+    clipped to the rating scale. ``progress(done)`` as each of the :data:`TEXT_RATING_STEPS` steps ends.
 
     Returns ``{"task": "text-rating", "models": {"baseline": {"mse", "rmse", "mae"}, "text": {...}}, "selected",
     "validation_mse", "chosen": {"alpha"}, "split", "seconds"}``.
@@ -283,19 +352,23 @@ def evaluate_text_rating(ratings: Ratings, seed: int = 0) -> dict[str, Any]:
 
     validation: dict[str, float] = {}
     test: dict[str, dict[str, float]] = {}
+    steps = Steps(progress)
     words = common_words(_take(texts, tr))
     counts = word_counts(texts, words)  # each row counts only its own words; the list comes from training rows
     validation["baseline"] = metrics(clip(fit_course_rating(counts[tr], y[tr]).predict(counts[va])), y[va])["mse"]
+    steps.step()
     words = common_words(_take(texts, fitted))
     counts = word_counts(texts, words)
     test["baseline"] = metrics(clip(fit_course_rating(counts[fitted], y[fitted]).predict(counts[te])), y[te])
+    steps.step()
 
-    vec = vectorizer()
-    alpha, grid = fit_text_ridge(vec.fit_transform(_take(texts, tr)), y[tr], vec.transform(_take(texts, va)), y[va])
+    vec, x_tr = steps.vocabulary(_take(texts, tr))
+    alpha, grid = fit_text_ridge(x_tr, y[tr], vec.transform(_take(texts, va)), y[va], steps.step)
     validation["text"] = grid[alpha]
-    vec = vectorizer()
-    ridge = Ridge(alpha=alpha).fit(vec.fit_transform(_take(texts, fitted)), y[fitted])
+    vec, x_fitted = steps.vocabulary(_take(texts, fitted))
+    ridge = Ridge(alpha=alpha).fit(x_fitted, y[fitted])
     test["text"] = metrics(clip(ridge.predict(vec.transform(_take(texts, te)))), y[te])
+    steps.step()
     chosen = {"alpha": alpha, "grid": {str(a): m for a, m in grid.items()}}
     return _result("text-rating", test, validation, chosen, tr, va, te, seed, t0) | {"common_words": words[:10]}
 
@@ -303,36 +376,64 @@ def evaluate_text_rating(ratings: Ratings, seed: int = 0) -> dict[str, Any]:
 # --- the served scorer ------------------------------------------------------------------------------------------
 
 
-def fit_scorer(ratings: Ratings, rows: np.ndarray, seed: int = 0) -> tuple[ReviewScorer, dict[str, Any]]:
+def _scorer_rows(
+    ratings: Ratings, rows: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`fit_scorer`'s reviews (``rows``, at most :data:`MAX_FIT_ROWS` of them, sorted), the seeded permutation
+    of their positions, and its validation and training rows."""
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.permutation(rows)[:MAX_FIT_ROWS]) if rows.size > MAX_FIT_ROWS else np.sort(rows)
+    perm = rng.permutation(rows.size)
+    n_va = max(1, rows.size // 10)
+    return rows, perm, rows[np.sort(perm[n_va:])], rows[np.sort(perm[:n_va])]
+
+
+def _fits_verified(ratings: Ratings, rows: np.ndarray, tr: np.ndarray) -> bool:
+    """Whether :func:`fit_scorer` fits the verified classifier: the data has the field, with both classes among
+    the reviews and among their training part."""
+    flags = ratings.verified
+    return flags is not None and not _one_class(flags[tr]) and not _one_class(flags[rows])
+
+
+def scorer_steps(ratings: Ratings, rows: np.ndarray, seed: int = 0) -> int:
+    """The ``progress`` total of :func:`fit_scorer` with these arguments: the vocabulary's
+    :data:`VOCABULARY_STEPS` tenths, one per α of :data:`RIDGE_ALPHA`, the refit, the two halves' ridges, and, where the
+    verified classifier is fitted, one per C of :data:`VERIFIED_C` and its refit."""
+    rows, _, tr, _ = _scorer_rows(ratings, rows, seed)
+    verified = len(VERIFIED_C) + 1 if _fits_verified(ratings, rows, tr) else 0
+    return VOCABULARY_STEPS + len(RIDGE_ALPHA) + 3 + verified
+
+
+def fit_scorer(
+    ratings: Ratings, rows: np.ndarray, seed: int = 0, progress: Callable[[int], None] | None = None
+) -> tuple[ReviewScorer, dict[str, Any]]:
     """Fit the served :class:`ReviewScorer` on ``rows`` (int (m,)) of ``ratings``: the text ridge (α chosen on a
     seeded 10% of ``rows``, then refitted on all of them), the item offsets from those reviews' out-of-sample
     residuals, and the verified classifier (C chosen on the same 10%) when the data has the field and both classes.
 
     The item offset of item i is ``Σ (r − ŕ) / (n_i + c)`` over its reviews among ``rows``, where ŕ is the
     prediction of a ridge that did not see the review (fitted on the other half of ``rows``), and c is
-    :data:`ITEM_OFFSET_SHRINKAGE`. Returns the scorer and its validation metrics.
+    :data:`ITEM_OFFSET_SHRINKAGE`. Returns the scorer and its validation metrics. ``progress(done)`` is called as
+    each of the :func:`scorer_steps` steps ends (the vocabulary's first, a tenth of the reviews at a time).
     """
+    steps = Steps(progress)
     texts = require_text(ratings)
     y = ratings.rating.astype(np.float64)
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.permutation(rows)[:MAX_FIT_ROWS]) if rows.size > MAX_FIT_ROWS else np.sort(rows)
-    perm = rng.permutation(rows.size)
-    n_va = max(1, rows.size // 10)
-    va, tr = rows[np.sort(perm[:n_va])], rows[np.sort(perm[n_va:])]
-    vec = vectorizer()
-    x = vec.fit_transform(_take(texts, rows))
+    rows, perm, tr, va = _scorer_rows(ratings, rows, seed)
+    vec, x = steps.vocabulary(_take(texts, rows))
     pos = {r: k for k, r in enumerate(rows.tolist())}
     x_tr, x_va = x[[pos[r] for r in tr.tolist()]], x[[pos[r] for r in va.tolist()]]
-    alpha, grid = fit_text_ridge(x_tr, y[tr], x_va, y[va])
+    alpha, grid = fit_text_ridge(x_tr, y[tr], x_va, y[va], steps.step)
     ridge = Ridge(alpha=alpha).fit(x, y[rows])
+    steps.step()
     # out-of-sample residuals: two halves, each predicted by a ridge fitted on the other
     half = np.zeros(rows.size, bool)
     half[perm[: rows.size // 2]] = True
     residual = np.zeros(rows.size)
     for side in (half, ~half):
-        if side.all() or not side.any():
-            continue
-        residual[side] = y[rows][side] - Ridge(alpha=alpha).fit(x[~side], y[rows][~side]).predict(x[side])
+        if not (side.all() or not side.any()):
+            residual[side] = y[rows][side] - Ridge(alpha=alpha).fit(x[~side], y[rows][~side]).predict(x[side])
+        steps.step()
     items = ratings.item[rows]
     offset = np.bincount(items, residual, ratings.n_items) / (
         np.bincount(items, minlength=ratings.n_items) + ITEM_OFFSET_SHRINKAGE
@@ -341,7 +442,7 @@ def fit_scorer(ratings: Ratings, rows: np.ndarray, seed: int = 0) -> tuple[Revie
     verified_coef = verified_numeric = None
     verified_intercept = 0.0
     flags = ratings.verified
-    if flags is not None and not _one_class(flags[tr]) and not _one_class(flags[rows]):
+    if flags is not None and _fits_verified(ratings, rows, tr):
         votes = None if ratings.helpful_votes is None else ratings.helpful_votes[rows]
         numeric = numeric_features(_take(texts, rows), y[rows], votes)
         idx_tr = np.array([pos[r] for r in tr.tolist()])
@@ -350,8 +451,10 @@ def fit_scorer(ratings: Ratings, rows: np.ndarray, seed: int = 0) -> tuple[Revie
         for c in VERIFIED_C:
             clf = VerifiedClassifier.fit(x[idx_tr], numeric[idx_tr], flags[tr], c, seed)
             bers[c] = classification_metrics(clf.predict(x[idx_va], numeric[idx_va]), flags[va])["ber"]
+            steps.step()
         c = min(bers, key=lambda k: (bers[k], k))
         clf = VerifiedClassifier.fit(x, numeric, flags[rows], c, seed)
+        steps.step()
         coef = clf.model.coef_.ravel()
         m = x.shape[1]
         verified_coef = coef[:m].astype(np.float32)
@@ -375,14 +478,18 @@ def fit_scorer(ratings: Ratings, rows: np.ndarray, seed: int = 0) -> tuple[Revie
 def train_component(ratings: Ratings, writer: VersionWriter, *, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """``chorus train`` entry point of the ``text`` component: the review scorer fitted on the training and
     validation rows of the rating component's split (``holdout_split(n, seed)``), so its figures never saw that
-    split's test reviews. Data without review text (MovieLens) gets no component: ``{"not_trained": reason}``."""
+    split's test reviews. Data without review text (MovieLens) gets no component: ``{"not_trained": reason}``.
+    ``progress``: a bar on a terminal over :func:`fit_scorer`'s steps."""
     try:
         require_text(ratings)
     except DataError:
         return {"not_trained": f"{ratings.report.format} data has no review text"}
     tr, va, _ = holdout_split(ratings.n, seed, (0.8, 0.1, 0.1))
+    rows = np.concatenate([tr, va])
     t0 = time.perf_counter()
-    scorer, info = fit_scorer(ratings, np.concatenate([tr, va]), seed)
+    with Progress("text scorer", total=scorer_steps(ratings, rows, seed)) as bar:
+        bar.enabled = bar.enabled and progress
+        scorer, info = fit_scorer(ratings, rows, seed, bar.update)
     write_scorer(writer, scorer, info | {"seconds": time.perf_counter() - t0})
     return {
         "terms": int(scorer.vocabulary.terms.shape[0]),

@@ -23,6 +23,7 @@ prediction ŕ of each training review is out of fold (:func:`chorus.training.tex
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -179,10 +180,15 @@ def pair_design(
 
 
 def stacked_rows(
-    data: Trainset, reviews: ReviewColumns, reg_bias: float, config: PriorConfig, seed: int = 0
+    data: Trainset,
+    reviews: ReviewColumns,
+    reg_bias: float,
+    config: PriorConfig,
+    seed: int = 0,
+    step: Callable[[], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The out-of-fold design (float64 (n, 32)) and target (bias residual, float64 (n,)) of every row of ``data``:
-    each part's rows are described by biases and profiles fitted on the other parts."""
+    each part's rows are described by biases and profiles fitted on the other parts; ``step()`` after each part."""
     design = np.zeros((data.n, len(PAIR_COLUMNS) + len(USER_COLUMNS) + len(ITEM_COLUMNS)))
     target = np.zeros(data.n)
     for rest, part in kfold_split(data.n, config.folds, seed):
@@ -192,6 +198,8 @@ def stacked_rows(
         u, i = data.user[part], data.item[part]
         design[part] = pair_design(params, user_profile, item_profile, u, i)
         target[part] = data.rating[part] - params.scores(u, i)
+        if step:
+            step()
     return design, target
 
 
@@ -281,10 +289,16 @@ class BiasPrior:
 
 
 def fit_prior(
-    data: Trainset, reviews: ReviewColumns, reg_bias: float, config: PriorConfig = DEFAULT_PRIOR, seed: int = 0
+    data: Trainset,
+    reviews: ReviewColumns,
+    reg_bias: float,
+    config: PriorConfig = DEFAULT_PRIOR,
+    seed: int = 0,
+    step: Callable[[], None] | None = None,
 ) -> BiasPrior:
-    """The :class:`BiasPrior` of the training ratings ``data`` and their ``reviews`` (row-aligned)."""
-    design, target = stacked_rows(data, reviews, reg_bias, config, seed)
+    """The :class:`BiasPrior` of the training ratings ``data`` and their ``reviews`` (row-aligned); ``step()``
+    after each out-of-fold part of :func:`stacked_rows` (the most of the time)."""
+    design, target = stacked_rows(data, reviews, reg_bias, config, seed, step)
     ridge, cv_mse = choose_ridge(design, target, config, seed)
     model = StandardRidge.fit(design, target, ridge * data.n / 10_000)
     params = fit_biases(data, reg_bias)
