@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from chorus.services.rating.rankers import REGISTRY, EaseIalsRanker, EaseRanker, IalsRanker, Ranker
 from chorus.services.rating.rankers.base import top_items
-from chorus.services.rating.rankers.persistence import load_rankers
+from chorus.services.rating.rankers.persistence import load_rankers, load_recency
 from chorus.shared.artifacts import ArtifactStore, VersionWriter
 from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.data import load_ratings
@@ -25,6 +25,7 @@ from chorus.shared.data.synthetic import generate_reviews
 from chorus.training.ranking import fit as ranking_fit
 from chorus.training.ranking.fit import item_counts
 from chorus.training.ranking.metrics import evaluate_rankings, ndcg_at_k, top_k
+from chorus.training.ranking.recency import DECAYS
 from chorus.training.ranking.train import (
     evaluate,
     fit_points,
@@ -386,7 +387,12 @@ def test_train_puts_the_blend_together_from_its_refitted_parts(generated, tmp_pa
     with VersionWriter(tmp_path) as writer:
         train_component(r, writer, seed=0, progress=False)
         writer.commit()
-    rankers, _ = load_rankers(ArtifactStore(tmp_path).open(components=["ranking"]))
+    version = ArtifactStore(tmp_path).open(components=["ranking"])
+    rankers, default = load_rankers(version)
+    # the recency decay chosen on the time-ordered replay of the default ranker is what the version serves
+    meta = version.component_meta("ranking")
+    assert meta["hyperparameters"]["recency"] == meta["metrics"]["recency"]["decay"] == load_recency(version)
+    assert set(meta["metrics"]["recency"]["hit_rate"]) == {str(d) for d in DECAYS}
     ease, ials, blend = rankers["ease"], rankers["ials"], rankers["ease_ials"]
     assert isinstance(ease, EaseRanker) and isinstance(ials, IalsRanker) and isinstance(blend, EaseIalsRanker)
     assert np.array_equal(blend.weights, ease.weights) and np.array_equal(blend.items, ease.items)

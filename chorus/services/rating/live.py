@@ -168,6 +168,10 @@ class UserHistory:
         int64 (a,), every catalog item the live events name, views included: never recommended to the user.
     live_rows : int
         How many of the rows came from live events (items of the version's catalog only).
+    ages : numpy.ndarray
+        int64 (m,), how recent each item is: 0 for the item of the user's latest live row (by event timestamp,
+        then arrival), 1 for the one before, and so on; the version's rows, which keep no order of their own,
+        are all one step older than the oldest live row (every age is 0 without live rows).
     """
 
     user: int
@@ -175,6 +179,14 @@ class UserHistory:
     ratings: np.ndarray
     acted: np.ndarray
     live_rows: int
+    ages: np.ndarray
+
+    def recency(self, decay: float) -> np.ndarray | None:
+        """float64 (m,) weights ``decay ** age`` of the items, or None when every weight would be 1 (no live row,
+        or ``decay`` 1): what the rankers weight the history items by (``Ranker.recommend``)."""
+        if decay >= 1.0 or self.live_rows == 0:
+            return None
+        return np.power(float(decay), self.ages.astype(np.float64))
 
 
 def merge_history(
@@ -191,17 +203,24 @@ def merge_history(
     cannot be scored and are skipped); ``purchase`` is the rating a purchase counts as."""
     empty = np.zeros(0, dtype=np.int64)
     if live is None:
-        return UserHistory(user, np.asarray(version_items, np.int64), np.asarray(version_ratings, np.float64), empty, 0)
+        items = np.asarray(version_items, np.int64)
+        return UserHistory(user, items, np.asarray(version_ratings, np.float64), empty, 0, np.zeros_like(items))
     if live.forgotten:
         user, version_items, version_ratings = -1, empty, np.zeros(0)
-    rows = rows_of(live.events, purchase)
+    # one row per item, oldest first by event time (ties: arrival), so a row's age is the live rows after it
+    rows = sorted(rows_of(live.events, purchase), key=lambda r: (r.timestamp, r.seq))
     row_items = np.asarray(item_index([r.item_id for r in rows]), dtype=np.int64).reshape(-1)
     row_ratings = np.array([r.rating for r in rows], dtype=np.float64)
     keep = row_items >= 0
     row_items, row_ratings = row_items[keep], row_ratings[keep]
+    n_live = int(row_items.shape[0])
     acted = np.asarray(item_index(acted_on(live.events)), dtype=np.int64).reshape(-1)
     # the latest row per item wins: live rows come after the version's, so keep each item's last occurrence
-    items = np.concatenate([np.asarray(version_items, np.int64), row_items])
+    version_items = np.asarray(version_items, np.int64)
+    items = np.concatenate([version_items, row_items])
     ratings = np.concatenate([np.asarray(version_ratings, np.float64), row_ratings])
+    ages = np.concatenate([np.full(version_items.shape[0], n_live), np.arange(n_live - 1, -1, -1)]).astype(np.int64)
     unique, last = np.unique(items[::-1], return_index=True)
-    return UserHistory(user, unique, ratings[::-1][last], np.unique(acted[acted >= 0]), int(row_items.shape[0]))
+    return UserHistory(
+        user, unique, ratings[::-1][last], np.unique(acted[acted >= 0]), n_live, ages[::-1][last].astype(np.int64)
+    )

@@ -34,7 +34,7 @@ from chorus.services.rating.persistence import load_component
 from chorus.services.rating.rankers import PopularRanker, Ranked, Ranker
 from chorus.services.rating.rankers.base import history_row
 from chorus.services.rating.rankers.persistence import COMPONENT as RANKING
-from chorus.services.rating.rankers.persistence import load_rankers
+from chorus.services.rating.rankers.persistence import load_rankers, load_recency
 from chorus.services.rating.text.scorer import COMPONENT as TEXT
 from chorus.services.rating.text.scorer import ReviewScorer, load_scorer
 from chorus.shared.artifacts import Version
@@ -105,6 +105,9 @@ class RatingService:
         in (its unknown users keep their fallbacks).
     report : bytes or None
         The version's evaluation report, an HTML page (:mod:`chorus.shared.report_component`); None without one.
+    recency : float
+        The decay a user's history is weighted by once they have live events (:meth:`UserHistory.recency`):
+        their latest actions count most. 1: every item alike.
     """
 
     version: str
@@ -117,6 +120,7 @@ class RatingService:
     cutoff: int = 0
     ridge: UserRidge | None = None
     report: bytes | None = None
+    recency: float = 1.0
 
     @property
     def methods(self) -> list[str]:
@@ -221,7 +225,7 @@ class RatingService:
                 rec = self.model.recommend(history.user, k, exclude=seen)
             return Recommendation(LATENT, rec.items, rec.ratings, None, rec.fallback, [], unknown_exclude)
         row = history_row(history.items, history.ratings, self.catalog.n_items)
-        ranked = self.rankers[answer].recommend(row, k, exclude=banned)
+        ranked = self.rankers[answer].recommend(row, k, exclude=banned, weights=history.recency(self.recency))
         return _ranked(answer, ranked, [], unknown_exclude)
 
     def predict(
@@ -313,9 +317,11 @@ def load_service(version: Version, verify: bool = True) -> RatingService:
     )
     rankers: dict[str, Ranker] = {}
     default = LATENT
+    recency = 1.0
     if RANKING in version.components:
         version.load([RANKING])  # every file read and checked (its sha256 too when the version was opened to verify)
         rankers, default = load_rankers(version)
+        recency = load_recency(version)
         for kind, ranker in rankers.items():
             if ranker.n_items != catalog.n_items:
                 raise ArtifactError(
@@ -341,6 +347,7 @@ def load_service(version: Version, verify: bool = True) -> RatingService:
         cutoff=cutoff_of(version.manifest),
         ridge=model.user_ridge(hyper),
         report=load_report(version),
+        recency=recency,
     )
 
 

@@ -695,7 +695,10 @@ def train_component(
     n = resolve_workers(workers)
     points = grid_points()
     # one bar for the grid points, the refits and the writing (a dense EASE matrix takes a moment to write)
-    with Progress("ranking selection", total=points + len(FITTERS) + 1) as bar:
+    from chorus.training.ranking.recency import DECAYS, choose_decay
+
+    steps = points + len(FITTERS) + len(DECAYS) + 2
+    with Progress("ranking selection", total=steps) as bar:
         bar.enabled = bar.enabled and progress
         selection, _, _ = choose(ratings, seed=seed, workers=n, progress=bar.update)
         everything = user_item_matrix(
@@ -703,17 +706,26 @@ def train_component(
         )
         rankers, fit_seconds, refused = refit(everything, selection, n, lambda done: bar.update(points + done))
         default = _best_fitted(selection, rankers)
+        with using_workers(n):
+            recency = choose_decay(
+                ratings,
+                default,
+                selection.kinds[default].params,
+                progress=lambda done: bar.update(points + len(FITTERS) + done),
+            )
         seconds = time.perf_counter() - t0
         metrics = selection.metrics() | {
             "default": default,
             "refused_on_refit": refused,
             "fit_seconds": {kind: round(s, 3) for kind, s in fit_seconds.items()},
+            "recency": recency,
             "seconds": round(seconds, 3),
         }
-        write_rankers(writer, rankers, default, metrics)
-        bar.update(points + len(FITTERS) + 1)
+        write_rankers(writer, rankers, default, metrics, recency=recency["decay"])
+        bar.update(steps)
     return {
         "default": default,
+        "recency": recency["decay"],
         "validation_ndcg": {kind: round(s.validation["ndcg"], 4) for kind, s in selection.kinds.items()},
         "params": {kind: s.params for kind, s in selection.kinds.items()},
         "skipped": selection.skipped | refused,

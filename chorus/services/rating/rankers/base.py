@@ -79,6 +79,13 @@ class Ranker(StoredModel):
         """Scores of every item for each history row: float (m, n_items) for ``history`` (m, n_items), higher
         is better. Items the history already holds may score anything: the base excludes them."""
 
+    def score_weighted(self, history: sp.csr_array, weights: np.ndarray) -> np.ndarray:
+        """Scores of every item for one history row (1, n_items) whose items count with ``weights`` (float (h,),
+        in the row's column order; the service's recency weights) instead of 1 each. A ranker whose scores are
+        a sum over the history items (EASE, item-kNN) weights each item's term; the default ignores the
+        weights: :meth:`score`."""
+        return self.score(history)
+
     def contributions(self, history: sp.csr_array, items: np.ndarray) -> np.ndarray | None:
         """For one history row (1, n_items) with ``h`` items and int (n,) recommended ``items``: float (n, h),
         the part of each item's score owed to each history item (in the row's column order), or None when the
@@ -87,9 +94,13 @@ class Ranker(StoredModel):
 
     # -- lists ---------------------------------------------------------------------------------------------
 
-    def recommend(self, history: sp.csr_array, k: int, exclude: np.ndarray | None = None) -> Ranked:
+    def recommend(
+        self, history: sp.csr_array, k: int, exclude: np.ndarray | None = None, weights: np.ndarray | None = None
+    ) -> Ranked:
         """The ``k`` best items for one history row (1, n_items): never an item of the history, of ``exclude``
-        (int (m,) item indices) or without training reviews; ties go to the lower item index.
+        (int (m,) item indices) or without training reviews; ties go to the lower item index. ``weights``: how
+        much each history item counts (float (h,), positive, in the row's column order; :meth:`score_weighted`),
+        None for 1 each.
 
         Raises
         ------
@@ -99,9 +110,14 @@ class Ranker(StoredModel):
         banned = self._banned(history)[0]
         if exclude is not None and len(exclude):
             banned[check_indices(np.asarray(exclude).ravel(), self.n_items, "item")] = True
-        scores = np.asarray(self.score(history), dtype=np.float64).reshape(self.n_items)
+        if weights is not None:
+            weights = np.asarray(weights, dtype=np.float64).reshape(-1)
+            if weights.shape[0] != history.indices.shape[0] or not np.all(np.isfinite(weights) & (weights > 0)):
+                raise InvalidInput(f"history weights must be {history.indices.shape[0]} positive numbers")
+        raw = self.score(history) if weights is None else self.score_weighted(history, weights)
+        scores = np.asarray(raw, dtype=np.float64).reshape(self.n_items)
         top = top_items(scores, banned, check_k(k))
-        return Ranked(top, scores[top], self._because(history, top))
+        return Ranked(top, scores[top], self._because(history, top, weights))
 
     def recommend_batch(self, history: sp.csr_array, k: int) -> np.ndarray:
         """int64 (m, k) lists for every row of ``history`` (m, n_items), -1 padded where fewer than ``k`` items
@@ -123,12 +139,16 @@ class Ranker(StoredModel):
         banned[rows, history.indices] = True
         return banned
 
-    def _because(self, history: sp.csr_array, items: np.ndarray) -> np.ndarray | None:
+    def _because(
+        self, history: sp.csr_array, items: np.ndarray, weights: np.ndarray | None = None
+    ) -> np.ndarray | None:
         if items.shape[0] == 0:
             return None
         parts = self.contributions(history, items)
         if parts is None:
             return None
+        if weights is not None:  # a weighted sum's terms are the weighted contributions
+            parts = np.asarray(parts, dtype=np.float64) * weights[None, :]
         held = history.indices.astype(np.int64)
         m = min(BECAUSE, held.shape[0])
         out = np.full((items.shape[0], BECAUSE), -1, dtype=np.int64)
@@ -180,6 +200,12 @@ def binary(history: sp.csr_array) -> sp.csr_array:
     return sp.csr_array(
         (np.ones(history.indices.shape[0], dtype=np.float32), history.indices, history.indptr), shape=history.shape
     )
+
+
+def weighted(history: sp.csr_array, weights: np.ndarray) -> sp.csr_array:
+    """``history`` (one row) with its stored entries replaced by ``weights`` (float32): the row a weighted sum
+    over the history items multiplies."""
+    return sp.csr_array((np.asarray(weights, dtype=np.float32), history.indices, history.indptr), shape=history.shape)
 
 
 def popular_where_empty(scores: np.ndarray, history: sp.csr_array, item_count: np.ndarray) -> np.ndarray:

@@ -81,8 +81,15 @@ class EaseIalsRanker(Ranker):
         )
 
     def score(self, history: sp.csr_array) -> np.ndarray:
+        return self._mix(self._ease.score(history), history)
+
+    def score_weighted(self, history: sp.csr_array, weights: np.ndarray) -> np.ndarray:
+        """EASE's part weighted (:meth:`EaseRanker.score_weighted`), iALS's as :meth:`score`."""
+        return self._mix(self._ease.score_weighted(history, weights), history)
+
+    def _mix(self, ease_scores: np.ndarray, history: sp.csr_array) -> np.ndarray:
         w = float(self.params["w"])
-        ease = np.asarray(self._ease.score(history), dtype=np.float64)
+        ease = np.asarray(ease_scores, dtype=np.float64)
         ials = self._ials.score(history)
         allowed = np.broadcast_to(self.item_count > 0, ease.shape).copy()
         allowed[np.repeat(np.arange(history.shape[0]), np.diff(history.indptr)), history.indices] = False

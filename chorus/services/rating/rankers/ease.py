@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from chorus.services.rating.rankers.base import Ranker, binary, popular_where_empty
+from chorus.services.rating.rankers.base import Ranker, binary, popular_where_empty, weighted
 from chorus.shared.contract.errors import InvalidInput
 
 #: The largest catalogue (items, reviewed or not) EASE is fitted for. Measured at 10,000 items (1M reviews, 50,000
@@ -63,7 +63,12 @@ class EaseRanker(Ranker):
         return int(self.items.shape[0]) == self.n_items
 
     def score(self, history: sp.csr_array) -> np.ndarray:
-        x = binary(history)
+        return self._product(binary(history), history)
+
+    def score_weighted(self, history: sp.csr_array, weights: np.ndarray) -> np.ndarray:
+        return self._product(weighted(history, weights), history)
+
+    def _product(self, x: sp.csr_array, history: sp.csr_array) -> np.ndarray:
         if self.every_item:
             scores = np.asarray(x @ self.weights)
         else:

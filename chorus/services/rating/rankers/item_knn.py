@@ -16,7 +16,7 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from chorus.services.rating.rankers.base import Ranker, binary, popular_where_empty
+from chorus.services.rating.rankers.base import Ranker, binary, popular_where_empty, weighted
 from chorus.shared.contract.errors import InvalidInput
 
 
@@ -69,6 +69,10 @@ class ItemKnnRanker(Ranker):
 
     def score(self, history: sp.csr_array) -> np.ndarray:
         scores = (binary(history) @ self._sim).toarray()
+        return popular_where_empty(scores, history, self.item_count)
+
+    def score_weighted(self, history: sp.csr_array, weights: np.ndarray) -> np.ndarray:
+        scores = (weighted(history, weights) @ self._sim).toarray()
         return popular_where_empty(scores, history, self.item_count)
 
     def contributions(self, history: sp.csr_array, items: np.ndarray) -> np.ndarray:

@@ -26,12 +26,17 @@ SEPARATOR = "__"
 
 
 def write_rankers(
-    writer: VersionWriter, rankers: Mapping[str, Ranker], default: str, metrics: Mapping[str, Any] | None = None
+    writer: VersionWriter,
+    rankers: Mapping[str, Ranker],
+    default: str,
+    metrics: Mapping[str, Any] | None = None,
+    recency: float = 1.0,
 ) -> None:
     """Store ``rankers`` (kind -> fitted ranker) as the ``ranking`` component, ``default`` the kind served when a
-    request names none."""
+    request names none, and ``recency`` the decay a user's live history is weighted by (:func:`load_recency`)."""
     if default not in rankers:
         raise InvalidInput(f"the default ranker {default!r} is not among the fitted ones ({', '.join(rankers)})")
+    check_recency(recency)
     described = {}
     for kind, ranker in rankers.items():
         if ranker.kind != kind:
@@ -41,7 +46,7 @@ def write_rankers(
         described[kind] = ranker.to_meta()
     writer.set_component_meta(
         COMPONENT,
-        hyperparameters=jsonable({"default": default, "rankers": described}),
+        hyperparameters=jsonable({"default": default, "rankers": described, "recency": float(recency)}),
         metrics=jsonable(dict(metrics or {})),
     )
 
@@ -76,6 +81,29 @@ def load_rankers(version: Version) -> tuple[dict[str, Ranker], str]:
             subject=f"{kind} ranker of version {version.name}",
         )
     return rankers, str(default)
+
+
+def check_recency(decay: Any) -> float:
+    """``decay`` as a float in (0, 1]; InvalidInput otherwise."""
+    if isinstance(decay, bool) or not isinstance(decay, int | float) or not 0.0 < float(decay) <= 1.0:
+        raise InvalidInput(f"the recency decay must be a number in (0, 1], got {decay!r}")
+    return float(decay)
+
+
+def load_recency(version: Version) -> float:
+    """The decay ``d`` a version's rankers weight a user's history by when they have live events: an item of age
+    ``a`` counts ``d ** a`` (``chorus.training.ranking.recency``); 1 (no weighting) for a version that records
+    none.
+
+    Raises
+    ------
+    ArtifactError : a recorded decay outside (0, 1].
+    """
+    decay = version.component_meta(COMPONENT).get("hyperparameters", {}).get("recency", 1.0)
+    try:
+        return check_recency(decay)
+    except InvalidInput as exc:
+        raise ArtifactError(f"ranking component of version {version.name}: {exc.detail}") from exc
 
 
 def _arrays(version: Version, kind: str, names: list[str]) -> dict[str, np.ndarray]:

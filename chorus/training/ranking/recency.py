@@ -1,0 +1,165 @@
+"""How much more a user's latest actions count: the recency decay of a version, chosen on a time-ordered replay.
+
+When a user acts (``POST /v1/events``), the served rankers weight each item of their history by
+``decay ** age`` (``age`` 0 for the latest live row; the version's rows, which keep no order, one step older than
+the oldest live row: :class:`chorus.services.rating.live.UserHistory`). What a user did last says most about
+what they do next: on a time-ordered replay of MovieLens 100K, EASE's hit rate at 10 over the last 20% of the
+events rises from 0.148 with every item counted alike to 0.204 at ``decay = 0.9``.
+
+The decay is chosen per version, on the rows it is trained on, by :func:`choose_decay`:
+
+* the rows sorted by timestamp (ties in file order); the first :data:`FIT_SHARE` fit the default ranker with
+  its chosen params, the rest are *streamed*;
+* for at most :data:`EVENTS` streamed events whose item the fit rows know (evenly spaced over the stream, so the
+  same rows give the same sample), the user's history just before the event is what the service would hold: their
+  fit rows (age = their streamed rows before the event) and their earlier streamed rows (the latest age 0);
+* each decay of :data:`DECAYS` ranks every item for each such history (:meth:`Ranker.score_weighted`, the
+  history's items and unreviewed items excluded, as served); the hit rate at ``k`` is the share of events whose
+  item is in the top ``k``. The best decay wins, ties to the earlier in :data:`DECAYS` (1, no recency, first).
+
+Nothing depends on the clock or the number of workers. Rankers that do not sum over the history items (popular,
+iALS) ignore the weights; a blend weights its EASE part.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from chorus.services.rating.rankers import Ranker
+from chorus.shared.data import Ratings
+from chorus.shared.data.matrix import user_item_matrix
+from chorus.training.ranking.fit import FITTERS
+from chorus.training.ranking.train import DEFAULT_K, top_lists
+
+#: The decays tried, the first preferred on a tie (1: every history item counts alike).
+DECAYS: tuple[float, ...] = (1.0, 0.95, 0.9, 0.8, 0.7, 0.5)
+#: Share of the rows, oldest first, the replay's ranker is fitted on.
+FIT_SHARE = 0.8
+#: Streamed events scored at most (a count, so the same data gives the same choice on any machine).
+EVENTS = 5_000
+#: Histories scored per matrix product.
+BATCH = 512
+
+
+@dataclass
+class Replay:
+    """The streamed events of :func:`choose_decay`: one history row each (CSR, ``ages`` as its values' ages) and
+    the item that came next."""
+
+    history: sp.csr_array
+    ages: np.ndarray
+    target: np.ndarray
+
+    @classmethod
+    def build(cls, ratings: Ratings, fit: np.ndarray, stream: np.ndarray, known: np.ndarray) -> Replay:
+        """From the time-ordered ``fit`` and ``stream`` row indices; only events whose item is ``known`` (bool
+        (n_items,)) are scored, at most :data:`EVENTS` of them, evenly spaced."""
+        user, item = np.asarray(ratings.user), np.asarray(ratings.item)
+        hittable = np.flatnonzero(known[item[stream]])
+        spaced = np.unique(np.linspace(0, max(0, hittable.shape[0] - 1), EVENTS).astype(np.int64))
+        picked: set[int] = set(hittable[spaced].tolist()) if hittable.shape[0] else set()
+        fitted: dict[int, list[int]] = {}
+        for row in fit:
+            fitted.setdefault(int(user[row]), []).append(int(item[row]))
+        streamed: dict[int, list[int]] = {}
+        indptr: list[int] = [0]
+        indices: list[int] = []
+        ages: list[int] = []
+        target: list[int] = []
+        for position, row in enumerate(stream):
+            u, i = int(user[row]), int(item[row])
+            if position in picked:
+                later = streamed.get(u, [])
+                age = {j: len(later) for j in fitted.get(u, [])}
+                for n, j in enumerate(later):  # oldest first: the latest occurrence of an item sets its age
+                    age[j] = len(later) - 1 - n
+                items = sorted(age)
+                indices.extend(items)
+                ages.extend(age[j] for j in items)
+                indptr.append(len(indices))
+                target.append(i)
+            streamed.setdefault(u, []).append(i)
+        shape = (len(target), ratings.n_items)
+        history = sp.csr_array(
+            (np.ones(len(indices)), np.asarray(indices, dtype=np.int32), np.asarray(indptr, dtype=np.int64)),
+            shape=shape,
+        )
+        return cls(history, np.asarray(ages, dtype=np.float64), np.asarray(target, dtype=np.int64))
+
+    def hit_rate(self, ranker: Ranker, decay: float, k: int) -> float:
+        """Share of the events whose item is in the top ``k`` of ``ranker`` with the history weighted by
+        ``decay ** age``."""
+        hits = 0
+        banned_base = ranker.item_count == 0
+        for lo in range(0, self.target.shape[0], BATCH):
+            hi = min(self.target.shape[0], lo + BATCH)
+            rows = sp.csr_array(self.history[lo:hi])
+            a, b = self.history.indptr[lo], self.history.indptr[hi]
+            weights = np.power(decay, self.ages[a:b])
+            scores = np.asarray(ranker.score_weighted(rows, weights), dtype=np.float64)
+            banned = np.broadcast_to(banned_base, scores.shape).copy()
+            banned[np.repeat(np.arange(hi - lo), np.diff(rows.indptr)), rows.indices] = True
+            lists = top_lists(scores, banned, k)
+            hits += int((lists == self.target[lo:hi, None]).any(axis=1).sum())
+        return float(hits / max(1, self.target.shape[0]))
+
+
+def time_split(ratings: Ratings) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, stream) row indices: the rows by timestamp, ties in file order, cut at :data:`FIT_SHARE`."""
+    order = np.argsort(np.asarray(ratings.timestamp), kind="stable")
+    cut = int(FIT_SHARE * order.shape[0])
+    return order[:cut], order[cut:]
+
+
+def choose_decay(
+    ratings: Ratings,
+    kind: str,
+    params: Mapping[str, Any],
+    *,
+    k: int = DEFAULT_K,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """The recency decay for a version whose default ranker is ``kind`` with ``params`` (module docstring).
+
+    Returns
+    -------
+    dict
+        ``{"decay", "hit_rate": {str(decay): HR@k}, "events", "k", "seconds"}``; ``decay`` 1 and no hit rates
+        when no streamed event can be scored (too few rows, or no streamed item the fit rows know).
+        ``progress(done)`` after the fit and after each decay (:data:`DECAYS` + 1 steps).
+    """
+    t0 = time.perf_counter()
+    fit, stream = time_split(ratings)
+    history = user_item_matrix(
+        ratings.user[fit], ratings.item[fit], ratings.n_users, ratings.n_items, values=ratings.rating[fit]
+    )
+    known = np.bincount(ratings.item[fit], minlength=ratings.n_items) > 0
+    replay = Replay.build(ratings, fit, stream, known)
+    figures: dict[str, float] = {}
+    best = (1.0, -1.0)
+    if replay.target.shape[0] and fit.shape[0]:
+        ranker = FITTERS[kind](history, dict(params))
+        if progress:
+            progress(1)
+        for n, decay in enumerate(DECAYS, 2):
+            rate = replay.hit_rate(ranker, decay, k)
+            figures[str(decay)] = rate
+            if rate > best[1]:  # strict: ties keep the earlier decay
+                best = (decay, rate)
+            if progress:
+                progress(n)
+    elif progress:
+        progress(len(DECAYS) + 1)
+    return {
+        "decay": best[0],
+        "hit_rate": figures,
+        "events": int(replay.target.shape[0]),
+        "k": k,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
