@@ -695,9 +695,9 @@ def train_component(
     n = resolve_workers(workers)
     points = grid_points()
     # one bar for the grid points, the refits and the writing (a dense EASE matrix takes a moment to write)
-    from chorus.training.ranking.recency import DECAYS, choose_decay
+    from chorus.training.ranking.recency import STEPS, choose_decay
 
-    steps = points + len(FITTERS) + len(DECAYS) + 2
+    steps = points + len(FITTERS) + STEPS + 1
     with Progress("ranking selection", total=steps) as bar:
         bar.enabled = bar.enabled and progress
         selection, _, _ = choose(ratings, seed=seed, workers=n, progress=bar.update)

@@ -17,7 +17,7 @@ score, for ``because``).
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Self
 
@@ -85,6 +85,11 @@ class Ranker(StoredModel):
         a sum over the history items (EASE, item-kNN) weights each item's term; the default ignores the
         weights: :meth:`score`."""
         return self.score(history)
+
+    def weighted_scorer(self, history: sp.csr_array) -> Callable[[np.ndarray], np.ndarray]:
+        """``f(weights) = score_weighted(history, weights)`` for many weightings of the same ``history`` rows
+        (``weights`` one per stored entry): a ranker with a part the weights do not change computes it once."""
+        return lambda weights: self.score_weighted(history, weights)
 
     def contributions(self, history: sp.csr_array, items: np.ndarray) -> np.ndarray | None:
         """For one history row (1, n_items) with ``h`` items and int (n,) recommended ``items``: float (n, h),

@@ -9,7 +9,7 @@ its parts' chosen hyperparameters and chooses only the weight (``chorus.training
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -22,16 +22,29 @@ from chorus.services.rating.rankers.ials import IalsRanker
 from chorus.shared.contract.errors import InvalidInput
 
 
-def standardised(scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """``(s − mean) / std`` of each row of ``scores`` (m, n) over its ``allowed`` (bool (m, n)) items, float64;
-    a row with no allowed item or a std of 0 is all 0."""
+def standardised(scores: np.ndarray, known: np.ndarray, history: sp.csr_array) -> np.ndarray:
+    """``(s − mean) / std`` of each row of ``scores`` (m, n) over the items it may recommend: ``known`` (bool
+    (n,)) and not in its row of ``history`` (m, n); float64, a row with no such item or a std of 0 all 0.
+
+    The sums run over the known items by one matrix-vector product, the history's entries then taken out, so
+    the cost is two passes over ``scores`` whatever the history."""
     s = np.asarray(scores, dtype=np.float64)
-    count = allowed.sum(axis=1, keepdims=True)
-    some = np.maximum(count, 1)
-    mean = np.where(allowed, s, 0.0).sum(axis=1, keepdims=True) / some
-    std = np.sqrt(np.where(allowed, (s - mean) ** 2, 0.0).sum(axis=1, keepdims=True) / some)
-    ok = (count > 0) & (std > 0)
-    return np.where(ok, (s - mean) / np.where(ok, std, 1.0), 0.0)
+    k = known.astype(np.float64)
+    rows = np.repeat(np.arange(history.shape[0]), np.diff(history.indptr))
+    held = known[history.indices]
+    rows, cols = rows[held], history.indices[held]
+    taken = s[rows, cols]
+    total = s @ k - np.bincount(rows, weights=taken, minlength=s.shape[0])
+    squares = np.square(s) @ k - np.bincount(rows, weights=taken * taken, minlength=s.shape[0])
+    count = k.sum() - np.bincount(rows, minlength=s.shape[0])
+    some = np.maximum(count, 1.0)
+    mean = total / some
+    var = np.maximum(squares / some - mean * mean, 0.0)
+    std = np.sqrt(var)
+    ok = (count > 0) & (std > 1e-12 * np.maximum(1.0, np.abs(mean)))
+    out: np.ndarray = (s - mean[:, None]) / np.where(ok, std, 1.0)[:, None]
+    out[~ok] = 0.0
+    return out
 
 
 @dataclass(eq=False)
@@ -81,17 +94,21 @@ class EaseIalsRanker(Ranker):
         )
 
     def score(self, history: sp.csr_array) -> np.ndarray:
-        return self._mix(self._ease.score(history), history)
+        return self._mix(self._ease.score(history), self._z(self._ials.score(history), history), history)
 
     def score_weighted(self, history: sp.csr_array, weights: np.ndarray) -> np.ndarray:
         """EASE's part weighted (:meth:`EaseRanker.score_weighted`), iALS's as :meth:`score`."""
-        return self._mix(self._ease.score_weighted(history, weights), history)
+        return self.weighted_scorer(history)(weights)
 
-    def _mix(self, ease_scores: np.ndarray, history: sp.csr_array) -> np.ndarray:
+    def weighted_scorer(self, history: sp.csr_array) -> Callable[[np.ndarray], np.ndarray]:
+        """iALS's standardised part once (it ignores weights), EASE's per call."""
+        ials = self._z(self._ials.score(history), history)
+        return lambda weights: self._mix(self._ease.score_weighted(history, weights), ials, history)
+
+    def _z(self, scores: np.ndarray, history: sp.csr_array) -> np.ndarray:
+        return standardised(scores, self.item_count > 0, history)
+
+    def _mix(self, ease_scores: np.ndarray, ials_z: np.ndarray, history: sp.csr_array) -> np.ndarray:
         w = float(self.params["w"])
-        ease = np.asarray(ease_scores, dtype=np.float64)
-        ials = self._ials.score(history)
-        allowed = np.broadcast_to(self.item_count > 0, ease.shape).copy()
-        allowed[np.repeat(np.arange(history.shape[0]), np.diff(history.indptr)), history.indices] = False
-        out = w * standardised(ease, allowed) + (1.0 - w) * standardised(ials, allowed)
+        out = w * self._z(ease_scores, history) + (1.0 - w) * ials_z
         return popular_where_empty(out, history, self.item_count)
