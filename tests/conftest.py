@@ -56,11 +56,18 @@ def busiest(ids: np.ndarray, index: np.ndarray) -> str:
     return str(ids[int(np.argmax(np.bincount(index, minlength=len(ids))))])
 
 
-def add_ranking(root: Path, default: str | None = None, kinds: list[str] | None = None, recency: float = 1.0) -> str:
+def add_ranking(
+    root: Path,
+    default: str | None = None,
+    kinds: list[str] | None = None,
+    recency: float = 1.0,
+    live_default: str | None = None,
+) -> str:
     """Publish a new current version of ``root``: its current version's components plus a ``ranking`` component
     with ``kinds`` (default: every ranker kind that has a trainer), fitted on all its reviews with the first
     point of each grid; ``default`` (default: the first kind other than ``popular``, else ``popular``) is served
-    when a request names none; ``recency`` the decay of live histories. Returns the new version's name."""
+    when a request names none; ``live_default`` and ``recency`` what a user with live events gets. Returns the new
+    version's name."""
     import scipy.sparse as sp
 
     from chorus.services.rating.rankers import REGISTRY
@@ -81,5 +88,5 @@ def add_ranking(root: Path, default: str | None = None, kinds: list[str] | None 
         for component in previous.components:
             if component != "ranking":
                 writer.adopt_component(previous, component)
-        write_rankers(writer, rankers, default, recency=recency)
+        write_rankers(writer, rankers, default, live_default=live_default, recency=recency)
         return writer.commit()

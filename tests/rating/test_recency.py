@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from chorus.services.rating.live import merge_history
 from chorus.services.rating.rankers import EaseIalsRanker, EaseRanker
 from chorus.services.rating.rankers.base import history_row
-from chorus.services.rating.rankers.persistence import load_recency, write_rankers
+from chorus.services.rating.rankers.persistence import load_live, write_rankers
 from chorus.services.rating.service import load_service
 from chorus.shared.artifacts import ArtifactStore, VersionWriter
 from chorus.shared.contract.errors import ArtifactError, InvalidInput
@@ -22,6 +22,7 @@ from chorus.shared.data.synthetic import generate_reviews
 from chorus.shared.events.store import Event, EventStore, Live, new_event
 from chorus.training.ranking import recency
 from chorus.training.ranking.fit import fit_ease, fit_ease_ials, fit_ials, fit_item_knn, fit_popular
+from chorus.training.ranking.train import select
 from tests.conftest import add_ranking
 from tests.rating.ranker_contract import contract_reviews
 
@@ -99,9 +100,9 @@ def test_a_live_history_ages_by_event_time_and_the_version_rows_are_older():
 def test_a_version_with_a_decay_weights_the_live_history(ranked_root, tmp_path, store_url):
     root = tmp_path / "root"
     shutil.copytree(ranked_root, root)
-    add_ranking(root, default="ease", kinds=["popular", "ease"], recency=0.5)
+    add_ranking(root, default="popular", kinds=["popular", "ease"], recency=0.5, live_default="ease")
     svc = load_service(ArtifactStore(root).open())
-    assert svc.recency == 0.5
+    assert svc.recency == 0.5 and svc.live_default == "ease" and svc.default == "popular"
     store = EventStore(store_url)
     try:
         user = str(svc.catalog.user_ids[0])
@@ -113,7 +114,8 @@ def test_a_version_with_a_decay_weights_the_live_history(ranked_root, tmp_path, 
         store.append([new_event(user, first, "rating", rating=5.0, timestamp=10.0)])
         store.append([new_event(user, second, "rating", rating=4.0, timestamp=20.0)])
         live = store.live(user, svc.cutoff)
-        got = svc.recommend_user(user, 10, "ease", [], live)
+        got = svc.recommend_user(user, 10, None, [], live)  # a user with live rows: the live default
+        assert got.model == "ease"
         rows = version | {fresh[0]: 5.0, fresh[1]: 4.0}
         items = np.array(sorted(rows), dtype=np.int64)
         ages = {i: 2 for i in version} | {fresh[0]: 1, fresh[1]: 0}
@@ -127,7 +129,8 @@ def test_a_version_with_a_decay_weights_the_live_history(ranked_root, tmp_path, 
         )
         assert got.items.tolist() == want.items.tolist()
         np.testing.assert_allclose(got.scores, want.scores)
-        # without live events nothing is weighted: the version's answer
+        # without live events nothing is weighted: the version's answer, its default when none is named
+        assert svc.recommend_user(user, 10, None, [], None).model == "popular"
         plain = svc.recommend_user(user, 10, "ease", [], None)
         version_items = np.array(sorted(version), dtype=np.int64)
         unweighted = ranker.recommend(
@@ -144,6 +147,8 @@ def test_a_decay_outside_0_1_is_refused(ranked_root, tmp_path):
         for bad in (0.0, 1.5, float("nan"), True):
             with pytest.raises(InvalidInput, match="recency decay"):
                 write_rankers(writer, {"popular": ranker}, "popular", recency=bad)
+        with pytest.raises(InvalidInput, match="'ease' is not among"):
+            write_rankers(writer, {"popular": ranker}, "popular", live_default="ease")
     root = tmp_path / "root"
     shutil.copytree(ranked_root, root)
     name = add_ranking(root, kinds=["popular"])
@@ -151,10 +156,13 @@ def test_a_decay_outside_0_1_is_refused(ranked_root, tmp_path):
     import json
 
     data = json.loads(manifest.read_text())
-    data["components"]["ranking"]["hyperparameters"]["recency"] = 2.0
-    manifest.write_text(json.dumps(data))
-    with pytest.raises(ArtifactError, match="recency decay"):
-        load_recency(ArtifactStore(root).open(name, components=["ranking"], verify=False))
+    live = data["components"]["ranking"]["hyperparameters"]["live"]
+    assert live == {"default": "popular", "recency": 1.0}
+    for field, value, message in (("recency", 2.0, "recency decay"), ("default", "ease", "no ranker of it")):
+        data["components"]["ranking"]["hyperparameters"]["live"] = live | {field: value}
+        manifest.write_text(json.dumps(data))
+        with pytest.raises(ArtifactError, match=message):
+            load_live(ArtifactStore(root).open(name, components=["ranking"], verify=False))
 
 
 @pytest.fixture(scope="module")
@@ -163,21 +171,21 @@ def generated(tmp_path_factory):
     return load_ratings(path, progress=False)
 
 
-def test_the_decay_is_the_best_of_a_direct_time_ordered_replay(generated):
+def test_the_live_choice_is_the_best_of_a_direct_time_ordered_replay(generated):
     r = generated
-    params = {"lam": 20.0}
-    got = recency.choose_decay(r, "ease", params, k=10)
-    assert got == recency.choose_decay(r, "ease", params, k=10) | {"seconds": got["seconds"]}
+    selection = select(r.user, r.item, r.rating.astype(np.float64), r.n_users, r.n_items, kinds=["popular", "ease"])
+    got = recency.choose_live(r, selection, "ease", k=10)
+    assert got == recency.choose_live(r, selection, "ease", k=10, workers=2) | {"seconds": got["seconds"]}
     # the replay written out: each streamed event (item known to the fit rows) in time order, scored with the
     # user's history just before it, every item of it as old as the streamed rows after it
     order = np.argsort(r.timestamp, kind="stable")
     cut = int(recency.FIT_SHARE * r.n)
     fit, stream = order[:cut], order[cut:]
     x = user_item_matrix(r.user[fit], r.item[fit], r.n_users, r.n_items, values=r.rating[fit])
-    ranker = fit_ease(x, params)
+    rankers = {"ease": fit_ease(x, selection.kinds["ease"].params), "popular": fit_popular(x, {})}
     known = np.bincount(r.item[fit], minlength=r.n_items) > 0
     before: dict[int, list[int]] = {}
-    hits = {d: 0 for d in recency.DECAYS}
+    hits = {(kind, d): 0 for kind in rankers for d in recency.DECAYS}
     events = 0
     for row in stream:
         u, i = int(r.user[row]), int(r.item[row])
@@ -186,26 +194,31 @@ def test_the_decay_is_the_best_of_a_direct_time_ordered_replay(generated):
             age = {int(j): len(later) for j in x.indices[x.indptr[u] : x.indptr[u + 1]]}
             for n, j in enumerate(later):
                 age[j] = len(later) - 1 - n
-            if age:
-                items = np.array(sorted(age), dtype=np.int64)
-                h = history_row(items, None, r.n_items)
+            items = np.array(sorted(age), dtype=np.int64)
+            h = history_row(items, None, r.n_items)
+            for kind, ranker in rankers.items():
                 for d in recency.DECAYS:
-                    listed = ranker.recommend(h, 10, weights=np.array([d ** age[j] for j in items.tolist()]))
-                    hits[d] += int(i in listed.items.tolist())
-            else:  # no history: the popular list, whatever the decay
-                listed = ranker.recommend(history_row(np.zeros(0, dtype=np.int64), None, r.n_items), 10)
-                for d in recency.DECAYS:
-                    hits[d] += int(i in listed.items.tolist())
+                    weights = np.array([d ** age[j] for j in items.tolist()]) if age else None
+                    hits[kind, d] += int(i in ranker.recommend(h, 10, weights=weights).items.tolist())
             events += 1
         before.setdefault(u, []).append(i)
     assert events == got["events"] and events <= recency.EVENTS
-    for d in recency.DECAYS:
-        assert got["hit_rate"][str(d)] == pytest.approx(hits[d] / events, abs=1e-12), d
-    best = max(recency.DECAYS, key=lambda d: (hits[d], -recency.DECAYS.index(d)))
-    assert got["decay"] == best
+    for (kind, d), n in hits.items():
+        assert got["hit_rate"][kind][str(d)] == pytest.approx(n / events, abs=1e-12), (kind, d)
+    # the best pair, ties to the default kind and then to the earlier decay
+    pairs = [(kind, d) for kind in ("ease", "popular") for d in recency.DECAYS]
+    assert (got["method"], got["decay"]) == max(pairs, key=lambda p: (hits[p], -pairs.index(p)))
 
 
-def test_without_a_stream_the_decay_is_1(generated, monkeypatch):
+def test_without_a_stream_the_default_serves_live_users_unweighted(generated, monkeypatch):
     monkeypatch.setattr(recency, "FIT_SHARE", 1.0)
-    got = recency.choose_decay(generated, "ease", {"lam": 20.0})
-    assert got["decay"] == 1.0 and got["events"] == 0 and got["hit_rate"] == {}
+    selection = select(
+        generated.user,
+        generated.item,
+        generated.rating.astype(np.float64),
+        generated.n_users,
+        generated.n_items,
+        kinds=["popular", "ease"],
+    )
+    got = recency.choose_live(generated, selection, "ease")
+    assert (got["method"], got["decay"], got["events"], got["hit_rate"]) == ("ease", 1.0, 0, {})

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from chorus.services.rating.rankers import REGISTRY, EaseIalsRanker, EaseRanker, IalsRanker, Ranker
 from chorus.services.rating.rankers.base import top_items
-from chorus.services.rating.rankers.persistence import load_rankers, load_recency
+from chorus.services.rating.rankers.persistence import load_live, load_rankers
 from chorus.shared.artifacts import ArtifactStore, VersionWriter
 from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.data import load_ratings
@@ -389,10 +389,13 @@ def test_train_puts_the_blend_together_from_its_refitted_parts(generated, tmp_pa
         writer.commit()
     version = ArtifactStore(tmp_path).open(components=["ranking"])
     rankers, default = load_rankers(version)
-    # the recency decay chosen on the time-ordered replay of the default ranker is what the version serves
+    # the live default and decay chosen on the time-ordered replay of every kind are what the version serves
     meta = version.component_meta("ranking")
-    assert meta["hyperparameters"]["recency"] == meta["metrics"]["recency"]["decay"] == load_recency(version)
-    assert set(meta["metrics"]["recency"]["hit_rate"]) == {str(d) for d in DECAYS}
+    live = meta["metrics"]["live"]
+    assert load_live(version) == (live["method"], live["decay"]) and live["method"] in rankers
+    assert set(live["hit_rate"]) == set(rankers) and all(
+        set(h) == {str(d) for d in DECAYS} for h in live["hit_rate"].values()
+    )
     ease, ials, blend = rankers["ease"], rankers["ials"], rankers["ease_ials"]
     assert isinstance(ease, EaseRanker) and isinstance(ials, IalsRanker) and isinstance(blend, EaseIalsRanker)
     assert np.array_equal(blend.weights, ease.weights) and np.array_equal(blend.items, ease.items)

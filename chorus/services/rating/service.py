@@ -34,7 +34,7 @@ from chorus.services.rating.persistence import load_component
 from chorus.services.rating.rankers import PopularRanker, Ranked, Ranker
 from chorus.services.rating.rankers.base import history_row
 from chorus.services.rating.rankers.persistence import COMPONENT as RANKING
-from chorus.services.rating.rankers.persistence import load_rankers, load_recency
+from chorus.services.rating.rankers.persistence import load_live, load_rankers
 from chorus.services.rating.text.scorer import COMPONENT as TEXT
 from chorus.services.rating.text.scorer import ReviewScorer, load_scorer
 from chorus.shared.artifacts import Version
@@ -105,6 +105,9 @@ class RatingService:
         in (its unknown users keep their fallbacks).
     report : bytes or None
         The version's evaluation report, an HTML page (:mod:`chorus.shared.report_component`); None without one.
+    live_default : str or None
+        The ranker a user with live events gets when the request names no method (chosen on a time-ordered
+        replay: ``chorus.training.ranking.recency``); None: :attr:`default`.
     recency : float
         The decay a user's history is weighted by once they have live events (:meth:`UserHistory.recency`):
         their latest actions count most. 1: every item alike.
@@ -120,6 +123,7 @@ class RatingService:
     cutoff: int = 0
     ridge: UserRidge | None = None
     report: bytes | None = None
+    live_default: str | None = None
     recency: float = 1.0
 
     @property
@@ -195,8 +199,9 @@ class RatingService:
     def recommend_user(
         self, user_id: str, k: int, method: str | None, exclude: Sequence[str], live: Live | None = None
     ) -> Recommendation:
-        """A user's top ``k`` by ``method`` (None: the default), never an item of their history, one their live
-        events name (views included), or one in ``exclude``.
+        """A user's top ``k`` by ``method`` (None: the default, or :attr:`live_default` for a user with live
+        rows), never an item of their history, one their live events name (views included), or one in
+        ``exclude``. A user with live rows has their history weighted by :attr:`recency`.
 
         ``live``: the user's events after :attr:`cutoff` (None: no event store). Rankers score the user's history
         (:meth:`user_history`); ``latent`` ranks by the model's predicted ratings, a user the model has no
@@ -211,6 +216,8 @@ class RatingService:
         answer = self.resolve(method)
         banned, unknown_exclude = self._exclude(exclude)
         history = self.user_history(user_id, live)
+        if method is None and history.live_rows and self.live_default in self.rankers:
+            answer = str(self.live_default)
         banned = np.union1d(banned, history.acted).astype(np.int64)
         if history.items.shape[0] == 0:
             return self._popular(k, banned, unknown_exclude=unknown_exclude)
@@ -317,11 +324,11 @@ def load_service(version: Version, verify: bool = True) -> RatingService:
     )
     rankers: dict[str, Ranker] = {}
     default = LATENT
-    recency = 1.0
+    live_default, recency = None, 1.0
     if RANKING in version.components:
         version.load([RANKING])  # every file read and checked (its sha256 too when the version was opened to verify)
         rankers, default = load_rankers(version)
-        recency = load_recency(version)
+        live_default, recency = load_live(version)
         for kind, ranker in rankers.items():
             if ranker.n_items != catalog.n_items:
                 raise ArtifactError(
@@ -347,6 +354,7 @@ def load_service(version: Version, verify: bool = True) -> RatingService:
         cutoff=cutoff_of(version.manifest),
         ridge=model.user_ridge(hyper),
         report=load_report(version),
+        live_default=live_default,
         recency=recency,
     )
 

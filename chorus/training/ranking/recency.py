@@ -1,4 +1,5 @@
-"""How much more a user's latest actions count: the recency decay of a version, chosen on a time-ordered replay.
+"""Users who act while a version is served: which ranker answers them by default, and how much more their latest
+actions count (the recency decay), both chosen on a time-ordered replay.
 
 When a user acts (``POST /v1/events``), the served rankers weight each item of their history by
 ``decay ** age`` (``age`` 0 for the latest live row; the version's rows, which keep no order, one step older than
@@ -6,16 +7,21 @@ the oldest live row: :class:`chorus.services.rating.live.UserHistory`). What a u
 what they do next: on a time-ordered replay of MovieLens 100K, EASE's hit rate at 10 over the last 20% of the
 events rises from 0.148 with every item counted alike to 0.204 at ``decay = 0.9``.
 
-The decay is chosen per version, on the rows it is trained on, by :func:`choose_decay`:
+Both are chosen per version, on the rows it is trained on, by :func:`choose_live`:
 
-* the rows sorted by timestamp (ties in file order); the first :data:`FIT_SHARE` fit the default ranker with
-  its chosen params, the rest are *streamed*;
+* the rows sorted by timestamp (ties in file order); the first :data:`FIT_SHARE` fit every ranker of the
+  selection with its chosen params, the rest are *streamed*;
 * for at most :data:`EVENTS` streamed events whose item the fit rows know (evenly spaced over the stream, so the
   same rows give the same sample), the user's history just before the event is what the service would hold: their
   fit rows (age = their streamed rows before the event) and their earlier streamed rows (the latest age 0);
-* each decay of :data:`DECAYS` ranks every item for each such history (:meth:`Ranker.score_weighted`, the
-  history's items and unreviewed items excluded, as served); the hit rate at ``k`` is the share of events whose
-  item is in the top ``k``. The best decay wins, ties to the earlier in :data:`DECAYS` (1, no recency, first).
+* each ranker with each decay of :data:`DECAYS` ranks every item for each such history
+  (:meth:`Ranker.score_weighted`, the history's items and unreviewed items excluded, as served); the hit rate at
+  ``k`` is the share of events whose item is in the top ``k``. The best (ranker, decay) wins, ties to the ranker
+  served by default, then to the earlier decay (1, no recency, first).
+
+The default ranker is chosen on a per-user hold-out (:func:`chorus.training.ranking.train.choose`), which
+measures how well a ranker completes a history it mostly knows; a user acting now is most often one the version
+never saw, with a short history whose order matters, which the replay measures.
 
 Nothing depends on the clock or the number of workers. Rankers that do not sum over the history items (popular,
 iALS) ignore the weights; a blend weights its EASE part.
@@ -24,7 +30,7 @@ iALS) ignore the weights; a blend weights its EASE part.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +40,7 @@ import scipy.sparse as sp
 from chorus.services.rating.rankers import Ranker
 from chorus.shared.data import Ratings
 from chorus.shared.data.matrix import user_item_matrix
-from chorus.training.ranking.fit import FITTERS
-from chorus.training.ranking.train import DEFAULT_K, top_lists
+from chorus.training.ranking.train import DEFAULT_K, Selection, top_lists
 
 #: The decays tried, the first preferred on a tie (1: every history item counts alike).
 DECAYS: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7, 0.5)
@@ -120,23 +125,30 @@ def time_split(ratings: Ratings) -> tuple[np.ndarray, np.ndarray]:
     return order[:cut], order[cut:]
 
 
-def choose_decay(
+def choose_live(
     ratings: Ratings,
-    kind: str,
-    params: Mapping[str, Any],
+    selection: Selection,
+    default: str,
     *,
     k: int = DEFAULT_K,
+    workers: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """The recency decay for a version whose default ranker is ``kind`` with ``params`` (module docstring).
+    """The ranker and the recency decay for users with live rows (module docstring): every kind of
+    ``selection`` refitted with its chosen params on the oldest rows (:func:`~chorus.training.ranking.train.refit`,
+    in up to ``workers`` processes), each scored with every decay on the streamed events. The best hit rate wins;
+    ties go to ``default`` (the kind served to everyone else), then to the selection's order, then to the earlier
+    decay.
 
     Returns
     -------
     dict
-        ``{"decay", "hit_rate": {str(decay): HR@k}, "events", "k", "seconds"}``; ``decay`` 1 and no hit rates
-        when no streamed event can be scored (too few rows, or no streamed item the fit rows know).
-        ``progress(done)`` after the fit and at the end (:data:`STEPS` steps).
+        ``{"method", "decay", "hit_rate": {kind: {str(decay): HR@k}}, "events", "k", "seconds"}``; ``default``
+        with decay 1 and no hit rates when no streamed event can be scored (too few rows, or no streamed item
+        the oldest rows know). ``progress(done)`` after the fit and at the end (:data:`STEPS` steps).
     """
+    from chorus.training.ranking.train import refit
+
     t0 = time.perf_counter()
     fit, stream = time_split(ratings)
     history = user_item_matrix(
@@ -144,20 +156,23 @@ def choose_decay(
     )
     known = np.bincount(ratings.item[fit], minlength=ratings.n_items) > 0
     replay = Replay.build(ratings, fit, stream, known)
-    figures: dict[str, float] = {}
-    best = (1.0, -1.0)
+    figures: dict[str, dict[str, float]] = {}
+    best = (default, 1.0, -1.0)
     if replay.target.shape[0] and fit.shape[0]:
-        ranker = FITTERS[kind](history, dict(params))
+        rankers, _, _ = refit(history, selection, workers)
         if progress:
             progress(1)
-        for decay, rate in zip(DECAYS, replay.hit_rates(ranker, DECAYS, k), strict=True):
-            figures[str(decay)] = rate
-            if rate > best[1]:  # strict: ties keep the earlier decay
-                best = (decay, rate)
+        for kind in sorted(rankers, key=lambda kind: kind != default):  # stable: the default, then the order
+            rates = replay.hit_rates(rankers[kind], DECAYS, k)
+            figures[kind] = {str(decay): rate for decay, rate in zip(DECAYS, rates, strict=True)}
+            for decay, rate in zip(DECAYS, rates, strict=True):
+                if rate > best[2]:  # strict: ties keep the earlier kind and decay
+                    best = (kind, decay, rate)
     if progress:
         progress(STEPS)
     return {
-        "decay": best[0],
+        "method": best[0],
+        "decay": best[1],
         "hit_rate": figures,
         "events": int(replay.target.shape[0]),
         "k": k,

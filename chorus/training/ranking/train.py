@@ -29,6 +29,7 @@ a log line.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import logging
 import math
 import multiprocessing
@@ -695,7 +696,7 @@ def train_component(
     n = resolve_workers(workers)
     points = grid_points()
     # one bar for the grid points, the refits and the writing (a dense EASE matrix takes a moment to write)
-    from chorus.training.ranking.recency import STEPS, choose_decay
+    from chorus.training.ranking.recency import STEPS, choose_live
 
     steps = points + len(FITTERS) + STEPS + 1
     with Progress("ranking selection", total=steps) as bar:
@@ -706,26 +707,28 @@ def train_component(
         )
         rankers, fit_seconds, refused = refit(everything, selection, n, lambda done: bar.update(points + done))
         default = _best_fitted(selection, rankers)
-        with using_workers(n):
-            recency = choose_decay(
-                ratings,
-                default,
-                selection.kinds[default].params,
-                progress=lambda done: bar.update(points + len(FITTERS) + done),
-            )
+        served = dataclasses.replace(
+            selection,
+            kinds={kind: s for kind, s in selection.kinds.items() if kind in rankers},
+            order=[kind for kind in selection.order if kind in rankers],
+        )
+        live = choose_live(
+            ratings, served, default, workers=n, progress=lambda done: bar.update(points + len(FITTERS) + done)
+        )
         seconds = time.perf_counter() - t0
         metrics = selection.metrics() | {
             "default": default,
             "refused_on_refit": refused,
             "fit_seconds": {kind: round(s, 3) for kind, s in fit_seconds.items()},
-            "recency": recency,
+            "live": live,
             "seconds": round(seconds, 3),
         }
-        write_rankers(writer, rankers, default, metrics, recency=recency["decay"])
+        write_rankers(writer, rankers, default, metrics, live_default=live["method"], recency=live["decay"])
         bar.update(steps)
     return {
         "default": default,
-        "recency": recency["decay"],
+        "live_default": live["method"],
+        "recency": live["decay"],
         "validation_ndcg": {kind: round(s.validation["ndcg"], 4) for kind, s in selection.kinds.items()},
         "params": {kind: s.params for kind, s in selection.kinds.items()},
         "skipped": selection.skipped | refused,

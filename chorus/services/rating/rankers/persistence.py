@@ -30,12 +30,16 @@ def write_rankers(
     rankers: Mapping[str, Ranker],
     default: str,
     metrics: Mapping[str, Any] | None = None,
+    live_default: str | None = None,
     recency: float = 1.0,
 ) -> None:
     """Store ``rankers`` (kind -> fitted ranker) as the ``ranking`` component, ``default`` the kind served when a
-    request names none, and ``recency`` the decay a user's live history is weighted by (:func:`load_recency`)."""
-    if default not in rankers:
-        raise InvalidInput(f"the default ranker {default!r} is not among the fitted ones ({', '.join(rankers)})")
+    request names none, ``live_default`` (None: ``default``) the kind served instead to a user with live events,
+    and ``recency`` the decay their history is weighted by (:func:`load_live`)."""
+    live_default = default if live_default is None else live_default
+    for kind in (default, live_default):
+        if kind not in rankers:
+            raise InvalidInput(f"the default ranker {kind!r} is not among the fitted ones ({', '.join(rankers)})")
     check_recency(recency)
     described = {}
     for kind, ranker in rankers.items():
@@ -46,7 +50,13 @@ def write_rankers(
         described[kind] = ranker.to_meta()
     writer.set_component_meta(
         COMPONENT,
-        hyperparameters=jsonable({"default": default, "rankers": described, "recency": float(recency)}),
+        hyperparameters=jsonable(
+            {
+                "default": default,
+                "rankers": described,
+                "live": {"default": live_default, "recency": float(recency)},
+            }
+        ),
         metrics=jsonable(dict(metrics or {})),
     )
 
@@ -90,18 +100,22 @@ def check_recency(decay: Any) -> float:
     return float(decay)
 
 
-def load_recency(version: Version) -> float:
-    """The decay ``d`` a version's rankers weight a user's history by when they have live events: an item of age
-    ``a`` counts ``d ** a`` (``chorus.training.ranking.recency``); 1 (no weighting) for a version that records
-    none.
+def load_live(version: Version) -> tuple[str, float]:
+    """What a version serves a user with live events (``chorus.training.ranking.recency``): the ranker a request
+    that names none gets, and the decay ``d`` their history is weighted by (an item of age ``a`` counts
+    ``d ** a``). A version that records neither: its default ranker, and 1 (no weighting).
 
     Raises
     ------
-    ArtifactError : a recorded decay outside (0, 1].
+    ArtifactError : a recorded ranker the version does not hold, or a decay outside (0, 1].
     """
-    decay = version.component_meta(COMPONENT).get("hyperparameters", {}).get("recency", 1.0)
+    hyper = version.component_meta(COMPONENT).get("hyperparameters", {})
+    live = hyper.get("live", {})
+    kind = live.get("default", hyper.get("default"))
+    if kind not in hyper.get("rankers", {}):
+        raise ArtifactError(f"ranking component of version {version.name}: live default {kind!r} is no ranker of it")
     try:
-        return check_recency(decay)
+        return str(kind), check_recency(live.get("recency", 1.0))
     except InvalidInput as exc:
         raise ArtifactError(f"ranking component of version {version.name}: {exc.detail}") from exc
 
