@@ -26,9 +26,11 @@ without review text, e.g. MovieLens): one log line says so and the other compone
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import inspect
 import multiprocessing
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -84,6 +86,24 @@ def parse_components(text: str | None) -> list[str]:
 #: on one worker, beside the other components, which share the workers. Every component's arrays are the same
 #: for any number of workers, so where a component runs changes nothing in the version.
 BESIDE = ("text", "similarity")
+
+
+#: Allocations of at least this many bytes get a mapping of their own from glibc's malloc (:func:`map_large_blocks`).
+MMAP_THRESHOLD = 1 << 20
+
+
+def map_large_blocks() -> None:
+    """Have glibc's malloc serve every allocation of :data:`MMAP_THRESHOLD` bytes or more from a mapping of its
+    own, which ``free`` hands back to the system at once (``mallopt(M_MMAP_THRESHOLD)``); forked workers inherit
+    the setting. By default glibc raises that threshold, up to 32 MiB, each time such a block is freed; blocks
+    below it then come from the heap, which keeps what is freed in it. Training allocates and frees arrays of a
+    few MiB by the thousand in every process (the ALS batches' pieces, the table's blocks), so each would hold
+    tens of MiB of free heap: on 1M generated reviews, the rating component alone on 2 workers peaked at 609 MiB
+    of PSS with glibc's default and 418 MiB with this, in about the same time. Elsewhere (no glibc) nothing
+    changes."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").mallopt(-3, MMAP_THRESHOLD)  # -3: M_MMAP_THRESHOLD in glibc's malloc.h
 
 
 def text_loading(components: list[str]) -> dict[str, Any]:
@@ -251,6 +271,7 @@ def train(
         raise InvalidInput(f"unknown engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if engine != "spark" and (spark_master or spark_staging):
         raise InvalidInput("--spark-master and --spark-staging go with --engine spark")
+    map_large_blocks()
     with contextlib.ExitStack() as stack:
         store = None
         if events_url is not None:

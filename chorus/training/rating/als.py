@@ -524,7 +524,12 @@ def fit_als(
     tuple
         The model (``"latent"``, or ``"bias"`` when K = 0) and the :class:`~chorus.training.rating.fitting.FitInfo`.
     """
-    params, info = fit_als_params(data, config, validation, n_sweeps, track_objective, workers, sweeper)
+    # without validation rows and with one start, the last sweep's parameters are the fit's: they go from the
+    # sweeper's buffers straight into the model's float32 arrays, without a float64 copy of them in between
+    last_is_best = validation is None and config.restarts == 1 and not track_objective
+    params, info = fit_als_params(
+        data, config, validation, n_sweeps, track_objective, workers, sweeper, keep=not last_is_best
+    )
     kind = "latent" if config.n_factors else "bias"
     return params.to_model(kind, data), info
 
