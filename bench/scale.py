@@ -9,6 +9,7 @@ tree (PSS, from /proc/<pid>/smaps_rollup: a page shared by forked workers counts
 beside it, the resident set size summed (RSS: a shared page counts once per process). It prints one table with
 both peaks and the peak PSS per review, the co-occurring pairs scored per second (the table's work, which grows
 faster than N: see chorus/training/similarity/cooccur.py), the speed-up of all workers over one per component,
+the machine's 1-minute load average at the start and the end of each run (timings depend on it; memory does not),
 and the targets:
 
 * 2 workers at least 1.7x faster than 1, per component (on a 2-core machine);
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import re
 import subprocess
 import sys
@@ -78,7 +80,9 @@ def tree_memory(pid: int) -> tuple[int, int]:
 
 
 def run(cmd: list[str], timeout: float) -> dict:
-    """Run ``cmd``; wall seconds, peak tree PSS and RSS, exit status and output (``timed_out`` past ``timeout``)."""
+    """Run ``cmd``; wall seconds, peak tree PSS and RSS, the 1-minute load average before and after, exit status and
+    output (``timed_out`` past ``timeout``)."""
+    load_before = os.getloadavg()[0]
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -97,6 +101,7 @@ def run(cmd: list[str], timeout: float) -> dict:
         log = out.read()
     return {
         "seconds": time.perf_counter() - start,
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "peak_pss_bytes": peak_pss,
         "peak_rss_bytes": peak_rss,
         "returncode": proc.returncode,
@@ -161,7 +166,7 @@ def main() -> int:
                 cmd += ["--components", args.components, *engine_args(engine, cores, args.spark_master)]
                 r = run(cmd, args.timeout)
                 parts = components_of(r["log"])
-                measured = ("seconds", "peak_pss_bytes", "peak_rss_bytes", "timed_out")
+                measured = ("seconds", "load_average", "peak_pss_bytes", "peak_rss_bytes", "timed_out")
                 row = {"reviews": n, "engine": engine, **{k: r[k] for k in measured}}
                 row["pss_bytes_per_review"] = r["peak_pss_bytes"] / n
                 row["ok"] = r["returncode"] == 0 and not r["timed_out"]
@@ -183,7 +188,7 @@ def main() -> int:
                 print(
                     f"{n:>11,} {engine:<7} {row['seconds']:8.1f} s  peak PSS {row['peak_pss_bytes'] / GIB:6.2f} GiB "
                     f"(RSS {row['peak_rss_bytes'] / GIB:6.2f} GiB, {row['pss_bytes_per_review']:5.0f} B/review)  "
-                    f"{comp}{pps}  {state}",
+                    f"{comp}{pps}  load {r['load_average'][0]:.1f}-{r['load_average'][1]:.1f}  {state}",
                     flush=True,
                 )
                 if not row["ok"]:
