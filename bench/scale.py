@@ -3,12 +3,14 @@ the numpy engine with 1 worker and with every core, and for the Spark engine, si
 
 For each size N (the project's generator, `chorus data generate`, seed 0) and each engine, one `chorus train`
 process runs with the components asked for; the script reads the seconds of each component and the co-occurring
-pairs of the neighbour table from its log, and polls the memory of the whole process tree (the table and rating
-workers, Spark's JVM and its Python workers included) for its peak: the proportional set size summed over the
-tree (PSS, from /proc/<pid>/smaps_rollup: a page shared by forked workers counts once, split between them) and,
-beside it, the resident set size summed (RSS: a shared page counts once per process). It prints one table with
+pairs of the neighbour table from the record it prints (`--json`), and polls the memory of the whole process tree
+(the table and rating workers, Spark's JVM and its Python workers included) for its peak: the proportional set size
+summed over the tree (PSS, from /proc/<pid>/smaps_rollup: a page shared by forked workers counts once, split
+between them) and, beside it, the resident set size summed (RSS: a shared page counts once per process). It prints
+one table with
 both peaks and the peak PSS per review, the co-occurring pairs scored per second (the table's work, which grows
 faster than N: see chorus/training/similarity/cooccur.py), the speed-up of all workers over one per component,
+the machine's 1-minute load average at the start and the end of each run (timings depend on it; memory does not),
 and the targets:
 
 * 2 workers at least 1.7x faster than 1, per component (on a 2-core machine);
@@ -27,9 +29,8 @@ as such and the others go on.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
-import re
+import os
 import subprocess
 import sys
 import tempfile
@@ -44,7 +45,6 @@ from chorus.shared.artifacts import MANIFEST, read_current  # noqa: E402
 from chorus.shared.data.synthetic import generate_reviews  # noqa: E402
 from chorus.shared.workers import available_cores  # noqa: E402
 
-TRAINED = re.compile(r"^trained (\w+) in ([\d.]+) s: (\{.*\})$")
 GIB = 2**30
 
 
@@ -78,10 +78,12 @@ def tree_memory(pid: int) -> tuple[int, int]:
 
 
 def run(cmd: list[str], timeout: float) -> dict:
-    """Run ``cmd``; wall seconds, peak tree PSS and RSS, exit status and output (``timed_out`` past ``timeout``)."""
+    """Run ``cmd``; wall seconds, peak tree PSS and RSS, the 1-minute load average before and after, exit status and
+    output (``timed_out`` past ``timeout``)."""
+    load_before = os.getloadavg()[0]
     start = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err, text=True, start_new_session=True)
         peak_pss = peak_rss = 0
         timed_out = False
         while proc.poll() is None:
@@ -94,24 +96,27 @@ def run(cmd: list[str], timeout: float) -> dict:
             time.sleep(0.2)
         proc.wait()
         out.seek(0)
-        log = out.read()
+        err.seek(0)
+        stdout, log = out.read(), err.read()
     return {
         "seconds": time.perf_counter() - start,
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "peak_pss_bytes": peak_pss,
         "peak_rss_bytes": peak_rss,
         "returncode": proc.returncode,
         "timed_out": timed_out,
-        "log": log,
+        "stdout": stdout,
+        "log": log + stdout,
     }
 
 
-def components_of(log: str) -> dict[str, dict]:
-    out = {}
-    for line in log.splitlines():
-        m = TRAINED.match(line.strip())
-        if m:
-            out[m.group(1)] = {"seconds": float(m.group(2)), "summary": ast.literal_eval(m.group(3))}
-    return out
+def components_of(stdout: str) -> dict[str, dict]:
+    """Each trained component's seconds and summary, from the record `chorus train --json` prints."""
+    try:
+        record = json.loads(stdout[stdout.index("{") :])
+    except ValueError:  # no record: the run failed or was stopped
+        return {}
+    return {name: {"seconds": float(s["seconds"]), "summary": s} for name, s in record.get("components", {}).items()}
 
 
 def array_digests(artifacts: Path) -> dict[str, dict[str, str]]:
@@ -158,10 +163,10 @@ def main() -> int:
             for engine in engines:
                 artifacts = Path(tmp) / f"artifacts-{n}-{engine}"
                 cmd = [sys.executable, "-m", "chorus.cli", "train", "--data", str(data), "--artifacts", str(artifacts)]
-                cmd += ["--components", args.components, *engine_args(engine, cores, args.spark_master)]
+                cmd += ["--components", args.components, "--json", *engine_args(engine, cores, args.spark_master)]
                 r = run(cmd, args.timeout)
-                parts = components_of(r["log"])
-                measured = ("seconds", "peak_pss_bytes", "peak_rss_bytes", "timed_out")
+                parts = components_of(r["stdout"])
+                measured = ("seconds", "load_average", "peak_pss_bytes", "peak_rss_bytes", "timed_out")
                 row = {"reviews": n, "engine": engine, **{k: r[k] for k in measured}}
                 row["pss_bytes_per_review"] = r["peak_pss_bytes"] / n
                 row["ok"] = r["returncode"] == 0 and not r["timed_out"]
@@ -183,7 +188,7 @@ def main() -> int:
                 print(
                     f"{n:>11,} {engine:<7} {row['seconds']:8.1f} s  peak PSS {row['peak_pss_bytes'] / GIB:6.2f} GiB "
                     f"(RSS {row['peak_rss_bytes'] / GIB:6.2f} GiB, {row['pss_bytes_per_review']:5.0f} B/review)  "
-                    f"{comp}{pps}  {state}",
+                    f"{comp}{pps}  load {r['load_average'][0]:.1f}-{r['load_average'][1]:.1f}  {state}",
                     flush=True,
                 )
                 if not row["ok"]:

@@ -75,6 +75,24 @@ def test_chunked_gram_products_give_the_same_solution(monkeypatch):
     np.testing.assert_allclose(m1.item_bias, m2.item_bias, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_solving_a_batch_a_piece_of_owners_at_a_time_changes_no_bit(monkeypatch, dtype):
+    user, item, rating, _ = planted(n_users=300, n_items=60, density=0.3)
+    nu, ni = 300, 60
+    data = Trainset(user, item, rating, nu, ni, 1, 5)
+    cfg = LatentConfig(n_factors=20, dtype=dtype, init_scale=0.3, max_sweeps=4)
+    users, items = make_sides(data, 20)
+    assert isinstance(users, Side) and isinstance(items, Side)
+    widths = [b[1].shape[1] for side in (users, items) for b in side.batches]
+    assert min(widths) <= 21 < max(widths)  # both the dual systems (L <= K + 1) and the primal ones
+    whole, _ = als.fit_als_params(data, cfg)
+    monkeypatch.setattr(als, "SOLVE_BYTES", 1)  # one owner per piece
+    pieces, _ = als.fit_als_params(data, cfg)
+    assert whole.alpha == pieces.alpha
+    for name in ("bu", "bi", "pu", "qi"):
+        assert np.array_equal(getattr(whole, name), getattr(pieces, name)), name
+
+
 def test_als_converges_to_a_stationary_point_that_lbfgs_cannot_improve():
     user, item, rating, nu, ni = random_ratings(n=70)
     cfg = LatentConfig(n_factors=2, weighting="count", reg_bias=0.2, reg_factors=0.3, dtype="float64", init_scale=0.3)

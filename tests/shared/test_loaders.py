@@ -385,3 +385,55 @@ def test_json_booleans_are_not_numbers_and_zero_is_an_id(tmp_path):
     r = load_ratings(path)
     assert r.user_ids.tolist() == ["0"]
     assert dict(r.report.skipped_by_reason) == {"bad_rating": 1, "bad_timestamp": 1}
+
+
+def _same_table(a, b):
+    for name in ("user", "item", "rating", "timestamp", "user_ids", "item_ids", "titles", "verified"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None and y is None) or np.array_equal(x, y), name
+    assert a.report.to_dict() == b.report.to_dict()
+
+
+@pytest.mark.parametrize("fixture", ["amazon_tsv_sample", "amazon_5core"])
+def test_text_kept_only_within_text_max_rows(request, fixture):
+    path = request.getfixturevalue(fixture)
+    full = load_ratings(path, with_text=True)
+    assert full.text is not None
+    within = load_ratings(path, with_text=True, text_max_rows=full.n)
+    assert within.text is not None and within.text.tolist() == full.text.tolist()
+    over = load_ratings(path, with_text=True, text_max_rows=full.n - 1)
+    assert over.text is None  # dropped, and nothing else changes
+    _same_table(over, full)
+    _same_table(over, load_ratings(path))
+
+
+def test_text_read_again_when_duplicates_bring_the_rows_within_text_max_rows(tmp_path):
+    # 12 rows, 4 distinct pairs: the rows pass a limit of 5 while the file is read, the table is within it
+    rows = [
+        tsv_row(cust=str(u), prod=f"P{u}", date=f"2015-08-{10 + k}", body=f"take {k} of {u}")
+        for k in range(3)
+        for u in range(4)
+    ]
+    path = tmp_path / "dups.tsv"
+    path.write_text(TSV_HEADER + "\n" + "\n".join(rows) + "\n")
+    full = load_ratings(path, with_text=True)
+    limited = load_ratings(path, with_text=True, text_max_rows=5)
+    assert full.n == 4 and full.report.skipped_by_reason["duplicate_pair"] == 8
+    assert limited.text is not None and full.text is not None and limited.text.tolist() == full.text.tolist()
+    assert all(t.endswith(f"take 2 of {u}") for t, u in zip(limited.text.tolist(), limited.user.tolist(), strict=True))
+    _same_table(limited, full)
+    assert load_ratings(path, with_text=True, text_max_rows=3).text is None  # 4 rows: over it
+
+
+def test_text_max_rows_in_json_lines(tmp_path):
+    recs = [
+        f'{{"reviewerID": "U{k % 3}", "asin": "I{k}", "overall": 4, "unixReviewTime": {k}, '
+        f'"summary": "s{k}", "reviewText": "t{k}"}}'
+        for k in range(6)
+    ]
+    path = tmp_path / "r.json"
+    path.write_text("\n".join(recs) + "\n")
+    within = load_ratings(path, with_text=True, text_max_rows=6).text
+    assert within is not None and within.tolist() == [f"s{k}\nt{k}" for k in range(6)]
+    assert load_ratings(path, with_text=True, text_max_rows=5).text is None
+    assert load_ratings(path, text_max_rows=6).text is None  # without with_text, no text at any size

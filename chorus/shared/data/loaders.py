@@ -35,6 +35,8 @@ from chorus.shared.data.tsv import read_amazon_tsv
 from chorus.shared.progress import Progress
 
 FORMATS = ("amazon-tsv", "amazon-json", "movielens-100k", "movielens-csv")
+#: The formats whose rows carry review text (``load_ratings(..., with_text=True)`` keeps it).
+TEXT_FORMATS = ("amazon-tsv", "amazon-json")
 
 SCALES = {
     "amazon-tsv": RatingScale(1.0, 5.0, 1.0),
@@ -270,7 +272,7 @@ def _read_amazon_json(path: Path, filt: ChunkFilter, progress: Progress, size: i
                     None,
                 ),
             }
-            if with_text:
+            if cols.text is not None:  # asked for, and not dropped (load_ratings's text_max_rows)
                 extras["text"] = ([f"{r.get('summary', '')}\n{r.get('reviewText', '')}" for r in recs], None)
             filt.accept(
                 nums,
@@ -353,6 +355,7 @@ def load_ratings(
     format: str | None = None,
     *,
     with_text: bool = False,
+    text_max_rows: int | None = None,
     progress: bool = True,
     max_line_bytes: int | None = None,
     max_ratio: float | None = None,
@@ -363,7 +366,12 @@ def load_ratings(
     ----------
     path : the data file (plain or gzip).
     format : one of :data:`FORMATS`, or None to detect it from the name and first line.
-    with_text : also keep review text (costs memory on large files).
+    with_text : also keep review text (:data:`TEXT_FORMATS`; as Python strings, about 145 bytes a generated
+        review).
+    text_max_rows : with ``with_text``, keep the text only when the table has at most this many rows (None: at
+        any size). The text is read while the rows accepted so far are within it and dropped as soon as they
+        pass it, so a large file's text is never held; when duplicates bring a file whose rows passed it back
+        within it, the file is read once more with its text.
     progress : show a progress bar on a terminal (never in pipes or CI).
     max_line_bytes : longer lines are skipped as ``line_too_long`` (None:
         :data:`chorus.shared.data.rows.MAX_LINE_BYTES`).
@@ -385,7 +393,7 @@ def load_ratings(
         scale = SCALES[format]
         report = LoadReport(path=str(p), format=format)
         cols = RawColumns()
-        filt = ChunkFilter(cols, report, scale, max_line_bytes, max_ratio)
+        filt = ChunkFilter(cols, report, scale, max_line_bytes, max_ratio, text_max_rows if with_text else None)
         size = p.stat().st_size
         with Progress(f"loading {p.name}", total=size) as bar:
             bar.enabled = bar.enabled and progress
@@ -402,4 +410,9 @@ def load_ratings(
         counts = ", ".join(f"{c:,} {r}" for r, c in sorted(report.skipped_by_reason.items()))
         first = describe_skip(*min(report.examples), format) if report.examples else ""
         raise DataError(f"{p} has no valid {format} row ({counts} skipped); the first: {first}")
-    return assemble(cols, scale, report, title_by_item=titles)
+    ratings = assemble(cols, scale, report, title_by_item=titles)
+    if filt.text_dropped and text_max_rows is not None and ratings.n <= text_max_rows:
+        return load_ratings(
+            p, format, with_text=True, progress=progress, max_line_bytes=max_line_bytes, max_ratio=max_ratio
+        )
+    return ratings

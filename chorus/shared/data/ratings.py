@@ -118,7 +118,8 @@ class Ratings:
         Verified purchase, where the format has it.
     helpful_votes, total_votes : int32 (n,) or None
     text : object (n,) or None
-        Review text (headline and body joined by a newline), only when loaded ``with_text=True``.
+        Review text (headline and body joined by a newline), only when loaded ``with_text=True`` (and within
+        ``text_max_rows``: :func:`chorus.shared.data.loaders.load_ratings`).
     """
 
     user: np.ndarray

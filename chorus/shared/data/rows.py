@@ -247,8 +247,11 @@ class ChunkFilter:
         scale: RatingScale,
         max_line: int | None = None,
         max_ratio: float | None = None,
+        text_max_rows: int | None = None,
     ) -> None:
         self.cols, self.report, self.scale = cols, report, scale
+        # the text column is dropped as soon as more rows than this are accepted (None: never); see load_ratings
+        self.text_max_rows, self.accepted, self.text_dropped = text_max_rows, 0, False
         # the limits of the reading itself (see line_blocks and raw_stream; None: the module defaults)
         self.max_line, self.max_ratio = max_line, max_ratio
         # raw id -> code in order of first appearance; assemble() turns codes into sorted-vocabulary indices
@@ -329,8 +332,13 @@ class ChunkFilter:
         cols.items.append(i[keep])
         cols.ratings.append(rating[keep])
         cols.timestamps.append(ts[keep])
+        self.accepted += int(keep.size)
+        if cols.text is not None and self.text_max_rows is not None and self.accepted > self.text_max_rows:
+            cols.text, self.text_dropped = None, True
         for name, (values, _) in (extras or {}).items():
             target = getattr(cols, name)
+            if target is None:  # the text, dropped above
+                continue
             if isinstance(values, np.ndarray):
                 target.append(values[keep])
             else:

@@ -138,8 +138,8 @@ def read_amazon_tsv(path: Path, filt: ChunkFilter, progress: Progress, size: int
             if line_no == 1 and data.startswith(("\t".join(TSV_HEADER[:2]) + "\t").encode()):
                 skip = data.index(b"\n") + 1
                 data, line_no = data[skip:], 2
-            if data:
-                _block(data, line_no, filt, with_text)
+            if data:  # the text only while it is kept (load_ratings's text_max_rows)
+                _block(data, line_no, filt, cols.text is not None)
 
 
 def _block(buf: bytes, first_line: int, filt: ChunkFilter, with_text: bool) -> int:

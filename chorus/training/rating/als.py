@@ -50,6 +50,11 @@ Validation = tuple[np.ndarray, np.ndarray, np.ndarray]
 CHUNK = 1 << 14
 
 
+#: Bytes of the arrays one piece of a batch's owners is solved with (:meth:`Side.solve_batch`), per process: fixed,
+#: so that the memory of a half-sweep does not grow with the owners of a bucket.
+SOLVE_BYTES = 32 << 20
+
+
 def gram_chunk(k: int) -> int:
     """Rows per Gram product ``XᵀX`` in ALS: the largest count keeping each ``(K+1)×rows×(K+1)`` product
     below OpenBLAS's threshold for multithreading (2¹⁸ multiply-adds). Thousands of tiny products each
@@ -61,9 +66,9 @@ def gram_chunk(k: int) -> int:
 class Side:
     """The ratings of one side (users or items) grouped by owner into padded batches of similar length.
 
-    Each batch holds ``owners`` int64 (b,), ``rows`` int64 (b, L) rating indices and ``others`` int64 (b, L)
-    indices of the other side; padding points at the sentinels ``n`` (rating) and ``n_other`` (other side).
-    Batches wider than :func:`gram_chunk` rows are padded to a multiple of it.
+    Each batch holds ``owners`` int64 (b,), ``rows`` (b, L) rating indices and ``others`` (b, L) indices of the
+    other side, both int32 (int64 past 2³¹ − 1 ratings); padding points at the sentinels ``n`` (rating) and
+    ``n_other`` (other side). Batches wider than :func:`gram_chunk` rows are padded to a multiple of it.
 
     Parameters
     ----------
@@ -85,6 +90,10 @@ class Side:
         while edges[-1] < (length.max() if length.size else 1):
             edges.append(max(edges[-1] + 1, int(np.ceil(edges[-1] * BUCKET_RATIO))))
         bucket = np.searchsorted(edges, length)
+        # the batches' indices take half the room in int32 (they are most of a side's memory): the same gathers
+        index = np.int32 if max(n, n_other) < np.iinfo(np.int32).max else np.int64
+        order = order.astype(index)
+        other = other.astype(index)
         self.batches: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for b in np.unique(bucket):
             ow = owners[bucket == b]
@@ -93,15 +102,55 @@ class Side:
                 width = -(-width // self.chunk) * self.chunk
             j = np.arange(width)
             valid = j[None, :] < self.count[ow][:, None]
-            pos = np.where(valid, start[ow][:, None] + j[None, :], 0)
-            rows = np.where(valid, order[pos], n)
-            others = np.where(valid, other[order[pos]], n_other)
+            rows = order[np.where(valid, start[ow][:, None] + j[None, :], 0)]
+            del j
+            others = other[rows]
+            rows[~valid] = n
+            others[~valid] = n_other
             self.batches.append((ow, rows, others))
+
+    def owner_bytes(self, width: int, itemsize: int) -> int:
+        """Bytes of the arrays :meth:`_solve_owners` makes per owner of a batch ``width`` ratings wide (an upper
+        bound): ``X`` and, for the primal, the Gram products and the system with the copy LAPACK solves, for
+        the dual ``Xρ⁻¹`` and the ``L×L`` system with its copy."""
+        k1 = self.k + 1
+        if width > k1:
+            return itemsize * (width * k1 + k1 * k1 * (max(1, width // self.chunk) + 2))
+        return itemsize * (2 * width * k1 + 2 * width * width)
+
+    def _solve_owners(self, xb: np.ndarray, yb: np.ndarray, reg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``[β, γ]`` float (b, K + 1) of b owners and Σ over their ratings of ``[1, γ_other]`` float64 (b, K + 1),
+        from their ``X`` (b, L, K + 1), targets (b, L) and ridges (b, K + 1) (see :meth:`solve_batch`)."""
+        b, width, k1 = xb.shape
+        if width > k1:
+            # primal: (XᵀX + diag ρ) w = Xᵀy, a (K+1)² system per owner; XᵀX summed over row chunks
+            if width > self.chunk:
+                xc = xb.reshape(-1, self.chunk, k1)
+                a = np.matmul(xc.transpose(0, 2, 1), xc).reshape(b, -1, k1, k1).sum(axis=1)
+            else:
+                a = np.matmul(xb.transpose(0, 2, 1), xb)
+            sums = a[:, :, 0].astype(np.float64)  # Σ over the owner's ratings of [1, γ_other]
+            d = np.arange(k1)
+            a[:, d, d] += reg
+            return np.linalg.solve(a, np.matmul(yb[:, None, :], xb).transpose(0, 2, 1))[..., 0], sums
+        # dual (push-through identity): w = ρ⁻¹Xᵀ (Xρ⁻¹Xᵀ + I)⁻¹ y, an L² system per owner;
+        # padded rows of X are zero, so their dual variables are 0.
+        xr = xb / reg[:, None, :]
+        g = np.matmul(xr, xb.transpose(0, 2, 1))
+        d = np.arange(width)
+        g[:, d, d] += 1.0
+        w = np.matmul(xr.transpose(0, 2, 1), np.linalg.solve(g, yb[..., None]))[..., 0]
+        return w, xb.sum(axis=1).astype(np.float64)
 
     def solve_batch(
         self, index: int, x: np.ndarray, y: np.ndarray, ridge_b: np.ndarray, ridge_f: np.ndarray
     ) -> tuple[np.ndarray, float]:
         """Ridge-regress ``y`` on ``[1, γ_other]`` for the owners of batch ``index``.
+
+        The owners are solved a piece at a time, each piece's arrays within :data:`SOLVE_BYTES`: a batch holds
+        every owner of a bucket, whose count grows with the data, and its padded ``X`` and systems take
+        about 10 kB an owner at K = 50. Each owner's system is solved alone whatever the piece, and the α part
+        is summed over the whole batch, so the pieces change no number.
 
         Parameters
         ----------
@@ -118,35 +167,20 @@ class Side:
         tuple
             ``[β, γ]`` of the batch's owners, float (b, K + 1), and Σ over their ratings of
             β_owner + γ_owner·γ_other (their part of the α update).
+
         """
         ow, rows, others = self.batches[index]
         dtype, k = x.dtype, x.shape[1] - 1
-        xb = x[others]  # (b, L, K+1)
-        yb = y[rows]  # (b, L)
         reg = np.empty((ow.shape[0], k + 1), dtype)
         reg[:, 0] = ridge_b[ow]
         reg[:, 1:] = ridge_f[ow][:, None]
-        width = rows.shape[1]
-        if width > k + 1:
-            # primal: (XᵀX + diag ρ) w = Xᵀy, a (K+1)² system per owner; XᵀX summed over row chunks
-            if width > self.chunk:
-                xc = xb.reshape(-1, self.chunk, k + 1)
-                a = np.matmul(xc.transpose(0, 2, 1), xc).reshape(ow.shape[0], -1, k + 1, k + 1).sum(axis=1)
-            else:
-                a = np.matmul(xb.transpose(0, 2, 1), xb)
-            sums = a[:, :, 0].astype(np.float64)  # Σ over the owner's ratings of [1, γ_other]
-            d = np.arange(k + 1)
-            a[:, d, d] += reg
-            w = np.linalg.solve(a, np.matmul(yb[:, None, :], xb).transpose(0, 2, 1))[..., 0]
-        else:
-            # dual (push-through identity): w = ρ⁻¹Xᵀ (Xρ⁻¹Xᵀ + I)⁻¹ y, an L² system per owner;
-            # padded rows of X are zero, so their dual variables are 0.
-            xr = xb / reg[:, None, :]
-            g = np.matmul(xr, xb.transpose(0, 2, 1))
-            d = np.arange(width)
-            g[:, d, d] += 1.0
-            w = np.matmul(xr.transpose(0, 2, 1), np.linalg.solve(g, yb[..., None]))[..., 0]
-            sums = xb.sum(axis=1).astype(np.float64)
+        b, width = rows.shape
+        w = np.empty((b, k + 1), dtype)
+        sums = np.empty((b, k + 1))
+        step = max(1, SOLVE_BYTES // self.owner_bytes(width, dtype.itemsize))
+        for lo in range(0, b, step):  # each owner's system alone: the same numbers for any piece size
+            hi = min(lo + step, b)
+            w[lo:hi], sums[lo:hi] = self._solve_owners(x[others[lo:hi]], y[rows[lo:hi]], reg[lo:hi])
         return w, float(np.einsum("bk,bk->", w.astype(np.float64), sums))
 
 
@@ -197,7 +231,12 @@ class Sweeper:
     * ``x[s]`` (n_s + 1, K + 1) in the solve's dtype: ``[1, γ]`` of side s and a last row of zeros (padding);
     * ``y`` (n + 1,) in the solve's dtype: the targets of the half-sweep under way, and a last 0 (padding);
     * ``ridge[s]`` float64 (n_s, 2): ρᵇ, ρᶠ of the fit;
-    * ``pred`` float64 (n_val,): clipped validation predictions; ``best[s]``: the early-stopping copy of ``out[s]``.
+    * ``pred`` float64 (n_val,): clipped validation predictions; ``best[s]``: the early-stopping copy of ``out[s]``
+      (only with ``keep_best``: a grid search, which needs only each fit's best sweep and its validation RMSE,
+      makes its sweeper without it, and saves ``(n_users + n_items) × (K + 1)`` float64 and a copy of as many per
+      fit).
+
+    The starting γ of a fit are drawn into ``out`` in place (:meth:`initial`), never held beside it.
 
     A half-sweep of side s is two rounds of tasks: chunks of y and of ``x[1 - s]``, then side s's batches, each
     writing its owners' rows of ``out[s]`` and returning its part of the α sum. The validation predictions and
@@ -212,8 +251,10 @@ class Sweeper:
         dtype: str | np.dtype = "float32",
         workers: int = 1,
         validation: Validation | None = None,
+        keep_best: bool = True,
     ) -> None:
         self.data, self.k, self.dtype = data, k, np.dtype(dtype)
+        self.keep_best = keep_best
         self.sides = make_sides(data, k, workers)
         self.owner = (data.user, data.item)
         self.validation: Validation | None = None
@@ -234,8 +275,9 @@ class Sweeper:
         self.y = shared_array(data.n + 1, self.dtype)
         self.ridge = tuple(shared_array((m, 2)) for m in sizes)
         self.pred = shared_array(0 if self.validation is None else self.validation[0].size)
-        # the early-stopping copy of out (only fits with validation rows keep one)
-        self.best = tuple(shared_array((m if self.validation is not None else 0, k + 1)) for m in sizes)
+        # the early-stopping copy of out (only fits with validation rows keep one, and only when asked for)
+        kept_rows = self.validation is not None and keep_best
+        self.best = tuple(shared_array((m if kept_rows else 0, k + 1)) for m in sizes)
         self._rating_chunks = _chunks(data.n)
         self._owner_chunks = tuple(_chunks(m) for m in sizes)
         self._val_chunks = _chunks(self.pred.size)
@@ -301,22 +343,40 @@ class Sweeper:
             ((prob.rb_u, prob.rf_u, params.bu, params.pu), (prob.rb_i, prob.rf_i, params.bi, params.qi))
         ):
             self.ridge[s][:, 0], self.ridge[s][:, 1] = rb, rf
-            self.out[s][:, 0], self.out[s][:, 1:] = beta, gamma
+            if not np.shares_memory(gamma, self.out[s]):  # not drawn in place by initial()
+                self.out[s][:, 0], self.out[s][:, 1:] = beta, gamma
         return self._params(params.alpha)
 
     def initial(self, config: LatentConfig) -> Iterator[Params]:
         """The starting parameters of each of ``config.restarts`` (:func:`init_params` from
         ``numpy.random.default_rng(config.seed)``), drawn when asked for, one restart at a time: every fit of a λ
         grid draws the same numbers again (a fraction of a second per million reviews) rather than keeping
-        factor-sized copies, ``(n_users + n_items) × K`` float64 each, for the sweeper's life."""
+        factor-sized copies, ``(n_users + n_items) × K`` float64 each, for the sweeper's life. For K > 0 they are
+        drawn straight into ``out`` (so each yield overwrites the last fit's parameters there), :data:`CHUNK`
+        rows at a time: the same numbers as one draw of each side (the generator's stream does not depend on how
+        it is cut), without a second factor-sized array."""
         data = self.data
         rng = np.random.default_rng(config.seed)
         alpha = float(data.rating.mean())
         for _ in range(config.restarts):  # yielded, not bound here: the caller alone holds a draw
-            yield init_params(data.n_users, data.n_items, self.k, alpha, config.init_scale, rng)
+            if not self.k:
+                yield init_params(data.n_users, data.n_items, self.k, alpha, config.init_scale, rng)
+                continue
+            for out, chunks in zip(self.out, self._owner_chunks, strict=True):
+                out[:, 0] = 0.0
+                for a, b in chunks:
+                    out[a:b, 1:] = rng.normal(0.0, config.init_scale, (b - a, self.k))
+            yield self._params(alpha)
 
     def keep(self, params: Params) -> None:
-        """Keep a copy of ``params`` (those of :meth:`start`) for :meth:`kept` (early stopping)."""
+        """Keep a copy of ``params`` (those of :meth:`start`) for :meth:`kept` (early stopping).
+
+        Raises
+        ------
+        InvalidInput : the sweeper was made without ``keep_best``.
+        """
+        if not self.keep_best:
+            raise InvalidInput("this sweeper keeps no parameters (made with keep_best=False)")
         self._kept_alpha = params.alpha
         if not self.k:
             self._kept = params.copy()
@@ -372,6 +432,7 @@ def als_sweeps(
     high: float = np.inf,
     track_objective: bool = False,
     callback: Callable[[str, Params], None] | None = None,
+    keep: bool = True,
 ) -> tuple[Params, FitInfo]:
     """Run up to ``n_sweeps`` ALS sweeps from ``params`` on ``prob`` (``sweeper``'s training set).
 
@@ -380,6 +441,10 @@ def als_sweeps(
     the best sweep's parameters are returned (early stopping with ``config.patience``). ``callback(step_name,
     params)`` (tests) is called after every block update. The parameters returned are the caller's (not views
     of the sweeper's buffers).
+
+    ``keep=False`` is for a caller that needs only the :class:`FitInfo` (a grid point's best sweep and its
+    validation RMSE): no parameters are copied, and those returned are the last sweep's, views of the sweeper's
+    buffers that its next fit overwrites.
     """
     rating, n = prob.rating, prob.n
     step = callback or (lambda name, params: None)
@@ -390,7 +455,8 @@ def als_sweeps(
     best_rmse = np.inf
     if validate:
         best_rmse = sweeper.validation_rmse(params, low, high)
-        sweeper.keep(params)
+        if keep:
+            sweeper.keep(params)
     for sweep in range(1, n_sweeps + 1):
         # users' (β_u, γ_u), then α, which minimises L given the rest: the mean of R − β_u − β_i − γ_u·γ_i
         params.bu, params.pu, fitted = sweeper.solve(0, params)
@@ -410,14 +476,15 @@ def als_sweeps(
             info.validation_rmse.append(score)
             if score < best_rmse - 1e-7:
                 best_rmse, info.best_sweep = score, sweep
-                sweeper.keep(params)
+                if keep:
+                    sweeper.keep(params)
             elif sweep - info.best_sweep >= config.patience:
                 break
     if validate:
         info.best_validation_rmse = float(best_rmse)
-        return sweeper.kept(), info
+        return (sweeper.kept() if keep else params), info
     info.best_sweep = info.sweeps
-    return params.copy(), info
+    return (params.copy() if keep else params), info
 
 
 def fit_als(
@@ -457,7 +524,12 @@ def fit_als(
     tuple
         The model (``"latent"``, or ``"bias"`` when K = 0) and the :class:`~chorus.training.rating.fitting.FitInfo`.
     """
-    params, info = fit_als_params(data, config, validation, n_sweeps, track_objective, workers, sweeper)
+    # without validation rows and with one start, the last sweep's parameters are the fit's: they go from the
+    # sweeper's buffers straight into the model's float32 arrays, without a float64 copy of them in between
+    last_is_best = validation is None and config.restarts == 1 and not track_objective
+    params, info = fit_als_params(
+        data, config, validation, n_sweeps, track_objective, workers, sweeper, keep=not last_is_best
+    )
     kind = "latent" if config.n_factors else "bias"
     return params.to_model(kind, data), info
 
@@ -470,9 +542,12 @@ def fit_als_params(
     track_objective: bool = False,
     workers: int = 1,
     sweeper: Sweeper | None = None,
+    keep: bool = True,
 ) -> tuple[Params, FitInfo]:
-    """:func:`fit_als` up to the float64 parameters, without building the served model (a grid search needs only
-    the :class:`~chorus.training.rating.fitting.FitInfo`)."""
+    """:func:`fit_als` up to the float64 parameters, without building the served model. A grid search needs only
+    the :class:`~chorus.training.rating.fitting.FitInfo`: with ``keep=False`` no parameters are kept or copied
+    (:func:`als_sweeps`; its sweeper may then be made without ``keep_best``), and those returned are the last
+    sweep's, in the sweeper's buffers."""
     t0 = time.perf_counter()
     prob = Problem(data, config)
     if config.n_factors and (config.reg_bias <= 0 or config.reg_factors <= 0):
@@ -493,25 +568,29 @@ def fit_als_params(
             and len(validation[0]) != len(sweeper.validation[0])
         ):
             raise InvalidInput("the sweeper was made for other validation rows")
-        best = _restarts(prob, sweeper, config, sweeps, track_objective)
+        if keep and validation is not None and not sweeper.keep_best:
+            raise InvalidInput("the sweeper keeps no parameters (made with keep_best=False): fit with keep=False")
+        best = _restarts(prob, sweeper, config, sweeps, track_objective, keep)
     _, params, info = best
-    if track_objective or config.restarts > 1:
+    if keep and (track_objective or config.restarts > 1):
         info.final_objective = prob.value(params)
     info.seconds = time.perf_counter() - t0
     return params, info
 
 
 def _restarts(
-    prob: Problem, sweeper: Sweeper, config: LatentConfig, sweeps: int, track_objective: bool
+    prob: Problem, sweeper: Sweeper, config: LatentConfig, sweeps: int, track_objective: bool, keep: bool = True
 ) -> tuple[float, Params, FitInfo]:
     """``config.restarts`` runs of :func:`als_sweeps` from seeded initialisations; the best (by validation RMSE,
-    else by ``L`` when there are several) as ``(score, params, info)``."""
+    else by ``L`` when there are several) as ``(score, params, info)`` (``keep``: :func:`als_sweeps`'s)."""
     data = sweeper.data
     best: tuple[float, Params, FitInfo] | None = None
     draws = sweeper.initial(config)
     for restart in range(config.restarts):
-        # the draw is passed on, not kept here: once loaded into the sweeper's buffers it is freed
-        params, info = als_sweeps(prob, next(draws), sweeper, config, sweeps, data.low, data.high, track_objective)
+        # the draw is passed on, not kept here (for K > 0 it is the sweeper's buffers themselves)
+        start = next(draws)
+        params, info = als_sweeps(prob, start, sweeper, config, sweeps, data.low, data.high, track_objective, keep=keep)
+        del start
         info.restart = restart
         if info.best_validation_rmse is not None:
             score = info.best_validation_rmse

@@ -17,7 +17,8 @@ class Trainset:
     Attributes
     ----------
     user, item : numpy.ndarray
-        int64 (n,), dense indices of the ratings (converted on construction).
+        int32 or int64 (n,), dense indices of the ratings: int32 as given (the loaded ratings' own dtype, so a
+        trainset of them copies no index), any other integer type converted to int64 on construction.
     rating : numpy.ndarray
         float64 (n,).
     n_users, n_items : int
@@ -40,8 +41,7 @@ class Trainset:
     high: float
 
     def __post_init__(self) -> None:
-        self.user = np.asarray(self.user, dtype=np.int64)
-        self.item = np.asarray(self.item, dtype=np.int64)
+        self.user, self.item = _index(self.user), _index(self.item)
         self.rating = np.asarray(self.rating, dtype=np.float64)
         user, item = self.user, self.item
         if not (user.shape == item.shape == self.rating.shape) or user.ndim != 1:
@@ -61,6 +61,12 @@ class Trainset:
         return Trainset(
             self.user[rows], self.item[rows], self.rating[rows], self.n_users, self.n_items, self.low, self.high
         )
+
+
+def _index(values: np.ndarray) -> np.ndarray:
+    """``values`` as they are when int32, else as int64 (see :class:`Trainset`)."""
+    array = np.asarray(values)
+    return array if array.dtype == np.int32 else array.astype(np.int64)
 
 
 def rating_counts(user: np.ndarray, item: np.ndarray, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:

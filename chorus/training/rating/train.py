@@ -31,7 +31,7 @@ from chorus.services.rating.models import RatingModel
 from chorus.services.rating.persistence import write_component
 from chorus.shared.artifacts import VersionWriter
 from chorus.shared.contract.errors import InvalidInput
-from chorus.shared.data import Ratings, holdout_split, kfold_split
+from chorus.shared.data import TEXT_FORMATS, Ratings, holdout_split, kfold_split
 from chorus.shared.workers import map_processes, resolve_workers
 from chorus.training.rating.accuracy import metrics, rmse
 from chorus.training.rating.als import Sweeper, fit_als, fit_als_params
@@ -172,12 +172,12 @@ def select(
     best_latent: tuple[float, LatentConfig, int] | None = None
     for k in config.factors:
         # one sweeper per K: the batches are grouped and the workers forked once for all the λ_f
-        with Sweeper(fit_on, k, config.base.dtype, workers, validation) as sweeper:
+        # only each point's validation score and best sweep are needed: no model is built, and no parameters are
+        # kept or copied (the sweeper holds no early-stopping copy: two factor-sized float64 arrays fewer)
+        with Sweeper(fit_on, k, config.base.dtype, workers, validation, keep_best=False) as sweeper:
             for lf in config.reg_factors:
                 cfg = replace(config.base, n_factors=k, reg_factors=lf, reg_bias=bias_cfg.reg_bias)
-                # only the validation score and best sweep are needed: no model is built for a grid point, and
-                # the parameters are dropped at once (not held, factor-sized, through the next point's fit)
-                info = fit_als_params(fit_on, cfg, validation=validation, sweeper=sweeper)[1]
+                info = fit_als_params(fit_on, cfg, validation=validation, sweeper=sweeper, keep=False)[1]
                 latent_error = info.best_validation_rmse
                 assert latent_error is not None  # fitted with a validation set
                 grid.append(
@@ -340,7 +340,9 @@ def train_component(
     for the CLI.
 
     With review text (loaded ``with_text``) and at most ``TEXT_AWARE_MAX_ROWS`` reviews, the text-aware model
-    competes on validation too (:class:`chorus.training.text.aware.TextAwareFit`)."""
+    competes on validation too (:class:`chorus.training.text.aware.TextAwareFit`); above that it is skipped,
+    whether the text was loaded or not (``chorus train`` does not load it then:
+    :func:`chorus.training.train.text_loading`)."""
     from chorus.shared.progress import Progress
 
     workers = resolve_workers(workers)
@@ -348,7 +350,7 @@ def train_component(
     scale = ratings.scale
     data = Trainset(ratings.user, ratings.item, ratings.rating, ratings.n_users, ratings.n_items, scale.low, scale.high)
     text_aware, text_note = None, "no review text"
-    if ratings.text is not None and ratings.n > TEXT_AWARE_MAX_ROWS:
+    if ratings.report.format in TEXT_FORMATS and ratings.n > TEXT_AWARE_MAX_ROWS:  # its text need not be loaded
         text_note = f"skipped: more than {TEXT_AWARE_MAX_ROWS:,} reviews"
     elif ratings.text is not None:
         from chorus.training.text.aware import TextAwareFit

@@ -106,7 +106,6 @@ def _table_rows(  # noqa: ANN202
     z2,  # noqa: ANN001
     tx,  # noqa: ANN001
     tz,  # noqa: ANN001
-    tz2,  # noqa: ANN001
     label,  # noqa: ANN001
     rank,  # noqa: ANN001
     bits,  # noqa: ANN001
@@ -184,9 +183,10 @@ def _table_rows(  # noqa: ANN202
                     if want_dot:
                         rec[2] += xa * tx[t]
                     if want_centred:
-                        rec[3] += za * tz[t]
+                        zb = tz[t]
+                        rec[3] += za * zb
                         rec[4] += z2a
-                        rec[5] += tz2[t]
+                        rec[5] += zb * zb  # z² of the column's entry: the product numpy forms for the side
                     t += 1
                 cursor[p - base] = t
             count_a, norm_a = acc[la, 6], acc[la, 7]
@@ -239,7 +239,7 @@ def warm_up(index: type[np.signedinteger]) -> None:
     f, i = np.zeros(0), np.zeros(0, np.int64)
     ptr, cols = np.zeros(1, np.int64), np.zeros(0, index)
     codes = np.arange(3, dtype=np.int64)
-    _table_rows(0, 0, ptr, cols, ptr, cols, f, f, f, f, f, f, i, i, 1, codes, TILE, 0.0, np.zeros((0, 8)), i,
+    _table_rows(0, 0, ptr, cols, ptr, cols, f, f, f, f, f, i, i, 1, codes, TILE, 0.0, np.zeros((0, 8)), i,
                 np.zeros((3, 0, 1), np.int64), i)  # fmt: skip
 
 
@@ -247,7 +247,8 @@ class KernelInput:
     """What :func:`_table_rows` reads, from ``side``'s layouts: the rows×columns values (``x``, ``z``, ``z2``) and
     the columns×rows layout with its rows *relabelled by popularity* (``label[i]``: row ``i``'s position when rows
     are ordered by descending entry count, ties by index), each column's entries sorted by label (``t_rows``,
-    ``tx``, ``tz``, ``tz2``), ``rank`` by label; and per thread, the accumulator records (:meth:`scratch`).
+    ``tx``, ``tz``: the kernel squares ``tz`` itself), ``rank`` by label; and per thread, the accumulator records
+    (:meth:`scratch`).
 
     Why relabel: a step of ``W`` updates the record of the candidate it meets, and most steps meet the most
     popular rows (every heavy user reviewed them); the smallest labels keep their records in a few contiguous
@@ -274,9 +275,9 @@ class KernelInput:
         self.t_indptr = np.asarray(t_indptr, dtype=np.int64)
         self.t_rows = t_label[perm].astype(side.indices.dtype)
         del t_label
-        # z² here is the real part of the side's ``z2i = z² + i`` (adding i leaves the real part's bits alone)
-        t_zp = t_z[perm]
-        self.right = (t_x[perm], t_zp, t_zp * t_zp)
+        # the kernel squares z itself (one product, as the side's ``z2i = z² + i`` holds it in its real part),
+        # rather than read a third array of 8 bytes an entry
+        self.right = (t_x[perm], t_z[perm])
         self.rank = side.rank[order]
         self._stats = (side.count[order], side.norm[order])
         self._local = threading.local()
