@@ -106,7 +106,8 @@ log "base images: $base, $redis, $postgres"
 # The dependencies as wheels, downloaded again only when the requirements or the base image change. pip runs in
 # a container of the base image, because only the target interpreter evaluates markers such as
 # `python_full_version < "3.11.3"` right (pip download --python-version does not); it trusts this host's CA bundle
-# (which holds the extra certificates a TLS proxy needs).
+# (which holds the extra certificates a TLS proxy needs). Every dependency comes as a wheel except pyspark, which
+# PyPI publishes only as a source archive (pure Python: the image build makes its wheel offline).
 build_args=(--build-arg "BASE_IMAGE=$base" --build-arg "PIP_SOURCE=$PIP_SOURCE")
 network=()
 if [ "$PIP_SOURCE" = wheels ]; then
@@ -140,7 +141,7 @@ if os.environ.get("SPARK"):
 print("setuptools>=70.1")
 PY
         python -m venv /tmp/venv
-        /tmp/venv/bin/pip download -q --only-binary=:all: --dest /wheels -r /tmp/requirements.txt'
+        /tmp/venv/bin/pip download -q --only-binary=:all: --no-binary=pyspark --dest /wheels -r /tmp/requirements.txt'
     echo "$stamp" >"$OFFLINE/wheels/.stamp"
     log "downloaded $(find "$OFFLINE/wheels" -name '*.whl' | wc -l) wheels in $((SECONDS - started)) s"
   fi
@@ -159,12 +160,13 @@ targets=(trainer similarity rating gateway)
 spark_base=""
 if [ -n "$SPARK" ]; then
   # Spark runs on Java, which pip cannot install: the base image with Java 17 added (the same Python, so the
-  # virtual environment built on the base runs there unchanged); Docker's cache makes a second run instant.
+  # virtual environment built on the base runs there unchanged); Docker's cache makes a second run instant. The
+  # JRE's install script links its manual page, whose folder a minimal base image leaves out.
   spark_base=${CHORUS_SPARK_BASE_IMAGE:-$LOCAL_PYTHON_JAVA}
   if [ -z "${CHORUS_SPARK_BASE_IMAGE:-}" ]; then
     started=$SECONDS
     printf '%s\n' "FROM $base" "USER root" \
-      "RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null && rm -rf /var/lib/apt/lists/*" |
+      "RUN mkdir -p /usr/share/man/man1 && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null && rm -rf /var/lib/apt/lists/*" |
       docker build -q -t "$spark_base" - >"$buildlog" 2>&1 || {
       tail -n 40 "$buildlog" >&2
       die "adding Java 17 to $base failed (apt-get needs a Debian mirror; or set CHORUS_SPARK_BASE_IMAGE)"
