@@ -38,8 +38,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from chorus.services.rating.rankers import Ranker
+from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.data import Ratings
 from chorus.shared.data.matrix import user_item_matrix
+from chorus.shared.workers import using_workers
+from chorus.training.ranking.fit import FITTERS
 from chorus.training.ranking.train import DEFAULT_K, Selection, top_lists
 
 #: The decays tried, the first preferred on a tie (1: every history item counts alike).
@@ -135,10 +138,10 @@ def choose_live(
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """The ranker and the recency decay for users with live rows (module docstring): every kind of
-    ``selection`` refitted with its chosen params on the oldest rows (:func:`~chorus.training.ranking.train.refit`,
-    in up to ``workers`` processes), each scored with every decay on the streamed events. The best hit rate wins;
-    ties go to ``default`` (the kind served to everyone else), then to the selection's order, then to the earlier
-    decay.
+    ``selection`` fitted with its chosen params on the oldest rows and scored with every decay on the streamed
+    events, one kind per task in up to ``workers`` forked processes
+    (:func:`~chorus.training.ranking.train.run_tasks`). The best hit rate wins; ties go to ``default`` (the kind
+    served to everyone else), then to the selection's order, then to the earlier decay.
 
     Returns
     -------
@@ -147,7 +150,7 @@ def choose_live(
         with decay 1 and no hit rates when no streamed event can be scored (too few rows, or no streamed item
         the oldest rows know). ``progress(done)`` after the fit and at the end (:data:`STEPS` steps).
     """
-    from chorus.training.ranking.train import refit
+    from chorus.training.ranking.train import run_tasks
 
     t0 = time.perf_counter()
     fit, stream = time_split(ratings)
@@ -159,11 +162,24 @@ def choose_live(
     figures: dict[str, dict[str, float]] = {}
     best = (default, 1.0, -1.0)
     if replay.target.shape[0] and fit.shape[0]:
-        rankers, _, _ = refit(history, selection, workers)
+
+        def score(kind: str) -> list[float] | None:
+            """The kind fitted on the oldest rows and scored with every decay (None: its fitter refused)."""
+            with using_workers(1):
+                try:
+                    ranker = FITTERS[kind](history, dict(selection.kinds[kind].params))
+                except InvalidInput:
+                    return None
+                return replay.hit_rates(ranker, DECAYS, k)
+
+        # one task per kind, side by side in forked workers (each on one thread: the same figures anywhere)
+        kinds = sorted(selection.kinds, key=lambda kind: kind != default)  # stable: the default, then the order
+        results = run_tasks(score, kinds, workers)
         if progress:
             progress(1)
-        for kind in sorted(rankers, key=lambda kind: kind != default):  # stable: the default, then the order
-            rates = replay.hit_rates(rankers[kind], DECAYS, k)
+        for kind, rates in zip(kinds, results, strict=True):
+            if rates is None:
+                continue
             figures[kind] = {str(decay): rate for decay, rate in zip(DECAYS, rates, strict=True)}
             for decay, rate in zip(DECAYS, rates, strict=True):
                 if rate > best[2]:  # strict: ties keep the earlier kind and decay
