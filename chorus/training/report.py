@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from chorus.shared.artifacts import VersionWriter
 from chorus.shared.contract.errors import InvalidInput
@@ -40,12 +41,15 @@ from chorus.shared.data.matrix import user_item_matrix
 from chorus.shared.data.splits import user_holdout_split
 from chorus.shared.progress import Progress
 from chorus.shared.report_component import save_report
+from chorus.shared.workers import using_workers
 from chorus.training.ranking.fit import FITTERS
 from chorus.training.ranking.metrics import evaluate_rankings, mean_over_users, ndcg_at_k, recall_at_k
 from chorus.training.ranking.train import (
+    PointCounter,
     Scorer,
     parse_relevance,
     recommend_lists,
+    run_tasks,
 )
 from chorus.training.say import label, params
 
@@ -62,6 +66,10 @@ _COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#
 # --- figures ------------------------------------------------------------------------------------------------------
 
 
+#: The kinds whose report figures take longest on large catalogues, slowest last (handed out first).
+SLOWEST = ("ease", "ials", "ease_ials", "item_knn")
+
+
 def ranking_figures(
     ratings: Ratings,
     fit_rows: np.ndarray,
@@ -71,9 +79,11 @@ def ranking_figures(
     k: int,
     min_rating: float | None = None,
     progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Every ranker of ``chosen`` (kind -> hyperparameters) fitted on ``fit_rows`` and scored on the relevant
-    items of ``scored_rows`` at every k of :data:`CURVE_KS` (and ``k``) up to :data:`K_MAX` or the catalogue.
+    items of ``scored_rows`` at every k of :data:`CURVE_KS` (and ``k``) up to :data:`K_MAX` or the catalogue;
+    the kinds in up to ``workers`` forked processes (:func:`~chorus.training.ranking.train.run_tasks`).
 
     Returns
     -------
@@ -95,20 +105,27 @@ def ranking_figures(
     ks = sorted({x for x in (*CURVE_KS, k) if x <= deepest})
     counts = np.bincount(history.indices, minlength=ratings.n_items)
     trained_users = int(np.count_nonzero(np.diff(history.indptr)))
-    models: dict[str, Any] = {}
-    for kind, values in chosen.items():
-        ranker = FITTERS[kind](history, dict(values))
-        lists = recommend_lists(ranker, history, scorer.users, deepest)
+
+    def figures(kind: str) -> dict[str, Any]:
+        """One kind fitted and scored, on one thread wherever it runs (the same figures for any workers)."""
+        with using_workers(1), threadpool_limits(1, "blas"):
+            ranker = FITTERS[kind](history, dict(chosen[kind]))
+            lists = recommend_lists(ranker, history, scorer.users, deepest)
         at_k = lists[:, : min(k, deepest)]
-        models[kind] = {
+        counter.tick()
+        return {
             "ndcg": [mean_over_users(ndcg_at_k(lists[:, :x], scorer.relevant)) for x in ks],
             "recall": [mean_over_users(recall_at_k(lists[:, :x], scorer.relevant)) for x in ks],
             # the figures Scorer.score gives (the evaluation's table), from the same lists
             "at_k": evaluate_rankings(at_k, scorer.relevant, counts, trained_users, int(np.count_nonzero(counts))),
             "slots": np.bincount(at_k[at_k >= 0], minlength=ratings.n_items).tolist(),
         }
-        if progress:
-            progress(len(models))
+
+    # the kinds side by side in forked workers, the slowest to fit and score first (the order changes no figure)
+    kinds = sorted(chosen, key=lambda kind: -SLOWEST.index(kind) if kind in SLOWEST else 0)
+    with PointCounter(progress, workers) as counter:
+        done = dict(zip(kinds, run_tasks(figures, kinds, workers, counter.report), strict=True))
+    models = {kind: done[kind] for kind in chosen}
     return {
         "ks": ks,
         "k": k,
@@ -126,12 +143,15 @@ def holdout_ranking_figures(
     seed: int = 0,
     relevance: str | float | None = "any",
     progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """:func:`ranking_figures` on the per-user hold-out of the ranking protocol (``user_holdout_split`` with
     ``seed``), whose training rows alone chose the hyperparameters, in ``chorus evaluate --task ranking`` and in
     ``chorus train`` alike: test figures of the chosen rankers."""
     train, test = user_holdout_split(np.asarray(ratings.user), ratings.n_users, seed)
-    return ranking_figures(ratings, train, test, chosen, k=k, min_rating=parse_relevance(relevance), progress=progress)
+    return ranking_figures(
+        ratings, train, test, chosen, k=k, min_rating=parse_relevance(relevance), progress=progress, workers=workers
+    )
 
 
 def evaluation_ranking_figures(
@@ -504,7 +524,9 @@ def item_popularity(ratings: Ratings) -> np.ndarray:
     return counts
 
 
-def version_report(ratings: Ratings, writer: VersionWriter, title: str, *, seed: int = 0, progress: bool = True) -> str:
+def version_report(
+    ratings: Ratings, writer: VersionWriter, title: str, *, seed: int = 0, progress: bool = True, workers: int = 1
+) -> str:
     """The report of ``chorus train``, from what the version being written records (its ``ranking`` and
     ``rating`` components' metrics, trained now or kept), written into it; returns the page.
 
@@ -522,7 +544,13 @@ def version_report(ratings: Ratings, writer: VersionWriter, title: str, *, seed:
         with Progress("report: ranking curves", total=len(chosen)) as bar:
             bar.enabled = bar.enabled and progress
             figures = holdout_ranking_figures(
-                ratings, chosen, k=k, seed=int(metrics.get("seed", seed)), relevance=relevance, progress=bar.update
+                ratings,
+                chosen,
+                k=k,
+                seed=int(metrics.get("seed", seed)),
+                relevance=relevance,
+                progress=bar.update,
+                workers=workers,
             )
         result = {
             "k": k,

@@ -376,7 +376,7 @@ def _train(
             log(f"kept {component} from version {previous.name} (same data file{' and events' if events else ''})")
         from chorus.training.report import version_report  # matplotlib and the rankers: loaded when used
 
-        version_report(ratings, writer, Path(data).name, seed=seed, progress=progress)
+        version_report(ratings, writer, Path(data).name, seed=seed, progress=progress, workers=workers)
         version = writer.commit(keep=keep)
     record.update(version=version, artifacts=str(artifacts), seconds=round(time.perf_counter() - start, 2))
     log(

@@ -79,7 +79,7 @@ R = TypeVar("R")
 DEFAULT_K = 10
 #: Validation users the selection scores at most: a sample drawn by ``numpy.random.default_rng(seed)`` when there
 #: are more (every one on MovieLens 100K and the Amazon 5-core file, 943 and 871). A count, not a time, so it is
-#: the same choice on every machine; scoring costs users × items × grid points (113 points), which on the
+#: the same choice on every machine; scoring costs users × items × grid points (106 points), which on the
 #: 200,000 demo reviews (7,987 items, 5,951 validation users) was over half of the selection's time before the cap.
 VALIDATION_USERS = 1_000
 #: Score matrix cells computed at once when ranking a batch of users (rows per block = this / n_items).
@@ -297,6 +297,9 @@ def plan(names: Sequence[str], first_only: bool = False) -> list[Task]:
     tasks: list[Task] = []
     for kind in names:
         grid = GRIDS[kind][:1] if first_only else GRIDS[kind]
+        if kind in PARTS:  # a blend's points in pairs, each pair fitting the parts once: two tasks run side by side
+            tasks.extend(Task(kind, tuple(range(i, min(i + 2, len(grid))))) for i in range(0, len(grid), 2))
+            continue
         keys = SHARED.get(kind)
         if not keys:
             tasks.extend(Task(kind, (i,)) for i in range(len(grid)))
