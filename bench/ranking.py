@@ -16,10 +16,10 @@ For each dataset (MovieLens 100K ``u.data`` and the Amazon Musical Instruments 5
 * ``chorus-popular``, ``chorus-item_knn``, ``chorus-ease``, ``chorus-ials``: the Chorus rankers themselves
   (``chorus.services.rating.rankers``), fitted by ``chorus.training.ranking.fit.FITTERS`` on the star
   ratings with the grids ``ranking_fit.GRIDS``, listing through ``Ranker.recommend_batch``. ``chorus default``
-  is the served Chorus ranker of best validation NDCG, what ``chorus train`` would serve; its test figure is
-  the one the issue's targets (MovieLens 100K 0.440, Amazon 5-core 0.088) are about;
-* ``chorus-ease_ials``: the EASE + iALS blend (unserved in ``chorus.shared.contract.kinds.RANKERS``), measured
-  but not served, so never the ``chorus default``.
+  is the Chorus ranker of best validation NDCG here;
+* ``chorus-ease_ials``: the EASE + iALS blend over its weight grid with its parts at their first grid points
+  (``blend_defaults``). ``chorus evaluate --task ranking`` instead blends the parts' chosen points, so what
+  ``chorus train`` serves, and its test figure, come from ``chorus evaluate`` on the same split and seed.
 
 ``--latency`` also times ``Ranker.recommend(history, k)`` (with ``because``) one test user at a time for each
 Chorus ranker, refitted with its chosen parameters on the training rows: p50, p99 and max milliseconds per

@@ -134,7 +134,9 @@ def fit_ease(reviews: sp.csr_array, params: dict[str, Any]) -> EaseRanker:
     if items.shape[0] < n:
         x = sp.csr_array(x[:, items])
     b = ease_weights(x, lam, dropout)
-    return EaseRanker(item_count=item_counts(reviews), params=dict(params), items=items, weights=b.astype(np.float32))
+    # row-major: a history's score is a sum of rows of B (LAPACK hands back a column-major inverse)
+    weights = np.ascontiguousarray(b, dtype=np.float32)
+    return EaseRanker(item_count=item_counts(reviews), params=dict(params), items=items, weights=weights)
 
 
 def ease_weights(x: sp.csr_array, lam: float, dropout: float = 0.0) -> np.ndarray:
