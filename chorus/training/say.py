@@ -13,6 +13,8 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from chorus.shared.contract.kinds import RANKERS
+
 #: How people write the kinds in prose (a kind missing here is written as its name).
 LABELS: dict[str, str] = {
     "popular": "popular",
@@ -142,10 +144,25 @@ def _rating(summary: Mapping[str, Any]) -> list[str]:
 def _ranking(summary: Mapping[str, Any]) -> list[str]:
     default = summary["default"]
     measure = f"validation NDCG@{summary.get('k', 10)}"
-    lines = [choice(None, default, summary.get("params", {}).get(default), measure, summary["validation_ndcg"]) + "."]
+    values = own_params(default, summary.get("params", {}).get(default) or {})
+    lines = [choice(None, default, values, measure, summary["validation_ndcg"]) + "."]
+    live = summary.get("live_default")
+    if live:
+        decay = float(summary.get("recency", 1.0))
+        weighted = f", each action counting {number(decay)} times the one after it" if decay < 1 else ""
+        lines.append(f"Users with live events get {label(live)}{weighted}.")
     for kind, reason in summary.get("skipped", {}).items():
         lines.append(f"Ranker {label(kind)} skipped: {reason}.")
     return lines
+
+
+def own_params(kind: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """A blend's own hyperparameters only (its parts' are theirs, said with them); any other kind's all."""
+    spec = next((spec for spec in RANKERS if spec.name == kind), None)
+    if spec is None or not spec.parts:
+        return dict(values)
+    own = {name for point in spec.grid for name in point}
+    return {name: v for name, v in values.items() if name in own}
 
 
 def _text(summary: Mapping[str, Any]) -> list[str]:
