@@ -67,16 +67,14 @@ class Replay:
     target: np.ndarray
 
     @classmethod
-    def build(cls, ratings: Ratings, fit: np.ndarray, stream: np.ndarray, known: np.ndarray) -> Replay:
-        """From the time-ordered ``fit`` and ``stream`` row indices; only events whose item is ``known`` (bool
-        (n_items,)) are scored, at most :data:`EVENTS` of them, evenly spaced."""
+    def build(cls, ratings: Ratings, fitted: sp.csr_array, stream: np.ndarray) -> Replay:
+        """From ``fitted``, the user×item matrix of the oldest rows, and the time-ordered ``stream`` row indices;
+        only events whose item ``fitted`` holds are scored, at most :data:`EVENTS` of them, evenly spaced."""
         user, item = np.asarray(ratings.user), np.asarray(ratings.item)
+        known = np.bincount(fitted.indices, minlength=ratings.n_items) > 0
         hittable = np.flatnonzero(known[item[stream]])
         spaced = np.unique(np.linspace(0, max(0, hittable.shape[0] - 1), EVENTS).astype(np.int64))
         picked: set[int] = set(hittable[spaced].tolist()) if hittable.shape[0] else set()
-        fitted: dict[int, list[int]] = {}
-        for row in fit:
-            fitted.setdefault(int(user[row]), []).append(int(item[row]))
         streamed: dict[int, list[int]] = {}
         indptr: list[int] = [0]
         indices: list[int] = []
@@ -86,7 +84,7 @@ class Replay:
             u, i = int(user[row]), int(item[row])
             if position in picked:
                 later = streamed.get(u, [])
-                age = {j: len(later) for j in fitted.get(u, [])}
+                age = {int(j): len(later) for j in fitted.indices[fitted.indptr[u] : fitted.indptr[u + 1]]}
                 for n, j in enumerate(later):  # oldest first: the latest occurrence of an item sets its age
                     age[j] = len(later) - 1 - n
                 items = sorted(age)
@@ -157,8 +155,7 @@ def choose_live(
     history = user_item_matrix(
         ratings.user[fit], ratings.item[fit], ratings.n_users, ratings.n_items, values=ratings.rating[fit]
     )
-    known = np.bincount(ratings.item[fit], minlength=ratings.n_items) > 0
-    replay = Replay.build(ratings, fit, stream, known)
+    replay = Replay.build(ratings, history, stream)
     figures: dict[str, dict[str, float]] = {}
     best = (default, 1.0, -1.0)
     if replay.target.shape[0] and fit.shape[0]:
