@@ -67,7 +67,7 @@ _COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#
 
 
 #: The kinds whose report figures take longest on large catalogues, slowest last (handed out first).
-SLOWEST = ("ease", "ials", "ease_ials", "item_knn")
+SLOWEST = ("ease", "ials", "ease_ials", "rp3beta", "item_knn")
 
 
 def ranking_figures(

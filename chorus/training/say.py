@@ -19,6 +19,7 @@ from chorus.shared.contract.kinds import RANKERS
 LABELS: dict[str, str] = {
     "popular": "popular",
     "item_knn": "item-kNN",
+    "rp3beta": "RP3beta",
     "ease": "EASE",
     "ials": "iALS",
     "ease_ials": "EASE+iALS",

@@ -38,9 +38,13 @@ def test_random_is_in_every_registry_enum_and_list():
     assert REGISTRY["random"] is RandomRanker and list(REGISTRY)[-1] == "random"
     assert FITTERS["random"] is fit_random and GRIDS["random"] == [{"seed": 0}, {"seed": 1}]
     assert Ranking("random").value == Method("random").value == "random"
-    assert [m.value for m in Ranking] == sorted(["ease", "ease_ials", "ials", "item_knn", "popular", "random"])
+    assert [m.value for m in Ranking] == sorted(
+        ["ease", "ease_ials", "ials", "item_knn", "popular", "random", "rp3beta"]
+    )
     assert [m.value for m in Method][-3:] == ["latent", "similar", "model"]
-    assert get_args(MethodQuery)[1].description.startswith("ease, ease_ials, ials, item_knn, popular, random: a ranker")
+    assert get_args(MethodQuery)[1].description.startswith(
+        "ease, ease_ials, ials, item_knn, popular, random, rp3beta: a ranker"
+    )
     assert "random" in (BasketRequest.model_fields["method"].description or "")
 
 

@@ -224,7 +224,7 @@ def test_every_ranker_scores_the_versions_rows_with_the_events_laid_over_them(ro
     )
     merged = rows | {new: 5.0, rerated: 1.0, bought: 3.0}  # a purchase is the middle of the 1..5 scale
     acted = {new, rerated, bought, viewed}
-    assert set(served.rankers) == {"popular", "item_knn", "ease", "ials", "ease_ials"}
+    assert set(served.rankers) == {"popular", "item_knn", "rp3beta", "ease", "ials", "ease_ials"}
     for kind in served.rankers:
         body = recommend(client, user, method=kind)
         check_ranked(served, kind, body, merged, acted)

@@ -29,6 +29,7 @@ from chorus.training.ranking.fit import (
     fit_ease_ials,
     fit_ials,
     fit_item_knn,
+    fit_rp3beta,
     fitter_of,
     implicit_als,
     knn_similarity,
@@ -115,6 +116,58 @@ def test_ease_dropout_penalises_each_item_by_its_count():
     for bad in (-0.1, 1.0):
         with pytest.raises(InvalidInput, match="dropout"):
             fit_ease(sp.csr_array(x), {"lam": lam, "dropout": bad})
+
+
+def test_ease_sqrt_rating_input_fits_and_scores_the_square_roots_of_the_ratings():
+    rng = np.random.default_rng(3)
+    stars = (rng.random((14, 6)) < 0.5) * rng.integers(1, 6, (14, 6))
+    stars[0, :2] = (5, 2)
+    reviews = sp.csr_array(stars.astype(np.float64))
+    x = np.sqrt(stars.astype(np.float64))
+    lam, p = 3.0, 0.5
+    gram = x.T @ x
+    scale = np.mean(np.square(x[stars > 0]))  # λ in units of the mean squared input
+    inv = np.linalg.inv(gram + lam * scale * np.eye(6) + p / (1 - p) * np.diag(np.diag(gram)))
+    want = np.eye(6) - inv @ np.diag(1.0 / np.diag(inv))
+    got = fit_ease(reviews, {"lam": lam, "dropout": p, "input": "sqrt_rating"})
+    np.testing.assert_allclose(got.weights, want, rtol=1e-5, atol=1e-6)
+    row = sp.csr_array(reviews[[0]])
+    np.testing.assert_allclose(got.score(row)[0], x[0] @ want, rtol=1e-5, atol=1e-6)
+    # a 5-star item's terms weigh √5 of its row of B, a 2-star one's √2; recency weights multiply them
+    terms = got.contributions(row, np.arange(6))
+    np.testing.assert_allclose(terms.sum(axis=1), got.score(row)[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(terms[:, 0], np.sqrt(5.0) * want[0], rtol=1e-5, atol=1e-6)
+    w = np.linspace(1.0, 0.5, row.indices.shape[0])
+    np.testing.assert_allclose(got.score_weighted(row, w)[0], (w * x[0][row.indices]) @ want[row.indices], rtol=1e-5)
+    # binary input is plain EASE whatever the ratings
+    binary = fit_ease(reviews, {"lam": lam, "dropout": p})
+    plain = fit_ease(sp.csr_array((stars > 0).astype(np.float64)), {"lam": lam, "dropout": p})
+    assert np.array_equal(binary.weights, plain.weights)
+    with pytest.raises(InvalidInput, match="input must be one of binary, sqrt_rating"):
+        fit_ease(reviews, {"lam": lam, "input": "log"})
+
+
+def test_rp3beta_matches_the_random_walk_formula():
+    rng = np.random.default_rng(5)
+    stars = (rng.random((20, 8)) < 0.4) * rng.integers(1, 6, (20, 8))
+    reviews = sp.csr_array(stars.astype(np.float64))
+    x = (stars > 0).astype(np.float64)
+    alpha, beta, k = 0.7, 0.3, 3
+    p_ui = x / np.maximum(x.sum(axis=1), 1)[:, None]
+    p_iu = x.T / np.maximum(x.sum(axis=0), 1)[:, None]
+    walk = (p_iu**alpha) @ (p_ui**alpha) / np.maximum(x.sum(axis=0), 1)[None, :] ** beta
+    np.fill_diagonal(walk, 0.0)
+    got = fit_rp3beta(reviews, {"alpha": alpha, "beta": beta, "neighbours": k}).similarity.toarray()
+    for i in range(8):
+        keep = np.flatnonzero(got[i])
+        assert keep.shape[0] == min(k, np.count_nonzero(walk[i]))
+        # the kept entries are the row's largest (ties to the lower index) and equal the formula's
+        order = np.lexsort((np.arange(8), -walk[i]))[: keep.shape[0]]
+        assert set(keep) == set(order)
+        np.testing.assert_allclose(got[i, keep], walk[i, keep], rtol=1e-5)
+    for bad in ({"alpha": -1.0, "beta": 0.0, "neighbours": 5}, {"alpha": 0.5, "beta": 0.0, "neighbours": 0}):
+        with pytest.raises(InvalidInput, match="rp3beta"):
+            fit_rp3beta(reviews, bad)
 
 
 def test_ease_on_a_large_catalogue_keeps_only_its_fitted_items(monkeypatch):
@@ -292,7 +345,7 @@ def test_rankers_refuse_arrays_that_do_not_fit():
 
 def test_the_blend_mixes_the_standardised_scores_of_its_components():
     reviews = contract_reviews()
-    params = {**ALS, "values": "binary", "lam": 5.0, "w": 0.3}
+    params = {**ALS, "values": "binary", "lam": 5.0, "dropout": 0.0, "w": 0.3}
     blend = fit_ease_ials(reviews, params)
     ease = fit_ease(reviews, {"lam": 5.0}).score(reviews).astype(np.float64)
     ials = fit_ials(reviews, {**ALS, "values": "binary"}).score(reviews)

@@ -42,7 +42,7 @@ def test_weighted_scores_are_the_weighted_sums_of_the_history_items():
     # rankers that are no sum over the history ignore the weights; the blend weights its EASE part only
     for plain in (fit_popular(reviews, {}), fit_ials(reviews, ALS)):
         np.testing.assert_array_equal(plain.score_weighted(row, w), plain.score(row))
-    blend = fit_ease_ials(reviews, {**ALS, "lam": 5.0, "w": 0.5})
+    blend = fit_ease_ials(reviews, {**ALS, "lam": 5.0, "dropout": 0.0, "w": 0.5})
     assert isinstance(blend, EaseIalsRanker)
     allowed = (blend.item_count > 0) & ~np.isin(np.arange(blend.n_items), held)
     parts = [np.asarray(ease.score_weighted(row, w), dtype=np.float64)[0], fit_ials(reviews, ALS).score(row)[0]]

@@ -223,7 +223,7 @@ def test_an_altered_ranking_file_is_refused(tmp_path, root):
         ("get", "/v1/users/u/recommendations", {"params": {"exclude": ""}}, "exclude"),
         ("get", "/v1/users/u/recommendations", {"params": {"exclude": ["x" * (MAX_ID_LENGTH + 1)]}}, "exclude"),
         ("get", "/v1/users/u/recommendations", {"params": {"exclude": ["x"] * (MAX_K + 1)}}, "exclude"),
-        ("post", "/v1/recommendations", {"json": {"items": ["a"], "method": "latent"}}, "or 'popular'"),
+        ("post", "/v1/recommendations", {"json": {"items": ["a"], "method": "latent"}}, "or 'rp3beta'"),
         ("post", "/v1/recommendations", {"json": {"items": ["a"], "method": "similar"}}, "Input should be 'ease'"),
         ("post", "/v1/recommendations", {"json": {"items": ["a"], "k": 0}}, "k"),
         ("post", "/v1/recommendations", {"json": {"items": ["a"], "k": MAX_K + 1}}, "k"),

@@ -180,6 +180,22 @@ def test_shared_knn_points_equal_fitting_each_point_alone(generated):
             assert np.array_equal(getattr(shared, name), getattr(alone, name)), (params, name)
 
 
+def test_shared_rp3beta_points_equal_fitting_each_point_alone(generated):
+    _, r = generated
+    history = user_item_matrix(r.user, r.item, r.n_users, r.n_items, values=r.rating)
+    grid = ranking_fit.GRIDS["rp3beta"]
+    alpha = [p for p in grid if p["alpha"] == grid[0]["alpha"]]
+    assert len({p["beta"] for p in alpha}) > 2 and len({p["neighbours"] for p in alpha}) > 1
+    # one alpha (the shared product), and the whole grid (several: point by point)
+    pairs = [*zip(alpha, fit_points("rp3beta", history, alpha), strict=True)]
+    pairs += [*zip(grid, fit_points("rp3beta", history, grid), strict=True)]
+    for params, shared in pairs:
+        alone = ranking_fit.fit_rp3beta(history, dict(params))
+        assert shared.kind == "rp3beta"
+        for name in ("sim_indptr", "sim_indices", "sim_data"):
+            assert np.array_equal(getattr(shared, name), getattr(alone, name)), (params, name)
+
+
 def test_plan_groups_knn_points_that_share_a_product():
     tasks = plan(["popular", "item_knn", "ease"])
     knn = [t for t in tasks if t.kind == "item_knn"]

@@ -44,7 +44,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from chorus.services.rating.persistence import jsonable
-from chorus.services.rating.rankers import ItemKnnRanker, Ranker
+from chorus.services.rating.rankers import ItemKnnRanker, Ranker, Rp3BetaRanker
 from chorus.services.rating.rankers.persistence import write_rankers
 from chorus.shared.artifacts import VersionWriter
 from chorus.shared.contract.errors import InvalidInput
@@ -59,12 +59,15 @@ from chorus.training.ranking.fit import (
     PARTS,
     check_knn,
     check_knn_size,
+    check_rp3,
     compose,
     fit_item_knn,
+    fit_rp3beta,
     item_counts,
     knn_candidates_per_shrink,
     knn_truncate,
     part_params,
+    rp3_candidates_per_beta,
     weights_of,
 )
 from chorus.training.ranking.kernels import top_rows
@@ -278,7 +281,7 @@ def _kinds(kinds: Sequence[str] | None) -> list[str]:
 #: item×item product and, per shrink, its ranking of each row's neighbours
 #: (:func:`~chorus.training.ranking.fit.knn_candidates_per_shrink`), each point then only truncating and
 #: normalising the ranked neighbours.
-SHARED: dict[str, tuple[str, ...]] = {"item_knn": ("values",)}
+SHARED: dict[str, tuple[str, ...]] = {"item_knn": ("values",), "rp3beta": ("alpha",)}
 
 
 @dataclass(frozen=True)
@@ -328,6 +331,9 @@ def fit_points(kind: str, history: sp.csr_array, grid: Sequence[dict[str, Any]])
         for params in grid:
             yield compose(kind, parts, params)
         return
+    if kind == "rp3beta" and FITTERS[kind] is fit_rp3beta and len(grid) > 1 and len({p["alpha"] for p in grid}) == 1:
+        yield from _rp3_points(history, grid)
+        return
     shared = len({p.get("values", "binary") for p in grid}) == 1  # one product serves one weighting
     if kind != "item_knn" or FITTERS[kind] is not fit_item_knn or len(grid) < 2 or not shared:
         for params in grid:
@@ -346,6 +352,24 @@ def fit_points(kind: str, history: sp.csr_array, grid: Sequence[dict[str, Any]])
             candidates[float(params["shrink"])], int(params["neighbours"]), params.get("normalise", "none")
         )
         yield ItemKnnRanker(
+            item_count=counts, params=dict(params), sim_indptr=indptr, sim_indices=indices, sim_data=data
+        )
+
+
+def _rp3_points(history: sp.csr_array, grid: Sequence[dict[str, Any]]) -> Iterator[Ranker]:
+    """RP3beta's points of one ``alpha`` from one product, ranked once per ``beta`` (:func:`fit_rp3beta`'s
+    arrays for each point)."""
+    for params in grid:
+        check_rp3(float(params["alpha"]), float(params["beta"]), int(params["neighbours"]))
+    check_knn_size(history, "rp3beta")
+    betas = list(dict.fromkeys(float(p["beta"]) for p in grid))
+    width = max(int(p["neighbours"]) for p in grid)
+    ranked = rp3_candidates_per_beta(history, float(grid[0]["alpha"]), betas, width)
+    candidates = dict(zip(betas, ranked, strict=True))
+    counts = item_counts(history)
+    for params in grid:
+        indptr, indices, data = knn_truncate(candidates[float(params["beta"])], int(params["neighbours"]))
+        yield Rp3BetaRanker(
             item_count=counts, params=dict(params), sim_indptr=indptr, sim_indices=indices, sim_data=data
         )
 

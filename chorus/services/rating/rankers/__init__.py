@@ -23,7 +23,7 @@ from chorus.services.rating.rankers.base import Ranked, Ranker
 from chorus.services.rating.rankers.blend import EaseIalsRanker
 from chorus.services.rating.rankers.ease import MAX_EASE_ITEMS, EaseRanker
 from chorus.services.rating.rankers.ials import IalsRanker
-from chorus.services.rating.rankers.item_knn import ItemKnnRanker
+from chorus.services.rating.rankers.item_knn import ItemKnnRanker, Rp3BetaRanker
 from chorus.services.rating.rankers.popular import PopularRanker
 from chorus.shared.contract.kinds import RANKERS
 
@@ -41,4 +41,5 @@ __all__ = [
     "PopularRanker",
     "Ranked",
     "Ranker",
+    "Rp3BetaRanker",
 ]

@@ -3,7 +3,7 @@
 A ranker scores every item for a *history*: the items a user (or an anonymous basket) reviewed, as one row of a
 user×item CSR matrix whose values are the star ratings. It never keeps per-user state of its own: a known user
 is scored from their reviews in the served data, an anonymous basket from the items it names, with the same
-code (iALS folds the history in, in closed form; EASE and item-kNN multiply by it directly). This is the shape
+code (iALS folds the history in, in closed form; EASE, item-kNN and RP3beta multiply by it directly). This is the shape
 of implicit's ``RecommenderBase`` with ``user_items`` passed to every call, and it is what lets
 ``POST /v1/recommendations`` serve a basket with any ranker.
 
@@ -82,7 +82,7 @@ class Ranker(StoredModel):
     def score_weighted(self, history: sp.csr_array, weights: np.ndarray) -> np.ndarray:
         """Scores of every item for one history row (1, n_items) whose items count with ``weights`` (float (h,),
         in the row's column order; the service's recency weights) instead of 1 each. A ranker whose scores are
-        a sum over the history items (EASE, item-kNN) weights each item's term; the default ignores the
+        a sum over the history items (EASE, item-kNN, RP3beta) weights each item's term; the default ignores the
         weights: :meth:`score`."""
         return self.score(history)
 
