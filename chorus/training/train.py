@@ -26,11 +26,9 @@ without review text, e.g. MovieLens): one log line says so and the other compone
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib
 import inspect
 import multiprocessing
-import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -45,6 +43,7 @@ from chorus.shared.events.rows import CUTOFF_KEY, cutoff_of
 from chorus.shared.events.store import EventStore
 from chorus.shared.report_component import COMPONENT as REPORT
 from chorus.shared.workers import can_fork, resolve_workers, using_workers
+from chorus.training.malloc import heap_blocks, map_large_blocks
 from chorus.training.rating.config import TEXT_AWARE_MAX_ROWS
 from chorus.training.say import trained
 
@@ -86,24 +85,6 @@ def parse_components(text: str | None) -> list[str]:
 #: on one worker, beside the other components, which share the workers. Every component's arrays are the same
 #: for any number of workers, so where a component runs changes nothing in the version.
 BESIDE = ("text", "similarity")
-
-
-#: Allocations of at least this many bytes get a mapping of their own from glibc's malloc (:func:`map_large_blocks`).
-MMAP_THRESHOLD = 1 << 20
-
-
-def map_large_blocks() -> None:
-    """Have glibc's malloc serve every allocation of :data:`MMAP_THRESHOLD` bytes or more from a mapping of its
-    own, which ``free`` hands back to the system at once (``mallopt(M_MMAP_THRESHOLD)``); forked workers inherit
-    the setting. By default glibc raises that threshold, up to 32 MiB, each time such a block is freed; blocks
-    below it then come from the heap, which keeps what is freed in it. Training allocates and frees arrays of a
-    few MiB by the thousand in every process (the ALS batches' pieces, the table's blocks), so each would hold
-    tens of MiB of free heap: on 1M generated reviews, the rating component alone on 2 workers peaked at 609 MiB
-    of PSS with glibc's default and 418 MiB with this, in about the same time. Elsewhere (no glibc) nothing
-    changes."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6").mallopt(-3, MMAP_THRESHOLD)  # -3: M_MMAP_THRESHOLD in glibc's malloc.h
 
 
 def text_loading(components: list[str]) -> dict[str, Any]:
@@ -376,7 +357,8 @@ def _train(
             log(f"kept {component} from version {previous.name} (same data file{' and events' if events else ''})")
         from chorus.training.report import version_report  # matplotlib and the rankers: loaded when used
 
-        version_report(ratings, writer, Path(data).name, seed=seed, progress=progress, workers=workers)
+        with heap_blocks():
+            version_report(ratings, writer, Path(data).name, seed=seed, progress=progress, workers=workers)
         version = writer.commit(keep=keep)
     record.update(version=version, artifacts=str(artifacts), seconds=round(time.perf_counter() - start, 2))
     log(

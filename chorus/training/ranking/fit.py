@@ -337,16 +337,21 @@ def ranked_products(
         cols0 = g.indices.astype(np.int64)
         off = cols0 != rows0
         rows0, cols0, g_data = rows0[off], cols0[off], g.data[off]
+        # the block's rows in CSR form (columns still ascending in each row), then each row ranked
+        every = np.zeros(hi - lo + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows0 - lo, minlength=hi - lo), out=every[1:])
         for s, similarity in enumerate(similarities):
             sim = similarity(g_data, rows0, cols0)
             keep = sim > 0
-            # the block's rows in CSR form (columns still ascending in each row), then each row ranked
-            ptr = np.zeros(hi - lo + 1, dtype=np.int64)
-            np.cumsum(np.bincount(rows0[keep] - lo, minlength=hi - lo), out=ptr[1:])
-            counts, picks = rank_rows(ptr, sim[keep], width)
+            cols, ptr = cols0, every
+            if not keep.all():  # co-occurrence entries are positive: most blocks keep every one, uncopied
+                cols, sim = cols0[keep], sim[keep]
+                ptr = np.zeros(hi - lo + 1, dtype=np.int64)
+                np.cumsum(np.bincount(rows0[keep] - lo, minlength=hi - lo), out=ptr[1:])
+            counts, picks = rank_rows(ptr, sim, width)
             indptr[s][lo + 1 : hi + 1] = np.diff(counts)
-            parts_i[s].append(cols0[keep][picks])
-            parts_d[s].append(sim[keep][picks])
+            parts_i[s].append(cols[picks])
+            parts_d[s].append(sim[picks])
     out = []
     for s in range(len(similarities)):
         np.cumsum(indptr[s], out=indptr[s])

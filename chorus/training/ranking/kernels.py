@@ -38,7 +38,11 @@ def capped_indptr(indptr: np.ndarray, width: int) -> np.ndarray:  # pragma: no c
 def rank_rows(indptr: np.ndarray, sim: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
     """Per row of a CSR structure (int64 ``indptr`` (n + 1,), float64 ``sim`` (nnz,), columns ascending in each
     row): the positions of its first ``width`` entries by ``sim`` descending, ties in column order. Returns
-    the rows' new int64 ``indptr`` and the int64 positions, row after row, best first."""
+    the rows' new int64 ``indptr`` and the int64 positions, row after row, best first.
+
+    A row longer than ``width`` is cut first: a selection finds its ``width``-th largest value and only the
+    entries at least that large (in column order, so ties keep it) are sorted, stably: the same positions as a
+    stable sort of the whole row, at a fraction of its cost on rows of thousands of entries."""
     n = indptr.shape[0] - 1
     out_ptr = capped_indptr(indptr, width)
     picks = np.empty(out_ptr[n], dtype=np.int64)
@@ -47,7 +51,13 @@ def rank_rows(indptr: np.ndarray, sim: np.ndarray, width: int) -> tuple[np.ndarr
         m = out_ptr[r + 1] - out_ptr[r]
         if m == 0:
             continue
-        order = np.argsort(-sim[lo : indptr[r + 1]], kind="mergesort")
+        row = -sim[lo : indptr[r + 1]]
+        if row.shape[0] > 2 * m:
+            cut = np.partition(row, m - 1)[m - 1]  # the m-th smallest of -sim: every entry kept is <= it
+            head = np.flatnonzero(row <= cut)
+            order = head[np.argsort(row[head], kind="mergesort")]
+        else:
+            order = np.argsort(row, kind="mergesort")
         for j in range(m):
             picks[out_ptr[r] + j] = lo + order[j]
     return out_ptr, picks

@@ -9,8 +9,8 @@ events rises from 0.148 with every item counted alike to 0.204 at ``decay = 0.9`
 
 Both are chosen per version, on the rows it is trained on, by :func:`choose_live`:
 
-* the rows sorted by timestamp (ties in file order); the first :data:`FIT_SHARE` fit every ranker of the
-  selection with its chosen params, the rest are *streamed*;
+* the rows sorted by timestamp (ties in file order); the first :data:`FIT_SHARE` fit the default ranker and the
+  next best on validation (:data:`LIVE_KINDS` in all) with their chosen params, the rest are *streamed*;
 * for at most :data:`EVENTS` streamed events whose item the fit rows know (evenly spaced over the stream, so the
   same rows give the same sample), the user's history just before the event is what the service would hold: their
   fit rows (age = their streamed rows before the event) and their earlier streamed rows (the latest age 0);
@@ -47,6 +47,9 @@ from chorus.training.ranking.train import DEFAULT_K, Selection, top_lists
 
 #: The decays tried, the first preferred on a tie (1: every history item counts alike).
 DECAYS: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7, 0.5)
+#: Kinds the replay tries at most: the default and the next best on validation (a kind that validates far below
+#: the best is not served to anyone; each kind tried costs a fit and its scoring).
+LIVE_KINDS = 3
 #: Share of the rows, oldest first, the replay's ranker is fitted on.
 FIT_SHARE = 0.8
 #: Streamed events scored at most (a count, so the same data gives the same choice on any machine).
@@ -135,11 +138,12 @@ def choose_live(
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """The ranker and the recency decay for users with live rows (module docstring): every kind of
-    ``selection`` fitted with its chosen params on the oldest rows and scored with every decay on the streamed
-    events, one kind per task in up to ``workers`` forked processes
-    (:func:`~chorus.training.ranking.train.run_tasks`). The best hit rate wins; ties go to ``default`` (the kind
-    served to everyone else), then to the selection's order, then to the earlier decay.
+    """The ranker and the recency decay for users with live rows (module docstring): ``default`` and the next
+    best kinds of ``selection`` by validation NDCG (:data:`LIVE_KINDS` in all), each fitted with its chosen params
+    on the oldest rows and scored with every decay on the streamed events, one kind per task in up to
+    ``workers`` forked processes (:func:`~chorus.training.ranking.train.run_tasks`). The best hit rate wins; ties
+    go to ``default`` (the kind served to everyone else), then to the validation order, then to the earlier
+    decay.
 
     Returns
     -------
@@ -169,8 +173,9 @@ def choose_live(
                     return None
                 return replay.hit_rates(ranker, DECAYS, k)
 
-        # one task per kind, side by side in forked workers (each on one thread: the same figures anywhere)
-        kinds = sorted(selection.kinds, key=lambda kind: kind != default)  # stable: the default, then the order
+        # one task per kind, side by side in forked workers (each on one thread: the same figures anywhere): the
+        # default, then the next best validated kinds, LIVE_KINDS in all
+        kinds = [default, *[kind for kind in selection.ranked() if kind != default]][:LIVE_KINDS]
         results = run_tasks(score, kinds, workers)
         if progress:
             progress(1)

@@ -53,6 +53,7 @@ from chorus.shared.data import Ratings
 from chorus.shared.data.matrix import user_item_matrix
 from chorus.shared.data.splits import user_holdout_split, user_validation_split
 from chorus.shared.workers import can_fork, map_processes, resolve_workers, using_workers
+from chorus.training.malloc import heap_blocks
 from chorus.training.ranking.fit import (
     FITTERS,
     GRIDS,
@@ -726,7 +727,7 @@ def train_component(
     from chorus.training.ranking.recency import STEPS, choose_live
 
     steps = points + len(FITTERS) + STEPS + 1
-    with Progress("ranking selection", total=steps) as bar:
+    with heap_blocks(), Progress("ranking selection", total=steps) as bar:
         bar.enabled = bar.enabled and progress
         selection, _, _ = choose(ratings, seed=seed, workers=n, progress=bar.update)
         everything = user_item_matrix(
@@ -799,7 +800,7 @@ def evaluate(
     from chorus.shared.progress import Progress
 
     points = grid_points(kinds)
-    with Progress("ranking evaluation", total=points + len(_kinds(kinds))) as bar:
+    with heap_blocks(), Progress("ranking evaluation", total=points + len(_kinds(kinds))) as bar:
         bar.enabled = bar.enabled and progress
         selection, train, test = choose(
             ratings, k=k, seed=seed, relevance=min_rating, kinds=kinds, workers=n, progress=bar.update
@@ -807,7 +808,9 @@ def evaluate(
         history = user_item_matrix(user[train], item[train], ratings.n_users, ratings.n_items, values=rating[train])
         scorer = Scorer.build(history, user[test], item[test], rating[test], min_rating)
         rankers, fit_seconds, refused = refit(history, selection, n, lambda done: bar.update(points + done))
-    models = {kind: scorer.score(ranker, k) | {"fit_seconds": fit_seconds[kind]} for kind, ranker in rankers.items()}
+        models = {
+            kind: scorer.score(ranker, k) | {"fit_seconds": fit_seconds[kind]} for kind, ranker in rankers.items()
+        }
     record: dict[str, Any] = jsonable(
         {
             "task": "ranking",
