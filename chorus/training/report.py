@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from chorus.services.rating.rankers import Ranker
 from chorus.shared.artifacts import VersionWriter
 from chorus.shared.contract.errors import InvalidInput
 from chorus.shared.data import Ratings
@@ -42,7 +43,7 @@ from chorus.shared.data.splits import user_holdout_split
 from chorus.shared.progress import Progress
 from chorus.shared.report_component import save_report
 from chorus.shared.workers import using_workers
-from chorus.training.ranking.fit import FITTERS
+from chorus.training.ranking.fit import FITTERS, PARTS, compose, part_params
 from chorus.training.ranking.metrics import evaluate_rankings, mean_over_users, ndcg_at_k, recall_at_k
 from chorus.training.ranking.train import (
     PointCounter,
@@ -106,11 +107,8 @@ def ranking_figures(
     counts = np.bincount(history.indices, minlength=ratings.n_items)
     trained_users = int(np.count_nonzero(np.diff(history.indptr)))
 
-    def figures(kind: str) -> dict[str, Any]:
-        """One kind fitted and scored, on one thread wherever it runs (the same figures for any workers)."""
-        with using_workers(1), threadpool_limits(1, "blas"):
-            ranker = FITTERS[kind](history, dict(chosen[kind]))
-            lists = recommend_lists(ranker, history, scorer.users, deepest)
+    def scored(ranker: Ranker) -> dict[str, Any]:
+        lists = recommend_lists(ranker, history, scorer.users, deepest)
         at_k = lists[:, : min(k, deepest)]
         counter.tick()
         return {
@@ -121,10 +119,31 @@ def ranking_figures(
             "slots": np.bincount(at_k[at_k >= 0], minlength=ratings.n_items).tolist(),
         }
 
-    # the kinds side by side in forked workers, the slowest to fit and score first (the order changes no figure)
-    kinds = sorted(chosen, key=lambda kind: -SLOWEST.index(kind) if kind in SLOWEST else 0)
+    def figures(group: tuple[str, ...]) -> list[dict[str, Any]]:
+        """The kinds of ``group`` fitted and scored, on one thread wherever they run (the same figures for any
+        workers); a group's last kind may be a blend of the others, mixed from their fits."""
+        out: list[dict[str, Any]] = []
+        fitted: dict[str, Ranker] = {}
+        with using_workers(1), threadpool_limits(1, "blas"):
+            for kind in group:
+                if kind in PARTS and all(part in fitted for part in PARTS[kind]):
+                    fitted[kind] = compose(kind, [fitted[part] for part in PARTS[kind]], chosen[kind])
+                else:
+                    fitted[kind] = FITTERS[kind](history, dict(chosen[kind]))
+                out.append(scored(fitted[kind]))
+        return out
+
+    # the kinds side by side in forked workers, the slowest to fit and score first (the order changes no figure);
+    # a blend whose parts' params are those it was chosen with runs with them, mixed from their fits
+    groups = _groups(chosen)
     with PointCounter(progress, workers) as counter:
-        done = dict(zip(kinds, run_tasks(figures, kinds, workers, counter.report), strict=True))
+        done = dict(
+            zip(
+                [kind for group in groups for kind in group],
+                [one for result in run_tasks(figures, groups, workers, counter.report) for one in result],
+                strict=True,
+            )
+        )
     models = {kind: done[kind] for kind in chosen}
     return {
         "ks": ks,
@@ -133,6 +152,21 @@ def ranking_figures(
         "item_counts": counts.tolist(),
         "users": int(scorer.users.shape[0]),
     }
+
+
+def _groups(chosen: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, ...]]:
+    """The kinds of ``chosen`` in tasks, slowest first: one per kind, but a blend with its parts (fitted once, the
+    blend mixed from them) where their params are the blend's part params."""
+    kinds = sorted(chosen, key=lambda kind: -SLOWEST.index(kind) if kind in SLOWEST else 0)
+    blended = {
+        kind: PARTS[kind]
+        for kind in kinds
+        if kind in PARTS
+        and all(part in chosen and dict(chosen[part]) == part_params(part, chosen[kind]) for part in PARTS[kind])
+    }
+    joined = {part for parts in blended.values() for part in parts}
+    groups = [(*blended[kind], kind) if kind in blended else (kind,) for kind in kinds if kind not in joined]
+    return sorted(groups, key=len, reverse=True)  # stable: a blend with its parts (the longest task) first
 
 
 def holdout_ranking_figures(

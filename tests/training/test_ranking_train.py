@@ -370,6 +370,9 @@ def test_a_blend_is_chosen_over_its_parts_chosen_params(generated, small_blend_g
     user, item, rating, n_users, n_items = arrays(r)
     selection = select(user, item, rating, n_users, n_items, k=5, kinds=["ials", "ease_ials", "ease"])
     assert list(selection.kinds) == ["ease", "ials", "ease_ials"]  # the table's order
+    # the parts' rankers come back from the workers to be mixed: the same figures as in one process
+    two = select(user, item, rating, n_users, n_items, k=5, kinds=["ials", "ease_ials", "ease"], workers=2)
+    assert without_seconds(two) == without_seconds(selection)
     ease, ials, blend = (selection.kinds[k] for k in ("ease", "ials", "ease_ials"))
     base = ease.params | ials.params
     assert [p["params"] for p in blend.points] == [base | {"w": 0.5}, base | {"w": 0.25}]

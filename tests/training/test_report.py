@@ -14,6 +14,7 @@ from chorus.shared.data.synthetic import generate_reviews
 from chorus.training.evaluate import evaluate, ranking
 from chorus.training.report import (
     K_MAX,
+    _groups,
     evaluation_ranking_figures,
     evaluation_report,
     render,
@@ -178,3 +179,12 @@ def test_a_plot_does_not_grow_with_the_catalogue(small):
     few = render("x", stats, np.arange(1, 601))
     many = render("x", stats, np.arange(1, 200_001))
     assert len(many) < 1.5 * len(few)
+
+
+def test_a_blend_is_fitted_with_its_parts_only_where_it_was_chosen_with_their_params():
+    ease, ials = {"lam": 300.0, "dropout": 0.5, "input": "binary"}, {"factors": 32, "alpha": 0.5, "values": "rating"}
+    chosen = {"popular": {}, "ease": ease, "ials": ials, "item_knn": {}, "ease_ials": {**ease, **ials, "w": 0.5}}
+    groups = _groups(chosen)
+    assert groups[0] == ("ease", "ials", "ease_ials") and sorted(groups[1:]) == [("item_knn",), ("popular",)]
+    other = {**chosen, "ease_ials": {**ease, **ials, "lam": 100.0, "w": 0.5}}
+    assert sorted(_groups(other)) == sorted((kind,) for kind in other)

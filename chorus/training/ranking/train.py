@@ -34,7 +34,7 @@ import logging
 import math
 import multiprocessing
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -215,6 +215,8 @@ class KindSelection:
     validation: dict[str, float]
     points: list[dict[str, Any]]
     seconds: float
+    #: the index of the best point in the kind's grid
+    index: int = 0
 
     @property
     def ndcg(self) -> float:
@@ -323,12 +325,16 @@ def _cost(task: Task) -> float:
     return float(sum(1 + int(grid[i].get("factors", 0)) / 8 for i in task.points))
 
 
-def fit_points(kind: str, history: sp.csr_array, grid: Sequence[dict[str, Any]]) -> Iterator[Ranker]:
+def fit_points(
+    kind: str, history: sp.csr_array, grid: Sequence[dict[str, Any]], parts: Sequence[Ranker] | None = None
+) -> Iterator[Ranker]:
     """The rankers of the grid points ``grid`` of ``kind`` on ``history``, in order: ``FITTERS[kind]`` point
-    by point, or for item-kNN the same similarity arrays from one shared product (:data:`SHARED`). Raises what
+    by point, or for item-kNN the same similarity arrays from one shared product (:data:`SHARED`). A blend mixes
+    ``parts`` (its parts fitted on ``history`` with the points' part params), or fits them once here. Raises what
     the fitter raises (InvalidInput: the kind is skipped)."""
     if kind in PARTS:  # a blend: its parts fitted once (every point shares their params), then mixed per point
-        parts = [FITTERS[part](history, part_params(part, grid[0])) for part in PARTS[kind]]
+        if parts is None:
+            parts = [FITTERS[part](history, part_params(part, grid[0])) for part in PARTS[kind]]
         for params in grid:
             yield compose(kind, parts, params)
         return
@@ -381,21 +387,27 @@ def _search_task(
     k: int,
     tick: Callable[..., None],
     base: Mapping[str, dict[str, Any]] | None = None,
+    keep: Collection[str] = (),
+    parts: Mapping[str, Sequence[Ranker]] | None = None,
 ) -> Callable[[Task], list[dict[str, Any]]]:
-    """``run(task)``: one record per point of ``task`` (``{"point", "figures", "seconds"}``), or one
-    ``{"point", "refused"}`` record where the fitter refused, computed with one BLAS and one implicit thread;
-    ``tick()`` after each point. ``base[kind]``: params under every point of ``kind`` (a blend's parts')."""
+    """``run(task)``: one record per point of ``task`` (``{"point", "figures", "seconds"}``, and ``"ranker"``
+    for a kind in ``keep``), or one ``{"point", "refused"}`` record where the fitter refused, computed with one
+    BLAS and one implicit thread; ``tick()`` after each point. ``base[kind]``: params under every point of
+    ``kind`` (a blend's parts'); ``parts[kind]``: a blend's fitted parts (:func:`fit_points`)."""
 
     def run(task: Task) -> list[dict[str, Any]]:
         grid = [(base or {}).get(task.kind, {}) | GRIDS[task.kind][i] for i in task.points]
+        given = (parts or {}).get(task.kind)
         out: list[dict[str, Any]] = []
         with using_workers(1):
             t = time.perf_counter()
             try:
-                for i, ranker in zip(task.points, fit_points(task.kind, history, grid), strict=True):
+                for i, ranker in zip(task.points, fit_points(task.kind, history, grid, given), strict=True):
                     figures = scorer.score(ranker, k) if scorer.users.shape[0] else {"ndcg": math.nan}
                     now = time.perf_counter()
                     out.append({"point": i, "figures": figures, "seconds": round(now - t, 3)})
+                    if task.kind in keep:
+                        out[-1]["ranker"] = ranker
                     t = now
                     tick()
             except InvalidInput as exc:
@@ -506,6 +518,7 @@ def _best_point(kind: str, by_point: Mapping[int, dict[str, Any]], base: Mapping
         validation=by_point[best[1]]["figures"],
         points=points,
         seconds=sum(p["seconds"] for p in points),
+        index=best[1],
     )
 
 
@@ -567,6 +580,11 @@ def select(
     first_only = scorer.users.shape[0] == 0
     chosen: dict[str, KindSelection] = {}
     skipped: dict[str, str] = {}
+    # the plain stage hands back its rankers of the blends' parts, so the blends mix the chosen points' rankers
+    # instead of fitting them again (the same arrays: the same rows and params, one thread); every point's ranker
+    # is held until the stage's best is known (EASE's B is at most EASE_FIT_ITEMS² float32: 16 MB)
+    keep = {part for kind in names if kind in PARTS for part in PARTS[kind]}
+    fitted: dict[str, dict[int, Ranker]] = {}
     with PointCounter(progress, workers) as counter:
         # the plain kinds, then the blends with the params chosen for their parts
         for stage in ([kind for kind in names if kind not in PARTS], [kind for kind in names if kind in PARTS]):
@@ -581,12 +599,20 @@ def select(
                 else:
                     base[kind] = blend_base(kind, chosen)
             tasks = plan(stage, first_only=first_only)
-            run = _search_task(history, scorer, k, counter.tick, base)
+            parts = {
+                kind: [fitted[part][chosen[part].index] for part in PARTS[kind]]
+                for kind in stage
+                if kind in PARTS and all(part in chosen for part in PARTS[kind])
+            }
+            run = _search_task(history, scorer, k, counter.tick, base, keep, parts)
             results = run_tasks(run, tasks, workers, counter.report)
+            del parts, run
             records: dict[str, dict[int, dict[str, Any]]] = {kind: {} for kind in stage}
             for task, result in zip(tasks, results, strict=True):
                 for record in result:
                     records[task.kind][record["point"]] = record
+                    if "ranker" in record:
+                        fitted.setdefault(task.kind, {})[record["point"]] = record.pop("ranker")
             for kind in stage:
                 picked = _best_point(kind, records[kind], base.get(kind, {}))
                 if isinstance(picked, str):
@@ -594,6 +620,11 @@ def select(
                     log.warning("ranking selection: %s skipped: %s", kind, picked)
                 else:
                     chosen[kind] = picked
+            # only the chosen points' rankers are mixed
+            fitted = {
+                kind: {chosen[kind].index: by[chosen[kind].index]} for kind, by in fitted.items() if kind in chosen
+            }
+    del fitted
     chosen = {kind: chosen[kind] for kind in names if kind in chosen}  # FITTERS order, the tie-break order
     if not chosen:
         raise InvalidInput(f"no ranker could be fitted: {'; '.join(f'{k}: {r}' for k, r in skipped.items())}")
