@@ -113,7 +113,7 @@ RANKERS: tuple[KindSpec, ...] = (
             {"neighbours": k, "shrink": s, "values": v, "normalise": nm}
             for k in (100, 50, 200)
             for s in (50.0, 200.0, 10.0, 0.0)
-            for v in ("binary", "rating")
+            for v in ("binary",)
             for nm in ("none", "row")
         ),
     ),
