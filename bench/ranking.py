@@ -13,7 +13,7 @@ For each dataset (MovieLens 100K ``u.data`` and the Amazon Musical Instruments 5
   rating in ``filter_items``;
 * ``ease``: EASE^R (Steck, WWW 2019) in plain numpy, ``P = (XᵀX + λI)⁻¹``, ``B = I − P·diagMat(1/diag(P))``,
   scores ``x_u B``: the reference the Chorus rankers have to beat;
-* ``chorus-popular``, ``chorus-item_knn``, ``chorus-ease``, ``chorus-ials``: the Chorus rankers themselves
+* ``chorus-popular``, ``chorus-item_knn``, ``chorus-rp3beta``, ``chorus-ease``, ``chorus-ials``: the Chorus rankers
   (``chorus.services.rating.rankers``), fitted by ``chorus.training.ranking.fit.FITTERS`` on the star
   ratings with the grids ``ranking_fit.GRIDS``, listing through ``Ranker.recommend_batch``. ``chorus default``
   is the Chorus ranker of best validation NDCG here;
