@@ -303,7 +303,7 @@ def plan(names: Sequence[str], first_only: bool = False) -> list[Task]:
     tasks: list[Task] = []
     for kind in names:
         grid = GRIDS[kind][:1] if first_only else GRIDS[kind]
-        if kind in PARTS:  # a blend's points in pairs, each pair fitting the parts once: two tasks run side by side
+        if kind in PARTS:  # a blend's points in pairs (its parts come fitted): two tasks side by side
             tasks.extend(Task(kind, tuple(range(i, min(i + 2, len(grid))))) for i in range(0, len(grid), 2))
             continue
         keys = SHARED.get(kind)
