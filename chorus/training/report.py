@@ -43,7 +43,7 @@ from chorus.shared.data.splits import user_holdout_split
 from chorus.shared.progress import Progress
 from chorus.shared.report_component import save_report
 from chorus.shared.workers import using_workers
-from chorus.training.ranking.fit import FITTERS, PARTS, compose, part_params
+from chorus.training.ranking.fit import FITTERS, PARTS, compose, mixes_chosen_parts
 from chorus.training.ranking.metrics import evaluate_rankings, mean_over_users, ndcg_at_k, recall_at_k
 from chorus.training.ranking.train import (
     PointCounter,
@@ -158,12 +158,7 @@ def _groups(chosen: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, ...]]:
     """The kinds of ``chosen`` in tasks, slowest first: one per kind, but a blend with its parts (fitted once, the
     blend mixed from them) where their params are the blend's part params."""
     kinds = sorted(chosen, key=lambda kind: -SLOWEST.index(kind) if kind in SLOWEST else 0)
-    blended = {
-        kind: PARTS[kind]
-        for kind in kinds
-        if kind in PARTS
-        and all(part in chosen and dict(chosen[part]) == part_params(part, chosen[kind]) for part in PARTS[kind])
-    }
+    blended = {kind: PARTS[kind] for kind in kinds if kind in PARTS and mixes_chosen_parts(kind, chosen)}
     joined = {part for parts in blended.values() for part in parts}
     groups = [(*blended[kind], kind) if kind in blended else (kind,) for kind in kinds if kind not in joined]
     return sorted(groups, key=len, reverse=True)  # stable: a blend with its parts (the longest task) first

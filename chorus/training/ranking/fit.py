@@ -453,6 +453,14 @@ def part_params(part: str, params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k not in (*EASE_PARAMS, "w")}
 
 
+def mixes_chosen_parts(kind: str, chosen: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Whether the blend ``kind``'s params (``chosen[kind]``) hold, for each of its parts, exactly the params
+    ``chosen`` for that part (kind -> params), so that the blend can be mixed from those parts' fits."""
+    return all(
+        part in chosen and part_params(part, chosen[part]) == part_params(part, chosen[kind]) for part in PARTS[kind]
+    )
+
+
 def compose(kind: str, parts: Sequence[Ranker], params: Mapping[str, Any]) -> Ranker:
     """The blend ``kind`` of its fitted ``parts`` (in :data:`PARTS` order) at the point ``params``: no fit."""
     if kind != "ease_ials":

@@ -56,7 +56,7 @@ FIT_SHARE = 0.8
 EVENTS = 2_000
 #: Histories scored per matrix product.
 BATCH = 512
-#: Steps :func:`choose_decay` reports to a progress bar: the fit, then the scoring.
+#: Steps :func:`choose_live` reports to a progress bar: the fit, then the scoring.
 STEPS = 2
 
 

@@ -58,6 +58,7 @@ from chorus.training.ranking.fit import (
     FITTERS,
     GRIDS,
     PARTS,
+    KnnCandidates,
     check_knn,
     check_knn_size,
     check_rp3,
@@ -67,6 +68,7 @@ from chorus.training.ranking.fit import (
     item_counts,
     knn_candidates_per_shrink,
     knn_truncate,
+    mixes_chosen_parts,
     part_params,
     rp3_candidates_per_beta,
     weights_of,
@@ -349,18 +351,10 @@ def fit_points(
     for params in grid:
         check_knn(int(params["neighbours"]), float(params["shrink"]), params.get("normalise", "none"))
     check_knn_size(history)
-    shrinks = list(dict.fromkeys(float(p["shrink"]) for p in grid))
-    width = max(int(p["neighbours"]) for p in grid)
-    ranked = knn_candidates_per_shrink(weights_of(history, grid[0].get("values", "binary")), shrinks, width)
-    candidates = dict(zip(shrinks, ranked, strict=True))
-    counts = item_counts(history)
-    for params in grid:
-        indptr, indices, data = knn_truncate(
-            candidates[float(params["shrink"])], int(params["neighbours"]), params.get("normalise", "none")
-        )
-        yield ItemKnnRanker(
-            item_count=counts, params=dict(params), sim_indptr=indptr, sim_indices=indices, sim_data=data
-        )
+    x = weights_of(history, grid[0].get("values", "binary"))
+    yield from _from_ranked(
+        history, grid, "shrink", lambda shrinks, width: knn_candidates_per_shrink(x, shrinks, width), ItemKnnRanker
+    )
 
 
 def _rp3_points(history: sp.csr_array, grid: Sequence[dict[str, Any]]) -> Iterator[Ranker]:
@@ -369,16 +363,30 @@ def _rp3_points(history: sp.csr_array, grid: Sequence[dict[str, Any]]) -> Iterat
     for params in grid:
         check_rp3(float(params["alpha"]), float(params["beta"]), int(params["neighbours"]))
     check_knn_size(history, "rp3beta")
-    betas = list(dict.fromkeys(float(p["beta"]) for p in grid))
-    width = max(int(p["neighbours"]) for p in grid)
-    ranked = rp3_candidates_per_beta(history, float(grid[0]["alpha"]), betas, width)
-    candidates = dict(zip(betas, ranked, strict=True))
+    alpha = float(grid[0]["alpha"])
+    yield from _from_ranked(
+        history, grid, "beta", lambda betas, width: rp3_candidates_per_beta(history, alpha, betas, width), Rp3BetaRanker
+    )
+
+
+def _from_ranked(
+    history: sp.csr_array,
+    grid: Sequence[dict[str, Any]],
+    key: str,
+    ranked: Callable[[list[float], int], list[KnnCandidates]],
+    cls: type[ItemKnnRanker],
+) -> Iterator[Ranker]:
+    """The neighbour rankers (``cls``) of the points ``grid`` of one shared product: ``ranked(values, width)``
+    ranks every row's neighbours once per value of ``key`` among the points, as wide as the widest point, and
+    each point keeps its first ``neighbours`` (normalised as it says)."""
+    values = list(dict.fromkeys(float(p[key]) for p in grid))
+    candidates = dict(zip(values, ranked(values, max(int(p["neighbours"]) for p in grid)), strict=True))
     counts = item_counts(history)
     for params in grid:
-        indptr, indices, data = knn_truncate(candidates[float(params["beta"])], int(params["neighbours"]))
-        yield Rp3BetaRanker(
-            item_count=counts, params=dict(params), sim_indptr=indptr, sim_indices=indices, sim_data=data
+        indptr, indices, data = knn_truncate(
+            candidates[float(params[key])], int(params["neighbours"]), params.get("normalise", "none")
         )
+        yield cls(item_count=counts, params=dict(params), sim_indptr=indptr, sim_indices=indices, sim_data=data)
 
 
 def _search_task(
@@ -731,11 +739,7 @@ def refit(
 
 def _parts_refitted(kind: str, selection: Selection) -> bool:
     """Whether every part of the blend ``kind`` is refitted with the part params the blend was chosen with."""
-    params = selection.kinds[kind].params
-    return all(
-        part in selection.kinds and part_params(part, params) == part_params(part, selection.kinds[part].params)
-        for part in PARTS[kind]
-    )
+    return mixes_chosen_parts(kind, {name: s.params for name, s in selection.kinds.items()})
 
 
 def _best_fitted(selection: Selection, rankers: Mapping[str, Ranker]) -> str:

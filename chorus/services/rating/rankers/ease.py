@@ -32,6 +32,19 @@ MAX_EASE_ITEMS = 10_000
 INPUTS = ("binary", "sqrt_rating")
 
 
+def check_input(params: Mapping[str, Any]) -> str:
+    """``params["input"]`` (default ``"binary"``).
+
+    Raises
+    ------
+    InvalidInput : an input not in :data:`INPUTS`.
+    """
+    kind = params.get("input", "binary")
+    if kind not in INPUTS:
+        raise InvalidInput(f"ease: input must be one of {', '.join(INPUTS)}, got {kind!r}")
+    return str(kind)
+
+
 def ease_input(history: sp.csr_array, params: Mapping[str, Any]) -> sp.csr_array:
     """``history`` (star ratings) as EASE's input ``x`` (float32, same structure): 1 per item, or √rating with
     ``params["input"] == "sqrt_rating"``.
@@ -40,11 +53,8 @@ def ease_input(history: sp.csr_array, params: Mapping[str, Any]) -> sp.csr_array
     ------
     InvalidInput : an unknown input, or a negative rating under ``"sqrt_rating"``.
     """
-    kind = params.get("input", "binary")
-    if kind == "binary":
+    if check_input(params) == "binary":
         return binary(history)
-    if kind != "sqrt_rating":
-        raise InvalidInput(f"ease: input must be one of {', '.join(INPUTS)}, got {kind!r}")
     data = np.asarray(history.data, dtype=np.float64)
     if data.size and data.min() < 0:
         raise InvalidInput("ease: input sqrt_rating needs ratings of at least 0")
@@ -78,8 +88,7 @@ class EaseRanker(Ranker):
             raise InvalidInput(f"ease: weights of shape {self.weights.shape} for {m} fitted items")
         if m and (self.items[0] < 0 or self.items[-1] >= self.n_items or np.any(np.diff(self.items) <= 0)):
             raise InvalidInput(f"ease: fitted items must be ascending, distinct and below {self.n_items}")
-        if self.params.get("input", "binary") not in INPUTS:
-            raise InvalidInput(f"ease: input must be one of {', '.join(INPUTS)}, got {self.params.get('input')!r}")
+        check_input(self.params)
         self._position = np.full(self.n_items, -1, dtype=np.int64)
         self._position[self.items] = np.arange(m)
 
